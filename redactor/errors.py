@@ -1,0 +1,101 @@
+"""The exception hierarchy: every error has an HTTP status, a stable code and a fixed message.
+
+Messages are fixed strings on purpose: input never goes into an exception text, so a raw
+card number or SSN cannot leak through an error body, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+
+class RedactorError(Exception):
+    """Base of every error redactor raises on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+    message: str = "internal error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        # `detail` is a short, value-free hint chosen by our code (a key name, a line
+        # number), never caller input.
+        self.detail = detail
+        super().__init__(self.message if detail is None else f"{self.message}: {detail}")
+
+
+class ConfigError(RedactorError):
+    """A setting, key file or policy file is invalid; raised at start, never per request."""
+
+    code = "config_invalid"
+    message = "configuration is invalid"
+
+
+class InputLineError(RedactorError):
+    """A line given to `redactor detect` is not a JSON object with a string `text`."""
+
+    status = 400
+    code = "input_invalid"
+    message = "input line is not a JSON object with a string 'text'"
+
+
+class DetectionError(RedactorError):
+    """The detector failed on a text; callers fail closed."""
+
+    status = 503
+    code = "detection_failed"
+    message = "detection failed"
+
+
+# --- bodies (parse/rebuild): the caller's fault, 4xx -------------------------------------------
+
+
+class BodyError(RedactorError):
+    """Base for a request body that cannot be handled; nothing is forwarded."""
+
+    status = 422
+    code = "body_unparseable"
+    message = "request body could not be parsed"
+
+
+class BodyUnparseableError(BodyError):
+    """The body does not parse as its declared content type or encoding."""
+
+
+class UnsupportedMediaTypeError(BodyError):
+    """The route refuses this content type (415) instead of scanning it as text."""
+
+    status = 415
+    code = "unsupported_media_type"
+    message = "content type is not accepted on this route"
+
+
+class BodyTooLargeError(BodyError):
+    """The body exceeds the route's size limit (413)."""
+
+    status = 413
+    code = "body_too_large"
+    message = "request body exceeds the size limit"
+
+
+# --- agents: identity and permission -----------------------------------------------------------
+
+
+class AuthError(RedactorError):
+    """The caller's identity could not be verified (401). `code` is the stable reason code."""
+
+    status = 401
+    code = "unauthenticated"
+    message = "authentication failed"
+
+
+class PermissionDeniedError(RedactorError):
+    """A verified caller asked for more than policy allows (403)."""
+
+    status = 403
+    code = "permission_denied"
+    message = "not permitted"
+
+
+class PolicyError(ConfigError):
+    """A policy file does not parse or does not match the schema."""
+
+    code = "policy_invalid"
+    message = "policy file is invalid"

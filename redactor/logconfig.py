@@ -1,0 +1,63 @@
+"""structlog configuration: JSON lines, UTC timestamps, request context, and a leak guard.
+
+The leak guard is a safety net, not a mechanism: code never logs bodies or values. It masks
+anything card- or SSN-shaped that slipped into an event anyway, and tests prove it works.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+# Any run of 9 or more digits, possibly grouped by spaces, dashes or dots: the shape of every
+# PAN and SSN. Deliberately broader than detection: in a log line a false mask costs nothing.
+_DIGIT_RUN = re.compile(r"\d(?:[ \t.\-]{0,2}\d){8,}")
+MASK = "[MASKED]"
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str):
+        return _DIGIT_RUN.sub(MASK, value)
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask(v) for v in value)
+    if isinstance(value, BaseException):
+        return _DIGIT_RUN.sub(MASK, repr(value))
+    return value
+
+
+def leak_guard(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask digit runs shaped like a PAN or SSN in every value."""
+    for key, value in list(event_dict.items()):
+        # Integers are masked too: a card number can arrive as a JSON number.
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**8:
+            event_dict[key] = MASK
+        else:
+            event_dict[key] = _mask(value)
+    return event_dict
+
+
+def configure_logging(*, level: str = "info", console: bool = False, stream: TextIO | None = None) -> None:
+    """Configure structlog once, at start: contextvars first, UTC ISO time, JSON out."""
+    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            leak_guard,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
