@@ -45,9 +45,13 @@ def leak_guard(
     return event_dict
 
 
-def configure_logging(*, level: str = "info", console: bool = False, stream: TextIO | None = None) -> None:
+def configure_logging(
+    *, level: str = "info", console: bool = False, stream: TextIO | None = None
+) -> None:
     """Configure structlog once, at start: contextvars first, UTC ISO time, JSON out."""
-    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -57,7 +61,9 @@ def configure_logging(*, level: str = "info", console: bool = False, stream: Tex
             leak_guard,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )

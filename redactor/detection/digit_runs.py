@@ -1,0 +1,137 @@
+"""Tokenising text into digit runs: maximal chains of digit groups joined by separators.
+
+Everything card- or SSN-shaped is a chain of digit groups: `4111 1111 1111 1111`,
+`3714-496353-98431`, `123.45.6789`, `4000 0038\\n> 0000 0446`. This module finds those chains
+once per text, records how each group is separated from the next, and marks groups that are
+glued to something that makes them part of another token (a letter: IBAN `AL47`, UUID `a716`,
+tracking `1Z..W0392`; a date or time: `12/27`, `10:30`). It knows nothing of cards or SSNs.
+
+Any Unicode decimal digit counts (`\\d`), so full-width digits typed on CJK keyboards
+(`４１１１`) are digits; spans always point into the original text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import Enum
+
+# Horizontal spaces people (and word processors) put between digit groups: space, tab, NBSP,
+# figure space, thin space, narrow NBSP, ideographic (full-width) space.
+_SPACE = "[ \\t\\u00a0\\u2007\\u2009\\u202f\\u3000]"
+# Dashes and dots: ASCII, Unicode hyphens/dashes, minus, full-width hyphen-minus and full stop.
+_PUNCT = "[\\-.\\u2010-\\u2015\\u2212\\uff0d\\uff0e]"
+# A line break, optionally followed by e-mail quote markers (`> `, `>> `) of the next line.
+_NEWLINE = f"{_SPACE}*\\r?\\n(?:{_SPACE}*>)*{_SPACE}*"
+_SEPARATOR = f"(?:{_NEWLINE}|{_SPACE}{{0,2}}{_PUNCT}{_SPACE}{{0,2}}|{_SPACE}{{1,2}})"
+# Possessive quantifiers: a chain never needs to give characters back, and this keeps the scan
+# linear on long digit-and-space texts.
+DIGIT_RUN = re.compile(f"\\d++(?:{_SEPARATOR}\\d++)*+")
+_GROUP = re.compile(r"\d+")
+
+_DASHES = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d")
+_DOTS = frozenset(".\uff0e")
+
+
+class SepKind(Enum):
+    SPACE = "space"
+    DASH = "dash"
+    DOT = "dot"
+    NEWLINE = "newline"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A maximal run of digits: [start, end) in the text, `digits` as ASCII."""
+
+    start: int
+    end: int
+    digits: str
+    # Glued to a letter, or to the other half of a date/time: part of another token.
+    tainted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DigitRun:
+    groups: tuple[Group, ...]
+    # seps[i] joins groups[i] and groups[i + 1].
+    seps: tuple[SepKind, ...]
+    # Exact separator text, to tell `123-45-6789` (uniform) from `123-45 6789` (mixed).
+    sep_texts: tuple[str, ...]
+
+    @property
+    def start(self) -> int:
+        return self.groups[0].start
+
+    @property
+    def end(self) -> int:
+        return self.groups[-1].end
+
+    @property
+    def digit_count(self) -> int:
+        return sum(len(g.digits) for g in self.groups)
+
+
+def _ascii_digits(s: str) -> str:
+    if s.isascii():
+        return s
+    return "".join(str(unicodedata.digit(c)) for c in s)
+
+
+def _sep_kind(sep: str) -> SepKind:
+    if "\n" in sep:
+        return SepKind.NEWLINE
+    if any(c in _DASHES for c in sep):
+        return SepKind.DASH
+    if any(c in _DOTS for c in sep):
+        return SepKind.DOT
+    return SepKind.SPACE
+
+
+def _glued_to_word(c: str) -> bool:
+    # Identifiers that swallow digits (IBAN, UUID, courier codes) are ASCII. CJK text has no
+    # spaces between words, so a kana or ideograph next to a number does not glue to it.
+    return c.isascii() and (c.isalpha() or c == "_")
+
+
+def find_digit_runs(text: str, *, min_digits: int = 9) -> list[DigitRun]:
+    """Every digit run in `text` with at least `min_digits` digits, in order.
+
+    A run that starts right after `+` is a phone number in E.164 form and is left out whole.
+    """
+    runs: list[DigitRun] = []
+    n = len(text)
+    for m in DIGIT_RUN.finditer(text):
+        s, e = m.span()
+        raw = m.group()
+        if e - s < min_digits:
+            continue
+        before = text[s - 1] if s else ""
+        if before == "+":
+            continue
+        groups: list[Group] = []
+        seps: list[SepKind] = []
+        sep_texts: list[str] = []
+        pos = 0
+        for gm in _GROUP.finditer(raw):
+            if groups:
+                sep = raw[pos : gm.start()]
+                seps.append(_sep_kind(sep))
+                sep_texts.append(sep)
+            groups.append(Group(s + gm.start(), s + gm.end(), _ascii_digits(gm.group())))
+            pos = gm.end()
+        if sum(len(g.digits) for g in groups) < min_digits:
+            continue
+        after = text[e] if e < n else ""
+        first = groups[0]
+        # A letter on either side makes the edge group part of an identifier (IBAN `AL47`,
+        # UUID, courier codes). `/` or `:` with a digit beyond it makes it half of a date or
+        # time (`12/27`, `10:30`), while `/4111...` in a URL path still counts as a boundary.
+        if _glued_to_word(before) or (before in "/:" and s >= 2 and text[s - 2].isdigit()):
+            groups[0] = Group(first.start, first.end, first.digits, tainted=True)
+        if _glued_to_word(after) or (after in "/:" and e + 1 < n and text[e + 1].isdigit()):
+            g = groups[-1]
+            groups[-1] = Group(g.start, g.end, g.digits, tainted=True)
+        runs.append(DigitRun(tuple(groups), tuple(seps), tuple(sep_texts)))
+    return runs

@@ -1,0 +1,18 @@
+"""The README's quick start stays true: CI runs exactly the test command it gives."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shell_blocks(text: str) -> list[str]:
+    return [b.strip() for b in re.findall(r"```sh\n(.*?)```", text, re.DOTALL)]
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    test_commands = [b for b in _shell_blocks(readme) if "pytest" in b]
+    assert test_commands, "README gives no test command"
+    assert test_commands[0] in ci.splitlines()
