@@ -1,0 +1,246 @@
+"""JSON bodies: every string value (and every long integer) is a segment; all else stays put.
+
+The stdlib `json` module gives no offsets, so a small scanner records where each token sits.
+Only changed strings are rewritten, and inside a changed string only the edited stretch:
+escapes elsewhere (`\\u00e9`, `\\/`) keep their original spelling. The document is also run
+through `json.loads`, so anything the scanner accepts is JSON that upstreams can read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from redactor.bodies.html_body import HtmlView, looks_like_html
+from redactor.bodies.segments import Edit, PlainView, Segment, SegmentTable, TextView, apply_edits
+from redactor.bodies.text_body import TextBody, decode_text
+from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
+from redactor.errors import BodyUnparseableError
+
+__all__ = ["JsonView", "parse_json"]
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_STRING_RUN = re.compile(r'[^"\\\x00-\x1f]+')
+_LITERALS = ("true", "false", "null")
+_SIMPLE_ESCAPES = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+}
+_HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+
+# Card numbers are 12-19 digits; ids of that length sent as JSON numbers are segments too, so
+# detection (Luhn, IIN) decides. Shorter/longer integers cannot hold a PAN and are left alone.
+_PAN_DIGITS = range(12, 20)
+
+# Deeper nesting than any webhook we front; bounds the scanner and json.loads' recursion.
+MAX_JSON_DEPTH = 256
+
+
+def _escape_json(text: str) -> str:
+    # ensure_ascii: lone surrogates or odd characters in a replacement still give valid JSON.
+    return json.dumps(text)[1:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class _StringSlot:
+    raw_start: int  # after the opening quote
+    raw_end: int  # at the closing quote
+    text: str
+    text_map: TextMap
+    view: TextView
+
+
+@dataclass(frozen=True, slots=True)
+class _NumberSlot:
+    raw_start: int
+    raw_end: int
+    text: str
+
+
+def _scan_string(source: str, pos: int) -> tuple[str, TextMap, int]:
+    """Decode the string whose opening quote is at `pos`; return (text, map, index after it)."""
+    builder = TextMapBuilder(pos + 1)
+    cursor = pos + 1
+    length = len(source)
+    while True:
+        run = _STRING_RUN.match(source, cursor)
+        if run is not None:
+            builder.literal(run.group(), cursor)
+            cursor = run.end()
+        if cursor >= length:
+            raise BodyUnparseableError("unterminated JSON string")
+        char = source[cursor]
+        if char == '"':
+            text, text_map = builder.build(cursor)
+            return text, text_map, cursor + 1
+        if char != "\\":
+            raise BodyUnparseableError("control character in JSON string")
+        kind = source[cursor + 1 : cursor + 2]
+        if kind in _SIMPLE_ESCAPES:
+            builder.unit(_SIMPLE_ESCAPES[kind], cursor, cursor + 2)
+            cursor += 2
+            continue
+        if kind != "u" or _HEX4.fullmatch(source, cursor + 2, cursor + 6) is None:
+            raise BodyUnparseableError("invalid JSON escape")
+        code = int(source[cursor + 2 : cursor + 6], 16)
+        end = cursor + 6
+        if 0xD800 <= code < 0xDC00 and source.startswith("\\u", end):
+            low_hex = _HEX4.fullmatch(source, end + 2, end + 6)
+            low = int(low_hex.group(), 16) if low_hex else 0
+            if 0xDC00 <= low < 0xE000:
+                # A surrogate pair is one character, so it is one unit: never split in half.
+                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                end += 6
+        builder.unit(chr(code), cursor, end)
+        cursor = end
+
+
+class JsonView:
+    """Segments for the string values and long integers of a JSON text (a TextView)."""
+
+    __slots__ = ("_slots", "_table", "segments")
+
+    def __init__(self, source: str, start: int = 0) -> None:
+        """Scan `source[start:]`. Raises BodyUnparseableError if it is not exactly one JSON value."""
+        self._slots: list[_StringSlot | _NumberSlot] = []
+        self._table = SegmentTable()
+        self._scan(source, start)
+        self.segments: Sequence[Segment] = self._table.segments
+
+    def _add_string(self, source: str, pos: int, field_name: str | None) -> int:
+        text, text_map, end = _scan_string(source, pos)
+        view: TextView
+        if looks_like_html(text):
+            # Intercom/Zendesk keep HTML in JSON strings: scan text nodes, not markup.
+            view = HtmlView(text, field_name)
+        else:
+            view = PlainView(text, field_name, "json_string")
+        slot_id = len(self._slots)
+        self._slots.append(_StringSlot(pos + 1, end - 1, text, text_map, view))
+        self._table.add(slot_id, view.segments)
+        return end
+
+    def _add_number(self, source: str, pos: int, field_name: str | None) -> int:
+        match = _NUMBER.match(source, pos)
+        if match is None or match.end() == pos:
+            raise BodyUnparseableError("invalid JSON value")
+        text = match.group()
+        if (
+            match.group(1) is None
+            and match.group(2) is None
+            and len(text.lstrip("-")) in _PAN_DIGITS
+        ):
+            slot_id = len(self._slots)
+            self._slots.append(_NumberSlot(pos, match.end(), text))
+            self._table.add(slot_id, (Segment(0, text, field_name, "json_number"),))
+        return match.end()
+
+    def _scan(self, source: str, start: int) -> None:
+        # Iterative, so a deeply nested document cannot exhaust the Python stack.
+        stack: list[tuple[str, str | None]] = []  # ("{" or "[", key the container sits under)
+        key: str | None = None
+        pos = _WHITESPACE.match(source, start).end()  # type: ignore[union-attr]
+        expect_value = True
+        length = len(source)
+        while True:
+            if expect_value:
+                if pos >= length:
+                    raise BodyUnparseableError("truncated JSON")
+                char = source[pos]
+                if char == '"':
+                    pos = self._add_string(source, pos, key)
+                elif char in "{[":
+                    if len(stack) >= MAX_JSON_DEPTH:
+                        raise BodyUnparseableError("JSON nested too deeply")
+                    stack.append((char, key))
+                    pos = _WHITESPACE.match(source, pos + 1).end()  # type: ignore[union-attr]
+                    closer = "}" if char == "{" else "]"
+                    if source.startswith(closer, pos):
+                        stack.pop()
+                        pos += 1
+                    elif char == "{":
+                        pos, key = self._scan_key(source, pos)
+                        continue
+                    else:
+                        continue
+                elif char == "-" or char.isdigit():
+                    pos = self._add_number(source, pos, key)
+                else:
+                    literal = next((w for w in _LITERALS if source.startswith(w, pos)), None)
+                    if literal is None:
+                        raise BodyUnparseableError("invalid JSON value")
+                    pos += len(literal)
+                expect_value = False
+            pos = _WHITESPACE.match(source, pos).end()  # type: ignore[union-attr]
+            if not stack:
+                if pos != length:
+                    raise BodyUnparseableError("trailing data after JSON value")
+                return
+            container, outer_key = stack[-1]
+            char = source[pos : pos + 1]
+            if char == ",":
+                pos = _WHITESPACE.match(source, pos + 1).end()  # type: ignore[union-attr]
+                if container == "{":
+                    pos, key = self._scan_key(source, pos)
+                else:
+                    key = outer_key
+                expect_value = True
+            elif char == ("}" if container == "{" else "]"):
+                stack.pop()
+                key = stack[-1][1] if stack and stack[-1][0] == "[" else outer_key
+                pos += 1
+            else:
+                raise BodyUnparseableError("invalid JSON structure")
+
+    def _scan_key(self, source: str, pos: int) -> tuple[int, str]:
+        if not source.startswith('"', pos):
+            raise BodyUnparseableError("invalid JSON object key")
+        key, _map, pos = _scan_string(source, pos)
+        pos = _WHITESPACE.match(source, pos).end()  # type: ignore[union-attr]
+        if not source.startswith(":", pos):
+            raise BodyUnparseableError("invalid JSON object")
+        return _WHITESPACE.match(source, pos + 1).end(), key  # type: ignore[union-attr]
+
+    def source_edits(self, edits: Mapping[int, Sequence[Edit]]) -> list[Edit]:
+        """Edits on the JSON source. Raises ValueError for invalid edits."""
+        result: list[Edit] = []
+        for slot_id, local_edits in self._table.route(edits).items():
+            slot = self._slots[slot_id]  # type: ignore[index]
+            if isinstance(slot, _NumberSlot):
+                # A token is not a number: the value becomes a JSON string (documented).
+                new_text = apply_edits(slot.text, local_edits[0])
+                result.append(Edit(slot.raw_start, slot.raw_end, json.dumps(new_text)))
+            else:
+                on_string = slot.view.source_edits(local_edits)
+                result.extend(map_edits(slot.text, slot.text_map, on_string, _escape_json))
+        return sorted(result, key=lambda e: e.start)
+
+
+def _reject_constant(_name: str) -> None:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def parse_json(body: bytes, charset: str | None = None) -> TextBody:
+    """Parse a JSON body (RFC 8259, UTF-8 unless declared otherwise).
+
+    Raises BodyUnparseableError for invalid JSON, bad bytes or an unknown charset.
+    """
+    # JSON text exchanged between systems must be UTF-8 (RFC 8259 section 8.1): decode strictly.
+    text, codec, errors = decode_text(body, charset or "utf-8")
+    # A UTF-8 byte order mark is tolerated on input and kept on output.
+    start = 1 if text.startswith("\ufeff") else 0
+    view = JsonView(text, start)
+    try:
+        json.loads(text[start:], parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise BodyUnparseableError("invalid JSON") from None
+    return TextBody(body, text, codec, errors, view)

@@ -1,0 +1,89 @@
+"""Plain text bodies, and the charset handling every codec shares.
+
+Decoding rule (fail closed): a *declared* charset is decoded strictly, so undecodable bytes
+raise BodyUnparseableError instead of slipping through unscanned. Without a declaration we
+decode UTF-8 with `surrogateescape`: stray bytes become lone surrogates, digits stay digits,
+and encoding back gives the exact input bytes.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping, Sequence
+
+from redactor.bodies.segments import Edit, PlainView, Segment, TextView, apply_edits, has_edits
+from redactor.errors import BodyUnparseableError, RedactorError
+
+# Python "text encodings" that are really transforms: a declared charset must never make
+# `\u0034` or punycode decode to digits we then fail to find in the raw bytes.
+_REFUSED_CODECS = frozenset(
+    {"unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined"}
+)
+
+
+def resolve_charset(charset: str) -> str:
+    """Return the Python codec name for a declared charset. Raises BodyUnparseableError."""
+    try:
+        info = codecs.lookup(charset.strip().strip('"').strip("'"))
+    except (LookupError, ValueError):
+        raise BodyUnparseableError("unknown charset") from None
+    if info.name in _REFUSED_CODECS:
+        raise BodyUnparseableError("unknown charset")
+    return info.name
+
+
+def decode_text(raw: bytes, charset: str | None) -> tuple[str, str, str]:
+    """Decode `raw`; return (text, codec, errors) for encoding it back.
+
+    Raises BodyUnparseableError for an unknown charset or bytes invalid in a declared one.
+    """
+    if charset is None or not charset.strip():
+        return raw.decode("utf-8", "surrogateescape"), "utf-8", "surrogateescape"
+    codec = resolve_charset(charset)
+    try:
+        return raw.decode(codec), codec, "strict"
+    except (UnicodeDecodeError, ValueError):
+        raise BodyUnparseableError("bytes are invalid in the declared charset") from None
+
+
+def encode_text(text: str, codec: str, errors: str) -> bytes:
+    """Encode rebuilt text. Raises RedactorError (500) if a replacement cannot be encoded."""
+    try:
+        return text.encode(codec, errors)
+    except (UnicodeEncodeError, ValueError):
+        # Only our replacements can be unencodable (the rest was decoded from this charset).
+        raise RedactorError("replacement is not encodable in the body charset") from None
+
+
+class TextBody:
+    """A body that is one decoded string; a view over it supplies the segments."""
+
+    __slots__ = ("_codec", "_errors", "_raw", "_text", "_view")
+
+    def __init__(self, raw: bytes, text: str, codec: str, errors: str, view: TextView) -> None:
+        self._raw = raw
+        self._text = text
+        self._codec = codec
+        self._errors = errors
+        self._view = view
+
+    @property
+    def segments(self) -> Sequence[Segment]:
+        """The view's segments."""
+        return self._view.segments
+
+    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
+        """Return the input bytes with edits applied; exactly the input when there are none.
+
+        Raises ValueError for invalid edits, RedactorError for an unencodable replacement.
+        """
+        if not has_edits(edits):
+            return self._raw
+        new_text = apply_edits(self._text, self._view.source_edits(edits))
+        return encode_text(new_text, self._codec, self._errors)
+
+
+def parse_text(body: bytes, charset: str | None = None, *, kind: str = "text") -> TextBody:
+    """Parse a text body as one segment. Raises BodyUnparseableError for a bad declared charset."""
+    text, codec, errors = decode_text(body, charset)
+    return TextBody(body, text, codec, errors, PlainView(text, "body", kind))
