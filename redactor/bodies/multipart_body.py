@@ -1,0 +1,187 @@
+"""multipart/form-data bodies (SendGrid Inbound Parse, Mailgun routes with attachments).
+
+Each text field is a segment (field_name = the form field name). Boundaries, field order,
+part headers, unchanged fields and attachments stay byte-identical: a changed field only
+swaps the bytes of its own value. A field's charset comes from, in order: its own
+Content-Type `charset`, SendGrid's `charsets` field (JSON: field name -> charset), the
+`_charset_` field (RFC 7578 section 4.6); undeclared values are UTF-8. A field holding a raw
+message (`email`, `body-mime`, or Content-Type message/rfc822) is parsed as e-mail.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from redactor.bodies.email_body import EmailBody, looks_like_email
+from redactor.bodies.form_body import email_child, field_view
+from redactor.bodies.mime import (
+    ContentType,
+    decode_transfer,
+    encode_transfer,
+    parse_content_type,
+    parse_disposition,
+    parse_header_fields,
+    split_header_body,
+    split_multipart,
+)
+from redactor.bodies.segments import (
+    Edit,
+    Segment,
+    SegmentTable,
+    TextView,
+    apply_edits,
+    has_edits,
+    splice_bytes,
+)
+from redactor.bodies.text_body import decode_text, encode_text
+from redactor.errors import BodyUnparseableError
+
+__all__ = ["MultipartFormBody", "parse_multipart"]
+
+# Types read as text even when the part has a filename: a .txt or .json upload can hold a
+# card number as well as a typed field. Everything else with a filename, and every other
+# type, is an attachment: never decoded, kept verbatim.
+_TEXT_APPLICATION_TYPES = frozenset({"application/json", "application/xml"})
+
+
+def _is_text_type(media_type: str) -> bool:
+    return (
+        media_type.startswith("text/")
+        or media_type in _TEXT_APPLICATION_TYPES
+        or media_type.endswith(("+json", "+xml"))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    name: str | None
+    filename: str | None
+    content_type: ContentType | None
+    transfer: str | None
+    body_start: int
+    body_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _TextField:
+    part: _Part
+    text: str
+    codec: str
+    errors: str
+    view: TextView
+
+
+@dataclass(frozen=True, slots=True)
+class _MessageField:
+    part: _Part
+    child: EmailBody
+
+
+def _read_part(raw: bytes, start: int, end: int) -> _Part:
+    header_end, body_start = split_header_body(raw, start, end)
+    block = raw[start:header_end].decode("utf-8", "surrogateescape")
+    headers = {f.name.lower(): f.value for f in parse_header_fields(block)}
+    disposition = parse_disposition(headers.get("content-disposition"))
+    params = disposition.params if disposition else {}
+    return _Part(
+        name=params.get("name"),
+        filename=params.get("filename"),
+        content_type=parse_content_type(headers.get("content-type")),
+        transfer=headers.get("content-transfer-encoding"),
+        body_start=body_start,
+        body_end=end,
+    )
+
+
+def _declared_charsets(raw: bytes, parts: Sequence[_Part]) -> tuple[dict[str, str], str | None]:
+    """SendGrid's `charsets` map and the `_charset_` field, when present."""
+    by_field: dict[str, str] = {}
+    default: str | None = None
+    for part in parts:
+        value = raw[part.body_start : part.body_end]
+        if part.name == "charsets":
+            try:
+                declared = json.loads(value)
+            except (ValueError, RecursionError):
+                raise BodyUnparseableError("invalid charsets field") from None
+            if isinstance(declared, dict):
+                by_field = {str(k): v for k, v in declared.items() if isinstance(v, str)}
+        elif part.name == "_charset_":
+            default = value.decode("ascii", "replace").strip() or None
+    return by_field, default
+
+
+class MultipartFormBody:
+    """A parsed multipart/form-data body; text fields (and messages in fields) are segments."""
+
+    __slots__ = ("_fields", "_raw", "_table", "segments")
+
+    def __init__(self, raw: bytes, boundary: str) -> None:
+        """Parse the body. Raises BodyUnparseableError for a missing close delimiter, bad
+        part headers, undecodable values or unknown charsets."""
+        self._raw = raw
+        self._table = SegmentTable()
+        self._fields: list[_TextField | _MessageField] = []
+        layout = split_multipart(raw, 0, len(raw), boundary)
+        if not layout.closed:
+            # A form upload without its close delimiter was cut short: fail closed.
+            raise BodyUnparseableError("multipart body is truncated")
+        parts = [_read_part(raw, start, end) for start, end in layout.parts]
+        charsets, default_charset = _declared_charsets(raw, parts)
+        for part in parts:
+            self._add_part(part, charsets, default_charset)
+        self.segments: Sequence[Segment] = self._table.segments
+
+    def _add_part(self, part: _Part, charsets: Mapping[str, str], default: str | None) -> None:
+        media_type = part.content_type.media_type if part.content_type else "text/plain"
+        is_message = media_type in ("message/rfc822", "message/global")
+        if not is_message and not _is_text_type(media_type):
+            return  # a binary attachment
+        if part.filename is not None and part.content_type is None:
+            return  # a file upload without a declared type: treated as binary
+        value = decode_transfer(self._raw[part.body_start : part.body_end], part.transfer)
+        index = len(self._fields)
+        child = EmailBody(value) if is_message and looks_like_email(value) else None
+        if child is None and part.filename is None:
+            child = email_child(part.name, value)
+        if child is not None:
+            self._fields.append(_MessageField(part, child))
+            self._table.add(index, child.segments)
+            return
+        charset = part.content_type.params.get("charset") if part.content_type else None
+        if charset is None and part.name is not None:
+            charset = charsets.get(part.name, default)
+        text, codec, errors = decode_text(value, charset)
+        view = field_view(part.name, text)
+        self._fields.append(_TextField(part, text, codec, errors, view))
+        self._table.add(index, view.segments)
+
+    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
+        """The body with edits applied; the input bytes exactly when there are none.
+
+        Raises ValueError for invalid edits, RedactorError for an unencodable replacement.
+        """
+        if not has_edits(edits):
+            return self._raw
+        replacements: list[tuple[int, int, bytes]] = []
+        for index, local_edits in self._table.route(edits).items():
+            field = self._fields[index]  # type: ignore[index]
+            if isinstance(field, _MessageField):
+                new_value = field.child.rebuild(local_edits)
+            else:
+                new_text = apply_edits(field.text, field.view.source_edits(local_edits))
+                new_value = encode_text(new_text, field.codec, field.errors)
+            part = field.part
+            original = self._raw[part.body_start : part.body_end]
+            encoded = encode_transfer(new_value, part.transfer, original)
+            replacements.append((part.body_start, part.body_end, encoded))
+        return splice_bytes(self._raw, replacements)
+
+
+def parse_multipart(body: bytes, boundary: str | None) -> MultipartFormBody:
+    """Parse multipart/form-data. Raises BodyUnparseableError (missing boundary, bad body)."""
+    if not boundary:
+        raise BodyUnparseableError("multipart/form-data without boundary")
+    return MultipartFormBody(body, boundary)

@@ -1,0 +1,96 @@
+"""Content type -> codec. The one entry point the pipeline calls: `parse_body`.
+
+There is no passthrough: a type we have no codec for is scanned as text (its bytes decoded as
+UTF-8 with surrogateescape, so they round-trip exactly) or refused, as the route chooses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from redactor.bodies.content_encoding import DEFAULT_MAX_DECODED_BYTES, EncodedBody, decode_content
+from redactor.bodies.email_body import EmailBody, parse_email
+from redactor.bodies.form_body import parse_form
+from redactor.bodies.html_body import parse_html
+from redactor.bodies.json_body import parse_json
+from redactor.bodies.mime import parse_content_type
+from redactor.bodies.multipart_body import parse_multipart
+from redactor.bodies.segments import Edit, ParsedBody
+from redactor.bodies.text_body import parse_text
+from redactor.errors import UnsupportedMediaTypeError
+
+__all__ = ["parse_body"]
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_JSON_TYPES = frozenset({"application/json", "text/json"})
+_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+
+
+class _BareMultipart:
+    """A top-level multipart/mixed|alternative|related body, walked like a message body.
+
+    The e-mail walker needs a header block; we give it one holding the request's
+    Content-Type and strip it again on rebuild (Content-Type is never a segment).
+    """
+
+    __slots__ = ("_inner", "_prefix_len", "segments")
+
+    def __init__(self, body: bytes, content_type: str) -> None:
+        prefix = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+        self._prefix_len = len(prefix)
+        self._inner = EmailBody(prefix + body)
+        self.segments = self._inner.segments
+
+    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
+        """The body without the synthetic header block. Raises ValueError for invalid edits."""
+        return self._inner.rebuild(edits)[self._prefix_len :]
+
+
+def _parse_decoded(
+    body: bytes, content_type: str | None, unknown_types: Literal["text", "refuse"]
+) -> ParsedBody:
+    parsed = parse_content_type(content_type)
+    media_type = parsed.media_type if parsed else None
+    charset = parsed.params.get("charset") if parsed else None
+    if parsed is not None and media_type is not None and content_type is not None:
+        if media_type in _JSON_TYPES or media_type.endswith("+json"):
+            return parse_json(body, charset)
+        if media_type in _HTML_TYPES:
+            return parse_html(body, charset)
+        if media_type == "application/x-www-form-urlencoded":
+            return parse_form(body, charset)
+        if media_type == "multipart/form-data":
+            return parse_multipart(body, parsed.params.get("boundary"))
+        if media_type in _MESSAGE_TYPES:
+            return parse_email(body)
+        if media_type.startswith("multipart/"):
+            return _BareMultipart(body, content_type.strip())
+        if media_type.startswith("text/"):
+            return parse_text(body, charset)
+    if unknown_types == "refuse":
+        raise UnsupportedMediaTypeError()
+    # Scanned as text, never passed through: surrogateescape keeps arbitrary bytes exact.
+    return parse_text(body, None)
+
+
+def parse_body(
+    body: bytes,
+    content_type: str | None,
+    *,
+    content_encoding: str | None = None,
+    unknown_types: Literal["text", "refuse"] = "text",
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+) -> ParsedBody:
+    """Parse a request body by its Content-Type (after undoing its Content-Encoding).
+
+    Raises BodyUnparseableError (invalid for its type, undecodable charset, corrupt
+    compression), UnsupportedMediaTypeError (unknown type with unknown_types="refuse", or
+    an unsupported Content-Encoding: UnsupportedContentEncodingError) and BodyTooLargeError
+    (decoded body over `max_decoded_bytes`).
+    """
+    if unknown_types not in ("text", "refuse"):
+        raise ValueError("unknown_types must be 'text' or 'refuse'")
+    decoded, applied = decode_content(body, content_encoding, max_decoded_bytes)
+    inner = _parse_decoded(decoded, content_type, unknown_types)
+    return EncodedBody(body, applied, inner) if applied else inner
