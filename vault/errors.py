@@ -1,0 +1,112 @@
+"""Vault errors: each has an HTTP `status`, a stable `code` and a fixed message.
+
+Like `redactor.errors`, messages are fixed strings. The only context an error may carry is
+value-free by construction: a token (it replaces the value in the message and holds nothing
+policy does not allow), a key version number, a setting name.
+"""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """Base of every error the vault raises on purpose."""
+
+    status: int = 500
+    code: str = "vault_error"
+    message: str = "vault error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        # `detail` is chosen by our code (a setting name, a version), never caller input.
+        self.detail = detail
+        super().__init__(self.message if detail is None else f"{self.message}: {detail}")
+
+
+class VaultConfigError(VaultError):
+    """Key material, key file, URL or a timeout is invalid or missing; raised at start."""
+
+    code = "vault_config_invalid"
+    message = "vault configuration is invalid"
+
+
+class VaultUnavailableError(VaultError):
+    """The store is down, locked too long or timed out; callers fail closed (503)."""
+
+    status = 503
+    code = "vault_unavailable"
+    message = "vault is unavailable"
+
+
+class VaultSchemaError(VaultError):
+    """The store's schema is missing or newer than this code; run `redactor vault migrate`."""
+
+    status = 503
+    code = "vault_schema_mismatch"
+    message = "vault schema version does not match"
+
+
+class TokenFormatError(VaultError):
+    """A string is not a well-formed token (the caller's fault)."""
+
+    status = 400
+    code = "token_invalid"
+    message = "not a valid token"
+
+
+class ValueFormatError(VaultError):
+    """A value given to tokenize is not a card number or SSN shape (a detector bug: fail closed)."""
+
+    status = 422
+    code = "value_invalid"
+    message = "value does not have the shape of its entity type"
+
+
+class TenantFormatError(VaultError):
+    """A tenant id is empty, too long or has characters outside [A-Za-z0-9._-]."""
+
+    status = 400
+    code = "tenant_invalid"
+    message = "tenant id is invalid"
+
+
+class VaultIntegrityError(VaultError):
+    """A stored value or data key failed to decrypt: wrong key, swapped row or corruption.
+
+    One opaque error on purpose (it does not say which check failed); it names only the token
+    and the key version so an operator can find the row and the key.
+    """
+
+    code = "vault_integrity"
+    message = "stored value failed its integrity check"
+
+    def __init__(self, *, token: str | None, key_version: int | None) -> None:
+        self.token = token
+        self.key_version = key_version
+        super().__init__(f"token={token} key_version={key_version}")
+
+
+class KeyVersionMissingError(VaultIntegrityError):
+    """A data key is wrapped by a key version that is not in the configured key ring."""
+
+    code = "vault_key_missing"
+    message = "key version needed to decrypt is not configured"
+
+
+class KeyRetireError(VaultError):
+    """A key version cannot be retired: it is active or data keys still need it."""
+
+    code = "key_in_use"
+    message = "key version is still needed"
+
+
+__all__ = [
+    "KeyRetireError",
+    "KeyVersionMissingError",
+    "TenantFormatError",
+    "TokenFormatError",
+    "ValueFormatError",
+    "VaultConfigError",
+    "VaultError",
+    "VaultIntegrityError",
+    "VaultSchemaError",
+    "VaultUnavailableError",
+]

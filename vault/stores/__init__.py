@@ -1,0 +1,1 @@
+"""Token stores: one Protocol (`base.TokenStore`), SQLite and PostgreSQL backends."""

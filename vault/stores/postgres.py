@@ -1,0 +1,312 @@
+"""PostgreSQL token store (asyncpg): a connection pool, one statement per hot-path call.
+
+Arrays travel as parameters (`unnest`), so a batch of any size is one prepared statement
+and one round trip. Timeouts: pool acquire, client-side `command_timeout` and the server's
+`statement_timeout`, all from config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+
+from vault.errors import VaultSchemaError, VaultUnavailableError
+from vault.stores.base import SCHEMA_VERSION, DekRecord, KekUsage, NewRow, StoredValue
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE deks (
+            dek_id text PRIMARY KEY,
+            tenant text NOT NULL,
+            generation integer NOT NULL,
+            kek_version integer NOT NULL,
+            wrapped bytea NOT NULL,
+            created_at bigint NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX deks_tenant_generation ON deks (tenant, generation)",
+        "CREATE INDEX deks_kek_version ON deks (kek_version)",
+        # lookup and sealed become NULL when a token is erased; dek_id when its key is
+        # shredded. No index on the timestamps: updating them then stays a HOT update.
+        """CREATE TABLE tokens (
+            tenant text NOT NULL,
+            token text NOT NULL,
+            entity_type text NOT NULL,
+            lookup bytea,
+            dek_id text REFERENCES deks (dek_id) ON DELETE SET NULL,
+            sealed bytea,
+            created_at bigint NOT NULL,
+            last_seen_at bigint NOT NULL,
+            last_resolved_at bigint,
+            PRIMARY KEY (tenant, token)
+        ) WITH (fillfactor = 90)""",
+        "CREATE UNIQUE INDEX tokens_lookup ON tokens (tenant, lookup)",
+        "CREATE INDEX tokens_dek ON tokens (dek_id)",
+    ),
+}
+
+# ORDER BY lookup: concurrent batches take row locks in one global order, so two messages
+# sharing values cannot deadlock. The foreign key on dek_id locks the data key row (KEY SHARE)
+# until commit, so a concurrent tenant erasure either waits for us or makes us fail cleanly.
+# DO UPDATE, not DO NOTHING: RETURNING then reports rows another writer committed after our
+# snapshot, so concurrent writers of one value agree on one token in a single statement.
+_TOKENIZE = """
+INSERT INTO tokens (tenant, token, entity_type, lookup, dek_id, sealed, created_at, last_seen_at)
+SELECT $1, i.token, i.entity_type, i.lookup, $2, i.sealed, $3, $3
+FROM unnest($4::text[], $5::text[], $6::bytea[], $7::bytea[]) AS i(token, entity_type, lookup, sealed)
+ORDER BY i.lookup
+ON CONFLICT (tenant, lookup) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
+RETURNING lookup, token
+"""
+
+# Retention counts in days: last_resolved_at is refreshed at most once per touch interval,
+# in the same statement as the read.
+_RESOLVE = """
+WITH touched AS (
+    UPDATE tokens SET last_resolved_at = $3
+    WHERE tenant = $1 AND token = ANY($2::text[])
+      AND (last_resolved_at IS NULL OR last_resolved_at < $4)
+)
+SELECT t.token, t.entity_type, t.sealed, d.dek_id, d.tenant, d.generation, d.kek_version, d.wrapped
+FROM tokens t LEFT JOIN deks d ON d.dek_id = t.dek_id
+WHERE t.tenant = $1 AND t.token = ANY($2::text[])
+"""
+
+_SELECT_DEK = (
+    "SELECT dek_id, tenant, generation, kek_version, wrapped FROM deks "
+    "WHERE tenant = $1 AND generation = $2"
+)
+_SELECT_DEKS_TO_REWRAP = (
+    "SELECT dek_id, tenant, generation, kek_version, wrapped FROM deks "
+    "WHERE kek_version <> $1 AND dek_id > $2 ORDER BY dek_id LIMIT $3"
+)
+
+
+def _dek(row: Any) -> DekRecord:
+    return DekRecord(row[0], row[1], row[2], row[3], bytes(row[4]))
+
+
+class PostgresStore:
+    """TokenStore on an asyncpg pool; open with `PostgresStore.open`."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, acquire_timeout_s: float) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._acquire_timeout_s = acquire_timeout_s
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        schema: str,
+        min_size: int,
+        max_size: int,
+        acquire_timeout_s: float,
+        statement_timeout_s: float,
+    ) -> PostgresStore:
+        """Create the pool. Raises VaultUnavailableError if the server cannot be reached.
+
+        `schema` must already be a validated lowercase identifier (VaultConfig checks it).
+        """
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=acquire_timeout_s,
+                command_timeout=statement_timeout_s,
+                server_settings={
+                    "search_path": schema,
+                    "statement_timeout": str(int(statement_timeout_s * 1000)),
+                    "application_name": "redactor-vault",
+                },
+            )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, ValueError):
+            # asyncpg errors can quote the DSN (with its password): never chained.
+            raise VaultUnavailableError("postgresql") from None
+        return cls(pool, schema, acquire_timeout_s)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self._pool.acquire(timeout=self._acquire_timeout_s) as conn:
+                yield conn
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            raise VaultUnavailableError("postgresql") from None
+
+    async def close(self) -> None:
+        """Close the pool, waiting for connections in use to be released."""
+        await self._pool.close()
+
+    async def migrate(self) -> int:
+        """Create or upgrade the schema under an advisory lock (several processes may start)."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", "vault:" + self._schema
+            )
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            await conn.execute(f'SET LOCAL search_path TO "{self._schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS vault_schema "
+                "(id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL)"
+            )
+            current = await conn.fetchval("SELECT version FROM vault_schema") or 0
+            if current > SCHEMA_VERSION:
+                raise VaultSchemaError("store schema is newer than this redactor")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO vault_schema (id, version) VALUES (1, $1) "
+                "ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
+                SCHEMA_VERSION,
+            )
+        return SCHEMA_VERSION
+
+    async def check_schema(self) -> None:
+        """Raises VaultSchemaError unless migrated to our version; VaultUnavailableError."""
+        async with self._connection() as conn:
+            exists = await conn.fetchval("SELECT to_regclass('vault_schema') IS NOT NULL")
+            version = await conn.fetchval("SELECT version FROM vault_schema") if exists else None
+        if version != SCHEMA_VERSION:
+            raise VaultSchemaError("run `redactor vault migrate`")
+
+    async def get_active_dek(self, tenant: str, generation: int) -> DekRecord | None:
+        """The tenant's data key of `generation`, if any."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                _SELECT_DEK,
+                tenant,
+                generation,
+            )
+        return None if row is None else _dek(row)
+
+    async def insert_dek(self, candidate: DekRecord, now: int) -> DekRecord:
+        """Insert unless the tenant has a key of that generation; return the winner."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO deks (dek_id, tenant, generation, kek_version, wrapped, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, generation) DO NOTHING",
+                candidate.dek_id,
+                candidate.tenant,
+                candidate.generation,
+                candidate.kek_version,
+                candidate.wrapped,
+                now,
+            )
+            row = await conn.fetchrow(
+                _SELECT_DEK,
+                candidate.tenant,
+                candidate.generation,
+            )
+        if row is None:
+            raise VaultUnavailableError("data key vanished while being created")
+        return _dek(row)
+
+    async def tokenize(
+        self, tenant: str, dek_id: str, rows: Sequence[NewRow], now: int
+    ) -> dict[bytes, str] | None:
+        """Insert new lookups, keep existing tokens; one statement. None if the key is gone."""
+        async with self._connection() as conn:
+            try:
+                result = await conn.fetch(
+                    _TOKENIZE,
+                    tenant,
+                    dek_id,
+                    now,
+                    [r.token for r in rows],
+                    [r.entity_type for r in rows],
+                    [r.lookup for r in rows],
+                    [r.sealed for r in rows],
+                )
+            except asyncpg.ForeignKeyViolationError:
+                return None
+        return {bytes(r[0]): r[1] for r in result}
+
+    async def resolve(
+        self, tenant: str, tokens: Sequence[str], now: int, touch_before: int
+    ) -> list[StoredValue]:
+        """Rows of `tokens` with their data keys; refreshes stale last-resolved times."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(_RESOLVE, tenant, list(tokens), now, touch_before)
+        return [
+            StoredValue(
+                r[0],
+                r[1],
+                None if r[2] is None else bytes(r[2]),
+                None if r[3] is None else DekRecord(r[3], r[4], r[5], r[6], bytes(r[7])),
+            )
+            for r in rows
+        ]
+
+    async def erase_token(self, tenant: str, token: str) -> bool:
+        """Drop one token's ciphertext and lookup; False if there is no such token."""
+        async with self._connection() as conn:
+            found = await conn.fetchval(
+                "UPDATE tokens SET sealed = NULL, lookup = NULL "
+                "WHERE tenant = $1 AND token = $2 RETURNING token",
+                tenant,
+                token,
+            )
+        return found is not None
+
+    async def erase_tenant(self, tenant: str) -> int:
+        """Delete the tenant's data keys and ciphertexts; return tokens now erased."""
+        async with self._connection() as conn, conn.transaction():
+            # Keys first: the DELETE waits for in-flight tokenize statements (they hold a
+            # KEY SHARE lock through the foreign key); the UPDATE, a new snapshot in READ
+            # COMMITTED, then also clears the rows they committed.
+            await conn.execute("DELETE FROM deks WHERE tenant = $1", tenant)
+            status = await conn.execute(
+                "UPDATE tokens SET sealed = NULL, lookup = NULL WHERE tenant = $1", tenant
+            )
+        return int(status.rsplit(" ", 1)[1])
+
+    async def purge(self, cutoff: int) -> int:
+        """Delete rows idle since `cutoff`; return how many."""
+        async with self._connection() as conn:
+            status = await conn.execute(
+                "DELETE FROM tokens WHERE last_seen_at < $1 "
+                "AND (last_resolved_at IS NULL OR last_resolved_at < $1)",
+                cutoff,
+            )
+        return int(status.rsplit(" ", 1)[1])
+
+    async def list_deks_to_rewrap(
+        self, active_version: int, after_dek_id: str, limit: int
+    ) -> list[DekRecord]:
+        """Live data keys not wrapped by `active_version`, in id order after `after_dek_id`."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                _SELECT_DEKS_TO_REWRAP,
+                active_version,
+                after_dek_id,
+                limit,
+            )
+        return [_dek(r) for r in rows]
+
+    async def replace_wrapped(self, old: DekRecord, kek_version: int, wrapped: bytes) -> bool:
+        """Compare-and-set a key's wrapping; False if it changed or was erased meanwhile."""
+        async with self._connection() as conn:
+            found = await conn.fetchval(
+                "UPDATE deks SET kek_version = $1, wrapped = $2 "
+                "WHERE dek_id = $3 AND kek_version = $4 AND wrapped = $5 RETURNING dek_id",
+                kek_version,
+                wrapped,
+                old.dek_id,
+                old.kek_version,
+                old.wrapped,
+            )
+        return found is not None
+
+    async def kek_usage(self) -> list[KekUsage]:
+        """Live data keys per KEK version."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT kek_version, COUNT(*), COUNT(DISTINCT tenant) FROM deks "
+                "GROUP BY kek_version ORDER BY kek_version"
+            )
+        return [KekUsage(r[0], r[1], r[2]) for r in rows]

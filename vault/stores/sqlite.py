@@ -1,0 +1,362 @@
+"""SQLite token store (aiosqlite): embedded default, WAL, safe for several processes on one host.
+
+Every hot-path operation is a single SQL statement in autocommit mode, so it is atomic by
+itself and costs one hop to aiosqlite's thread. WAL lets readers run beside the one writer;
+`busy_timeout` makes writers of other processes wait for the lock instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from vault.errors import VaultConfigError, VaultSchemaError, VaultUnavailableError
+from vault.stores.base import (
+    MAX_ROWS_PER_STATEMENT,
+    SCHEMA_VERSION,
+    DekRecord,
+    KekUsage,
+    NewRow,
+    StoredValue,
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE deks (
+            dek_id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            generation INTEGER NOT NULL,
+            kek_version INTEGER NOT NULL,
+            wrapped BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX deks_tenant_generation ON deks (tenant, generation)",
+        "CREATE INDEX deks_kek_version ON deks (kek_version)",
+        # lookup and sealed become NULL when a token is erased; dek_id when its key is shredded.
+        """CREATE TABLE tokens (
+            tenant TEXT NOT NULL,
+            token TEXT NOT NULL,
+            entity_type TEXT NOT NULL,
+            lookup BLOB,
+            dek_id TEXT REFERENCES deks (dek_id) ON DELETE SET NULL,
+            sealed BLOB,
+            created_at INTEGER NOT NULL,
+            last_seen_at INTEGER NOT NULL,
+            last_resolved_at INTEGER,
+            PRIMARY KEY (tenant, token)
+        )""",
+        "CREATE UNIQUE INDEX tokens_lookup ON tokens (tenant, lookup)",
+        "CREATE INDEX tokens_dek ON tokens (dek_id)",
+    ),
+}
+
+_RESOLVE_COLUMNS = (
+    "t.token, t.entity_type, t.sealed, d.dek_id, d.tenant, d.generation, d.kek_version, d.wrapped"
+)
+
+
+def _stored_value(row: Sequence[Any]) -> StoredValue:
+    dek = None if row[3] is None else DekRecord(row[3], row[4], row[5], row[6], bytes(row[7]))
+    sealed = None if row[2] is None else bytes(row[2])
+    return StoredValue(row[0], row[1], sealed, dek)
+
+
+class SqliteStore:
+    """TokenStore on one aiosqlite connection; open with `SqliteStore.open`."""
+
+    def __init__(self, conn: aiosqlite.Connection, statement_timeout_s: float) -> None:
+        self._conn = conn
+        self._timeout_s = statement_timeout_s
+        # One connection: a multi-statement transaction must not interleave with other
+        # coroutines' statements, which would otherwise run inside it.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls, path: Path, *, statement_timeout_s: float, synchronous: str = "FULL"
+    ) -> SqliteStore:
+        """Open (creating if needed) the database at `path`.
+
+        Raises VaultConfigError for an unknown `synchronous` mode, VaultUnavailableError if
+        the file cannot be opened.
+        """
+        if synchronous not in ("FULL", "NORMAL"):
+            raise VaultConfigError("sqlite synchronous must be FULL or NORMAL")
+        try:
+            await asyncio.to_thread(_prepare_file, path)
+            conn = await aiosqlite.connect(path, isolation_level=None, timeout=statement_timeout_s)
+        except (OSError, sqlite3.Error):
+            raise VaultUnavailableError("sqlite database cannot be opened") from None
+        store = cls(conn, statement_timeout_s)
+        try:
+            async with store._guard():
+                await conn.execute("PRAGMA journal_mode=WAL")
+                # FULL: a token handed out is on disk before the message leaves with it; the
+                # vault is the only copy of the value, so losing a commit loses data for good.
+                await conn.execute(f"PRAGMA synchronous={synchronous}")
+                await conn.execute("PRAGMA foreign_keys=ON")
+        except VaultUnavailableError:
+            await conn.close()
+            raise
+        return store
+
+    @contextlib.asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        """Serialise on the connection, bound the time, map failures to VaultUnavailableError."""
+        try:
+            async with self._lock, asyncio.timeout(self._timeout_s):
+                yield
+        except (sqlite3.Error, TimeoutError, ValueError):
+            # sqlite3 errors can quote SQL but never our values (they travel as parameters);
+            # dropped anyway with `from None`, as every third-party error at this boundary.
+            raise VaultUnavailableError("sqlite") from None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._guard():
+            # IMMEDIATE takes the write lock up front: no deadlock-prone lock upgrade later.
+            await self._conn.execute("BEGIN IMMEDIATE")
+            committed = False
+            try:
+                yield self._conn
+                await self._conn.execute("COMMIT")
+                committed = True
+            finally:
+                # Also on cancellation: the connection is shared, an open transaction on it
+                # would swallow every later statement of every coroutine.
+                if not committed:
+                    await self._conn.execute("ROLLBACK")
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._conn.close()
+
+    async def migrate(self) -> int:
+        """Create or upgrade the schema. Raises VaultSchemaError, VaultUnavailableError."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS vault_schema "
+                "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+            )
+            rows = list(await conn.execute_fetchall("SELECT version FROM vault_schema"))
+            current = int(rows[0][0]) if rows else 0
+            if current > SCHEMA_VERSION:
+                raise VaultSchemaError("store schema is newer than this redactor")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO vault_schema (id, version) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                (SCHEMA_VERSION,),
+            )
+        return SCHEMA_VERSION
+
+    async def check_schema(self) -> None:
+        """Raises VaultSchemaError unless migrated to our version; VaultUnavailableError."""
+        async with self._guard():
+            tables = list(
+                await self._conn.execute_fetchall(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'vault_schema'"
+                )
+            )
+            rows = (
+                list(await self._conn.execute_fetchall("SELECT version FROM vault_schema"))
+                if tables
+                else []
+            )
+        if not rows or int(rows[0][0]) != SCHEMA_VERSION:
+            raise VaultSchemaError("run `redactor vault migrate`")
+
+    async def get_active_dek(self, tenant: str, generation: int) -> DekRecord | None:
+        """The tenant's data key of `generation`, if any."""
+        async with self._guard():
+            rows = list(
+                await self._conn.execute_fetchall(
+                    "SELECT dek_id, tenant, generation, kek_version, wrapped FROM deks "
+                    "WHERE tenant = ? AND generation = ?",
+                    (tenant, generation),
+                )
+            )
+        if not rows:
+            return None
+        row = rows[0]
+        return DekRecord(row[0], row[1], row[2], row[3], bytes(row[4]))
+
+    async def insert_dek(self, candidate: DekRecord, now: int) -> DekRecord:
+        """Insert unless the tenant has a key of that generation; return the winner."""
+        async with self._guard():
+            await self._conn.execute(
+                "INSERT INTO deks (dek_id, tenant, generation, kek_version, wrapped, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, generation) DO NOTHING",
+                (
+                    candidate.dek_id,
+                    candidate.tenant,
+                    candidate.generation,
+                    candidate.kek_version,
+                    candidate.wrapped,
+                    now,
+                ),
+            )
+        winner = await self.get_active_dek(candidate.tenant, candidate.generation)
+        if winner is None:
+            # Erased between the insert and the read: the caller retries with a new key.
+            raise VaultUnavailableError("data key vanished while being created")
+        return winner
+
+    async def tokenize(
+        self, tenant: str, dek_id: str, rows: Sequence[NewRow], now: int
+    ) -> dict[bytes, str] | None:
+        """Insert new lookups, keep existing tokens; one transaction. None if the key is gone."""
+        if len(rows) <= MAX_ROWS_PER_STATEMENT:
+            async with self._guard():
+                found = await self._upsert(self._conn, tenant, dek_id, rows, now)
+        else:
+            async with self._transaction() as conn:
+                found = {}
+                for start in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
+                    chunk = rows[start : start + MAX_ROWS_PER_STATEMENT]
+                    found.update(await self._upsert(conn, tenant, dek_id, chunk, now))
+        if len(found) != len({row.lookup for row in rows}):
+            return None
+        return found
+
+    @staticmethod
+    async def _upsert(
+        conn: aiosqlite.Connection, tenant: str, dek_id: str, rows: Sequence[NewRow], now: int
+    ) -> dict[bytes, str]:
+        # One statement: the EXISTS guard and the insert are atomic, so a row can never point
+        # at a data key that a concurrent tenant erasure just deleted. DO UPDATE (rather than
+        # DO NOTHING) makes RETURNING report existing rows too, and records that the value
+        # was seen again, which retention needs.
+        values = ", ".join(
+            f"(?{4 + 4 * i}, ?{5 + 4 * i}, ?{6 + 4 * i}, ?{7 + 4 * i})" for i in range(len(rows))
+        )
+        params: list[object] = [tenant, dek_id, now]
+        for row in rows:
+            params.extend((row.lookup, row.token, row.entity_type, row.sealed))
+        sql = (
+            "INSERT INTO tokens (tenant, token, entity_type, lookup, dek_id, sealed, "  # noqa: S608 - only placeholders are interpolated
+            "created_at, last_seen_at) "
+            "SELECT ?1, v.column2, v.column3, v.column1, ?2, v.column4, ?3, ?3 "
+            f"FROM (VALUES {values}) AS v "
+            "WHERE EXISTS (SELECT 1 FROM deks WHERE dek_id = ?2) "
+            "ON CONFLICT (tenant, lookup) DO UPDATE SET last_seen_at = excluded.last_seen_at "
+            "RETURNING lookup, token"
+        )
+        result = await conn.execute_fetchall(sql, params)
+        return {bytes(r[0]): r[1] for r in result}
+
+    async def resolve(
+        self, tenant: str, tokens: Sequence[str], now: int, touch_before: int
+    ) -> list[StoredValue]:
+        """Rows of `tokens` with their data keys; refreshes stale last-resolved times."""
+        found: list[StoredValue] = []
+        stale: list[str] = []
+        async with self._guard():
+            for start in range(0, len(tokens), MAX_ROWS_PER_STATEMENT):
+                chunk = tokens[start : start + MAX_ROWS_PER_STATEMENT]
+                marks = ", ".join("?" * len(chunk))
+                rows = await self._conn.execute_fetchall(
+                    f"SELECT {_RESOLVE_COLUMNS}, t.last_resolved_at "  # noqa: S608 - placeholders
+                    f"FROM tokens t LEFT JOIN deks d ON d.dek_id = t.dek_id "
+                    f"WHERE t.tenant = ? AND t.token IN ({marks})",
+                    (tenant, *chunk),
+                )
+                for row in rows:
+                    found.append(_stored_value(row))
+                    if row[8] is None or row[8] < touch_before:
+                        stale.append(row[0])
+            # Retention counts in days, so the timestamp is refreshed at most once per
+            # touch interval: resolves stay read-only (one statement) almost always.
+            for start in range(0, len(stale), MAX_ROWS_PER_STATEMENT):
+                chunk = stale[start : start + MAX_ROWS_PER_STATEMENT]
+                marks = ", ".join("?" * len(chunk))
+                await self._conn.execute(
+                    f"UPDATE tokens SET last_resolved_at = ? "  # noqa: S608 - placeholders
+                    f"WHERE tenant = ? AND token IN ({marks})",
+                    (now, tenant, *chunk),
+                )
+        return found
+
+    async def erase_token(self, tenant: str, token: str) -> bool:
+        """Drop one token's ciphertext and lookup; False if there is no such token."""
+        async with self._guard():
+            rows = list(
+                await self._conn.execute_fetchall(
+                    "UPDATE tokens SET sealed = NULL, lookup = NULL "
+                    "WHERE tenant = ? AND token = ? RETURNING token",
+                    (tenant, token),
+                )
+            )
+        return bool(rows)
+
+    async def erase_tenant(self, tenant: str) -> int:
+        """Delete the tenant's data keys and ciphertexts; return tokens now erased."""
+        async with self._transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "UPDATE tokens SET sealed = NULL, lookup = NULL WHERE tenant = ? "
+                    "RETURNING token",
+                    (tenant,),
+                )
+            )
+            await conn.execute("DELETE FROM deks WHERE tenant = ?", (tenant,))
+        return len(rows)
+
+    async def purge(self, cutoff: int) -> int:
+        """Delete rows idle since `cutoff`; return how many."""
+        async with self._guard():
+            rows = list(
+                await self._conn.execute_fetchall(
+                    "DELETE FROM tokens WHERE last_seen_at < ?1 "
+                    "AND (last_resolved_at IS NULL OR last_resolved_at < ?1) RETURNING token",
+                    (cutoff,),
+                )
+            )
+        return len(rows)
+
+    async def list_deks_to_rewrap(
+        self, active_version: int, after_dek_id: str, limit: int
+    ) -> list[DekRecord]:
+        """Live data keys not wrapped by `active_version`, in id order after `after_dek_id`."""
+        async with self._guard():
+            rows = await self._conn.execute_fetchall(
+                "SELECT dek_id, tenant, generation, kek_version, wrapped FROM deks "
+                "WHERE kek_version <> ? AND dek_id > ? ORDER BY dek_id LIMIT ?",
+                (active_version, after_dek_id, limit),
+            )
+        return [DekRecord(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+    async def replace_wrapped(self, old: DekRecord, kek_version: int, wrapped: bytes) -> bool:
+        """Compare-and-set a key's wrapping; False if it changed or was erased meanwhile."""
+        async with self._guard():
+            rows = list(
+                await self._conn.execute_fetchall(
+                    "UPDATE deks SET kek_version = ?, wrapped = ? "
+                    "WHERE dek_id = ? AND kek_version = ? AND wrapped = ? RETURNING dek_id",
+                    (kek_version, wrapped, old.dek_id, old.kek_version, old.wrapped),
+                )
+            )
+        return bool(rows)
+
+    async def kek_usage(self) -> list[KekUsage]:
+        """Live data keys per KEK version."""
+        async with self._guard():
+            rows = await self._conn.execute_fetchall(
+                "SELECT kek_version, COUNT(*), COUNT(DISTINCT tenant) FROM deks "
+                "GROUP BY kek_version ORDER BY kek_version"
+            )
+        return [KekUsage(r[0], r[1], r[2]) for r in rows]
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the directory and an owner-only database file before SQLite opens it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
