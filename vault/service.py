@@ -106,9 +106,10 @@ class Vault:
         self._clock = clock
         self._random_bytes = random_bytes
         self._active: dict[str, _ActiveDek] = {}
-        # (tenant, dek_id, kek_version, wrapped): a re-wrapped key is a new entry, and a
-        # tenant's entries can be forgotten when it is erased.
-        self._unwrapped: dict[tuple[str, str, int, bytes], SealingKey] = {}
+        # Keyed by (tenant, dek_id): re-wrapping never changes a data key's bytes, so a key
+        # unwrapped once stays valid through rotation, even in a process whose key ring
+        # predates it. The tenant is in the key so erasure can forget its entries.
+        self._unwrapped: dict[tuple[str, str], SealingKey] = {}
 
     async def __aenter__(self) -> Vault:
         return self
@@ -199,7 +200,7 @@ class Vault:
         return active
 
     async def _unwrap(self, record: DekRecord, *, token: str | None) -> SealingKey:
-        cache_key = (record.tenant, record.dek_id, record.kek_version, record.wrapped)
+        cache_key = (record.tenant, record.dek_id)
         key = self._unwrapped.get(cache_key)
         if key is not None:
             return key

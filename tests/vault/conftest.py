@@ -103,9 +103,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def make_vault(
-    backend: Backend, clock: FakeClock
-) -> AsyncIterator[Callable[..., Any]]:
+async def make_vault(backend: Backend, clock: FakeClock) -> AsyncIterator[Callable[..., Any]]:
     """Factory: a migrated Vault on the backend, optionally with other key material."""
     from vault.keyring import read_key_file
 
