@@ -229,9 +229,15 @@ def _number(payload: dict[str, Any], claim: str) -> float | None:
     if value is None:
         return None
     # bool is an int in Python; `"exp": true` is not a time.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise TokenMalformedError
-    return float(value)
+    try:
+        seconds = float(value)  # a 400-digit JSON integer overflows here
+    except OverflowError:
+        raise TokenMalformedError from None
+    if not math.isfinite(seconds):
+        raise TokenMalformedError
+    return seconds
 
 
 def _text_claim(payload: dict[str, Any], claim: str) -> str:

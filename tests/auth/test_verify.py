@@ -3,6 +3,8 @@ code without any token or claim text reaching the error or the logs."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from redactor.auth import AuthSettings, Principal, Secret, TokenVerifier
@@ -603,3 +607,40 @@ def test_jwks_url_needs_a_session() -> None:
     )
     with pytest.raises(ConfigError):
         TokenVerifier(settings)
+
+
+@pytest.mark.parametrize("value", [10**400, 1e308 * 10, -(10**400)])
+async def test_absurd_times_are_malformed_not_a_crash(
+    verifier: TokenVerifier, rsa_key: rsa.RSAPrivateKey, value: Any
+) -> None:
+    await refused(verifier, f"Bearer {sign(rsa_key, claims(exp=value))}", "token_malformed")
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_mutated_tokens_raise_only_auth_errors(
+    make_settings: Callable[..., AuthSettings], rsa_key: rsa.RSAPrivateKey, data: st.DataObject
+) -> None:
+    """Any byte-level mutation of a valid token is refused with one of our AuthErrors."""
+    verifier = TokenVerifier(make_settings(), now=Clock())
+    token = sign(rsa_key, claims(jti="fixed"))
+    position = data.draw(st.integers(0, len(token) - 1))
+    replacement = data.draw(st.text(min_size=0, max_size=3))
+    mutated = token[:position] + replacement + token[position + 1 :]
+    try:
+        asyncio.run(verifier.verify(f"Bearer {mutated}"))
+    except AuthError:
+        return
+    # Accepted only when the mutation vanishes in decoding: the last base64url character of a
+    # segment carries unused low bits, so some edits decode to the very same signed bytes.
+    assert [_b64decode(part) for part in mutated.split(".")] == [
+        _b64decode(part) for part in token.split(".")
+    ]
+
+
+def _b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
