@@ -128,7 +128,14 @@ def find_digit_runs(text: str, *, min_digits: int = 9) -> list[DigitRun]:
         # A letter on either side makes the edge group part of an identifier (IBAN `AL47`,
         # UUID, courier codes). `/` or `:` with a digit beyond it makes it half of a date or
         # time (`12/27`, `10:30`), while `/4111...` in a URL path still counts as a boundary.
-        if _glued_to_word(before) or (before in "/:" and s >= 2 and text[s - 2].isdigit()):
+        # `ORD-123456789012`, `INV.4111...`: a code prefix joined by a dash or dot makes the
+        # digits the tail of one identifier.
+        prefixed = before in _DASHES | _DOTS and s >= 2 and _glued_to_word(text[s - 2])
+        if (
+            _glued_to_word(before)
+            or prefixed
+            or (before in "/:" and s >= 2 and text[s - 2].isdigit())
+        ):
             groups[0] = Group(first.start, first.end, first.digits, tainted=True)
         if _glued_to_word(after) or (after in "/:" and e + 1 < n and text[e + 1].isdigit()):
             g = groups[-1]
