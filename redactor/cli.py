@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from redactor import __version__
+from redactor.errors import ConfigError
+from vault.errors import VaultError
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -18,6 +23,105 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         bare_ssn_needs_context=args.bare_ssn_needs_context,
     )
     return run_detect(sys.stdin, sys.stdout, sys.stderr, Detector(options))
+
+
+def _overrides(args: argparse.Namespace):  # -> Overrides, imported lazily with the server
+    from redactor.settings import Overrides
+
+    return Overrides(
+        config=args.config,
+        listen=args.listen,
+        admin_listen=args.admin_listen,
+        agent_listen=args.agent_listen,
+        upstream=args.upstream,
+        tenant=args.tenant,
+        data_dir=args.data_dir,
+        vault_url=args.vault_url,
+        key_file=args.key_file,
+        dev=True if args.dev else None,
+        audit_log=args.audit_log,
+        log_level=args.log_level,
+        log_console=args.log_console,
+        max_body_bytes=args.max_body_bytes,
+    )
+
+
+def _start_error(exc: Exception) -> int:
+    # ConfigError/VaultError messages are fixed texts plus a setting's name, never a secret.
+    print(f"redactor: cannot start: {exc}", file=sys.stderr)
+    return 2
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from redactor.logconfig import configure_logging
+    from redactor.server import run_server
+    from redactor.settings import load_settings
+
+    try:
+        settings = load_settings(_overrides(args), os.environ)
+    except ConfigError as exc:
+        return _start_error(exc)
+    configure_logging(level=settings.log_level, console=settings.log_console)
+    try:
+        asyncio.run(run_server(settings))
+    except (ConfigError, VaultError) as exc:
+        return _start_error(exc)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from redactor.demo import main_demo
+    from redactor.logconfig import configure_logging
+
+    configure_logging(console=True)
+    try:
+        return main_demo(Path(args.data_dir), args.listen, args.admin_listen, dict(os.environ))
+    except (ConfigError, VaultError, OSError) as exc:
+        return _start_error(exc)
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the redaction proxy",
+        description=(
+            "Run the redaction proxy and its admin listener (/healthz, /readyz, /metrics). "
+            "Settings come from --config FILE (see policies/routes.example.yaml), then "
+            "REDACTOR_* environment variables, then these flags. Without --dev a key must be "
+            "configured (REDACTOR_KEY_FILE or REDACTOR_KEYS); create one with "
+            "`redactor keys rotate --key-file FILE`."
+        ),
+    )
+    add = serve.add_argument
+    add("--config", metavar="FILE", help="YAML configuration with routes (env REDACTOR_CONFIG)")
+    add("--dev", action="store_true", help="development mode: generate a key in the data dir")
+    add("--listen", metavar="HOST:PORT", help="proxy listener (default 127.0.0.1:8080)")
+    add("--admin-listen", metavar="HOST:PORT", help="admin listener (default 127.0.0.1:9090)")
+    add("--agent-listen", metavar="HOST:PORT", help="agent API listener")
+    add("--upstream", metavar="URL", help="catch-all route: forward every path to URL")
+    add("--tenant", help="tenant of the catch-all route (default 'default')")
+    add("--data-dir", metavar="DIR", help="data directory (default ./redactor-data)")
+    add("--vault-url", metavar="URL", help="sqlite:///path/vault.db or postgresql://...")
+    add("--key-file", metavar="FILE", help="key file with the vault's key-encryption keys")
+    add("--audit-log", metavar="FILE", help="audit JSON-lines file ('-' for stdout)")
+    add("--log-level", choices=["debug", "info", "warning", "error"])
+    add("--log-console", action="store_true", help="human-readable logs instead of JSON")
+    add("--max-body-bytes", type=int, metavar="N", help="body size limit (default 10 MiB)")
+    serve.set_defaults(handler=_cmd_serve)
+
+    demo = sub.add_parser(
+        "demo",
+        help="try it: the proxy in development mode in front of a demo upstream",
+        description=(
+            "Starts the proxy on 127.0.0.1:8080 in development mode (SQLite vault and a "
+            "generated key in ./redactor-demo-data) in front of a demo upstream on "
+            "127.0.0.1:9000 that answers with what it received, and prints a curl line."
+        ),
+    )
+    demo.add_argument("--data-dir", default="redactor-demo-data", metavar="DIR")
+    demo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    demo.add_argument("--admin-listen", default="127.0.0.1:9090", metavar="HOST:PORT")
+    demo.set_defaults(handler=_cmd_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="report a 9-digit number without separators only when an SSN word is nearby",
     )
     detect.set_defaults(handler=_cmd_detect)
+    _add_serve(sub)
+
+    from vault.cli import register as register_vault_commands
+
+    register_vault_commands(sub)
     return parser
 
 

@@ -1,0 +1,36 @@
+"""Builds the aiohttp Applications: the proxy (every path) and the admin listener."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from redactor.health import add_admin_routes
+from redactor.middleware import context_middleware
+from redactor.proxy import handle_proxy
+from redactor.resources import RESOURCES, Resources
+
+# aiohttp's own limit sits above every route's so a route's limit (413) is what callers see;
+# the proxy reads bodies itself, bounded per route.
+_CLIENT_MAX_SIZE = 1024**3
+
+
+def build_proxy_app(resources: Resources) -> web.Application:
+    """The ingress app: every method and path goes through the redaction proxy."""
+    app = web.Application(
+        middlewares=[context_middleware],
+        client_max_size=_CLIENT_MAX_SIZE,
+        # Bodies reach the codecs as sent: they decode Content-Encoding themselves, bounded,
+        # and re-encode what they change.
+        handler_args={"auto_decompress": False},
+    )
+    app[RESOURCES] = resources
+    app.router.add_route("*", "/{tail:.*}", handle_proxy)
+    return app
+
+
+def build_admin_app(resources: Resources) -> web.Application:
+    """The admin app: /healthz, /readyz, /metrics."""
+    app = web.Application(middlewares=[context_middleware])
+    app[RESOURCES] = resources
+    add_admin_routes(app)
+    return app

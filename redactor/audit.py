@@ -1,0 +1,84 @@
+"""Audit records: one canonical JSON line per redacted message, written before forwarding.
+
+A record names the route, tenant, request id, entity counts and the tokens issued: never a
+value. If the record cannot be written the message is not forwarded (503), so nothing leaves
+redactor without a trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from redactor.errors import RedactorError
+
+
+class AuditWriteError(RedactorError):
+    status = 503
+    code = "audit_unavailable"
+    message = "audit record could not be written"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    event: str
+    time: str
+    request_id: str
+    route: str
+    tenant: str
+    counts: Mapping[str, int]
+    tokens: tuple[str, ...]
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no spaces, UTF-8."""
+        data: dict[str, Any] = asdict(self)
+        data["counts"] = dict(self.counts)
+        data["tokens"] = list(self.tokens)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class AuditSink:
+    """Appends JSON lines to a file (or stdout), in order, off the event loop."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._lock = asyncio.Lock()
+        self._fh: IO[str] | None = None
+
+    async def open(self) -> None:
+        """Open the file once, at start. Raises AuditWriteError when it cannot be opened."""
+        if self._path is None:
+            return
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = await asyncio.to_thread(self._path.open, "a", encoding="utf-8")
+        except OSError:
+            raise AuditWriteError("open") from None
+
+    async def write(self, event: AuditEvent) -> None:
+        """Write and flush one record. Raises AuditWriteError: the caller must not forward."""
+        line = event.to_json() + "\n"
+        async with self._lock:
+            try:
+                if self._fh is None:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                else:
+                    await asyncio.to_thread(self._write_line, self._fh, line)
+            except (OSError, ValueError):
+                raise AuditWriteError() from None
+
+    @staticmethod
+    def _write_line(fh: IO[str], line: str) -> None:
+        fh.write(line)
+        fh.flush()
+
+    async def close(self) -> None:
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            await asyncio.to_thread(fh.close)

@@ -1,0 +1,42 @@
+"""The admin listener: liveness, readiness (vault and key ring) and Prometheus metrics.
+
+It runs on a listener of its own, so no upstream path is ever shadowed by these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from redactor.resources import RESOURCES
+from vault.errors import VaultError
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """The process is up and serving."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the vault answers and its schema and keys are usable."""
+    res = request.app[RESOURCES]
+    try:
+        async with asyncio.timeout(res.settings.vault_timeout_s):
+            await res.vault.check_ready()
+    except (VaultError, TimeoutError, OSError):
+        return web.json_response({"status": "unavailable", "vault": "down"}, status=503)
+    return web.json_response({"status": "ready", "vault": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    res = request.app[RESOURCES]
+    body = generate_latest(res.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,62 @@
+"""Per-request context and the one place where typed errors become HTTP responses."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from redactor.errors import RedactorError
+from vault.errors import VaultError
+
+log = structlog.get_logger()
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID = web.RequestKey("request_id", str)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    # Propagate a sender's id only when it looks like one: it goes into every log line.
+    if 0 < len(given) <= 128 and given.isascii() and given.isprintable() and " " not in given:
+        return given
+    return uuid.uuid4().hex
+
+
+def error_response(status: int, code: str, request_id: str, **extra: str) -> web.Response:
+    """The JSON error body every failure gets: a stable code and the request id, no value."""
+    resp = web.json_response({"error": code, "request_id": request_id}, status=status)
+    resp.headers[REQUEST_ID_HEADER] = request_id
+    for name, value in extra.items():
+        resp.headers[name] = value
+    return resp
+
+
+@web.middleware
+async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind the request id for every log line; map our errors to status + code."""
+    request_id = _request_id(request)
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id, method=request.method)
+    try:
+        return await handler(request)
+    except (RedactorError, VaultError) as exc:
+        status = getattr(exc, "status", 500)
+        code = getattr(exc, "code", "internal_error")
+        if status >= 500:
+            log.error("request_failed", status=status, error=code)  # noqa: TRY400 - a typed error, its traceback says nothing new
+        else:
+            log.info("request_refused", status=status, error=code)
+        extra = {"Retry-After": "5"} if status == 503 else {}
+        return error_response(status, code, request_id, **extra)
+    except web.HTTPException:
+        raise
+    except Exception:  # the last line of defence: a 500, never the input
+        log.exception("request_crashed")
+        return error_response(500, "internal_error", request_id)
+    finally:
+        structlog.contextvars.clear_contextvars()

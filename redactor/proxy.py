@@ -1,0 +1,238 @@
+"""Ingress handler: bounded read, verify, redact, audit, forward; and the way back.
+
+Fail closed: a body that cannot be parsed, a vault that is down, an audit record that cannot be
+written all end the request here with an error, and nothing is forwarded. The upstream is
+called once; redactor never retries on its own (a webhook sender retries, and the vault gives
+the same tokens again).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import ClientError, ClientResponse, ClientSession, ClientTimeout, hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from redactor.audit import AuditEvent
+from redactor.errors import BodyTooLargeError, RedactorError
+from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
+from redactor.resources import RESOURCES, Resources
+from redactor.settings import RouteSettings
+from redactor.signatures import sign, verify
+
+log = structlog.get_logger()
+
+# RFC 9110 section 7.6.1: connection-specific fields are not forwarded, nor any field the
+# Connection header names.
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+        "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    )
+)  # fmt: skip
+# Recomputed for the body we send, or set by the client for the upstream host.
+_RECOMPUTED = frozenset({"content-length", "host"})
+
+
+class NoRouteError(RedactorError):
+    status = 404
+    code = "no_route"
+    message = "no route for this path"
+
+
+class UpstreamUnavailableError(RedactorError):
+    status = 502
+    code = "upstream_unavailable"
+    message = "upstream could not be reached"
+
+
+class UpstreamTimeoutError(RedactorError):
+    status = 504
+    code = "upstream_timeout"
+    message = "upstream did not answer in time"
+
+
+def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
+    listed: set[str] = set()
+    for value in headers.getall(hdrs.CONNECTION, []):
+        listed.update(v.strip().lower() for v in value.split(",") if v.strip())
+    return listed
+
+
+def end_to_end_headers(
+    headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()
+) -> CIMultiDict[str]:
+    """The headers a proxy passes on: hop-by-hop and `drop` removed."""
+    skip = HOP_BY_HOP | _connection_listed(headers) | drop
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in skip)
+
+
+def _forwarded_headers(request: web.Request, headers: CIMultiDict[str]) -> None:
+    peer = request.remote or "unknown"
+    proto = request.scheme
+    host = request.host
+    prior = request.headers.get("X-Forwarded-For")
+    headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+    headers["X-Forwarded-Proto"] = proto
+    headers["X-Forwarded-Host"] = host
+    node = f'"[{peer}]"' if ":" in peer else peer
+    forwarded = f'for={node};proto={proto};host="{host}"'
+    prior_fwd = request.headers.get("Forwarded")
+    headers["Forwarded"] = f"{prior_fwd}, {forwarded}" if prior_fwd else forwarded
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    """The whole request body, or BodyTooLargeError as soon as it passes `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLargeError()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _redact(
+    res: Resources,
+    route: RouteSettings,
+    body: bytes,
+    headers: CIMultiDictProxy[str] | CIMultiDict[str],
+) -> tuple[bytes, dict[str, int], tuple[str, ...]]:
+    if not body:
+        return body, {}, ()
+    started = time.perf_counter()
+    redaction = await res.pipeline_for(route).redact(
+        body,
+        content_type=headers.get(hdrs.CONTENT_TYPE),
+        content_encoding=headers.get(hdrs.CONTENT_ENCODING),
+        tenant=route.tenant,
+        unknown_types=route.unknown_content_types,
+        max_decoded_bytes=route.max_body_bytes,
+    )
+    res.metrics.latency.labels(route.name).observe(time.perf_counter() - started)
+    return redaction.body, redaction.counts, redaction.tokens
+
+
+async def handle_proxy(request: web.Request) -> web.StreamResponse:
+    """Every ingress request: route, read, verify, redact, audit, forward."""
+    res = request.app[RESOURCES]
+    route = res.settings.route_for(request.path)
+    if route is None:
+        raise NoRouteError()
+    structlog.contextvars.bind_contextvars(route=route.name)
+    try:
+        return await _proxy(request, res, route)
+    except RedactorError as exc:
+        res.metrics.failures.labels(route.name, exc.code).inc()
+        res.metrics.requests.labels(route.name, str(exc.status)).inc()
+        raise
+    except Exception as exc:
+        code = getattr(exc, "code", "internal_error")
+        res.metrics.failures.labels(route.name, str(code)).inc()
+        raise
+
+
+async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> web.StreamResponse:
+    request_id = request[REQUEST_ID]
+    body = await read_bounded(request, route.max_body_bytes)
+    verify(route.signature, request.headers, body, now=time.time())
+    new_body, counts, tokens = await _redact(res, route, body, request.headers)
+
+    # The audit record is written before the body leaves; if it cannot be, nothing leaves.
+    await res.audit.write(
+        AuditEvent(
+            event="message_redacted" if counts else "message_scanned",
+            time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            request_id=request_id,
+            route=route.name,
+            tenant=route.tenant,
+            counts=counts,
+            tokens=tokens,
+        )
+    )
+    for entity, n in counts.items():
+        res.metrics.findings.labels(route.name, entity).inc(n)
+
+    headers = end_to_end_headers(request.headers, _RECOMPUTED)
+    _forwarded_headers(request, headers)
+    headers[REQUEST_ID_HEADER] = request_id
+    headers.update(sign(route.signature, request.headers, new_body))
+    url = route.upstream_url(request.path, request.query_string)
+    return await _forward(request, res, route, url, headers, new_body, counts)
+
+
+async def _forward(
+    request: web.Request,
+    res: Resources,
+    route: RouteSettings,
+    url: str,
+    headers: CIMultiDict[str],
+    body: bytes,
+    counts: dict[str, int],
+) -> web.StreamResponse:
+    session: ClientSession = res.session
+    timeout = ClientTimeout(
+        total=res.settings.upstream_timeout_s, connect=res.settings.upstream_connect_timeout_s
+    )
+    try:
+        async with session.request(
+            request.method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
+        ) as upstream:
+            if route.redact_responses:
+                return await _redacted_response(request, res, route, upstream)
+            response = web.StreamResponse(
+                status=upstream.status,
+                reason=upstream.reason,
+                headers=end_to_end_headers(
+                    upstream.headers, frozenset({"content-length", "content-encoding"})
+                ),
+            )
+            response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_chunked(64 * 1024):
+                await response.write(chunk)
+            await response.write_eof()
+    except TimeoutError:
+        raise UpstreamTimeoutError() from None
+    except (ClientError, OSError):
+        raise UpstreamUnavailableError() from None
+    res.metrics.requests.labels(route.name, str(response.status)).inc()
+    log.info("request_forwarded", status=response.status, findings=sum(counts.values()))
+    return response
+
+
+async def _redacted_response(
+    request: web.Request, res: Resources, route: RouteSettings, upstream: ClientResponse
+) -> web.Response:
+    # aiohttp's client already decoded the response's Content-Encoding: the body is plain.
+    raw = await upstream.content.read(route.max_body_bytes + 1)
+    if len(raw) > route.max_body_bytes:
+        # Too big to scan, so too big to show: fail closed on the way back as well.
+        raise UpstreamUnavailableError("response too large to scan")
+    headers = end_to_end_headers(
+        upstream.headers, frozenset({"content-length", "content-encoding"})
+    )
+    new_body, counts, tokens = await _redact(res, route, raw, headers)
+    if counts:
+        await res.audit.write(
+            AuditEvent(
+                event="response_redacted",
+                time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                request_id=request[REQUEST_ID],
+                route=route.name,
+                tenant=route.tenant,
+                counts=counts,
+                tokens=tokens,
+            )
+        )
+    headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
+    res.metrics.requests.labels(route.name, str(upstream.status)).inc()
+    return web.Response(
+        status=upstream.status, reason=upstream.reason, headers=headers, body=new_body
+    )

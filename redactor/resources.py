@@ -1,0 +1,90 @@
+"""What the apps share for their whole life: vault, HTTP client, audit sink, detectors.
+
+Opened once at start (`open_resources`), closed once at shutdown; handlers reach them through
+the `RESOURCES` app key. No module-level state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from redactor.audit import AuditSink
+from redactor.detection import DetectionOptions, Detector
+from redactor.metrics import Metrics
+from redactor.pipeline import Pipeline, TokenVault
+from redactor.rewrite import Rewriter
+from redactor.settings import RouteSettings, Settings
+from vault import Vault, open_vault
+
+log = structlog.get_logger()
+
+
+@dataclass(slots=True)
+class Resources:
+    settings: Settings
+    vault: Vault
+    session: aiohttp.ClientSession
+    audit: AuditSink
+    metrics: Metrics
+    rewriter: Rewriter
+    # One detector per distinct detection policy, built at start (routes share them).
+    detectors: dict[DetectionOptions, Detector] = field(default_factory=dict)
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+
+    def pipeline_for(self, route: RouteSettings) -> Pipeline:
+        return self.pipelines[route.name]
+
+
+RESOURCES = web.AppKey("resources", Resources)
+
+
+def _build_pipelines(res: Resources, vault: TokenVault) -> None:
+    for route in res.settings.routes:
+        detector = res.detectors.get(route.detection)
+        if detector is None:
+            detector = res.detectors[route.detection] = Detector(route.detection)
+        res.pipelines[route.name] = Pipeline(
+            detector, res.rewriter, vault, res.settings.vault_timeout_s
+        )
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Open everything once; close it all on exit, whatever happened."""
+    vault = await open_vault(settings.vault)
+    audit = AuditSink(settings.audit_log)
+    session: aiohttp.ClientSession | None = None
+    try:
+        await audit.open()
+        # auto_decompress: responses reach redact_responses routes already decoded.
+        session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
+        res = Resources(settings, vault, session, audit, Metrics(), Rewriter())
+        _build_pipelines(res, VaultAdapter(vault))
+        yield res
+    finally:
+        if session is not None:
+            await session.close()
+        await audit.close()
+        await vault.close()
+
+
+_VAULT_NAMES = MappingProxyType({"CREDIT_CARD": "card", "US_SSN": "ssn"})
+
+
+class VaultAdapter:
+    """Speaks detection's entity names to the vault (`CREDIT_CARD` -> `card`)."""
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+
+    async def tokenize_many(self, tenant: str, items: list[tuple[str, str]]) -> list[object]:
+        return list(
+            await self._vault.tokenize_many(tenant, [(_VAULT_NAMES[e], v) for e, v in items])
+        )

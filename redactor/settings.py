@@ -1,0 +1,289 @@
+"""The one frozen Settings object: config file, then `REDACTOR_*` environment, then flags.
+
+Everything is validated here, at start: a bad value stops the start with the setting's name
+(never a secret's value). No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from redactor.detection import DetectionOptions
+from redactor.errors import ConfigError
+from redactor.signatures import DEFAULT_REPLAY_WINDOW_S, SignatureConfig
+from redactor.yamlschema import load_yaml_file
+from vault.config import VaultConfig
+from vault.errors import VaultError
+
+POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
+ROUTES_SCHEMA = POLICIES_DIR / "routes.schema.json"
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    """One ingress route: which requests, to which upstream, for which tenant, how."""
+
+    name: str
+    path_prefix: str
+    upstream: str
+    tenant: str
+    strip_prefix: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    unknown_content_types: Literal["text", "refuse"] = "text"
+    redact_responses: bool = False
+    signature: SignatureConfig = field(default_factory=SignatureConfig)
+    detection: DetectionOptions = field(default_factory=DetectionOptions)
+
+    def matches(self, path: str) -> bool:
+        return path.startswith(self.path_prefix)
+
+    def upstream_url(self, path: str, query: str) -> str:
+        """The upstream URL for a request path (prefix stripped when configured)."""
+        rest = path[len(self.path_prefix) :] if self.strip_prefix else path
+        base = self.upstream.rstrip("/") if not self.strip_prefix else self.upstream
+        if self.strip_prefix:
+            url = base + rest.lstrip("/") if base.endswith("/") else base + "/" + rest.lstrip("/")
+        else:
+            url = base + rest
+        return f"{url}?{query}" if query else url
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: Listen
+    admin_listen: Listen
+    routes: tuple[RouteSettings, ...]
+    vault: VaultConfig
+    dev: bool = False
+    audit_log: Path | None = None
+    upstream_timeout_s: float = 30.0
+    upstream_connect_timeout_s: float = 5.0
+    vault_timeout_s: float = 2.0
+    log_level: str = "info"
+    log_console: bool = False
+    agent_listen: Listen | None = None
+
+    def route_for(self, path: str) -> RouteSettings | None:
+        """The route with the longest matching prefix, or None."""
+        best = None
+        for route in self.routes:
+            if route.matches(path) and (
+                best is None or len(route.path_prefix) > len(best.path_prefix)
+            ):
+                best = route
+        return best
+
+
+def parse_listen(value: str, name: str) -> Listen:
+    """`HOST:PORT` (IPv6 in brackets). Raises ConfigError naming the setting."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be HOST:PORT")
+    return Listen(host.strip("[]"), int(port))
+
+
+def _check_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return value
+
+
+def _positive(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return number
+
+
+def _secret_from_env(environ: Mapping[str, str], var: str | None, what: str) -> bytes:
+    if not var:
+        raise ConfigError(f"{what} is required for this signature scheme")
+    value = environ.get(var)
+    if not value:
+        raise ConfigError(f"environment variable {var} ({what}) is not set")
+    return value.encode()
+
+
+def _route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSettings:
+    sig_raw = raw.get("signature", {"scheme": "none"})
+    scheme = sig_raw["scheme"]
+    signature = SignatureConfig(scheme=scheme)
+    if scheme in ("slack", "zendesk", "intercom"):
+        signature = SignatureConfig(
+            scheme=scheme,
+            sender_secret=_secret_from_env(
+                environ, sig_raw.get("sender_secret_env"), "sender_secret_env"
+            ),
+            upstream_secret=_secret_from_env(
+                environ, sig_raw.get("upstream_secret_env"), "upstream_secret_env"
+            ),
+            replay_window_s=sig_raw.get("replay_window_s", DEFAULT_REPLAY_WINDOW_S),
+        )
+    det = raw.get("detection", {})
+    return RouteSettings(
+        name=raw["name"],
+        path_prefix=raw["path_prefix"],
+        upstream=_check_url(raw["upstream"], f"routes.{raw['name']}.upstream"),
+        tenant=raw["tenant"],
+        strip_prefix=raw.get("strip_prefix", False),
+        max_body_bytes=raw.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+        unknown_content_types="refuse" if raw.get("unknown_content_types") == "refuse" else "text",
+        redact_responses=raw.get("redact_responses", False),
+        signature=signature,
+        detection=DetectionOptions(
+            ignore_dummy_ssns=det.get("ignore_dummy_ssns", False),
+            bare_ssn_needs_context=det.get("bare_ssn_needs_context", False),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Values given as flags; None means "not given"."""
+
+    config: str | None = None
+    listen: str | None = None
+    admin_listen: str | None = None
+    agent_listen: str | None = None
+    upstream: str | None = None
+    tenant: str | None = None
+    data_dir: str | None = None
+    vault_url: str | None = None
+    key_file: str | None = None
+    dev: bool | None = None
+    audit_log: str | None = None
+    log_level: str | None = None
+    log_console: bool | None = None
+    max_body_bytes: int | None = None
+
+
+def _pick(
+    flag: Any, environ: Mapping[str, str], env_name: str, file_value: Any, default: Any
+) -> Any:
+    if flag is not None:
+        return flag
+    if environ.get(env_name):
+        return environ[env_name]
+    return file_value if file_value is not None else default
+
+
+def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
+    """Build Settings. Raises ConfigError (or YamlFileError) naming what is wrong."""
+    config_path = flags.config or environ.get("REDACTOR_CONFIG")
+    doc: dict[str, Any] = {}
+    if config_path:
+        doc = load_yaml_file(Path(config_path), ROUTES_SCHEMA)
+    vault_doc = doc.get("vault", {})
+    dev_raw = _pick(flags.dev, environ, "REDACTOR_DEV", None, False)
+    dev = (
+        dev_raw if isinstance(dev_raw, bool) else str(dev_raw).lower() in ("1", "true", "yes", "on")
+    )
+    data_dir = _pick(flags.data_dir, environ, "REDACTOR_DATA_DIR", doc.get("data_dir"), None)
+    try:
+        vault = VaultConfig.from_environ(
+            environ,
+            data_dir=data_dir,
+            vault_url=flags.vault_url
+            or (None if environ.get("REDACTOR_VAULT_URL") else vault_doc.get("url")),
+            key_file=flags.key_file
+            or (
+                None
+                if environ.get("REDACTOR_KEY_FILE") or environ.get("REDACTOR_KEYS")
+                else vault_doc.get("key_file")
+            ),
+            dev=dev,
+        )
+    except VaultError as exc:
+        raise ConfigError(str(exc)) from None
+
+    upstream = _pick(flags.upstream, environ, "REDACTOR_UPSTREAM", None, None)
+    routes: list[RouteSettings] = [_route(r, environ) for r in doc.get("routes", [])]
+    max_body = int(
+        _pick(
+            flags.max_body_bytes, environ, "REDACTOR_MAX_BODY_BYTES", None, DEFAULT_MAX_BODY_BYTES
+        )
+    )
+    if upstream:
+        # The catch-all route of `--upstream`: every path, one tenant.
+        tenant = _pick(flags.tenant, environ, "REDACTOR_TENANT", None, DEFAULT_TENANT)
+        routes.append(
+            RouteSettings(
+                name="default",
+                path_prefix="/",
+                upstream=_check_url(upstream, "upstream"),
+                tenant=tenant,
+                max_body_bytes=max_body,
+            )
+        )
+    if not routes:
+        raise ConfigError("no route: give --upstream URL or a --config file with routes")
+    names = [r.name for r in routes]
+    if len(set(names)) != len(names):
+        raise ConfigError("route names must be unique")
+
+    audit = _pick(flags.audit_log, environ, "REDACTOR_AUDIT_LOG", doc.get("audit_log"), None)
+    agent = _pick(
+        flags.agent_listen, environ, "REDACTOR_AGENT_LISTEN", doc.get("agent_listen"), None
+    )
+    settings = Settings(
+        listen=parse_listen(
+            _pick(flags.listen, environ, "REDACTOR_LISTEN", doc.get("listen"), "127.0.0.1:8080"),
+            "listen",
+        ),
+        admin_listen=parse_listen(
+            _pick(
+                flags.admin_listen,
+                environ,
+                "REDACTOR_ADMIN_LISTEN",
+                doc.get("admin_listen"),
+                "127.0.0.1:9090",
+            ),
+            "admin_listen",
+        ),
+        routes=tuple(routes),
+        vault=vault,
+        dev=dev,
+        audit_log=None if audit in (None, "-") else Path(audit),
+        upstream_timeout_s=_positive(
+            _pick(
+                None, environ, "REDACTOR_UPSTREAM_TIMEOUT_S", doc.get("upstream_timeout_s"), 30.0
+            ),
+            "upstream_timeout_s",
+        ),
+        vault_timeout_s=_positive(
+            _pick(None, environ, "REDACTOR_VAULT_TIMEOUT_S", vault_doc.get("timeout_s"), 2.0),
+            "vault_timeout_s",
+        ),
+        log_level=str(_pick(flags.log_level, environ, "REDACTOR_LOG_LEVEL", None, "info")).lower(),
+        log_console=bool(flags.log_console),
+        agent_listen=parse_listen(agent, "agent_listen") if agent else None,
+    )
+    if settings.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError("log_level must be debug, info, warning or error")
+    if max_body <= 0:
+        raise ConfigError("max_body_bytes must be positive")
+    return settings
+
+
+def with_routes(settings: Settings, routes: tuple[RouteSettings, ...]) -> Settings:
+    """A copy of `settings` with other routes (tests and the demo use it)."""
+    return replace(settings, routes=routes)

@@ -1,0 +1,187 @@
+"""The proxy end to end over HTTP: redaction, byte-exactness, errors that fail closed."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import structlog
+
+from tests.proxy.conftest import Proxy
+
+PAN = "4111 1111 1111 1111"
+SSN = "536-90-4399"
+RAW_VALUES = ("4111111111111111", "4111 1111 1111 1111", "536904399", "536-90-4399")
+
+
+def _assert_no_raw(blob: bytes | str) -> None:
+    text = blob.decode("utf-8", "replace") if isinstance(blob, bytes) else blob
+    for raw in RAW_VALUES:
+        assert raw not in text
+
+
+async def test_json_webhook_reaches_upstream_with_tokens_and_other_bytes_intact(
+    proxy: Proxy,
+) -> None:
+    body = (
+        '{"id": 4584686769, "ticket":{"comment" : "card ' + PAN + ", ssn " + SSN + '",'
+        '  "requester_id":20978392, "note":"caf\\u00e9"}}'
+    ).encode()
+    resp = await proxy.client.post(
+        "/hooks/zendesk?x=1", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 200
+    assert await resp.json() == {"ok": True}
+    [got] = proxy.upstream.received
+    assert got.path == "/hooks/zendesk?x=1"
+    _assert_no_raw(got.body)
+    doc = json.loads(got.body)
+    comment = doc["ticket"]["comment"]
+    assert "tok_v1_card_" in comment and comment.endswith("_1111, ssn " + comment.split("ssn ")[1])
+    assert "tok_v1_ssn_" in comment
+    # Everything around the changed string is byte-identical.
+    prefix = b'{"id": 4584686769, "ticket":{"comment" : "card '
+    assert got.body.startswith(prefix)
+    assert got.body.endswith(b'",  "requester_id":20978392, "note":"caf\\u00e9"}}')
+    assert int(got.headers["Content-Length"]) == len(got.body)
+
+
+async def test_same_value_gets_the_same_token_on_retry(proxy: Proxy) -> None:
+    body = json.dumps({"text": f"card {PAN}"}).encode()
+    for _ in range(2):
+        resp = await proxy.client.post(
+            "/x", data=body, headers={"Content-Type": "application/json"}
+        )
+        assert resp.status == 200
+    first, second = (r.body for r in proxy.upstream.received)
+    assert first == second
+
+
+async def test_message_without_values_is_forwarded_unchanged(proxy: Proxy) -> None:
+    body = b'{"text": "order 12345 arrived on 2024-02-11, thanks!", "n": 1.50}'
+    resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 200
+    assert proxy.upstream.received[0].body == body
+
+
+async def test_malformed_json_is_refused_and_nothing_forwarded(proxy: Proxy) -> None:
+    body = ('{"text": "card ' + PAN + '", ').encode()
+    resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 422
+    payload = await resp.json()
+    assert payload["error"] == "body_unparseable"
+    assert payload["request_id"]
+    _assert_no_raw(await resp.read())
+    assert proxy.upstream.received == []
+
+
+async def test_body_over_the_limit_gets_413_and_nothing_forwarded(
+    start_proxy, make_settings
+) -> None:
+    proxy = await start_proxy(make_settings(max_body_bytes=100))
+    resp = await proxy.client.post("/x", data=b"a" * 101, headers={"Content-Type": "text/plain"})
+    assert resp.status == 413
+    assert (await resp.json())["error"] == "body_too_large"
+    assert proxy.upstream.received == []
+
+
+async def test_unknown_content_type_is_scanned_as_text(proxy: Proxy) -> None:
+    resp = await proxy.client.post(
+        "/x", data=f"card={PAN}".encode(), headers={"Content-Type": "application/x-custom"}
+    )
+    assert resp.status == 200
+    _assert_no_raw(proxy.upstream.received[0].body)
+    assert b"tok_v1_card_" in proxy.upstream.received[0].body
+
+
+async def test_gzip_body_is_decoded_scanned_and_re_encoded(proxy: Proxy) -> None:
+    raw = json.dumps({"text": f"ssn {SSN}"}).encode()
+    resp = await proxy.client.post(
+        "/x",
+        data=gzip.compress(raw),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert resp.status == 200
+    got = proxy.upstream.received[0]
+    assert got.headers["Content-Encoding"] == "gzip"
+    plain = gzip.decompress(got.body)
+    _assert_no_raw(plain)
+    assert b"tok_v1_ssn_" in plain
+
+
+async def test_upstream_down_gives_502_and_the_retry_reuses_tokens(
+    start_proxy, make_settings, upstream
+) -> None:
+    proxy = await start_proxy(make_settings())
+    body = json.dumps({"text": f"card {PAN}"}).encode()
+    await upstream.server.close()
+    resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 502
+    assert (await resp.json())["error"] == "upstream_unavailable"
+    # The vault kept the row: tokenising the value again gives the token issued before.
+    first = await proxy.resources.vault.tokenize_many("acme", [("card", PAN.replace(" ", ""))])
+    again = await proxy.resources.vault.tokenize_many("acme", [("card", PAN.replace(" ", ""))])
+    assert first == again
+
+
+async def test_vault_down_gives_503_with_retry_after_and_nothing_forwarded(proxy: Proxy) -> None:
+    await proxy.resources.vault.close()
+    body = json.dumps({"text": f"card {PAN}"}).encode()
+    resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 503
+    assert resp.headers["Retry-After"]
+    assert (await resp.json())["error"] == "vault_unavailable"
+    assert proxy.upstream.received == []
+
+
+async def test_hop_by_hop_headers_dropped_forwarded_headers_added_request_id_kept(
+    proxy: Proxy,
+) -> None:
+    resp = await proxy.client.post(
+        "/x",
+        data=b"hello",
+        headers={
+            "Content-Type": "text/plain",
+            "Connection": "keep-alive, X-Private-Hop",
+            "X-Private-Hop": "secret-hop",
+            "Keep-Alive": "timeout=5",
+            "X-Request-ID": "req-123",
+            "X-Custom": "kept",
+        },
+    )
+    assert resp.status == 200
+    assert resp.headers["X-Request-ID"] == "req-123"
+    got = proxy.upstream.received[0].headers
+    assert "X-Private-Hop" not in got
+    assert "Keep-Alive" not in got
+    assert got["X-Custom"] == "kept"
+    assert got["X-Request-ID"] == "req-123"
+    assert got["X-Forwarded-For"] == "127.0.0.1"
+    assert got["Forwarded"].startswith("for=127.0.0.1;proto=http")
+
+
+async def test_audit_record_and_logs_name_tokens_never_values(proxy: Proxy) -> None:
+    body = json.dumps({"text": f"card {PAN} ssn {SSN}"}).encode()
+    with structlog.testing.capture_logs() as logs:
+        resp = await proxy.client.post(
+            "/x", data=body, headers={"Content-Type": "application/json"}
+        )
+    assert resp.status == 200
+    records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
+    [record] = records
+    assert record["event"] == "message_redacted"
+    assert record["counts"] == {"CREDIT_CARD": 1, "US_SSN": 1}
+    assert record["route"] == "default" and record["tenant"] == "acme"
+    assert all(t.startswith("tok_v1_") for t in record["tokens"])
+    _assert_no_raw(proxy.audit_path.read_text())
+    _assert_no_raw(json.dumps(logs, default=str))
+
+
+async def test_health_and_readiness_on_the_admin_listener(proxy: Proxy) -> None:
+    assert (await proxy.admin.get("/healthz")).status == 200
+    ready = await proxy.admin.get("/readyz")
+    assert ready.status == 200
+    metrics = await (await proxy.admin.get("/metrics")).text()
+    assert "redactor_requests" in metrics
+    await proxy.resources.vault.close()
+    assert (await proxy.admin.get("/readyz")).status == 503
