@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,5 +105,5 @@ async def start_proxy(aiohttp_client, upstream: Upstream, tmp_path: Path):
 
 
 @pytest.fixture
-async def proxy(start_proxy, make_settings) -> AsyncIterator[Proxy]:
-    yield await start_proxy(make_settings())
+async def proxy(start_proxy, make_settings) -> Proxy:
+    return await start_proxy(make_settings())
