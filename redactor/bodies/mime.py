@@ -360,8 +360,11 @@ def encode_transfer(data: bytes, encoding: str | None, original: bytes) -> bytes
         soft = b"=" if original.rstrip(b"\r\n").endswith(b"=") and not body.endswith(b"=") else b""
         return body + soft + trailing if trailing else encoded
     # base64: keep the original line length (76 per RFC 2045 unless the sender chose less).
-    first_line = original.lstrip().split(b"\n", 1)[0].rstrip(b"\r")
-    width = len(first_line) if 4 <= len(first_line) <= 76 and len(first_line) % 4 == 0 else 76
+    lines = original.strip().split(b"\n")
+    first_line = lines[0].rstrip(b"\r")
+    # Only a wrapped original tells us its width; a one-line original does not.
+    chosen = len(lines) > 1 and 4 <= len(first_line) <= 76 and len(first_line) % 4 == 0
+    width = len(first_line) if chosen else 76
     flat = base64.b64encode(data)
-    lines = [flat[i : i + width] for i in range(0, len(flat), width)] or [b""]
-    return line_end.join(lines) + trailing
+    wrapped = [flat[i : i + width] for i in range(0, len(flat), width)] or [b""]
+    return line_end.join(wrapped) + trailing

@@ -27,7 +27,7 @@ def resolve_charset(charset: str) -> str:
         info = codecs.lookup(charset.strip().strip('"').strip("'"))
     except (LookupError, ValueError):
         raise BodyUnparseableError("unknown charset") from None
-    if info.name in _REFUSED_CODECS:
+    if info.name.replace("-", "_") in _REFUSED_CODECS:
         raise BodyUnparseableError("unknown charset")
     return info.name
 
