@@ -296,7 +296,8 @@ def split_multipart(raw: bytes, start: int, end: int, boundary: str) -> Multipar
     except UnicodeEncodeError:
         raise BodyUnparseableError("invalid multipart boundary") from None
     delimiter = re.compile(
-        rb"(?:\A|\r?\n)--" + re.escape(token) + rb"(--)?[ \t]*(?:\r?\n|\Z)",
+        # A close delimiter may be followed by anything (the epilogue); others end the line.
+        rb"(?:\A|\r?\n)--" + re.escape(token) + rb"(?:(--)|[ \t]*(?:\r?\n|\Z))",
     )
     parts: list[tuple[int, int]] = []
     part_start: int | None = None
