@@ -80,6 +80,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return _start_error(exc)
 
 
+def _cmd_health(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    url = args.url
+    if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
+        print("redactor: health checks only a local admin listener", file=sys.stderr)
+        return 2
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout_s) as resp:  # noqa: S310 - loopback only, checked above
+            ok = resp.status == 200
+    except (urllib.error.URLError, OSError):
+        ok = False
+    print("ok" if ok else "unhealthy", file=sys.stderr)
+    return 0 if ok else 1
+
+
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
@@ -122,6 +139,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
     demo.add_argument("--admin-listen", default="127.0.0.1:9090", metavar="HOST:PORT")
     demo.set_defaults(handler=_cmd_demo)
+
+    health = sub.add_parser(
+        "health",
+        help="exit 0 when a local redactor answers on its admin listener (container HEALTHCHECK)",
+    )
+    health.add_argument("--url", default="http://127.0.0.1:9090/healthz", help="admin URL to check")
+    health.add_argument("--timeout-s", type=float, default=2.0)
+    health.set_defaults(handler=_cmd_health)
 
 
 def build_parser() -> argparse.ArgumentParser:
