@@ -14,9 +14,10 @@ Detectors:
   stock             presidio's CreditCardRecognizer + UsSsnRecognizer in an AnalyzerEngine on
                     `spacy.blank("en")` (SpacyNlpEngine, no model), default threshold
 
-Throughput is the best of several uninstrumented passes over the corpus (the minimum is the
-run least disturbed by other processes, as `timeit` advises); latency comes from three more
-passes that time each call, keeping each message's median. The garbage collector is off during timed passes (as in `timeit`), for
+All measurements run in `--rounds` rounds (default 3), each a share of `--min-time` of
+uninstrumented passes over the corpus plus one pass that times each call. Throughput is the
+best pass (the one least disturbed by other processes, as `timeit` advises); latency is, per
+message, the median of its timed calls. The garbage collector is off during timed passes (as in `timeit`), for
 every detector alike. The process is pinned to one core when the OS allows it.
 
     python benchmarks/detect.py                 # ~1 minute; writes benchmarks/results/detect.json
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -70,7 +71,6 @@ ENTITIES = ["CREDIT_CARD", "US_SSN"]
 TARGET_MIX_SPEEDUP = 20.0
 TARGET_DEV_SPEEDUP = 5.0
 TARGET_CLEAN_MB_S = 50.0
-LATENCY_PASSES = 3
 
 Spans = list[tuple[str, int, int]]
 
@@ -131,14 +131,23 @@ def detector_functions(det: Detector, stock: AnalyzerEngine) -> dict[str, Callab
 class Measurement:
     corpus: str
     detector: str
-    messages: int
-    megabytes: float
-    passes: list[float]  # seconds per pass over the corpus, uninstrumented
-    latencies_ns: list[int]
+    texts: list[str] = field(repr=False)
+    passes: list[float] = field(default_factory=list)  # seconds per uninstrumented pass
+    timings_ns: list[list[int]] = field(default_factory=list)  # per message, one per round
+
+    @property
+    def messages(self) -> int:
+        return len(self.texts)
+
+    @property
+    def megabytes(self) -> float:
+        return sum(len(t.encode("utf-8")) for t in self.texts) / 1e6
 
     def as_dict(self) -> dict[str, object]:
         best, worst = min(self.passes), max(self.passes)
-        lat = sorted(self.latencies_ns)
+        # Each message's median over the rounds: one call hit by another process's time slice
+        # should not become the p99 of a 288-message corpus.
+        lat = sorted(int(statistics.median(v)) for v in self.timings_ns)
         return {
             "corpus": self.corpus,
             "detector": self.detector,
@@ -160,38 +169,31 @@ def _percentile(sorted_values: list[int], q: float) -> float:
     return float(sorted_values[rank])
 
 
-def measure(
-    corpus: str, name: str, fn: Callable[[str], Spans], texts: list[str], min_time_s: float
-) -> Measurement:
-    """Passes over `texts` until `min_time_s` is spent (at least 2), then timed-call passes."""
+def measure(m: Measurement, fn: Callable[[str], Spans], min_time_s: float) -> None:
+    """One round: passes over the texts until `min_time_s` is spent, then one timed-call pass."""
+    texts = m.texts
     for t in texts[:20]:  # warm-up: first-call imports, regex and spaCy caches
         fn(t)
-    passes: list[float] = []
+    if not m.timings_ns:
+        m.timings_ns = [[] for _ in texts]
     gc.collect()
     gc.disable()
     try:
         spent = 0.0
-        while len(passes) < 2 or spent < min_time_s:
+        while spent < min_time_s or not spent:
             t0 = time.perf_counter()
             for t in texts:
                 fn(t)
             dt = time.perf_counter() - t0
-            passes.append(dt)
+            m.passes.append(dt)
             spent += dt
-        # Each message timed LATENCY_PASSES times and its median kept: one call hit by another
-        # process's time slice should not become the p99 of a 288-message corpus.
         clock = time.perf_counter_ns
-        per_message: list[list[int]] = [[] for _ in texts]
-        for _ in range(LATENCY_PASSES):
-            for i, t in enumerate(texts):
-                t0 = clock()
-                fn(t)
-                per_message[i].append(clock() - t0)
-        latencies = [int(statistics.median(v)) for v in per_message]
+        for i, t in enumerate(texts):
+            t0 = clock()
+            fn(t)
+            m.timings_ns[i].append(clock() - t0)
     finally:
         gc.enable()
-    megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
-    return Measurement(corpus, name, len(texts), megabytes, passes, latencies)
 
 
 # --- quality (informative) -------------------------------------------------------------------
@@ -223,19 +225,18 @@ def dev_quality(scorer: ModuleType, fn: Callable[[str], Spans]) -> dict[str, obj
 
 def mix_quality(messages: list[SupportMessage], fn: Callable[[str], Spans]) -> dict[str, int]:
     """Planted values found (same entity, same digits) and findings beyond them, on (a)."""
-    found = missed = extra = 0
+    out = {f"{e}_{k}": 0 for e in ENTITIES for k in ("found", "missed")} | {"other_findings": 0}
     for m in messages:
         spans = fn(m.text)
         got = [(e, _digits(m.text[s:t])) for e, s, t in spans]
-        hits = 0
         for p in m.planted:
-            if (p.entity, _digits(p.value)) in got:
-                hits += 1
-            else:
-                missed += 1
-        found += hits
-        extra += len(spans) - hits
-    return {"planted_found": found, "planted_missed": missed, "other_findings": extra}
+            out[f"{p.entity}_{'found' if (p.entity, _digits(p.value)) in got else 'missed'}"] += 1
+        out["other_findings"] += len(spans) - sum(
+            1 for p in m.planted if (p.entity, _digits(p.value)) in got
+        )
+    out["planted_found"] = sum(out[f"{e}_found"] for e in ENTITIES)
+    out["planted_missed"] = sum(out[f"{e}_missed"] for e in ENTITIES)
+    return out
 
 
 def _digits(s: str) -> str:
@@ -342,11 +343,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         ("clean", "redactor-no-pf"),
         ("clean", "stock"),
     ]
-    rows = []
-    for corpus, name in plan:
-        m = measure(corpus, name, fns[name], corpora[corpus], args.min_time)
-        rows.append(m.as_dict())
-        print(f"  measured {corpus}/{name}: {len(m.passes)} passes", file=sys.stderr)
+    # Rounds spread each measurement over the run, so a burst of load from another process
+    # cannot spoil all of one detector's passes while sparing the other's.
+    measurements = [Measurement(c, n, corpora[c]) for c, n in plan]
+    for r in range(args.rounds):
+        for m in measurements:
+            measure(m, fns[m.detector], args.min_time / args.rounds)
+        print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
+    rows = [m.as_dict() for m in measurements]
 
     def tput(corpus: str, name: str) -> float:
         row = next(r for r in rows if r["corpus"] == corpus and r["detector"] == name)
@@ -414,7 +418,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "quick": args.quick,
             "gc_disabled_during_timing": True,
             "throughput_from": "best uninstrumented pass",
-            "latency_from": f"median of {LATENCY_PASSES} timed calls per message",
+            "rounds": args.rounds,
+            "latency_from": "per message, the median of one timed call per round",
         },
         "corpora": {
             "mix": {**summarize(mix), "reach_engine": reach_engine},
@@ -457,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a few seconds: small corpora, 1 pass")
     ap.add_argument("--messages", type=int, help="messages in (a) and (c) (default 3000)")
     ap.add_argument("--min-time", type=float, help="seconds of passes per measurement")
+    ap.add_argument("--rounds", type=int, help="rounds over all measurements (default 3)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--cpu", type=int, default=0, help="core to pin to (default 0)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default %(default)s)")
@@ -465,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.messages is None:
         args.messages = 300 if args.quick else 3000
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
     if args.min_time is None:
         args.min_time = 0.05 if args.quick else 1.5
     if args.profile:
