@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 import jsonschema
 import structlog
-import yaml
 
 from redactor.errors import PermissionDeniedError, PolicyError
+from redactor.yamlschema import node_at, parse_yaml
 
 log = structlog.get_logger(__name__)
 
@@ -198,93 +198,6 @@ _VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 _TICKET_MAX_CHARS = 128  # bounds the regex work a caller's ticket reference can cause
 
 
-def _key_lines(node: yaml.Node, source: str) -> None:
-    """Refuse duplicate and non-string keys: PyYAML keeps the last duplicate silently."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-                # YAML 1.1 reads `yes`, `on`, `1` as bool/int keys: quote them to mean a name.
-                raise PolicyFileError(source, line, "keys must be strings (quote the key)")
-            if key_node.value in seen:
-                raise PolicyFileError(source, line, f"duplicate key '{key_node.value}'")
-            seen.add(key_node.value)
-            _key_lines(value_node, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _key_lines(item, source)
-
-
-def _node_at(root: yaml.Node, path: list[str | int], key: str | None = None) -> yaml.Node:
-    """The deepest node along a jsonschema error path (the key node itself when `key` is given)."""
-    node = root
-    for part in [*path, key] if key is not None else path:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == part:
-                    node = key_node if part is key else value_node
-                    break
-            else:
-                break
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-        else:
-            break
-    return node
-
-
-def _describe(error: jsonschema.ValidationError) -> tuple[str, str | None]:
-    """A reason built from the schema (never jsonschema's text, which quotes the value), and
-    the offending key when the error is about a key rather than a value."""
-    rule, expected = error.validator, error.validator_value
-    custom = error.schema.get("x-message") if isinstance(error.schema, dict) else None
-    if custom:
-        return custom, None
-    instance = error.instance
-    if rule == "additionalProperties" and isinstance(instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        extra = sorted(str(k) for k in instance if k not in allowed)
-        if extra:
-            hint = f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
-            return f"unknown key '{extra[0]}'{hint}", extra[0]
-    if rule == "required" and isinstance(instance, dict):
-        missing = [k for k in expected if k not in instance]
-        return f"missing required key '{missing[0] if missing else expected[0]}'", None
-    if "propertyNames" in error.absolute_schema_path and isinstance(instance, str):
-        # jsonschema reports a bad key name at its mapping; point at the key itself.
-        return (
-            f"name '{instance}' is not allowed: use letters, digits and _ . : / @ -",
-            instance,
-        )
-    messages = {
-        "enum": lambda: f"must be one of: {', '.join(map(str, expected))}",
-        "const": lambda: f"must be {json.dumps(expected)}",
-        "type": lambda: f"must be of type {expected}",
-        "minimum": lambda: f"must be at least {expected}",
-        "maximum": lambda: f"must be at most {expected}",
-        "minLength": lambda: f"must have at least {expected} characters",
-        "maxLength": lambda: f"must have at most {expected} characters",
-        "pattern": lambda: f"must match the pattern {expected}",
-        "minItems": lambda: f"must have at least {expected} items",
-        "uniqueItems": lambda: "must not repeat items",
-    }
-    describe = messages.get(rule)
-    return (describe() if describe else f"breaks the schema rule '{rule}'"), None
-
-
-def _schema_error(
-    error: jsonschema.ValidationError, root: yaml.Node, source: str
-) -> PolicyFileError:
-    reason, key = _describe(error)
-    path = list(error.absolute_path)
-    node = _node_at(root, path, key)
-    where = ".".join(str(p) for p in [*path, key] if p is not None) or "(top level)"
-    return PolicyFileError(source, node.start_mark.line + 1, f"{where}: {reason}")
-
-
 def _role_table(raw: Mapping[str, Any]) -> RoleTable:
     return MappingProxyType(
         {
@@ -299,22 +212,7 @@ def parse_policy(text: str, source: str) -> Policy:
 
     Raises PolicyFileError (file, line, reason) when it is not YAML or breaks the schema.
     """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise PolicyFileError(source, line, f"not valid YAML: {exc.problem}") from None
-    except yaml.YAMLError:
-        raise PolicyFileError(source, None, "not valid YAML") from None
-    if root is None:
-        raise PolicyFileError(source, 1, "file is empty")
-    _key_lines(root, source)
-    data = yaml.safe_load(text)
-
-    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(data))
-    if error is not None:
-        raise _schema_error(error, root, source)
+    root, data = parse_yaml(text, _VALIDATOR, source, PolicyFileError)
 
     full = data["full_reveal"]
     purpose = full["purpose"]
@@ -324,13 +222,13 @@ def parse_policy(text: str, source: str) -> Policy:
         try:
             pattern = re.compile(ticket["pattern"])
         except re.error:
-            line = _node_at(root, ["full_reveal", "ticket", "pattern"]).start_mark.line + 1
+            line = node_at(root, ["full_reveal", "ticket", "pattern"]).start_mark.line + 1
             raise PolicyFileError(
                 source, line, "full_reveal.ticket.pattern: not a valid regular expression"
             ) from None
     max_length = purpose.get("max_length", 500)
     if purpose.get("min_length", 0) > max_length:
-        line = _node_at(root, ["full_reveal", "purpose", "min_length"]).start_mark.line + 1
+        line = node_at(root, ["full_reveal", "purpose", "min_length"]).start_mark.line + 1
         raise PolicyFileError(
             source, line, "full_reveal.purpose.min_length: must not exceed max_length"
         )

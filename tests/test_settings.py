@@ -1,0 +1,108 @@
+"""Start-up configuration: a bad file or setting stops the start, naming where and what."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from redactor.errors import ConfigError
+from redactor.settings import Overrides, load_settings
+from redactor.yamlschema import YamlFileError
+
+GOOD = """\
+routes:
+  - name: zendesk
+    path_prefix: /zendesk/
+    upstream: http://127.0.0.1:9000/
+    tenant: acme
+    signature:
+      scheme: zendesk
+      sender_secret_env: ZD_SENDER
+      upstream_secret_env: ZD_UPSTREAM
+"""
+
+
+def _load(tmp_path: Path, text: str, environ: dict[str, str] | None = None):
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    env = {"ZD_SENDER": "s1", "ZD_UPSTREAM": "s2", **(environ or {})}
+    return load_settings(Overrides(config=str(path), data_dir=str(tmp_path), dev=True), env)
+
+
+def test_good_file_gives_routes_with_secrets_from_the_environment(tmp_path: Path) -> None:
+    settings = _load(tmp_path, GOOD)
+    [route] = settings.routes
+    assert route.signature.scheme == "zendesk"
+    assert route.signature.sender_secret == b"s1"
+    assert "s1" not in repr(route)
+    assert settings.route_for("/zendesk/hook") is route
+    assert settings.route_for("/other") is None
+
+
+def test_unknown_key_is_reported_with_its_line(tmp_path: Path) -> None:
+    with pytest.raises(YamlFileError) as info:
+        _load(tmp_path, GOOD.replace("    tenant: acme\n", "    tenant: acme\n    tennant: typo\n"))
+    assert info.value.line == 6
+    assert "tennant" in str(info.value)
+
+
+def test_wrong_value_is_reported_with_its_line_and_never_quoted(tmp_path: Path) -> None:
+    with pytest.raises(YamlFileError) as info:
+        _load(
+            tmp_path,
+            GOOD.replace("upstream: http://127.0.0.1:9000/", "upstream: ftp://secret-host/"),
+        )
+    assert info.value.line == 4
+    assert "secret-host" not in str(info.value)
+
+
+def test_missing_secret_variable_stops_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    with pytest.raises(ConfigError, match="ZD_UPSTREAM"):
+        load_settings(Overrides(config=str(path), dev=True), {"ZD_SENDER": "s1"})
+
+
+def test_no_route_at_all_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no route"):
+        load_settings(Overrides(data_dir=str(tmp_path), dev=True), {})
+
+
+def test_flags_override_environment(tmp_path: Path) -> None:
+    settings = load_settings(
+        Overrides(
+            upstream="http://127.0.0.1:9001",
+            listen="127.0.0.1:8181",
+            data_dir=str(tmp_path),
+            dev=True,
+        ),
+        {"REDACTOR_LISTEN": "127.0.0.1:8282", "REDACTOR_UPSTREAM": "http://127.0.0.1:9999"},
+    )
+    assert str(settings.listen) == "127.0.0.1:8181"
+    assert settings.routes[0].upstream == "http://127.0.0.1:9001"
+
+
+def test_serve_without_a_key_refuses_to_start_and_says_how(tmp_path: Path) -> None:
+    proc = subprocess.run(  # noqa: S603 - our own entry point
+        [
+            sys.executable,
+            "-m",
+            "redactor",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 2
+    assert "no key configured" in proc.stderr
+    assert "--dev" in proc.stderr
