@@ -19,6 +19,8 @@ TOKEN_ID_LENGTH = 20
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 # Bytes at or above this are rejected so every letter is equally likely (234 = 9 * 26).
 _REJECT_FROM = 256 - 256 % len(_ALPHABET)
+_BYTE_TO_LETTER = bytes(ord(_ALPHABET[b % len(_ALPHABET)]) for b in range(256))
+_REJECTED = bytes(range(_REJECT_FROM, 256))
 
 
 class EntityType(enum.StrEnum):
@@ -99,11 +101,8 @@ def find_tokens(text: str) -> list[str]:
 
 def new_token_id(random_bytes: Callable[[int], bytes]) -> str:
     """A uniformly random token id drawn from `random_bytes` (pass `secrets.token_bytes`)."""
-    letters: list[str] = []
+    letters = b""
     while len(letters) < TOKEN_ID_LENGTH:
-        for byte in random_bytes(32):
-            if byte < _REJECT_FROM:
-                letters.append(_ALPHABET[byte % len(_ALPHABET)])
-                if len(letters) == TOKEN_ID_LENGTH:
-                    break
-    return "".join(letters)
+        # Rejection sampling in C: bytes >= 234 are deleted, the rest map to a letter each.
+        letters += random_bytes(32).translate(_BYTE_TO_LETTER, _REJECTED)
+    return letters[:TOKEN_ID_LENGTH].decode("ascii")
