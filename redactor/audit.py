@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from redactor.errors import RedactorError
 
@@ -42,6 +42,38 @@ class AuditEvent:
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One decision on the agent API: who asked for which token, what was granted, and why.
+
+    `token` is the token string (it holds nothing policy does not allow); `purpose` and
+    `ticket` are the caller's free text after `scrub_free_text`. Never a value.
+    """
+
+    event: str  # token_resolved, token_denied, token_used, agent_unauthenticated, ...
+    time: str
+    request_id: str
+    route: str
+    subject: str | None
+    tenant: str | None
+    token: str | None
+    level: str  # the level granted: none, masked, use or full
+    reason: str  # granted, or the stable denial / authentication reason code
+    purpose: str | None = None
+    ticket: str | None = None
+    token_id: str | None = None  # the JWT's jti, to tie a decision to one credential
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no spaces, UTF-8."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class AuditRecord(Protocol):
+    """What the sink writes: anything that renders itself as one canonical JSON line."""
+
+    def to_json(self) -> str: ...
+
+
 class AuditSink:
     """Appends JSON lines to a file (or stdout), in order, off the event loop."""
 
@@ -60,16 +92,25 @@ class AuditSink:
         except OSError:
             raise AuditWriteError("open") from None
 
-    async def write(self, event: AuditEvent) -> None:
+    async def write(self, event: AuditRecord) -> None:
         """Write and flush one record. Raises AuditWriteError: the caller must not forward."""
-        line = event.to_json() + "\n"
+        await self.write_many((event,))
+
+    async def write_many(self, events: Sequence[AuditRecord]) -> None:
+        """Write and flush several records in one go (one thread hop for a batch of decisions).
+
+        Raises AuditWriteError: the caller must not answer with, or forward, what they cover.
+        """
+        if not events:
+            return
+        lines = "".join(event.to_json() + "\n" for event in events)
         async with self._lock:
             try:
                 if self._fh is None:
-                    sys.stdout.write(line)
+                    sys.stdout.write(lines)
                     sys.stdout.flush()
                 else:
-                    await asyncio.to_thread(self._write_line, self._fh, line)
+                    await asyncio.to_thread(self._write_line, self._fh, lines)
             except (OSError, ValueError):
                 raise AuditWriteError() from None
 

@@ -33,6 +33,10 @@ def _overrides(args: argparse.Namespace):  # -> Overrides, imported lazily with 
         listen=args.listen,
         admin_listen=args.admin_listen,
         agent_listen=args.agent_listen,
+        jwks=args.jwks,
+        jwt_issuer=args.jwt_issuer,
+        jwt_audience=args.jwt_audience,
+        policy=args.policy,
         upstream=args.upstream,
         tenant=args.tenant,
         data_dir=args.data_dir,
@@ -114,7 +118,19 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     add("--dev", action="store_true", help="development mode: generate a key in the data dir")
     add("--listen", metavar="HOST:PORT", help="proxy listener (default 127.0.0.1:8080)")
     add("--admin-listen", metavar="HOST:PORT", help="admin listener (default 127.0.0.1:9090)")
-    add("--agent-listen", metavar="HOST:PORT", help="agent API listener")
+    add(
+        "--agent-listen",
+        metavar="HOST:PORT",
+        help="agent API listener: /v1/resolve, /v1/reveal-text, /out/NAME/ (env REDACTOR_AGENT_LISTEN)",
+    )
+    add("--jwks", metavar="PATH_OR_URL", help="JWKS file or https URL (env REDACTOR_JWKS)")
+    add("--jwt-issuer", metavar="ISS", help="accepted JWT issuer (env REDACTOR_JWT_ISSUER)")
+    add("--jwt-audience", metavar="AUD", help="accepted JWT audience (env REDACTOR_JWT_AUDIENCE)")
+    add(
+        "--policy",
+        metavar="FILE",
+        help="reveal policy YAML, reloaded on SIGHUP (env REDACTOR_POLICY)",
+    )
     add("--upstream", metavar="URL", help="catch-all route: forward every path to URL")
     add("--tenant", help="tenant of the catch-all route (default 'default')")
     add("--data-dir", metavar="DIR", help="data directory (default ./redactor-data)")

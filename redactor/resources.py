@@ -16,14 +16,29 @@ import structlog
 from aiohttp import web
 
 from redactor.audit import AuditSink
+from redactor.auth import TokenVerifier
 from redactor.detection import DetectionOptions, Detector
 from redactor.metrics import Metrics
 from redactor.pipeline import Pipeline, TokenVault
+from redactor.policy import PolicyStore
 from redactor.rewrite import Rewriter
-from redactor.settings import RouteSettings, Settings
+from redactor.settings import AgentSettings, RouteSettings, Settings
 from vault import Vault, open_vault
 
 log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResources:
+    """What the agent API shares: the JWT verifier, the reveal policy, the outbound pipeline."""
+
+    settings: AgentSettings
+    verifier: TokenVerifier
+    policies: PolicyStore
+    # Scrubs callers' free text (purposes) before the audit log, and redacts answers that come
+    # back through outbound routes.
+    detector: Detector
+    outbound_pipeline: Pipeline
 
 
 @dataclass(slots=True)
@@ -37,6 +52,7 @@ class Resources:
     # One detector per distinct detection policy, built at start (routes share them).
     detectors: dict[DetectionOptions, Detector] = field(default_factory=dict)
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    agent: AgentResources | None = None
 
     def pipeline_for(self, route: RouteSettings) -> Pipeline:
         return self.pipelines[route.name]
@@ -55,6 +71,23 @@ def _build_pipelines(res: Resources, vault: TokenVault) -> None:
         )
 
 
+async def _open_agent(res: Resources, agent: AgentSettings, vault: TokenVault) -> AgentResources:
+    # PolicyFileError (a ConfigError naming file, line and reason) stops the start.
+    policies = PolicyStore(agent.policy_path)
+    verifier = TokenVerifier(agent.auth, session=res.session)
+    await verifier.start()
+    detector = res.detectors.get(DetectionOptions())
+    if detector is None:
+        detector = res.detectors[DetectionOptions()] = Detector(DetectionOptions())
+    pipeline = Pipeline(detector, res.rewriter, vault, res.settings.vault_timeout_s)
+    log.info(
+        "agent_api_ready",
+        policy=str(agent.policy_path),
+        outbound=[r.name for r in agent.outbound],
+    )
+    return AgentResources(agent, verifier, policies, detector, pipeline)
+
+
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open everything once; close it all on exit, whatever happened."""
@@ -66,7 +99,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         # auto_decompress: responses reach redact_responses routes already decoded.
         session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
         res = Resources(settings, vault, session, audit, Metrics(), Rewriter())
-        _build_pipelines(res, VaultAdapter(vault))
+        adapter = VaultAdapter(vault)
+        _build_pipelines(res, adapter)
+        if settings.agent is not None:
+            res.agent = await _open_agent(res, settings.agent, adapter)
         yield res
     finally:
         if session is not None:

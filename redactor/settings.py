@@ -6,14 +6,17 @@ Everything is validated here, at start: a bad value stops the start with the set
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from redactor.auth import AuthSettings
 from redactor.detection import DetectionOptions
 from redactor.errors import ConfigError
+from redactor.policy import load_policy
 from redactor.signatures import DEFAULT_REPLAY_WINDOW_S, SignatureConfig
 from redactor.yamlschema import load_yaml_file
 from vault.config import VaultConfig
@@ -23,6 +26,9 @@ POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
 ROUTES_SCHEMA = POLICIES_DIR / "routes.schema.json"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_TENANT = "default"
+# Agent requests are small JSON documents; a megabyte is far above any real one.
+DEFAULT_AGENT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_TOKENS_PER_REQUEST = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,31 @@ class RouteSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundRoute:
+    """An allow-listed destination for `/out/<name>/...` (the `use` level)."""
+
+    name: str
+    destination: str
+    max_body_bytes: int = DEFAULT_AGENT_MAX_BODY_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """The agent API: its listener, how callers are verified, the reveal policy, the routes out."""
+
+    listen: Listen
+    auth: AuthSettings
+    policy_path: Path
+    max_body_bytes: int = DEFAULT_AGENT_MAX_BODY_BYTES
+    max_tokens_per_request: int = DEFAULT_MAX_TOKENS_PER_REQUEST
+    outbound: tuple[OutboundRoute, ...] = ()
+
+    def outbound_route(self, name: str) -> OutboundRoute | None:
+        """The allow-listed route called `name`, or None."""
+        return next((r for r in self.outbound if r.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     listen: Listen
     admin_listen: Listen
@@ -77,6 +108,7 @@ class Settings:
     log_level: str = "info"
     log_console: bool = False
     agent_listen: Listen | None = None
+    agent: AgentSettings | None = None
 
     def route_for(self, path: str) -> RouteSettings | None:
         """The route with the longest matching prefix, or None."""
@@ -156,6 +188,85 @@ def _route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSettings:
     )
 
 
+def _check_destination(value: str, name: str) -> str:
+    # Card numbers leave in this request: plain http only to this host (a local sidecar or a
+    # test double), https everywhere else.
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"{name} must be a plain base URL (no query, fragment or user)")
+    if parts.scheme == "https" and host:
+        return value
+    if parts.scheme == "http" and host:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return value
+    raise ConfigError(f"{name} must be an https URL (http only to a loopback address)")
+
+
+def _agent(
+    flags: Overrides, environ: Mapping[str, str], doc: Mapping[str, Any], listen: Listen | None
+) -> AgentSettings | None:
+    raw: Mapping[str, Any] = doc.get("agent", {})
+    jwks = _pick(flags.jwks, environ, "REDACTOR_JWKS", raw.get("jwks"), None)
+    issuer = _pick(flags.jwt_issuer, environ, "REDACTOR_JWT_ISSUER", raw.get("issuer"), None)
+    audience = _pick(
+        flags.jwt_audience, environ, "REDACTOR_JWT_AUDIENCE", raw.get("audience"), None
+    )
+    policy = _pick(flags.policy, environ, "REDACTOR_POLICY", raw.get("policy"), None)
+    given = {"jwks": jwks, "jwt_issuer": issuer, "jwt_audience": audience, "policy": policy}
+    if listen is None:
+        if any(given.values()) or raw:
+            raise ConfigError("agent settings are given but agent_listen is not")
+        return None
+    for name, value in given.items():
+        if not value:
+            raise ConfigError(f"agent_listen needs {name}")
+    jwks = str(jwks)
+    remote = jwks.startswith(("http://", "https://"))
+    claims = raw.get("claims", {})
+    auth = AuthSettings(
+        issuer=str(issuer),
+        audience=str(audience),
+        jwks_path=None if remote else Path(jwks),
+        jwks_url=jwks if remote else None,
+        allowed_algorithms=tuple(raw.get("algorithms", ("RS256", "ES256"))),
+        leeway_s=float(raw.get("leeway_s", 30.0)),
+        subject_claim=claims.get("subject", "sub"),
+        tenant_claim=claims.get("tenant", "tenant"),
+        roles_claim=claims.get("roles", "roles"),
+        require_nbf=raw.get("require_nbf", False),
+        revoked_kids=frozenset(raw.get("revoked_kids", ())),
+        revoked_jtis=frozenset(raw.get("revoked_jtis", ())),
+    )
+    if not remote and not Path(jwks).is_file():
+        raise ConfigError("jwks: file not found")
+    policy_path = Path(str(policy))
+    # Refuse to start on a bad policy: the error names the file, the line and the reason.
+    load_policy(policy_path)
+    outbound = tuple(
+        OutboundRoute(
+            name=r["name"],
+            destination=_check_destination(r["destination"], f"agent.outbound.{r['name']}"),
+            max_body_bytes=r.get("max_body_bytes", DEFAULT_AGENT_MAX_BODY_BYTES),
+        )
+        for r in raw.get("outbound", ())
+    )
+    if len({r.name for r in outbound}) != len(outbound):
+        raise ConfigError("agent.outbound names must be unique")
+    return AgentSettings(
+        listen=listen,
+        auth=auth,
+        policy_path=policy_path,
+        max_body_bytes=raw.get("max_body_bytes", DEFAULT_AGENT_MAX_BODY_BYTES),
+        max_tokens_per_request=raw.get("max_tokens_per_request", DEFAULT_MAX_TOKENS_PER_REQUEST),
+        outbound=outbound,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Overrides:
     """Values given as flags; None means "not given"."""
@@ -164,6 +275,10 @@ class Overrides:
     listen: str | None = None
     admin_listen: str | None = None
     agent_listen: str | None = None
+    jwks: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    policy: str | None = None
     upstream: str | None = None
     tenant: str | None = None
     data_dir: str | None = None
@@ -244,6 +359,7 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
     agent = _pick(
         flags.agent_listen, environ, "REDACTOR_AGENT_LISTEN", doc.get("agent_listen"), None
     )
+    agent_listen = parse_listen(agent, "agent_listen") if agent else None
     settings = Settings(
         listen=parse_listen(
             _pick(flags.listen, environ, "REDACTOR_LISTEN", doc.get("listen"), "127.0.0.1:8080"),
@@ -275,7 +391,8 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         ),
         log_level=str(_pick(flags.log_level, environ, "REDACTOR_LOG_LEVEL", None, "info")).lower(),
         log_console=bool(flags.log_console),
-        agent_listen=parse_listen(agent, "agent_listen") if agent else None,
+        agent_listen=agent_listen,
+        agent=_agent(flags, environ, doc, agent_listen),
     )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")

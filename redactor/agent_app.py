@@ -1,0 +1,42 @@
+"""Builds the agent API Application: /v1/resolve, /v1/reveal-text and /out/<name>/...
+
+It runs on a listener of its own (`agent_listen`), apart from the proxy and admin listeners,
+so the surface that can return values is never reachable through the ingress port.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from redactor.middleware import Handler, context_middleware
+from redactor.outbound import handle_outbound
+from redactor.resolve import CHALLENGE, RETRY_AFTER_S, handle_resolve, handle_reveal_text
+from redactor.resources import RESOURCES, Resources
+
+
+@web.middleware
+async def challenge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Headers RFC 6750 and RFC 6585 ask for on the error answers context_middleware builds:
+    `WWW-Authenticate: Bearer` on a 401, `Retry-After` on a 429."""
+    response = await handler(request)
+    if response.status == 401:
+        response.headers["WWW-Authenticate"] = request.get(CHALLENGE, 'Bearer realm="redactor"')
+    elif response.status == 429:
+        response.headers["Retry-After"] = str(request.get(RETRY_AFTER_S, 60))
+    return response
+
+
+def build_agent_app(resources: Resources) -> web.Application:
+    """The agent app. Raises ValueError if the resources were opened without agent settings."""
+    if resources.agent is None:
+        raise ValueError("agent API needs agent settings (agent_listen, jwks, policy)")
+    app = web.Application(
+        # challenge first (outermost): it decorates the error answers context_middleware makes.
+        middlewares=[challenge_middleware, context_middleware],
+        client_max_size=resources.agent.settings.max_body_bytes,
+    )
+    app[RESOURCES] = resources
+    app.router.add_post("/v1/resolve", handle_resolve)
+    app.router.add_post("/v1/reveal-text", handle_reveal_text)
+    app.router.add_route("*", "/out/{name}/{tail:.*}", handle_outbound)
+    return app

@@ -1,0 +1,221 @@
+"""The `use` level: `/out/<name>/...` sends a tool's request to an allow-listed destination with
+tokens replaced by their values, and brings the answer back redacted.
+
+The tool never holds a value: it posts tokens, redactor swaps them in on the way out (only if
+the caller has `use` or `full` for every token's entity type; otherwise 403 and nothing is
+sent), and any card number or SSN in the destination's answer becomes a token again through
+the same redaction pipeline the proxy uses. Destinations are fixed in configuration; a name
+that is not there is refused, and the path a tool appends can never leave the destination.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from aiohttp import ClientError, ClientTimeout, hdrs, web
+from yarl import URL
+
+from redactor.audit import AuditEvent
+from redactor.bodies import Edit, parse_body
+from redactor.errors import RedactorError
+from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
+from redactor.policy import Level, raise_for_decision
+from redactor.proxy import (
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+    end_to_end_headers,
+    read_bounded,
+)
+from redactor.resolve import (
+    TooManyTokensError,
+    access_event,
+    agent_of,
+    authenticate,
+    decide_tokens,
+    now_iso,
+    resolve_granted,
+)
+from redactor.settings import OutboundRoute
+from vault import TOKEN_PATTERN, Resolved
+
+log = structlog.get_logger()
+
+PREFIX = "/out/"
+# Never passed on: the agent's own credential and cookies are for redactor, not the processor;
+# the length is recomputed for the body we send; the host is the destination's.
+_DROP_OUT = frozenset({"authorization", "cookie", "host", "content-length"})
+_DROP_BACK = frozenset({"content-length", "content-encoding", "set-cookie"})
+
+
+class DestinationNotAllowedError(RedactorError):
+    status = 404
+    code = "destination_not_allowed"
+    message = "no allow-listed destination of this name"
+
+
+class OutboundPathError(RedactorError):
+    status = 400
+    code = "path_invalid"
+    message = "path does not stay inside the destination"
+
+
+class TokenUnresolvableError(RedactorError):
+    status = 422
+    code = "token_unresolvable"
+    message = "a token in the body cannot be resolved (not found or erased)"
+
+
+def destination_url(route: OutboundRoute, raw_tail: str, query: str) -> URL:
+    """The destination URL for the still percent-encoded path after `/out/<name>/`.
+
+    Raises OutboundPathError for a dot segment (`..`, `%2e%2e`) or anything that would change
+    the origin or leave the destination's base path.
+    """
+    if any(unquote(part) in (".", "..") for part in raw_tail.split("/")):
+        raise OutboundPathError()
+    if "\\" in unquote(raw_tail):
+        raise OutboundPathError()
+    base = route.destination.rstrip("/")
+    text = f"{base}/{raw_tail}" + (f"?{query}" if query else "")
+    try:
+        url = URL(text, encoded=True)
+    except ValueError:
+        raise OutboundPathError() from None
+    parts = urlsplit(route.destination)
+    if (
+        url.scheme != parts.scheme
+        or url.raw_host != (parts.hostname or "")
+        or url.port != (URL(route.destination).port)
+        or not url.raw_path.startswith(parts.path.rstrip("/") + "/")
+    ):
+        raise OutboundPathError()
+    return url
+
+
+def _raw_tail(request: web.Request, name: str) -> str:
+    raw_path = request.raw_path.split("?", 1)[0]
+    return raw_path[len(PREFIX) + len(name) + 1 :]
+
+
+async def handle_outbound(request: web.Request) -> web.StreamResponse:
+    """`/out/<name>/<path>`: swap tokens for values, forward, redact the answer."""
+    res, agent = agent_of(request)
+    name = request.match_info["name"]
+    route_label = f"out:{name}"
+    principal = await authenticate(request, "outbound")
+    route = agent.settings.outbound_route(name)
+    if route is None:
+        log.info("outbound_refused", destination=name[:64], subject=principal.subject)
+        raise DestinationNotAllowedError()
+    url = destination_url(route, _raw_tail(request, name), request.query_string)
+    request_id = request[REQUEST_ID]
+
+    body = await read_bounded(request, route.max_body_bytes)
+    parsed = parse_body(
+        body,
+        request.headers.get(hdrs.CONTENT_TYPE),
+        content_encoding=request.headers.get(hdrs.CONTENT_ENCODING),
+        unknown_types="text",
+        max_decoded_bytes=route.max_body_bytes,
+    )
+    spans = [
+        (seg.index, m.start(), m.end(), m.group(0))
+        for seg in parsed.segments
+        for m in TOKEN_PATTERN.finditer(seg.text)
+    ]
+    tokens = list(dict.fromkeys(span[3] for span in spans))
+    if len(tokens) > agent.settings.max_tokens_per_request:
+        raise TooManyTokensError()
+
+    decisions = decide_tokens(
+        agent, principal, tokens, purpose=None, ticket=None, requested=Level.USE
+    )
+    denied = [d for d in decisions.values() if d is not None and not d.granted]
+    found = {} if denied else await resolve_granted(res, principal, tokens)
+    values = {t: r.value for t, r in found.items() if isinstance(r, Resolved)}
+    refused = bool(denied) or len(values) < len(tokens)
+
+    events = []
+    for token, decision in decisions.items():
+        level, reason = Level.NONE, "not_found"
+        if decision is not None and not decision.granted:
+            reason = decision.reason_code.value
+        elif token in values:
+            level, reason = Level.USE, "granted"
+        elif token in found:
+            reason = found[token].status
+        event = "token_use_denied" if refused else "token_used"
+        events.append(
+            access_event(
+                event, request_id, route_label, principal, token, level, reason, None, None
+            )
+        )
+    # Audited before anything leaves; a failed write is a 503 and nothing is sent.
+    await res.audit.write_many(events)
+    if denied:
+        log.info("outbound_denied", destination=name, reason=denied[0].reason_code.value)
+        raise_for_decision(denied[0])
+    if refused:
+        raise TokenUnresolvableError()
+
+    edits: dict[int, list[Edit]] = {}
+    for index, start, end, token in spans:
+        edits.setdefault(index, []).append(Edit(start, end, values[token]))
+    out_body = parsed.rebuild(edits) if edits else body
+
+    headers = end_to_end_headers(request.headers, _DROP_OUT)
+    headers[REQUEST_ID_HEADER] = request_id
+    timeout = ClientTimeout(
+        total=res.settings.upstream_timeout_s, connect=res.settings.upstream_connect_timeout_s
+    )
+    try:
+        async with res.session.request(
+            request.method,
+            url,
+            headers=headers,
+            data=out_body,
+            allow_redirects=False,  # a redirect could lead off the allow-listed origin
+            timeout=timeout,
+        ) as answer:
+            # The client decoded any Content-Encoding: the answer is plain here.
+            raw = await answer.content.read(route.max_body_bytes + 1)
+            status, reason, answer_headers = answer.status, answer.reason, answer.headers
+    except TimeoutError:
+        raise UpstreamTimeoutError() from None
+    except (ClientError, OSError):
+        raise UpstreamUnavailableError() from None
+    if len(raw) > route.max_body_bytes:
+        # Too big to scan, so too big to show.
+        raise UpstreamUnavailableError("response too large to scan")
+
+    back_headers = end_to_end_headers(answer_headers, _DROP_BACK)
+    redaction = await agent.outbound_pipeline.redact(
+        raw,
+        content_type=back_headers.get(hdrs.CONTENT_TYPE),
+        content_encoding=None,
+        tenant=principal.tenant,
+        unknown_types="text",
+        max_decoded_bytes=route.max_body_bytes,
+    )
+    if redaction.changed:
+        await res.audit.write(
+            AuditEvent(
+                event="response_redacted",
+                time=now_iso(),
+                request_id=request_id,
+                route=route_label,
+                tenant=principal.tenant,
+                counts=redaction.counts,
+                tokens=redaction.tokens,
+            )
+        )
+    back_headers[REQUEST_ID_HEADER] = request_id
+    log.info(
+        "outbound_forwarded",
+        destination=name,
+        status=status,
+        tokens=len(tokens),
+        findings=sum(redaction.counts.values()),
+    )
+    return web.Response(status=status, reason=reason, headers=back_headers, body=redaction.body)
