@@ -12,7 +12,7 @@ import asyncio
 import os
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TextIO
 
 from vault.config import VaultConfig, parse_duration_s
@@ -177,7 +177,7 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Vaul
 
 
 def _run(
-    body: Callable[[VaultConfig, TextIO], Awaitable[int]],
+    body: Callable[[VaultConfig, TextIO], Coroutine[Any, Any, int]],
     args: argparse.Namespace,
     environ: Mapping[str, str] | None,
     out: TextIO | None,

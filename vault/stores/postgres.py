@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from vault.errors import VaultSchemaError, VaultUnavailableError
 from vault.stores.base import SCHEMA_VERSION, DekRecord, KekUsage, NewRow, StoredValue
