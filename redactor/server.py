@@ -49,7 +49,12 @@ class PolicyReloader:
         # (file, line, reason) and keeps the current policy.
         await asyncio.to_thread(self._store.reload)
 
+    async def wait(self) -> None:
+        """Wait for a running reload to finish."""
+        await asyncio.gather(*self._tasks)
+
     async def close(self) -> None:
+        """Cancel a running reload and wait for it to end."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
