@@ -81,10 +81,15 @@ class DigitRunNlpEngine(NoOpNlpEngine):
     def process_text(self, text: str, language: str) -> NlpArtifacts:
         return self.artifacts_for(text)
 
-    def artifacts_for(self, text: str, field_name: str | None = None) -> DigitRunArtifacts:
-        """Tokenise `text` into card/SSN candidates."""
+    def artifacts_for(
+        self,
+        text: str,
+        field_name: str | None = None,
+        candidates: list[Candidate] | None = None,
+    ) -> DigitRunArtifacts:
+        """Tokenise `text` into card/SSN candidates (or carry ones already found)."""
         return DigitRunArtifacts(
-            candidates=find_all_candidates(text),
+            candidates=find_all_candidates(text) if candidates is None else candidates,
             field_name=field_name,
             empty_doc=self._empty_doc,
             nlp_engine=self,
