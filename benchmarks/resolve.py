@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -202,29 +203,27 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
                 command, stdout=server_log, stderr=server_log, cwd=_ROOT, env=dict(os.environ)
             )
             try:
-                connector = aiohttp.TCPConnector(limit=args.concurrency)
+                connector = aiohttp.TCPConnector(limit=max(args.concurrency))
                 async with aiohttp.ClientSession(connector=connector) as session:
                     await _wait_ready(session, f"http://127.0.0.1:{admin_port}/healthz", proc)
                     url = f"http://127.0.0.1:{agent_port}/v1/resolve"
                     for alg in ("RS256", "ES256"):
                         kid, key = keys[alg]
                         bearers = [_bearer(alg, kid, key, f"agent-{i}") for i in range(8)]
-                        for per_call in (1, 20):
-                            await _run(
-                                session, url, bearers, tokens, per_call, args.concurrency, 300, 5
-                            )
+                        for per_call, conc in itertools.product((1, 20), args.concurrency):
+                            await _run(session, url, bearers, tokens, per_call, conc, 300, 5)
                             calls, errors, elapsed, lat = await _run(
                                 session, url, bearers, tokens, per_call,
-                                args.concurrency, args.requests, args.seconds,
+                                conc, args.requests, args.seconds,
                             )  # fmt: skip
                             q = statistics.quantiles(lat, n=100, method="inclusive")
                             result = Result(
-                                alg, per_call, args.concurrency, round(elapsed, 2), calls, errors,
+                                alg, per_call, conc, round(elapsed, 2), calls, errors,
                                 round(calls / elapsed, 1), round(calls * per_call / elapsed, 1),
                                 round(q[49] * 1000, 3), round(q[98] * 1000, 3),
                             )  # fmt: skip
                             print(
-                                f"{alg} tokens/call={per_call:<3} c={args.concurrency:<3} "
+                                f"{alg} tokens/call={per_call:<3} c={conc:<3} "
                                 f"{result.calls_per_s:>8.0f} call/s {result.tokens_per_s:>8.0f} tok/s "
                                 f"p50={result.p50_ms:6.2f} ms p99={result.p99_ms:6.2f} ms "
                                 f"errors={errors}",
@@ -242,7 +241,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000, help="per scenario")
     parser.add_argument("--seconds", type=float, default=10.0, help="time cap per scenario")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1, 16],
+        help="comma-separated worker counts (default 1,16)",
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the server into FILE")
     parser.add_argument("--no-write", action="store_true", help="do not write results/resolve.json")
     args = parser.parse_args()
