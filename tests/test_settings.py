@@ -106,3 +106,28 @@ def test_serve_without_a_key_refuses_to_start_and_says_how(tmp_path: Path) -> No
     assert proc.returncode == 2
     assert "no key configured" in proc.stderr
     assert "--dev" in proc.stderr
+
+
+def test_keys_init_creates_a_key_file_serve_accepts_and_never_overwrites_it(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    env = {"PATH": "/usr/bin:/bin"}
+    run = lambda *args: subprocess.run(  # noqa: E731, S603 - our own entry point
+        [sys.executable, "-m", "redactor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    created = run("keys", "init", "--key-file", str(keys), "--data-dir", str(tmp_path))
+    assert created.returncode == 0, created.stderr
+    assert keys.stat().st_mode & 0o077 == 0
+    before = keys.read_bytes()
+    again = run("keys", "init", "--key-file", str(keys), "--data-dir", str(tmp_path))
+    assert again.returncode == 2
+    assert "refusing to overwrite" in again.stderr
+    assert keys.read_bytes() == before
+    migrated = run("vault", "migrate", "--key-file", str(keys), "--data-dir", str(tmp_path))
+    assert migrated.returncode == 0, migrated.stderr
+    listed = run("keys", "list", "--key-file", str(keys), "--data-dir", str(tmp_path))
+    assert listed.returncode == 0, listed.stderr

@@ -16,9 +16,10 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TextIO
 
 from vault.config import VaultConfig, parse_duration_s
-from vault.errors import KeyRetireError, VaultError
+from vault.errors import KeyRetireError, VaultConfigError, VaultError
 from vault.keyring import (
     add_kek_version,
+    generate_key_material,
     read_key_file,
     remove_kek_version,
     write_key_file,
@@ -82,6 +83,15 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    _leaf(
+        keys_sub,
+        "init",
+        _handle_init,
+        "create a new key file (first KEK and index key) for production use",
+        "Create the key file named by --key-file / REDACTOR_KEY_FILE with a new random KEK\n"
+        "(version 1) and lookup index key. Written atomically with mode 0600. Refuses to\n"
+        "overwrite an existing file: losing keys makes every stored value unreadable.",
+    )
     _leaf(
         keys_sub,
         "rotate",
@@ -194,6 +204,29 @@ def _run(
         # Messages are fixed text plus our own value-free detail: safe to print.
         print(f"error: {exc.code}: {exc}", file=err)
         return 2 if exc.status < 500 or exc.code.endswith("config_invalid") else 1
+
+
+def _handle_init(
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    async def body(config: VaultConfig, out: TextIO) -> int:
+        if config.key_file is None:
+            raise VaultConfigError("keys init needs --key-file or REDACTOR_KEY_FILE")
+        path = config.key_file
+        if await asyncio.to_thread(path.exists):
+            raise VaultConfigError("key file exists; refusing to overwrite it")
+        await asyncio.to_thread(write_key_file, path, generate_key_material(secrets.token_bytes))
+        print(
+            f"created {path} (kek version 1). Keep a copy in your secret store: without it the\n"
+            "vault cannot be read. Start with REDACTOR_KEY_FILE pointing at it.",
+            file=out,
+        )
+        return 0
+
+    return _run(body, args, environ, out, err)
 
 
 def _handle_rotate(
