@@ -178,6 +178,9 @@ async def test_audit_record_and_logs_name_tokens_never_values(proxy: Proxy) -> N
     assert all(t.startswith("tok_v1_") for t in record["tokens"])
     _assert_no_raw(proxy.audit_path.read_text())
     _assert_no_raw(json.dumps(logs, default=str))
+    metrics = await (await proxy.admin.get("/metrics")).text()
+    assert 'redactor_findings_total{entity="CREDIT_CARD",route="default"} 1.0' in metrics
+    _assert_no_raw(metrics)
 
 
 async def test_health_and_readiness_on_the_admin_listener(proxy: Proxy) -> None:
