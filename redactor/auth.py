@@ -7,9 +7,11 @@ traceback (PyJWT's exceptions are dropped with `from None`; some of them quote i
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,6 +267,10 @@ def _roles_claim(payload: dict[str, Any], claim: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item for item in items if item))
 
 
+VERIFIED_TTL_S = 60.0
+VERIFIED_MAX_ENTRIES = 4096
+
+
 class TokenVerifier:
     """Verifies `Authorization: Bearer <jwt>` values into Principals.
 
@@ -282,6 +288,12 @@ class TokenVerifier:
         """Load a JWKS file now. Raises ConfigError for a bad file, or a URL without a session."""
         self._settings = settings
         self._now = now
+        # Verified tokens, by SHA-256 of the token string: an agent sends the same JWT on every
+        # call for its lifetime, and checking its signature again each time is the largest
+        # cost of a resolve (benchmarks/README.md, Resolve). An entry lives until the token's
+        # exp or VERIFIED_TTL_S, whichever comes first, so a key removed from the JWKS stops
+        # working within that bound; revocation lists are checked before anything is cached.
+        self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
         self._keys: KeySource | None = None
         self._remote: RemoteKeys | None = None
         if settings.jwks_path is not None:
@@ -316,6 +328,21 @@ class TokenVerifier:
         wrong_audience, claim_missing, claim_invalid, token_expired, token_not_yet_valid).
         """
         token = _parse_bearer(authorization)
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(digest)
+        if cached is not None:
+            principal, valid_until = cached
+            if self._now() < valid_until:
+                self._verified.move_to_end(digest)
+                return principal
+            del self._verified[digest]
+        principal, exp = await self._verify_uncached(token)
+        self._verified[digest] = (principal, min(exp, self._now() + VERIFIED_TTL_S))
+        if len(self._verified) > VERIFIED_MAX_ENTRIES:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt_errors.InvalidTokenError:
@@ -339,12 +366,13 @@ class TokenVerifier:
         if jti is not None and jti in self._settings.revoked_jtis:
             raise TokenRevokedError
         settings = self._settings
-        return Principal(
+        principal = Principal(
             subject=_text_claim(payload, settings.subject_claim),
             tenant=_text_claim(payload, settings.tenant_claim),
             roles=_roles_claim(payload, settings.roles_claim),
             token_id=jti,
         )
+        return principal, float(payload["exp"])
 
     async def _key_for(self, alg: str, kid: str | None) -> Any:
         if alg == "HS256":

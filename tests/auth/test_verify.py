@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from redactor.auth import AuthSettings, Principal, Secret, TokenVerifier
+from redactor.auth import VERIFIED_TTL_S, AuthSettings, Principal, Secret, TokenVerifier
 from redactor.errors import AuthError, ConfigError
 from redactor.policy import Reason, SlidingWindowLimiter, decide, load_policy
 
@@ -644,3 +645,41 @@ def test_mutated_tokens_raise_only_auth_errors(
 
 def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+# --- the verified-token cache ---------------------------------------------------------------------
+
+
+async def test_a_verified_token_is_not_checked_again_until_it_expires(
+    verifier: TokenVerifier, rsa_key, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = sign(rsa_key, claims(exp=int(T0) + 30))
+    first = await verifier.verify(f"Bearer {token}")
+    decodes = []
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1))
+    assert await verifier.verify(f"Bearer {token}") == first
+    assert decodes == []
+    # Past its exp the cached entry is gone and the token is checked (and refused) again.
+    monkeypatch.undo()
+    clock.now = T0 + 31 + 60
+    expect_error = await _refused(verifier, token)
+    assert expect_error.code == "token_expired"
+
+
+async def _refused(verifier: TokenVerifier, token: str):
+    with pytest.raises(AuthError) as info:
+        await verifier.verify(f"Bearer {token}")
+    return info.value
+
+
+async def test_the_cache_never_outlives_its_ttl_even_for_long_lived_tokens(
+    verifier: TokenVerifier, rsa_key, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = sign(rsa_key, claims(exp=int(T0) + 3600))
+    await verifier.verify(f"Bearer {token}")
+    calls = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k))
+    clock.now = T0 + VERIFIED_TTL_S + 1
+    await verifier.verify(f"Bearer {token}")
+    assert calls == [1]
