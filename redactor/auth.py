@@ -30,6 +30,7 @@ from redactor.jwks import (
     check_jwks_url,
     load_jwks_file,
 )
+from vault.config import Secret
 
 # --- errors: one class per reason code ----------------------------------------------------------
 
@@ -95,29 +96,6 @@ class TokenRevokedError(AuthError):
 
 
 # --- settings and output -------------------------------------------------------------------------
-
-
-class Secret:
-    """A secret setting: its repr and str are masked so it cannot leak through a log or a dump."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 SUPPORTED_ALGORITHMS = ASYMMETRIC_ALGORITHMS | {"HS256"}

@@ -182,23 +182,27 @@ def load_jwks_file(path: Path) -> KeySet:
     return keyset
 
 
-def check_jwks_url(url: str) -> None:
-    """Raises ConfigError unless `url` is https, or http to a loopback address (tests, sidecars).
-
-    Plain http anywhere else would let anyone on the path swap in their own keys.
-    """
+def is_https_or_loopback_http(url: str) -> bool:
+    """True for an https URL, or plain http to a loopback address (tests, sidecars)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and host:
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if loopback:
-            return
-    raise ConfigError("auth.jwks_url: must be an https URL (http only to a loopback address)")
+        return True
+    if parts.scheme != "http" or not host:
+        return False
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_jwks_url(url: str) -> None:
+    """Raises ConfigError unless `url` is https, or http to a loopback address.
+
+    Plain http anywhere else would let anyone on the path swap in their own keys.
+    """
+    if not is_https_or_loopback_http(url):
+        raise ConfigError("auth.jwks_url: must be an https URL (http only to a loopback address)")
 
 
 class KeySource(Protocol):

@@ -6,7 +6,6 @@ Everything is validated here, at start: a bad value stops the start with the set
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 from redactor.auth import AuthSettings
 from redactor.detection import DetectionOptions
 from redactor.errors import ConfigError
+from redactor.jwks import is_https_or_loopback_http
 from redactor.policy import load_policy
 from redactor.signatures import DEFAULT_REPLAY_WINDOW_S, SignatureConfig
 from redactor.yamlschema import load_yaml_file
@@ -192,19 +192,11 @@ def _check_destination(value: str, name: str) -> str:
     # Card numbers leave in this request: plain http only to this host (a local sidecar or a
     # test double), https everywhere else.
     parts = urlsplit(value)
-    host = parts.hostname or ""
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigError(f"{name} must be a plain base URL (no query, fragment or user)")
-    if parts.scheme == "https" and host:
-        return value
-    if parts.scheme == "http" and host:
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if loopback:
-            return value
-    raise ConfigError(f"{name} must be an https URL (http only to a loopback address)")
+    if not is_https_or_loopback_http(value):
+        raise ConfigError(f"{name} must be an https URL (http only to a loopback address)")
+    return value
 
 
 def _agent(
