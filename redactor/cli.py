@@ -110,7 +110,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
             "Settings come from --config FILE (see policies/routes.example.yaml), then "
             "REDACTOR_* environment variables, then these flags. Without --dev a key must be "
             "configured (REDACTOR_KEY_FILE or REDACTOR_KEYS); create one with "
-            "`redactor keys rotate --key-file FILE`."
+            "`redactor keys init --key-file FILE`."
         ),
     )
     add = serve.add_argument
