@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ def _overrides(args: argparse.Namespace):  # -> Overrides, imported lazily with 
         log_level=args.log_level,
         log_console=args.log_console,
         max_body_bytes=args.max_body_bytes,
+        workers=args.workers,
     )
 
 
@@ -58,7 +58,7 @@ def _start_error(exc: Exception) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from redactor.logconfig import configure_logging
-    from redactor.server import run_server
+    from redactor.server import serve
     from redactor.settings import load_settings
 
     try:
@@ -67,10 +67,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return _start_error(exc)
     configure_logging(level=settings.log_level, console=settings.log_console)
     try:
-        asyncio.run(run_server(settings))
+        return serve(settings)
     except (ConfigError, VaultError) as exc:
         return _start_error(exc)
-    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -140,6 +139,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     add("--log-level", choices=["debug", "info", "warning", "error"])
     add("--log-console", action="store_true", help="human-readable logs instead of JSON")
     add("--max-body-bytes", type=int, metavar="N", help="body size limit (default 10 MiB)")
+    add(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="server processes sharing the ports, one per core is typical (env REDACTOR_WORKERS)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     demo = sub.add_parser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -18,10 +19,10 @@ from redactor.settings import Listen, Settings
 log = structlog.get_logger()
 
 
-async def _start_site(app: web.Application, listen: Listen) -> web.AppRunner:
+async def _start_site(app: web.Application, listen: Listen, *, reuse_port: bool) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, listen.host, listen.port).start()
+    await web.TCPSite(runner, listen.host, listen.port, reuse_port=reuse_port or None).start()
     return runner
 
 
@@ -65,6 +66,7 @@ async def run_server(
     *,
     ready: Callable[[Resources], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM (or until `stop` is set); close everything on the way out."""
     stop = stop or asyncio.Event()
@@ -80,13 +82,17 @@ async def run_server(
         )
     async with open_resources(settings) as res:
         runners = [
-            await _start_site(build_proxy_app(res), settings.listen),
-            await _start_site(build_admin_app(res), settings.admin_listen),
+            await _start_site(build_proxy_app(res), settings.listen, reuse_port=reuse_port),
+            await _start_site(build_admin_app(res), settings.admin_listen, reuse_port=reuse_port),
         ]
         reloader: PolicyReloader | None = None
         try:
             if res.agent is not None and settings.agent is not None:
-                runners.append(await _start_site(build_agent_app(res), settings.agent.listen))
+                runners.append(
+                    await _start_site(
+                        build_agent_app(res), settings.agent.listen, reuse_port=reuse_port
+                    )
+                )
                 reloader = PolicyReloader(res.agent.policies)
                 loop.add_signal_handler(signal.SIGHUP, reloader.request)
             log.info(
@@ -106,3 +112,65 @@ async def run_server(
             for runner in runners:
                 await runner.cleanup()
             log.info("redactor_stopped")
+
+
+def _worker(settings: Settings) -> None:
+    # A fresh interpreter (spawn): configure logging again, then serve on the shared ports.
+    from redactor.logconfig import configure_logging
+
+    configure_logging(level=settings.log_level, console=settings.log_console)
+    asyncio.run(run_server(settings, reuse_port=True))
+
+
+async def _prepare_vault(settings: Settings) -> None:
+    # Migrate and (in development mode) generate the key once, before the workers start, so
+    # they never race to create two different keys.
+    from vault import open_vault
+
+    vault = await open_vault(settings.vault)
+    await vault.close()
+
+
+def serve(settings: Settings) -> int:
+    """Run `settings.workers` server processes; returns the exit code.
+
+    With one worker this process serves. With more, it prepares the vault, starts the workers
+    (each binds the listeners with SO_REUSEPORT, so the kernel spreads connections), forwards
+    SIGINT/SIGTERM to them and stops them all if one dies.
+    """
+    if settings.workers == 1:
+        asyncio.run(run_server(settings))
+        return 0
+    asyncio.run(_prepare_vault(settings))
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker, args=(settings,), daemon=False) for _ in range(settings.workers)
+    ]
+    stopping = False
+
+    def stop_all(_signum: int = 0, _frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.is_alive() and proc.pid is not None:
+                proc.terminate()
+
+    previous = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for proc in procs:
+            proc.start()
+        log.info("workers_started", workers=len(procs))
+        exit_code = 0
+        while any(p.is_alive() for p in procs):
+            for proc in procs:
+                proc.join(timeout=0.5)
+                if proc.exitcode not in (None, 0) and not stopping:
+                    # One worker died on its own: stop the rest, so the orchestrator restarts
+                    # the container instead of serving at reduced capacity unnoticed.
+                    log.error("worker_died", exit_code=proc.exitcode)
+                    exit_code = 1
+                    stop_all()
+        return exit_code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -109,6 +109,8 @@ class Settings:
     log_console: bool = False
     agent_listen: Listen | None = None
     agent: AgentSettings | None = None
+    # Server processes sharing the listeners (SO_REUSEPORT): one event loop per core.
+    workers: int = 1
 
     def route_for(self, path: str) -> RouteSettings | None:
         """The route with the longest matching prefix, or None."""
@@ -281,6 +283,7 @@ class Overrides:
     log_level: str | None = None
     log_console: bool | None = None
     max_body_bytes: int | None = None
+    workers: int | None = None
 
 
 def _pick(
@@ -385,12 +388,23 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         log_console=bool(flags.log_console),
         agent_listen=agent_listen,
         agent=_agent(flags, environ, doc, agent_listen),
+        workers=_workers(_pick(flags.workers, environ, "REDACTOR_WORKERS", doc.get("workers"), 1)),
     )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")
     if max_body <= 0:
         raise ConfigError("max_body_bytes must be positive")
     return settings
+
+
+def _workers(value: Any) -> int:
+    try:
+        workers = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError("workers must be a whole number") from None
+    if not 1 <= workers <= 64:
+        raise ConfigError("workers must be between 1 and 64")
+    return workers
 
 
 def with_routes(settings: Settings, routes: tuple[RouteSettings, ...]) -> Settings:
