@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from redactor.bodies import parse_body
+from redactor.bodies.json_prescan import plain_json_texts
 from redactor.bodies.segments import Edit
 from redactor.detection import Detector, Finding
 from redactor.errors import RedactorError
@@ -63,6 +64,13 @@ class Pipeline:
     ) -> Redaction:
         """Redact one message body. Raises BodyError (4xx), DetectionError or a vault error
         (503): in every case nothing may be forwarded."""
+        # Fast path for the common case, a JSON webhook with no value in it: when every string
+        # that could hold one is plain text and none does, the body goes on as it came.
+        plain = plain_json_texts(body, content_type, content_encoding)
+        if plain is not None and not any(
+            self.detector.find(text, field_name=key) for text, key in plain
+        ):
+            return Redaction(body, False, {}, ())
         parsed = parse_body(
             body,
             content_type,

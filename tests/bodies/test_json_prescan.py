@@ -1,0 +1,74 @@
+"""The JSON fast path never says "nothing here" when the full codec would find something."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from redactor.bodies import parse_body
+from redactor.bodies.json_prescan import plain_json_texts
+from redactor.detection import default_detector
+
+VALUES = [
+    "4111 1111 1111 1111",
+    "4111&#32;1111&#32;1111&#32;1111",
+    "<p>card 4111 1111 1111 1111</p>",
+    "<b>4111</b> 1111 1111 1111",
+    "536-90-4399",
+    "536904399",
+    "order 1234567",
+    "2024-02-11 10:30",
+    "４１１１ １１１１ １１１１ １１１１",
+    "hello",
+]
+KEYS = ["text", "ssn", "order_id", "tracking_number", "body", "id"]
+
+leaves = st.one_of(
+    st.sampled_from(VALUES),
+    st.text(max_size=30),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.sampled_from([4111111111111111, 536904399, True, None, 1.5]),
+)
+documents = st.recursive(
+    leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.sampled_from(KEYS), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _full_path_finds(body: bytes) -> bool:
+    detector = default_detector()
+    parsed = parse_body(body, "application/json")
+    return any(detector.find(s.text, field_name=s.field_name) for s in parsed.segments)
+
+
+@settings(max_examples=400, deadline=None)
+@given(documents, st.booleans())
+def test_fast_path_agrees_with_the_codec_whenever_it_answers(doc, ascii_only: bool) -> None:
+    body = json.dumps(doc, ensure_ascii=ascii_only).encode()
+    plain = plain_json_texts(body, "application/json", None)
+    if plain is None:
+        return  # the codec decides
+    detector = default_detector()
+    fast_finds = any(detector.find(text, field_name=key) for text, key in plain)
+    assert fast_finds == _full_path_finds(body)
+
+
+def test_fast_path_steps_aside_for_html_numbers_encodings_and_other_charsets() -> None:
+    html = json.dumps({"body": "<p>4111&#32;1111&#32;1111&#32;1111</p>"}).encode()
+    assert plain_json_texts(html, "application/json", None) is None
+    number = json.dumps({"pan": 4111111111111111}).encode()
+    assert plain_json_texts(number, "application/json", None) is None
+    plain = json.dumps({"text": "card 4111 1111 1111 1111"}).encode()
+    assert plain_json_texts(plain, "application/json", "gzip") is None
+    assert plain_json_texts(plain, "application/json; charset=utf-16", None) is None
+    assert plain_json_texts(plain, "text/plain", None) is None
+    assert plain_json_texts(b'{"a": ', "application/json", None) is None
+    assert plain_json_texts(plain, "application/json", None) == [
+        ("card 4111 1111 1111 1111", "text")
+    ]
+    assert plain_json_texts(b'{"id": "123", "n": 5}', "application/vnd.api+json", None) == []
