@@ -81,12 +81,18 @@ class AuditRecord(Protocol):
 
 
 class AuditSink:
-    """Appends JSON lines to a file (or stdout), in order, off the event loop."""
+    """Appends JSON lines to a file (or stdout), in order, off the event loop.
+
+    Group commit: records that arrive while a write is in flight are written together in the
+    next one (one thread hop for many requests under load); every caller still waits until
+    its own lines are written and flushed, so fail-closed is unchanged.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
-        self._lock = asyncio.Lock()
         self._fh: IO[str] | None = None
+        self._pending: list[tuple[str, asyncio.Future[None]]] = []
+        self._flushing = False
 
     async def open(self) -> None:
         """Open the file once, at start. Raises AuditWriteError when it cannot be opened."""
@@ -103,25 +109,53 @@ class AuditSink:
         await self.write_many((event,))
 
     async def write_many(self, events: Sequence[AuditRecord]) -> None:
-        """Write and flush several records in one go (one thread hop for a batch of decisions).
+        """Write and flush several records (one thread hop for a batch of decisions).
 
         Raises AuditWriteError: the caller must not answer with, or forward, what they cover.
         """
         if not events:
             return
         lines = "".join(event.to_json() + "\n" for event in events)
-        async with self._lock:
+        if self._path is None:
             try:
-                if self._fh is None:
-                    sys.stdout.write(lines)
-                    sys.stdout.flush()
-                else:
-                    await asyncio.to_thread(self._write_line, self._fh, lines)
+                sys.stdout.write(lines)
+                sys.stdout.flush()
             except (OSError, ValueError):
                 raise AuditWriteError() from None
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((lines, done))
+        if not self._flushing:
+            await self._flush_pending()
+        await done
+
+    async def _flush_pending(self) -> None:
+        # The caller that finds no write in flight writes for everyone queued meanwhile.
+        self._flushing = True
+        batch: list[tuple[str, asyncio.Future[None]]] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                text = "".join(lines for lines, _ in batch)
+                try:
+                    await asyncio.to_thread(self._write_line, self._fh, text)
+                except (OSError, ValueError):
+                    _settle(batch, AuditWriteError())
+                else:
+                    _settle(batch, None)
+                batch = []
+        except asyncio.CancelledError:
+            # The writer was cancelled mid-write: nobody may take their lines as written.
+            _settle(batch + self._pending, AuditWriteError())
+            self._pending = []
+            raise
+        finally:
+            self._flushing = False
 
     @staticmethod
-    def _write_line(fh: IO[str], line: str) -> None:
+    def _write_line(fh: IO[str] | None, line: str) -> None:
+        if fh is None:
+            raise ValueError("audit sink is closed")
         fh.write(line)
         fh.flush()
 
@@ -129,3 +163,13 @@ class AuditSink:
         if self._fh is not None:
             fh, self._fh = self._fh, None
             await asyncio.to_thread(fh.close)
+
+
+def _settle(batch: list[tuple[str, asyncio.Future[None]]], error: Exception | None) -> None:
+    for _, future in batch:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
