@@ -33,6 +33,8 @@ HOP_BY_HOP = frozenset(
         "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
     )
 )  # fmt: skip
+# Upstream answers up to this size are read whole and sent in one write; larger ones stream.
+_BUFFERED_RESPONSE_BYTES = 256 * 1024
 # Recomputed for the body we send, or set by the client for the upstream host.
 _RECOMPUTED = frozenset({"content-length", "host"})
 
@@ -186,18 +188,25 @@ async def _forward(
         ) as upstream:
             if route.redact_responses:
                 return await _redacted_response(request, res, route, upstream)
-            response = web.StreamResponse(
-                status=upstream.status,
-                reason=upstream.reason,
-                headers=end_to_end_headers(
-                    upstream.headers, frozenset({"content-length", "content-encoding"})
-                ),
+            headers = end_to_end_headers(
+                upstream.headers, frozenset({"content-length", "content-encoding"})
             )
-            response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_chunked(64 * 1024):
-                await response.write(chunk)
-            await response.write_eof()
+            headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
+            length = upstream.content_length
+            if length is not None and length <= _BUFFERED_RESPONSE_BYTES:
+                # A webhook's answer is small: one write, like a plain proxy, not a stream.
+                body = await upstream.read()
+                response: web.StreamResponse = web.Response(
+                    status=upstream.status, reason=upstream.reason, headers=headers, body=body
+                )
+            else:
+                response = web.StreamResponse(
+                    status=upstream.status, reason=upstream.reason, headers=headers
+                )
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_chunked(64 * 1024):
+                    await response.write(chunk)
+                await response.write_eof()
     except TimeoutError:
         raise UpstreamTimeoutError() from None
     except (ClientError, OSError):

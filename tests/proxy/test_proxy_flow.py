@@ -191,3 +191,17 @@ async def test_health_and_readiness_on_the_admin_listener(proxy: Proxy) -> None:
     assert "redactor_requests" in metrics
     await proxy.resources.vault.close()
     assert (await proxy.admin.get("/readyz")).status == 503
+
+
+async def test_small_answers_are_sent_whole_and_large_ones_stream_unchanged(proxy: Proxy) -> None:
+    for size in (100, 2 * 1024 * 1024):
+        payload = bytes(range(256)) * (size // 256)
+        proxy.upstream.reply = (
+            201,
+            {"Content-Type": "application/octet-stream", "X-Up": "1"},
+            payload,
+        )
+        resp = await proxy.client.post("/x", data=b"hi", headers={"Content-Type": "text/plain"})
+        assert resp.status == 201
+        assert resp.headers["X-Up"] == "1"
+        assert await resp.read() == payload
