@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 SCHEMA_VERSION = 1
-# Above SQLite's historical 999-variable limit divided by four columns, with room to spare.
-MAX_ROWS_PER_STATEMENT = 200
 
 
 @dataclass(frozen=True, slots=True)

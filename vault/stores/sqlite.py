@@ -1,18 +1,18 @@
 """SQLite token store (aiosqlite): embedded default, WAL, safe for several processes on one host.
 
 Every hot-path operation is a single SQL statement in autocommit mode, so it is atomic by
-itself and costs one hop to aiosqlite's thread. WAL lets readers run beside the one writer;
-`busy_timeout` makes writers of other processes wait for the lock instead of failing at once.
+itself and costs one hop to aiosqlite's thread; concurrent `tokenize` and `resolve` calls are
+combined (`combiner.Combiner`) so that one statement and one hop serve all of them. WAL lets
+readers run beside the one writer; `busy_timeout` makes writers of other processes wait for
+the lock instead of failing at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,21 @@ import aiosqlite
 
 from vault.errors import VaultConfigError, VaultSchemaError, VaultUnavailableError
 from vault.stores.base import (
-    MAX_ROWS_PER_STATEMENT,
     SCHEMA_VERSION,
     DekRecord,
     KekUsage,
     NewRow,
     StoredValue,
+)
+from vault.stores.combiner import (
+    Combiner,
+    ResolveCall,
+    TokenizeCall,
+    UniqueRow,
+    resolve_answers,
+    resolve_keys,
+    tokenize_answers,
+    unique_rows,
 )
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -60,40 +69,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 # 7 parameters per row: far below SQLite's 32766-variable limit (3.32+).
 GROUP_COMMIT_MAX_ROWS = 500
-
-
-@dataclass(slots=True)
-class _Request:
-    """One queued tokenize call, answered through its future by the writer task."""
-
-    tenant: str
-    dek_id: str
-    rows: Sequence[NewRow]
-    now: int
-    future: asyncio.Future[dict[bytes, str] | None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def succeed(self, result: dict[bytes, str] | None) -> None:
-        if not self.future.done():
-            self.future.set_result(result)
-
-    def fail(self, error: Exception) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
-
-
-def _answer(
-    tenant: str, rows: Sequence[NewRow], found: dict[tuple[str, bytes], str]
-) -> dict[bytes, str] | None:
-    """lookup -> token for one request, or None if any row was refused (its key is gone)."""
-    answer: dict[bytes, str] = {}
-    for row in rows:
-        token = found.get((tenant, row.lookup))
-        if token is None:
-            return None
-        answer[row.lookup] = token
-    return answer
+# 4 parameters per token in the combined resolve.
+RESOLVE_MAX_TOKENS = 500
 
 
 _RESOLVE_COLUMNS = (
@@ -116,9 +93,21 @@ class SqliteStore:
         # One connection: a multi-statement transaction must not interleave with other
         # coroutines' statements, which would otherwise run inside it.
         self._lock = asyncio.Lock()
-        self._pending: collections.deque[_Request] = collections.deque()
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        # Owned by the store: started in open(), cancelled and awaited in close().
+        self._tokenizer = Combiner(
+            self._tokenize_batch,
+            name="sqlite tokenize",
+            size=lambda call: len(call.rows),
+            max_size=GROUP_COMMIT_MAX_ROWS,
+            wait_timeout_s=statement_timeout_s,
+        )
+        self._resolver = Combiner(
+            self._resolve_batch,
+            name="sqlite resolve",
+            size=lambda call: len(call.tokens),
+            max_size=RESOLVE_MAX_TOKENS,
+            wait_timeout_s=statement_timeout_s,
+        )
 
     @classmethod
     async def open(
@@ -147,8 +136,8 @@ class SqliteStore:
         except VaultUnavailableError:
             await conn.close()
             raise
-        # Owned by the store: cancelled and awaited in close().
-        store._writer = asyncio.create_task(store._write_loop(), name="vault-sqlite-writer")
+        store._tokenizer.start()
+        store._resolver.start()
         return store
 
     @contextlib.asynccontextmanager
@@ -179,13 +168,12 @@ class SqliteStore:
                     await self._conn.execute("ROLLBACK")
 
     async def close(self) -> None:
-        """Stop the writer (failing queued requests), then close the connection."""
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-            self._writer = None
-        await self._conn.close()
+        """Stop the combiners (failing queued calls), then close the connection."""
+        try:
+            await self._tokenizer.close()
+            await self._resolver.close()
+        finally:
+            await self._conn.close()
 
     async def migrate(self) -> int:
         """Create or upgrade the schema. Raises VaultSchemaError, VaultUnavailableError."""
@@ -265,84 +253,42 @@ class SqliteStore:
     ) -> dict[bytes, str] | None:
         """Insert new lookups, keep existing tokens; atomic. None if the key is gone.
 
-        Concurrent calls are group-committed: the writer task folds every request queued
-        while the previous statement ran into ONE upsert statement, so one fsync serves
-        many messages (SQLite has one writer anyway; this only removes per-call overhead).
+        Concurrent calls are group-committed: the combiner folds every call queued while
+        the previous statement ran into ONE upsert statement, so one fsync serves many
+        messages (SQLite has one writer anyway; this only removes per-call overhead). If
+        that statement fails, every call in it gets VaultUnavailableError.
         """
-        if len(rows) > GROUP_COMMIT_MAX_ROWS:
+        return await self._tokenizer.submit(TokenizeCall(tenant, dek_id, rows, now))
+
+    async def _tokenize_batch(self, batch: Sequence[TokenizeCall]) -> list[dict[bytes, str] | None]:
+        rows = unique_rows(batch)
+        if len(rows) <= GROUP_COMMIT_MAX_ROWS:
+            # One statement: atomic by itself, no explicit transaction needed.
+            async with self._guard():
+                found = await self._upsert(self._conn, rows)
+        else:
+            # Only a single message larger than a statement gets here (the combiner never
+            # adds a call past the limit): several statements, one transaction.
+            found = {}
             async with self._transaction() as conn:
-                found: dict[tuple[str, bytes], str] = {}
                 for start in range(0, len(rows), GROUP_COMMIT_MAX_ROWS):
-                    chunk = [
-                        _Request(tenant, dek_id, rows[start : start + GROUP_COMMIT_MAX_ROWS], now)
-                    ]
+                    chunk = rows[start : start + GROUP_COMMIT_MAX_ROWS]
                     found.update(await self._upsert(conn, chunk))
-            return _answer(tenant, rows, found)
-        if self._writer is None or self._writer.done():
-            raise VaultUnavailableError("sqlite store is closed")
-        request = _Request(tenant, dek_id, rows, now)
-        self._pending.append(request)
-        self._wakeup.set()
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await request.future
-        except TimeoutError:
-            raise VaultUnavailableError("sqlite") from None
-
-    async def _write_loop(self) -> None:
-        """The one writer: drains queued tokenize requests into group commits until closed."""
-        try:
-            while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                while self._pending:
-                    batch = self._take_batch()
-                    try:
-                        async with self._guard():
-                            found = await self._upsert(self._conn, batch)
-                    except VaultUnavailableError:
-                        for request in batch:
-                            request.fail(VaultUnavailableError("sqlite"))
-                        continue
-                    except Exception:  # noqa: BLE001 - forwarded to every caller in the batch
-                        for request in batch:
-                            request.fail(VaultUnavailableError("sqlite writer failed"))
-                        continue
-                    for request in batch:
-                        request.succeed(_answer(request.tenant, request.rows, found))
-        finally:
-            # Closing (cancellation): nobody may wait forever on a request never written.
-            for request in self._pending:
-                request.fail(VaultUnavailableError("sqlite store is closed"))
-            self._pending.clear()
-
-    def _take_batch(self) -> list[_Request]:
-        batch: list[_Request] = []
-        rows = 0
-        while self._pending and rows + len(self._pending[0].rows) <= GROUP_COMMIT_MAX_ROWS:
-            request = self._pending.popleft()
-            rows += len(request.rows)
-            if not request.future.done():  # its caller gave up (timeout, cancellation)
-                batch.append(request)
-        return batch
+        return tokenize_answers(batch, found)
 
     @staticmethod
     async def _upsert(
-        conn: aiosqlite.Connection, batch: Sequence[_Request]
+        conn: aiosqlite.Connection, rows: Sequence[UniqueRow]
     ) -> dict[tuple[str, bytes], str]:
         # One statement, so atomic by itself: the EXISTS guard keeps a row from pointing at
         # a data key a concurrent tenant erasure just deleted. DO UPDATE (rather than DO
         # NOTHING) makes RETURNING report existing rows too, and records that the value was
-        # seen again, which retention needs. A value twice in one batch (two messages of
-        # the same tenant) inserts once, then updates its own row: one token.
+        # seen again, which retention needs.
         params: list[object] = []
-        for request in batch:
-            for row in request.rows:
-                params.extend(
-                    (request.tenant, row.lookup, row.token, row.entity_type, request.dek_id)
-                )
-                params.extend((row.sealed, request.now))
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * (len(params) // 7))
+        for u in rows:
+            params.extend((u.tenant, u.row.lookup, u.row.token, u.row.entity_type, u.dek_id))
+            params.extend((u.row.sealed, u.now))
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
         sql = (
             "INSERT INTO tokens (tenant, token, entity_type, lookup, dek_id, sealed, "  # noqa: S608 - only placeholders are interpolated
             "created_at, last_seen_at) "
@@ -359,34 +305,52 @@ class SqliteStore:
     async def resolve(
         self, tenant: str, tokens: Sequence[str], now: int, touch_before: int
     ) -> list[StoredValue]:
-        """Rows of `tokens` with their data keys; refreshes stale last-resolved times."""
-        found: list[StoredValue] = []
-        stale: list[str] = []
+        """Rows of `tokens` with their data keys; refreshes stale last-resolved times.
+
+        Concurrent calls are combined into one query keyed by (tenant, token), so a call
+        only ever gets rows of its own tenant. If it fails, every call in it gets
+        VaultUnavailableError.
+        """
+        return await self._resolver.submit(ResolveCall(tenant, tokens, now, touch_before))
+
+    async def _resolve_batch(self, batch: Sequence[ResolveCall]) -> list[list[StoredValue]]:
+        keys = resolve_keys(batch)
+        found: dict[tuple[str, str], StoredValue] = {}
+        stale: list[object] = []
         async with self._guard():
-            for start in range(0, len(tokens), MAX_ROWS_PER_STATEMENT):
-                chunk = tokens[start : start + MAX_ROWS_PER_STATEMENT]
-                marks = ", ".join("?" * len(chunk))
+            for start in range(0, len(keys), RESOLVE_MAX_TOKENS):
+                chunk = keys[start : start + RESOLVE_MAX_TOKENS]
+                params: list[object] = []
+                for key in chunk:
+                    params.extend((key.tenant, key.token, key.now, key.touch_before))
+                values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                # A join on the primary key (tenant, token): SQLite plans `(a, b) IN (VALUES
+                # ...)` as a full scan, the join as one index search per pair.
                 rows = await self._conn.execute_fetchall(
-                    f"SELECT {_RESOLVE_COLUMNS}, t.last_resolved_at "  # noqa: S608 - placeholders
-                    f"FROM tokens t LEFT JOIN deks d ON d.dek_id = t.dek_id "
-                    f"WHERE t.tenant = ? AND t.token IN ({marks})",
-                    (tenant, *chunk),
+                    f"SELECT {_RESOLVE_COLUMNS}, t.tenant, "  # noqa: S608 - placeholders
+                    "t.last_resolved_at IS NULL OR t.last_resolved_at < k.column4, k.column3 "
+                    f"FROM (VALUES {values}) AS k "
+                    "JOIN tokens t ON t.tenant = k.column1 AND t.token = k.column2 "
+                    "LEFT JOIN deks d ON d.dek_id = t.dek_id",
+                    params,
                 )
                 for row in rows:
-                    found.append(_stored_value(row))
-                    if row[8] is None or row[8] < touch_before:
-                        stale.append(row[0])
+                    found[(row[8], row[0])] = _stored_value(row)
+                    if row[9]:
+                        stale.extend((row[8], row[0], row[10]))
             # Retention counts in days, so the timestamp is refreshed at most once per
             # touch interval: resolves stay read-only (one statement) almost always.
-            for start in range(0, len(stale), MAX_ROWS_PER_STATEMENT):
-                chunk = stale[start : start + MAX_ROWS_PER_STATEMENT]
-                marks = ", ".join("?" * len(chunk))
+            step = RESOLVE_MAX_TOKENS * 3
+            for start in range(0, len(stale), step):
+                chunk_params = stale[start : start + step]
+                values = ", ".join(["(?, ?, ?)"] * (len(chunk_params) // 3))
                 await self._conn.execute(
-                    f"UPDATE tokens SET last_resolved_at = ? "  # noqa: S608 - placeholders
-                    f"WHERE tenant = ? AND token IN ({marks})",
-                    (now, tenant, *chunk),
+                    "UPDATE tokens AS t SET last_resolved_at = k.column3 "  # noqa: S608 - placeholders
+                    f"FROM (VALUES {values}) AS k "
+                    "WHERE t.tenant = k.column1 AND t.token = k.column2",
+                    chunk_params,
                 )
-        return found
+        return resolve_answers(batch, found)
 
     async def erase_token(self, tenant: str, token: str) -> bool:
         """Drop one token's ciphertext and lookup; False if there is no such token."""
