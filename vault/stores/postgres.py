@@ -1,7 +1,9 @@
-"""PostgreSQL token store (asyncpg): a connection pool, one statement per hot-path call.
+"""PostgreSQL token store (asyncpg): a connection pool, one statement per hot-path batch.
 
-Arrays travel as parameters (`unnest`), so a batch of any size is one prepared statement
-and one round trip. Timeouts: pool acquire, client-side `command_timeout` and the server's
+Concurrent `tokenize` and `resolve` calls are combined (`combiner.Combiner`): every call
+queued while the previous batch ran goes into ONE statement, so one round trip and one
+commit serve them all. Arrays travel as parameters (`unnest`), so a batch of any size is one
+prepared statement. Timeouts: pool acquire, client-side `command_timeout` and the server's
 `statement_timeout`, all from config.
 """
 
@@ -15,6 +17,15 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 
 from vault.errors import VaultSchemaError, VaultUnavailableError
 from vault.stores.base import SCHEMA_VERSION, DekRecord, KekUsage, NewRow, StoredValue
+from vault.stores.combiner import (
+    Combiner,
+    ResolveCall,
+    TokenizeCall,
+    resolve_answers,
+    resolve_keys,
+    tokenize_answers,
+    unique_rows,
+)
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -47,32 +58,59 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
-# ORDER BY lookup: concurrent batches take row locks in one global order, so two messages
-# sharing values cannot deadlock. The foreign key on dek_id locks the data key row (KEY SHARE)
-# until commit, so a concurrent tenant erasure either waits for us or makes us fail cleanly.
-# DO UPDATE, not DO NOTHING: RETURNING then reports rows another writer committed after our
-# snapshot, so concurrent writers of one value agree on one token in a single statement.
+# Rows of several calls (tenants, data keys) in one statement, one row per (tenant, lookup)
+# (`unique_rows`): ON CONFLICT may not touch one row twice in a statement.
+# `live` takes a KEY SHARE lock on each data key still there, as the foreign key would: a
+# concurrent tenant erasure then either waits for us or has committed, and the rows of its
+# (now missing) keys are left out instead of failing the whole batch; the call they belong
+# to gets None. ORDER BY tenant, lookup: concurrent batches take row locks in one global
+# order, so two batches sharing values cannot deadlock. DO UPDATE, not DO NOTHING: RETURNING
+# then reports rows another writer committed after our snapshot, so concurrent writers of
+# one value agree on one token in a single statement.
 _TOKENIZE = """
+WITH live AS MATERIALIZED (
+    SELECT dek_id FROM deks WHERE dek_id = ANY($2::text[]) FOR KEY SHARE
+)
 INSERT INTO tokens (tenant, token, entity_type, lookup, dek_id, sealed, created_at, last_seen_at)
-SELECT $1, i.token, i.entity_type, i.lookup, $2, i.sealed, $3, $3
-FROM unnest($4::text[], $5::text[], $6::bytea[], $7::bytea[]) AS i(token, entity_type, lookup, sealed)
-ORDER BY i.lookup
+SELECT i.tenant, i.token, i.entity_type, i.lookup, i.dek_id, i.sealed, i.now, i.now
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bytea[],
+            $7::bytea[]) AS i(tenant, dek_id, now, token, entity_type, lookup, sealed)
+WHERE i.dek_id IN (SELECT dek_id FROM live)
+ORDER BY i.tenant, i.lookup
 ON CONFLICT (tenant, lookup) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
-RETURNING lookup, token
+RETURNING tenant, lookup, token
 """
 
-# Retention counts in days: last_resolved_at is refreshed at most once per touch interval,
-# in the same statement as the read.
+# The tenant travels with every token and the join is on (tenant, token): a row is only
+# ever found for the tenant that asked for it. Retention counts in days: last_resolved_at is
+# refreshed at most once per touch interval, in the same statement as the read. SKIP LOCKED:
+# a row a concurrent tokenize is updating (which marks it seen, just as good for retention)
+# is left for the next resolve, so a resolve never waits for a lock or joins a deadlock.
 _RESOLVE = """
-WITH touched AS (
-    UPDATE tokens SET last_resolved_at = $3
-    WHERE tenant = $1 AND token = ANY($2::text[])
-      AND (last_resolved_at IS NULL OR last_resolved_at < $4)
+WITH k AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+        AS k(tenant, token, now, touch_before)
+),
+stale AS (
+    SELECT t.tenant, t.token, k.now FROM tokens t
+    JOIN k ON t.tenant = k.tenant AND t.token = k.token
+    WHERE t.last_resolved_at IS NULL OR t.last_resolved_at < k.touch_before
+    FOR NO KEY UPDATE OF t SKIP LOCKED
+),
+touched AS (
+    UPDATE tokens t SET last_resolved_at = s.now FROM stale s
+    WHERE t.tenant = s.tenant AND t.token = s.token
 )
-SELECT t.token, t.entity_type, t.sealed, d.dek_id, d.tenant, d.generation, d.kek_version, d.wrapped
-FROM tokens t LEFT JOIN deks d ON d.dek_id = t.dek_id
-WHERE t.tenant = $1 AND t.token = ANY($2::text[])
+SELECT t.tenant, t.token, t.entity_type, t.sealed,
+       d.dek_id, d.tenant, d.generation, d.kek_version, d.wrapped
+FROM k JOIN tokens t ON t.tenant = k.tenant AND t.token = k.token
+LEFT JOIN deks d ON d.dek_id = t.dek_id
 """
+
+# Rows per combined tokenize statement and tokens per combined resolve: a single larger
+# call still runs (alone); these only stop a batch from growing past them.
+TOKENIZE_MAX_ROWS = 1000
+RESOLVE_MAX_TOKENS = 1000
 
 _SELECT_DEK = (
     "SELECT dek_id, tenant, generation, kek_version, wrapped FROM deks "
@@ -91,10 +129,29 @@ def _dek(row: Any) -> DekRecord:
 class PostgresStore:
     """TokenStore on an asyncpg pool; open with `PostgresStore.open`."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, acquire_timeout_s: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, schema: str, acquire_timeout_s: float, statement_timeout_s: float
+    ) -> None:
         self._pool = pool
         self._schema = schema
         self._acquire_timeout_s = acquire_timeout_s
+        # A caller waits at most for one batch: pool acquire plus statement.
+        wait_timeout_s = acquire_timeout_s + statement_timeout_s
+        # Owned by the store: started in open(), cancelled and awaited in close().
+        self._tokenizer = Combiner(
+            self._tokenize_batch,
+            name="postgresql tokenize",
+            size=lambda call: len(call.rows),
+            max_size=TOKENIZE_MAX_ROWS,
+            wait_timeout_s=wait_timeout_s,
+        )
+        self._resolver = Combiner(
+            self._resolve_batch,
+            name="postgresql resolve",
+            size=lambda call: len(call.tokens),
+            max_size=RESOLVE_MAX_TOKENS,
+            wait_timeout_s=wait_timeout_s,
+        )
 
     @classmethod
     async def open(
@@ -127,7 +184,10 @@ class PostgresStore:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, ValueError):
             # asyncpg errors can quote the DSN (with its password): never chained.
             raise VaultUnavailableError("postgresql") from None
-        return cls(pool, schema, acquire_timeout_s)
+        store = cls(pool, schema, acquire_timeout_s, statement_timeout_s)
+        store._tokenizer.start()
+        store._resolver.start()
+        return store
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -138,8 +198,12 @@ class PostgresStore:
             raise VaultUnavailableError("postgresql") from None
 
     async def close(self) -> None:
-        """Close the pool, waiting for connections in use to be released."""
-        await self._pool.close()
+        """Stop the combiners (failing queued calls), then close the pool."""
+        try:
+            await self._tokenizer.close()
+            await self._resolver.close()
+        finally:
+            await self._pool.close()
 
     async def migrate(self) -> int:
         """Create or upgrade the schema under an advisory lock (several processes may start)."""
@@ -209,38 +273,59 @@ class PostgresStore:
     async def tokenize(
         self, tenant: str, dek_id: str, rows: Sequence[NewRow], now: int
     ) -> dict[bytes, str] | None:
-        """Insert new lookups, keep existing tokens; one statement. None if the key is gone."""
+        """Insert new lookups, keep existing tokens; atomic. None if the key is gone.
+
+        Combined with concurrent calls into one statement (one transaction); if it fails,
+        every call in it gets VaultUnavailableError.
+        """
+        return await self._tokenizer.submit(TokenizeCall(tenant, dek_id, rows, now))
+
+    async def _tokenize_batch(self, batch: Sequence[TokenizeCall]) -> list[dict[bytes, str] | None]:
+        rows = unique_rows(batch)
         async with self._connection() as conn:
-            try:
-                result = await conn.fetch(
-                    _TOKENIZE,
-                    tenant,
-                    dek_id,
-                    now,
-                    [r.token for r in rows],
-                    [r.entity_type for r in rows],
-                    [r.lookup for r in rows],
-                    [r.sealed for r in rows],
-                )
-            except asyncpg.ForeignKeyViolationError:
-                return None
-        return {bytes(r[0]): r[1] for r in result}
+            result = await conn.fetch(
+                _TOKENIZE,
+                [u.tenant for u in rows],
+                [u.dek_id for u in rows],
+                [u.now for u in rows],
+                [u.row.token for u in rows],
+                [u.row.entity_type for u in rows],
+                [u.row.lookup for u in rows],
+                [u.row.sealed for u in rows],
+            )
+        return tokenize_answers(batch, {(r[0], bytes(r[1])): r[2] for r in result})
 
     async def resolve(
         self, tenant: str, tokens: Sequence[str], now: int, touch_before: int
     ) -> list[StoredValue]:
-        """Rows of `tokens` with their data keys; refreshes stale last-resolved times."""
+        """Rows of `tokens` with their data keys; refreshes stale last-resolved times.
+
+        Combined with concurrent calls into one query keyed by (tenant, token), so a call
+        only ever gets rows of its own tenant; if it fails, every call in it gets
+        VaultUnavailableError.
+        """
+        return await self._resolver.submit(ResolveCall(tenant, tokens, now, touch_before))
+
+    async def _resolve_batch(self, batch: Sequence[ResolveCall]) -> list[list[StoredValue]]:
+        keys = resolve_keys(batch)
         async with self._connection() as conn:
-            rows = await conn.fetch(_RESOLVE, tenant, list(tokens), now, touch_before)
-        return [
-            StoredValue(
-                r[0],
+            rows = await conn.fetch(
+                _RESOLVE,
+                [k.tenant for k in keys],
+                [k.token for k in keys],
+                [k.now for k in keys],
+                [k.touch_before for k in keys],
+            )
+        found = {
+            (r[0], r[1]): StoredValue(
                 r[1],
-                None if r[2] is None else bytes(r[2]),
-                None if r[3] is None else DekRecord(r[3], r[4], r[5], r[6], bytes(r[7])),
+                r[2],
+                None if r[3] is None else bytes(r[3]),
+                None if r[4] is None else DekRecord(r[4], r[5], r[6], r[7], bytes(r[8])),
             )
             for r in rows
-        ]
+        }
+        return resolve_answers(batch, found)
 
     async def erase_token(self, tenant: str, token: str) -> bool:
         """Drop one token's ciphertext and lookup; False if there is no such token."""
