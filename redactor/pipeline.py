@@ -77,6 +77,8 @@ class Pipeline:
             content_encoding=content_encoding,
             unknown_types=unknown_types,
             max_decoded_bytes=max_decoded_bytes,
+            # No PAN or SSN has fewer than 9 digits: short strings need no segment.
+            min_segment_digits=9,
         )
         found: list[tuple[int, str, list[Finding]]] = []
         for seg in parsed.segments:

@@ -36,6 +36,16 @@ _SIMPLE_ESCAPES = {
     "t": "\t",
 }
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+# A string with no escape: the common case, taken whole by one regex match.
+_PLAIN_STRING = re.compile(r'"([^"\\\x00-\x1f]*)"')
+_DIGITS = re.compile(r"\d")
+
+
+def _digit_count(raw: str) -> int:
+    if raw.isascii():
+        return sum(map(raw.count, "0123456789"))
+    return len(_DIGITS.findall(raw))
+
 
 # Card numbers are 12-19 digits; ids of that length sent as JSON numbers are segments too, so
 # detection (Luhn, IIN) decides. Shorter/longer integers cannot hold a PAN and are left alone.
@@ -107,17 +117,29 @@ def _scan_string(source: str, pos: int) -> tuple[str, TextMap, int]:
 class JsonView:
     """Segments for the string values and long integers of a JSON text (a TextView)."""
 
-    __slots__ = ("_slots", "_table", "segments")
+    __slots__ = ("_min_digits", "_slots", "_table", "segments")
 
-    def __init__(self, source: str, start: int = 0) -> None:
-        """Scan `source[start:]`. Raises BodyUnparseableError if it is not exactly one JSON value."""
+    def __init__(self, source: str, start: int = 0, *, min_segment_digits: int = 0) -> None:
+        """Scan `source[start:]`. Raises BodyUnparseableError if it is not exactly one JSON value.
+
+        Strings with fewer than `min_segment_digits` digit characters are not segments: a
+        caller looking for 9+ digit values skips every key-like and short field that way, and
+        decoding (JSON escapes, HTML references) only ever removes digits, never adds them.
+        """
+        self._min_digits = min_segment_digits
         self._slots: list[_StringSlot | _NumberSlot] = []
         self._table = SegmentTable()
         self._scan(source, start)
         self.segments: Sequence[Segment] = self._table.segments
 
     def _add_string(self, source: str, pos: int, field_name: str | None) -> int:
+        if self._min_digits:
+            plain = _PLAIN_STRING.match(source, pos)
+            if plain is not None and _digit_count(plain.group(1)) < self._min_digits:
+                return plain.end()
         text, text_map, end = _scan_string(source, pos)
+        if self._min_digits and _digit_count(source[pos + 1 : end - 1]) < self._min_digits:
+            return end
         view: TextView
         if looks_like_html(text):
             # Intercom/Zendesk keep HTML in JSON strings: scan text nodes, not markup.
@@ -204,7 +226,11 @@ class JsonView:
     def _scan_key(self, source: str, pos: int) -> tuple[int, str]:
         if not source.startswith('"', pos):
             raise BodyUnparseableError("invalid JSON object key")
-        key, _map, pos = _scan_string(source, pos)
+        plain = _PLAIN_STRING.match(source, pos)
+        if plain is not None:
+            key, pos = plain.group(1), plain.end()
+        else:
+            key, _map, pos = _scan_string(source, pos)
         pos = _WHITESPACE.match(source, pos).end()  # type: ignore[union-attr]
         if not source.startswith(":", pos):
             raise BodyUnparseableError("invalid JSON object")
@@ -229,7 +255,7 @@ def _reject_constant(_name: str) -> None:
     raise ValueError("NaN and Infinity are not JSON")
 
 
-def parse_json(body: bytes, charset: str | None = None) -> TextBody:
+def parse_json(body: bytes, charset: str | None = None, *, min_segment_digits: int = 0) -> TextBody:
     """Parse a JSON body (RFC 8259, UTF-8 unless declared otherwise).
 
     Raises BodyUnparseableError for invalid JSON, bad bytes or an unknown charset.
@@ -238,7 +264,7 @@ def parse_json(body: bytes, charset: str | None = None) -> TextBody:
     text, codec, errors = decode_text(body, charset or "utf-8")
     # A UTF-8 byte order mark is tolerated on input and kept on output.
     start = 1 if text.startswith("\ufeff") else 0
-    view = JsonView(text, start)
+    view = JsonView(text, start, min_segment_digits=min_segment_digits)
     try:
         json.loads(text[start:], parse_constant=_reject_constant)
     except (ValueError, RecursionError):

@@ -48,14 +48,17 @@ class _BareMultipart:
 
 
 def _parse_decoded(
-    body: bytes, content_type: str | None, unknown_types: Literal["text", "refuse"]
+    body: bytes,
+    content_type: str | None,
+    unknown_types: Literal["text", "refuse"],
+    min_segment_digits: int,
 ) -> ParsedBody:
     parsed = parse_content_type(content_type)
     media_type = parsed.media_type if parsed else None
     charset = parsed.params.get("charset") if parsed else None
     if parsed is not None and media_type is not None and content_type is not None:
         if media_type in _JSON_TYPES or media_type.endswith("+json"):
-            return parse_json(body, charset)
+            return parse_json(body, charset, min_segment_digits=min_segment_digits)
         if media_type in _HTML_TYPES:
             return parse_html(body, charset)
         if media_type == "application/x-www-form-urlencoded":
@@ -81,16 +84,18 @@ def parse_body(
     content_encoding: str | None = None,
     unknown_types: Literal["text", "refuse"] = "text",
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    min_segment_digits: int = 0,
 ) -> ParsedBody:
     """Parse a request body by its Content-Type (after undoing its Content-Encoding).
 
     Raises BodyUnparseableError (invalid for its type, undecodable charset, corrupt
     compression), UnsupportedMediaTypeError (unknown type with unknown_types="refuse", or
     an unsupported Content-Encoding: UnsupportedContentEncodingError) and BodyTooLargeError
-    (decoded body over `max_decoded_bytes`).
+    (decoded body over `max_decoded_bytes`). With `min_segment_digits`, codecs may leave out
+    segments that hold fewer digit characters (JSON does: keys, ids, short fields).
     """
     if unknown_types not in ("text", "refuse"):
         raise ValueError("unknown_types must be 'text' or 'refuse'")
     decoded, applied = decode_content(body, content_encoding, max_decoded_bytes)
-    inner = _parse_decoded(decoded, content_type, unknown_types)
+    inner = _parse_decoded(decoded, content_type, unknown_types, min_segment_digits)
     return EncodedBody(body, applied, inner) if applied else inner

@@ -72,3 +72,20 @@ def test_fast_path_steps_aside_for_html_numbers_encodings_and_other_charsets() -
         ("card 4111 1111 1111 1111", "text")
     ]
     assert plain_json_texts(b'{"id": "123", "n": 5}', "application/vnd.api+json", None) == []
+
+
+def _findings(body: bytes, min_digits: int) -> list[tuple[str, str]]:
+    detector = default_detector()
+    parsed = parse_body(body, "application/json", min_segment_digits=min_digits)
+    return sorted(
+        (f.entity, s.text[f.start : f.end])
+        for s in parsed.segments
+        for f in detector.find(s.text, field_name=s.field_name)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents)
+def test_leaving_out_short_strings_loses_no_finding(doc) -> None:
+    body = json.dumps(doc, ensure_ascii=False).encode()
+    assert _findings(body, 9) == _findings(body, 0)
