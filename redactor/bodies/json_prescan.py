@@ -63,7 +63,7 @@ def plain_json_texts(
     while stack:
         value, key = stack.pop()
         if isinstance(value, str):
-            if _digit_count(value) >= MIN_DIGITS:
+            if len(value) >= MIN_DIGITS and _digit_count(value) >= MIN_DIGITS:
                 if looks_like_html(value):
                     return None
                 texts.append((value, key))
