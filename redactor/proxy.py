@@ -9,11 +9,13 @@ the same tokens again).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import structlog
 from aiohttp import ClientError, ClientResponse, ClientSession, ClientTimeout, hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from redactor.audit import AuditEvent
 from redactor.errors import BodyTooLargeError, RedactorError
@@ -121,6 +123,34 @@ async def _redact(
     return redaction.body, redaction.counts, redaction.tokens
 
 
+# A URL part with fewer digits cannot hold a PAN or SSN: skip the pipeline for it.
+_MIN_URL_DIGITS = 9
+
+
+async def _redact_url(
+    res: Resources, route: RouteSettings, raw_path_qs: str
+) -> tuple[str, str, dict[str, int], tuple[str, ...]]:
+    """The raw path and query with values tokenised: `GET /search?q=4111...` must not carry
+    the number upstream either. The query is read as a form (`+`, `%20`), the path as text."""
+    raw_path, _, raw_query = raw_path_qs.partition("?")
+    counts: Counter[str] = Counter()
+    tokens: list[str] = []
+    parts = []
+    for part, content_type in (
+        (raw_path, "text/plain"),
+        (raw_query, "application/x-www-form-urlencoded"),
+    ):
+        if sum(map(part.count, "0123456789")) >= _MIN_URL_DIGITS:
+            new, found, issued = await _redact(
+                res, route, part.encode(), CIMultiDict({hdrs.CONTENT_TYPE: content_type})
+            )
+            part = new.decode("utf-8", "surrogateescape")
+            counts.update(found)
+            tokens.extend(t for t in issued if t not in tokens)
+        parts.append(part)
+    return parts[0], parts[1], dict(counts), tuple(tokens)
+
+
 async def handle_proxy(request: web.Request) -> web.StreamResponse:
     """Every ingress request: route, read, verify, redact, audit, forward."""
     res = request.app[RESOURCES]
@@ -145,6 +175,10 @@ async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> 
     body = await read_bounded(request, route.max_body_bytes)
     verify(route.signature, request.headers, body, now=time.time())
     new_body, counts, tokens = await _redact(res, route, body, request.headers)
+    raw_path, raw_query, url_counts, url_tokens = await _redact_url(res, route, request.raw_path)
+    if url_counts:
+        counts = dict(Counter(counts) + Counter(url_counts))
+        tokens = (*tokens, *(t for t in url_tokens if t not in tokens))
 
     # The audit record is written before the body leaves; if it cannot be, nothing leaves.
     await res.audit.write(
@@ -165,7 +199,7 @@ async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> 
     _forwarded_headers(request, headers)
     headers[REQUEST_ID_HEADER] = request_id
     headers.update(sign(route.signature, request.headers, new_body))
-    url = route.upstream_url(request.path, request.query_string)
+    url = route.upstream_url(raw_path, raw_query)
     return await _forward(request, res, route, url, headers, new_body, counts)
 
 
@@ -173,7 +207,7 @@ async def _forward(
     request: web.Request,
     res: Resources,
     route: RouteSettings,
-    url: str,
+    url: URL,
     headers: CIMultiDict[str],
     body: bytes,
     counts: dict[str, int],

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from yarl import URL
+
 from redactor.auth import AuthSettings
 from redactor.detection import DetectionOptions
 from redactor.errors import ConfigError
@@ -58,15 +60,22 @@ class RouteSettings:
     def matches(self, path: str) -> bool:
         return path.startswith(self.path_prefix)
 
-    def upstream_url(self, path: str, query: str) -> str:
-        """The upstream URL for a request path (prefix stripped when configured)."""
-        rest = path[len(self.path_prefix) :] if self.strip_prefix else path
-        base = self.upstream.rstrip("/") if not self.strip_prefix else self.upstream
-        if self.strip_prefix:
-            url = base + rest.lstrip("/") if base.endswith("/") else base + "/" + rest.lstrip("/")
+    def upstream_url(self, raw_path: str, raw_query: str) -> URL:
+        """The upstream URL for a request's raw (still percent-encoded) path and query.
+
+        With `strip_prefix` the part after the route's prefix is appended to `upstream`;
+        without it `upstream` is a base URL and the whole path is appended.
+        """
+        rest = raw_path
+        if self.strip_prefix and raw_path.startswith(self.path_prefix):
+            rest = raw_path[len(self.path_prefix) :]
+        base = self.upstream.rstrip("/")
+        if rest.lstrip("/"):
+            url = base + "/" + rest.lstrip("/")
         else:
-            url = base + rest
-        return f"{url}?{query}" if query else url
+            url = base + ("/" if self.upstream.endswith("/") else "")
+        # encoded=True: the raw path goes on exactly as the sender wrote it (no re-quoting).
+        return URL(f"{url}?{raw_query}" if raw_query else url, encoded=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,3 +205,27 @@ async def test_small_answers_are_sent_whole_and_large_ones_stream_unchanged(prox
         assert resp.status == 201
         assert resp.headers["X-Up"] == "1"
         assert await resp.read() == payload
+
+
+async def test_values_in_the_url_path_and_query_are_tokenised_too(proxy: Proxy) -> None:
+    resp = await proxy.client.get(
+        "/cards/4111111111111111/charges?q=4111+1111+1111+1111&ssn=536-90-4399&page=2&note=caf%C3%A9"
+    )
+    assert resp.status == 200
+    got = proxy.upstream.received[0].path
+    _assert_no_raw(got)
+    path, query = got.split("?")
+    assert path.startswith("/cards/tok_v1_card_")
+    assert path.endswith("_1111/charges")
+    assert "ssn=tok_v1_ssn_" in query
+    assert query.endswith("&page=2&note=caf%C3%A9")
+    [record] = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
+    assert record["counts"] == {"CREDIT_CARD": 2, "US_SSN": 1}
+    assert len(record["tokens"]) == 2  # the same card twice is one token
+
+
+async def test_urls_without_values_reach_the_upstream_byte_for_byte(proxy: Proxy) -> None:
+    raw = "/a%2Fb/c%20d?x=1&y=%E2%9C%93&z=a+b&order=123456789012345678"
+    resp = await proxy.client.get(raw)
+    assert resp.status == 200
+    assert proxy.upstream.received[0].path == raw
