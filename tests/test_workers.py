@@ -38,7 +38,14 @@ async def test_two_workers_serve_the_same_port_and_stop_together(
         "--upstream", str(server.make_url("/")), "--data-dir", str(tmp_path),
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    seen: list[bytes] = []
     try:
+        # Both workers up (each logs redactor_started) before anything is sent or stopped.
+        async with asyncio.timeout(60):
+            while sum(b"redactor_started" in line for line in seen) < 2:
+                line = await proc.stderr.readline()
+                assert line, b"".join(seen).decode(errors="replace")[-2000:]
+                seen.append(line)
         async with ClientSession() as session:
             for _ in range(150):
                 try:
@@ -65,7 +72,8 @@ async def test_two_workers_serve_the_same_port_and_stop_together(
         assert b"tok_v1_card_" in received[0]
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+        _, rest = await asyncio.wait_for(proc.communicate(), timeout=60)
+        stderr = b"".join(seen) + rest
     assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
     assert stderr.count(b"redactor_stopped") == 2
     assert stderr.count(b"dev_key_generated") == 1
