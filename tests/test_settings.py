@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 from redactor.errors import ConfigError
 from redactor.settings import Overrides, load_settings
 from redactor.yamlschema import YamlFileError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GOOD = """\
 routes:
@@ -131,3 +134,40 @@ def test_keys_init_creates_a_key_file_serve_accepts_and_never_overwrites_it(tmp_
     assert migrated.returncode == 0, migrated.stderr
     listed = run("keys", "list", "--key-file", str(keys), "--data-dir", str(tmp_path))
     assert listed.returncode == 0, listed.stderr
+
+
+def test_the_example_configuration_loads_and_routes_as_documented(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig"}]}), encoding="utf-8")
+    example = (ROOT / "policies" / "routes.example.yaml").read_text(encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(example.replace("./redactor-data/jwks.json", str(jwks)), encoding="utf-8")
+    secrets_env = dict.fromkeys(
+        [
+            "ZENDESK_WEBHOOK_SECRET",
+            "ZENDESK_UPSTREAM_SECRET",
+            "SLACK_SIGNING_SECRET",
+            "SLACK_UPSTREAM_SECRET",
+        ],
+        "s" * 40,
+    )
+    settings = load_settings(Overrides(config=str(config), dev=True), secrets_env)
+    urls = {
+        r.name: str(r.upstream_url(path, ""))
+        for r, path in zip(
+            settings.routes,
+            ["/zendesk/hook", "/slack/events", "/mail/inbound", "/api/tickets/1"],
+            strict=True,
+        )
+    }
+    assert urls == {
+        "zendesk": "http://127.0.0.1:9000/webhooks/zendesk/hook",
+        "slack": "http://127.0.0.1:9000/slack/events",
+        "inbound-mail": "http://127.0.0.1:9000/inbound/inbound",
+        "agent-tools": "http://127.0.0.1:9000/api/tickets/1",
+    }
+    assert settings.agent is not None
