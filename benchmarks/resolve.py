@@ -196,6 +196,7 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
             "--agent-listen", f"127.0.0.1:{agent_port}", "--jwks", str(tmp / "jwks.json"),
             "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE,
             "--policy", str(tmp / "policy.yaml"), "--audit-log", str(tmp / "audit.jsonl"),
+            "--workers", str(args.workers),
         ]  # fmt: skip
         results: list[Result] = []
         with (tmp / "server.log").open("wb") as server_log:
@@ -247,6 +248,9 @@ def main() -> None:
         default=[1, 16],
         help="comma-separated worker counts (default 1,16)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server processes (redactor serve --workers)"
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the server into FILE")
     parser.add_argument("--no-write", action="store_true", help="do not write results/resolve.json")
     args = parser.parse_args()
@@ -266,6 +270,7 @@ def main() -> None:
                 },
                 "setup": "redactor serve subprocess (SQLite vault, audit file, info logs to file); "
                 "aiohttp client in this process; masked level",
+                "server_workers": args.workers,
                 "targets": TARGETS,
                 "results": [asdict(r) for r in results],
             },
