@@ -210,13 +210,13 @@ async def _with_backend(
                 await conn.close()
 
 
-def _machine() -> dict[str, object]:
+def _machine(load_at_start: tuple[float, float, float]) -> dict[str, object]:
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "sqlite": sqlite3.sqlite_version,
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_at_start": [round(x, 2) for x in load_at_start],
         "note": "shared machine: other agents run tests concurrently, figures are noisy",
     }
 
@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return 0
 
+    load_at_start = os.getloadavg()
     results: list[Result] = []
     for backend in args.backends.split(","):
         results += asyncio.run(
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     doc = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": _machine(load_at_start),
         "settings": {"seconds_per_scenario": args.seconds, "sqlite_synchronous": "FULL"},
         "targets": TARGETS,
         "results": [asdict(r) for r in results],
