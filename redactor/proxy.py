@@ -18,6 +18,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from redactor.audit import AuditEvent
+from redactor.digits import ascii_digit_count
 from redactor.errors import BodyTooLargeError, RedactorError
 from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
 from redactor.resources import RESOURCES, Resources
@@ -140,7 +141,7 @@ async def _redact_url(
         (raw_path, "text/plain"),
         (raw_query, "application/x-www-form-urlencoded"),
     ):
-        if sum(map(part.count, "0123456789")) >= _MIN_URL_DIGITS:
+        if ascii_digit_count(part) >= _MIN_URL_DIGITS:
             new, found, issued = await _redact(
                 res, route, part.encode(), CIMultiDict({hdrs.CONTENT_TYPE: content_type})
             )

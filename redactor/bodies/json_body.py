@@ -17,6 +17,7 @@ from redactor.bodies.html_body import HtmlView, looks_like_html
 from redactor.bodies.segments import Edit, PlainView, Segment, SegmentTable, TextView, apply_edits
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
+from redactor.digits import digit_count
 from redactor.errors import BodyUnparseableError
 
 __all__ = ["JsonView", "parse_json"]
@@ -38,13 +39,6 @@ _SIMPLE_ESCAPES = {
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 # A string with no escape: the common case, taken whole by one regex match.
 _PLAIN_STRING = re.compile(r'"([^"\\\x00-\x1f]*)"')
-_DIGITS = re.compile(r"\d")
-
-
-def _digit_count(raw: str) -> int:
-    if raw.isascii():
-        return sum(map(raw.count, "0123456789"))
-    return len(_DIGITS.findall(raw))
 
 
 # Card numbers are 12-19 digits; ids of that length sent as JSON numbers are segments too, so
@@ -135,10 +129,10 @@ class JsonView:
     def _add_string(self, source: str, pos: int, field_name: str | None) -> int:
         if self._min_digits:
             plain = _PLAIN_STRING.match(source, pos)
-            if plain is not None and _digit_count(plain.group(1)) < self._min_digits:
+            if plain is not None and digit_count(plain.group(1)) < self._min_digits:
                 return plain.end()
         text, text_map, end = _scan_string(source, pos)
-        if self._min_digits and _digit_count(source[pos + 1 : end - 1]) < self._min_digits:
+        if self._min_digits and digit_count(source[pos + 1 : end - 1]) < self._min_digits:
             return end
         view: TextView
         if looks_like_html(text):

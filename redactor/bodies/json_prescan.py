@@ -13,25 +13,18 @@ a BOM, invalid JSON) sends the body to the codec instead.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from redactor.bodies.html_body import looks_like_html
 from redactor.bodies.mime import parse_content_type
+from redactor.digits import digit_count
 
 __all__ = ["plain_json_texts"]
 
 # Fewer digits than this cannot hold a PAN (12+) or an SSN (9).
 MIN_DIGITS = 9
 _JSON_TYPES = frozenset({"application/json", "text/json"})
-_DIGIT = re.compile(r"\d")
 _ENCODINGS_WE_SKIP = (None, "", "identity")
-
-
-def _digit_count(text: str) -> int:
-    if text.isascii():
-        return sum(map(text.count, "0123456789"))
-    return len(_DIGIT.findall(text))
 
 
 def _reject_constant(_name: str) -> Any:
@@ -63,7 +56,7 @@ def plain_json_texts(
     while stack:
         value, key = stack.pop()
         if isinstance(value, str):
-            if len(value) >= MIN_DIGITS and _digit_count(value) >= MIN_DIGITS:
+            if len(value) >= MIN_DIGITS and digit_count(value) >= MIN_DIGITS:
                 if looks_like_html(value):
                     return None
                 texts.append((value, key))

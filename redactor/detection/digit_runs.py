@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
+from redactor.digits import ascii_digit_count
+
 # Horizontal spaces people (and word processors) put between digit groups: space, tab, NBSP,
 # figure space, thin space, narrow NBSP, ideographic (full-width) space.
 _SPACE = "[ \\t\\u00a0\\u2007\\u2009\\u202f\\u3000]"
@@ -119,7 +121,7 @@ def find_digit_runs(text: str, *, min_digits: int = 9) -> list[DigitRun]:
     if _ascii_digits_only(text):
         # Cheapest gate first: ten C-level counts tell most messages apart from anything with
         # enough digits to be a PAN or SSN.
-        if sum(map(text.count, "0123456789")) < min_digits:
+        if ascii_digit_count(text) < min_digits:
             return runs
         pattern = _DIGIT_RUN_ASCII
     else:
