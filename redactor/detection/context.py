@@ -88,9 +88,7 @@ def _phrases(words: list[str]) -> set[str]:
     """Kinds of the two-word keywords in `words` (`social security`, `tax id`)."""
     if _PHRASE_FIRST.isdisjoint(words):
         return set()
-    return {
-        kind for pair in itertools.pairwise(words) if (kind := _PHRASES.get(pair))
-    }
+    return {kind for pair in itertools.pairwise(words) if (kind := _PHRASES.get(pair))}
 
 
 def read_context(text: str, start: int, end: int, *, field_name: str | None = None) -> Context:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 
 from redactor.detection.findings import ENTITIES, Finding
 from redactor.detection.options import DetectionOptions
@@ -17,19 +16,22 @@ from redactor.detection.recognizers import (
 from redactor.errors import DetectionError
 
 
-class _ContextReadByRecognizers(ContextAwareEnhancer):
-    """Presidio's default enhancer deep-copies every result to look for context words in
-    spaCy lemmas; our recognizers read context themselves (context.py), so it only costs."""
+class _FixedRegistry(RecognizerRegistry):
+    """Our two recognizers, for one language, always: the stock registry filters its list by
+    language and entity on every call, which is per-message work with a constant answer."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            context_similarity_factor=0.0,
-            min_score_with_context_similarity=0.0,
-            context_prefix_count=0,
-            context_suffix_count=0,
-        )
+    def get_recognizers(self, language, entities=None, all_fields=False, ad_hoc_recognizers=None):  # type: ignore[no-untyped-def]
+        if language == LANGUAGE and not ad_hoc_recognizers:
+            return self.recognizers
+        return super().get_recognizers(language, entities, all_fields, ad_hoc_recognizers)
 
-    def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):  # type: ignore[no-untyped-def]
+
+class _DetectionEngine(AnalyzerEngine):
+    """AnalyzerEngine without its context pass: presidio's enhancer reads context words from
+    spaCy lemmas (and deep-copies every result to do so); with no NLP model there are none,
+    and our recognizers read context themselves (context.py)."""
+
+    def _enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):  # type: ignore[no-untyped-def]
         return raw_results
 
 
@@ -39,16 +41,15 @@ class Detector:
     def __init__(self, options: DetectionOptions | None = None) -> None:
         self.options = options or DetectionOptions()
         self._nlp = DigitRunNlpEngine()
-        registry = RecognizerRegistry(
+        registry = _FixedRegistry(
             recognizers=[CardNumberRecognizer(self.options), UsSsnRecognizer(self.options)],
             supported_languages=[LANGUAGE],
         )
-        self._engine = AnalyzerEngine(
+        self._engine = _DetectionEngine(
             registry=registry,
             nlp_engine=self._nlp,
             supported_languages=[LANGUAGE],
             default_score_threshold=self.options.score_threshold,
-            context_aware_enhancer=_ContextReadByRecognizers(),
         )
         self._entities = list(ENTITIES)
 

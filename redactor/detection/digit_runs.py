@@ -12,6 +12,7 @@ Any Unicode decimal digit counts (`\\d`), so full-width digits typed on CJK keyb
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -41,7 +42,9 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 def _ascii_digits_only(text: str) -> bool:
     return text.isascii() or not any(c.isdecimal() for c in _NON_ASCII.findall(text))
-_GROUP = re.compile(r"\d+")
+
+
+_GROUP_SPLIT = re.compile(r"(\d+)")
 
 _DASHES = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d")
 _DOTS = frozenset(".\uff0e")
@@ -95,7 +98,9 @@ def _ascii_digits(s: str) -> str:
     return "".join(str(unicodedata.digit(c)) for c in s)
 
 
+@functools.lru_cache(maxsize=256)
 def _sep_kind(sep: str) -> SepKind:
+    # Cached: the same few separators (" ", "-", ".", "\n> ") recur in every message.
     if "\n" in sep:
         return SepKind.NEWLINE
     if any(c in _DASHES for c in sep):
@@ -134,19 +139,20 @@ def find_digit_runs(text: str, *, min_digits: int = 9) -> list[DigitRun]:
         before = text[s - 1] if s else ""
         if before == "+":
             continue
-        groups: list[Group] = []
-        seps: list[SepKind] = []
-        sep_texts: list[str] = []
-        pos = 0
-        for gm in _GROUP.finditer(raw):
-            if groups:
-                sep = raw[pos : gm.start()]
-                seps.append(_sep_kind(sep))
-                sep_texts.append(sep)
-            groups.append(Group(s + gm.start(), s + gm.end(), _ascii_digits(gm.group())))
-            pos = gm.end()
-        if sum(len(g.digits) for g in groups) < min_digits:
+        # One C-level split: ["", group, sep, group, ..., group, ""].
+        parts = _GROUP_SPLIT.split(raw)
+        digit_parts = parts[1::2]
+        if sum(map(len, digit_parts)) < min_digits:
             continue
+        sep_texts = parts[2:-1:2]
+        groups: list[Group] = []
+        pos = s
+        for i, digits in enumerate(digit_parts):
+            if i:
+                pos += len(sep_texts[i - 1])
+            groups.append(Group(pos, pos + len(digits), _ascii_digits(digits)))
+            pos += len(digits)
+        seps = [_sep_kind(sep) for sep in sep_texts]
         after = text[e] if e < n else ""
         first = groups[0]
         # A letter on either side makes the edge group part of an identifier (IBAN `AL47`,
