@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -36,9 +36,16 @@ class AuditEvent:
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no spaces, UTF-8."""
-        data: dict[str, Any] = asdict(self)
-        data["counts"] = dict(self.counts)
-        data["tokens"] = list(self.tokens)
+        # Fields read directly, not `asdict` (a deep copy per message on the proxy path).
+        data: dict[str, Any] = {
+            "event": self.event,
+            "time": self.time,
+            "request_id": self.request_id,
+            "route": self.route,
+            "tenant": self.tenant,
+            "counts": dict(self.counts),
+            "tokens": list(self.tokens),
+        }
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

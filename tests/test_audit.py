@@ -52,3 +52,10 @@ async def test_records_are_canonical_json() -> None:
     assert line == json.dumps(
         json.loads(line), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
+
+
+def test_every_field_of_an_audit_event_is_in_its_record() -> None:
+    from dataclasses import fields
+
+    record = json.loads(_event(1).to_json())
+    assert set(record) == {f.name for f in fields(AuditEvent)}
