@@ -186,6 +186,25 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Vaul
     )
 
 
+CommandBody = Callable[[argparse.Namespace, VaultConfig, TextIO], Coroutine[Any, Any, int]]
+
+
+def _command(body: CommandBody) -> Handler:
+    """A CLI handler `handler(args, environ=None, out=None, err=None) -> exit code` around an
+    async command body; `_run` builds the config and maps vault errors to exit codes."""
+
+    def handler(
+        args: argparse.Namespace,
+        environ: Mapping[str, str] | None = None,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> int:
+        return _run(lambda config, stream: body(args, config, stream), args, environ, out, err)
+
+    handler.__doc__ = body.__doc__
+    return handler
+
+
 def _run(
     body: Callable[[VaultConfig, TextIO], Coroutine[Any, Any, int]],
     args: argparse.Namespace,
@@ -206,177 +225,126 @@ def _run(
         return 2 if exc.status < 500 or exc.code.endswith("config_invalid") else 1
 
 
-def _handle_init(
-    args: argparse.Namespace,
-    environ: Mapping[str, str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    async def body(config: VaultConfig, out: TextIO) -> int:
-        if config.key_file is None:
-            raise VaultConfigError("keys init needs --key-file or REDACTOR_KEY_FILE")
-        path = config.key_file
-        if await asyncio.to_thread(path.exists):
-            raise VaultConfigError("key file exists; refusing to overwrite it")
-        await asyncio.to_thread(write_key_file, path, generate_key_material(secrets.token_bytes))
-        print(
-            f"created {path} (kek version 1). Keep a copy in your secret store: without it the\n"
-            "vault cannot be read. Start with REDACTOR_KEY_FILE pointing at it.",
-            file=out,
-        )
-        return 0
-
-    return _run(body, args, environ, out, err)
+@_command
+async def _handle_init(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
+    if config.key_file is None:
+        raise VaultConfigError("keys init needs --key-file or REDACTOR_KEY_FILE")
+    path = config.key_file
+    if await asyncio.to_thread(path.exists):
+        raise VaultConfigError("key file exists; refusing to overwrite it")
+    await asyncio.to_thread(write_key_file, path, generate_key_material(secrets.token_bytes))
+    print(
+        f"created {path} (kek version 1). Keep a copy in your secret store: without it the\n"
+        "vault cannot be read. Start with REDACTOR_KEY_FILE pointing at it.",
+        file=out,
+    )
+    return 0
 
 
-def _handle_rotate(
-    args: argparse.Namespace,
-    environ: Mapping[str, str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    async def body(config: VaultConfig, out: TextIO) -> int:
-        path = writable_key_file(config)
-        if config.dev and config.key_file is None:
-            # Loads or generates the dev key first, logging it loudly.
-            material = await load_key_material(config)
-        else:
-            material = await asyncio.to_thread(read_key_file, path)
-        rotated = add_kek_version(material, secrets.token_bytes)
-        await asyncio.to_thread(write_key_file, path, rotated)
-        print(
-            f"kek version {rotated.active_version} is now active in {path}.\n"
-            "Next: restart the proxies so they load it, then run `redactor keys rewrap`.",
-            file=out,
-        )
-        return 0
-
-    return _run(body, args, environ, out, err)
-
-
-def _handle_rewrap(
-    args: argparse.Namespace,
-    environ: Mapping[str, str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    async def body(config: VaultConfig, out: TextIO) -> int:
-        async with await open_vault(config) as vault:
-            report = await vault.rewrap()
-        print(
-            f"re-wrapped {report.rewrapped} data keys; {report.skipped} changed meanwhile "
-            "(run again to pick them up)",
-            file=out,
-        )
-        if report.failed_versions:
-            versions = ", ".join(str(v) for v in report.failed_versions)
-            print(
-                f"could not unwrap data keys of kek versions {versions}: the key file lacks "
-                "them or they do not verify",
-                file=out,
-            )
-            return 1
-        return 0
-
-    return _run(body, args, environ, out, err)
-
-
-def _handle_retire(
-    args: argparse.Namespace,
-    environ: Mapping[str, str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    version: int = args.version
-
-    async def body(config: VaultConfig, out: TextIO) -> int:
-        path = writable_key_file(config)
-        material = await asyncio.to_thread(read_key_file, path)
-        if version == material.active_version:
-            raise KeyRetireError(f"kek version {version} is active; rotate first")
-        if version not in material.keks:
-            raise KeyRetireError(f"kek version {version} is not in the key file")
-        async with await open_vault(config) as vault:
-            usage = {u.kek_version: u for u in await vault.kek_usage()}
-        still = usage.get(version)
-        if still is not None and still.deks:
-            raise KeyRetireError(
-                f"kek version {version} still wraps {still.deks} data keys of "
-                f"{still.tenants} tenants; run `redactor keys rewrap` first"
-            )
-        await asyncio.to_thread(write_key_file, path, remove_kek_version(material, version))
-        print(f"kek version {version} removed from {path}", file=out)
-        return 0
-
-    return _run(body, args, environ, out, err)
-
-
-def _handle_list(
-    args: argparse.Namespace,
-    environ: Mapping[str, str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    async def body(config: VaultConfig, out: TextIO) -> int:
+@_command
+async def _handle_rotate(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
+    path = writable_key_file(config)
+    if config.dev and config.key_file is None:
+        # Loads or generates the dev key first, logging it loudly.
         material = await load_key_material(config)
-        store = await open_store(config)
-        try:
-            await store.check_schema()
-            usage = {u.kek_version: u for u in await store.kek_usage()}
-        finally:
-            await store.close()
-        for version in material.versions:
-            marker = "active" if version == material.active_version else "read-only"
-            u = usage.get(version)
-            deks, tenants = (u.deks, u.tenants) if u is not None else (0, 0)
-            print(
-                f"kek version {version} ({marker}): wraps {deks} data keys of {tenants} tenants",
-                file=out,
-            )
-        for version in sorted(set(usage) - set(material.keks)):
-            print(
-                f"kek version {version} (MISSING from key ring): wraps {usage[version].deks} data keys",
-                file=out,
-            )
-        return 0
-
-    return _run(body, args, environ, out, err)
+    else:
+        material = await asyncio.to_thread(read_key_file, path)
+    rotated = add_kek_version(material, secrets.token_bytes)
+    await asyncio.to_thread(write_key_file, path, rotated)
+    print(
+        f"kek version {rotated.active_version} is now active in {path}.\n"
+        "Next: restart the proxies so they load it, then run `redactor keys rewrap`.",
+        file=out,
+    )
+    return 0
 
 
-def _handle_migrate(
-    args: argparse.Namespace,
-    environ: Mapping[str, str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
-    async def body(config: VaultConfig, out: TextIO) -> int:
-        store = await open_store(config)
-        try:
-            version = await store.migrate()
-        finally:
-            await store.close()
-        print(f"vault schema is at version {version} ({config.backend})", file=out)
-        return 0
+@_command
+async def _handle_rewrap(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
+    async with await open_vault(config) as vault:
+        report = await vault.rewrap()
+    print(
+        f"re-wrapped {report.rewrapped} data keys; {report.skipped} changed meanwhile "
+        "(run again to pick them up)",
+        file=out,
+    )
+    if report.failed_versions:
+        versions = ", ".join(str(v) for v in report.failed_versions)
+        print(
+            f"could not unwrap data keys of kek versions {versions}: the key file lacks "
+            "them or they do not verify",
+            file=out,
+        )
+        return 1
+    return 0
 
-    return _run(body, args, environ, out, err)
+
+@_command
+async def _handle_retire(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
+    version: int = args.version
+    path = writable_key_file(config)
+    material = await asyncio.to_thread(read_key_file, path)
+    if version == material.active_version:
+        raise KeyRetireError(f"kek version {version} is active; rotate first")
+    if version not in material.keks:
+        raise KeyRetireError(f"kek version {version} is not in the key file")
+    async with await open_vault(config) as vault:
+        usage = {u.kek_version: u for u in await vault.kek_usage()}
+    still = usage.get(version)
+    if still is not None and still.deks:
+        raise KeyRetireError(
+            f"kek version {version} still wraps {still.deks} data keys of "
+            f"{still.tenants} tenants; run `redactor keys rewrap` first"
+        )
+    await asyncio.to_thread(write_key_file, path, remove_kek_version(material, version))
+    print(f"kek version {version} removed from {path}", file=out)
+    return 0
 
 
-def _handle_purge(
-    args: argparse.Namespace,
-    environ: Mapping[str, str] | None = None,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-) -> int:
+@_command
+async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
+    material = await load_key_material(config)
+    store = await open_store(config)
+    try:
+        await store.check_schema()
+        usage = {u.kek_version: u for u in await store.kek_usage()}
+    finally:
+        await store.close()
+    for version in material.versions:
+        marker = "active" if version == material.active_version else "read-only"
+        u = usage.get(version)
+        deks, tenants = (u.deks, u.tenants) if u is not None else (0, 0)
+        print(
+            f"kek version {version} ({marker}): wraps {deks} data keys of {tenants} tenants",
+            file=out,
+        )
+    for version in sorted(set(usage) - set(material.keks)):
+        print(
+            f"kek version {version} (MISSING from key ring): wraps {usage[version].deks} data keys",
+            file=out,
+        )
+    return 0
+
+
+@_command
+async def _handle_migrate(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
+    store = await open_store(config)
+    try:
+        version = await store.migrate()
+    finally:
+        await store.close()
+    print(f"vault schema is at version {version} ({config.backend})", file=out)
+    return 0
+
+
+@_command
+async def _handle_purge(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
     older_than: str = args.older_than
-
-    async def body(config: VaultConfig, out: TextIO) -> int:
-        seconds = parse_duration_s(older_than)
-        async with await open_vault(config) as vault:
-            count = await vault.purge(seconds)
-        print(f"purged {count} tokens idle for more than {older_than}", file=out)
-        return 0
-
-    return _run(body, args, environ, out, err)
+    seconds = parse_duration_s(older_than)
+    async with await open_vault(config) as vault:
+        count = await vault.purge(seconds)
+    print(f"purged {count} tokens idle for more than {older_than}", file=out)
+    return 0
 
 
 def _handle_erase_token(
