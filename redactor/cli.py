@@ -20,6 +20,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     options = DetectionOptions(
         ignore_dummy_ssns=args.ignore_dummy_ssns,
         bare_ssn_needs_context=args.bare_ssn_needs_context,
+        luhn_invalid_with_card_word=args.luhn_invalid_with_card_word,
     )
     return run_detect(sys.stdin, sys.stdout, sys.stderr, Detector(options))
 
@@ -201,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--bare-ssn-needs-context",
         action="store_true",
         help="report a 9-digit number without separators only when an SSN word is nearby",
+    )
+    detect.add_argument(
+        "--luhn-invalid-with-card-word",
+        action="store_true",
+        help="also report a 16-digit card-shaped number that fails the Luhn check (a typo'd "
+        "card number) when a card word labels it",
     )
     detect.set_defaults(handler=_cmd_detect)
     _add_serve(sub)

@@ -39,6 +39,9 @@ class Candidate:
     digits: str = field(repr=False)
     group_count: int
     scheme: str | None = None
+    # False for a 16-digit number in a card's shape that fails the Luhn check: a typo'd card
+    # number still shows 15 of its 16 digits. Reported only when policy asks (options.py).
+    luhn_ok: bool = True
 
 
 def luhn_valid(digits: str) -> bool:
@@ -60,7 +63,7 @@ def ssn_structure_valid(digits: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
-def _card(run: DigitRun, i: int, j: int) -> Candidate | None:
+def _card(run: DigitRun, i: int, j: int, *, require_luhn: bool = True) -> Candidate | None:
     groups = run.groups[i:j]
     digits = "".join(g.digits for g in groups)
     if not 12 <= len(digits) <= 19:
@@ -73,12 +76,13 @@ def _card(run: DigitRun, i: int, j: int) -> Candidate | None:
     if count > 2 and any(len(g.digits) < 3 for g in groups[:-1]):
         # `7 9 0 5 3 5 3 1 2 3 1 7`, `06 12 34 56 78 90 12`: spelled-out or phone formatting.
         return None
-    if not luhn_valid(digits):
+    luhn_ok = luhn_valid(digits)
+    if not luhn_ok and require_luhn:
         return None
     scheme = scheme_for(digits)
     if scheme is None:
         return None
-    return Candidate(CREDIT_CARD, groups[0].start, groups[-1].end, digits, count, scheme)
+    return Candidate(CREDIT_CARD, groups[0].start, groups[-1].end, digits, count, scheme, luhn_ok)
 
 
 def _ssn(run: DigitRun, i: int, j: int) -> Candidate | None:
@@ -175,6 +179,23 @@ def _find(run: DigitRun, lo: int, hi: int) -> list[Candidate]:
     return [*_find(run, lo, i), cand, *_find(run, j, hi)]
 
 
+def _luhn_failing_card(run: DigitRun) -> Candidate | None:
+    # Only a whole run of exactly 16 digits, plain or 4-4-4-4: the shape in which a typo'd
+    # card number is still unmistakably a card number.
+    sizes = tuple(len(g.digits) for g in run.groups)
+    if sizes not in ((16,), (4, 4, 4, 4)) or any(g.tainted for g in run.groups):
+        return None
+    return _card(run, 0, len(run.groups), require_luhn=False)
+
+
 def find_candidates(run: DigitRun) -> list[Candidate]:
-    """The card and SSN candidates in one digit run, non-overlapping, in text order."""
-    return _find(run, 0, len(run.groups))
+    """The card and SSN candidates in one digit run, non-overlapping, in text order.
+
+    A run with none may still give one card candidate with `luhn_ok=False`.
+    """
+    found = _find(run, 0, len(run.groups))
+    if not found:
+        typo = _luhn_failing_card(run)
+        if typo is not None:
+            return [typo]
+    return found

@@ -82,6 +82,8 @@ class Context:
     supports_card: bool
     supports_ssn: bool
     other_label: bool
+    # A card word (not a payment verb) in the same clause, before the number.
+    card_word_in_clause: bool = False
 
 
 def _phrases(words: list[str]) -> set[str]:
@@ -110,7 +112,9 @@ def read_context(text: str, start: int, end: int, *, field_name: str | None = No
     supports_card = not _SUPPORTS_CARD.isdisjoint(words) or "card" in phrase_kinds
     supports_ssn = not SSN_WORDS.isdisjoint(words) or "ssn" in phrase_kinds
 
-    strong_in_clause = not _STRONG.isdisjoint(clause_words) or bool(_phrases(clause_words))
+    clause_phrases = _phrases(clause_words)
+    card_in_clause = not CARD_WORDS.isdisjoint(clause_words) or "card" in clause_phrases
+    strong_in_clause = not _STRONG.isdisjoint(clause_words) or bool(clause_phrases)
     other_label = False
     if not strong_in_clause:
         # The last word that is not filler: a label of another identifier directly in front
@@ -122,4 +126,4 @@ def read_context(text: str, start: int, end: int, *, field_name: str | None = No
                 label_end = clause.rfind(word) + len(word)
                 other_label = _FILLER.fullmatch(clause, label_end) is not None
             break
-    return Context(supports_card, supports_ssn, other_label)
+    return Context(supports_card, supports_ssn, other_label, card_in_clause)

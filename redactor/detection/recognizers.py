@@ -34,6 +34,8 @@ SSN_GROUPED_SCORE = 0.85
 SSN_BARE_WITH_CONTEXT_SCORE = 0.85
 SSN_BARE_SCORE = 0.5
 CONTEXT_BOOST = 0.15
+# A Luhn-failing number reported by policy (options.py): above the threshold, below any PAN.
+CARD_LUHN_FAIL_SCORE = 0.5
 
 
 class DigitRunArtifacts(NlpArtifacts):
@@ -165,9 +167,13 @@ class CardNumberRecognizer(_DigitRunRecognizer):
     ENTITY = CREDIT_CARD
 
     def score(self, text: str, candidate: Candidate, field_name: str | None) -> float | None:
+        if not candidate.luhn_ok and not self.options.luhn_invalid_with_card_word:
+            return None
         ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
         if ctx.other_label:
             return None
+        if not candidate.luhn_ok:
+            return CARD_LUHN_FAIL_SCORE if ctx.card_word_in_clause else None
         common = len(candidate.digits) in (15, 16)
         score = CARD_COMMON_LENGTH_SCORE if common else CARD_OTHER_LENGTH_SCORE
         return score + CONTEXT_BOOST if ctx.supports_card else score

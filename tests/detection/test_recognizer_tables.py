@@ -149,3 +149,19 @@ def test_json_key_acts_as_a_label(detector: Detector) -> None:
 def test_empty_and_digitless_texts_have_no_findings(detector: Detector) -> None:
     assert detector.find("") == []
     assert detector.find("Hello, my order arrived damaged. Price was $49.99 on 12/03.") == []
+
+
+def test_typod_card_numbers_are_reported_only_when_policy_asks_and_a_card_word_labels_them(
+    detector: Detector,
+) -> None:
+    typo = "My credit card 4892 7634 1023 8756 has been lost"
+    assert found(detector, typo) == []
+    strict = Detector(DetectionOptions(luhn_invalid_with_card_word=True))
+    assert found(strict, typo) == [(CARD, "4892 7634 1023 8756")]
+    # Without a card word in the clause, or labelled as something else, it stays a number.
+    assert found(strict, "Reference 4892 7634 1023 8756 attached") == []
+    assert found(strict, "my card was fine. Tracking: 4892 7634 1023 8756") == []
+    # Only the 16-digit card shapes: an 18-digit run is not a typo'd card.
+    assert found(strict, "my card 4892 7634 1023 8756 12") == []
+    # Luhn-valid cards are unaffected.
+    assert found(strict, "card 4111 1111 1111 1111") == [(CARD, "4111 1111 1111 1111")]
