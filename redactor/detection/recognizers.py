@@ -170,7 +170,10 @@ class CardNumberRecognizer(_DigitRunRecognizer):
         if not candidate.luhn_ok and not self.options.luhn_invalid_with_card_word:
             return None
         ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
-        if ctx.other_label:
+        # Another identifier's label in front says what a number is, except for a well-formed
+        # 15/16-digit PAN: fail closed, a tracking number that happens to pass Luhn and an IIN
+        # check costs a token, a card number labelled "Account:" would cost a leak.
+        if ctx.other_label and not (candidate.luhn_ok and len(candidate.digits) in (15, 16)):
             return None
         if not candidate.luhn_ok:
             return CARD_LUHN_FAIL_SCORE if ctx.card_word_in_clause else None

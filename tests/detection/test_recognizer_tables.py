@@ -43,6 +43,9 @@ POSITIVES = [
         [(CARD, "4111111111111111"), (CARD, "5500000000000004")],
     ),
     ("credit card account 4111 1111 1111 1111", [(CARD, "4111 1111 1111 1111")]),
+    # A label never drops a well-formed 15/16-digit PAN (fail closed); it does drop the rest.
+    ("Tracking: 4111 1111 1111 1111", [(CARD, "4111 1111 1111 1111")]),
+    ("Account 4111111111111111", [(CARD, "4111111111111111")]),
     # SSNs
     ("SSN: 536-90-4399", [(SSN, "536-90-4399")]),
     ("ssn 536 90 4399", [(SSN, "536 90 4399")]),
@@ -80,7 +83,8 @@ NEGATIVES = [
     "card 1234 5678 9012 3456",
     "card 0000 0000 0000 0000",
     # labelled as something else
-    "Tracking: 4111 1111 1111 1111",
+    "Tracking: 4111 1111 1111 1112",
+    "Order 4012888818888 shipped",  # a 13-digit Visa shape, labelled as an order
     "routing number 121042882",
     "passport: 191280342",
     "USt-IdNr DE 123456789 ist gesetzt.",
