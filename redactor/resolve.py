@@ -30,7 +30,7 @@ from redactor.middleware import REQUEST_ID
 from redactor.pipeline import VaultTimeoutError
 from redactor.policy import Decision, Level, Reason
 from redactor.proxy import read_bounded
-from redactor.resources import RESOURCES, AgentResources, Resources
+from redactor.resources import DETECTION_ENTITY, RESOURCES, AgentResources, Resources
 from vault import (
     TOKEN_PATTERN,
     EntityType,
@@ -49,7 +49,6 @@ log = structlog.get_logger()
 CHALLENGE = web.RequestKey("www_authenticate", str)
 RETRY_AFTER_S = web.RequestKey("retry_after_s", int)
 
-ENTITY_NAMES = {EntityType.CARD: "CREDIT_CARD", EntityType.SSN: "US_SSN"}
 MAX_TOKEN_CHARS = 64  # the longest token is 37 characters; longer strings are not tokens
 MAX_FREE_TEXT_CHARS = 4000  # a purpose or ticket; the policy's own maximum is 2000
 AUDIT_TEXT_CHARS = 500  # what of a free text the audit log keeps
@@ -256,7 +255,7 @@ def decide_tokens(
         decisions[token] = agent.policies.decide(
             principal,
             principal.tenant,
-            ENTITY_NAMES[parsed.entity_type],
+            DETECTION_ENTITY[parsed.entity_type],
             purpose,
             ticket,
             now,

@@ -17,13 +17,13 @@ from aiohttp import web
 
 from redactor.audit import AuditSink
 from redactor.auth import TokenVerifier
-from redactor.detection import DetectionOptions, Detector
+from redactor.detection import CREDIT_CARD, US_SSN, DetectionOptions, Detector
 from redactor.metrics import Metrics
 from redactor.pipeline import Pipeline, TokenVault
 from redactor.policy import PolicyStore
 from redactor.rewrite import Rewriter
 from redactor.settings import AgentSettings, RouteSettings, Settings
-from vault import Vault, open_vault
+from vault import EntityType, Vault, open_vault
 
 log = structlog.get_logger()
 
@@ -111,7 +111,9 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         await vault.close()
 
 
-_VAULT_NAMES = MappingProxyType({"CREDIT_CARD": "card", "US_SSN": "ssn"})
+# Detection's entity names and the vault's token types, both ways: one table.
+VAULT_ENTITY = MappingProxyType({CREDIT_CARD: EntityType.CARD, US_SSN: EntityType.SSN})
+DETECTION_ENTITY = MappingProxyType({v: k for k, v in VAULT_ENTITY.items()})
 
 
 class VaultAdapter:
@@ -122,5 +124,5 @@ class VaultAdapter:
 
     async def tokenize_many(self, tenant: str, items: list[tuple[str, str]]) -> list[object]:
         return list(
-            await self._vault.tokenize_many(tenant, [(_VAULT_NAMES[e], v) for e, v in items])
+            await self._vault.tokenize_many(tenant, [(VAULT_ENTITY[e], v) for e, v in items])
         )
