@@ -229,3 +229,13 @@ async def test_urls_without_values_reach_the_upstream_byte_for_byte(proxy: Proxy
     resp = await proxy.client.get(raw)
     assert resp.status == 200
     assert proxy.upstream.received[0].path == raw
+
+
+async def test_an_audit_record_that_cannot_be_written_stops_the_message(proxy: Proxy) -> None:
+    await proxy.resources.audit.close()  # the audit file is gone from under the proxy
+    body = json.dumps({"text": f"card {PAN}"}).encode()
+    resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 503
+    assert (await resp.json())["error"] == "audit_unavailable"
+    assert resp.headers["Retry-After"]
+    assert proxy.upstream.received == []
