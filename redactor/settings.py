@@ -116,7 +116,6 @@ class Settings:
     vault_timeout_s: float = 2.0
     log_level: str = "info"
     log_console: bool = False
-    agent_listen: Listen | None = None
     agent: AgentSettings | None = None
     # Server processes sharing the listeners (SO_REUSEPORT): one event loop per core.
     workers: int = 1
@@ -396,7 +395,6 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         ),
         log_level=str(_pick(flags.log_level, environ, "REDACTOR_LOG_LEVEL", None, "info")).lower(),
         log_console=bool(flags.log_console),
-        agent_listen=agent_listen,
         agent=_agent(flags, environ, doc, agent_listen),
         workers=_workers(_pick(flags.workers, environ, "REDACTOR_WORKERS", doc.get("workers"), 1)),
     )
