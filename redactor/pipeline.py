@@ -67,10 +67,12 @@ class Pipeline:
         # Fast path for the common case, a JSON webhook with no value in it: when every string
         # that could hold one is plain text and none does, the body goes on as it came.
         plain = plain_json_texts(body, content_type, content_encoding)
-        if plain is not None and not any(
-            self.detector.find(text, field_name=key) for text, key in plain
-        ):
-            return Redaction(body, False, {}, ())
+        # What the fast path found is reused below: a plain string is its codec segment.
+        known: dict[tuple[str, str | None], list[Finding]] = {}
+        if plain is not None:
+            known = {(t, k): self.detector.find(t, field_name=k) for t, k in plain}
+            if not any(known.values()):
+                return Redaction(body, False, {}, ())
         parsed = parse_body(
             body,
             content_type,
@@ -82,7 +84,9 @@ class Pipeline:
         )
         found: list[tuple[int, str, list[Finding]]] = []
         for seg in parsed.segments:
-            findings = self.detector.find(seg.text, field_name=seg.field_name)
+            findings = known.get((seg.text, seg.field_name))
+            if findings is None:
+                findings = self.detector.find(seg.text, field_name=seg.field_name)
             if findings:
                 found.append((seg.index, seg.text, findings))
         if not found:
