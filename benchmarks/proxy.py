@@ -895,18 +895,18 @@ async def run_benchmark(cfg: Config, log: Callable[[str], None] = print) -> dict
 # --- profile ------------------------------------------------------------------------------
 
 # Frame-name fragments -> stage. A sample goes to the innermost frame of one of our stages
-# (so json.loads under bodies/ is "body parse", and the thread hop under audit.py is "audit
+# (so json.loads under bodies/ is "body parse", and the thread hop under audit/ is "audit
 # write"); failing that, to the innermost library frame (aiohttp, asyncio, structlog ...);
 # failing that, to the pipeline or handler frame itself.
 OUR_STAGES: tuple[tuple[str, str], ...] = (
     ("vault/", "vault"),
     ("redactor/detection/", "detection"),
     ("redactor/bodies/", "body parse/rebuild"),
-    ("redactor/rewrite.py", "rewrite"),
-    ("redactor/audit.py", "audit write"),
-    ("redactor/logconfig.py", "logging"),
-    ("redactor/metrics.py", "metrics"),
-    ("redactor/signatures.py", "signature"),
+    ("redactor/ingress/rewrite.py", "rewrite"),
+    ("redactor/audit/", "audit write"),
+    ("redactor/ops/logconfig.py", "logging"),
+    ("redactor/ops/metrics.py", "metrics"),
+    ("redactor/ingress/signatures.py", "signature"),
 )
 LIBRARIES: tuple[tuple[str, str], ...] = (
     ("aiosqlite", "vault"),
@@ -923,8 +923,8 @@ LIBRARIES: tuple[tuple[str, str], ...] = (
     ("selectors.py", "asyncio loop"),
 )
 OUTER: tuple[tuple[str, str], ...] = (
-    ("redactor/pipeline.py", "pipeline glue"),
-    ("redactor/proxy.py", "proxy handler (headers, read, forward)"),
+    ("redactor/ingress/pipeline.py", "pipeline glue"),
+    ("redactor/ingress/proxy.py", "proxy handler (headers, read, forward)"),
     ("redactor/middleware.py", "middleware"),
 )
 

@@ -47,7 +47,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == _ROOT / "benchmarks":
 
 import asyncpg  # noqa: E402
 
-from redactor.logconfig import configure_logging  # noqa: E402
+from redactor.ops.logconfig import configure_logging  # noqa: E402
 from vault.config import VaultConfig  # noqa: E402
 from vault.keyring import generate_key_material, render_key_material  # noqa: E402
 from vault.service import Resolved  # noqa: E402

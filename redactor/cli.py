@@ -14,8 +14,8 @@ from vault.errors import VaultError
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from redactor.detect_cli import run_detect
     from redactor.detection import DetectionOptions, Detector
+    from redactor.ops.detect_cli import run_detect
 
     options = DetectionOptions(
         ignore_dummy_ssns=args.ignore_dummy_ssns,
@@ -58,7 +58,7 @@ def _start_error(exc: Exception) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from redactor.logconfig import configure_logging
+    from redactor.ops.logconfig import configure_logging
     from redactor.server import serve
     from redactor.settings import load_settings
 
@@ -74,8 +74,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from redactor.demo import main_demo
-    from redactor.logconfig import configure_logging
+    from redactor.ops.demo import main_demo
+    from redactor.ops.logconfig import configure_logging
 
     configure_logging(console=True)
     try:

@@ -75,6 +75,17 @@ class BodyTooLargeError(BodyError):
     message = "request body exceeds the size limit"
 
 
+# --- shared by both sides -----------------------------------------------------------------------
+
+
+class VaultTimeoutError(RedactorError):
+    """The vault did not answer within `vault_timeout_s` (503: retry later)."""
+
+    status = 503
+    code = "vault_unavailable"
+    message = "vault did not answer in time"
+
+
 # --- agents: identity and permission -----------------------------------------------------------
 
 

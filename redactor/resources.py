@@ -15,13 +15,13 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from redactor.agent.auth import TokenVerifier
+from redactor.agent.policy import PolicyStore
 from redactor.audit import AuditSink
-from redactor.auth import TokenVerifier
 from redactor.detection import CREDIT_CARD, US_SSN, DetectionOptions, Detector
-from redactor.metrics import Metrics
-from redactor.pipeline import Pipeline, TokenVault
-from redactor.policy import PolicyStore
-from redactor.rewrite import Rewriter
+from redactor.ingress.pipeline import Pipeline, TokenVault
+from redactor.ingress.rewrite import Rewriter
+from redactor.ops.metrics import Metrics
 from redactor.settings import AgentSettings, RouteSettings, Settings
 from vault import EntityType, Vault, open_vault
 

@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from redactor.agent_app import build_agent_app
-from redactor.app import build_admin_app, build_proxy_app
-from redactor.policy import PolicyStore
+from redactor.agent.app import build_agent_app
+from redactor.agent.policy import PolicyStore
+from redactor.ingress.app import build_proxy_app
+from redactor.ops.admin import build_admin_app
 from redactor.resources import Resources, open_resources
 from redactor.settings import Listen, Settings
 
@@ -116,7 +117,7 @@ async def run_server(
 
 def _worker(settings: Settings) -> None:
     # A fresh interpreter (spawn): configure logging again, then serve on the shared ports.
-    from redactor.logconfig import configure_logging
+    from redactor.ops.logconfig import configure_logging
 
     configure_logging(level=settings.log_level, console=settings.log_console)
     asyncio.run(run_server(settings, reuse_port=True))

@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 from yarl import URL
 
-from redactor.auth import AuthSettings
+from redactor.agent.auth import AuthSettings
+from redactor.agent.jwks import is_https_or_loopback_http
+from redactor.agent.policy import load_policy
 from redactor.detection import DetectionOptions
 from redactor.errors import ConfigError
-from redactor.jwks import is_https_or_loopback_http
-from redactor.policy import load_policy
-from redactor.signatures import DEFAULT_REPLAY_WINDOW_S, SignatureConfig
-from redactor.yamlschema import load_yaml_file
+from redactor.ingress.signatures import DEFAULT_REPLAY_WINDOW_S, SignatureConfig
+from redactor.ops.yamlschema import load_yaml_file
 from vault.config import VaultConfig
 from vault.errors import VaultError
 

@@ -5,7 +5,7 @@ import json
 
 import structlog
 
-from redactor.logconfig import configure_logging
+from redactor.ops.logconfig import configure_logging
 
 
 def test_leak_guard_masks_values_in_every_field_and_nested_structures() -> None:

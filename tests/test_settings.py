@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from redactor.errors import ConfigError
+from redactor.ops.yamlschema import YamlFileError
 from redactor.settings import Overrides, load_settings
-from redactor.yamlschema import YamlFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 

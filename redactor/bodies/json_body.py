@@ -17,7 +17,7 @@ from redactor.bodies.html_body import HtmlView, looks_like_html
 from redactor.bodies.segments import Edit, PlainView, Segment, SegmentTable, TextView, apply_edits
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
-from redactor.digits import digit_count
+from redactor.detection.digits import digit_count
 from redactor.errors import BodyUnparseableError
 
 __all__ = ["JsonView", "parse_json"]

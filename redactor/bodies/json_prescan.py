@@ -17,7 +17,7 @@ from typing import Any
 
 from redactor.bodies.html_body import looks_like_html
 from redactor.bodies.mime import parse_content_type
-from redactor.digits import digit_count
+from redactor.detection.digits import digit_count
 
 __all__ = ["plain_json_texts"]
 

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
-from redactor.digits import ascii_digit_count
+from redactor.detection.digits import ascii_digit_count
 
 # Horizontal spaces people (and word processors) put between digit groups: space, tab, NBSP,
 # figure space, thin space, narrow NBSP, ideographic (full-width) space.

@@ -21,8 +21,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from redactor.agent_app import build_agent_app
-from redactor.app import build_proxy_app
+from redactor.agent.app import build_agent_app
+from redactor.ingress.app import build_proxy_app
 from redactor.resources import Resources, open_resources
 from redactor.settings import Overrides, Settings, load_settings
 

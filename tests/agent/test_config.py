@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 import structlog
 
+from redactor.agent.policy import Level, PolicyFileError, PolicyStore
 from redactor.cli import main
 from redactor.errors import ConfigError
-from redactor.policy import Level, PolicyFileError, PolicyStore
 from redactor.resources import Resources
 from redactor.server import PolicyReloader, run_server
 from redactor.settings import Overrides, load_settings

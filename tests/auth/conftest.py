@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from redactor.auth import AuthSettings
+from redactor.agent.auth import AuthSettings
 
 T0 = 1_700_000_000.0
 ISSUER = "https://idp.example.test/"

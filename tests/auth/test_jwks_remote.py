@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 from structlog.testing import capture_logs
 
-from redactor.auth import AuthSettings, TokenVerifier
+from redactor.agent.auth import AuthSettings, TokenVerifier
 from redactor.errors import AuthError, ConfigError
 
 from .conftest import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from redactor.masking import mask_card, mask_ssn
+from redactor.agent.masking import mask_card, mask_ssn
 
 
 @pytest.mark.parametrize(

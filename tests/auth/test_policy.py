@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from redactor.errors import PermissionDeniedError, PolicyError
-from redactor.policy import (
+from redactor.agent.policy import (
     Decision,
     Level,
     Policy,
@@ -26,6 +25,7 @@ from redactor.policy import (
     parse_policy,
     raise_for_decision,
 )
+from redactor.errors import PermissionDeniedError, PolicyError
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
 T0 = 1_700_000_000.0

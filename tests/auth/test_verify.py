@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from redactor.auth import VERIFIED_TTL_S, AuthSettings, Principal, Secret, TokenVerifier
+from redactor.agent.auth import VERIFIED_TTL_S, AuthSettings, Principal, Secret, TokenVerifier
+from redactor.agent.policy import Reason, SlidingWindowLimiter, decide, load_policy
 from redactor.errors import AuthError, ConfigError
-from redactor.policy import Reason, SlidingWindowLimiter, decide, load_policy
 
 from .conftest import (
     AUDIENCE,

@@ -5,8 +5,8 @@ import json
 import subprocess
 import sys
 
-from redactor.detect_cli import run_detect
 from redactor.detection import Detector, find_entities
+from redactor.ops.detect_cli import run_detect
 
 PAN = "4111 1111 1111 1111"
 SSN = "536-90-4399"

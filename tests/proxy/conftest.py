@@ -10,7 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from redactor.app import build_admin_app, build_proxy_app
+from redactor.ingress.app import build_proxy_app
+from redactor.ops.admin import build_admin_app
 from redactor.resources import Resources, open_resources
 from redactor.settings import Overrides, RouteSettings, Settings, load_settings, with_routes
 

@@ -9,8 +9,8 @@ import json
 import time
 from dataclasses import replace
 
+from redactor.ingress.signatures import SignatureConfig
 from redactor.settings import RouteSettings
-from redactor.signatures import SignatureConfig
 
 PAN = "4111 1111 1111 1111"
 SENDER = b"sender-secret"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from redactor.logconfig import leak_guard
+from redactor.ops.logconfig import leak_guard
 from vault.errors import TokenFormatError
 from vault.tokens import (
     TOKEN_PATTERN,

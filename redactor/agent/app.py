@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from redactor.agent.outbound import handle_outbound
+from redactor.agent.resolve import CHALLENGE, RETRY_AFTER_S, handle_resolve, handle_reveal_text
 from redactor.middleware import Handler, context_middleware
-from redactor.outbound import handle_outbound
-from redactor.resolve import CHALLENGE, RETRY_AFTER_S, handle_resolve, handle_reveal_text
 from redactor.resources import RESOURCES, Resources
 
 

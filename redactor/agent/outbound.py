@@ -16,18 +16,8 @@ import structlog
 from aiohttp import ClientError, ClientTimeout, hdrs, web
 from yarl import URL
 
-from redactor.audit import AuditEvent
-from redactor.bodies import Edit, parse_body
-from redactor.errors import RedactorError
-from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
-from redactor.policy import Level, raise_for_decision
-from redactor.proxy import (
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-    end_to_end_headers,
-    read_bounded,
-)
-from redactor.resolve import (
+from redactor.agent.policy import Level, raise_for_decision
+from redactor.agent.resolve import (
     TooManyTokensError,
     access_event,
     agent_of,
@@ -35,6 +25,16 @@ from redactor.resolve import (
     decide_tokens,
     now_iso,
     resolve_granted,
+)
+from redactor.audit import AuditEvent
+from redactor.bodies import Edit, parse_body
+from redactor.errors import RedactorError
+from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
+from redactor.relay import (
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+    end_to_end_headers,
+    read_bounded,
 )
 from redactor.settings import OutboundRoute
 from vault import TOKEN_PATTERN, Resolved

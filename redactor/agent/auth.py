@@ -21,8 +21,7 @@ import aiohttp
 import jwt
 from jwt import exceptions as jwt_errors
 
-from redactor.errors import AuthError, ConfigError
-from redactor.jwks import (
+from redactor.agent.jwks import (
     ASYMMETRIC_ALGORITHMS,
     KeySource,
     RemoteKeys,
@@ -30,6 +29,7 @@ from redactor.jwks import (
     check_jwks_url,
     load_jwks_file,
 )
+from redactor.errors import AuthError, ConfigError
 from vault.config import Secret
 
 # --- errors: one class per reason code ----------------------------------------------------------

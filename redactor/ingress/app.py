@@ -1,12 +1,11 @@
-"""Builds the aiohttp Applications: the proxy (every path) and the admin listener."""
+"""Builds the ingress Application: every method and path goes through the redaction proxy."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from redactor.health import add_admin_routes
+from redactor.ingress.proxy import handle_proxy
 from redactor.middleware import context_middleware
-from redactor.proxy import handle_proxy
 from redactor.resources import RESOURCES, Resources
 
 # aiohttp's own limit sits above every route's so a route's limit (413) is what callers see;
@@ -25,12 +24,4 @@ def build_proxy_app(resources: Resources) -> web.Application:
     )
     app[RESOURCES] = resources
     app.router.add_route("*", "/{tail:.*}", handle_proxy)
-    return app
-
-
-def build_admin_app(resources: Resources) -> web.Application:
-    """The admin app: /healthz, /readyz, /metrics."""
-    app = web.Application(middlewares=[context_middleware])
-    app[RESOURCES] = resources
-    add_admin_routes(app)
     return app

@@ -21,15 +21,14 @@ from typing import Any
 import structlog
 from aiohttp import hdrs, web
 
+from redactor.agent.auth import Principal
+from redactor.agent.masking import mask_card, mask_ssn
+from redactor.agent.policy import Decision, Level, Reason
 from redactor.audit import AccessEvent
-from redactor.auth import Principal
 from redactor.detection import Detector
-from redactor.errors import AuthError, RedactorError
-from redactor.masking import mask_card, mask_ssn
+from redactor.errors import AuthError, RedactorError, VaultTimeoutError
 from redactor.middleware import REQUEST_ID
-from redactor.pipeline import VaultTimeoutError
-from redactor.policy import Decision, Level, Reason
-from redactor.proxy import read_bounded
+from redactor.relay import read_bounded
 from redactor.resources import DETECTION_ENTITY, RESOURCES, AgentResources, Resources
 from vault import (
     TOKEN_PATTERN,

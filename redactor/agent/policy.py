@@ -21,7 +21,7 @@ import jsonschema
 import structlog
 
 from redactor.errors import PermissionDeniedError, PolicyError
-from redactor.yamlschema import node_at, parse_yaml
+from redactor.ops.yamlschema import node_at, parse_yaml
 
 log = structlog.get_logger(__name__)
 
@@ -309,7 +309,7 @@ class SlidingWindowLimiter:
 
 
 class Identity(Protocol):
-    """What `decide` needs of a principal; `redactor.auth.Principal` has it."""
+    """What `decide` needs of a principal; `redactor.agent.auth.Principal` has it."""
 
     @property
     def subject(self) -> str: ...

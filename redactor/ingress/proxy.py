@@ -18,24 +18,22 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from redactor.audit import AuditEvent
-from redactor.digits import ascii_digit_count
-from redactor.errors import BodyTooLargeError, RedactorError
+from redactor.detection.digits import ascii_digit_count
+from redactor.errors import RedactorError
+from redactor.ingress.signatures import sign, verify
 from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
+from redactor.relay import (
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+    add_forwarded_headers,
+    end_to_end_headers,
+    read_bounded,
+)
 from redactor.resources import RESOURCES, Resources
 from redactor.settings import RouteSettings
-from redactor.signatures import sign, verify
 
 log = structlog.get_logger()
 
-# RFC 9110 section 7.6.1: connection-specific fields are not forwarded, nor any field the
-# Connection header names.
-HOP_BY_HOP = frozenset(
-    h.lower()
-    for h in (
-        "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-        "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-    )
-)  # fmt: skip
 # Upstream answers up to this size are read whole and sent in one write; larger ones stream.
 _BUFFERED_RESPONSE_BYTES = 256 * 1024
 # Recomputed for the body we send, or set by the client for the upstream host.
@@ -46,61 +44,6 @@ class NoRouteError(RedactorError):
     status = 404
     code = "no_route"
     message = "no route for this path"
-
-
-class UpstreamUnavailableError(RedactorError):
-    status = 502
-    code = "upstream_unavailable"
-    message = "upstream could not be reached"
-
-
-class UpstreamTimeoutError(RedactorError):
-    status = 504
-    code = "upstream_timeout"
-    message = "upstream did not answer in time"
-
-
-def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
-    listed: set[str] = set()
-    for value in headers.getall(hdrs.CONNECTION, []):
-        listed.update(v.strip().lower() for v in value.split(",") if v.strip())
-    return listed
-
-
-def end_to_end_headers(
-    headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()
-) -> CIMultiDict[str]:
-    """The headers a proxy passes on: hop-by-hop and `drop` removed."""
-    skip = HOP_BY_HOP | _connection_listed(headers) | drop
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in skip)
-
-
-def _forwarded_headers(request: web.Request, headers: CIMultiDict[str]) -> None:
-    peer = request.remote or "unknown"
-    proto = request.scheme
-    host = request.host
-    prior = request.headers.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-    headers["X-Forwarded-Proto"] = proto
-    headers["X-Forwarded-Host"] = host
-    node = f'"[{peer}]"' if ":" in peer else peer
-    forwarded = f'for={node};proto={proto};host="{host}"'
-    prior_fwd = request.headers.get("Forwarded")
-    headers["Forwarded"] = f"{prior_fwd}, {forwarded}" if prior_fwd else forwarded
-
-
-async def read_bounded(request: web.Request, limit: int) -> bytes:
-    """The whole request body, or BodyTooLargeError as soon as it passes `limit` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLargeError()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError()
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _redact(
@@ -197,7 +140,7 @@ async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> 
         res.metrics.findings.labels(route.name, entity).inc(n)
 
     headers = end_to_end_headers(request.headers, _RECOMPUTED)
-    _forwarded_headers(request, headers)
+    add_forwarded_headers(request, headers)
     headers[REQUEST_ID_HEADER] = request_id
     headers.update(sign(route.signature, request.headers, new_body))
     url = route.upstream_url(raw_path, raw_query)

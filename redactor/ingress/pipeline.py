@@ -16,8 +16,8 @@ from redactor.bodies import parse_body
 from redactor.bodies.json_prescan import plain_json_texts
 from redactor.bodies.segments import Edit
 from redactor.detection import Detector, Finding
-from redactor.errors import RedactorError
-from redactor.rewrite import Rewriter, TokenKey, value_digits
+from redactor.errors import VaultTimeoutError
+from redactor.ingress.rewrite import Rewriter, TokenKey, value_digits
 from vault.errors import VaultError, VaultUnavailableError
 
 
@@ -27,12 +27,6 @@ class TokenVault(Protocol):
     ) -> Sequence[object]:
         """Tokens for (entity, value) pairs, in order; str(token) is the token text."""
         ...
-
-
-class VaultTimeoutError(RedactorError):
-    status = 503
-    code = "vault_unavailable"
-    message = "vault did not answer in time"
 
 
 @dataclass(frozen=True, slots=True)

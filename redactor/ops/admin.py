@@ -1,0 +1,17 @@
+"""Builds the admin Application: /healthz, /readyz, /metrics, on a listener of its own."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from redactor.middleware import context_middleware
+from redactor.ops.health import add_admin_routes
+from redactor.resources import RESOURCES, Resources
+
+
+def build_admin_app(resources: Resources) -> web.Application:
+    """The admin app: /healthz, /readyz, /metrics."""
+    app = web.Application(middlewares=[context_middleware])
+    app[RESOURCES] = resources
+    add_admin_routes(app)
+    return app

@@ -1,0 +1,76 @@
+"""HTTP plumbing both sides share: bounded reads, end-to-end headers, upstream errors.
+
+The ingress proxy and the agent's outbound route both relay a request to an upstream; what they
+have in common lives here, so neither side imports the other.
+"""
+
+from __future__ import annotations
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from redactor.errors import BodyTooLargeError, RedactorError
+
+# RFC 9110 section 7.6.1: connection-specific fields are not forwarded, nor any field the
+# Connection header names.
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+        "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    )
+)  # fmt: skip
+class UpstreamUnavailableError(RedactorError):
+    status = 502
+    code = "upstream_unavailable"
+    message = "upstream could not be reached"
+
+
+class UpstreamTimeoutError(RedactorError):
+    status = 504
+    code = "upstream_timeout"
+    message = "upstream did not answer in time"
+
+
+def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
+    listed: set[str] = set()
+    for value in headers.getall(hdrs.CONNECTION, []):
+        listed.update(v.strip().lower() for v in value.split(",") if v.strip())
+    return listed
+
+
+def end_to_end_headers(
+    headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()
+) -> CIMultiDict[str]:
+    """The headers a proxy passes on: hop-by-hop and `drop` removed."""
+    skip = HOP_BY_HOP | _connection_listed(headers) | drop
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in skip)
+
+
+def add_forwarded_headers(request: web.Request, headers: CIMultiDict[str]) -> None:
+    """Append this hop to `X-Forwarded-*` and RFC 7239 `Forwarded`."""
+    peer = request.remote or "unknown"
+    proto = request.scheme
+    host = request.host
+    prior = request.headers.get("X-Forwarded-For")
+    headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+    headers["X-Forwarded-Proto"] = proto
+    headers["X-Forwarded-Host"] = host
+    node = f'"[{peer}]"' if ":" in peer else peer
+    forwarded = f'for={node};proto={proto};host="{host}"'
+    prior_fwd = request.headers.get("Forwarded")
+    headers["Forwarded"] = f"{prior_fwd}, {forwarded}" if prior_fwd else forwarded
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    """The whole request body, or BodyTooLargeError as soon as it passes `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLargeError()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError()
+        chunks.append(chunk)
+    return b"".join(chunks)
