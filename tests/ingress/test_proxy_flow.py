@@ -7,7 +7,7 @@ import json
 
 import structlog
 
-from tests.proxy.conftest import Proxy
+from tests.ingress.conftest import Proxy
 
 PAN = "4111 1111 1111 1111"
 SSN = "536-90-4399"

@@ -1,3 +1,5 @@
+"""Fixtures shared across the tree."""
+
 import pytest
 
 from redactor.detection import Detector, default_detector
@@ -5,4 +7,5 @@ from redactor.detection import Detector, default_detector
 
 @pytest.fixture(scope="session")
 def detector() -> Detector:
+    """The default detector, built once per test session (building it compiles the patterns)."""
     return default_detector()

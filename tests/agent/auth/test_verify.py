@@ -40,7 +40,7 @@ from .conftest import (
 )
 
 HS_SECRET = "0123456789abcdef0123456789abcdef-hs256-test-secret"
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+DEFAULT_POLICY = Path(__file__).resolve().parents[3] / "policies" / "default.yaml"
 
 
 async def refused(verifier: TokenVerifier, header: str | None, code: str) -> AuthError:

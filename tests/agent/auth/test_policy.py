@@ -27,7 +27,7 @@ from redactor.agent.policy import (
 )
 from redactor.errors import PermissionDeniedError, PolicyError
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+DEFAULT_POLICY = Path(__file__).resolve().parents[3] / "policies" / "default.yaml"
 T0 = 1_700_000_000.0
 GOOD_PURPOSE = "customer disputes a charge on the March statement"
 
