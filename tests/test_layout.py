@@ -1,0 +1,148 @@
+"""The package layout keeps its arrows pointing down and inward (STYLE.md section 2).
+
+Every import in the source tree, at module level or inside a function, is read with `ast`;
+a rule broken anywhere fails with the module, line and imported name.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SIDES = ("redactor.ingress", "redactor.agent")
+CORES = (
+    "redactor.bodies",
+    "redactor.detection",
+    "redactor.audit",
+    "redactor.relay",
+    "vault",
+)
+# What the composition root owns; a core that imports one of these reaches up into the app.
+COMPOSITION = (
+    "redactor.server",
+    "redactor.resources",
+    "redactor.settings",
+    "redactor.cli",
+    "redactor.ops",
+)
+ROOT_MODULES = {
+    "__init__.py",
+    "__main__.py",
+    "cli.py",
+    "settings.py",
+    "server.py",
+    "resources.py",
+    "relay.py",
+    "errors.py",
+    "middleware.py",
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, module: str, is_package: bool = False) -> Iterator[tuple[int, str]]:
+    """(line, absolute imported name) for every import in `source`, relative ones resolved."""
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                # `from redactor import ingress` imports the package redactor.ingress.
+                yield node.lineno, f"{base}.{alias.name}"
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> str | None:
+    return next((p for p in prefixes if name == p or name.startswith(p + ".")), None)
+
+
+def violations(module: str, source: str, is_package: bool = False) -> list[str]:
+    """Every broken arrow in one module's source, as readable lines."""
+    found: list[str] = []
+    own_side = _within(module, SIDES)
+    own_core = _within(module, CORES)
+    for line, name in imports_of(source, module, is_package):
+        side = _within(name, SIDES)
+        if own_core and side:
+            found.append(f"{module}:{line}: core {own_core} imports side {name}")
+        if own_core and _within(name, COMPOSITION):
+            found.append(f"{module}:{line}: core {own_core} imports the composition root {name}")
+        if own_side and side and side != own_side:
+            found.append(f"{module}:{line}: side {own_side} imports the other side {name}")
+        if own_core == "vault" and (_within(name, ("aiohttp",)) or _within(name, ("redactor",))):
+            found.append(f"{module}:{line}: vault imports {name}")
+    return found
+
+
+def _source_files() -> Iterator[Path]:
+    for top in ("redactor", "vault"):
+        yield from sorted((ROOT / top).rglob("*.py"))
+
+
+def test_no_module_breaks_the_import_direction() -> None:
+    broken = [
+        v
+        for path in _source_files()
+        for v in violations(
+            _module_name(path), path.read_text(encoding="utf-8"), path.name == "__init__.py"
+        )
+    ]
+    assert broken == []
+
+
+def test_only_entry_points_and_the_composition_root_live_at_the_package_root() -> None:
+    at_root = {p.name for p in (ROOT / "redactor").glob("*.py")}
+    assert at_root - ROOT_MODULES == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        ("redactor.detection.x", "from redactor.ingress.proxy import handle_proxy", "imports side"),
+        ("redactor.bodies.x", "import redactor.agent.policy", "imports side"),
+        ("redactor.audit.sink", "from redactor import agent", "imports side"),
+        ("redactor.relay", "from redactor.settings import Settings", "composition root"),
+        ("redactor.ingress.proxy", "from redactor.agent.auth import Principal", "other side"),
+        ("redactor.agent.resolve", "from ..ingress import pipeline", "other side"),
+        ("redactor.agent.resolve", "def f():\n    from redactor.ingress import proxy", "other side"),
+        ("vault.stores.sqlite", "import aiohttp", "vault imports aiohttp"),
+        ("vault.service", "from aiohttp import web", "vault imports aiohttp"),
+        ("vault.service", "from redactor.errors import RedactorError", "vault imports redactor"),
+    ],
+)
+def test_the_checker_catches_each_kind_of_broken_arrow(
+    module: str, source: str, expected: str
+) -> None:
+    found = violations(module, source)
+    assert len(found) == 1
+    assert expected in found[0]
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("redactor.ingress.proxy", "from redactor.relay import read_bounded"),
+        ("redactor.agent.outbound", "from redactor.bodies import parse_body"),
+        ("redactor.ingress.pipeline", "from .rewrite import Rewriter"),
+        ("redactor.detection.digit_runs", "from redactor.detection.digits import digit_count"),
+        ("redactor.server", "from redactor.agent.app import build_agent_app"),
+    ],
+)
+def test_the_checker_allows_arrows_that_point_down(module: str, source: str) -> None:
+    assert violations(module, source) == []
