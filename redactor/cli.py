@@ -205,9 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.add_argument(
         "--luhn-invalid-with-card-word",
-        action="store_true",
-        help="also report a 16-digit card-shaped number that fails the Luhn check (a typo'd "
-        "card number) when a card word labels it",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="report a card-shaped number that fails the Luhn check (a typo'd card number) "
+        "right after a card word, unless the text calls it invalid (default: on; "
+        "--no-luhn-invalid-with-card-word leaves every Luhn-failing number alone)",
     )
     detect.set_defaults(handler=_cmd_detect)
     _add_serve(sub)

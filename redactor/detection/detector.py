@@ -13,6 +13,7 @@ from redactor.detection.recognizers import (
     UsSsnRecognizer,
     find_all_candidates,
 )
+from redactor.detection.textview import view_of
 from redactor.errors import DetectionError
 
 
@@ -60,17 +61,24 @@ class Detector:
         Raises DetectionError if the engine fails (callers fail closed).
         """
         try:
-            candidates = find_all_candidates(text)
+            # Invisible format characters and literal escapes read as what they stand for;
+            # spans map back onto `text` (textview.py).
+            view = view_of(text)
+            candidates = find_all_candidates(view.text)
             # Pre-filter: most support messages hold no digit run that could be a PAN or SSN;
             # they never reach the engine (see benchmarks/README.md for what this saves).
             if not candidates:
                 return []
-            artifacts = self._nlp.artifacts_for(text, field_name, candidates)
+            artifacts = self._nlp.artifacts_for(view.text, field_name, candidates)
             results = self._engine.analyze(
-                text=text, language=LANGUAGE, entities=self._entities, nlp_artifacts=artifacts
+                text=view.text,
+                language=LANGUAGE,
+                entities=self._entities,
+                nlp_artifacts=artifacts,
             )
+            spans = [(r, *view.span_in_source(r.start, r.end)) for r in results]
         except Exception:  # noqa: BLE001 - any failure inside the engine must fail closed
             raise DetectionError() from None
-        findings = [Finding(r.entity_type, r.start, r.end, r.score) for r in results]
+        findings = [Finding(r.entity_type, s, e, r.score) for r, s, e in spans]
         findings.sort(key=lambda f: (f.start, f.end))
         return findings

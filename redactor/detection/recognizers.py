@@ -20,22 +20,11 @@ from spacy.tokens import Doc
 from redactor.detection.candidates import Candidate, find_candidates
 from redactor.detection.context import read_context
 from redactor.detection.digit_runs import find_digit_runs
+from redactor.detection.evidence import decide
 from redactor.detection.findings import CREDIT_CARD, US_SSN
 from redactor.detection.options import WELL_KNOWN_DUMMY_SSNS, DetectionOptions
 
 LANGUAGE = "en"
-
-# Scores. A well-formed 15/16-digit PAN is a card with or without context words; other
-# lengths (12-14, 17-19) and bare 9-digit SSNs are likelier to be something else, so they
-# start lower and context lifts them.
-CARD_COMMON_LENGTH_SCORE = 0.85
-CARD_OTHER_LENGTH_SCORE = 0.6
-SSN_GROUPED_SCORE = 0.85
-SSN_BARE_WITH_CONTEXT_SCORE = 0.85
-SSN_BARE_SCORE = 0.5
-CONTEXT_BOOST = 0.15
-# A Luhn-failing number reported by policy (options.py): above the threshold, below any PAN.
-CARD_LUHN_FAIL_SCORE = 0.5
 
 
 class DigitRunArtifacts(NlpArtifacts):
@@ -151,7 +140,7 @@ class _DigitRunRecognizer(EntityRecognizer):
                         entity_type=self.ENTITY,
                         start=cand.start,
                         end=cand.end,
-                        score=round(min(score, 1.0), 2),
+                        score=score,
                         recognition_metadata={
                             RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
                             RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
@@ -162,24 +151,14 @@ class _DigitRunRecognizer(EntityRecognizer):
 
 
 class CardNumberRecognizer(_DigitRunRecognizer):
-    """Payment card numbers (PANs): Luhn, IIN and length, any common grouping."""
+    """Payment card numbers (PANs): Luhn, IIN and length, any consistent grouping."""
 
     ENTITY = CREDIT_CARD
 
     def score(self, text: str, candidate: Candidate, field_name: str | None) -> float | None:
-        if not candidate.luhn_ok and not self.options.luhn_invalid_with_card_word:
-            return None
         ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
-        # Another identifier's label in front says what a number is, except for a well-formed
-        # 15/16-digit PAN: fail closed, a tracking number that happens to pass Luhn and an IIN
-        # check costs a token, a card number labelled "Account:" would cost a leak.
-        if ctx.other_label and not (candidate.luhn_ok and len(candidate.digits) in (15, 16)):
-            return None
-        if not candidate.luhn_ok:
-            return CARD_LUHN_FAIL_SCORE if ctx.card_word_in_clause else None
-        common = len(candidate.digits) in (15, 16)
-        score = CARD_COMMON_LENGTH_SCORE if common else CARD_OTHER_LENGTH_SCORE
-        return score + CONTEXT_BOOST if ctx.supports_card else score
+        decision = decide(candidate, ctx, self.options)
+        return decision.score if decision.report else None
 
 
 class UsSsnRecognizer(_DigitRunRecognizer):
@@ -191,12 +170,5 @@ class UsSsnRecognizer(_DigitRunRecognizer):
         if self.options.ignore_dummy_ssns and candidate.digits in WELL_KNOWN_DUMMY_SSNS:
             return None
         ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
-        if ctx.other_label:
-            return None
-        if candidate.group_count == 3:
-            return SSN_GROUPED_SCORE + (CONTEXT_BOOST if ctx.supports_ssn else 0.0)
-        if ctx.supports_ssn:
-            return SSN_BARE_WITH_CONTEXT_SCORE
-        if self.options.bare_ssn_needs_context:
-            return None
-        return SSN_BARE_SCORE
+        decision = decide(candidate, ctx, self.options)
+        return decision.score if decision.report else None
