@@ -64,7 +64,7 @@ class Detector:
             # Invisible format characters and literal escapes read as what they stand for;
             # spans map back onto `text` (textview.py).
             view = view_of(text)
-            candidates = find_all_candidates(view.text)
+            candidates = find_all_candidates(view.text, ascii_digits=view.ascii_digits)
             # Pre-filter: most support messages hold no digit run that could be a PAN or SSN;
             # they never reach the engine (see benchmarks/README.md for what this saves).
             if not candidates:

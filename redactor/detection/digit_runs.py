@@ -41,8 +41,19 @@ _DIGIT_RUN_ASCII = re.compile(_DIGIT_RUN_PATTERN.replace("\\d", "[0-9]"))
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
-def _ascii_digits_only(text: str) -> bool:
-    return text.isascii() or not any(c.isdecimal() for c in _NON_ASCII.findall(text))
+def ascii_digits_only(text: str, non_ascii: str | None = None) -> bool:
+    """True when every digit of `text` is ASCII (`non_ascii`: its non-ASCII characters, if
+    the caller has them already)."""
+    if text.isascii():
+        return True
+    if non_ascii is None:
+        non_ascii = "".join(_NON_ASCII.findall(text))
+    return not any(c.isdecimal() for c in non_ascii)
+
+
+def non_ascii_chars(text: str) -> str:
+    """The non-ASCII characters of `text`, in order: few in most messages, one C-level scan."""
+    return "".join(_NON_ASCII.findall(text))
 
 
 _GROUP_SPLIT = re.compile(r"(\d+)")
@@ -170,14 +181,18 @@ def _url_segment(text: str, s: int, e: int) -> tuple[bool, bool]:
     return True, previous in CARD
 
 
-def find_digit_runs(text: str, *, min_digits: int = 9) -> list[DigitRun]:
+def find_digit_runs(
+    text: str, *, min_digits: int = 9, ascii_digits: bool | None = None
+) -> list[DigitRun]:
     """Every digit run in `text` with at least `min_digits` digits, in order.
 
     A run that starts right after `+` is a phone number in E.164 form and is left out whole.
     """
     runs: list[DigitRun] = []
     n = len(text)
-    if _ascii_digits_only(text):
+    if ascii_digits is None:
+        ascii_digits = ascii_digits_only(text)
+    if ascii_digits:
         # Cheapest gate first: ten C-level counts tell most messages apart from anything with
         # enough digits to be a PAN or SSN.
         if ascii_digit_count(text) < min_digits:

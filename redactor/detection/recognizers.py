@@ -52,10 +52,11 @@ class DigitRunArtifacts(NlpArtifacts):
         self.field_name = field_name
 
 
-def find_all_candidates(text: str) -> list[Candidate]:
-    """Card and SSN candidates of a whole text, in order."""
+def find_all_candidates(text: str, *, ascii_digits: bool | None = None) -> list[Candidate]:
+    """Card and SSN candidates of a whole text, in order (`ascii_digits`: whether all its
+    digits are ASCII, when the caller knows)."""
     out: list[Candidate] = []
-    for run in find_digit_runs(text):
+    for run in find_digit_runs(text, ascii_digits=ascii_digits):
         out.extend(find_candidates(run))
     return out
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from redactor.detection.digit_runs import ascii_digits_only, non_ascii_chars
+
 # Unicode 14 category Cf, as ranges (tests check them against `unicodedata`).
 FORMAT_CHAR_RANGES = (
     (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),
@@ -38,6 +40,8 @@ class TextView:
 
     text: str
     origin: tuple[int, ...] | None = None
+    # Every digit of `text` is ASCII: digit_runs.py can scan it with a byte class.
+    ascii_digits: bool = True
 
     def span_in_source(self, start: int, end: int) -> tuple[int, int]:
         """The source span of view span [start, end): it covers the invisible characters
@@ -51,8 +55,13 @@ def view_of(text: str) -> TextView:
     """The text detection reads for `text` (itself, unless it holds escapes or Cf chars)."""
     if "\\" in text:
         text = _UNICODE_ESCAPE.sub(_ESCAPE_FILL, text)
-    if text.isascii() or _FORMAT_CHAR.search(text) is None:
+    if text.isascii():
         return TextView(text)
+    # Its few non-ASCII characters, once: both questions below are asked of them only.
+    non_ascii = non_ascii_chars(text)
+    ascii_digits = ascii_digits_only(text, non_ascii)
+    if _FORMAT_CHAR.search(non_ascii) is None:
+        return TextView(text, None, ascii_digits)
     origin: list[int] = []
     pieces: list[str] = []
     pos = 0
@@ -63,4 +72,4 @@ def view_of(text: str) -> TextView:
         pos = m.end()
     pieces.append(text[pos:])
     origin.extend(range(pos, len(text)))
-    return TextView("".join(pieces), tuple(origin))
+    return TextView("".join(pieces), tuple(origin), ascii_digits)
