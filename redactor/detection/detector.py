@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
+from redactor.detection.explain import RunExplanation, explain
 from redactor.detection.findings import ENTITIES, Finding
 from redactor.detection.options import DetectionOptions
 from redactor.detection.recognizers import (
@@ -82,3 +83,13 @@ class Detector:
         findings = [Finding(r.entity_type, s, e, r.score) for r, s, e in spans]
         findings.sort(key=lambda f: (f.start, f.end))
         return findings
+
+    def explain(self, text: str, *, field_name: str | None = None) -> list[RunExplanation]:
+        """Each digit run of `text` with its candidates' evidence and decision (no digits).
+
+        Raises DetectionError if explaining fails.
+        """
+        try:
+            return explain(text, self.options, field_name=field_name)
+        except Exception:  # noqa: BLE001 - same contract as find: one typed error
+            raise DetectionError() from None
