@@ -158,17 +158,21 @@ def _ssn(run: DigitRun, i: int, j: int) -> Candidate | None:
 def _classify(run: DigitRun, i: int, j: int, *, whole: bool) -> Candidate | None:
     if any(g.tainted for g in run.groups[i:j]):
         return None
+    on_own_line = (i == 0 or run.seps[i - 1] is SepKind.NEWLINE) and (
+        j == len(run.groups) or run.seps[j - 1] is SepKind.NEWLINE
+    )
     card = _card(run, i, j, whole=whole)
     if card is not None:
-        return card
+        # Inside a longer run, an odd grouping (`7179-6514\n0128 3361` holds a 4-4-4 Maestro
+        # shape) is a card only on a line of its own.
+        if whole or card.grouping != "other" or on_own_line:
+            return card
+        return None
     ssn = _ssn(run, i, j)
-    if ssn is not None and not whole and ssn.group_count == 1:
+    if ssn is not None and not whole and ssn.group_count == 1 and not on_own_line:
         # A bare 9-digit group inside a longer run (the middle group of a 19-digit number) is
         # part of that number, unless it stands on a line of its own.
-        left_ok = i == 0 or run.seps[i - 1] is SepKind.NEWLINE
-        right_ok = j == len(run.groups) or run.seps[j - 1] is SepKind.NEWLINE
-        if not (left_ok and right_ok):
-            return None
+        return None
     return ssn
 
 

@@ -168,7 +168,11 @@ def _url_segment(text: str, s: int, e: int) -> tuple[bool, bool]:
     if e < len(text):
         after = text[e]
         sentence_end = after in ".,;:!" and (e + 1 == len(text) or text[e + 1].isspace())
-        if not (after in _SEGMENT_END or after.isspace() or sentence_end):
+        # `/tickets/4111111111111111.json`: the segment's file extension.
+        extension = (
+            after == "." and e + 1 < len(text) and text[e + 1].isascii() and (text[e + 1].isalpha())
+        )
+        if not (after in _SEGMENT_END or after.isspace() or sentence_end or extension):
             return False, False
     lo = max(0, s - 512)
     stops = list(_URL_STOP.finditer(text, lo, s))

@@ -28,7 +28,7 @@ def _words(*groups: str) -> frozenset[str]:
 CARD = _words(
     # en
     "card cards credit debit visa mastercard mc amex discover diners jcb unionpay maestro rupay "
-    "hipercard elo mir cc cc# ccn cvv cvv2 cvc cvc2 exp expiry expires expiration creditcard",
+    "hipercard elo mir cc cc# card# ccn cvv cvv2 cvc cvc2 exp expiry expires expiration creditcard",
     # es
     "tarjeta tarjetas crédito credito débito debito caducidad vencimiento",
     # fr

@@ -125,6 +125,8 @@ NEGATIVES = [
     "date 2024-01-31 12:30:45",
     # issue 10: URL path ids, other identifiers' 9 digits, an SSN inside a longer number
     "https://acme.zendesk.com/agent/tickets/4111111111111111",
+    "blah http://support.example.com/tickets/4111111111111111.json",
+    '<a href=\\"/knowledge/articles/4402126792468/en-us\\">Edit</a>',
     "see /hc/en-us/articles/4408845965210-How-to-pay",
     "https://acme.my.salesforce.com/knowledge/articles/536904399/en-us",
     "CUSIP 037833100",
