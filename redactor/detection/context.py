@@ -70,6 +70,8 @@ class Context:
     card_word_in_clause: bool
     # A card word or payment verb anywhere around: raises a card's score.
     supports_card: bool
+    # A payment verb (`paid`, `payment`, `charge`) in the same clause, before the number.
+    payment_word_in_clause: bool
     ssn_word_in_clause: bool
     supports_ssn: bool
     # What the label directly in front names: CARD_LABEL, SSN_LABEL, OTHER_LABEL,
@@ -178,6 +180,7 @@ def read_context(text: str, start: int, end: int, *, field_name: str | None = No
     other = not _OTHER_CONTEXT.isdisjoint(clause_words) or not _OTHER_CONTEXT.isdisjoint(
         after_words
     )
+    payment_in_clause = not words.PAYMENT.isdisjoint(clause_words)
     invalid = not words.INVALID.isdisjoint(clause_words) or not words.INVALID.isdisjoint(
         after_words
     )
@@ -185,6 +188,7 @@ def read_context(text: str, start: int, end: int, *, field_name: str | None = No
         whole_clause = clause + " " + after_clause
         card_in_clause = card_in_clause or _has_ja(clause, words.JA_CARD)
         ssn_in_clause = ssn_in_clause or _has_ja(clause, words.JA_SSN)
+        payment_in_clause = payment_in_clause or _has_ja(clause, words.JA_PAYMENT)
         supports_card = supports_card or card_in_clause
         supports_ssn = supports_ssn or ssn_in_clause
         other = other or _has_ja(whole_clause, words.JA_OTHER)
@@ -192,6 +196,7 @@ def read_context(text: str, start: int, end: int, *, field_name: str | None = No
     return Context(
         card_word_in_clause=card_in_clause,
         supports_card=supports_card,
+        payment_word_in_clause=payment_in_clause,
         ssn_word_in_clause=ssn_in_clause,
         supports_ssn=supports_ssn,
         label=_label(clause, clause_words),

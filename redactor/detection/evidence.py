@@ -12,8 +12,9 @@ CREDIT_CARD
   4. Luhn and IIN valid                                                                  -> yes
   5. Luhn valid, IIN outside the table, with a card word, a glued card word or a 4-4-4-4
      style grouping, and no other identifier's words in the clause                       -> yes
-  6. Luhn fails, card-shaped, right after a card word in the clause, not called invalid
-     or a test value, and policy keeps the default                                       -> yes
+  6. Luhn fails, card-shaped, right after a card word in the clause (or a payment word,
+     when grouped as schemes print it with a scheme's prefix and length), no other
+     identifier's label, not called invalid or a test value, policy keeps the default    -> yes
   7. anything else                                                                       -> no
 US_SSN
   1. a whole URL path segment                                                            -> no
@@ -70,6 +71,8 @@ def card_evidence(cand: Candidate, ctx: Context) -> tuple[list[str], list[str]]:
         con.append("odd-grouping")
     if ctx.card_word_in_clause:
         pro.append("card-word")
+    elif ctx.payment_word_in_clause:
+        pro.append("payment-word")
     elif ctx.supports_card:
         pro.append("card-word-nearby")
     if cand.glued_card_word:
@@ -126,9 +129,14 @@ def _decide_card(
         if (card_word or grouped) and not ctx.other_in_clause:
             return True, CARD_WEAK_SCORE + boost, "card.5 luhn valid, card evidence"
         return False, 0.0, "card.7 luhn valid, iin unknown, no card evidence"
+    # A typo'd card: named by a card word, or printed as a scheme's card in a payment clause.
+    named = ctx.card_word_in_clause or (
+        ctx.payment_word_in_clause and cand.grouping == "standard" and cand.scheme is not None
+    )
     if (
         options.luhn_invalid_with_card_word
-        and ctx.card_word_in_clause
+        and named
+        and ctx.label != OTHER_LABEL
         and not ctx.called_invalid
         and cand.grouping != "other"
     ):

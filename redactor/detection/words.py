@@ -105,7 +105,7 @@ PHONE = _words(
     "bel bellen telefoon mobiel"
 )
 INVALID = _words(
-    "invalid not accepted declined fake test dummy example sample "
+    "invalid accepted fake test dummy example sample "
     "inválida invalida inválido invalido válida valida ungültig ungueltig ongeldig "
     "invalide non valida"
 )
@@ -123,6 +123,7 @@ FILLER = _words(
 
 # Japanese, matched as substrings of the clause.
 JA_CARD = ("カード", "クレジット", "デビット", "有効期限", "セキュリティコード")
+JA_PAYMENT = ("支払", "決済")
 JA_SSN = ("社会保障番号", "ソーシャルセキュリティ")
 JA_OTHER = (
     "注文番号",

@@ -155,6 +155,17 @@ SSN_SENTENCES = {
     "nl": ["Mijn social security number is {}.", "SSN: {}"],
     "ja": ["SSN（社会保障番号）は{}です。", "SSN: {}"],
 }
+# A payment verb before the number: with a scheme's printed grouping, a typo'd card too.
+PAYMENT_SENTENCES = {
+    "en": ["I paid with {} yesterday.", "The payment with {} failed twice."],
+    "es": ["Pagué con {} ayer."],
+    "fr": ["J'ai payé avec {} hier."],
+    "de": ["Die Zahlung mit {} ist fehlgeschlagen."],
+    "pt": ["Paguei com {} ontem."],
+    "it": ["Ho pagato con {} ieri."],
+    "nl": ["Ik heb betaald met {} gisteren."],
+    "ja": ["支払いに使ったのは {} です。"],
+}
 # Luhn-failing numbers the text itself calls invalid or a test value: negatives.
 INVALID_SENTENCES = {
     "en": ["My card {} is not accepted on your site, why?", "Is {} an invalid card number?"],
@@ -423,6 +434,11 @@ def core_card_luhn_fail(b: _Builder, rng: random.Random, lang: str) -> str:
     # Class 7: a typo'd card right after a card word.
     pan = luhn_break_last(make_pan(*rng.choice([("4", 16), ("55", 16), ("37", 15)]), rng))
     sizes = (4, 4, 4, 4) if len(pan) == 16 else (4, 6, 5)
+    if rng.random() < 0.3:
+        # Printed as the scheme prints it, after a payment verb.
+        written = _join(pan, sizes, [rng.choice([" ", "-"])] * (len(sizes) - 1))
+        _sentence(b, rng.choice(PAYMENT_SENTENCES[lang]), CARD, written)
+        return "card-luhn-fail"
     written = pan if rng.random() < 0.4 else _join(pan, sizes, [rng.choice([" ", "-"])] * 3)
     _sentence(b, rng.choice(CARD_SENTENCES[lang]), CARD, written)
     return "card-luhn-fail"
