@@ -52,9 +52,10 @@ _FILLER = re.compile(
 # A clause ends at a sentence end or a line break. Greedy: one match from the start reaches
 # the last clause end.
 _UP_TO_LAST_CLAUSE_END = re.compile(r".*(?:[.!?;]\s|[。！？]|\n)", re.DOTALL)
-# The dot of an abbreviated label (`Tel. `, `No. `, `Ref. `) does not end a sentence.
-_ABBREVIATION_DOT = re.compile(
-    r"\b(tel|tél|no|nr|ref|inv|ord|acct|fax|mob|núm|num|n|nº|art)\.(?=\s)"
+# The dot of an abbreviated label (`Tel. `, `No. `, `Ref. `) does not end a sentence: matched
+# on the few characters before a clause end.
+_ABBREVIATION_END = re.compile(
+    r"(?:\A|[^a-zß-ÿ])(?:tel|tél|no|nr|ref|inv|ord|acct|fax|mob|núm|num|n|nº|art)\.\s\Z"
 )
 _CLAUSE_END = re.compile(r"[.!?;](?:\s|\Z)|[。！？]|\n")
 # Japanese text between a label and its number: spaces, colons, particles, brackets.
@@ -64,7 +65,9 @@ BEFORE_CHARS = 64
 AFTER_CHARS = 40
 
 
-@dataclass(frozen=True, slots=True)
+# Built for every candidate: a plain slotted class (frozen construction costs three times as
+# much). Treat it as immutable all the same.
+@dataclass(slots=True)
 class Context:
     # A card word (not a payment verb) in the same clause, before the number.
     card_word_in_clause: bool
@@ -158,9 +161,10 @@ def read_context(text: str, start: int, end: int, *, field_name: str | None = No
     before = text[max(0, start - BEFORE_CHARS) : start].lower()
     if field_name and start < BEFORE_CHARS:
         before = field_name.lower().replace("_", " ").replace("-", " ") + ": " + before
-    if "." in before:
-        before = _ABBREVIATION_DOT.sub(r"\1:", before)
     m = _UP_TO_LAST_CLAUSE_END.match(before)
+    while m is not None and _ABBREVIATION_END.search(before, max(0, m.end() - 7), m.end()):
+        # `Tel. 536904399`: the label's dot; the clause goes on before it.
+        m = _UP_TO_LAST_CLAUSE_END.match(before, 0, m.end() - 2)
     clause = before[m.end() :] if m else before
     after = text[end : end + AFTER_CHARS].lower()
     stop = _CLAUSE_END.search(after)

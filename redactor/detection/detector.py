@@ -13,9 +13,13 @@ from redactor.detection.recognizers import (
     DigitRunNlpEngine,
     UsSsnRecognizer,
     find_all_candidates,
+    score_candidate,
 )
-from redactor.detection.textview import view_of
+from redactor.detection.textview import TextView, view_of
 from redactor.errors import DetectionError
+
+# The view of every ASCII text without a backslash: itself (no Cf character, no escape).
+_PLAIN = TextView("")
 
 
 class _FixedRegistry(RecognizerRegistry):
@@ -64,15 +68,26 @@ class Detector:
         try:
             # Invisible format characters and literal escapes read as what they stand for;
             # spans map back onto `text` (textview.py).
-            view = view_of(text)
-            candidates = find_all_candidates(view.text, ascii_digits=view.ascii_digits)
-            # Pre-filter: most support messages hold no digit run that could be a PAN or SSN;
-            # they never reach the engine (see benchmarks/README.md for what this saves).
+            view = _PLAIN if text.isascii() and "\\" not in text else view_of(text)
+            scanned = text if view is _PLAIN else view.text
+            candidates = find_all_candidates(scanned, ascii_digits=view.ascii_digits)
+            # Pre-filter: most support messages hold no digit run that could be a PAN or SSN,
+            # and digit-dense ones often only numbers the evidence table keeps; they never
+            # reach the engine (see benchmarks/README.md for what this saves). The scores
+            # decided here ride along, so the recognizers do not decide twice.
             if not candidates:
                 return []
-            artifacts = self._nlp.artifacts_for(view.text, field_name, candidates)
+            scores = {}
+            for cand in candidates:
+                score = score_candidate(scanned, cand, field_name, self.options)
+                if score is not None and score >= self.options.score_threshold:
+                    scores[id(cand)] = score
+            if not scores:
+                return []
+            artifacts = self._nlp.artifacts_for(scanned, field_name, candidates)
+            artifacts.scores = scores
             results = self._engine.analyze(
-                text=view.text,
+                text=scanned,
                 language=LANGUAGE,
                 entities=self._entities,
                 nlp_artifacts=artifacts,

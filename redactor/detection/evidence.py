@@ -163,12 +163,19 @@ def _decide_ssn(
     return True, SSN_BARE_SCORE, "ssn.7 bare"
 
 
-def decide(cand: Candidate, ctx: Context, options: DetectionOptions) -> Decision:
-    """Whether `cand` is reported, with which score, and the evidence that decided it."""
+def decide(
+    cand: Candidate, ctx: Context, options: DetectionOptions, *, with_evidence: bool = True
+) -> Decision:
+    """Whether `cand` is reported, with which score, the row that decided and (unless
+    `with_evidence` is False, as on the hot path) the evidence named."""
+    pro: list[str] = []
+    con: list[str] = []
     if cand.entity == CREDIT_CARD:
-        pro, con = card_evidence(cand, ctx)
+        if with_evidence:
+            pro, con = card_evidence(cand, ctx)
         report, score, rule = _decide_card(cand, ctx, options)
     else:
-        pro, con = ssn_evidence(cand, ctx)
+        if with_evidence:
+            pro, con = ssn_evidence(cand, ctx)
         report, score, rule = _decide_ssn(cand, ctx, options)
     return Decision(report, round(min(score, 1.0), 2), tuple(pro), tuple(con), rule)

@@ -50,6 +50,24 @@ class DigitRunArtifacts(NlpArtifacts):
         self.candidates = candidates
         # The JSON key / form field the text came from: a label for context (see context.py).
         self.field_name = field_name
+        # Scores already decided for these candidates (Detector.find decides before it calls
+        # the engine, to skip it when nothing would be reported): id(candidate) -> score.
+        self.scores: dict[int, float] | None = None
+
+
+def score_candidate(
+    text: str, candidate: Candidate, field_name: str | None, options: DetectionOptions
+) -> float | None:
+    """The score `candidate` is reported with, or None: the evidence table's decision."""
+    if (
+        candidate.entity == US_SSN
+        and options.ignore_dummy_ssns
+        and candidate.digits in WELL_KNOWN_DUMMY_SSNS
+    ):
+        return None
+    ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
+    decision = decide(candidate, ctx, options, with_evidence=False)
+    return decision.score if decision.report else None
 
 
 def find_all_candidates(text: str, *, ascii_digits: bool | None = None) -> list[Candidate]:
@@ -96,10 +114,10 @@ class DigitRunNlpEngine(NoOpNlpEngine):
 
 def _candidates(
     text: str, nlp_artifacts: NlpArtifacts | None
-) -> tuple[list[Candidate], str | None]:
+) -> tuple[list[Candidate], str | None, dict[int, float] | None]:
     if isinstance(nlp_artifacts, DigitRunArtifacts):
-        return nlp_artifacts.candidates, nlp_artifacts.field_name
-    return find_all_candidates(text), None
+        return nlp_artifacts.candidates, nlp_artifacts.field_name, nlp_artifacts.scores
+    return find_all_candidates(text), None, None
 
 
 class _DigitRunRecognizer(EntityRecognizer):
@@ -118,7 +136,8 @@ class _DigitRunRecognizer(EntityRecognizer):
         """Nothing to load: the rules are compiled at import."""
 
     def score(self, text: str, candidate: Candidate, field_name: str | None) -> float | None:
-        raise NotImplementedError
+        """The score `candidate` is reported with, or None (see evidence.py)."""
+        return score_candidate(text, candidate, field_name, self.options)
 
     def analyze(
         self,
@@ -130,11 +149,14 @@ class _DigitRunRecognizer(EntityRecognizer):
         if self.ENTITY not in entities:
             return []
         results = []
-        candidates, field_name = _candidates(text, nlp_artifacts)
+        candidates, field_name, scores = _candidates(text, nlp_artifacts)
         for cand in candidates:
             if cand.entity != self.ENTITY:
                 continue
-            score = self.score(text, cand, field_name)
+            if scores is not None:
+                score = scores.get(id(cand))
+            else:
+                score = self.score(text, cand, field_name)
             if score is not None:
                 results.append(
                     RecognizerResult(
@@ -156,20 +178,8 @@ class CardNumberRecognizer(_DigitRunRecognizer):
 
     ENTITY = CREDIT_CARD
 
-    def score(self, text: str, candidate: Candidate, field_name: str | None) -> float | None:
-        ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
-        decision = decide(candidate, ctx, self.options)
-        return decision.score if decision.report else None
-
 
 class UsSsnRecognizer(_DigitRunRecognizer):
     """US Social Security numbers: AAA-GG-SSSS in SSA-issued ranges, or 9 bare digits."""
 
     ENTITY = US_SSN
-
-    def score(self, text: str, candidate: Candidate, field_name: str | None) -> float | None:
-        if self.options.ignore_dummy_ssns and candidate.digits in WELL_KNOWN_DUMMY_SSNS:
-            return None
-        ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
-        decision = decide(candidate, ctx, self.options)
-        return decision.score if decision.report else None
