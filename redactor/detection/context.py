@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
 
 from redactor.detection import words
 
@@ -63,31 +62,6 @@ _JA_FILLER = " \u3000:：#＃はの「『(（"
 
 BEFORE_CHARS = 64
 AFTER_CHARS = 40
-
-
-# Built for every candidate: a plain slotted class (frozen construction costs three times as
-# much). Treat it as immutable all the same.
-@dataclass(slots=True)
-class Context:
-    # A card word (not a payment verb) in the same clause, before the number.
-    card_word_in_clause: bool
-    # A card word or payment verb anywhere around: raises a card's score.
-    supports_card: bool
-    # A payment verb (`paid`, `payment`, `charge`) in the same clause, before the number.
-    payment_word_in_clause: bool
-    ssn_word_in_clause: bool
-    supports_ssn: bool
-    # What the label directly in front names: CARD_LABEL, SSN_LABEL, OTHER_LABEL,
-    # ACCOUNT_LABEL or None.
-    label: str | None
-    # A word of another identifier or of phone context anywhere in the clause.
-    other_in_clause: bool
-    # The clause calls the number invalid or a test value.
-    called_invalid: bool
-
-    @property
-    def other_label(self) -> bool:
-        return self.label == OTHER_LABEL
 
 
 def _phrases(ws: list[str]) -> set[str]:
@@ -152,58 +126,130 @@ def _has_ja(text: str, labels: tuple[str, ...]) -> bool:
     return any(label in text for label in labels)
 
 
+class Context:
+    """What the words around the candidate at [start, end) of a text say about it.
+
+    Read lazily, once per question: a well-formed card in a scheme's grouping only needs to
+    know whether a card word is anywhere near (its score), not what its clause holds, and this
+    runs for every candidate of every message.
+    """
+
+    __slots__ = ("_after", "_before", "_clause", "_end", "_label", "_near", "_start", "_text")
+
+    def __init__(self, text: str, start: int, end: int, field_name: str | None) -> None:
+        before = text[max(0, start - BEFORE_CHARS) : start].lower()
+        if field_name and start < BEFORE_CHARS:
+            before = field_name.lower().replace("_", " ").replace("-", " ") + ": " + before
+        self._before = before
+        self._after = text[end : end + AFTER_CHARS].lower()
+        self._near: tuple[list[str], set[str]] | None = None
+        self._clause: tuple[str, list[str], str, list[str]] | None = None
+        self._label: str | bool | None = False  # False: not read yet
+
+    def _near_words(self) -> tuple[list[str], set[str]]:
+        # Every word of the window, whatever its clause: what raises a score.
+        if self._near is None:
+            ws = _WORD.findall(self._before) + _WORD.findall(self._after)
+            self._near = (ws, _phrases(ws))
+        return self._near
+
+    def _clause_words(self) -> tuple[str, list[str], str, list[str]]:
+        # The clause before the number, its words, and the rest of the clause after it.
+        if self._clause is None:
+            before = self._before
+            m = _UP_TO_LAST_CLAUSE_END.match(before)
+            while m is not None and _ABBREVIATION_END.search(before, max(0, m.end() - 7), m.end()):
+                # `Tel. 536904399`: the label's dot; the clause goes on before it.
+                m = _UP_TO_LAST_CLAUSE_END.match(before, 0, m.end() - 2)
+            clause = before[m.end() :] if m else before
+            stop = _CLAUSE_END.search(self._after)
+            after_clause = self._after[: stop.start()] if stop else self._after
+            self._clause = (
+                clause,
+                _WORD.findall(clause),
+                after_clause,
+                _WORD.findall(after_clause),
+            )
+        return self._clause
+
+    @property
+    def supports_card(self) -> bool:
+        """A card word or payment verb anywhere around: raises a card's score."""
+        ws, kinds = self._near_words()
+        if not _SUPPORTS_CARD.isdisjoint(ws) or CARD_LABEL in kinds:
+            return True
+        return not self._before.isascii() and _has_ja(self._before, words.JA_CARD)
+
+    @property
+    def supports_ssn(self) -> bool:
+        """An SSN word anywhere around."""
+        ws, kinds = self._near_words()
+        if not words.SSN.isdisjoint(ws) or SSN_LABEL in kinds:
+            return True
+        return not self._before.isascii() and _has_ja(self._before, words.JA_SSN)
+
+    @property
+    def card_word_in_clause(self) -> bool:
+        """A card word (not a payment verb) in the same clause, before the number."""
+        clause, ws, _, _ = self._clause_words()
+        if not words.CARD.isdisjoint(ws) or CARD_LABEL in _phrases(ws):
+            return True
+        return not clause.isascii() and _has_ja(clause, words.JA_CARD)
+
+    @property
+    def payment_word_in_clause(self) -> bool:
+        """A payment verb (`paid`, `payment`, `charge`) in the same clause, before the number."""
+        clause, ws, _, _ = self._clause_words()
+        if not words.PAYMENT.isdisjoint(ws):
+            return True
+        return not clause.isascii() and _has_ja(clause, words.JA_PAYMENT)
+
+    @property
+    def ssn_word_in_clause(self) -> bool:
+        """An SSN word in the same clause, before the number."""
+        clause, ws, _, _ = self._clause_words()
+        if not words.SSN.isdisjoint(ws) or SSN_LABEL in _phrases(ws):
+            return True
+        return not clause.isascii() and _has_ja(clause, words.JA_SSN)
+
+    @property
+    def label(self) -> str | None:
+        """What the label directly in front names: CARD_LABEL, SSN_LABEL, OTHER_LABEL,
+        ACCOUNT_LABEL or None."""
+        if self._label is False:
+            clause, ws, _, _ = self._clause_words()
+            self._label = _label(clause, ws)
+        return self._label  # type: ignore[return-value]
+
+    @property
+    def other_label(self) -> bool:
+        return self.label == OTHER_LABEL
+
+    @property
+    def other_in_clause(self) -> bool:
+        """A word of another identifier or of phone context anywhere in the clause."""
+        clause, ws, after_clause, after_ws = self._clause_words()
+        if not _OTHER_CONTEXT.isdisjoint(ws) or not _OTHER_CONTEXT.isdisjoint(after_ws):
+            return True
+        return not (clause.isascii() and after_clause.isascii()) and _has_ja(
+            clause + " " + after_clause, words.JA_OTHER
+        )
+
+    @property
+    def called_invalid(self) -> bool:
+        """The clause calls the number invalid or a test value."""
+        clause, ws, after_clause, after_ws = self._clause_words()
+        if not words.INVALID.isdisjoint(ws) or not words.INVALID.isdisjoint(after_ws):
+            return True
+        return not (clause.isascii() and after_clause.isascii()) and _has_ja(
+            clause + " " + after_clause, words.JA_INVALID
+        )
+
+
 def read_context(text: str, start: int, end: int, *, field_name: str | None = None) -> Context:
     """Context evidence for the candidate at [start, end) of `text`.
 
     `field_name` (a JSON key, form field or header name) counts as a label written just before
     the text, so `{"tracking_number": "..."}` reads like `tracking number: ...`.
     """
-    before = text[max(0, start - BEFORE_CHARS) : start].lower()
-    if field_name and start < BEFORE_CHARS:
-        before = field_name.lower().replace("_", " ").replace("-", " ") + ": " + before
-    m = _UP_TO_LAST_CLAUSE_END.match(before)
-    while m is not None and _ABBREVIATION_END.search(before, max(0, m.end() - 7), m.end()):
-        # `Tel. 536904399`: the label's dot; the clause goes on before it.
-        m = _UP_TO_LAST_CLAUSE_END.match(before, 0, m.end() - 2)
-    clause = before[m.end() :] if m else before
-    after = text[end : end + AFTER_CHARS].lower()
-    stop = _CLAUSE_END.search(after)
-    after_clause = after[: stop.start()] if stop else after
-    clause_words = _WORD.findall(clause)
-    after_words = _WORD.findall(after_clause)
-    near_words = clause_words + _WORD.findall(after)
-    if m:
-        near_words += _WORD.findall(before, 0, m.end())
-
-    clause_kinds = _phrases(clause_words)
-    card_in_clause = not words.CARD.isdisjoint(clause_words) or CARD_LABEL in clause_kinds
-    ssn_in_clause = not words.SSN.isdisjoint(clause_words) or SSN_LABEL in clause_kinds
-    near_kinds = _phrases(near_words)
-    supports_card = not _SUPPORTS_CARD.isdisjoint(near_words) or CARD_LABEL in near_kinds
-    supports_ssn = not words.SSN.isdisjoint(near_words) or SSN_LABEL in near_kinds
-    other = not _OTHER_CONTEXT.isdisjoint(clause_words) or not _OTHER_CONTEXT.isdisjoint(
-        after_words
-    )
-    payment_in_clause = not words.PAYMENT.isdisjoint(clause_words)
-    invalid = not words.INVALID.isdisjoint(clause_words) or not words.INVALID.isdisjoint(
-        after_words
-    )
-    if not (clause.isascii() and after_clause.isascii()):
-        whole_clause = clause + " " + after_clause
-        card_in_clause = card_in_clause or _has_ja(clause, words.JA_CARD)
-        ssn_in_clause = ssn_in_clause or _has_ja(clause, words.JA_SSN)
-        payment_in_clause = payment_in_clause or _has_ja(clause, words.JA_PAYMENT)
-        supports_card = supports_card or card_in_clause
-        supports_ssn = supports_ssn or ssn_in_clause
-        other = other or _has_ja(whole_clause, words.JA_OTHER)
-        invalid = invalid or _has_ja(whole_clause, words.JA_INVALID)
-    return Context(
-        card_word_in_clause=card_in_clause,
-        supports_card=supports_card,
-        payment_word_in_clause=payment_in_clause,
-        ssn_word_in_clause=ssn_in_clause,
-        supports_ssn=supports_ssn,
-        label=_label(clause, clause_words),
-        other_in_clause=other,
-        called_invalid=invalid,
-    )
+    return Context(text, start, end, field_name)

@@ -60,6 +60,7 @@ _GROUP_SPLIT = re.compile(r"(\d+)")
 
 _DASHES = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d")
 _DOTS = frozenset(".\uff0e")
+_DASHES_AND_DOTS = _DASHES | _DOTS
 
 
 class SepKind(Enum):
@@ -233,7 +234,7 @@ def find_digit_runs(
         # time (`12/27`, `10:30`), while `/4111...` in a URL path still counts as a boundary.
         # `ORD-123456789012`, `INV.4111...`: a code prefix joined by a dash or dot makes the
         # digits the tail of one identifier.
-        prefixed = before in _DASHES | _DOTS and s >= 2 and _glued_to_word(text[s - 2])
+        prefixed = before in _DASHES_AND_DOTS and s >= 2 and _glued_to_word(text[s - 2])
         glued = False
         if _glued_to_word(before):
             first.tainted, glued = _glue_word_before(text, s)

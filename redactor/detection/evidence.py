@@ -112,20 +112,27 @@ def ssn_evidence(cand: Candidate, ctx: Context) -> tuple[list[str], list[str]]:
 def _decide_card(
     cand: Candidate, ctx: Context, options: DetectionOptions
 ) -> tuple[bool, float, str]:
-    card_word = ctx.card_word_in_clause or cand.glued_card_word
+    # Conditions on the candidate come before those on its context: context is read lazily
+    # (context.py), and a card in a scheme's grouping needs little of it.
     if cand.url_path and not cand.url_card_label:
         return False, 0.0, "card.1 url path segment"
-    if ctx.label == OTHER_LABEL and cand.grouping != "standard" and not cand.glued_card_word:
+    if cand.grouping != "standard" and not cand.glued_card_word and ctx.label == OTHER_LABEL:
         return False, 0.0, "card.2 another identifier's label"
-    boost = CONTEXT_BOOST if ctx.supports_card or cand.glued_card_word else 0.0
+    boost = CONTEXT_BOOST if cand.glued_card_word or ctx.supports_card else 0.0
     if cand.luhn_ok and cand.scheme:
-        if ctx.other_in_clause and cand.grouping == "other" and not card_word:
+        if (
+            cand.grouping == "other"
+            and not cand.glued_card_word
+            and ctx.other_in_clause
+            and not ctx.card_word_in_clause
+        ):
             return False, 0.0, "card.3 odd grouping in another identifier's context"
         common = len(cand.digits) in (15, 16)
         score = CARD_COMMON_LENGTH_SCORE if common else CARD_OTHER_LENGTH_SCORE
         return True, score + boost, "card.4 luhn and iin valid"
     if cand.luhn_ok:
         grouped = cand.grouping == "standard" and len(cand.digits) == 16
+        card_word = cand.glued_card_word or ctx.card_word_in_clause
         if (card_word or grouped) and not ctx.other_in_clause:
             return True, CARD_WEAK_SCORE + boost, "card.5 luhn valid, card evidence"
         return False, 0.0, "card.7 luhn valid, iin unknown, no card evidence"
@@ -163,19 +170,22 @@ def _decide_ssn(
     return True, SSN_BARE_SCORE, "ssn.7 bare"
 
 
-def decide(
-    cand: Candidate, ctx: Context, options: DetectionOptions, *, with_evidence: bool = True
-) -> Decision:
-    """Whether `cand` is reported, with which score, the row that decided and (unless
-    `with_evidence` is False, as on the hot path) the evidence named."""
-    pro: list[str] = []
-    con: list[str] = []
+def decide(cand: Candidate, ctx: Context, options: DetectionOptions) -> Decision:
+    """Whether `cand` is reported, with which score, the row that decided and the evidence."""
     if cand.entity == CREDIT_CARD:
-        if with_evidence:
-            pro, con = card_evidence(cand, ctx)
+        pro, con = card_evidence(cand, ctx)
         report, score, rule = _decide_card(cand, ctx, options)
     else:
-        if with_evidence:
-            pro, con = ssn_evidence(cand, ctx)
+        pro, con = ssn_evidence(cand, ctx)
         report, score, rule = _decide_ssn(cand, ctx, options)
     return Decision(report, round(min(score, 1.0), 2), tuple(pro), tuple(con), rule)
+
+
+def decide_score(cand: Candidate, ctx: Context, options: DetectionOptions) -> float | None:
+    """The score `cand` is reported with, or None: `decide` without naming the evidence (the
+    recognizers' hot path)."""
+    if cand.entity == CREDIT_CARD:
+        report, score, _ = _decide_card(cand, ctx, options)
+    else:
+        report, score, _ = _decide_ssn(cand, ctx, options)
+    return round(min(score, 1.0), 2) if report else None

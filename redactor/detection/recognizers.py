@@ -20,7 +20,7 @@ from spacy.tokens import Doc
 from redactor.detection.candidates import Candidate, find_candidates
 from redactor.detection.context import read_context
 from redactor.detection.digit_runs import find_digit_runs
-from redactor.detection.evidence import decide
+from redactor.detection.evidence import decide_score
 from redactor.detection.findings import CREDIT_CARD, US_SSN
 from redactor.detection.options import WELL_KNOWN_DUMMY_SSNS, DetectionOptions
 
@@ -66,8 +66,7 @@ def score_candidate(
     ):
         return None
     ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
-    decision = decide(candidate, ctx, options, with_evidence=False)
-    return decision.score if decision.report else None
+    return decide_score(candidate, ctx, options)
 
 
 def find_all_candidates(text: str, *, ascii_digits: bool | None = None) -> list[Candidate]:
