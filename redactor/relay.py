@@ -44,6 +44,7 @@ class RequestTimeoutError(RedactorError):
     status = 408
     code = "request_timeout"
     message = "request body was not received in time"
+    close_connection = True
 
 
 class UpstreamTimeoutError(RedactorError):
@@ -111,7 +112,6 @@ async def read_bounded(
                 async with asyncio.timeout_at(deadline):
                     chunk = await request.content.readany()
             except TimeoutError:
-                request.protocol.force_close()
                 raise RequestTimeoutError() from None
         if not chunk:
             break

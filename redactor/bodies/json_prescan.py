@@ -19,8 +19,10 @@ import json
 from typing import Any
 
 from redactor.bodies.html_body import looks_like_html
+from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
 from redactor.detection.digits import digit_count
+from redactor.errors import NestingTooDeepError, TooManyFieldsError
 
 __all__ = ["plain_json_texts"]
 
@@ -41,10 +43,16 @@ def _looks_like_document(text: str) -> bool:
 
 
 def plain_json_texts(
-    body: bytes, content_type: str | None, content_encoding: str | None
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    limits: BodyLimits | None = None,
 ) -> list[tuple[str, str | None]] | None:
     """(text, field name) of every string in a JSON body that has enough digits to hold a
-    value, when each is plain text; None when the body needs the full codec."""
+    value, when each is plain text; None when the body needs the full codec.
+
+    With `limits`, raises TooManyFieldsError or NestingTooDeepError as the codec would.
+    """
     if (content_encoding or "").strip().lower() not in _ENCODINGS_WE_SKIP:
         return None
     if len(body) > MAX_PRESCAN_BYTES:
@@ -63,9 +71,17 @@ def plain_json_texts(
     texts: list[tuple[str, str | None]] = []
     # (value, field name): a dict member's key; array items take the key the array sits under,
     # as the codec does.
-    stack: list[tuple[Any, str | None]] = [(doc, None)]
+    stack: list[tuple[Any, str | None, int]] = [(doc, None, 0)]
+    fields = 0
     while stack:
-        value, key = stack.pop()
+        value, key, depth = stack.pop()
+        if limits is not None and isinstance(value, dict | list):
+            if depth + 1 > limits.max_nesting:
+                raise NestingTooDeepError()
+            if isinstance(value, dict):
+                fields += len(value)
+                if fields > limits.max_fields:
+                    raise TooManyFieldsError()
         if isinstance(value, str):
             if "=?" in value:
                 return None  # maybe encoded words, whose base64 hides digits: the codec decodes
@@ -81,9 +97,9 @@ def plain_json_texts(
                     if looks_like_html(k) or _looks_like_document(k):
                         return None
                     texts.append((k, key))
-                stack.append((v, k))
+                stack.append((v, k, depth + 1))
         elif isinstance(value, list):
-            stack.extend((v, key) for v in value)
+            stack.extend((v, key, depth + 1) for v in value)
         elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**11:
             return None  # a JSON number that could be a PAN: the codec makes it a segment
     return texts

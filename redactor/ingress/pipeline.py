@@ -198,7 +198,7 @@ class Pipeline:
             return _Scan(None, found)
         # Fast path for the common case, a JSON webhook with no value in it: when every string
         # that could hold one is plain text and none does, the body goes on as it came.
-        plain = plain_json_texts(body, content_type, content_encoding)
+        plain = plain_json_texts(body, content_type, content_encoding, limits)
         # What the fast path found is reused below: a plain string is its codec segment.
         known: dict[tuple[str, str | None], list[Finding]] = {}
         if plain is not None:
