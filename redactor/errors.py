@@ -104,6 +104,11 @@ class TooManyEntitiesError(BodyLimitError):
     message = "request body holds more character references or escapes than allowed"
 
 
+class TooManyDigitsError(BodyLimitError):
+    code = "too_many_digits"
+    message = "request body holds more digits to scan than allowed"
+
+
 class NestingTooDeepError(BodyLimitError):
     status = 422
     code = "nesting_too_deep"

@@ -22,7 +22,7 @@ from redactor.bodies.html_body import looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
 from redactor.detection.digits import digit_count
-from redactor.errors import NestingTooDeepError, TooManyFieldsError
+from redactor.errors import NestingTooDeepError, TooManyDigitsError, TooManyFieldsError
 
 __all__ = ["plain_json_texts"]
 
@@ -51,7 +51,8 @@ def plain_json_texts(
     """(text, field name) of every string in a JSON body that has enough digits to hold a
     value, when each is plain text; None when the body needs the full codec.
 
-    With `limits`, raises TooManyFieldsError or NestingTooDeepError as the codec would.
+    With `limits`, raises TooManyFieldsError, NestingTooDeepError or TooManyDigitsError as
+    the codec would.
     """
     if (content_encoding or "").strip().lower() not in _ENCODINGS_WE_SKIP:
         return None
@@ -73,6 +74,7 @@ def plain_json_texts(
     # as the codec does.
     stack: list[tuple[Any, str | None, int]] = [(doc, None, 0)]
     fields = 0
+    digits = 0
     while stack:
         value, key, depth = stack.pop()
         if limits is not None and isinstance(value, dict | list):
@@ -85,9 +87,13 @@ def plain_json_texts(
         if isinstance(value, str):
             if "=?" in value:
                 return None  # maybe encoded words, whose base64 hides digits: the codec decodes
-            if len(value) >= MIN_DIGITS and digit_count(value) >= MIN_DIGITS:
+            count = digit_count(value) if len(value) >= MIN_DIGITS else 0
+            if count >= MIN_DIGITS:
                 if looks_like_html(value) or _looks_like_document(value):
                     return None
+                digits += count
+                if limits is not None and digits > limits.max_digits:
+                    raise TooManyDigitsError()
                 texts.append((value, key))
         elif isinstance(value, dict):
             for k, v in value.items():

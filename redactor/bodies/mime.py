@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from redactor.bodies.limits import count_fields
+from redactor.bodies.limits import count_fields, count_parts
 from redactor.bodies.segments import Edit, Segment, SegmentTable, apply_edits
 from redactor.errors import BodyUnparseableError
 
@@ -307,6 +307,8 @@ def split_multipart(raw: bytes, start: int, end: int, boundary: str) -> Multipar
     closed = False
     region = raw[start:end]
     for match in delimiter.finditer(region):
+        # Counted as found: 150,000 tiny parts are refused at the limit, not after the walk.
+        count_parts()
         if part_start is not None:
             parts.append((start + part_start, start + match.start()))
         if match.group(1):

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from redactor.bodies.email_body import EmailBody, looks_like_email
 from redactor.bodies.form_body import email_child, field_view
-from redactor.bodies.limits import count_parts
 from redactor.bodies.mime import (
     ContentType,
     HeaderBlockView,
@@ -191,7 +190,6 @@ class MultipartFormBody:
         if not layout.closed:
             # A form upload without its close delimiter was cut short: fail closed.
             raise BodyUnparseableError("multipart body is truncated")
-        count_parts(len(layout.parts))
         parts = [_read_part(raw, start, end) for start, end in layout.parts]
         charsets, default_charset = _declared_charsets(raw, parts)
         self._headers: list[_PartHeaders] = []

@@ -103,5 +103,5 @@ def parse_body(
     decoded, applied = decode_content(body, content_encoding, max_decoded_bytes)
     with budget_for(limits):
         inner = _parse_decoded(decoded, content_type, unknown_types, min_segment_digits)
-        check_segments(len(inner.segments))
+        check_segments(inner.segments)
     return EncodedBody(body, applied, inner) if applied else inner
