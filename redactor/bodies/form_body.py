@@ -99,9 +99,9 @@ class FormBody:
         self._table = SegmentTable()
         pairs: list[tuple[bytes, int, int]] = []
         cursor = 0
-        chunks = raw.split(b"&")
-        count_fields(len(chunks))
-        for chunk in chunks:
+        # Counted before splitting: 500,000 fields are refused before 500,000 objects exist.
+        count_fields(raw.count(b"&") + 1)
+        for chunk in raw.split(b"&"):
             name, equals, _value = chunk.partition(b"=")
             value_start = cursor + len(name) + len(equals)
             pairs.append((name, value_start, cursor + len(chunk)))

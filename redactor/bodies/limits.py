@@ -46,7 +46,7 @@ class BodyLimits:
     # decoded from fields (JSON in a form field, JSON in a JSON string, ...) count alike.
     max_nesting: int = 64
     # HTML character references and JSON `\u` escapes decoded.
-    max_entities: int = 200_000
+    max_entities: int = 100_000
     # Documents decoded inside other documents (JSON in a JSON string in a form field ...).
     max_document_nesting: int = 4
     # Digit characters in the scanned text. Detection's cost grows with dense digit groups
