@@ -49,9 +49,11 @@ class UrlPath:
         self._raw = raw_path
         builder = TextMapBuilder(0)
         cursor = 0
+        escaped_digit = False
         for match in _ESCAPES.finditer(raw_path):
             builder.literal(raw_path[cursor : match.start()], cursor)
             decoded = unquote_to_bytes(match.group()).decode("utf-8", "surrogateescape")
+            escaped_digit = escaped_digit or any(c.isdigit() for c in decoded)
             builder.unit(decoded, match.start(), match.end())
             cursor = match.end()
         builder.literal(raw_path[cursor:], cursor)
@@ -60,7 +62,12 @@ class UrlPath:
         self._text, self._text_map = builder.build(len(raw_path))
         self.segments: tuple[Segment, ...] = ()
         if _could_hold_value(self._text):
-            self.segments = (Segment(0, self._text, "path", "url_path"),)
+            # Detection leaves a bare number that is a whole path segment alone: it is a
+            # link's id (tickets/NNN). No client needs to percent-encode a digit, so a path
+            # that does is hiding one: it is read as plain text, its slashes as spaces (the
+            # same length, so spans still map onto the path).
+            text = self._text.replace("/", " ") if escaped_digit else self._text
+            self.segments = (Segment(0, text, "path", "url_path"),)
 
     def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> str:
         """The raw path with edits applied; the same string when there are none."""

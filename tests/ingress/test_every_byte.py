@@ -113,6 +113,23 @@ async def test_a_percent_encoded_card_in_the_path_is_tokenised(proxy: Proxy) -> 
     assert got.path.endswith("/tickets?x=%41")
 
 
+async def test_a_card_with_only_some_digits_percent_encoded_in_the_path_is_tokenised(
+    proxy: Proxy,
+) -> None:
+    # Encoding a digit is never needed: a path that does is read as text, not as a link id.
+    half = "".join(f"%{ord(c):02X}" if i % 2 else c for i, c in enumerate("4000000000000002"))
+    assert await _get_raw(proxy, f"/customers/{half}/tickets") == 200
+    [got] = proxy.upstream.received
+    assert "4000000000000002" not in got.path and "%30%30" not in got.path
+    assert got.path.startswith("/customers/tok_v1_card_")
+
+
+async def test_a_plain_numeric_id_in_the_path_is_a_link_not_a_card(proxy: Proxy) -> None:
+    path = "/api/v2/help_center/articles/4000000000000002/comments"
+    assert await _get_raw(proxy, path) == 200
+    assert proxy.upstream.received[0].path == path
+
+
 async def test_a_path_with_escapes_but_no_value_is_forwarded_byte_for_byte(proxy: Proxy) -> None:
     path = "/customers/caf%C3%A9%20123%34/tickets%2F9?q=a%2Bb%41"
     assert await _get_raw(proxy, path) == 200
