@@ -17,7 +17,7 @@ from aiohttp import ClientError, ClientResponse, ClientSession, ClientTimeout, h
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from redactor.audit import AuditEvent
+from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent
 from redactor.detection.digits import ascii_digit_count
 from redactor.errors import RedactorError
 from redactor.ingress.signatures import sign, verify
@@ -107,6 +107,16 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     except RedactorError as exc:
         res.metrics.failures.labels(route.name, exc.code).inc()
         res.metrics.requests.labels(route.name, str(exc.status)).inc()
+        if not isinstance(exc, AuditWriteError):
+            upstream_failed = isinstance(exc, UpstreamTimeoutError | UpstreamUnavailableError)
+            await _audit_delivery(
+                request,
+                res,
+                route,
+                "upstream_failed" if upstream_failed else "refused",
+                exc.status,
+                exc.code,
+            )
         raise
     except Exception as exc:
         code = getattr(exc, "code", "internal_error")
@@ -191,7 +201,43 @@ async def _forward(
         raise UpstreamUnavailableError() from None
     res.metrics.requests.labels(route.name, str(response.status)).inc()
     log.info("request_forwarded", status=response.status, findings=sum(counts.values()))
+    await _audit_delivery(request, res, route, "forwarded", response.status, None)
     return response
+
+
+_DELIVERY_EVENTS = {
+    "forwarded": "message_delivered",
+    "refused": "message_refused",
+    "upstream_failed": "message_upstream_failed",
+}
+
+
+async def _audit_delivery(
+    request: web.Request,
+    res: Resources,
+    route: RouteSettings,
+    outcome: str,
+    status: int,
+    code: str | None,
+) -> None:
+    # After the fact: the message was already forwarded or refused, so a failed write here
+    # cannot stop anything; it is logged and counted, and the redaction record stands.
+    try:
+        await res.audit.write(
+            DeliveryEvent(
+                event=_DELIVERY_EVENTS[outcome],
+                time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                request_id=request[REQUEST_ID],
+                route=route.name,
+                tenant=route.tenant,
+                outcome=outcome,
+                status=status,
+                code=code,
+            )
+        )
+    except AuditWriteError:
+        res.metrics.failures.labels(route.name, "audit_delivery_unrecorded").inc()
+        log.error("delivery_not_audited", outcome=outcome)  # noqa: TRY400 - the sink logged why
 
 
 async def _redacted_response(
