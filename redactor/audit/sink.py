@@ -224,6 +224,11 @@ class AuditSink:
         """The live file (None: stdout)."""
         return self._path
 
+    @property
+    def key(self) -> bytes:
+        """The audit key (the console verifies the trail with it)."""
+        return self._state.key
+
     async def open(self) -> None:
         """Open the file once, at start. Raises AuditWriteError when it cannot be opened."""
         if self._path is not None:
