@@ -111,7 +111,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
             "Settings come from --config FILE (see policies/routes.example.yaml), then "
             "REDACTOR_* environment variables, then these flags. Without --dev a key must be "
             "configured (REDACTOR_KEY_FILE or REDACTOR_KEYS); create one with "
-            "`redactor keys init --key-file FILE`."
+            "`redactor keys init --key-file FILE`. The audit trail is signed with a key of its "
+            "own (REDACTOR_AUDIT_KEY_FILE or REDACTOR_AUDIT_KEY): `redactor audit init-key FILE`."
         ),
     )
     add = serve.add_argument
@@ -219,11 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
 
     from redactor.ops.audit_cli import register as register_audit_commands
+    from redactor.ops.command_audit import audit_vault_commands
     from vault.cli import register as register_vault_commands
 
     register_audit_commands(sub)
 
     register_vault_commands(sub)
+    # After vault.cli registered them: key and vault commands are audited (vault/ cannot be).
+    audit_vault_commands(sub)
     return parser
 
 
