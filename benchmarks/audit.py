@@ -51,10 +51,10 @@ class UnchainedSink(AuditSink):
     """The sink writing plain canonical JSON lines, as before the chain (benchmark only)."""
 
     def _write_records(self, records: list[dict[str, Any]]) -> None:
-        text = "".join(canonical_json(r) + "\n" for r in records)
+        data = "".join(canonical_json(r) + "\n" for r in records).encode("utf-8")
         if self._fh is None:
             raise ValueError("closed")
-        self._fh.write(text)
+        self._fh.write(data)
         self._fh.flush()
 
 
@@ -215,7 +215,13 @@ async def _wait_ready(port: int) -> None:
     raise RuntimeError("server never came up")
 
 
-async def _load(port: int, seconds: float, concurrency: int) -> float:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(port: int, seconds: float, concurrency: int) -> tuple[float, int]:
     import aiohttp
 
     body = json.dumps({"ticket": {"comment": f"my card is {CARD}, please refund"}}).encode()
@@ -238,7 +244,7 @@ async def _load(port: int, seconds: float, concurrency: int) -> float:
 
         start = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
-        return done / (time.perf_counter() - start)
+        return done / (time.perf_counter() - start), done
 
 
 def bench_proxy(seconds: float, rounds: int, concurrency: int) -> dict[str, Any]:
@@ -248,10 +254,12 @@ def bench_proxy(seconds: float, rounds: int, concurrency: int) -> dict[str, Any]
         [sys.executable, me, "_upstream", "--port", str(up_port)], stdout=subprocess.DEVNULL
     )
     rates: dict[str, list[float]] = {"on": [], "off": []}
+    cpu_ms: dict[str, list[float]] = {"on": [], "off": []}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for _ in range(rounds):
-                for chain in ("on", "off"):
+            for n in range(rounds):
+                # Alternate which goes first, so a drift within a round hits both alike.
+                for chain in ("on", "off") if n % 2 == 0 else ("off", "on"):
                     port = _free_port()
                     command = [sys.executable, me, "_serve", "--chain", chain]
                     command += ["--port", str(port), "--data-dir", tmp]
@@ -264,7 +272,10 @@ def bench_proxy(seconds: float, rounds: int, concurrency: int) -> dict[str, Any]
                     try:
                         asyncio.run(_wait_ready(port))
                         asyncio.run(_load(port, 1.0, concurrency))  # warm-up
-                        rates[chain].append(asyncio.run(_load(port, seconds, concurrency)))
+                        cpu_before = _cpu_s(proc.pid)
+                        rate, done = asyncio.run(_load(port, seconds, concurrency))
+                        rates[chain].append(rate)
+                        cpu_ms[chain].append(1000 * (_cpu_s(proc.pid) - cpu_before) / done)
                     finally:
                         proc.terminate()
                         proc.wait(timeout=30)
@@ -272,7 +283,13 @@ def bench_proxy(seconds: float, rounds: int, concurrency: int) -> dict[str, Any]
         upstream.terminate()
         upstream.wait(timeout=30)
     on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    cpu_on, cpu_off = statistics.median(cpu_ms["on"]), statistics.median(cpu_ms["off"])
     return {
+        "chain_on_cpu_ms_per_request": [round(c, 3) for c in cpu_ms["on"]],
+        "chain_off_cpu_ms_per_request": [round(c, 3) for c in cpu_ms["off"]],
+        # Throughput of a saturated server is 1 / CPU per request: the robust figure on a
+        # shared machine, where other processes move the wall-clock rate from run to run.
+        "chain_cost_cpu_pct": round(100 * (cpu_on / cpu_off - 1), 2),
         "seconds_per_run": seconds,
         "rounds": rounds,
         "concurrency": concurrency,
@@ -341,9 +358,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--verify-mb", type=int, default=200)
     parser.add_argument("--sink-records", type=int, default=60_000)
-    parser.add_argument("--proxy-seconds", type=float, default=8.0)
-    parser.add_argument("--proxy-rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--proxy-seconds", type=float, default=5.0)
+    parser.add_argument("--proxy-rounds", type=int, default=6)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.cmd == "_serve":

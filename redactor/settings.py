@@ -396,7 +396,7 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         dev=dev,
         audit_log=None if audit in (None, "-") else Path(audit),
         audit_key_file=Path(audit_key_file) if audit_key_file else None,
-        audit_key=Secret(environ["REDACTOR_AUDIT_KEY"]) if environ.get("REDACTOR_AUDIT_KEY") else None,
+        audit_key=_audit_key(environ),
         audit_max_bytes=int(
             _positive(
                 _pick(
@@ -432,6 +432,11 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
     if max_body <= 0:
         raise ConfigError("max_body_bytes must be positive")
     return settings
+
+
+def _audit_key(environ: Mapping[str, str]) -> Secret | None:
+    inline = environ.get("REDACTOR_AUDIT_KEY")
+    return Secret(inline) if inline else None
 
 
 def _workers(value: Any) -> int:

@@ -207,7 +207,8 @@ class AuditSink:
         self._max_bytes = max_bytes
         self._checkpoint_interval_s = checkpoint_interval_s
         self._clock = clock
-        self._fh: IO[str] | None = None
+        self._fh: IO[bytes] | None = None
+        self._size = 0  # bytes in the live file: rotation without a tell() per write
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
         self._flushing = False
         self._reopen_requested = False
@@ -239,15 +240,15 @@ class AuditSink:
         if self._checkpoint_interval_s > 0:
             self._ticker = asyncio.get_running_loop().create_task(self._checkpoint_every())
 
-    @staticmethod
-    def _open_file(path: Path) -> IO[str]:
+    def _open_file(self, path: Path) -> IO[bytes]:
         path.parent.mkdir(parents=True, exist_ok=True)
         # 0600 at creation (no window where the file is world-readable), and an existing file
         # is narrowed too: audit lines name who revealed which token.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.fchmod(fd, 0o600)
-            return os.fdopen(fd, "a", encoding="utf-8")
+            self._size = os.fstat(fd).st_size
+            return os.fdopen(fd, "ab")
         except BaseException:
             os.close(fd)
             raise
@@ -323,13 +324,15 @@ class AuditSink:
             fh = self._fh
             if fh is None:
                 raise ValueError("audit sink is closed")
-            fh.write(text)
+            data = text.encode("utf-8")
+            fh.write(data)
             fh.flush()
+            self._size += len(data)
         # Only now is the chain past these lines: a failed write leaves no gap in `seq`.
         state.advance(seq, prev)
         for cp_seq, cp_mac, data in checkpoints:
             self._append_checkpoint(cp_seq, cp_mac, data)
-        if self._fh is not None and self._fh.tell() >= self._max_bytes:
+        if self._fh is not None and self._size >= self._max_bytes:
             self._swap_file(rotated_name(self._path, self._clock(), seq) if self._path else None)
 
     def _swap_file(self, move_to: Path | None) -> None:

@@ -175,7 +175,9 @@ async def _forward(
             request.method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
         ) as upstream:
             if route.redact_responses:
-                return await _redacted_response(request, res, route, upstream)
+                redacted = await _redacted_response(request, res, route, upstream)
+                await _audit_delivery(request, res, route, "forwarded", redacted.status, None)
+                return redacted
             headers = end_to_end_headers(
                 upstream.headers, frozenset({"content-length", "content-encoding"})
             )

@@ -229,3 +229,14 @@ async def test_server_runs_the_agent_listener_and_reloads_on_sighup(
 
     await run_server(settings, ready=ready, stop=stop)
     assert seen == {"status": 401, "reloaded": True}
+    # The trail holds the start, the policy in force, the reload, and the stop.
+    text = await asyncio.to_thread((tmp_path / "audit.jsonl").read_text)
+    events = [json.loads(line) for line in text.splitlines()]
+    names = [e["event"] for e in events]
+    assert names[:2] == ["redactor_started", "policy_loaded"]
+    assert names[-2:] == ["redactor_stopped", "audit_checkpoint"]
+    loads = [e for e in events if e["event"] == "policy_loaded"]
+    assert [e["reload"] for e in loads] == [False, True]
+    assert loads[0]["policy_version"] != loads[1]["policy_version"]
+    assert events[0]["version"]
+    assert len(events[0]["config_digest"]) == 16

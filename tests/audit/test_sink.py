@@ -133,3 +133,27 @@ def test_every_field_of_an_audit_event_is_in_its_record() -> None:
 
     record = json.loads(_event(1).to_json())
     assert set(record) == {f.name for f in fields(AuditEvent)}
+
+
+async def test_checkpoints_are_written_at_an_interval_and_signed_beside_the_log(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(path, KEY, checkpoint_interval_s=0.01)
+    await sink.open()
+    await sink.write(_event(1))
+    side = tmp_path / "audit.jsonl.checkpoints"
+    for _ in range(500):  # the ticker has no event to wait on: poll, 5 s at most
+        if side.exists():
+            break
+        await asyncio.sleep(0.01)
+    await sink.write(_event(2))
+    await sink.close()
+    checkpoints = [json.loads(line) for line in side.read_text().splitlines()]
+    assert checkpoints[0]["last_seq"] == 1  # the record, then the checkpoint itself
+    assert checkpoints[0]["final"] is False
+    assert checkpoints[-1]["final"] is True
+    # Nothing new between ticks: no checkpoint is written for an idle chain.
+    seqs = [c["last_seq"] for c in checkpoints]
+    assert len(seqs) == len(set(seqs))
+    assert verify_paths(KEY, [path]).ok
