@@ -185,12 +185,27 @@ _CHAIN_HEAD = b'{"chain":"'
 def _scan(
     handle: BinaryIO, key: bytes, kid: str, walks: dict[str, _Walk], file: str, result: VerifyResult
 ) -> None:
-    """Every line of one file. The common case (the next record of a chain, verifying) is
-    handled inline; anything else goes to `_take_line`, which tells what is wrong."""
+    """Every line of one file. The common case, the next record of the chain of the line
+    before, verifying, is checked inline with the chain's state in locals; anything else goes
+    to `_take_line`, which tells what is wrong."""
     number = 0
     rest = b""
     digest = hmac.digest
-    seq_search = _SEQ.search
+    walk: _Walk | None = None  # the chain of the line before, while it verifies
+    head = b""
+    seq = 0
+    prev = b""
+    records = 0
+
+    def settle() -> None:
+        # Hand the inline state back to the chain's walk.
+        if walk is not None:
+            walk.next_seq, walk.prev_mac = seq, prev
+            walk.report.records += records
+            if records:
+                walk.report.last_seq = seq - 1
+                walk.report.closed = False
+
     while True:
         chunk = handle.read(_CHUNK_BYTES)
         if not chunk:
@@ -200,29 +215,38 @@ def _scan(
         rest = lines.pop()
         for raw in lines:
             number += 1
-            # Fast path: `{"chain":"ID",...,"mac":"HEX"}` (chain sorts first in our records).
             cut = len(raw) - MAC_TAIL_BYTES
-            if raw.startswith(_CHAIN_HEAD) and cut > 0 and raw[cut : cut + 8] == MAC_PREFIX:
-                end = raw.find(b'"', 10)
-                walk = walks.get(raw[10:end].decode())
-                seq_m = seq_search(raw)
-                if (
-                    walk is not None
-                    and seq_m is not None
-                    and walk.suspect is None
-                    and walk.report.broken is None
-                    and int(seq_m[1]) == walk.next_seq
-                    and b'"audit_checkpoint"' not in raw
-                ):
-                    mac = digest(key, walk.prev_mac + raw[:cut] + b"}", "sha256")
-                    if mac.hex().encode() == raw[cut + 8 : -2]:
-                        walk.next_seq += 1
-                        walk.prev_mac = mac
-                        walk.report.records += 1
-                        walk.report.last_seq = walk.next_seq - 1
-                        walk.report.closed = False
-                        continue
+            # In JSON text a quote inside a string is escaped, so `,"seq":N,` is the key itself.
+            if (
+                walk is not None
+                and raw.startswith(head)
+                and b',"seq":%d,' % seq in raw
+                and raw[cut : cut + 8] == MAC_PREFIX
+                and b'"audit_checkpoint"' not in raw
+            ):
+                mac = digest(key, prev + raw[:cut] + b"}", "sha256")
+                if mac.hex().encode() == raw[cut + 8 : -2]:
+                    seq += 1
+                    prev = mac
+                    records += 1
+                    continue
+            settle()
+            walk, records = None, 0
             _take_line(key, kid, walks, raw + b"\n", file, number, result)
+            # If that line verified, the next one is likely of the same chain: go inline.
+            if raw.startswith(_CHAIN_HEAD):
+                chain_id = raw[10 : raw.find(b'"', 10)]
+                candidate = walks.get(chain_id.decode("ascii", "replace"))
+                if (
+                    candidate is not None
+                    and candidate.suspect is None
+                    and candidate.report.broken is None
+                ):
+                    walk = candidate
+                    head = _CHAIN_HEAD + chain_id + b'"'
+                    seq, prev = candidate.next_seq, candidate.prev_mac
+    settle()
+    walk = None
     if rest:
         _take_line(key, kid, walks, rest, file, number + 1, result)
 
