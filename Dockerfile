@@ -2,6 +2,7 @@
 #   docker build -t redactor .
 #   docker run -p 8080:8080 -p 9090:9090 \
 #     -v $PWD/config.yaml:/etc/redactor/config.yaml:ro -v $PWD/keys.json:/run/secrets/redactor-keys:ro \
+#     -v $PWD/audit.key:/run/secrets/redactor-audit-key:ro \
 #     -v redactor-data:/var/lib/redactor redactor
 FROM python:3.11-slim
 
@@ -10,6 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     REDACTOR_CONFIG=/etc/redactor/config.yaml \
     REDACTOR_KEY_FILE=/run/secrets/redactor-keys \
+    REDACTOR_AUDIT_KEY_FILE=/run/secrets/redactor-audit-key \
     REDACTOR_DATA_DIR=/var/lib/redactor \
     REDACTOR_LISTEN=0.0.0.0:8080 \
     REDACTOR_ADMIN_LISTEN=0.0.0.0:9090

@@ -44,6 +44,7 @@ def _overrides(args: argparse.Namespace):  # -> Overrides, imported lazily with 
         key_file=args.key_file,
         dev=True if args.dev else None,
         audit_log=args.audit_log,
+        audit_key_file=args.audit_key_file,
         log_level=args.log_level,
         log_console=args.log_console,
         max_body_bytes=args.max_body_bytes,
@@ -110,7 +111,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
             "Settings come from --config FILE (see policies/routes.example.yaml), then "
             "REDACTOR_* environment variables, then these flags. Without --dev a key must be "
             "configured (REDACTOR_KEY_FILE or REDACTOR_KEYS); create one with "
-            "`redactor keys init --key-file FILE`."
+            "`redactor keys init --key-file FILE`. The audit trail is signed with a key of its "
+            "own (REDACTOR_AUDIT_KEY_FILE or REDACTOR_AUDIT_KEY): `redactor audit init-key FILE`."
         ),
     )
     add = serve.add_argument
@@ -137,6 +139,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     add("--vault-url", metavar="URL", help="sqlite:///path/vault.db or postgresql://...")
     add("--key-file", metavar="FILE", help="key file with the vault's key-encryption keys")
     add("--audit-log", metavar="FILE", help="audit JSON-lines file ('-' for stdout)")
+    add(
+        "--audit-key-file",
+        metavar="FILE",
+        help="the audit trail's HMAC key (env REDACTOR_AUDIT_KEY_FILE); not the vault key file",
+    )
     add("--log-level", choices=["debug", "info", "warning", "error"])
     add("--log-console", action="store_true", help="human-readable logs instead of JSON")
     add("--max-body-bytes", type=int, metavar="N", help="body size limit (default 10 MiB)")
@@ -220,9 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     detect.set_defaults(handler=_cmd_detect)
     _add_serve(sub)
 
+    from redactor.ops.audit_cli import register as register_audit_commands
+    from redactor.ops.command_audit import audit_vault_commands
     from vault.cli import register as register_vault_commands
 
+    register_audit_commands(sub)
+
     register_vault_commands(sub)
+    # After vault.cli registered them: key and vault commands are audited (vault/ cannot be).
+    audit_vault_commands(sub)
     return parser
 
 

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from redactor.agent.auth import TokenVerifier
 from redactor.agent.policy import PolicyStore
-from redactor.audit import AuditSink
+from redactor.audit import AuditSink, load_audit_key
 from redactor.detection import CREDIT_CARD, US_SSN, DetectionOptions, Detector
 from redactor.ingress.pipeline import Pipeline, TokenVault
 from redactor.ingress.rewrite import Rewriter
@@ -92,18 +92,40 @@ async def _open_agent(res: Resources, agent: AgentSettings, vault: TokenVault) -
     return AgentResources(agent, verifier, policies, detector, pipeline)
 
 
+async def open_audit_sink(settings: Settings) -> AuditSink:
+    """The audit sink of this process, open, with its own chain.
+
+    Raises ConfigError (no or bad audit key) or AuditWriteError (the file cannot be opened).
+    """
+    key = await asyncio.to_thread(
+        load_audit_key,
+        key_file=settings.audit_key_file,
+        inline=settings.audit_key.reveal() if settings.audit_key is not None else None,
+        dev_data_dir=settings.vault.data_dir if settings.dev else None,
+    )
+    sink = AuditSink(
+        settings.audit_log,
+        key,
+        max_bytes=settings.audit_max_bytes,
+        checkpoint_interval_s=settings.audit_checkpoint_interval_s,
+    )
+    await sink.open()
+    return sink
+
+
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open everything once; close it all on exit, whatever happened."""
+    # The vault first: its key is the first thing a new operator has to configure.
     vault = await open_vault(settings.vault)
-    audit = AuditSink(settings.audit_log)
+    audit: AuditSink | None = None
     session: aiohttp.ClientSession | None = None
     # Threads, not processes: a scan holds the GIL only between switch intervals (5 ms), so
     # the loop keeps answering (benchmarks/hostile.py: /healthz p99 with bombs in flight),
     # and the parsed body stays in memory for the rebuild after the vault call.
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="redactor-scan")
     try:
-        await audit.open()
+        audit = await open_audit_sink(settings)
         # auto_decompress: responses reach redact_responses routes already decoded.
         session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
         res = Resources(settings, vault, session, audit, Metrics(), Rewriter())
@@ -118,7 +140,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
         if session is not None:
             await session.close()
-        await audit.close()
+        if audit is not None:
+            await audit.close()
         await vault.close()
 
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import multiprocessing
+import os
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
 
 import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from redactor import __version__
 from redactor.agent.app import build_agent_app
 from redactor.agent.policy import PolicyStore
+from redactor.audit import AuditSink, AuditWriteError, SystemEvent, load_audit_key, now_iso
 from redactor.ingress.app import build_proxy_app
 from redactor.ops.admin import build_admin_app
 from redactor.resources import Resources, open_resources
@@ -59,8 +65,9 @@ class PolicyReloader:
     Holds its tasks so none is fire-and-forget: `close` cancels and awaits what is running.
     """
 
-    def __init__(self, store: PolicyStore) -> None:
+    def __init__(self, store: PolicyStore, audit: AuditSink) -> None:
         self._store = store
+        self._audit = audit
         self._tasks: set[asyncio.Task[None]] = set()
 
     def request(self) -> None:
@@ -75,7 +82,29 @@ class PolicyReloader:
     async def _reload(self) -> None:
         # File I/O and schema validation: a thread, not the loop. `reload` logs a failure
         # (file, line, reason) and keeps the current policy.
-        await asyncio.to_thread(self._store.reload)
+        error = await asyncio.to_thread(self._store.reload)
+        policy = self._store.policy
+        if error is None:
+            event = SystemEvent(
+                "policy_loaded",
+                now_iso(),
+                {"source": policy.source, "policy_version": policy.version, "reload": True},
+            )
+        else:
+            event = SystemEvent(
+                "policy_reload_failed",
+                now_iso(),
+                {
+                    "source": error.source,
+                    "line": error.line,
+                    "reason": error.reason,
+                    "policy_version": policy.version,  # the one still in force
+                },
+            )
+        try:
+            await self._audit.write(event)
+        except AuditWriteError:
+            log.error("policy_reload_not_audited")  # noqa: TRY400 - the sink logged the cause
 
     async def wait(self) -> None:
         """Wait for a running reload to finish."""
@@ -86,6 +115,64 @@ class PolicyReloader:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def config_digest(settings: Settings) -> str:
+    """A digest of the settings in force (secrets are masked in the repr, so never hashed)."""
+    return hashlib.sha256(repr(settings).encode()).hexdigest()[:16]
+
+
+async def _audit_start(res: Resources) -> None:
+    # Raises AuditWriteError: a server that cannot record its own start does not serve.
+    settings = res.settings
+    await res.audit.write(
+        SystemEvent(
+            "redactor_started",
+            now_iso(),
+            {
+                "version": __version__,
+                "config_digest": config_digest(settings),
+                "pid": os.getpid(),
+                "routes": [r.name for r in settings.routes],
+            },
+        )
+    )
+    if res.agent is not None:
+        policy = res.agent.policies.policy
+        await res.audit.write(
+            SystemEvent(
+                "policy_loaded",
+                now_iso(),
+                {"source": policy.source, "policy_version": policy.version, "reload": False},
+            )
+        )
+
+
+async def _audit_stop(res: Resources) -> None:
+    try:
+        await res.audit.write(
+            SystemEvent(
+                "redactor_stopped",
+                now_iso(),
+                {
+                    "version": __version__,
+                    "config_digest": config_digest(res.settings),
+                    "pid": os.getpid(),
+                },
+            )
+        )
+    except AuditWriteError:
+        log.error("stop_not_audited")  # noqa: TRY400 - the sink logged the cause
+
+
+def _on_sighup(res: Resources, reloader: PolicyReloader | None) -> Callable[[], None]:
+    def handle() -> None:
+        # SIGHUP: external log rotators moved the audit file; the policy file may have changed.
+        res.audit.reopen()
+        if reloader is not None:
+            reloader.request()
+
+    return handle
 
 
 async def run_server(
@@ -108,6 +195,7 @@ async def run_server(
             data_dir=str(settings.vault.data_dir),
         )
     async with open_resources(settings) as res:
+        await _audit_start(res)
         runners = [
             await start_site(
                 build_proxy_app(res), settings.listen, settings, reuse_port=reuse_port
@@ -124,25 +212,34 @@ async def run_server(
                         build_agent_app(res), settings.agent.listen, settings, reuse_port=reuse_port
                     )
                 )
-                reloader = PolicyReloader(res.agent.policies)
-                loop.add_signal_handler(signal.SIGHUP, reloader.request)
+                reloader = PolicyReloader(res.agent.policies, res.audit)
+            loop.add_signal_handler(signal.SIGHUP, _on_sighup(res, reloader))
             log.info(
                 "redactor_started",
                 listen=str(settings.listen),
                 admin_listen=str(settings.admin_listen),
                 agent_listen=str(settings.agent.listen) if settings.agent else None,
                 routes=[r.name for r in settings.routes],
+                audit_chain=res.audit.chain_id,
             )
             if ready is not None:
                 await ready(res)
             await stop.wait()
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
             if reloader is not None:
-                loop.remove_signal_handler(signal.SIGHUP)
                 await reloader.close()
             for runner in runners:
                 await runner.cleanup()
+            await _audit_stop(res)
             log.info("redactor_stopped")
+
+
+def worker_audit_log(path: Path | None, worker: int) -> Path | None:
+    """Each worker writes its own file and chain: `audit.jsonl` -> `audit-w2.jsonl`."""
+    if path is None:
+        return None
+    return path.with_name(f"{path.stem}-w{worker}{path.suffix}")
 
 
 def _worker(settings: Settings) -> None:
@@ -160,6 +257,13 @@ async def _prepare_vault(settings: Settings) -> None:
 
     vault = await open_vault(settings.vault)
     await vault.close()
+    # The same for the development audit key: generated once, then read by every worker.
+    await asyncio.to_thread(
+        load_audit_key,
+        key_file=settings.audit_key_file,
+        inline=settings.audit_key.reveal() if settings.audit_key is not None else None,
+        dev_data_dir=settings.vault.data_dir if settings.dev else None,
+    )
 
 
 def serve(settings: Settings) -> int:
@@ -175,7 +279,12 @@ def serve(settings: Settings) -> int:
     asyncio.run(_prepare_vault(settings))
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker, args=(settings,), daemon=False) for _ in range(settings.workers)
+        ctx.Process(
+            target=_worker,
+            args=(replace(settings, audit_log=worker_audit_log(settings.audit_log, n)),),
+            daemon=False,
+        )
+        for n in range(1, settings.workers + 1)
     ]
     stopping = False
 

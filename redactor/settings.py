@@ -22,7 +22,7 @@ from redactor.detection import DetectionOptions
 from redactor.errors import ConfigError
 from redactor.ingress.signatures import DEFAULT_REPLAY_WINDOW_S, SignatureConfig
 from redactor.ops.yamlschema import load_yaml_file
-from vault.config import VaultConfig
+from vault.config import Secret, VaultConfig
 from vault.errors import VaultError
 
 POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
@@ -50,6 +50,7 @@ DEFAULT_UNSCANNED_HEADERS = frozenset(
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_MIN_BODY_RATE_BYTES_S = 4096
 DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_AUDIT_MAX_BYTES = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,11 @@ class Settings:
     vault: VaultConfig
     dev: bool = False
     audit_log: Path | None = None
+    # The audit trail's HMAC key: a file of its own, or REDACTOR_AUDIT_KEY; never the KEK.
+    audit_key_file: Path | None = None
+    audit_key: Secret | None = None
+    audit_max_bytes: int = DEFAULT_AUDIT_MAX_BYTES
+    audit_checkpoint_interval_s: float = 60.0
     upstream_timeout_s: float = 30.0
     upstream_connect_timeout_s: float = 5.0
     vault_timeout_s: float = 2.0
@@ -320,6 +326,7 @@ class Overrides:
     key_file: str | None = None
     dev: bool | None = None
     audit_log: str | None = None
+    audit_key_file: str | None = None
     log_level: str | None = None
     log_console: bool | None = None
     max_body_bytes: int | None = None
@@ -391,6 +398,11 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         raise ConfigError("route names must be unique")
 
     audit = _pick(flags.audit_log, environ, "REDACTOR_AUDIT_LOG", doc.get("audit_log"), None)
+    audit_key_file = _pick(
+        flags.audit_key_file, environ, "REDACTOR_AUDIT_KEY_FILE", doc.get("audit_key_file"), None
+    )
+    if audit_key_file and environ.get("REDACTOR_AUDIT_KEY"):
+        raise ConfigError("set REDACTOR_AUDIT_KEY_FILE or REDACTOR_AUDIT_KEY, not both")
     agent = _pick(
         flags.agent_listen, environ, "REDACTOR_AGENT_LISTEN", doc.get("agent_listen"), None
     )
@@ -414,6 +426,23 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         vault=vault,
         dev=dev,
         audit_log=None if audit in (None, "-") else Path(audit),
+        audit_key_file=Path(audit_key_file) if audit_key_file else None,
+        audit_key=_audit_key(environ),
+        audit_max_bytes=int(
+            _positive(
+                _pick(
+                    None,
+                    environ,
+                    "REDACTOR_AUDIT_MAX_BYTES",
+                    doc.get("audit_max_bytes"),
+                    DEFAULT_AUDIT_MAX_BYTES,
+                ),
+                "audit_max_bytes",
+            )
+        ),
+        audit_checkpoint_interval_s=_positive(
+            doc.get("audit_checkpoint_interval_s", 60.0), "audit_checkpoint_interval_s"
+        ),
         upstream_timeout_s=_positive(
             _pick(
                 None, environ, "REDACTOR_UPSTREAM_TIMEOUT_S", doc.get("upstream_timeout_s"), 30.0
@@ -466,6 +495,11 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
     if max_body <= 0:
         raise ConfigError("max_body_bytes must be positive")
     return settings
+
+
+def _audit_key(environ: Mapping[str, str]) -> Secret | None:
+    inline = environ.get("REDACTOR_AUDIT_KEY")
+    return Secret(inline) if inline else None
 
 
 def _workers(value: Any) -> int:

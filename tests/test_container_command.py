@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiohttp import ClientSession, web
 
+from redactor.audit import write_audit_key_file
 from vault.keyring import generate_key_material, write_key_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,12 +71,15 @@ async def test_image_command_serves_redacts_reports_health_and_stops_on_sigterm(
     )
     keys = tmp_path / "keys.json"
     write_key_file(keys, generate_key_material(secrets.token_bytes))
+    audit_key = tmp_path / "audit.key"
+    write_audit_key_file(audit_key)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDACTOR_")}
     env.update(_image_env())
     env.update(
         REDACTOR_CONFIG=str(config),
         REDACTOR_KEY_FILE=str(keys),
+        REDACTOR_AUDIT_KEY_FILE=str(audit_key),
         REDACTOR_DATA_DIR=str(tmp_path / "data"),
         REDACTOR_LISTEN=f"127.0.0.1:{listen}",
         REDACTOR_ADMIN_LISTEN=f"127.0.0.1:{admin}",

@@ -122,8 +122,16 @@ def test_keys_init_creates_a_key_file_serve_accepts_and_never_overwrites_it(tmp_
         check=False,
         env=env,
     )
+    # Key commands are audited: without an audit key they do not run.
+    refused = run("keys", "init", "--key-file", str(keys), "--data-dir", str(tmp_path))
+    assert refused.returncode == 2
+    assert "audit key is required" in refused.stderr
+    assert not keys.exists()
+    assert run("audit", "init-key", str(tmp_path / "audit.key")).returncode == 0
+    env["REDACTOR_AUDIT_KEY_FILE"] = str(tmp_path / "audit.key")
     created = run("keys", "init", "--key-file", str(keys), "--data-dir", str(tmp_path))
     assert created.returncode == 0, created.stderr
+    assert '"event":"key_init"' in (tmp_path / "audit-cli.jsonl").read_text()
     assert keys.stat().st_mode & 0o077 == 0
     before = keys.read_bytes()
     again = run("keys", "init", "--key-file", str(keys), "--data-dir", str(tmp_path))

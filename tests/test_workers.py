@@ -11,6 +11,9 @@ from pathlib import Path
 
 from aiohttp import ClientSession, web
 
+from redactor.audit import load_audit_key
+from redactor.audit.verify import verify_paths
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -36,6 +39,7 @@ async def test_two_workers_serve_the_same_port_and_stop_together(
         sys.executable, "-m", "redactor", "serve", "--dev", "--workers", "2",
         "--listen", f"127.0.0.1:{listen}", "--admin-listen", f"127.0.0.1:{admin}",
         "--upstream", str(server.make_url("/")), "--data-dir", str(tmp_path),
+        "--audit-log", str(tmp_path / "logs" / "audit.jsonl"),
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     seen: list[bytes] = []
@@ -77,3 +81,14 @@ async def test_two_workers_serve_the_same_port_and_stop_together(
     assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
     assert stderr.count(b"redactor_stopped") == 2
     assert stderr.count(b"dev_key_generated") == 1
+    assert stderr.count(b"dev_audit_key_generated") == 1
+    # Each worker wrote its own file and chain; both verify under the one audit key.
+    key = await asyncio.to_thread(load_audit_key, key_file=None, inline=None, dev_data_dir=tmp_path)
+    result = await asyncio.to_thread(verify_paths, key, [tmp_path / "logs"])
+    assert result.ok
+    assert len(result.chains) == 2
+    assert all(chain.closed for chain in result.chains.values())
+    assert sorted(p.name for p in (tmp_path / "logs").glob("*.jsonl")) == [
+        "audit-w1.jsonl",
+        "audit-w2.jsonl",
+    ]

@@ -253,6 +253,19 @@ class Vault:
             raise VaultIntegrityError(token=row.token, key_version=row.dek.kek_version) from None
         return Resolved(row.token, entity_type, value)
 
+    async def find_token(self, tenant: str, entity_type: EntityType | str, raw: str) -> str | None:
+        """The token `tokenize_many` gave (or would give back) for this value, or None if the
+        vault never tokenised it; stores nothing (`redactor audit find`).
+
+        Raises TenantFormatError, ValueFormatError, VaultUnavailableError.
+        """
+        check_tenant(tenant)
+        et = parse_entity_type(entity_type)
+        digest = lookup_digest(
+            self._lookup_keys.for_tenant(tenant), et.value, normalise_value(et, raw)
+        )
+        return await self._store.find_token(tenant, digest)
+
     async def erase_token(self, tenant: str, token: str) -> bool:
         """Erase one token's value; afterwards it resolves as Erased. False if unknown.
 

@@ -129,6 +129,7 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
     if len(tokens) > agent.settings.max_tokens_per_request:
         raise TooManyTokensError()
 
+    policy_version = agent.policies.policy.version
     decisions = decide_tokens(
         agent, principal, tokens, purpose=None, ticket=None, requested=Level.USE
     )
@@ -149,7 +150,16 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
         event = "token_use_denied" if refused else "token_used"
         events.append(
             access_event(
-                event, request_id, route_label, principal, token, level, reason, None, None
+                event,
+                request_id,
+                route_label,
+                principal,
+                token,
+                level,
+                reason,
+                None,
+                None,
+                policy_version,
             )
         )
     # Audited before anything leaves; a failed write is a 503 and nothing is sent.

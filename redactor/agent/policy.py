@@ -6,6 +6,7 @@ only I/O is `load_policy` reading one file, at start or on reload (SIGHUP), neve
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import deque
@@ -168,6 +169,8 @@ class Policy:
     full_rate_limit: RateLimit | None
     default_roles: RoleTable
     tenant_roles: Mapping[str, RoleTable]
+    # SHA-256 of the file's text (12 hex digits): audit records name the policy in force.
+    version: str = ""
 
     def entitled_level(self, tenant: str, roles: tuple[str, ...], entity_type: str) -> Level:
         """The highest level any of `roles` grants in `tenant` for `entity_type`."""
@@ -251,6 +254,7 @@ def parse_policy(text: str, source: str) -> Policy:
         tenant_roles=MappingProxyType(
             {name: _role_table(table) for name, table in data.get("tenants", {}).items()}
         ),
+        version=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
     )
 
 

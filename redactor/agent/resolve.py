@@ -286,6 +286,7 @@ def access_event(
     reason: str,
     purpose: str | None,
     ticket: str | None,
+    policy_version: str | None = None,
 ) -> AccessEvent:
     """An audit record of one decision (purpose and ticket already scrubbed)."""
     return AccessEvent(
@@ -301,6 +302,7 @@ def access_event(
         purpose=purpose,
         ticket=ticket,
         token_id=principal.token_id,
+        policy_version=policy_version,
     )
 
 
@@ -313,6 +315,7 @@ async def reveal(
     AuditWriteError (503: then no value is answered).
     """
     res, agent = agent_of(request)
+    policy_version = agent.policies.policy.version
     decisions = decide_tokens(
         agent, principal, req.tokens, purpose=req.purpose, ticket=req.ticket, requested=req.level
     )
@@ -353,6 +356,7 @@ async def reveal(
                 o.reason,
                 purpose,
                 ticket,
+                policy_version,
             )
             for o in outcomes.values()
         ]

@@ -16,7 +16,7 @@ from aiohttp import ClientError, ClientResponse, ClientSession, ClientTimeout, h
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from redactor.audit import AuditEvent
+from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent
 from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
 from redactor.errors import RedactorError
 from redactor.ingress.links import LinkRewriter
@@ -83,6 +83,16 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     except RedactorError as exc:
         res.metrics.failures.labels(route.name, exc.code).inc()
         res.metrics.requests.labels(route.name, str(exc.status)).inc()
+        if not isinstance(exc, AuditWriteError):
+            upstream_failed = isinstance(exc, UpstreamTimeoutError | UpstreamUnavailableError)
+            await _audit_delivery(
+                request,
+                res,
+                route,
+                "upstream_failed" if upstream_failed else "refused",
+                exc.status,
+                exc.code,
+            )
         raise
     except Exception as exc:
         code = getattr(exc, "code", "internal_error")
@@ -160,7 +170,9 @@ async def _forward(
             request.method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
         ) as upstream:
             if route.redact_responses:
-                return await _redacted_response(request, res, route, upstream)
+                redacted = await _redacted_response(request, res, route, upstream)
+                await _audit_delivery(request, res, route, "forwarded", redacted.status, None)
+                return redacted
             headers = end_to_end_headers(
                 upstream.headers, frozenset({"content-length", "content-encoding"})
             )
@@ -188,6 +200,10 @@ async def _forward(
                     _abort(request)
                     res.metrics.failures.labels(route.name, "upstream_broke_mid_answer").inc()
                     log.warning("upstream_broke_mid_answer", status=response.status)
+                    await _audit_delivery(
+                        request, res, route, "upstream_failed", response.status,
+                        "upstream_broke_mid_answer",
+                    )  # fmt: skip
                     return response
     except TimeoutError:
         raise UpstreamTimeoutError() from None
@@ -195,6 +211,7 @@ async def _forward(
         raise UpstreamUnavailableError() from None
     res.metrics.requests.labels(route.name, str(response.status)).inc()
     log.info("request_forwarded", status=response.status, findings=sum(counts.values()))
+    await _audit_delivery(request, res, route, "forwarded", response.status, None)
     return response
 
 
@@ -203,6 +220,41 @@ def _abort(request: web.Request) -> None:
     request.protocol.force_close()
     if transport is not None:
         transport.abort()
+
+
+_DELIVERY_EVENTS = {
+    "forwarded": "message_delivered",
+    "refused": "message_refused",
+    "upstream_failed": "message_upstream_failed",
+}
+
+
+async def _audit_delivery(
+    request: web.Request,
+    res: Resources,
+    route: RouteSettings,
+    outcome: str,
+    status: int,
+    code: str | None,
+) -> None:
+    # After the fact: the message was already forwarded or refused, so a failed write here
+    # cannot stop anything; it is logged and counted, and the redaction record stands.
+    try:
+        await res.audit.write(
+            DeliveryEvent(
+                event=_DELIVERY_EVENTS[outcome],
+                time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                request_id=request[REQUEST_ID],
+                route=route.name,
+                tenant=route.tenant,
+                outcome=outcome,
+                status=status,
+                code=code,
+            )
+        )
+    except AuditWriteError:
+        res.metrics.failures.labels(route.name, "audit_delivery_unrecorded").inc()
+        log.error("delivery_not_audited", outcome=outcome)  # noqa: TRY400 - the sink logged why
 
 
 async def _redacted_response(

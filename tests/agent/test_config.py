@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import pytest
 import structlog
 
 from redactor.agent.policy import Level, PolicyFileError, PolicyStore
+from redactor.audit import AuditSink
 from redactor.cli import main
 from redactor.errors import ConfigError
 from redactor.resources import Resources
@@ -145,16 +147,29 @@ def test_bad_policy_refuses_to_start_naming_file_and_line(tmp_path, jwks_path, c
     assert "must be one of" in err
 
 
-async def test_failed_reload_keeps_the_last_good_policy(policy_path: Path) -> None:
+async def test_failed_reload_keeps_the_last_good_policy_and_is_audited(
+    policy_path: Path, tmp_path: Path
+) -> None:
     store = PolicyStore(policy_path)
-    reloader = PolicyReloader(store)
+    sink = AuditSink(tmp_path / "audit.jsonl", bytes(32))
+    await sink.open()
+    reloader = PolicyReloader(store, sink)
     await asyncio.to_thread(policy_path.write_text, BAD_POLICY, encoding="utf-8")
     with structlog.testing.capture_logs() as logs:
         reloader.request()
         await reloader.wait()
+    await sink.close()
     assert store.policy.entitled_level("acme", ("support_agent",), "US_SSN") is Level.MASKED
     assert [e["event"] for e in logs] == ["policy_reload_failed"]
     assert logs[0]["line"] == 15
+    [record] = [
+        json.loads(line)
+        for line in (tmp_path / "audit.jsonl").read_text().splitlines()
+        if '"audit_checkpoint"' not in line
+    ]
+    assert record["event"] == "policy_reload_failed"
+    assert record["line"] == 15
+    assert record["policy_version"] == store.policy.version
 
 
 def _free_port() -> int:
@@ -214,3 +229,14 @@ async def test_server_runs_the_agent_listener_and_reloads_on_sighup(
 
     await run_server(settings, ready=ready, stop=stop)
     assert seen == {"status": 401, "reloaded": True}
+    # The trail holds the start, the policy in force, the reload, and the stop.
+    text = await asyncio.to_thread((tmp_path / "audit.jsonl").read_text)
+    events = [json.loads(line) for line in text.splitlines()]
+    names = [e["event"] for e in events]
+    assert names[:2] == ["redactor_started", "policy_loaded"]
+    assert names[-2:] == ["redactor_stopped", "audit_checkpoint"]
+    loads = [e for e in events if e["event"] == "policy_loaded"]
+    assert [e["reload"] for e in loads] == [False, True]
+    assert loads[0]["policy_version"] != loads[1]["policy_version"]
+    assert events[0]["version"]
+    assert len(events[0]["config_digest"]) == 16

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 from pathlib import Path
 
 from redactor.audit import AuditEvent, AuditSink, AuditWriteError
+from redactor.audit.verify import verify_paths
+
+KEY = bytes(range(32))
 
 
 def _event(n: int) -> AuditEvent:
@@ -15,11 +19,19 @@ def _event(n: int) -> AuditEvent:
     )
 
 
+def _records(path: Path) -> list[dict]:
+    return [
+        r
+        for r in (json.loads(line) for line in path.read_text().splitlines())
+        if r["event"] != "audit_checkpoint"
+    ]
+
+
 async def test_concurrent_writers_each_return_after_their_line_is_in_the_file(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "audit.jsonl"
-    sink = AuditSink(path)
+    sink = AuditSink(path, KEY)
     await sink.open()
 
     async def write(n: int) -> int:
@@ -32,13 +44,17 @@ async def test_concurrent_writers_each_return_after_their_line_is_in_the_file(
     done = await asyncio.gather(*(write(n) for n in range(200)))
     await sink.close()
     assert sorted(done) == list(range(200))
-    ids = [json.loads(line)["request_id"] for line in path.read_text().splitlines()]
+    records = _records(path)
+    ids = [r["request_id"] for r in records]
     assert sorted(ids, key=lambda i: int(i[4:])) == [f"req-{n}" for n in range(200)]
     assert len(ids) == 200
+    # One chain, sequence numbers in file order, and it verifies.
+    assert [r["seq"] for r in records] == list(range(200))
+    assert verify_paths(KEY, [path]).ok
 
 
 async def test_a_failing_file_fails_every_waiting_writer(tmp_path: Path) -> None:
-    sink = AuditSink(tmp_path / "audit.jsonl")
+    sink = AuditSink(tmp_path / "audit.jsonl", KEY)
     await sink.open()
     await sink.close()  # writes now fail: the file is gone from under the sink
     results = await asyncio.gather(
@@ -47,11 +63,69 @@ async def test_a_failing_file_fails_every_waiting_writer(tmp_path: Path) -> None
     assert all(isinstance(r, AuditWriteError) for r in results)
 
 
-async def test_records_are_canonical_json() -> None:
-    line = _event(1).to_json()
-    assert line == json.dumps(
-        json.loads(line), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+async def test_the_file_is_created_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(path, KEY)
+    await sink.open()
+    await sink.write(_event(1))
+    await sink.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    side = tmp_path / "audit.jsonl.checkpoints"
+    assert stat.S_IMODE(side.stat().st_mode) == 0o600
+
+
+async def test_a_wider_existing_file_is_narrowed_to_the_owner(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    sink = AuditSink(path, KEY)
+    await sink.open()
+    await sink.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_size_rotation_starts_a_new_file_and_the_chain_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(path, KEY, max_bytes=4096)
+    await sink.open()
+    for n in range(100):
+        await sink.write(_event(n))
+    await sink.close()
+    files = sorted(tmp_path.glob("audit*.jsonl"))  # noqa: ASYNC240 - a test reading its own tmp dir
+    assert len(files) > 2
+    assert files[-1] == path  # rotated files sort before the live one
+    seqs = [r["seq"] for f in files for r in _records(f)]
+    assert seqs == sorted(seqs)
+    assert len({r["chain"] for f in files for r in _records(f)}) == 1
+    assert verify_paths(KEY, [tmp_path]).ok
+
+
+async def test_reopen_follows_an_external_rotator(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(path, KEY)
+    await sink.open()
+    await sink.write(_event(1))
+    path.rename(tmp_path / "audit.1.jsonl")  # logrotate moves the file ...
+    sink.reopen()  # ... and sends SIGHUP
+    await sink.write(_event(2))
+    await sink.close()
+    assert [r["request_id"] for r in _records(path)] == ["req-2"]
+    assert verify_paths(KEY, [tmp_path / "audit.1.jsonl", path]).ok
+
+
+async def test_records_are_canonical_json_with_the_mac_last(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(path, KEY, chain_id="c1")
+    await sink.open()
+    await sink.write(_event(1))
+    await sink.close()
+    line = path.read_text().splitlines()[0]
+    record = json.loads(line)
+    mac = record.pop("mac")
+    body = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert line == body[:-1] + f',"mac":"{mac}"}}'
+    assert record["chain"] == "c1"
+    assert record["seq"] == 0
 
 
 def test_every_field_of_an_audit_event_is_in_its_record() -> None:
@@ -59,3 +133,27 @@ def test_every_field_of_an_audit_event_is_in_its_record() -> None:
 
     record = json.loads(_event(1).to_json())
     assert set(record) == {f.name for f in fields(AuditEvent)}
+
+
+async def test_checkpoints_are_written_at_an_interval_and_signed_beside_the_log(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(path, KEY, checkpoint_interval_s=0.01)
+    await sink.open()
+    await sink.write(_event(1))
+    side = tmp_path / "audit.jsonl.checkpoints"
+    for _ in range(500):  # the ticker has no event to wait on: poll, 5 s at most
+        if side.exists():
+            break
+        await asyncio.sleep(0.01)
+    await sink.write(_event(2))
+    await sink.close()
+    checkpoints = [json.loads(line) for line in side.read_text().splitlines()]
+    assert checkpoints[0]["last_seq"] == 1  # the record, then the checkpoint itself
+    assert checkpoints[0]["final"] is False
+    assert checkpoints[-1]["final"] is True
+    # Nothing new between ticks: no checkpoint is written for an idle chain.
+    seqs = [c["last_seq"] for c in checkpoints]
+    assert len(seqs) == len(set(seqs))
+    assert verify_paths(KEY, [path]).ok

@@ -120,6 +120,10 @@ async def test_upstream_down_gives_502_and_the_retry_reuses_tokens(
     resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 502
     assert (await resp.json())["error"] == "upstream_unavailable"
+    # Redacted, then not delivered: the trail says so, not "forwarded".
+    records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
+    assert [r["event"] for r in records] == ["message_redacted", "message_upstream_failed"]
+    assert (records[1]["status"], records[1]["code"]) == (502, "upstream_unavailable")
     # The vault kept the row: tokenising the value again gives the token issued before.
     first = await proxy.resources.vault.tokenize_many("acme", [("card", PAN.replace(" ", ""))])
     again = await proxy.resources.vault.tokenize_many("acme", [("card", PAN.replace(" ", ""))])
@@ -170,8 +174,13 @@ async def test_audit_record_and_logs_name_tokens_never_values(proxy: Proxy) -> N
         )
     assert resp.status == 200
     records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
-    [record] = records
+    record, delivered = records
     assert record["event"] == "message_redacted"
+    # Then what became of it: forwarded, with the upstream's status, in the same chain.
+    assert delivered["event"] == "message_delivered"
+    assert (delivered["outcome"], delivered["status"]) == ("forwarded", 200)
+    assert delivered["request_id"] == record["request_id"]
+    assert delivered["seq"] == record["seq"] + 1
     assert record["counts"] == {"CREDIT_CARD": 1, "US_SSN": 1}
     assert record["route"] == "default"
     assert record["tenant"] == "acme"
@@ -219,7 +228,7 @@ async def test_values_in_the_url_path_and_query_are_tokenised_too(proxy: Proxy) 
     assert path.endswith("_1111/charges")
     assert "ssn=tok_v1_ssn_" in query
     assert query.endswith("&page=2&note=caf%C3%A9")
-    [record] = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
+    record, _delivered = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
     assert record["counts"] == {"CREDIT_CARD": 2, "US_SSN": 1}
     assert len(record["tokens"]) == 2  # the same card twice is one token
 

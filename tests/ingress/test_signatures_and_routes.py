@@ -158,6 +158,8 @@ async def test_responses_are_redacted_on_routes_that_ask_for_it(
     body = await resp.json()
     assert "tok_v1_card_" in body["comment"]
     assert "4111" not in json.dumps(body).replace("_1111", "")
+    events = [json.loads(line)["event"] for line in proxy.audit_path.read_text().splitlines()]
+    assert events == ["message_scanned", "response_redacted", "message_delivered"]
 
 
 async def test_route_can_refuse_unknown_content_types_with_415(
@@ -175,3 +177,8 @@ async def test_route_can_refuse_unknown_content_types_with_415(
     )
     assert resp.status == 415
     assert upstream.received == []
+    # The refusal is on the trail, with our status and code, and no value.
+    [refused] = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
+    assert (refused["event"], refused["outcome"]) == ("message_refused", "refused")
+    assert (refused["status"], refused["route"]) == (415, "mail")
+    assert PAN not in proxy.audit_path.read_text()

@@ -296,3 +296,16 @@ async def test_migrate_is_idempotent_and_check_ready_passes(vault: Vault, backen
     finally:
         await store.close()
     await vault.check_ready()
+
+
+async def test_find_token_gives_the_issued_token_and_stores_nothing(vault: Vault) -> None:
+    [card] = await vault.tokenize_many("acme", [("card", CARD)])
+    # Another spelling of the same value finds the same token.
+    assert await vault.find_token("acme", "card", CARD_DIGITS) == card.text
+    # A value never tokenised is not found, and finding it does not create it.
+    assert await vault.find_token("acme", "card", CARD_2) is None
+    assert await vault.find_token("acme", "card", CARD_2) is None
+    # Another tenant's lookup key gives another digest: nothing there.
+    assert await vault.find_token("other", "card", CARD) is None
+    [again] = await vault.tokenize_many("acme", [("card", CARD_2)])
+    assert await vault.find_token("acme", "card", CARD_2) == again.text

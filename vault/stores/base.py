@@ -107,6 +107,10 @@ class TokenStore(Protocol):
         """
         ...
 
+    async def find_token(self, tenant: str, lookup: bytes) -> str | None:
+        """The token of the value with this lookup digest in `tenant`, or None; read-only."""
+        ...
+
     async def erase_token(self, tenant: str, token: str) -> bool:
         """Drop one token's ciphertext and lookup digest; False if there is no such token."""
         ...

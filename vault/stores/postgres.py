@@ -327,6 +327,14 @@ class PostgresStore:
         }
         return resolve_answers(batch, found)
 
+    async def find_token(self, tenant: str, lookup: bytes) -> str | None:
+        """The token of the value with this lookup digest in `tenant`, or None; read-only."""
+        async with self._connection() as conn:
+            found = await conn.fetchval(
+                "SELECT token FROM tokens WHERE tenant = $1 AND lookup = $2", tenant, lookup
+            )
+        return None if found is None else str(found)
+
     async def erase_token(self, tenant: str, token: str) -> bool:
         """Drop one token's ciphertext and lookup; False if there is no such token."""
         async with self._connection() as conn:

@@ -352,6 +352,16 @@ class SqliteStore:
                 )
         return resolve_answers(batch, found)
 
+    async def find_token(self, tenant: str, lookup: bytes) -> str | None:
+        """The token of the value with this lookup digest in `tenant`, or None; read-only."""
+        async with self._guard():
+            rows = list(
+                await self._conn.execute_fetchall(
+                    "SELECT token FROM tokens WHERE tenant = ? AND lookup = ?", (tenant, lookup)
+                )
+            )
+        return str(rows[0][0]) if rows else None
+
     async def erase_token(self, tenant: str, token: str) -> bool:
         """Drop one token's ciphertext and lookup; False if there is no such token."""
         async with self._guard():

@@ -1,0 +1,417 @@
+"""Audit chain figures: records/s through the chained sink, proxy throughput with the chain on
+and off, and `redactor audit verify` speed on a large generated trail.
+
+    python benchmarks/audit.py                      # ~2 minutes; writes results/audit.json
+    python benchmarks/audit.py --verify-mb 1024     # the 1 GB trail (generation takes longer)
+    python benchmarks/audit.py --quick              # a smoke run, small everything
+
+Sink: 200 concurrent writers each writing records one at a time (the proxy's pattern; group
+commit batches them) into a file, chained, against the same sink writing the same records
+without the chain (the unchained lines are what the sink wrote before the chain existed).
+
+Proxy: `redactor serve` (the real server, one process) in front of a local upstream, driven
+closed-loop by concurrent clients posting a JSON body with one card number; the chain is
+switched off by replacing the sink with the unchained one in the server process (benchmark
+only: the product has no switch). Runs alternate on/off so load from other processes hits
+both alike; the figure is the ratio of medians.
+
+Verify: a trail of realistic records (message, delivery and reveal records, ~300 bytes a line)
+generated with the chain, then `verify_paths` timed over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(_ROOT))
+
+from redactor.audit import AccessEvent, AuditEvent, AuditSink, DeliveryEvent  # noqa: E402
+from redactor.audit.chain import ChainState, canonical_json, sign_line  # noqa: E402
+from redactor.audit.verify import verify_paths  # noqa: E402
+
+RESULTS = _ROOT / "benchmarks" / "results" / "audit.json"
+KEY = bytes(range(32))
+CARD = "4111 1111 1111 1111"
+
+
+class UnchainedSink(AuditSink):
+    """The sink writing plain canonical JSON lines, as before the chain (benchmark only)."""
+
+    def _write_records(self, records: list[dict[str, Any]]) -> None:
+        data = "".join(canonical_json(r) + "\n" for r in records).encode("utf-8")
+        if self._fh is None:
+            raise ValueError("closed")
+        self._fh.write(data)
+        self._fh.flush()
+
+
+def _records(n: int) -> list[Any]:
+    out: list[Any] = []
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:
+            out.append(
+                AuditEvent(
+                    "message_redacted",
+                    "2026-11-29T10:00:00.000+00:00",
+                    f"{i:032x}",
+                    "zendesk",
+                    "acme",
+                    {"CREDIT_CARD": 1},
+                    ("tok_v1_card_abcdefghijklmnopqrst_1111",),
+                )
+            )
+        elif kind == 1:
+            out.append(
+                DeliveryEvent(
+                    "message_delivered",
+                    "2026-11-29T10:00:00.001+00:00",
+                    f"{i:032x}",
+                    "zendesk",
+                    "acme",
+                    "forwarded",
+                    200,
+                )
+            )
+        else:
+            out.append(
+                AccessEvent(
+                    "token_revealed",
+                    "2026-11-29T10:00:00.002+00:00",
+                    f"{i:032x}",
+                    "resolve",
+                    "agent-7",
+                    "acme",
+                    "tok_v1_card_abcdefghijklmnopqrst_1111",
+                    "masked",
+                    "granted",
+                    None,
+                    None,
+                    "jti-123",
+                    "0123456789ab",
+                )
+            )
+    return out
+
+
+async def _sink_rate(sink_cls: type[AuditSink], path: Path, records: list[Any]) -> float:
+    sink = sink_cls(path, KEY, checkpoint_interval_s=0)
+    await sink.open()
+    queue = list(records)
+    start = time.perf_counter()
+
+    async def writer() -> None:
+        while queue:
+            await sink.write(queue.pop())
+
+    await asyncio.gather(*(writer() for _ in range(200)))
+    elapsed = time.perf_counter() - start
+    await sink.close()
+    return len(records) / elapsed
+
+
+def bench_sink(n: int, rounds: int) -> dict[str, Any]:
+    records = _records(n)
+    chained: list[float] = []
+    plain: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            chained.append(asyncio.run(_sink_rate(AuditSink, Path(tmp) / f"c{r}.jsonl", records)))
+            plain.append(asyncio.run(_sink_rate(UnchainedSink, Path(tmp) / f"p{r}.jsonl", records)))
+    data = [r.to_data() for r in records]
+    state = ChainState("bench", KEY)
+    start = time.perf_counter()
+    prev = state.last_mac
+    for i, d in enumerate(data):
+        _line, prev = sign_line(KEY, prev, canonical_json({**d, "chain": "bench", "seq": i}))
+    seal_rate = len(data) / (time.perf_counter() - start)
+    return {
+        "records": n,
+        "rounds": rounds,
+        "chained_records_per_s": round(statistics.median(chained)),
+        "unchained_records_per_s": round(statistics.median(plain)),
+        "chain_sign_only_records_per_s": round(seal_rate),
+    }
+
+
+# --- proxy on/off ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_child(args: argparse.Namespace) -> None:
+    """Child process: the real server, with the chained or the unchained sink."""
+    from redactor import resources
+    from redactor.server import run_server
+    from redactor.settings import Overrides, load_settings
+
+    if args.chain == "legacy":
+        # As before this change: no delivery record after forwarding (and no chain).
+        from redactor.ingress import proxy
+
+        async def no_delivery_record(*_args: Any) -> None:
+            return None
+
+        proxy._audit_delivery = no_delivery_record  # type: ignore[assignment]
+    if args.chain in ("off", "legacy"):
+        original = resources.open_audit_sink
+
+        async def unchained(settings: Any) -> AuditSink:
+            sink = await original(settings)
+            await sink.close()
+            plain = UnchainedSink(settings.audit_log, KEY, checkpoint_interval_s=0)
+            await plain.open()
+            return plain
+
+        resources.open_audit_sink = unchained  # type: ignore[assignment]
+    settings = load_settings(
+        Overrides(
+            upstream=args.upstream,
+            dev=True,
+            data_dir=args.data_dir,
+            audit_log=str(Path(args.data_dir) / f"audit-{args.chain}.jsonl"),
+            listen=f"127.0.0.1:{args.port}",
+            admin_listen=f"127.0.0.1:{_free_port()}",
+            log_level="warning",
+        ),
+        {},
+    )
+    asyncio.run(run_server(settings))
+
+
+def upstream_child(args: argparse.Namespace) -> None:
+    """Child process: an upstream that answers 200 to everything."""
+    from aiohttp import web
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text='{"ok":true}', content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", ok)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+
+
+async def _wait_ready(port: int) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/") as resp:
+                    await resp.read()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+    raise RuntimeError("server never came up")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(port: int, seconds: float, concurrency: int) -> tuple[float, int]:
+    import aiohttp
+
+    body = json.dumps({"ticket": {"comment": f"my card is {CARD}, please refund"}}).encode()
+    done = 0
+    deadline = time.perf_counter() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def client() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                async with session.post(
+                    f"http://127.0.0.1:{port}/hook",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"proxy answered {resp.status}")
+                done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return done / (time.perf_counter() - start), done
+
+
+def bench_proxy(seconds: float, rounds: int, concurrency: int) -> dict[str, Any]:
+    me = str(Path(__file__).resolve())
+    up_port = _free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, me, "_upstream", "--port", str(up_port)], stdout=subprocess.DEVNULL
+    )
+    variants = ("on", "off", "legacy")
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    cpu_ms: dict[str, list[float]] = {v: [] for v in variants}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in range(rounds):
+                # Alternate which goes first, so a drift within a round hits both alike.
+                for chain in variants if n % 2 == 0 else variants[::-1]:
+                    port = _free_port()
+                    command = [sys.executable, me, "_serve", "--chain", chain]
+                    command += ["--port", str(port), "--data-dir", tmp]
+                    command += ["--upstream", f"http://127.0.0.1:{up_port}/"]
+                    proc = subprocess.Popen(
+                        command,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                    try:
+                        asyncio.run(_wait_ready(port))
+                        asyncio.run(_load(port, 1.0, concurrency))  # warm-up
+                        cpu_before = _cpu_s(proc.pid)
+                        rate, done = asyncio.run(_load(port, seconds, concurrency))
+                        rates[chain].append(rate)
+                        cpu_ms[chain].append(1000 * (_cpu_s(proc.pid) - cpu_before) / done)
+                    finally:
+                        proc.terminate()
+                        proc.wait(timeout=30)
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=30)
+    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+
+    def paired(figures: dict[str, list[float]], a: str, b: str) -> float:
+        # The median of each round's ratio: a round's runs are seconds apart, so a burst of
+        # load from another process hits both.
+        return statistics.median(x / y for x, y in zip(figures[a], figures[b], strict=True))
+
+    return {
+        "cpu_ms_per_request": {v: [round(c, 3) for c in cpu_ms[v]] for v in variants},
+        # Throughput of a saturated server is 1 / CPU per request: the robust figure on a
+        # shared machine, where other processes move the wall-clock rate from run to run.
+        "chain_cost_cpu_pct": round(100 * (paired(cpu_ms, "on", "off") - 1), 2),
+        "chain_cost_rps_pct": round(100 * (1 - paired(rates, "on", "off")), 2),
+        "delivery_record_cost_cpu_pct": round(100 * (paired(cpu_ms, "off", "legacy") - 1), 2),
+        "legacy_rps": [round(r, 1) for r in rates["legacy"]],
+        "seconds_per_run": seconds,
+        "rounds": rounds,
+        "concurrency": concurrency,
+        "chain_on_rps": [round(r, 1) for r in rates["on"]],
+        "chain_off_rps": [round(r, 1) for r in rates["off"]],
+        "chain_on_median_rps": round(on, 1),
+        "chain_off_median_rps": round(off, 1),
+        "chain_cost_pct_of_medians": round(100 * (1 - on / off), 2),
+    }
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+
+def _generate_trail(path: Path, megabytes: int) -> int:
+    target = megabytes * 1024 * 1024
+    data = [r.to_data() for r in _records(3000)]
+    prev = ChainState("gen", KEY).last_mac
+    seq = 0
+    written = 0
+    with path.open("w", encoding="utf-8") as fh:
+        while written < target:
+            chunk: list[str] = []
+            for d in data:
+                line, prev = sign_line(KEY, prev, canonical_json({**d, "chain": "gen", "seq": seq}))
+                chunk.append(line + "\n")
+                seq += 1
+            text = "".join(chunk)
+            fh.write(text)
+            written += len(text.encode())
+    return seq
+
+
+def bench_verify(megabytes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "audit.jsonl"
+        start = time.perf_counter()
+        records = _generate_trail(path, megabytes)
+        generate_s = time.perf_counter() - start
+        size = path.stat().st_size
+        start = time.perf_counter()
+        result = verify_paths(KEY, [path])
+        elapsed = time.perf_counter() - start
+        if not result.ok:
+            raise RuntimeError("generated trail did not verify")
+    return {
+        "trail_mb": round(size / 1e6, 1),
+        "records": records,
+        "generate_s": round(generate_s, 1),
+        "verify_s": round(elapsed, 2),
+        "verify_mb_per_s": round(size / 1e6 / elapsed, 1),
+        "verify_records_per_s": round(records / elapsed),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd")
+    serve = sub.add_parser("_serve")
+    serve.add_argument("--chain", choices=["on", "off", "legacy"])
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--upstream")
+    serve.add_argument("--data-dir")
+    up = sub.add_parser("_upstream")
+    up.add_argument("--port", type=int)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--verify-mb", type=int, default=200)
+    parser.add_argument("--sink-records", type=int, default=60_000)
+    parser.add_argument("--proxy-seconds", type=float, default=5.0)
+    parser.add_argument("--proxy-rounds", type=int, default=6)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    if args.cmd == "_serve":
+        serve_child(args)
+        return
+    if args.cmd == "_upstream":
+        upstream_child(args)
+        return
+    if args.quick:
+        args.verify_mb, args.sink_records, args.proxy_seconds, args.proxy_rounds = 5, 3000, 1, 1
+    sink = bench_sink(args.sink_records, 1 if args.quick else 3)
+    print(f"sink: {json.dumps(sink)}", flush=True)
+    verify = bench_verify(args.verify_mb)
+    print(f"verify: {json.dumps(verify)}", flush=True)
+    proxy = bench_proxy(args.proxy_seconds, args.proxy_rounds, args.concurrency)
+    print(f"proxy: {json.dumps(proxy)}", flush=True)
+    if not args.no_write:
+        RESULTS.write_text(
+            json.dumps(
+                {
+                    "machine": {
+                        "python": platform.python_version(),
+                        "cpus": os.cpu_count(),
+                        "load_average": os.getloadavg(),
+                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    },
+                    "sink": sink,
+                    "verify": verify,
+                    "proxy": proxy,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()

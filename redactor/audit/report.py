@@ -1,0 +1,287 @@
+"""`redactor audit report`: what a security team asks of the trail, from its records.
+
+Who revealed what (per subject, tenant, purpose and level), tokenisations per route and
+entity type, denied attempts, authentication failures, and subjects whose reveals jump far
+above their own usual rate. Building the report is pure (records in, a `Report` out); the
+renderers turn it into text, CSV, JSON or HTML. Records hold no values, so neither does this.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redactor.audit.verify import expand_paths
+
+REVEAL_EVENTS = frozenset({"token_revealed", "token_resolved", "token_used"})
+DENY_EVENTS = frozenset({"token_denied", "token_use_denied"})
+MESSAGE_EVENTS = frozenset({"message_redacted", "message_scanned", "response_redacted"})
+AUTH_FAILURE_EVENTS = frozenset({"agent_unauthenticated"})
+# A day's reveals are a jump when they are at least this many and this many times the
+# subject's usual day (the median of its other days in the period, at least 1).
+JUMP_MIN_REVEALS = 5
+JUMP_FACTOR = 3.0
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO time; UTC when no offset is given. Raises ValueError."""
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def read_records(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    """Every JSON record in the trail files (directories: their *.jsonl* files), in file order.
+
+    Lines that are not JSON objects are skipped: `verify` is what judges the trail.
+    """
+    logs, _checkpoints = expand_paths(paths)
+    for path in logs:
+        with path.open("rb") as handle:
+            for raw in handle:
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    yield record
+
+
+@dataclass(frozen=True, slots=True)
+class RevealRow:
+    subject: str
+    tenant: str
+    purpose: str
+    level: str
+    reveals: int
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenisationRow:
+    route: str
+    tenant: str
+    entity: str
+    values: int
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class DenialRow:
+    subject: str
+    tenant: str
+    reason: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailureRow:
+    route: str
+    reason: str
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class JumpRow:
+    subject: str
+    tenant: str
+    day: str
+    reveals: int
+    usual: float
+
+
+@dataclass(slots=True)
+class Report:
+    """Every section of the report, rows sorted for reading."""
+
+    since: str | None
+    until: str | None
+    tenant: str | None
+    records: int = 0
+    reveals: list[RevealRow] = field(default_factory=list)
+    tokenisations: list[TokenisationRow] = field(default_factory=list)
+    denials: list[DenialRow] = field(default_factory=list)
+    auth_failures: list[AuthFailureRow] = field(default_factory=list)
+    jumps: list[JumpRow] = field(default_factory=list)
+
+
+def in_period(
+    record: dict[str, Any], since: datetime | None, until: datetime | None, tenant: str | None
+) -> bool:
+    """Whether a record falls in [since, until) and, when given, belongs to `tenant`."""
+    if tenant is not None and record.get("tenant") != tenant:
+        return False
+    if since is None and until is None:
+        return True
+    try:
+        when = parse_time(str(record.get("time")))
+    except ValueError:
+        return False
+    return (since is None or when >= since) and (until is None or when < until)
+
+
+def build_report(
+    records: Iterable[dict[str, Any]],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tenant: str | None = None,
+) -> Report:
+    """The report over the records in the period (and tenant)."""
+    report = Report(
+        since.isoformat() if since else None, until.isoformat() if until else None, tenant
+    )
+    reveals: Counter[tuple[str, str, str, str]] = Counter()
+    revealed_tokens: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+    values: Counter[tuple[str, str, str]] = Counter()
+    messages: Counter[tuple[str, str, str]] = Counter()
+    denials: Counter[tuple[str, str, str]] = Counter()
+    auth: Counter[tuple[str, str]] = Counter()
+    per_day: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    days: set[str] = set()
+    for record in records:
+        if not in_period(record, since, until, tenant):
+            continue
+        report.records += 1
+        event = record.get("event")
+        day = str(record.get("time", ""))[:10]
+        if event in REVEAL_EVENTS:
+            key = (
+                str(record.get("subject")),
+                str(record.get("tenant")),
+                str(record.get("purpose") or "-"),
+                str(record.get("level")),
+            )
+            reveals[key] += 1
+            if record.get("token"):
+                revealed_tokens[key].add(str(record["token"]))
+            per_day[key[0], key[1]][day] += 1
+            days.add(day)
+        elif event in DENY_EVENTS:
+            denials[
+                str(record.get("subject")), str(record.get("tenant")), str(record.get("reason"))
+            ] += 1
+        elif event in AUTH_FAILURE_EVENTS:
+            auth[str(record.get("route")), str(record.get("reason"))] += 1
+        elif event in MESSAGE_EVENTS:
+            for entity, count in dict(record.get("counts") or {}).items():
+                key3 = (str(record.get("route")), str(record.get("tenant")), str(entity))
+                values[key3] += int(count)
+                messages[key3] += 1
+    report.reveals = [
+        RevealRow(*k, reveals=n, tokens=len(revealed_tokens[k])) for k, n in sorted(reveals.items())
+    ]
+    report.tokenisations = [
+        TokenisationRow(*k, values=n, messages=messages[k]) for k, n in sorted(values.items())
+    ]
+    report.denials = [DenialRow(*k, attempts=n) for k, n in sorted(denials.items())]
+    report.auth_failures = [AuthFailureRow(*k, failures=n) for k, n in sorted(auth.items())]
+    report.jumps = find_jumps(per_day, sorted(days))
+    return report
+
+
+def find_jumps(per_day: dict[tuple[str, str], Counter[str]], days: list[str]) -> list[JumpRow]:
+    """Days on which a subject revealed far more than on its usual day in the period."""
+    jumps: list[JumpRow] = []
+    for (subject, tenant), counts in sorted(per_day.items()):
+        for day in days:
+            n = counts.get(day, 0)
+            others = [counts.get(d, 0) for d in days if d != day]
+            usual = statistics.median(others) if others else 0.0
+            if n >= JUMP_MIN_REVEALS and n > JUMP_FACTOR * max(usual, 1.0):
+                jumps.append(JumpRow(subject, tenant, day, n, float(usual)))
+    return jumps
+
+
+_SECTIONS = (
+    (
+        "reveals",
+        "Who revealed what",
+        ("subject", "tenant", "purpose", "level", "reveals", "tokens"),
+    ),
+    (
+        "tokenisations",
+        "Tokenisations per route and entity type",
+        ("route", "tenant", "entity", "values", "messages"),
+    ),
+    ("denials", "Denied attempts", ("subject", "tenant", "reason", "attempts")),
+    ("auth_failures", "Authentication failures", ("route", "reason", "failures")),
+    ("jumps", "Reveal-rate jumps", ("subject", "tenant", "day", "reveals", "usual")),
+)
+
+
+def report_as_json(report: Report) -> dict[str, Any]:
+    """A JSON-ready dict of the report."""
+    return asdict(report)
+
+
+def render_report(report: Report, fmt: str) -> str:
+    """The report as `text`, `csv`, `json` or `html`."""
+    if fmt == "json":
+        return json.dumps(report_as_json(report), indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for name, _title, columns in _SECTIONS:
+            writer.writerow(["section", *columns])
+            for row in getattr(report, name):
+                writer.writerow([name, *(getattr(row, c) for c in columns)])
+        return out.getvalue()
+    if fmt == "html":
+        return _html(report)
+    return _text(report)
+
+
+def _period(report: Report) -> str:
+    tenant = f", tenant {report.tenant}" if report.tenant else ""
+    return f"from {report.since or 'the start'} until {report.until or 'now'}{tenant}"
+
+
+def _text(report: Report) -> str:
+    lines = [f"audit report {_period(report)}: {report.records} records", ""]
+    for name, title, columns in _SECTIONS:
+        rows = getattr(report, name)
+        lines.append(f"{title} ({len(rows)})")
+        if not rows:
+            lines.append("  none")
+        table = [list(columns)] + [[str(getattr(r, c)) for c in columns] for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+        if rows:
+            for row in table:
+                lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _html(report: Report) -> str:
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>redactor audit report</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+        "margin-bottom:2em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>",
+        f"</head><body><h1>Audit report</h1><p>{esc(_period(report))}: {report.records} records</p>",
+    ]
+    for name, title, columns in _SECTIONS:
+        rows = getattr(report, name)
+        parts.append(f"<h2>{esc(title)}</h2><table><tr>")
+        parts.extend(f"<th>{esc(c)}</th>" for c in columns)
+        parts.append("</tr>")
+        for row in rows:
+            cells = "".join(f"<td>{esc(str(getattr(row, c)))}</td>" for c in columns)
+            parts.append(f"<tr>{cells}</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def events_about_token(records: Iterable[dict[str, Any]], token: str) -> list[dict[str, Any]]:
+    """Every record that names `token` (redacted in a message, or asked for by an agent)."""
+    return [r for r in records if r.get("token") == token or token in (r.get("tokens") or ())]

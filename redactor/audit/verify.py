@@ -1,0 +1,452 @@
+"""`redactor audit verify`: walk every writer's chain and report its first broken link.
+
+One streaming pass over the files (a trail can be gigabytes): per chain, the expected next
+sequence number and the previous MAC. At the first line that does not verify, the kind of
+break is told from what follows it in the same chain:
+
+- edited:    the line is where it belongs, its content does not match its MAC
+- inserted:  the next line verifies against the MAC before it (the line was added), or it
+             repeats a sequence number already seen
+- deleted:   sequence numbers are missing and never turn up later
+- reordered: a sequence number is skipped but turns up later
+- truncated tail: a signed checkpoint names a later record than the chain's last
+- wrong key: the chain's key id is not the verifying key's, or nothing in it verifies
+
+Reads files only; never prints a record's content beyond chain, seq, event and place.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from redactor.audit.chain import (
+    CHECKPOINT_EVENT,
+    GENESIS_MAC,
+    MAC_PREFIX,
+    MAC_TAIL_BYTES,
+    checkpoint_signature_ok,
+    compute_mac,
+    key_id,
+    split_line,
+)
+from redactor.audit.sink import CHECKPOINT_SUFFIX
+
+# Keys of a canonical record, found without parsing it: in JSON text a quote inside a string
+# is always escaped, so `,"seq":` can only be the key itself.
+_SEQ = re.compile(rb'[{,]"seq":([0-9]{1,18})[,}]')
+_CHAIN = re.compile(rb'[{,]"chain":"([0-9A-Za-z_-]{1,64})"')
+_EVENT = re.compile(rb'[{,]"event":"([a-z_]{1,64})"')
+_KID = re.compile(rb'[{,]"kid":"([0-9a-f]{1,64})"')
+_FINAL = b'"final":true'
+
+EDITED = "edited"
+INSERTED = "inserted"
+DELETED = "deleted"
+REORDERED = "reordered"
+TRUNCATED = "truncated_tail"
+WRONG_KEY = "wrong_key"
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """The first broken link of a chain: what kind, at which sequence number, where."""
+
+    kind: str
+    seq: int
+    file: str
+    line: int
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class ChainReport:
+    """What verify found for one writer's chain."""
+
+    chain_id: str
+    records: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    closed: bool = False  # the last verified record is a final checkpoint (a clean stop)
+    broken: Break | None = None
+    checkpoint_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the chain verified end to end."""
+        return self.broken is None
+
+
+@dataclass(slots=True)
+class _Line:
+    seq: int
+    mac: bytes
+    body: bytes
+    file: str
+    line: int
+
+
+@dataclass(slots=True)
+class _Walk:
+    """Per-chain state during the pass."""
+
+    report: ChainReport
+    next_seq: int = 0
+    prev_mac: bytes = GENESIS_MAC
+    # After a failed line: the line, and what the chain expected there.
+    suspect: _Line | None = None
+    suspect_prev: bytes = b""
+    missing_seq: int | None = None  # a skipped seq we look for later (reordered vs deleted)
+    missing_at: tuple[str, int] = ("", 0)
+    seen_after: bool = False
+    kid: str | None = None
+    checkpoints: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class VerifyResult:
+    """Every chain found, and problems not tied to one chain (unreadable files, bad lines)."""
+
+    chains: dict[str, ChainReport]
+    problems: list[str]
+    bytes_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every chain verified and no file had a problem."""
+        return not self.problems and all(c.ok for c in self.chains.values())
+
+
+def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+    """(log files, checkpoint files) for the given files and directories.
+
+    A directory stands for its `*.jsonl*` files, sorted by name (rotated files, named by time,
+    sort before the live one); a log file brings its `<file>.checkpoints` along.
+    """
+    logs: list[Path] = []
+    checkpoints: list[Path] = []
+    for path in paths:
+        members = sorted(path.glob("*.jsonl*")) if path.is_dir() else [path]
+        for member in members:
+            if member.name.endswith(CHECKPOINT_SUFFIX):
+                checkpoints.append(member)
+                continue
+            logs.append(member)
+            side = member.with_name(member.name + CHECKPOINT_SUFFIX)
+            if side.exists():
+                checkpoints.append(side)
+    return logs, list(dict.fromkeys(checkpoints))
+
+
+def verify_paths(key: bytes, paths: Iterable[Path]) -> VerifyResult:
+    """Verify every chain in the files at `paths` under the audit `key`."""
+    logs, checkpoint_files = expand_paths(paths)
+    result = VerifyResult({}, [])
+    walks: dict[str, _Walk] = {}
+    kid = key_id(key)
+    expected_tail: dict[str, tuple[int, bytes, str]] = {}
+    for cp_path in checkpoint_files:
+        _read_checkpoints(key, kid, cp_path, expected_tail, result)
+    for path in logs:
+        try:
+            handle = path.open("rb")
+        except OSError:
+            result.problems.append(f"{path}: cannot be read")
+            continue
+        with handle:
+            _scan(handle, key, kid, walks, str(path), result)
+    for chain_id, walk in walks.items():
+        _finish(walk)
+        tail = expected_tail.get(chain_id)
+        if tail is not None:
+            walk.report.checkpoint_seq = tail[0]
+            _check_tail(walk, tail)
+    for chain_id, (seq, _mac, where) in expected_tail.items():
+        if chain_id not in walks:
+            # A signed checkpoint names a chain none of whose records are here.
+            report = ChainReport(chain_id, checkpoint_seq=seq)
+            report.broken = Break(
+                TRUNCATED, 0, where, 0, f"no record of this chain; checkpoint at seq {seq}"
+            )
+            walks[chain_id] = _Walk(report)
+    result.chains = {cid: w.report for cid, w in walks.items()}
+    return result
+
+
+_CHUNK_BYTES = 8 * 1024 * 1024
+_CHAIN_HEAD = b'{"chain":"'
+
+
+def _scan(
+    handle: BinaryIO, key: bytes, kid: str, walks: dict[str, _Walk], file: str, result: VerifyResult
+) -> None:
+    """Every line of one file. The common case, the next record of the chain of the line
+    before, verifying, is checked inline with the chain's state in locals; anything else goes
+    to `_take_line`, which tells what is wrong."""
+    number = 0
+    rest = b""
+    digest = hmac.digest
+    walk: _Walk | None = None  # the chain of the line before, while it verifies
+    head = b""
+    seq = 0
+    prev = b""
+    records = 0
+
+    def settle() -> None:
+        # Hand the inline state back to the chain's walk.
+        if walk is not None:
+            walk.next_seq, walk.prev_mac = seq, prev
+            walk.report.records += records
+            if records:
+                walk.report.last_seq = seq - 1
+                walk.report.closed = False
+
+    while True:
+        chunk = handle.read(_CHUNK_BYTES)
+        if not chunk:
+            break
+        result.bytes_read += len(chunk)
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for raw in lines:
+            number += 1
+            cut = len(raw) - MAC_TAIL_BYTES
+            # In JSON text a quote inside a string is escaped, so `,"seq":N,` is the key itself.
+            if (
+                walk is not None
+                and raw.startswith(head)
+                and b',"seq":%d,' % seq in raw
+                and raw[cut : cut + 8] == MAC_PREFIX
+                and b'"audit_checkpoint"' not in raw
+            ):
+                mac = digest(key, prev + raw[:cut] + b"}", "sha256")
+                if mac.hex().encode() == raw[cut + 8 : -2]:
+                    seq += 1
+                    prev = mac
+                    records += 1
+                    continue
+            settle()
+            walk, records = None, 0
+            _take_line(key, kid, walks, raw + b"\n", file, number, result)
+            # If that line verified, the next one is likely of the same chain: go inline.
+            if raw.startswith(_CHAIN_HEAD):
+                chain_id = raw[10 : raw.find(b'"', 10)]
+                candidate = walks.get(chain_id.decode("ascii", "replace"))
+                if (
+                    candidate is not None
+                    and candidate.suspect is None
+                    and candidate.report.broken is None
+                ):
+                    walk = candidate
+                    head = _CHAIN_HEAD + chain_id + b'"'
+                    seq, prev = candidate.next_seq, candidate.prev_mac
+    settle()
+    walk = None
+    if rest:
+        _take_line(key, kid, walks, rest, file, number + 1, result)
+
+
+def _read_checkpoints(
+    key: bytes,
+    kid: str,
+    path: Path,
+    expected_tail: dict[str, tuple[int, bytes, str]],
+    result: VerifyResult,
+) -> None:
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        result.problems.append(f"{path}: cannot be read")
+        return
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+            chain_id, seq, mac = (
+                str(doc["chain"]),
+                int(doc["last_seq"]),
+                bytes.fromhex(doc["last_mac"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            result.problems.append(f"{path}:{number}: {EDITED}: checkpoint line is malformed")
+            continue
+        if not checkpoint_signature_ok(key, line):
+            kind = WRONG_KEY if doc.get("kid") != kid else EDITED
+            result.problems.append(
+                f"{path}:{number}: {kind}: checkpoint of chain {chain_id} seq {seq} does not verify"
+            )
+            continue
+        known = expected_tail.get(chain_id)
+        if known is None or seq > known[0]:
+            expected_tail[chain_id] = (seq, mac, f"{path}:{number}")
+
+
+def _take_line(
+    key: bytes,
+    kid: str,
+    walks: dict[str, _Walk],
+    raw: bytes,
+    file: str,
+    number: int,
+    result: VerifyResult,
+) -> None:
+    if not raw.strip():
+        return
+    parts = split_line(raw)
+    chain_m = _CHAIN.search(raw)
+    seq_m = _SEQ.search(raw)
+    if parts is None or chain_m is None or seq_m is None:
+        result.problems.append(f"{file}:{number}: {EDITED}: not a chained audit record")
+        return
+    body, mac = parts
+    chain_id = chain_m[1].decode()
+    walk = walks.get(chain_id)
+    if walk is None:
+        walk = walks[chain_id] = _Walk(ChainReport(chain_id))
+    line = _Line(int(seq_m[1]), mac, body, file, number)
+    report = walk.report
+    report.records += 1
+    if report.first_seq is None:
+        report.first_seq = line.seq
+    event = _EVENT.search(body)
+    is_checkpoint = event is not None and event[1] == CHECKPOINT_EVENT.encode()
+    if is_checkpoint:
+        kid_m = _KID.search(body)
+        if kid_m is not None:
+            walk.kid = kid_m[1].decode()
+    if report.broken is not None:
+        # Already broken: only look for the skipped sequence number (reordered vs deleted).
+        if walk.missing_seq is not None and line.seq == walk.missing_seq:
+            walk.seen_after = True
+        return
+    if walk.suspect is not None:
+        _classify(key, walk, line)
+        return
+    if line.seq == walk.next_seq and hmac.compare_digest(
+        compute_mac(key, walk.prev_mac, body), mac
+    ):
+        walk.next_seq = line.seq + 1
+        walk.prev_mac = mac
+        report.last_seq = line.seq
+        report.closed = is_checkpoint and _FINAL in body
+        return
+    if walk.kid is not None and walk.kid != kid:
+        report.broken = Break(WRONG_KEY, line.seq, file, number, f"chain key id {walk.kid}")
+        return
+    if line.seq > walk.next_seq:
+        # A gap: the missing record is either later in the trail (reordered) or gone (deleted).
+        walk.missing_seq = walk.next_seq
+        walk.missing_at = (file, number)
+        report.broken = Break(DELETED, walk.next_seq, file, number)
+        return
+    if line.seq < walk.next_seq:
+        report.broken = Break(INSERTED, line.seq, file, number, "sequence number repeated")
+        return
+    walk.suspect = line
+    walk.suspect_prev = walk.prev_mac
+
+
+def _classify(key: bytes, walk: _Walk, after: _Line) -> None:
+    """Tell what the suspect line is from the line that follows it in its chain."""
+    suspect = walk.suspect
+    assert suspect is not None  # noqa: S101 - only called with a suspect
+    walk.suspect = None
+    report = walk.report
+    if after.seq == suspect.seq + 1 and hmac.compare_digest(
+        compute_mac(key, suspect.mac, after.body), after.mac
+    ):
+        report.broken = Break(EDITED, suspect.seq, suspect.file, suspect.line)
+        return
+    if after.seq == suspect.seq and hmac.compare_digest(
+        compute_mac(key, walk.suspect_prev, after.body), after.mac
+    ):
+        report.broken = Break(INSERTED, suspect.seq, suspect.file, suspect.line)
+        return
+    if suspect.seq == 0 and after.seq == 1:
+        # Neither the first record nor the next verifies, each against its own predecessor:
+        # the records were signed with another key.
+        report.broken = Break(WRONG_KEY, 0, suspect.file, suspect.line, "no record verifies")
+        return
+    report.broken = Break(EDITED, suspect.seq, suspect.file, suspect.line)
+
+
+def _finish(walk: _Walk) -> None:
+    report = walk.report
+    if walk.suspect is not None:
+        suspect, walk.suspect = walk.suspect, None
+        report.broken = Break(EDITED, suspect.seq, suspect.file, suspect.line)
+    if (
+        report.broken is not None
+        and report.broken.kind == DELETED
+        and walk.missing_seq is not None
+        and walk.seen_after
+    ):
+        file, line = walk.missing_at
+        report.broken = Break(REORDERED, walk.missing_seq, file, line, "record appears later")
+
+
+def _check_tail(walk: _Walk, tail: tuple[int, bytes, str]) -> None:
+    report = walk.report
+    seq, _mac, where = tail
+    if report.broken is not None:
+        return
+    last = report.last_seq if report.last_seq is not None else -1
+    if seq > last:
+        report.broken = Break(
+            TRUNCATED, last + 1, where, 0, f"checkpoint names seq {seq}, the chain ends at {last}"
+        )
+
+
+def render_text(result: VerifyResult) -> Iterator[str]:
+    """Human-readable lines: one per chain, then each problem."""
+    for report in sorted(result.chains.values(), key=lambda r: r.chain_id):
+        span = f"seq {report.first_seq}..{report.last_seq}" if report.records else "no records"
+        if report.ok:
+            state = "closed" if report.closed else "open (still running, or stopped uncleanly)"
+            yield f"chain {report.chain_id}: ok, {report.records} records, {span}, {state}"
+        else:
+            b = report.broken
+            assert b is not None  # noqa: S101
+            place = f"{b.file}:{b.line}" if b.line else b.file
+            extra = f" ({b.detail})" if b.detail else ""
+            yield (
+                f"chain {report.chain_id}: BROKEN at seq {b.seq}: {b.kind} at {place}{extra}; "
+                f"{report.records} records"
+            )
+    for problem in result.problems:
+        yield f"problem: {problem}"
+    yield "verified: ok" if result.ok else "verified: FAILED"
+
+
+def result_as_json(result: VerifyResult) -> dict[str, object]:
+    """A JSON-ready summary (for the console and `--format json`)."""
+    return {
+        "ok": result.ok,
+        "chains": [
+            {
+                "chain": r.chain_id,
+                "records": r.records,
+                "first_seq": r.first_seq,
+                "last_seq": r.last_seq,
+                "closed": r.closed,
+                "ok": r.ok,
+                "broken": None
+                if r.broken is None
+                else {
+                    "kind": r.broken.kind,
+                    "seq": r.broken.seq,
+                    "file": r.broken.file,
+                    "line": r.broken.line,
+                    "detail": r.broken.detail,
+                },
+            }
+            for r in sorted(result.chains.values(), key=lambda r: r.chain_id)
+        ],
+        "problems": list(result.problems),
+    }

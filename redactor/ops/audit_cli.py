@@ -1,0 +1,151 @@
+"""`redactor audit ...`: init-key, verify, report and find over the chained audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from redactor.audit import load_audit_key, write_audit_key_file
+from redactor.audit.chain import key_id
+from redactor.errors import ConfigError
+
+
+def audit_key_from(args: argparse.Namespace, environ: Mapping[str, str]) -> bytes:
+    """The audit key for a reading command: --audit-key-file, the environment, or (with --dev)
+    the development key in --data-dir. Raises ConfigError naming what is missing."""
+    key_file = args.audit_key_file or environ.get("REDACTOR_AUDIT_KEY_FILE")
+    inline = environ.get("REDACTOR_AUDIT_KEY") or None
+    dev_dir: Path | None = None
+    if args.dev and not key_file and not inline:
+        dev_dir = Path(args.data_dir or environ.get("REDACTOR_DATA_DIR") or "redactor-data")
+        if not (dev_dir / "dev-audit-key").exists():
+            raise ConfigError("no development audit key in the data directory")
+    return load_audit_key(
+        key_file=Path(key_file) if key_file else None, inline=inline, dev_data_dir=dev_dir
+    )
+
+
+def add_key_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that name the audit key for a reading command."""
+    parser.add_argument(
+        "--audit-key-file",
+        metavar="FILE",
+        help="the audit key (env REDACTOR_AUDIT_KEY_FILE, or REDACTOR_AUDIT_KEY inline)",
+    )
+    parser.add_argument(
+        "--dev", action="store_true", help="use the development audit key in --data-dir"
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="data directory (with --dev)")
+
+
+def run_init_key(args: argparse.Namespace, out: TextIO) -> int:
+    """Create a new audit key file (0600); refuses to overwrite one."""
+    key = write_audit_key_file(Path(args.file))
+    print(
+        f"created {args.file} (key id {key_id(key)}). Keep a copy apart from the audit trail: "
+        "without it the trail cannot be verified. Start with REDACTOR_AUDIT_KEY_FILE pointing "
+        "at it.",
+        file=out,
+    )
+    return 0
+
+
+def run_verify(
+    args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO
+) -> int:
+    """Verify the chains in the given files; exit 1 at the first broken link of any chain."""
+    import json
+
+    from redactor.audit.verify import render_text, result_as_json, verify_paths
+
+    key = audit_key_from(args, environ)
+    paths = [Path(p) for p in args.paths]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"redactor: no such file: {missing[0]}", file=err)
+        return 2
+    result = verify_paths(key, paths)
+    if not result.chains and not result.problems:
+        print("redactor: no audit records found", file=err)
+        return 2
+    if args.format == "json":
+        print(json.dumps(result_as_json(result), indent=2), file=out)
+    else:
+        for line in render_text(result):
+            print(line, file=out)
+    return 0 if result.ok else 1
+
+
+def main_audit(args: argparse.Namespace) -> int:
+    """Dispatch `redactor audit COMMAND` (the top-level CLI's handler)."""
+    import os
+
+    try:
+        if args.audit_command == "init-key":
+            return run_init_key(args, sys.stdout)
+        if args.audit_command == "verify":
+            return run_verify(args, os.environ, sys.stdout, sys.stderr)
+        if args.audit_command == "report":
+            from redactor.ops.audit_report_cli import run_report
+
+            return run_report(args, sys.stdout, sys.stderr)
+        from redactor.ops.audit_report_cli import run_find
+
+        return run_find(args, os.environ, sys.stdin, sys.stdout, sys.stderr)
+    except ConfigError as exc:
+        print(f"redactor: {exc}", file=sys.stderr)
+        return 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `audit init-key|verify|report|find` to the top-level parser."""
+    audit = sub.add_parser(
+        "audit",
+        help="verify, report on and search the audit trail",
+        description="The audit trail: every line chained by an HMAC under the audit key.",
+    )
+    cmds = audit.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
+    init = cmds.add_parser("init-key", help="create an audit key file (mode 0600)")
+    init.add_argument("file", metavar="FILE")
+    verify = cmds.add_parser(
+        "verify",
+        help="check every chain; report the first broken link; exit 1 if any",
+        description="Walks every writer's chain in the files (directories: their *.jsonl* "
+        "files) and reports, per chain, the first broken link and its kind: edited, "
+        "deleted, inserted, reordered, truncated_tail or wrong_key. Exit 0 when all verify, "
+        "1 when one does not, 2 on a usage error.",
+    )
+    verify.add_argument("paths", nargs="+", metavar="PATH")
+    verify.add_argument("--format", choices=["text", "json"], default="text")
+    add_key_flags(verify)
+    report = cmds.add_parser(
+        "report",
+        help="who revealed what, tokenisations, denials, auth failures, reveal-rate jumps",
+    )
+    report.add_argument("paths", nargs="+", metavar="PATH")
+    report.add_argument("--since", metavar="ISO_TIME", help="from this time (UTC if no offset)")
+    report.add_argument("--until", metavar="ISO_TIME", help="before this time")
+    report.add_argument("--tenant", help="only this tenant's events")
+    report.add_argument("--format", choices=["text", "csv", "json", "html"], default="text")
+    find = cmds.add_parser(
+        "find",
+        help="every event about the token of a value read on standard input",
+        description="Reads ONE value (card number or SSN) on standard input, never as an "
+        "argument (it stays out of shell history), computes its token the way the vault "
+        "does without storing anything, and lists every audit event about that token.",
+    )
+    find.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="trail files (default: REDACTOR_AUDIT_LOG's directory)",
+    )
+    find.add_argument("--tenant", required=True)
+    find.add_argument("--vault-url", metavar="URL", help="vault store URL (REDACTOR_VAULT_URL)")
+    find.add_argument("--key-file", metavar="FILE", help="vault key file (REDACTOR_KEY_FILE)")
+    find.add_argument("--format", choices=["text", "json"], default="text")
+    add_key_flags(find)
+    audit.set_defaults(handler=main_audit)

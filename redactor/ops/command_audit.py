@@ -1,0 +1,134 @@
+"""Key and vault commands leave an audit record before and after they change anything.
+
+`vault/` cannot import redactor, so the `redactor` CLI wraps the handlers `vault.cli`
+registers: a `started` record is written first (if it cannot be, the command does not run),
+then `finished` or `failed` with the exit code. The records go to the trail named by
+REDACTOR_AUDIT_LOG, in a file of their own (`audit.jsonl` -> `audit-cli.jsonl`, a chain per
+run), or to `audit-cli.jsonl` in the data directory; `redactor audit verify` reads it with
+the server's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from redactor import __version__
+from redactor.audit import AuditSink, AuditWriteError, SystemEvent, load_audit_key, now_iso
+from redactor.errors import ConfigError
+
+AUDITED_COMMANDS = {
+    ("keys", "init"): "key_init",
+    ("keys", "rotate"): "key_rotate",
+    ("keys", "rewrap"): "key_rewrap",
+    ("keys", "retire"): "key_retire",
+    ("vault", "migrate"): "vault_migrate",
+    ("vault", "purge"): "vault_purge",
+    ("vault", "erase-token"): "vault_erase_token",
+    ("vault", "erase-tenant"): "vault_erase_tenant",
+}
+# Arguments worth recording (none holds a value): the record's key for each.
+_DETAIL_ARGS = {
+    "version": "kek_version",
+    "older_than": "older_than",
+    "tenant": "tenant",
+    "token": "token",
+}
+_TRUE = {"1", "true", "yes", "on"}
+
+Handler = Callable[..., int]
+
+
+def cli_trail(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
+    """Where a command's records go."""
+    data_dir = Path(
+        getattr(args, "data_dir", None) or environ.get("REDACTOR_DATA_DIR") or "redactor-data"
+    )
+    log = environ.get("REDACTOR_AUDIT_LOG")
+    if log and log != "-":
+        path = Path(log)
+        return path.with_name(f"{path.stem}-cli{path.suffix}")
+    return data_dir / "audit-cli.jsonl"
+
+
+def cli_audit_key(args: argparse.Namespace, environ: Mapping[str, str]) -> bytes:
+    """The audit key for a command. Raises ConfigError when none is configured."""
+    dev = bool(getattr(args, "dev", None)) or environ.get("REDACTOR_DEV", "").lower() in _TRUE
+    data_dir = Path(
+        getattr(args, "data_dir", None) or environ.get("REDACTOR_DATA_DIR") or "redactor-data"
+    )
+    key_file = environ.get("REDACTOR_AUDIT_KEY_FILE")
+    return load_audit_key(
+        key_file=Path(key_file) if key_file else None,
+        inline=environ.get("REDACTOR_AUDIT_KEY") or None,
+        dev_data_dir=data_dir if dev else None,
+    )
+
+
+def audited(event: str, handler: Handler) -> Handler:
+    """`handler` with a `started` record before and a `finished`/`failed` record after."""
+
+    def run(args: argparse.Namespace) -> int:
+        environ = os.environ
+        details: dict[str, Any] = {
+            name: getattr(args, attr)
+            for attr, name in _DETAIL_ARGS.items()
+            if getattr(args, attr, None) is not None
+        }
+        details["version"] = __version__
+        try:
+            key = cli_audit_key(args, environ)
+            trail = cli_trail(args, environ)
+            return asyncio.run(_run_audited(event, handler, args, trail, key, details))
+        except (ConfigError, AuditWriteError) as exc:
+            print(
+                f"redactor: cannot write the audit record ({exc}); nothing was changed",
+                file=sys.stderr,
+            )
+            return 2
+
+    run.__doc__ = handler.__doc__
+    return run
+
+
+async def _run_audited(
+    event: str,
+    handler: Handler,
+    args: argparse.Namespace,
+    trail: Path,
+    key: bytes,
+    details: dict[str, Any],
+) -> int:
+    sink = AuditSink(trail, key, checkpoint_interval_s=0)
+    await sink.open()
+    try:
+        # Raises AuditWriteError: then the command does not run.
+        await sink.write(SystemEvent(event, now_iso(), {**details, "phase": "started"}))
+        # The vault handlers run their own event loop: a thread of their own.
+        code = await asyncio.to_thread(handler, args)
+        phase = "finished" if code == 0 else "failed"
+        try:
+            await sink.write(
+                SystemEvent(event, now_iso(), {**details, "phase": phase, "exit_code": code})
+            )
+        except AuditWriteError:
+            print("redactor: the command ran but its result was not audited", file=sys.stderr)
+        return code
+    finally:
+        await sink.close()
+
+
+def audit_vault_commands(sub: argparse._SubParsersAction) -> None:
+    """Wrap the handlers of the audited `keys` and `vault` commands registered on `sub`."""
+    for group in ("keys", "vault"):
+        parser = sub.choices[group]
+        leaves = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for name, leaf in leaves.choices.items():
+            event = AUDITED_COMMANDS.get((group, name))
+            if event is not None:
+                leaf.set_defaults(handler=audited(event, leaf.get_default("handler")))

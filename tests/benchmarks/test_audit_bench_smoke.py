@@ -1,0 +1,14 @@
+"""The audit benchmark's sink and verify parts run at their smallest settings."""
+
+from __future__ import annotations
+
+from benchmarks.audit import bench_sink, bench_verify
+
+
+def test_sink_and_verify_benchmarks_report_their_figures() -> None:
+    sink = bench_sink(300, 1)
+    assert sink["chained_records_per_s"] > 0
+    assert sink["unchained_records_per_s"] > 0
+    verify = bench_verify(1)
+    assert verify["records"] > 0
+    assert verify["verify_mb_per_s"] > 0
