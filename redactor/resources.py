@@ -91,7 +91,8 @@ async def _open_agent(res: Resources, agent: AgentSettings, vault: TokenVault) -
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open everything once; close it all on exit, whatever happened."""
-    vault = await open_vault(settings.vault)
+    # watch: follow key rotations in the vault and check in (the heartbeat `keys retire` reads).
+    vault = await open_vault(settings.vault, watch=True)
     audit = AuditSink(settings.audit_log)
     session: aiohttp.ClientSession | None = None
     try:
