@@ -1,5 +1,11 @@
 # redactor: one container, configured by a mounted YAML file and REDACTOR_* variables.
 #   docker build -t redactor .
+# First run on a fresh volume: create the vault and record the key ring it is made with
+# (`serve` never creates a vault on its own: a missing one is an error, not a new empty one):
+#   docker run --rm \
+#     -v $PWD/config.yaml:/etc/redactor/config.yaml:ro -v $PWD/keys.json:/run/secrets/redactor-keys:ro \
+#     -v redactor-data:/var/lib/redactor redactor vault init
+# Then serve:
 #   docker run -p 8080:8080 -p 9090:9090 \
 #     -v $PWD/config.yaml:/etc/redactor/config.yaml:ro -v $PWD/keys.json:/run/secrets/redactor-keys:ro \
 #     -v $PWD/audit.key:/run/secrets/redactor-audit-key:ro \

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from redactor import __version__
 from redactor.errors import ConfigError
-from vault.errors import VaultError
+from vault.config import VaultConfig
+from vault.errors import VaultConfigError, VaultError
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -43,6 +44,7 @@ def _overrides(args: argparse.Namespace):  # -> Overrides, imported lazily with 
         vault_url=args.vault_url,
         key_file=args.key_file,
         dev=True if args.dev else None,
+        create_vault=True if args.create_vault else None,
         audit_log=args.audit_log,
         audit_key_file=args.audit_key_file,
         log_level=args.log_level,
@@ -118,6 +120,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     add = serve.add_argument
     add("--config", metavar="FILE", help="YAML configuration with routes (env REDACTOR_CONFIG)")
     add("--dev", action="store_true", help="development mode: generate a key in the data dir")
+    add(
+        "--create-vault",
+        action="store_true",
+        help="create the vault if it does not exist (first run; `redactor vault init` does "
+        "the same as a separate step). Without it a missing vault stops the start",
+    )
     add("--listen", metavar="HOST:PORT", help="proxy listener (default 127.0.0.1:8080)")
     add("--admin-listen", metavar="HOST:PORT", help="admin listener (default 127.0.0.1:9090)")
     add(
@@ -233,10 +241,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_audit_commands(sub)
 
-    register_vault_commands(sub)
+    register_vault_commands(sub, _vault_config)
     # After vault.cli registered them: key and vault commands are audited (vault/ cannot be).
     audit_vault_commands(sub)
     return parser
+
+
+def _vault_config(args: argparse.Namespace, environ: Mapping[str, str]) -> VaultConfig:
+    """The VaultConfig of a `keys` or `vault` command: what `serve` would use."""
+    from redactor.settings import Overrides, load_vault_config
+
+    flags = Overrides(
+        config=args.config,
+        data_dir=args.data_dir,
+        vault_url=args.vault_url,
+        key_file=args.key_file,
+        dev=True if args.dev else None,
+    )
+    try:
+        return load_vault_config(flags, environ)
+    except ConfigError as exc:
+        # Fixed texts naming a setting, file or line, never a secret's value.
+        raise VaultConfigError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -117,7 +117,8 @@ async def open_audit_sink(settings: Settings) -> AuditSink:
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open everything once; close it all on exit, whatever happened."""
     # The vault first: its key is the first thing a new operator has to configure.
-    vault = await open_vault(settings.vault)
+    # watch: follow key rotations in the vault and check in (the heartbeat `keys retire` reads).
+    vault = await open_vault(settings.vault, watch=True)
     audit: AuditSink | None = None
     session: aiohttp.ClientSession | None = None
     # Threads, not processes: a scan holds the GIL only between switch intervals (5 ms), so

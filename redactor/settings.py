@@ -325,6 +325,7 @@ class Overrides:
     vault_url: str | None = None
     key_file: str | None = None
     dev: bool | None = None
+    create_vault: bool | None = None
     audit_log: str | None = None
     audit_key_file: str | None = None
     log_level: str | None = None
@@ -343,20 +344,26 @@ def _pick(
     return file_value if file_value is not None else default
 
 
-def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
-    """Build Settings. Raises ConfigError (or YamlFileError) naming what is wrong."""
+def _config_doc(flags: Overrides, environ: Mapping[str, str]) -> dict[str, Any]:
     config_path = flags.config or environ.get("REDACTOR_CONFIG")
-    doc: dict[str, Any] = {}
-    if config_path:
-        doc = load_yaml_file(Path(config_path), ROUTES_SCHEMA)
-    vault_doc = doc.get("vault", {})
+    return load_yaml_file(Path(config_path), ROUTES_SCHEMA) if config_path else {}
+
+
+def _dev(flags: Overrides, environ: Mapping[str, str]) -> bool:
     dev_raw = _pick(flags.dev, environ, "REDACTOR_DEV", None, False)
-    dev = (
+    return (
         dev_raw if isinstance(dev_raw, bool) else str(dev_raw).lower() in ("1", "true", "yes", "on")
     )
+
+
+def _vault_config(flags: Overrides, environ: Mapping[str, str], doc: Mapping[str, Any]) -> VaultConfig:
+    vault_doc = doc.get("vault", {})
     data_dir = _pick(flags.data_dir, environ, "REDACTOR_DATA_DIR", doc.get("data_dir"), None)
+    extra: dict[str, Any] = {"create": bool(flags.create_vault)}
+    if "key_check_interval_s" in vault_doc and not environ.get("REDACTOR_KEY_CHECK_INTERVAL_S"):
+        extra["key_check_interval_s"] = float(vault_doc["key_check_interval_s"])
     try:
-        vault = VaultConfig.from_environ(
+        return VaultConfig.from_environ(
             environ,
             data_dir=data_dir,
             vault_url=flags.vault_url
@@ -367,10 +374,59 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
                 if environ.get("REDACTOR_KEY_FILE") or environ.get("REDACTOR_KEYS")
                 else vault_doc.get("key_file")
             ),
-            dev=dev,
+            dev=_dev(flags, environ),
+            **extra,
         )
     except VaultError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def load_vault_config(flags: Overrides, environ: Mapping[str, str]) -> VaultConfig:
+    """The vault part of Settings alone, for `keys` and `vault` commands: the same file,
+    environment and flags as `serve`, without needing its routes or agent settings.
+
+    Raises ConfigError (or YamlFileError) naming what is wrong.
+    """
+    return _vault_config(flags, environ, _config_doc(flags, environ))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTrailConfig:
+    """Where a `keys` or `vault` command writes its audit records, and under which key."""
+
+    audit_log: Path | None
+    audit_key_file: Path | None
+    audit_key: Secret | None
+    data_dir: Path
+    dev: bool
+
+
+def load_audit_trail_config(flags: Overrides, environ: Mapping[str, str]) -> AuditTrailConfig:
+    """The audit part of Settings alone, for `keys` and `vault` commands: the same file,
+    environment and flags as `serve`. Raises ConfigError (or YamlFileError)."""
+    doc = _config_doc(flags, environ)
+    audit = _pick(flags.audit_log, environ, "REDACTOR_AUDIT_LOG", doc.get("audit_log"), None)
+    key_file = _pick(
+        flags.audit_key_file, environ, "REDACTOR_AUDIT_KEY_FILE", doc.get("audit_key_file"), None
+    )
+    if key_file and environ.get("REDACTOR_AUDIT_KEY"):
+        raise ConfigError("set REDACTOR_AUDIT_KEY_FILE or REDACTOR_AUDIT_KEY, not both")
+    data_dir = _pick(flags.data_dir, environ, "REDACTOR_DATA_DIR", doc.get("data_dir"), None)
+    return AuditTrailConfig(
+        audit_log=None if audit in (None, "-") else Path(audit),
+        audit_key_file=Path(key_file) if key_file else None,
+        audit_key=_audit_key(environ),
+        data_dir=Path(data_dir) if data_dir else Path("redactor-data"),
+        dev=_dev(flags, environ),
+    )
+
+
+def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
+    """Build Settings. Raises ConfigError (or YamlFileError) naming what is wrong."""
+    doc = _config_doc(flags, environ)
+    vault_doc = doc.get("vault", {})
+    dev = _dev(flags, environ)
+    vault = _vault_config(flags, environ, doc)
 
     upstream = _pick(flags.upstream, environ, "REDACTOR_UPSTREAM", None, None)
     routes: list[RouteSettings] = [_route(r, environ) for r in doc.get("routes", [])]

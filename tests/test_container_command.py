@@ -40,6 +40,15 @@ def _exec_form(instruction: str) -> list[str]:
     return json.loads(match.group(1))
 
 
+def _first_run() -> list[str]:
+    # The documented first-run step: the arguments after the image name.
+    match = re.search(
+        r"^#\s+-v redactor-data:/var/lib/redactor redactor (vault init)$", DOCKERFILE, re.M
+    )
+    assert match, "the Dockerfile documents a first-run `vault init`"
+    return match.group(1).split()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,6 +105,20 @@ async def test_image_command_serves_redacts_reports_health_and_stops_on_sigterm(
         )[1:],
     ]
     health[-1] = f"http://127.0.0.1:{admin}/readyz"
+
+    # On a fresh volume, serve refuses to start (no silent empty vault) and says what to do.
+    refused = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, refusal = await asyncio.wait_for(refused.communicate(), timeout=60)
+    assert refused.returncode == 2
+    assert b"vault init" in refusal
+    assert not (tmp_path / "data" / "vault.db").exists()
+    init = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "redactor", *_first_run(), env=env, stderr=asyncio.subprocess.PIPE
+    )
+    _, init_err = await asyncio.wait_for(init.communicate(), timeout=60)
+    assert init.returncode == 0, init_err.decode(errors="replace")
 
     proc = await asyncio.create_subprocess_exec(
         *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

@@ -138,10 +138,19 @@ def test_keys_init_creates_a_key_file_serve_accepts_and_never_overwrites_it(tmp_
     assert again.returncode == 2
     assert "refusing to overwrite" in again.stderr
     assert keys.read_bytes() == before
-    migrated = run("vault", "migrate", "--key-file", str(keys), "--data-dir", str(tmp_path))
+    flags = ("--key-file", str(keys), "--data-dir", str(tmp_path))
+    # Read commands never create a vault; `vault init` does, on purpose.
+    listed = run("keys", "list", *flags)
+    assert listed.returncode == 1
+    assert "vault init" in listed.stderr
+    assert not (tmp_path / "vault.db").exists()
+    created = run("vault", "init", *flags)
+    assert created.returncode == 0, created.stderr
+    migrated = run("vault", "migrate", *flags)
     assert migrated.returncode == 0, migrated.stderr
-    listed = run("keys", "list", "--key-file", str(keys), "--data-dir", str(tmp_path))
+    listed = run("keys", "list", *flags)
     assert listed.returncode == 0, listed.stderr
+    assert "kek version 1: active since" in listed.stdout
 
 
 def test_the_example_configuration_loads_and_routes_as_documented(tmp_path: Path) -> None:

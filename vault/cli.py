@@ -12,25 +12,40 @@ import asyncio
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TextIO
 
 from vault.config import VaultConfig, parse_duration_s
-from vault.errors import KeyRetireError, VaultConfigError, VaultError
+from vault.crypto import check_value
+from vault.errors import KeyRetireError, VaultConfigError, VaultError, VaultMissingError
 from vault.keyring import (
+    KeyMaterial,
+    LookupKeys,
     add_kek_version,
     generate_key_material,
-    read_key_file,
     remove_kek_version,
     write_key_file,
 )
-from vault.startup import load_key_material, open_store, open_vault, writable_key_file
+from vault.keystate import describe, key_ring_problems, pending_rotation
+from vault.startup import (
+    load_key_material,
+    open_store,
+    open_vault,
+    writable_key_file,
+)
+from vault.stores.base import KekRecord, TokenStore
 from vault.tokens import TOKEN_PATTERN
 
 Handler = Callable[..., int]
+# Builds the VaultConfig of a command from its flags and the environment. `redactor` passes
+# one that also reads --config FILE, so admin commands see exactly what `serve` sees.
+ConfigLoader = Callable[[argparse.Namespace, Mapping[str, str]], VaultConfig]
 
 _CONFIG_EPILOG = """\
-configuration (flags override the environment):
+configuration (the same as `redactor serve`: --config FILE, then the environment,
+then flags):
+  REDACTOR_CONFIG     YAML configuration file (data_dir, vault.url, vault.key_file)
   REDACTOR_DATA_DIR   data directory (default ./redactor-data)
   REDACTOR_VAULT_URL  sqlite:///rel/path.db, sqlite:////abs/path.db or
                       postgresql://user@host:5432/db?schema=NAME
@@ -44,6 +59,9 @@ configuration (flags override the environment):
 def _common_flags() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("vault configuration")
+    group.add_argument(
+        "--config", metavar="FILE", help="the YAML file `serve` reads (REDACTOR_CONFIG)"
+    )
     group.add_argument("--data-dir", metavar="DIR", help="data directory (REDACTOR_DATA_DIR)")
     group.add_argument("--vault-url", metavar="URL", help="vault store URL (REDACTOR_VAULT_URL)")
     group.add_argument("--key-file", metavar="PATH", help="key file (REDACTOR_KEY_FILE)")
@@ -57,7 +75,12 @@ def _common_flags() -> argparse.ArgumentParser:
 
 
 def _leaf(
-    group: Any, name: str, handler: Handler, help_text: str, description: str
+    group: Any,
+    name: str,
+    handler: Handler,
+    help_text: str,
+    description: str,
+    load_config: ConfigLoader,
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = group.add_parser(
         name,
@@ -67,23 +90,48 @@ def _leaf(
         parents=[_common_flags()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, load_config=load_config)
     return parser
 
 
-def register(subparsers: Any) -> None:
-    """Add the `keys` and `vault` command groups to an argparse subparsers object."""
+def config_from_flags(args: argparse.Namespace, environ: Mapping[str, str]) -> VaultConfig:
+    """The default ConfigLoader: REDACTOR_* environment and flags (no --config file).
+
+    Raises VaultConfigError if --config is given: reading it takes the `redactor` command.
+    """
+    if getattr(args, "config", None):
+        raise VaultConfigError("--config is read by the `redactor` command")
+    return VaultConfig.from_environ(
+        environ,
+        data_dir=args.data_dir,
+        vault_url=args.vault_url,
+        key_file=args.key_file,
+        dev=args.dev,
+    )
+
+
+def register(subparsers: Any, load_config: ConfigLoader = config_from_flags) -> None:
+    """Add the `keys` and `vault` command groups to an argparse subparsers object.
+
+    `load_config` turns flags and environment into the VaultConfig of each command.
+    """
+    def leaf(
+        group: Any, name: str, handler: Handler, help_text: str, description: str
+    ) -> argparse.ArgumentParser:
+        return _leaf(group, name, handler, help_text, description, load_config)
+
     keys = subparsers.add_parser(
         "keys",
         help="rotate, re-wrap, retire and list key-encryption keys",
         description="Manage the versioned key-encryption keys (KEKs) of the vault.\n\n"
-        "Rotation, step by step: `keys rotate` (new active version in the key file), restart\n"
-        "the proxies so they load it, `keys rewrap` (moves data keys to it), then\n"
-        "`keys retire OLD` once nothing needs the old version.",
+        "Rotation, step by step: `keys rotate` (new active version in the key file and in the\n"
+        "vault; running proxies load it from the key file within their key-check interval),\n"
+        "`keys rewrap` (moves data keys to it), then `keys retire OLD` (refused while a data\n"
+        "key or a running process still needs the old version).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
-    _leaf(
+    leaf(
         keys_sub,
         "init",
         _handle_init,
@@ -92,16 +140,18 @@ def register(subparsers: Any) -> None:
         "(version 1) and lookup index key. Written atomically with mode 0600. Refuses to\n"
         "overwrite an existing file: losing keys makes every stored value unreadable.",
     )
-    _leaf(
+    leaf(
         keys_sub,
         "rotate",
         _handle_rotate,
         "add a KEK version and make it active",
         "Add a new random KEK version to the key file and make it active for new data keys.\n"
-        "Older versions stay in the file for reading. Writes the file atomically (mode 0600).\n"
-        "Running proxies keep their old key ring until restarted.",
+        "Older versions stay in the file for reading. Writes the file atomically (mode 0600),\n"
+        "then records the new version in the vault. Running proxies see the record within\n"
+        "their key-check interval and re-read the key file (inline REDACTOR_KEYS: restart\n"
+        "them with the new ring; until then they refuse to create new data keys).",
     )
-    _leaf(
+    leaf(
         keys_sub,
         "rewrap",
         _handle_rewrap,
@@ -110,22 +160,26 @@ def register(subparsers: Any) -> None:
         "Resumable (run it again after an interruption) and safe while proxies serve; run it\n"
         "after every proxy has been restarted with the rotated key file.",
     )
-    retire = _leaf(
+    retire = leaf(
         keys_sub,
         "retire",
         _handle_retire,
         "remove a KEK version that nothing needs any more",
-        "Remove KEK VERSION from the key file. Refused, naming what still needs it, while it\n"
-        "is active or while data keys are still wrapped by it (run `keys rewrap` first).",
+        "Record KEK VERSION as retired in the vault and remove it from the key file. Refused,\n"
+        "naming what still needs it, while it is active, while data keys are still wrapped by\n"
+        "it (run `keys rewrap` first) or while a running process that checked in recently\n"
+        "still holds it as its active version.",
     )
     retire.add_argument("version", metavar="VERSION", type=int, help="KEK version to remove")
-    _leaf(
+    leaf(
         keys_sub,
         "list",
         _handle_list,
         "list KEK versions and the data keys each still wraps",
-        "List the configured KEK versions, which one is active, and how many data keys\n"
-        "(of how many tenants) each still wraps. Never prints key material.",
+        "List the KEK versions of the key ring and of the vault: state and since when, how\n"
+        "many data keys (of how many tenants) each still wraps, which running processes hold\n"
+        "which active version. Exits 1 when the ring does not fit the vault. Never prints key\n"
+        "material. Never creates a vault.",
     )
 
     vault = subparsers.add_parser(
@@ -134,15 +188,25 @@ def register(subparsers: Any) -> None:
         description="Maintain the token vault: schema, retention and erasure.",
     )
     vault_sub = vault.add_subparsers(dest="vault_command", metavar="COMMAND", required=True)
-    _leaf(
+    leaf(
+        vault_sub,
+        "init",
+        _handle_vault_init,
+        "create the vault and record the key ring it is made with (first run)",
+        "Create the vault (SQLite file or PostgreSQL schema) and record the key ring's check\n"
+        "values. `redactor serve` never creates a vault outside --dev unless given\n"
+        "--create-vault: a missing vault is an error, not a fresh empty one. Safe to run again:\n"
+        "an existing vault is only checked against the key ring.",
+    )
+    leaf(
         vault_sub,
         "migrate",
         _handle_migrate,
         "create or upgrade the vault schema (idempotent)",
-        "Create or upgrade the vault schema. Idempotent and safe to run from several\n"
-        "processes at once.",
+        "Upgrade the schema of an existing vault. Idempotent and safe to run from several\n"
+        "processes at once. A missing vault is an error (create it with `vault init`).",
     )
-    purge = _leaf(
+    purge = leaf(
         vault_sub,
         "purge",
         _handle_purge,
@@ -153,7 +217,7 @@ def register(subparsers: Any) -> None:
     purge.add_argument(
         "--older-than", required=True, metavar="DURATION", help="e.g. 90d, 12h, 30m, 45s"
     )
-    erase_token = _leaf(
+    erase_token = leaf(
         vault_sub,
         "erase-token",
         _handle_erase_token,
@@ -162,7 +226,7 @@ def register(subparsers: Any) -> None:
     )
     erase_token.add_argument("token", metavar="TOKEN", help="e.g. tok_v1_ssn_<id>")
     erase_token.add_argument("--tenant", required=True, metavar="TENANT", help="tenant id")
-    erase_tenant = _leaf(
+    erase_tenant = leaf(
         vault_sub,
         "erase-tenant",
         _handle_erase_tenant,
@@ -177,13 +241,8 @@ def register(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace, environ: Mapping[str, str] | None) -> VaultConfig:
-    return VaultConfig.from_environ(
-        os.environ if environ is None else environ,
-        data_dir=args.data_dir,
-        vault_url=args.vault_url,
-        key_file=args.key_file,
-        dev=args.dev,
-    )
+    load: ConfigLoader = getattr(args, "load_config", config_from_flags)
+    return load(args, os.environ if environ is None else environ)
 
 
 CommandBody = Callable[[argparse.Namespace, VaultConfig, TextIO], Coroutine[Any, Any, int]]
@@ -241,19 +300,85 @@ async def _handle_init(args: argparse.Namespace, config: VaultConfig, out: TextI
     return 0
 
 
+async def _open_existing_store(config: VaultConfig) -> TokenStore:
+    """The store of an existing, migrated vault; never creates one.
+
+    Raises VaultMissingError, VaultSchemaError, VaultUnavailableError.
+    """
+    store = await open_store(config, create=False)
+    opened = False
+    try:
+        if await store.exists():
+            await store.check_schema()
+            opened = True
+    finally:
+        if not opened:
+            await store.close()
+    if not opened:
+        raise VaultMissingError("no vault at the configured location; run `redactor vault init`")
+    return store
+
+
+async def _key_ring(config: VaultConfig) -> KeyMaterial:
+    dev_key = config.dev and config.key_file is None and config.inline_keys is None
+    # Loads the dev key, never generates one: the vault exists, so its dev key does too.
+    if dev_key and not await asyncio.to_thread(config.dev_key_file.exists):
+        raise VaultConfigError("no development key in the data directory")
+    return await load_key_material(config)
+
+
+@_command
+async def _handle_vault_init(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
+    probe = await open_store(config, create=False) if config.backend == "postgresql" else None
+    existed = False
+    if probe is not None:
+        try:
+            existed = await probe.exists()
+        finally:
+            await probe.close()
+    elif await asyncio.to_thread(config.sqlite_path.exists):
+        existed = True
+    async with await open_vault(config, create=True) as vault:
+        state = await vault.store.read_key_state()
+    versions = ", ".join(f"{k.version} ({k.state})" for k in state.keks) if state else ""
+    where = config.sqlite_path if config.backend == "sqlite" else f"schema {config.pg_schema}"
+    verb = "exists; its key records match the key ring" if existed else "created"
+    print(f"vault at {where} {verb}: kek versions {versions}", file=out)
+    return 0
+
+
 @_command
 async def _handle_rotate(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
     path = writable_key_file(config)
-    if config.dev and config.key_file is None:
-        # Loads or generates the dev key first, logging it loudly.
-        material = await load_key_material(config)
-    else:
-        material = await asyncio.to_thread(read_key_file, path)
-    rotated = add_kek_version(material, secrets.token_bytes)
-    await asyncio.to_thread(write_key_file, path, rotated)
+    material = await _key_ring(config)
+    async with await open_vault(config, create=False, bind=False) as vault:
+        store = vault.store
+        lookup_check = LookupKeys(material.index_key).check_value
+        checks = {v: check_value(k, "kek") for v, k in material.keks.items()}
+        state = await store.read_key_state()
+        now = int(time.time())
+        if state is not None and pending_rotation(
+            state, checks, material.active_version, lookup_check
+        ):
+            # A rotation interrupted after writing the key file: record it, add nothing.
+            version = material.active_version
+            await store.record_rotation(KekRecord(version, "active", checks[version], now), now)
+        else:
+            await vault.bind_keys()
+            state = await store.read_key_state()
+            recorded = max((k.version for k in state.keks), default=0) if state else 0
+            rotated = add_kek_version(material, secrets.token_bytes)
+            version = rotated.active_version
+            if version <= recorded:
+                raise VaultConfigError("the vault records a newer kek version than the key file")
+            # Key file first: if recording fails, running `keys rotate` again records it.
+            await asyncio.to_thread(write_key_file, path, rotated)
+            new = KekRecord(version, "active", check_value(rotated.keks[version], "kek"), now)
+            await store.record_rotation(new, now)
     print(
-        f"kek version {rotated.active_version} is now active in {path}.\n"
-        "Next: restart the proxies so they load it, then run `redactor keys rewrap`.",
+        f"kek version {version} is now active in {path} and in the vault.\n"
+        "Running proxies load it from the key file within their key-check interval (with\n"
+        "REDACTOR_KEYS inline: restart them with the new ring). Next: `redactor keys rewrap`.",
         file=out,
     )
     return 0
@@ -261,7 +386,7 @@ async def _handle_rotate(args: argparse.Namespace, config: VaultConfig, out: Tex
 
 @_command
 async def _handle_rewrap(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
-    async with await open_vault(config) as vault:
+    async with await open_vault(config, create=False) as vault:
         report = await vault.rewrap()
     print(
         f"re-wrapped {report.rewrapped} data keys; {report.skipped} changed meanwhile "
@@ -283,53 +408,71 @@ async def _handle_rewrap(args: argparse.Namespace, config: VaultConfig, out: Tex
 async def _handle_retire(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
     version: int = args.version
     path = writable_key_file(config)
-    material = await asyncio.to_thread(read_key_file, path)
+    material = await _key_ring(config)
     if version == material.active_version:
         raise KeyRetireError(f"kek version {version} is active; rotate first")
-    if version not in material.keks:
-        raise KeyRetireError(f"kek version {version} is not in the key file")
-    async with await open_vault(config) as vault:
-        usage = {u.kek_version: u for u in await vault.kek_usage()}
-    still = usage.get(version)
-    if still is not None and still.deks:
-        raise KeyRetireError(
-            f"kek version {version} still wraps {still.deks} data keys of "
-            f"{still.tenants} tenants; run `redactor keys rewrap` first"
-        )
-    await asyncio.to_thread(write_key_file, path, remove_kek_version(material, version))
-    print(f"kek version {version} removed from {path}", file=out)
+    async with await open_vault(config, create=False) as vault:
+        # Checked and recorded in one store transaction: data keys and live check-ins.
+        await vault.store.record_retirement(version, int(time.time()))
+    if version in material.keks:
+        await asyncio.to_thread(write_key_file, path, remove_kek_version(material, version))
+    print(f"kek version {version} retired in the vault and removed from {path}", file=out)
     return 0
 
 
 @_command
 async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
-    material = await load_key_material(config)
-    store = await open_store(config)
+    # The store first: a missing vault stops here, before a development key is generated.
+    store = await _open_existing_store(config)
     try:
-        await store.check_schema()
+        material = await _key_ring(config)
+        state = await store.read_key_state()
         usage = {u.kek_version: u for u in await store.kek_usage()}
+        beats = await store.live_heartbeats(int(time.time()))
     finally:
         await store.close()
-    for version in material.versions:
-        marker = "active" if version == material.active_version else "read-only"
+    checks = {v: check_value(k, "kek") for v, k in material.keks.items()}
+    recorded = {k.version: k for k in state.keks} if state else {}
+    for version in sorted(set(checks) | set(recorded) | set(usage)):
+        record = recorded.get(version)
+        in_vault = describe(record) if record else "not recorded in the vault"
+        in_ring = "in key ring" if version in checks else "MISSING from key ring"
+        if version == material.active_version:
+            in_ring += " (ring's active)"
         u = usage.get(version)
         deks, tenants = (u.deks, u.tenants) if u is not None else (0, 0)
         print(
-            f"kek version {version} ({marker}): wraps {deks} data keys of {tenants} tenants",
+            f"kek version {version}: {in_vault}; {in_ring}; wraps {deks} data keys of "
+            f"{tenants} tenants",
             file=out,
         )
-    for version in sorted(set(usage) - set(material.keks)):
+    for beat in beats:
         print(
-            f"kek version {version} (MISSING from key ring): wraps {usage[version].deks} data keys",
+            f"process {beat.process_id}: active kek version {beat.active_version}, "
+            f"checked in at {beat.seen_at}",
             file=out,
         )
-    return 0
+    if state is None:
+        print("the vault records no key ring yet (it is recorded at the next start)", file=out)
+        return 0
+    problems = key_ring_problems(
+        state,
+        checks,
+        material.active_version,
+        LookupKeys(material.index_key).check_value,
+        {v: u.deks for v, u in usage.items()},
+    )
+    for problem in problems:
+        print(f"MISMATCH: {problem}", file=out)
+    return 1 if problems else 0
 
 
 @_command
 async def _handle_migrate(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
-    store = await open_store(config)
+    store = await open_store(config, create=False)
     try:
+        if not await store.exists():
+            raise VaultMissingError("no vault to migrate; create it with `redactor vault init`")
         version = await store.migrate()
     finally:
         await store.close()
@@ -341,7 +484,7 @@ async def _handle_migrate(args: argparse.Namespace, config: VaultConfig, out: Te
 async def _handle_purge(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
     older_than: str = args.older_than
     seconds = parse_duration_s(older_than)
-    async with await open_vault(config) as vault:
+    async with await open_vault(config, create=False) as vault:
         count = await vault.purge(seconds)
     print(f"purged {count} tokens idle for more than {older_than}", file=out)
     return 0
@@ -357,11 +500,14 @@ def _handle_erase_token(
     tenant: str = args.tenant
 
     async def body(config: VaultConfig, out: TextIO) -> int:
-        async with await open_vault(config) as vault:
+        async with await open_vault(config, create=False) as vault:
             found = await vault.erase_token(tenant, token)
         # Only a well-formed token reaches this point (erase_token parses it first).
-        print(f"{token}: {'erased' if found else 'not found'}", file=out)
-        return 0 if found else 1
+        if found:
+            print(f"{token}: erased", file=out)
+            return 0
+        print(f"error: not_found: no token {token} in tenant {tenant}", file=err or sys.stderr)
+        return 1
 
     if TOKEN_PATTERN.fullmatch(token) is None:
         print("error: token_invalid: not a valid token", file=err or sys.stderr)
@@ -378,8 +524,14 @@ def _handle_erase_tenant(
     tenant: str = args.tenant
 
     async def body(config: VaultConfig, out: TextIO) -> int:
-        async with await open_vault(config) as vault:
+        async with await open_vault(config, create=False) as vault:
             count = await vault.erase_tenant(tenant)
+        if count is None:
+            print(
+                f"error: not_found: the vault holds nothing of tenant {tenant}; nothing erased",
+                file=err or sys.stderr,
+            )
+            return 1
         print(
             f"tenant {tenant}: data keys destroyed, {count} tokens now resolve as erased", file=out
         )

@@ -63,6 +63,11 @@ class VaultConfig:
     statement_timeout_s: float = 5.0
     # Policy default: a card token shows the last four digits, an SSN token nothing.
     card_last4: bool = True
+    # Create a missing vault (`serve --create-vault`, `vault init`); development mode
+    # always may. Otherwise a missing vault stops the start: an empty one loses every token.
+    create: bool = False
+    # How often a serving process reads the vault's key state and checks in (heartbeat).
+    key_check_interval_s: float = 2.0
 
     @property
     def backend(self) -> str:
@@ -112,6 +117,12 @@ class VaultConfig:
         )
         if key_path is not None and inline is not None:
             raise VaultConfigError("set REDACTOR_KEY_FILE or REDACTOR_KEYS, not both")
+        interval = environ.get("REDACTOR_KEY_CHECK_INTERVAL_S")
+        if interval and "key_check_interval_s" not in overrides:
+            try:
+                overrides["key_check_interval_s"] = float(interval)
+            except ValueError:
+                raise VaultConfigError("REDACTOR_KEY_CHECK_INTERVAL_S must be a number") from None
         config = cls(
             data_dir=resolved_dir,
             vault_url=Secret(url),
@@ -128,6 +139,8 @@ class VaultConfig:
         """Raises VaultConfigError if a limit or timeout is not positive."""
         if self.acquire_timeout_s <= 0 or self.statement_timeout_s <= 0:
             raise VaultConfigError("vault timeouts must be positive")
+        if not 0 < self.key_check_interval_s <= 3600:
+            raise VaultConfigError("key_check_interval_s must be between 0 and 3600 seconds")
         if not 1 <= self.pool_min_size <= self.pool_max_size:
             raise VaultConfigError("pool sizes must satisfy 1 <= min <= max")
         if _SCHEMA_NAME.fullmatch(self.pg_schema) is None:

@@ -73,6 +73,20 @@ def derive_key(master: bytes, info: str) -> bytes:
     )
 
 
+_CHECK_MESSAGE = b"redactor-vault/1 key check value"
+
+
+def check_value(key: bytes, purpose: str) -> bytes:
+    """A key check value: HMAC-SHA256 of a fixed string under an HKDF subkey of `key`.
+
+    Two equal values mean the same key; the value helps no one find the key (a 256-bit
+    random key is not brute-forced through a MAC of its HKDF output), and the subkey is never
+    used for anything else. Used to bind a key ring to the vault that it encrypted.
+    """
+    subkey = derive_key(key, "redactor-vault/1/check/" + purpose)
+    return hmac.new(subkey, _CHECK_MESSAGE, hashlib.sha256).digest()
+
+
 def lookup_digest(subkey: bytes, entity_type: str, normalised: str) -> bytes:
     """Keyed HMAC-SHA256 of a normalised value: the vault's lookup index, never a bare hash.
 

@@ -44,6 +44,44 @@ class VaultSchemaError(VaultError):
     message = "vault schema version does not match"
 
 
+class VaultMissingError(VaultError):
+    """No vault where the configuration points: it was deleted, or never created.
+
+    Outside development mode a vault is only ever created on purpose (`redactor vault init`
+    or `serve --create-vault`): a silently created empty vault makes every token unreadable.
+    """
+
+    status = 503
+    code = "vault_missing"
+    message = "vault does not exist"
+
+
+class VaultGoneError(VaultUnavailableError):
+    """The SQLite file this process opened was deleted or replaced while it served."""
+
+    code = "vault_gone"
+    message = "vault file was removed or replaced while serving"
+
+
+class KeyRingMismatchError(VaultError):
+    """The configured key ring does not match the keys the vault records.
+
+    The detail names key versions only, never key material or check values.
+    """
+
+    status = 503
+    code = "key_ring_mismatch"
+    message = "key ring does not match the vault"
+
+
+class KeyRingStaleError(VaultError):
+    """The vault's active KEK is not in this process's key ring: it must not wrap new keys."""
+
+    status = 503
+    code = "key_ring_stale"
+    message = "the vault's active key version is not in this process's key ring"
+
+
 class TokenFormatError(VaultError):
     """A string is not a well-formed token (the caller's fault)."""
 
@@ -100,13 +138,17 @@ class KeyRetireError(VaultError):
 
 __all__ = [
     "KeyRetireError",
+    "KeyRingMismatchError",
+    "KeyRingStaleError",
     "KeyVersionMissingError",
     "TenantFormatError",
     "TokenFormatError",
     "ValueFormatError",
     "VaultConfigError",
     "VaultError",
+    "VaultGoneError",
     "VaultIntegrityError",
+    "VaultMissingError",
     "VaultSchemaError",
     "VaultUnavailableError",
 ]

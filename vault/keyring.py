@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from vault.crypto import KEY_BYTES, NONCE_BYTES, SealingKey, associated_data, derive_key
+from vault.crypto import (
+    KEY_BYTES,
+    NONCE_BYTES,
+    SealingKey,
+    associated_data,
+    check_value,
+    derive_key,
+)
 from vault.errors import KeyVersionMissingError, VaultConfigError, VaultIntegrityError
 
 KEY_FILE_FORMAT = "redactor-keys/1"
@@ -157,6 +164,11 @@ class KekProvider(Protocol):
         """Whether `version` can unwrap."""
         ...
 
+    @property
+    def check_values(self) -> Mapping[int, bytes]:
+        """The key check value of every configured version (see `crypto.check_value`)."""
+        ...
+
     async def wrap(self, version: int, dek: bytes, associated: bytes, nonce: bytes) -> bytes:
         """Wrap `dek` with KEK `version`. Raises KeyVersionMissingError if not configured."""
         ...
@@ -173,11 +185,20 @@ class KekProvider(Protocol):
 class LocalKekProvider:
     """KEKs from a key file or REDACTOR_KEYS, held in process memory."""
 
-    __slots__ = ("_active", "_keys")
+    __slots__ = ("_active", "_checks", "_keys")
 
     def __init__(self, material: KeyMaterial) -> None:
         self._keys = {v: SealingKey(k) for v, k in material.keks.items()}
         self._active = material.active_version
+        self._checks = {v: check_value(k, "kek") for v, k in material.keks.items()}
+
+    def __repr__(self) -> str:
+        return f"LocalKekProvider(versions={sorted(self._keys)}, active={self._active})"
+
+    @property
+    def check_values(self) -> Mapping[int, bytes]:
+        """The key check value of every configured version."""
+        return self._checks
 
     @property
     def active_version(self) -> int:
@@ -223,11 +244,13 @@ def value_associated_data(tenant: str, token: str, entity_type: str, dek_id: str
 class LookupKeys:
     """Per-tenant HMAC subkeys of the index key, derived once per tenant and kept."""
 
-    __slots__ = ("_cache", "_index_key")
+    __slots__ = ("_cache", "_index_key", "check_value")
 
     def __init__(self, index_key: bytes) -> None:
         self._index_key = index_key
         self._cache: dict[str, bytes] = {}
+        # Recorded in the vault: an index key that differs would split every dedup.
+        self.check_value = check_value(index_key, "index")
 
     def __repr__(self) -> str:
         return "LookupKeys(<secret>)"

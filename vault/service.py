@@ -7,9 +7,11 @@ every value. Data keys are unwrapped once and kept in memory; nothing else is ca
 
 from __future__ import annotations
 
+import asyncio
+import math
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -17,19 +19,34 @@ import structlog
 
 from vault.crypto import KEY_BYTES, SealingKey, lookup_digest
 from vault.errors import (
+    KeyRingMismatchError,
+    KeyRingStaleError,
     KeyVersionMissingError,
     VaultError,
+    VaultGoneError,
     VaultIntegrityError,
+    VaultSchemaError,
     VaultUnavailableError,
 )
 from vault.keyring import (
     KekProvider,
+    KeyMaterial,
+    LocalKekProvider,
     LookupKeys,
     dek_associated_data,
     new_nonce,
     value_associated_data,
 )
-from vault.stores.base import DekRecord, KekUsage, NewRow, StoredValue, TokenStore
+from vault.keystate import initial_key_state, key_ring_problems
+from vault.stores.base import (
+    DekRecord,
+    Heartbeat,
+    KekUsage,
+    KeyState,
+    NewRow,
+    StoredValue,
+    TokenStore,
+)
 from vault.tokens import EntityType, Token, format_token, new_token_id, parse_token
 from vault.values import check_tenant, normalise_value, parse_entity_type
 
@@ -68,7 +85,29 @@ class Erased:
     token: str
 
 
-Resolution = Resolved | NotFound | Erased
+@dataclass(frozen=True, slots=True)
+class KeyMissing:
+    """The token's data key is wrapped by a KEK version this process's key ring lacks."""
+
+    status: ClassVar[Literal["key_missing"]] = "key_missing"
+    token: str
+    key_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Corrupt:
+    """The token's value or data key failed its integrity check (never a wrong value)."""
+
+    status: ClassVar[Literal["corrupt"]] = "corrupt"
+    token: str
+
+
+Resolution = Resolved | NotFound | Erased | KeyMissing | Corrupt
+
+# Check-ins expire after this many check intervals: a process that missed two is gone.
+_HEARTBEAT_INTERVALS = 3
+# What the watcher keeps failing on until it clears: the store's file or schema changed.
+_LASTING_FAULTS = (VaultGoneError, VaultSchemaError, KeyRingMismatchError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +137,22 @@ class Vault:
         card_last4: bool = True,
         clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        key_source: Callable[[], Awaitable[KeyMaterial]] | None = None,
+        key_check_interval_s: float = 2.0,
     ) -> None:
         self._store = store
         self._keks = keks
+        # Re-reads the key ring (the key file) when the vault says the keys changed.
+        self._key_source = key_source
+        self._key_check_interval_s = key_check_interval_s
+        self._process_id = random_bytes(8).hex()
+        # The key-state counter last seen, and the active version the vault recorded then.
+        self._epoch: int | None = None
+        self._vault_active: int | None = None
+        # True while the vault's active KEK is not in our ring: no new data key is wrapped.
+        self._stale = False
+        self._fault: VaultError | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self._lookup_keys = lookup_keys
         self._card_last4 = card_last4
         self._clock = clock
@@ -118,17 +170,182 @@ class Vault:
         await self.close()
 
     async def close(self) -> None:
-        """Release the store's connections and forget unwrapped keys."""
+        """Stop the key watch, check out, release the store's connections, forget keys."""
         self._active.clear()
         self._unwrapped.clear()
-        await self._store.close()
+        try:
+            if self._watch_task is not None:
+                self._watch_task.cancel()
+                # Our own task, cancelled just above: gather collects its CancelledError.
+                await asyncio.gather(self._watch_task, return_exceptions=True)
+                self._watch_task = None
+                try:
+                    await self._store.drop_heartbeat(self._process_id)
+                except VaultError:
+                    # The row expires on its own; stopping must not fail on a dead store.
+                    log.warning("heartbeat_not_dropped")
+        finally:
+            await self._store.close()
+
+    @property
+    def process_id(self) -> str:
+        """The id this process checks in with (the heartbeat table's key)."""
+        return self._process_id
 
     async def check_ready(self) -> None:
-        """Cheap readiness probe for /readyz.
+        """Readiness for /readyz: the store, its schema and file, and the key ring's fit.
 
-        Raises VaultUnavailableError if the store is down, VaultSchemaError if not migrated.
+        Raises VaultUnavailableError (store down), VaultGoneError (SQLite file removed or
+        replaced), VaultSchemaError, KeyRingStaleError (the vault's active KEK is not in our
+        ring) or KeyRingMismatchError (the same check as at start).
         """
         await self._store.check_schema()
+        await self._sync_keys()
+        if self._stale:
+            raise KeyRingStaleError()
+        await self._check_ring()
+
+    async def bind_keys(self, *, record: bool = True) -> None:
+        """Check the key ring against the vault's key records, once at start.
+
+        A vault with no records yet (fresh, or made before they existed) records this ring
+        when `record` is set, after proving the ring opens one data key of every KEK version
+        in use. Raises KeyRingMismatchError naming the versions that do not fit.
+        """
+        state = await self._store.read_key_state()
+        if state is None:
+            if not record:
+                raise KeyRingMismatchError("the vault records no key ring yet")
+            await self._record_first_ring()
+        state = await self._check_ring()
+        self._epoch = state.epoch
+        self._vault_active = state.active_version
+
+    async def _record_first_ring(self) -> None:
+        unopened: set[int] = set()
+        for dek in await self._store.sample_deks():
+            try:
+                await self._unwrap(dek, token=None)
+            except VaultIntegrityError:
+                unopened.add(dek.kek_version)
+        if unopened:
+            versions = ", ".join(str(v) for v in sorted(unopened))
+            raise KeyRingMismatchError(
+                f"data keys wrapped by kek versions {versions} do not open with this key ring"
+            )
+        state = initial_key_state(
+            self._keks.check_values,
+            self._keks.active_version,
+            self._lookup_keys.check_value,
+            int(self._clock()),
+        )
+        if await self._store.init_key_state(state, int(self._clock())):
+            log.info("key_ring_recorded", kek_versions=sorted(self._keks.check_values))
+
+    async def _check_ring(self) -> KeyState:
+        state = await self._store.read_key_state()
+        if state is None:
+            raise KeyRingMismatchError("the vault records no key ring yet")
+        wrapping = {u.kek_version: u.deks for u in await self._store.kek_usage()}
+        problems = key_ring_problems(
+            state,
+            self._keks.check_values,
+            self._keks.active_version,
+            self._lookup_keys.check_value,
+            wrapping,
+        )
+        if problems:
+            log.error("key_ring_mismatch", problems=problems)
+            raise KeyRingMismatchError("; ".join(problems))
+        return state
+
+    async def _sync_keys(self) -> None:
+        """Learn of rotations and retirements from the vault (one read when nothing changed).
+
+        When the vault's active KEK is not ours, re-read the key ring from its source; if
+        it is still not there, this process stops wrapping new data keys (stale) until it is.
+        """
+        epoch = await self._store.read_epoch()
+        if epoch is None or epoch == self._epoch:
+            return
+        state = await self._store.read_key_state()
+        if state is None:
+            return
+        active = state.active_version
+        if active is not None and active != self._keks.active_version:
+            await self._reload_ring(state)
+        fits = active is not None and active == self._keks.active_version
+        if fits and active != self._vault_active:
+            # A rotation: new messages get data keys of the new generation.
+            self._active.clear()
+        if fits and self._stale:
+            log.info("key_ring_current", kek_active_version=active)
+        elif not fits and not self._stale:
+            log.error(
+                "key_ring_stale",
+                vault_active_version=active,
+                ring_active_version=self._keks.active_version,
+            )
+        self._stale = not fits
+        self._epoch = state.epoch
+        self._vault_active = active
+
+    async def _reload_ring(self, state: KeyState) -> None:
+        if self._key_source is None:
+            return
+        try:
+            material = await self._key_source()
+        except VaultError as exc:
+            log.error("key_ring_reload_failed", error=exc.code)  # noqa: TRY400 - typed, opaque
+            return
+        if LookupKeys(material.index_key).check_value != self._lookup_keys.check_value:
+            log.error("key_ring_reload_refused", reason="index key differs")
+            return
+        provider = LocalKekProvider(material)
+        problems = key_ring_problems(
+            state,
+            provider.check_values,
+            provider.active_version,
+            self._lookup_keys.check_value,
+            {},
+        )
+        if problems:
+            log.error("key_ring_reload_refused", problems=problems)
+            return
+        self._keks = provider
+        log.info("key_ring_reloaded", kek_active_version=provider.active_version)
+
+    def start_key_watch(self) -> None:
+        """Check in and follow the vault's key state every key-check interval (serving only)."""
+        if self._watch_task is None:
+            self._watch_task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self._store.check_schema()
+                await self._sync_keys()
+                now = int(self._clock())
+                expires = now + math.ceil(self._key_check_interval_s * _HEARTBEAT_INTERVALS) + 1
+                await self._store.heartbeat(
+                    Heartbeat(self._process_id, self._keks.active_version, now, expires)
+                )
+                if self._fault is not None:
+                    log.info("vault_recovered")
+                self._fault = None
+            except _LASTING_FAULTS as exc:
+                if self._fault is None:
+                    log.error("vault_not_usable", error=exc.code)  # noqa: TRY400 - typed, opaque
+                self._fault = exc
+            except VaultError as exc:
+                # Down for a moment: calls fail on their own; nothing to remember.
+                log.warning("vault_check_failed", error=exc.code)
+            await asyncio.sleep(self._key_check_interval_s)
+
+    def _raise_fault(self) -> None:
+        if self._fault is not None:
+            fault = self._fault
+            raise type(fault)(fault.detail)
 
     async def tokenize_many(
         self, tenant: str, items: Sequence[tuple[EntityType | str, str]]
@@ -142,6 +359,7 @@ class Vault:
         check_tenant(tenant)
         if not items:
             return []
+        self._raise_fault()
         keys: list[tuple[EntityType, str]] = []
         unique: dict[tuple[EntityType, str], bytes] = {}
         subkey = self._lookup_keys.for_tenant(tenant)
@@ -182,22 +400,40 @@ class Vault:
         cached = self._active.get(tenant)
         if cached is not None:
             return cached
-        generation = self._keks.active_version
-        record = await self._store.get_active_dek(tenant, generation)
-        if record is None:
-            dek_id = self._random_bytes(12).hex()
-            wrapped = await self._keks.wrap(
-                generation,
-                self._random_bytes(KEY_BYTES),
-                dek_associated_data(tenant, dek_id, generation),
-                new_nonce(),
-            )
-            candidate = DekRecord(dek_id, tenant, generation, generation, wrapped)
-            record = await self._store.insert_dek(candidate, int(self._clock()))
-            log.info("data_key_created", tenant=tenant, kek_version=record.kek_version)
+        for _attempt in range(2):
+            # Always ask the vault before wrapping: a rotation or retirement another process
+            # made is seen here even between two key checks.
+            await self._sync_keys()
+            if self._stale:
+                raise KeyRingStaleError()
+            record = await self._dek_of_generation(tenant, self._keks.active_version)
+            if record is not None:
+                break
+            # The vault stopped recording our version as active between the read and the
+            # insert: read the key state again.
+            self._epoch = None
+        else:
+            raise KeyRingStaleError()
         active = _ActiveDek(record.dek_id, await self._unwrap(record, token=None))
         self._active[tenant] = active
         return active
+
+    async def _dek_of_generation(self, tenant: str, generation: int) -> DekRecord | None:
+        record = await self._store.get_active_dek(tenant, generation)
+        if record is not None:
+            return record
+        dek_id = self._random_bytes(12).hex()
+        wrapped = await self._keks.wrap(
+            generation,
+            self._random_bytes(KEY_BYTES),
+            dek_associated_data(tenant, dek_id, generation),
+            new_nonce(),
+        )
+        candidate = DekRecord(dek_id, tenant, generation, generation, wrapped)
+        record = await self._store.insert_dek(candidate, int(self._clock()))
+        if record is not None:
+            log.info("data_key_created", tenant=tenant, kek_version=record.kek_version)
+        return record
 
     async def _unwrap(self, record: DekRecord, *, token: str | None) -> SealingKey:
         cache_key = (record.tenant, record.dek_id)
@@ -221,21 +457,28 @@ class Vault:
         return key
 
     async def resolve_many(self, tenant: str, tokens: Sequence[str]) -> dict[str, Resolution]:
-        """Resolution of each distinct token: Resolved, NotFound or Erased; one store call.
+        """Resolution of each distinct token; one store call.
 
-        A token of another tenant is NotFound. Raises TenantFormatError, TokenFormatError
-        (a malformed token), VaultUnavailableError, VaultIntegrityError (a value or data
-        key that fails to decrypt: never partial or wrong plaintext).
+        Resolved, NotFound (also another tenant's token), Erased, KeyMissing (its KEK
+        version is not in our ring) or Corrupt (value or data key fails to decrypt: never a
+        wrong plaintext): one token that cannot be read never hides the others. Raises
+        TenantFormatError, TokenFormatError (a malformed token), VaultUnavailableError.
         """
         check_tenant(tenant)
         parsed = {token: parse_token(token) for token in tokens}
         if not parsed:
             return {}
+        self._raise_fault()
         now = int(self._clock())
         rows = await self._store.resolve(tenant, list(parsed), now, now - RESOLVE_TOUCH_INTERVAL_S)
         results: dict[str, Resolution] = {token: NotFound(token) for token in parsed}
         for row in rows:
-            results[row.token] = await self._open(tenant, row, parsed[row.token].entity_type)
+            try:
+                results[row.token] = await self._open(tenant, row, parsed[row.token].entity_type)
+            except KeyVersionMissingError as exc:
+                results[row.token] = KeyMissing(row.token, exc.key_version or 0)
+            except VaultIntegrityError:
+                results[row.token] = Corrupt(row.token)
         return results
 
     async def _open(self, tenant: str, row: StoredValue, entity_type: EntityType) -> Resolution:
@@ -277,15 +520,19 @@ class Vault:
         log.info("token_erased", tenant=tenant, token=token, found=erased)
         return erased
 
-    async def erase_tenant(self, tenant: str) -> int:
+    async def erase_tenant(self, tenant: str) -> int | None:
         """Crypto-shred a tenant: delete its data keys and ciphertexts; return tokens erased.
 
-        Its tokens resolve as Erased afterwards; new values get new keys and new tokens.
+        None if the vault holds nothing of `tenant` (nothing was erased). Its tokens resolve
+        as Erased afterwards; new values get new keys and new tokens.
         Raises TenantFormatError, VaultUnavailableError.
         """
         check_tenant(tenant)
         count = await self._store.erase_tenant(tenant)
         self._active.pop(tenant, None)
+        if count is None:
+            log.info("tenant_unknown", tenant=tenant)
+            return None
         # Forget its keys here; other processes never use theirs again (the rows that
         # needed them are gone) and drop them on restart.
         self._unwrapped = {k: v for k, v in self._unwrapped.items() if k[0] != tenant}
@@ -309,8 +556,12 @@ class Vault:
         Resumable (each key is committed on its own, a rerun picks up what is left) and safe
         while proxies serve (compare-and-set; the data key bytes never change, so cached
         keys stay valid). Keys whose KEK version is missing are reported, not fatal.
-        Raises VaultUnavailableError.
+        Raises VaultUnavailableError, KeyRingStaleError (the vault's active KEK is not the
+        ring's: nothing is wrapped under a version the vault does not record as active).
         """
+        await self._sync_keys()
+        if self._stale:
+            raise KeyRingStaleError()
         active = self._keks.active_version
         rewrapped = skipped = 0
         failed: set[int] = set()
@@ -346,3 +597,8 @@ class Vault:
     async def kek_usage(self) -> list[KekUsage]:
         """Live data keys per KEK version. Raises VaultUnavailableError."""
         return await self._store.kek_usage()
+
+    @property
+    def store(self) -> TokenStore:
+        """The store (admin commands record key-state changes through it)."""
+        return self._store

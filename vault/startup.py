@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
 
 from vault.config import VaultConfig
-from vault.errors import VaultConfigError
+from vault.errors import VaultConfigError, VaultMissingError
 from vault.keyring import (
     KeyMaterial,
     LocalKekProvider,
@@ -75,12 +76,23 @@ def writable_key_file(config: VaultConfig) -> Path:
     raise VaultConfigError("no key configured: set REDACTOR_KEY_FILE")
 
 
-async def open_store(config: VaultConfig) -> TokenStore:
-    """Open the store named by the vault URL. Raises VaultUnavailableError."""
+def may_create(config: VaultConfig) -> bool:
+    """Whether a missing vault may be created: development mode or an explicit request."""
+    return config.dev or config.create
+
+
+async def open_store(config: VaultConfig, *, create: bool = False) -> TokenStore:
+    """Open the store named by the vault URL; the SQLite file is created only if `create`.
+
+    Raises VaultUnavailableError, VaultMissingError (SQLite file missing, not `create`).
+    """
     if config.backend == "sqlite":
-        return await SqliteStore.open(
-            config.sqlite_path, statement_timeout_s=config.statement_timeout_s
-        )
+        try:
+            return await SqliteStore.open(
+                config.sqlite_path, statement_timeout_s=config.statement_timeout_s, create=create
+            )
+        except VaultMissingError:
+            raise VaultMissingError(_missing_message(config)) from None
     return await PostgresStore.open(
         config.vault_url.reveal(),
         schema=config.pg_schema,
@@ -91,22 +103,56 @@ async def open_store(config: VaultConfig) -> TokenStore:
     )
 
 
-async def open_vault(config: VaultConfig, *, migrate: bool = True) -> Vault:
-    """Load keys, open the store, migrate (or check) the schema, and return the Vault.
+def _missing_message(config: VaultConfig) -> str:
+    where = "sqlite file" if config.backend == "sqlite" else f"schema {config.pg_schema}"
+    return (
+        f"no vault at the configured {where}; create it with `redactor vault init` "
+        "(or start once with --create-vault), or point REDACTOR_VAULT_URL at the existing one"
+    )
 
-    Call once at start; `await vault.close()` at shutdown (or `async with`). Raises
-    VaultConfigError (no or bad key), VaultUnavailableError (store down), VaultSchemaError.
+
+async def open_vault(
+    config: VaultConfig,
+    *,
+    migrate: bool = True,
+    create: bool | None = None,
+    bind: bool = True,
+    watch: bool = False,
+) -> Vault:
+    """Load keys, open the store, migrate (or check) the schema, bind the key ring.
+
+    A missing vault is created only when `create` (default: development mode or
+    `config.create`). With `watch` the vault follows key rotations and checks in (serving
+    processes); without `bind` the caller checks the key ring itself. Call once at start; `await vault.close()` at shutdown (or `async with`).
+    Raises VaultConfigError (no or bad key), VaultMissingError, VaultUnavailableError (store
+    down), VaultSchemaError, KeyRingMismatchError (the ring does not fit the vault).
     """
     material = await load_key_material(config)
-    store = await open_store(config)
+    creating = may_create(config) if create is None else create
+    store = await open_store(config, create=creating)
     opened = False
     try:
+        if not creating and not await store.exists():
+            raise VaultMissingError(_missing_message(config))
         if migrate:
             await store.migrate()
         else:
             await store.check_schema()
+        vault = Vault(
+            store,
+            LocalKekProvider(material),
+            LookupKeys(material.index_key),
+            card_last4=config.card_last4,
+            key_source=_key_source(config),
+            key_check_interval_s=config.key_check_interval_s,
+        )
+        if bind:
+            await vault.bind_keys()
+        if watch:
+            vault.start_key_watch()
         opened = True
     finally:
+        # Closed on every way out but success, cancellation included.
         if not opened:
             await store.close()
     log.info(
@@ -115,9 +161,19 @@ async def open_vault(config: VaultConfig, *, migrate: bool = True) -> Vault:
         kek_version=material.active_version,
         dev=config.dev,
     )
-    return Vault(
-        store,
-        LocalKekProvider(material),
-        LookupKeys(material.index_key),
-        card_last4=config.card_last4,
-    )
+    return vault
+
+
+def _key_source(config: VaultConfig) -> Callable[[], Awaitable[KeyMaterial]] | None:
+    """How a serving process re-reads its key ring after a rotation: the key file again.
+
+    Inline keys (REDACTOR_KEYS) cannot change under a running process: it then stops
+    wrapping new data keys after a rotation until it is restarted with the new ring.
+    """
+    if config.inline_keys is not None:
+        return None
+
+    async def reload() -> KeyMaterial:
+        return await load_key_material(config)
+
+    return reload

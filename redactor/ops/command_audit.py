@@ -21,12 +21,14 @@ from typing import Any
 from redactor import __version__
 from redactor.audit import AuditSink, AuditWriteError, SystemEvent, load_audit_key, now_iso
 from redactor.errors import ConfigError
+from redactor.settings import AuditTrailConfig, Overrides, load_audit_trail_config
 
 AUDITED_COMMANDS = {
     ("keys", "init"): "key_init",
     ("keys", "rotate"): "key_rotate",
     ("keys", "rewrap"): "key_rewrap",
     ("keys", "retire"): "key_retire",
+    ("vault", "init"): "vault_init",
     ("vault", "migrate"): "vault_migrate",
     ("vault", "purge"): "vault_purge",
     ("vault", "erase-token"): "vault_erase_token",
@@ -39,34 +41,35 @@ _DETAIL_ARGS = {
     "tenant": "tenant",
     "token": "token",
 }
-_TRUE = {"1", "true", "yes", "on"}
 
 Handler = Callable[..., int]
 
 
-def cli_trail(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
-    """Where a command's records go."""
-    data_dir = Path(
-        getattr(args, "data_dir", None) or environ.get("REDACTOR_DATA_DIR") or "redactor-data"
+def _trail_config(args: argparse.Namespace, environ: Mapping[str, str]) -> AuditTrailConfig:
+    # The same --config file, REDACTOR_* environment and flags as `serve` (and as the vault
+    # part of these commands): one configuration for every command.
+    flags = Overrides(
+        config=getattr(args, "config", None),
+        data_dir=getattr(args, "data_dir", None),
+        dev=True if getattr(args, "dev", None) else None,
     )
-    log = environ.get("REDACTOR_AUDIT_LOG")
-    if log and log != "-":
-        path = Path(log)
+    return load_audit_trail_config(flags, environ)
+
+
+def cli_trail(config: AuditTrailConfig) -> Path:
+    """Where a command's records go: beside the server's trail, in a file of their own."""
+    if config.audit_log is not None:
+        path = config.audit_log
         return path.with_name(f"{path.stem}-cli{path.suffix}")
-    return data_dir / "audit-cli.jsonl"
+    return config.data_dir / "audit-cli.jsonl"
 
 
-def cli_audit_key(args: argparse.Namespace, environ: Mapping[str, str]) -> bytes:
+def cli_audit_key(config: AuditTrailConfig) -> bytes:
     """The audit key for a command. Raises ConfigError when none is configured."""
-    dev = bool(getattr(args, "dev", None)) or environ.get("REDACTOR_DEV", "").lower() in _TRUE
-    data_dir = Path(
-        getattr(args, "data_dir", None) or environ.get("REDACTOR_DATA_DIR") or "redactor-data"
-    )
-    key_file = environ.get("REDACTOR_AUDIT_KEY_FILE")
     return load_audit_key(
-        key_file=Path(key_file) if key_file else None,
-        inline=environ.get("REDACTOR_AUDIT_KEY") or None,
-        dev_data_dir=data_dir if dev else None,
+        key_file=config.audit_key_file,
+        inline=config.audit_key.reveal() if config.audit_key else None,
+        dev_data_dir=config.data_dir if config.dev else None,
     )
 
 
@@ -82,8 +85,9 @@ def audited(event: str, handler: Handler) -> Handler:
         }
         details["version"] = __version__
         try:
-            key = cli_audit_key(args, environ)
-            trail = cli_trail(args, environ)
+            config = _trail_config(args, environ)
+            key = cli_audit_key(config)
+            trail = cli_trail(config)
             return asyncio.run(_run_audited(event, handler, args, trail, key, details))
         except (ConfigError, AuditWriteError) as exc:
             print(

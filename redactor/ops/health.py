@@ -20,12 +20,19 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the vault answers and its schema and keys are usable."""
+    """Ready when the vault answers, is still the file or schema opened at start, has our
+    schema version, and its key records fit the key ring (the check `serve` runs at start).
+
+    Not ready says why with a stable code (`vault_gone`, `key_ring_mismatch`, ...); the
+    versions involved are in the log, never key material anywhere.
+    """
     res = request.app[RESOURCES]
     try:
         async with asyncio.timeout(res.settings.vault_timeout_s):
             await res.vault.check_ready()
-    except (VaultError, TimeoutError, OSError):
+    except VaultError as exc:
+        return web.json_response({"status": "unavailable", "vault": exc.code}, status=503)
+    except (TimeoutError, OSError):
         return web.json_response({"status": "unavailable", "vault": "down"}, status=503)
     return web.json_response({"status": "ready", "vault": "ok"})
 

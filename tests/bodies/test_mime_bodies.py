@@ -351,3 +351,12 @@ def test_registry_bare_multipart_mixed_is_walked_like_mail() -> None:
     assert parsed.rebuild({}) == raw
     out = _redact_card(parsed)
     assert base64.b64encode(TOKEN.encode()) in out
+
+
+def test_an_encoded_word_with_a_non_ascii_charset_name_is_a_typed_error() -> None:
+    from redactor.bodies.mime import EncodedWordsView
+    from redactor.errors import BodyUnparseableError
+
+    # A mutated body decoded with surrogateescape can carry such a charset name.
+    with pytest.raises(BodyUnparseableError):
+        EncodedWordsView("=?\udc80?q?4111?=", "subject")

@@ -40,6 +40,7 @@ def test_key_commands_are_recorded_before_and_after_in_a_chain_of_their_own(
 ) -> None:
     keys = env / "keys.json"
     assert main(["keys", "init", "--key-file", str(keys)]) == 0
+    assert main(["vault", "init", "--key-file", str(keys)]) == 0
     assert main(["vault", "migrate", "--key-file", str(keys)]) == 0
     assert main(["keys", "rotate", "--key-file", str(keys)]) == 0
     assert main(["keys", "retire", "1", "--key-file", str(keys)]) == 0
@@ -50,6 +51,8 @@ def test_key_commands_are_recorded_before_and_after_in_a_chain_of_their_own(
     assert [(r["event"], r["phase"]) for r in records] == [
         ("key_init", "started"),
         ("key_init", "finished"),
+        ("vault_init", "started"),
+        ("vault_init", "finished"),
         ("vault_migrate", "started"),
         ("vault_migrate", "finished"),
         ("key_rotate", "started"),
@@ -59,11 +62,11 @@ def test_key_commands_are_recorded_before_and_after_in_a_chain_of_their_own(
         ("vault_erase_tenant", "started"),
         ("vault_erase_tenant", "failed"),
     ]
-    assert records[7]["kek_version"] == 1
-    assert records[9]["exit_code"] == 2
-    assert records[9]["tenant"] == "acme"
+    assert records[9]["kek_version"] == 1
+    assert records[11]["exit_code"] == 2
+    assert records[11]["tenant"] == "acme"
     # One chain per run, and `verify` reads them with the key the server uses.
-    assert len({r["chain"] for r in records}) == 5
+    assert len({r["chain"] for r in records}) == 6
     args = type("A", (), {"audit_key_file": None, "dev": False, "data_dir": None})()
     import os
 

@@ -79,13 +79,17 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     write_key_file(key_file, generate_key_material(secrets.token_bytes))
     if request.param == "sqlite":
         config = VaultConfig.from_environ(
-            {}, data_dir=tmp_path, vault_url=f"sqlite:///{tmp_path / 'vault.db'}", key_file=key_file
+            {},
+            data_dir=tmp_path,
+            vault_url=f"sqlite:///{tmp_path / 'vault.db'}",
+            key_file=key_file,
+            create=True,
         )
         yield Backend("sqlite", config, key_file, None)
         return
     schema = "vault_test_" + secrets.token_hex(6)
     config = VaultConfig.from_environ(
-        {}, data_dir=tmp_path, vault_url=f"{PG_DSN}?schema={schema}", key_file=key_file
+        {}, data_dir=tmp_path, vault_url=f"{PG_DSN}?schema={schema}", key_file=key_file, create=True
     )
     try:
         yield Backend("postgres", config, key_file, schema)
@@ -104,14 +108,19 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def make_vault(backend: Backend, clock: FakeClock) -> AsyncIterator[Callable[..., Any]]:
-    """Factory: a migrated Vault on the backend, optionally with other key material."""
+    """Factory: a migrated Vault on the backend, optionally with other key material.
+
+    The first one records the backend's key ring in the vault (as `vault init` does); later
+    ones, possibly with other material, are not checked against it (a process that is).
+    """
     from vault.keyring import read_key_file
 
     opened: list[Vault] = []
 
     async def make(material: KeyMaterial | None = None, **kwargs: Any) -> Vault:
+        first = not opened
         material = material or read_key_file(backend.key_file)
-        store = await open_store(backend.config)
+        store = await open_store(backend.config, create=True)
         await store.migrate()
         vault = Vault(
             store,
@@ -121,6 +130,8 @@ async def make_vault(backend: Backend, clock: FakeClock) -> AsyncIterator[Callab
             **kwargs,
         )
         opened.append(vault)
+        if first:
+            await vault.bind_keys()
         return vault
 
     try:
@@ -134,3 +145,13 @@ async def make_vault(backend: Backend, clock: FakeClock) -> AsyncIterator[Callab
 async def vault(make_vault: Callable[..., Any]) -> Vault:
     result: Vault = await make_vault()
     return result
+
+
+async def record_rotation(vault: Vault, material: KeyMaterial) -> None:
+    """Record `material`'s active version as the vault's active one (what `keys rotate` does)."""
+    from vault.crypto import check_value
+    from vault.stores.base import KekRecord
+
+    version = material.active_version
+    record = KekRecord(version, "active", check_value(material.keks[version], "kek"), 1)
+    await vault.store.record_rotation(record, 1)

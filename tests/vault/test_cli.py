@@ -62,11 +62,17 @@ def test_help_explains_each_command(
     assert expected in capsys.readouterr().out
 
 
-async def test_migrate_is_idempotent(backend: Backend) -> None:
+async def test_init_creates_the_vault_and_migrate_is_idempotent(backend: Backend) -> None:
+    code, _, err = await _cli(backend, "vault", "migrate")
+    assert (code, "vault init" in err) == (1, True)
+    code, out, _ = await _cli(backend, "vault", "init")
+    assert (code, "created: kek versions 1 (active)" in out) == (0, True)
+    code, out, _ = await _cli(backend, "vault", "init")
+    assert (code, "exists; its key records match the key ring" in out) == (0, True)
     assert (await _cli(backend, "vault", "migrate"))[0] == 0
     code, out, _ = await _cli(backend, "vault", "migrate")
     assert code == 0
-    assert "version 1" in out
+    assert "version 2" in out
 
 
 async def test_rotate_rewrap_retire_walkthrough(backend: Backend) -> None:
@@ -83,8 +89,11 @@ async def test_rotate_rewrap_retire_walkthrough(backend: Backend) -> None:
     assert read_key_file(backend.key_file).versions == [1, 2]
 
     code, out, _ = await _cli(backend, "keys", "list")
-    assert "kek version 1 (read-only): wraps 1 data keys" in out
-    assert "kek version 2 (active)" in out
+    assert code == 0
+    assert "kek version 1: decrypt-only since" in out
+    assert "in key ring; wraps 1 data keys of 1 tenants" in out
+    assert "kek version 2: active since" in out
+    assert "(ring's active)" in out
 
     code, out, _ = await _cli(backend, "keys", "rewrap")
     assert (code, "re-wrapped 1 data keys" in out) == (0, True)
@@ -93,6 +102,10 @@ async def test_rotate_rewrap_retire_walkthrough(backend: Backend) -> None:
     assert code == 0
     assert read_key_file(backend.key_file).versions == [2]
     assert (await _cli(backend, "keys", "retire", "2"))[0] == 1
+    code, out, _ = await _cli(backend, "keys", "list")
+    assert code == 0
+    assert "kek version 1: retired since" in out
+    assert "MISSING from key ring; wraps 0 data keys" in out
 
 
 async def test_erase_and_purge_commands(backend: Backend) -> None:
@@ -110,6 +123,9 @@ async def test_erase_and_purge_commands(backend: Backend) -> None:
     code, _, err = await _cli(backend, "vault", "erase-tenant", "acme")
     assert code == 2
     assert "--yes" in err
+    code, out, err = await _cli(backend, "vault", "erase-tenant", "nosuch", "--yes")
+    assert (code, out) == (1, "")
+    assert "error: not_found: the vault holds nothing of tenant nosuch" in err
     code, out, _ = await _cli(backend, "vault", "erase-tenant", "acme", "--yes")
     assert code == 0
     assert "2 tokens" in out
@@ -136,7 +152,8 @@ async def test_commands_without_a_key_fail_with_a_clear_message(tmp_path: Path) 
 
 
 async def test_rotate_in_dev_mode_writes_the_dev_key_file(tmp_path: Path) -> None:
-    args = _parser().parse_args(["keys", "rotate", "--data-dir", str(tmp_path), "--dev"])
-    code = await asyncio.to_thread(args.handler, args, environ={}, out=io.StringIO())
-    assert code == 0
+    for argv in (["vault", "init"], ["keys", "rotate"]):
+        args = _parser().parse_args([*argv, "--data-dir", str(tmp_path), "--dev"])
+        code = await asyncio.to_thread(args.handler, args, environ={}, out=io.StringIO())
+        assert code == 0
     assert read_key_file(tmp_path / "dev-keys.json").versions == [1, 2]

@@ -17,7 +17,7 @@ from tests.vault.conftest import CARD, CARD_2, CARD_2_DIGITS, CARD_DIGITS, SSN, 
 from vault.errors import VaultUnavailableError
 from vault.service import NotFound, Resolution, Resolved, Vault
 from vault.startup import open_store
-from vault.stores.base import DekRecord, NewRow
+from vault.stores.base import DekRecord, KekRecord, KeyState, NewRow
 from vault.tokens import EntityType, Token
 
 TENANTS = ("acme", "globex")
@@ -152,9 +152,10 @@ async def test_close_while_calls_are_queued_fails_them_cleanly(
 
 
 async def test_erased_data_key_refuses_only_the_calls_that_used_it(backend: Backend) -> None:
-    store = await open_store(backend.config)
+    store = await open_store(backend.config, create=True)
     try:
         await store.migrate()
+        await store.init_key_state(KeyState(1, b"i", (KekRecord(1, "active", b"c", 1),)), 1)
         deks = {
             tenant: await store.insert_dek(
                 DekRecord(secrets.token_hex(12), tenant, 1, 1, secrets.token_bytes(60)), 1

@@ -43,7 +43,7 @@ async def test_dev_mode_generates_a_key_loudly_once_and_reuses_it(tmp_path: Path
 async def test_inline_keys_are_accepted(tmp_path: Path) -> None:
     material = render_key_material(generate_key_material(secrets.token_bytes))
     config = VaultConfig.from_environ(
-        {"REDACTOR_DATA_DIR": str(tmp_path), "REDACTOR_KEYS": material}
+        {"REDACTOR_DATA_DIR": str(tmp_path), "REDACTOR_KEYS": material}, create=True
     )
     async with await open_vault(config) as vault:
         await vault.check_ready()
@@ -75,7 +75,9 @@ async def test_closed_store_is_unavailable(backend: Backend) -> None:
 async def test_sqlite_locked_too_long_is_unavailable(tmp_path: Path) -> None:
     material = render_key_material(generate_key_material(secrets.token_bytes))
     config = VaultConfig.from_environ(
-        {"REDACTOR_DATA_DIR": str(tmp_path), "REDACTOR_KEYS": material}, statement_timeout_s=0.2
+        {"REDACTOR_DATA_DIR": str(tmp_path), "REDACTOR_KEYS": material},
+        statement_timeout_s=0.2,
+        create=True,
     )
     async with await open_vault(config) as vault:
         await vault.tokenize_many("acme", [("ssn", SSN)])

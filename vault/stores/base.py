@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-SCHEMA_VERSION = 1
+from vault.errors import KeyRetireError
+
+# 1: tokens and data keys. 2: the key records (check values, states, an epoch counter) and the
+# heartbeats of running processes.
+SCHEMA_VERSION = 2
+
+KekState = Literal["active", "decrypt-only", "retired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,46 @@ class KekUsage:
     tenants: int
 
 
+@dataclass(frozen=True, slots=True)
+class KekRecord:
+    """What the vault records of one KEK version: a check value, never the key."""
+
+    version: int
+    state: KekState
+    check_value: bytes = field(repr=False)
+    active_at: int
+    decrypt_only_at: int | None = None
+    retired_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """The vault's key records. `epoch` grows with every rotation or retirement."""
+
+    epoch: int
+    index_check: bytes = field(repr=False)
+    keks: tuple[KekRecord, ...]
+
+    @property
+    def active_version(self) -> int | None:
+        """The version new data keys must be wrapped with."""
+        return next((k.version for k in self.keks if k.state == "active"), None)
+
+    def record(self, version: int) -> KekRecord | None:
+        """The record of `version`, if the vault has one."""
+        return next((k for k in self.keks if k.version == version), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A running process that checked in: the KEK version it wraps new data keys with."""
+
+    process_id: str
+    active_version: int
+    seen_at: int
+    expires_at: int
+
+
 class TokenStore(Protocol):
     """Persistence for tokens and data keys. Every method is one transaction.
 
@@ -70,7 +116,53 @@ class TokenStore(Protocol):
         ...
 
     async def check_schema(self) -> None:
-        """Cheap readiness probe. Raises VaultSchemaError if not migrated to our version."""
+        """Cheap readiness probe. Raises VaultSchemaError if not migrated to our version,
+        VaultGoneError if the SQLite file was removed or replaced since it was opened."""
+        ...
+
+    async def exists(self) -> bool:
+        """Whether the vault was ever created here (schema table present)."""
+        ...
+
+    async def read_epoch(self) -> int | None:
+        """The key-state counter (one cheap read); None before keys are recorded."""
+        ...
+
+    async def read_key_state(self) -> KeyState | None:
+        """The key records; None if this vault has never recorded a key ring."""
+        ...
+
+    async def init_key_state(self, state: KeyState, now: int) -> bool:
+        """Record a first key ring; False (nothing written) if one is already recorded."""
+        ...
+
+    async def record_rotation(self, new: KekRecord, now: int) -> None:
+        """In one transaction: the active version becomes decrypt-only, `new` becomes active,
+        the epoch grows. Raises KeyRingMismatchError if `new.version` is already recorded."""
+        ...
+
+    async def record_retirement(self, version: int, now: int) -> None:
+        """Mark `version` retired, in one transaction with the checks that allow it.
+
+        Raises KeyRetireError naming what still needs it: it is active, data keys are
+        wrapped by it, or a process that checked in recently still holds it as active.
+        """
+        ...
+
+    async def heartbeat(self, beat: Heartbeat) -> None:
+        """Record (or refresh) a running process's check-in."""
+        ...
+
+    async def drop_heartbeat(self, process_id: str) -> None:
+        """Forget a process that stops."""
+        ...
+
+    async def live_heartbeats(self, now: int) -> list[Heartbeat]:
+        """Processes whose check-in has not expired at `now`."""
+        ...
+
+    async def sample_deks(self) -> list[DekRecord]:
+        """One live data key per KEK version (to prove a key ring opens them)."""
         ...
 
     async def close(self) -> None:
@@ -81,10 +173,11 @@ class TokenStore(Protocol):
         """The tenant's live data key of this generation, if any."""
         ...
 
-    async def insert_dek(self, candidate: DekRecord, now: int) -> DekRecord:
+    async def insert_dek(self, candidate: DekRecord, now: int) -> DekRecord | None:
         """Insert `candidate` unless the tenant already has a key of that generation.
 
-        Returns whichever key won, so concurrent creators agree on one.
+        Returns whichever key won, so concurrent creators agree on one; None if the vault
+        does not record `candidate.kek_version` as active (it never wraps under another).
         """
         ...
 
@@ -115,10 +208,11 @@ class TokenStore(Protocol):
         """Drop one token's ciphertext and lookup digest; False if there is no such token."""
         ...
 
-    async def erase_tenant(self, tenant: str) -> int:
+    async def erase_tenant(self, tenant: str) -> int | None:
         """Delete the tenant's data keys and ciphertexts (crypto-shredding).
 
-        Returns the number of tokens that now resolve as erased.
+        Returns the number of tokens that now resolve as erased; None if the vault holds
+        nothing of this tenant (no data key, no token).
         """
         ...
 
@@ -133,9 +227,30 @@ class TokenStore(Protocol):
         ...
 
     async def replace_wrapped(self, old: DekRecord, kek_version: int, wrapped: bytes) -> bool:
-        """Swap a key's wrapping if it is still `old` (compare-and-set); False otherwise."""
+        """Swap a key's wrapping if it is still `old` and `kek_version` is the active one
+        (compare-and-set); False otherwise."""
         ...
 
     async def kek_usage(self) -> list[KekUsage]:
         """Live data keys per KEK version."""
         ...
+
+
+def retire_refusal(
+    version: int, state: str | None, deks: int, tenants: int, holders: int
+) -> None:
+    """Raise KeyRetireError naming what still needs `version` (shared by both stores)."""
+    if state is None:
+        raise KeyRetireError(f"kek version {version} is not recorded in the vault")
+    if state == "active":
+        raise KeyRetireError(f"kek version {version} is active; rotate first")
+    if deks:
+        raise KeyRetireError(
+            f"kek version {version} still wraps {deks} data keys of {tenants} tenants; "
+            "run `redactor keys rewrap` first"
+        )
+    if holders:
+        raise KeyRetireError(
+            f"{holders} running processes still hold kek version {version} as active; "
+            "let them load the rotated key file (or restart them) and try again"
+        )

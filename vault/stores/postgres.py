@@ -15,8 +15,22 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
-from vault.errors import VaultSchemaError, VaultUnavailableError
-from vault.stores.base import SCHEMA_VERSION, DekRecord, KekUsage, NewRow, StoredValue
+from vault.errors import (
+    KeyRingMismatchError,
+    VaultSchemaError,
+    VaultUnavailableError,
+)
+from vault.stores.base import (
+    SCHEMA_VERSION,
+    DekRecord,
+    Heartbeat,
+    KekRecord,
+    KekUsage,
+    KeyState,
+    NewRow,
+    StoredValue,
+    retire_refusal,
+)
 from vault.stores.combiner import (
     Combiner,
     ResolveCall,
@@ -55,6 +69,29 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) WITH (fillfactor = 90)""",
         "CREATE UNIQUE INDEX tokens_lookup ON tokens (tenant, lookup)",
         "CREATE INDEX tokens_dek ON tokens (dek_id)",
+    ),
+    2: (
+        # One row: the key-state counter every process polls, and the index key's check value.
+        """CREATE TABLE vault_keys (
+            id integer PRIMARY KEY CHECK (id = 1),
+            epoch bigint NOT NULL,
+            index_check bytea NOT NULL,
+            created_at bigint NOT NULL
+        )""",
+        """CREATE TABLE kek_versions (
+            version integer PRIMARY KEY,
+            state text NOT NULL CHECK (state IN ('active', 'decrypt-only', 'retired')),
+            check_value bytea NOT NULL,
+            active_at bigint NOT NULL,
+            decrypt_only_at bigint,
+            retired_at bigint
+        )""",
+        """CREATE TABLE heartbeats (
+            process_id text PRIMARY KEY,
+            active_version integer NOT NULL,
+            seen_at bigint NOT NULL,
+            expires_at bigint NOT NULL
+        )""",
     ),
 }
 
@@ -238,6 +275,141 @@ class PostgresStore:
         if version != SCHEMA_VERSION:
             raise VaultSchemaError("run `redactor vault migrate`")
 
+    async def exists(self) -> bool:
+        """Whether the vault's schema and its version table are there."""
+        async with self._connection() as conn:
+            found = await conn.fetchval(
+                "SELECT to_regclass(quote_ident($1) || '.vault_schema') IS NOT NULL", self._schema
+            )
+        return bool(found)
+
+    async def read_epoch(self) -> int | None:
+        """The key-state counter; None before keys are recorded."""
+        async with self._connection() as conn:
+            value = await conn.fetchval("SELECT epoch FROM vault_keys")
+        return None if value is None else int(value)
+
+    async def read_key_state(self) -> KeyState | None:
+        """The key records, or None if none were ever recorded."""
+        async with self._connection() as conn:
+            head = await conn.fetchrow("SELECT epoch, index_check FROM vault_keys")
+            rows = await conn.fetch(
+                "SELECT version, state, check_value, active_at, decrypt_only_at, retired_at "
+                "FROM kek_versions ORDER BY version"
+            )
+        if head is None:
+            return None
+        keks = tuple(KekRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows)
+        return KeyState(int(head[0]), bytes(head[1]), keks)
+
+    async def init_key_state(self, state: KeyState, now: int) -> bool:
+        """Record a first key ring unless one is recorded already."""
+        async with self._connection() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO vault_keys (id, epoch, index_check, created_at) "
+                "VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING id",
+                state.epoch,
+                state.index_check,
+                now,
+            )
+            if inserted is None:
+                return False
+            await conn.executemany(
+                "INSERT INTO kek_versions (version, state, check_value, active_at, "
+                "decrypt_only_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                [
+                    (k.version, k.state, k.check_value, k.active_at, k.decrypt_only_at, k.retired_at)
+                    for k in state.keks
+                ],
+            )
+        return True
+
+    async def record_rotation(self, new: KekRecord, now: int) -> None:
+        """The active version becomes decrypt-only, `new` active, the epoch grows."""
+        async with self._connection() as conn, conn.transaction():
+            # The state row lock serialises key-state changes of concurrent admin commands.
+            await conn.execute("SELECT epoch FROM vault_keys FOR UPDATE")
+            if await conn.fetchval("SELECT 1 FROM kek_versions WHERE version = $1", new.version):
+                raise KeyRingMismatchError(f"kek version {new.version} is already recorded")
+            await conn.execute(
+                "UPDATE kek_versions SET state = 'decrypt-only', decrypt_only_at = $1 "
+                "WHERE state = 'active'",
+                now,
+            )
+            await conn.execute(
+                "INSERT INTO kek_versions (version, state, check_value, active_at) "
+                "VALUES ($1, 'active', $2, $3)",
+                new.version,
+                new.check_value,
+                now,
+            )
+            await conn.execute("UPDATE vault_keys SET epoch = epoch + 1")
+
+    async def record_retirement(self, version: int, now: int) -> None:
+        """Mark `version` retired if nothing needs it; raises KeyRetireError otherwise."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT epoch FROM vault_keys FOR UPDATE")
+            # FOR UPDATE on the version's row: a data key insert under it (which takes FOR
+            # SHARE on the same row) either committed before (and is counted below) or waits
+            # and then finds the version no longer active.
+            state = await conn.fetchval(
+                "SELECT state FROM kek_versions WHERE version = $1 FOR UPDATE", version
+            )
+            deks = await conn.fetchrow(
+                "SELECT COUNT(*), COUNT(DISTINCT tenant) FROM deks WHERE kek_version = $1", version
+            )
+            holders = await conn.fetchval(
+                "SELECT COUNT(*) FROM heartbeats WHERE active_version = $1 AND expires_at >= $2",
+                version,
+                now,
+            )
+            retire_refusal(version, state, deks[0], deks[1], holders)
+            await conn.execute(
+                "UPDATE kek_versions SET state = 'retired', retired_at = $1 "
+                "WHERE version = $2 AND state <> 'retired'",
+                now,
+                version,
+            )
+            await conn.execute("UPDATE vault_keys SET epoch = epoch + 1")
+
+    async def heartbeat(self, beat: Heartbeat) -> None:
+        """Record or refresh a process's check-in."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO heartbeats (process_id, active_version, seen_at, expires_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (process_id) DO UPDATE SET "
+                "active_version = EXCLUDED.active_version, seen_at = EXCLUDED.seen_at, "
+                "expires_at = EXCLUDED.expires_at",
+                beat.process_id,
+                beat.active_version,
+                beat.seen_at,
+                beat.expires_at,
+            )
+
+    async def drop_heartbeat(self, process_id: str) -> None:
+        """Forget a process that stops."""
+        async with self._connection() as conn:
+            await conn.execute("DELETE FROM heartbeats WHERE process_id = $1", process_id)
+
+    async def live_heartbeats(self, now: int) -> list[Heartbeat]:
+        """Processes whose check-in has not expired."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT process_id, active_version, seen_at, expires_at FROM heartbeats "
+                "WHERE expires_at >= $1 ORDER BY process_id",
+                now,
+            )
+        return [Heartbeat(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def sample_deks(self) -> list[DekRecord]:
+        """One live data key per KEK version."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT DISTINCT ON (kek_version) dek_id, tenant, generation, kek_version, "
+                "wrapped FROM deks ORDER BY kek_version, dek_id"
+            )
+        return [_dek(r) for r in rows]
+
     async def get_active_dek(self, tenant: str, generation: int) -> DekRecord | None:
         """The tenant's data key of `generation`, if any."""
         async with self._connection() as conn:
@@ -248,12 +420,20 @@ class PostgresStore:
             )
         return None if row is None else _dek(row)
 
-    async def insert_dek(self, candidate: DekRecord, now: int) -> DekRecord:
-        """Insert unless the tenant has a key of that generation; return the winner."""
+    async def insert_dek(self, candidate: DekRecord, now: int) -> DekRecord | None:
+        """Insert unless the tenant has a key of that generation; return the winner.
+
+        None if the vault does not record the candidate's KEK version as active. FOR SHARE
+        on the version's row: a concurrent rotation or retirement (FOR UPDATE) waits for
+        this insert, and then sees its data key.
+        """
         async with self._connection() as conn:
-            await conn.execute(
+            active = await conn.fetchval(
+                "WITH active AS (SELECT version FROM kek_versions WHERE version = $4 "
+                "AND state = 'active' FOR SHARE) "
                 "INSERT INTO deks (dek_id, tenant, generation, kek_version, wrapped, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, generation) DO NOTHING",
+                "SELECT $1, $2, $3, $4, $5, $6 FROM active "
+                "ON CONFLICT (tenant, generation) DO NOTHING RETURNING true",
                 candidate.dek_id,
                 candidate.tenant,
                 candidate.generation,
@@ -261,6 +441,11 @@ class PostgresStore:
                 candidate.wrapped,
                 now,
             )
+            if active is None and not await conn.fetchval(
+                "SELECT 1 FROM kek_versions WHERE version = $1 AND state = 'active'",
+                candidate.kek_version,
+            ):
+                return None
             row = await conn.fetchrow(
                 _SELECT_DEK,
                 candidate.tenant,
@@ -346,17 +531,18 @@ class PostgresStore:
             )
         return found is not None
 
-    async def erase_tenant(self, tenant: str) -> int:
-        """Delete the tenant's data keys and ciphertexts; return tokens now erased."""
+    async def erase_tenant(self, tenant: str) -> int | None:
+        """Delete the tenant's data keys and ciphertexts; tokens now erased, None if unknown."""
         async with self._connection() as conn, conn.transaction():
             # Keys first: the DELETE waits for in-flight tokenize statements (they hold a
             # KEY SHARE lock through the foreign key); the UPDATE, a new snapshot in READ
             # COMMITTED, then also clears the rows they committed.
-            await conn.execute("DELETE FROM deks WHERE tenant = $1", tenant)
+            deleted = await conn.execute("DELETE FROM deks WHERE tenant = $1", tenant)
             status = await conn.execute(
                 "UPDATE tokens SET sealed = NULL, lookup = NULL WHERE tenant = $1", tenant
             )
-        return int(status.rsplit(" ", 1)[1])
+        tokens, keys = int(status.rsplit(" ", 1)[1]), int(deleted.rsplit(" ", 1)[1])
+        return None if not tokens and not keys else tokens
 
     async def purge(self, cutoff: int) -> int:
         """Delete rows idle since `cutoff`; return how many."""
@@ -386,7 +572,9 @@ class PostgresStore:
         async with self._connection() as conn:
             found = await conn.fetchval(
                 "UPDATE deks SET kek_version = $1, wrapped = $2 "
-                "WHERE dek_id = $3 AND kek_version = $4 AND wrapped = $5 RETURNING dek_id",
+                "WHERE dek_id = $3 AND kek_version = $4 AND wrapped = $5 AND EXISTS "
+                "(SELECT 1 FROM kek_versions WHERE version = $1 AND state = 'active' FOR SHARE) "
+                "RETURNING dek_id",
                 kek_version,
                 wrapped,
                 old.dek_id,

@@ -18,13 +18,24 @@ from typing import Any
 
 import aiosqlite
 
-from vault.errors import VaultConfigError, VaultSchemaError, VaultUnavailableError
+from vault.errors import (
+    KeyRingMismatchError,
+    VaultConfigError,
+    VaultGoneError,
+    VaultMissingError,
+    VaultSchemaError,
+    VaultUnavailableError,
+)
 from vault.stores.base import (
     SCHEMA_VERSION,
     DekRecord,
+    Heartbeat,
+    KekRecord,
     KekUsage,
+    KeyState,
     NewRow,
     StoredValue,
+    retire_refusal,
 )
 from vault.stores.combiner import (
     Combiner,
@@ -65,6 +76,29 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE UNIQUE INDEX tokens_lookup ON tokens (tenant, lookup)",
         "CREATE INDEX tokens_dek ON tokens (dek_id)",
     ),
+    2: (
+        # One row: the key-state counter every process polls, and the index key's check value.
+        """CREATE TABLE vault_keys (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            epoch INTEGER NOT NULL,
+            index_check BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE kek_versions (
+            version INTEGER PRIMARY KEY,
+            state TEXT NOT NULL CHECK (state IN ('active', 'decrypt-only', 'retired')),
+            check_value BLOB NOT NULL,
+            active_at INTEGER NOT NULL,
+            decrypt_only_at INTEGER,
+            retired_at INTEGER
+        )""",
+        """CREATE TABLE heartbeats (
+            process_id TEXT PRIMARY KEY,
+            active_version INTEGER NOT NULL,
+            seen_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        )""",
+    ),
 }
 
 # 7 parameters per row: far below SQLite's 32766-variable limit (3.32+).
@@ -87,9 +121,20 @@ def _stored_value(row: Sequence[Any]) -> StoredValue:
 class SqliteStore:
     """TokenStore on one aiosqlite connection; open with `SqliteStore.open`."""
 
-    def __init__(self, conn: aiosqlite.Connection, statement_timeout_s: float) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        statement_timeout_s: float,
+        path: Path | None = None,
+        identity: tuple[int, int] | None = None,
+    ) -> None:
         self._conn = conn
         self._timeout_s = statement_timeout_s
+        # (device, inode) of the file opened: if the path stops naming that file (deleted,
+        # replaced by a restore or a fresh empty vault), every call fails instead of writing
+        # tokens into an unlinked file nobody will ever read again.
+        self._path = path
+        self._identity = identity
         # One connection: a multi-statement transaction must not interleave with other
         # coroutines' statements, which would otherwise run inside it.
         self._lock = asyncio.Lock()
@@ -111,21 +156,34 @@ class SqliteStore:
 
     @classmethod
     async def open(
-        cls, path: Path, *, statement_timeout_s: float, synchronous: str = "FULL"
+        cls,
+        path: Path,
+        *,
+        statement_timeout_s: float,
+        synchronous: str = "FULL",
+        create: bool = False,
     ) -> SqliteStore:
-        """Open (creating if needed) the database at `path`.
+        """Open the database at `path`; create the file only when `create` is set.
 
-        Raises VaultConfigError for an unknown `synchronous` mode, VaultUnavailableError if
-        the file cannot be opened.
+        Raises VaultConfigError for an unknown `synchronous` mode, VaultMissingError if the
+        file does not exist and `create` is not set, VaultUnavailableError if it cannot be
+        opened.
         """
         if synchronous not in ("FULL", "NORMAL"):
             raise VaultConfigError("sqlite synchronous must be FULL or NORMAL")
         try:
-            await asyncio.to_thread(_prepare_file, path)
-            conn = await aiosqlite.connect(path, isolation_level=None, timeout=statement_timeout_s)
+            if create:
+                await asyncio.to_thread(_prepare_file, path)
+            elif not await asyncio.to_thread(path.is_file):
+                raise VaultMissingError("no sqlite vault file at the configured path")
+            uri = await asyncio.to_thread(_uri, path)
+            conn = await aiosqlite.connect(
+                uri, uri=True, isolation_level=None, timeout=statement_timeout_s
+            )
+            identity = await asyncio.to_thread(_identity, path)
         except (OSError, sqlite3.Error):
             raise VaultUnavailableError("sqlite database cannot be opened") from None
-        store = cls(conn, statement_timeout_s)
+        store = cls(conn, statement_timeout_s, path, identity)
         try:
             async with store._guard():
                 await conn.execute("PRAGMA journal_mode=WAL")
@@ -140,9 +198,23 @@ class SqliteStore:
         store._resolver.start()
         return store
 
+    async def _check_identity(self) -> None:
+        if self._path is None:
+            return
+        try:
+            current = await asyncio.to_thread(_identity, self._path)
+        except OSError:
+            current = None
+        if current != self._identity:
+            raise VaultGoneError()
+
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
-        """Serialise on the connection, bound the time, map failures to VaultUnavailableError."""
+        """Serialise on the connection, bound the time, map failures to VaultUnavailableError.
+
+        Raises VaultGoneError first if the file opened is no longer at its path.
+        """
+        await self._check_identity()
         try:
             async with self._lock, asyncio.timeout(self._timeout_s):
                 yield
@@ -212,6 +284,135 @@ class SqliteStore:
         if not rows or int(rows[0][0]) != SCHEMA_VERSION:
             raise VaultSchemaError("run `redactor vault migrate`")
 
+    async def exists(self) -> bool:
+        """Whether the schema table is there (the vault was created, not just the file)."""
+        async with self._guard():
+            tables = await self._conn.execute_fetchall(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'vault_schema'"
+            )
+        return bool(list(tables))
+
+    async def read_epoch(self) -> int | None:
+        """The key-state counter; None before keys are recorded."""
+        async with self._guard():
+            rows = list(await self._conn.execute_fetchall("SELECT epoch FROM vault_keys"))
+        return int(rows[0][0]) if rows else None
+
+    async def read_key_state(self) -> KeyState | None:
+        """The key records, or None if none were ever recorded."""
+        async with self._guard():
+            head = list(
+                await self._conn.execute_fetchall("SELECT epoch, index_check FROM vault_keys")
+            )
+            rows = await self._conn.execute_fetchall(
+                "SELECT version, state, check_value, active_at, decrypt_only_at, retired_at "
+                "FROM kek_versions ORDER BY version"
+            )
+        if not head:
+            return None
+        keks = tuple(KekRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows)
+        return KeyState(int(head[0][0]), bytes(head[0][1]), keks)
+
+    async def init_key_state(self, state: KeyState, now: int) -> bool:
+        """Record a first key ring unless one is recorded already."""
+        async with self._transaction() as conn:
+            if list(await conn.execute_fetchall("SELECT 1 FROM vault_keys")):
+                return False
+            await conn.execute(
+                "INSERT INTO vault_keys (id, epoch, index_check, created_at) VALUES (1, ?, ?, ?)",
+                (state.epoch, state.index_check, now),
+            )
+            await conn.executemany(
+                "INSERT INTO kek_versions (version, state, check_value, active_at, "
+                "decrypt_only_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (k.version, k.state, k.check_value, k.active_at, k.decrypt_only_at, k.retired_at)
+                    for k in state.keks
+                ],
+            )
+        return True
+
+    async def record_rotation(self, new: KekRecord, now: int) -> None:
+        """The active version becomes decrypt-only, `new` active, the epoch grows."""
+        async with self._transaction() as conn:
+            known = list(
+                await conn.execute_fetchall(
+                    "SELECT 1 FROM kek_versions WHERE version = ?", (new.version,)
+                )
+            )
+            if known:
+                raise KeyRingMismatchError(f"kek version {new.version} is already recorded")
+            await conn.execute(
+                "UPDATE kek_versions SET state = 'decrypt-only', decrypt_only_at = ? "
+                "WHERE state = 'active'",
+                (now,),
+            )
+            await conn.execute(
+                "INSERT INTO kek_versions (version, state, check_value, active_at) "
+                "VALUES (?, 'active', ?, ?)",
+                (new.version, new.check_value, now),
+            )
+            await conn.execute("UPDATE vault_keys SET epoch = epoch + 1")
+
+    async def record_retirement(self, version: int, now: int) -> None:
+        """Mark `version` retired if nothing needs it; raises KeyRetireError otherwise."""
+        async with self._transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT state FROM kek_versions WHERE version = ?", (version,)
+                )
+            )
+            (deks,) = await conn.execute_fetchall(
+                "SELECT COUNT(*), COUNT(DISTINCT tenant) FROM deks WHERE kek_version = ?",
+                (version,),
+            )
+            ((holders,),) = await conn.execute_fetchall(
+                "SELECT COUNT(*) FROM heartbeats WHERE active_version = ? AND expires_at >= ?",
+                (version, now),
+            )
+            retire_refusal(version, rows[0][0] if rows else None, deks[0], deks[1], holders)
+            await conn.execute(
+                "UPDATE kek_versions SET state = 'retired', retired_at = ? "
+                "WHERE version = ? AND state <> 'retired'",
+                (now, version),
+            )
+            await conn.execute("UPDATE vault_keys SET epoch = epoch + 1")
+
+    async def heartbeat(self, beat: Heartbeat) -> None:
+        """Record or refresh a process's check-in."""
+        async with self._guard():
+            await self._conn.execute(
+                "INSERT INTO heartbeats (process_id, active_version, seen_at, expires_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (process_id) DO UPDATE SET "
+                "active_version = excluded.active_version, seen_at = excluded.seen_at, "
+                "expires_at = excluded.expires_at",
+                (beat.process_id, beat.active_version, beat.seen_at, beat.expires_at),
+            )
+
+    async def drop_heartbeat(self, process_id: str) -> None:
+        """Forget a process that stops (expired rows of crashed ones go with it)."""
+        async with self._guard():
+            await self._conn.execute("DELETE FROM heartbeats WHERE process_id = ?", (process_id,))
+
+    async def live_heartbeats(self, now: int) -> list[Heartbeat]:
+        """Processes whose check-in has not expired."""
+        async with self._guard():
+            rows = await self._conn.execute_fetchall(
+                "SELECT process_id, active_version, seen_at, expires_at FROM heartbeats "
+                "WHERE expires_at >= ? ORDER BY process_id",
+                (now,),
+            )
+        return [Heartbeat(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def sample_deks(self) -> list[DekRecord]:
+        """One live data key per KEK version."""
+        async with self._guard():
+            rows = await self._conn.execute_fetchall(
+                "SELECT dek_id, tenant, generation, kek_version, wrapped FROM deks WHERE dek_id "
+                "IN (SELECT MIN(dek_id) FROM deks GROUP BY kek_version) ORDER BY kek_version"
+            )
+        return [DekRecord(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
     async def get_active_dek(self, tenant: str, generation: int) -> DekRecord | None:
         """The tenant's data key of `generation`, if any."""
         async with self._guard():
@@ -227,21 +428,39 @@ class SqliteStore:
         row = rows[0]
         return DekRecord(row[0], row[1], row[2], row[3], bytes(row[4]))
 
-    async def insert_dek(self, candidate: DekRecord, now: int) -> DekRecord:
-        """Insert unless the tenant has a key of that generation; return the winner."""
+    async def insert_dek(self, candidate: DekRecord, now: int) -> DekRecord | None:
+        """Insert unless the tenant has a key of that generation; return the winner.
+
+        None if the vault does not record the candidate's KEK version as active: one
+        statement, so a rotation or retirement cannot slip in between check and insert.
+        """
         async with self._guard():
-            await self._conn.execute(
-                "INSERT INTO deks (dek_id, tenant, generation, kek_version, wrapped, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, generation) DO NOTHING",
-                (
-                    candidate.dek_id,
-                    candidate.tenant,
-                    candidate.generation,
-                    candidate.kek_version,
-                    candidate.wrapped,
-                    now,
-                ),
+            inserted = list(
+                await self._conn.execute_fetchall(
+                    "INSERT INTO deks (dek_id, tenant, generation, kek_version, wrapped, "
+                    "created_at) SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
+                    "kek_versions WHERE version = ? AND state = 'active') "
+                    "ON CONFLICT (tenant, generation) DO NOTHING RETURNING dek_id",
+                    (
+                        candidate.dek_id,
+                        candidate.tenant,
+                        candidate.generation,
+                        candidate.kek_version,
+                        candidate.wrapped,
+                        now,
+                        candidate.kek_version,
+                    ),
+                )
             )
+            if not inserted:
+                active = list(
+                    await self._conn.execute_fetchall(
+                        "SELECT 1 FROM kek_versions WHERE version = ? AND state = 'active'",
+                        (candidate.kek_version,),
+                    )
+                )
+                if not active:
+                    return None
         winner = await self.get_active_dek(candidate.tenant, candidate.generation)
         if winner is None:
             # Erased between the insert and the read: the caller retries with a new key.
@@ -374,8 +593,8 @@ class SqliteStore:
             )
         return bool(rows)
 
-    async def erase_tenant(self, tenant: str) -> int:
-        """Delete the tenant's data keys and ciphertexts; return tokens now erased."""
+    async def erase_tenant(self, tenant: str) -> int | None:
+        """Delete the tenant's data keys and ciphertexts; tokens now erased, None if unknown."""
         async with self._transaction() as conn:
             rows = list(
                 await conn.execute_fetchall(
@@ -384,8 +603,12 @@ class SqliteStore:
                     (tenant,),
                 )
             )
-            await conn.execute("DELETE FROM deks WHERE tenant = ?", (tenant,))
-        return len(rows)
+            keys = list(
+                await conn.execute_fetchall(
+                    "DELETE FROM deks WHERE tenant = ? RETURNING dek_id", (tenant,)
+                )
+            )
+        return None if not rows and not keys else len(rows)
 
     async def purge(self, cutoff: int) -> int:
         """Delete rows idle since `cutoff`; return how many."""
@@ -416,8 +639,10 @@ class SqliteStore:
         async with self._guard():
             rows = list(
                 await self._conn.execute_fetchall(
-                    "UPDATE deks SET kek_version = ?, wrapped = ? "
-                    "WHERE dek_id = ? AND kek_version = ? AND wrapped = ? RETURNING dek_id",
+                    "UPDATE deks SET kek_version = ?1, wrapped = ?2 "
+                    "WHERE dek_id = ?3 AND kek_version = ?4 AND wrapped = ?5 AND EXISTS "
+                    "(SELECT 1 FROM kek_versions WHERE version = ?1 AND state = 'active') "
+                    "RETURNING dek_id",
                     (kek_version, wrapped, old.dek_id, old.kek_version, old.wrapped),
                 )
             )
@@ -431,6 +656,16 @@ class SqliteStore:
                 "GROUP BY kek_version ORDER BY kek_version"
             )
         return [KekUsage(r[0], r[1], r[2]) for r in rows]
+
+
+def _uri(path: Path) -> str:
+    # mode=rw: SQLite opens an existing file only, never creating one behind our back.
+    return path.resolve().as_uri() + "?mode=rw"
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return (stat.st_dev, stat.st_ino)
 
 
 def _prepare_file(path: Path) -> None:
