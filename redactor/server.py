@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import signal
 from collections.abc import Awaitable, Callable
@@ -116,10 +117,11 @@ async def run_server(
 
 
 def _worker(settings: Settings) -> None:
-    # A fresh interpreter (spawn): configure logging again, then serve on the shared ports.
-    from redactor.ops.logconfig import configure_logging
-
-    configure_logging(level=settings.log_level, console=settings.log_console)
+    # A forked copy of the supervisor: it inherited the supervisor's signal handlers, which
+    # would act on the supervisor's list of processes. Back to the defaults until the event
+    # loop installs its own (run_server).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
     asyncio.run(run_server(settings, reuse_port=True))
 
 
@@ -135,7 +137,7 @@ async def _prepare_vault(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     """Run `settings.workers` server processes; returns the exit code.
 
-    With one worker this process serves. With more, it prepares the vault, starts the workers
+    With one worker this process serves. With more, it prepares the vault, forks the workers
     (each binds the listeners with SO_REUSEPORT, so the kernel spreads connections), forwards
     SIGINT/SIGTERM to them and stops them all if one dies.
     """
@@ -143,7 +145,14 @@ def serve(settings: Settings) -> int:
         asyncio.run(run_server(settings))
         return 0
     asyncio.run(_prepare_vault(settings))
-    ctx = multiprocessing.get_context("spawn")
+    # Fork after import, not spawn: the workers share the supervisor's loaded code (presidio,
+    # cryptography, aiohttp: most of a process's memory) copy-on-write instead of each loading
+    # its own. The supervisor builds no pipeline: each worker opens its own resources.
+    # gc.freeze moves what is loaded now out of the collector's reach, so a collection in a
+    # worker does not touch (and so copy) those shared pages.
+    gc.collect()
+    gc.freeze()
+    ctx = multiprocessing.get_context("fork")
     procs = [
         ctx.Process(target=_worker, args=(settings,), daemon=False) for _ in range(settings.workers)
     ]
