@@ -158,7 +158,9 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     runs = [measure(int(n), args.requests) for n in args.workers.split(",")]
-    print(f"{'workers':>7} {'processes':>9} {'PSS MiB':>8} {'RSS MiB':>8}   per process (PSS/RSS MiB)")
+    print(
+        f"{'workers':>7} {'processes':>9} {'PSS MiB':>8} {'RSS MiB':>8}   per process (PSS/RSS MiB)"
+    )
     for run in runs:
         per = ", ".join(
             f"{p['role']} {p['pss_kib'] / 1024:.0f}/{p['rss_kib'] / 1024:.0f}"

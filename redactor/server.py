@@ -6,7 +6,8 @@ import asyncio
 import gc
 import multiprocessing
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -116,13 +117,24 @@ async def run_server(
             log.info("redactor_stopped")
 
 
+def run_on_loop(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` to completion on the event loop `settings.event_loop` names."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 def _worker(settings: Settings) -> None:
     # A forked copy of the supervisor: it inherited the supervisor's signal handlers, which
     # would act on the supervisor's list of processes. Back to the defaults until the event
     # loop installs its own (run_server).
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    asyncio.run(run_server(settings, reuse_port=True))
+    run_on_loop(settings, run_server(settings, reuse_port=True))
 
 
 async def _prepare_vault(settings: Settings) -> None:
@@ -142,7 +154,7 @@ def serve(settings: Settings) -> int:
     SIGINT/SIGTERM to them and stops them all if one dies.
     """
     if settings.workers == 1:
-        asyncio.run(run_server(settings))
+        run_on_loop(settings, run_server(settings))
         return 0
     asyncio.run(_prepare_vault(settings))
     # Fork after import, not spawn: the workers share the supervisor's loaded code (presidio,

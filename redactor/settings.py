@@ -119,6 +119,8 @@ class Settings:
     agent: AgentSettings | None = None
     # Server processes sharing the listeners (SO_REUSEPORT): one event loop per core.
     workers: int = 1
+    # "uvloop" (libuv's loop, the default where it is installed) or "asyncio" (the stdlib's).
+    event_loop: str = "uvloop"
 
     def route_for(self, path: str) -> RouteSettings | None:
         """The route with the longest matching prefix, or None."""
@@ -293,6 +295,7 @@ class Overrides:
     log_console: bool | None = None
     max_body_bytes: int | None = None
     workers: int | None = None
+    event_loop: str | None = None
 
 
 def _pick(
@@ -397,6 +400,9 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         log_console=bool(flags.log_console),
         agent=_agent(flags, environ, doc, agent_listen),
         workers=_workers(_pick(flags.workers, environ, "REDACTOR_WORKERS", doc.get("workers"), 1)),
+        event_loop=_event_loop(
+            _pick(flags.event_loop, environ, "REDACTOR_EVENT_LOOP", doc.get("event_loop"), "auto")
+        ),
     )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")
@@ -413,6 +419,22 @@ def _workers(value: Any) -> int:
     if not 1 <= workers <= 64:
         raise ConfigError("workers must be between 1 and 64")
     return workers
+
+
+def _event_loop(value: Any) -> str:
+    """"auto" is uvloop when it is installed, else asyncio; asking for a missing uvloop fails."""
+    name = str(value).lower()
+    if name not in ("auto", "uvloop", "asyncio"):
+        raise ConfigError("event_loop must be auto, uvloop or asyncio")
+    if name == "asyncio":
+        return name
+    try:
+        import uvloop  # noqa: F401 - only whether it imports
+    except ImportError:
+        if name == "uvloop":
+            raise ConfigError("event_loop is uvloop but uvloop is not installed") from None
+        return "asyncio"
+    return "uvloop"
 
 
 def with_routes(settings: Settings, routes: tuple[RouteSettings, ...]) -> Settings:
