@@ -196,7 +196,7 @@ def _route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSettings:
         detection=DetectionOptions(
             ignore_dummy_ssns=det.get("ignore_dummy_ssns", False),
             bare_ssn_needs_context=det.get("bare_ssn_needs_context", False),
-            luhn_invalid_with_card_word=det.get("luhn_invalid_with_card_word", False),
+            luhn_invalid_with_card_word=det.get("luhn_invalid_with_card_word", True),
         ),
     )
 
