@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from redactor.detection import Detector
 from redactor.detection.screen import may_hold_value
+from tests.detection.messages import generate
 from tests.factories import group, make_pan, make_ssn, to_fullwidth
 
 CARD = "4111 1111 1111 1111"
@@ -86,3 +87,15 @@ def test_generated_cards_and_ssns_in_chat_pass_the_screen(seed: int, prefix: str
     )
     value = rng.choice([group(pan, sizes, sep), pan, make_ssn(rng)])
     assert may_hold_value(f"Hi, please use {value} for the refund. Thanks")
+
+
+def test_no_generated_message_with_a_value_is_screened_out(detector: Detector) -> None:
+    messages = generate(5_000, seed=20261130)
+    with_value = [m for m in messages if m.expected]
+    assert with_value
+    missed = [m for m in with_value if not may_hold_value(m.text)]
+    assert missed == []
+    # And what detection finds in the rest is found only where the screen said "maybe".
+    for m in messages:
+        if not may_hold_value(m.text):
+            assert detector.find(m.text) == []
