@@ -51,6 +51,7 @@ def _overrides(args: argparse.Namespace):  # -> Overrides, imported lazily with 
         log_console=args.log_console,
         max_body_bytes=args.max_body_bytes,
         workers=args.workers,
+        event_loop=getattr(args, "event_loop", None),
     )
 
 
@@ -160,6 +161,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="server processes sharing the ports, one per core is typical (env REDACTOR_WORKERS)",
+    )
+    add(
+        "--event-loop",
+        choices=["auto", "uvloop", "asyncio"],
+        help="event loop: uvloop where installed (auto, the default) or asyncio "
+        "(env REDACTOR_EVENT_LOOP)",
     )
     serve.set_defaults(handler=_cmd_serve)
 

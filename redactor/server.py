@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import multiprocessing
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -242,12 +244,24 @@ def worker_audit_log(path: Path | None, worker: int) -> Path | None:
     return path.with_name(f"{path.stem}-w{worker}{path.suffix}")
 
 
-def _worker(settings: Settings) -> None:
-    # A fresh interpreter (spawn): configure logging again, then serve on the shared ports.
-    from redactor.ops.logconfig import configure_logging
+def run_on_loop(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` to completion on the event loop `settings.event_loop` names."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if settings.event_loop == "uvloop":
+        import uvloop
 
-    configure_logging(level=settings.log_level, console=settings.log_console)
-    asyncio.run(run_server(settings, reuse_port=True))
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
+def _worker(settings: Settings) -> None:
+    # A forked copy of the supervisor: it inherited the supervisor's signal handlers, which
+    # would act on the supervisor's list of processes. Back to the defaults until the event
+    # loop installs its own (run_server).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    run_on_loop(settings, run_server(settings, reuse_port=True))
 
 
 async def _prepare_vault(settings: Settings) -> None:
@@ -269,15 +283,22 @@ async def _prepare_vault(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     """Run `settings.workers` server processes; returns the exit code.
 
-    With one worker this process serves. With more, it prepares the vault, starts the workers
+    With one worker this process serves. With more, it prepares the vault, forks the workers
     (each binds the listeners with SO_REUSEPORT, so the kernel spreads connections), forwards
     SIGINT/SIGTERM to them and stops them all if one dies.
     """
     if settings.workers == 1:
-        asyncio.run(run_server(settings))
+        run_on_loop(settings, run_server(settings))
         return 0
     asyncio.run(_prepare_vault(settings))
-    ctx = multiprocessing.get_context("spawn")
+    # Fork after import, not spawn: the workers share the supervisor's loaded code (presidio,
+    # cryptography, aiohttp: most of a process's memory) copy-on-write instead of each loading
+    # its own. The supervisor builds no pipeline: each worker opens its own resources.
+    # gc.freeze moves what is loaded now out of the collector's reach, so a collection in a
+    # worker does not touch (and so copy) those shared pages.
+    gc.collect()
+    gc.freeze()
+    ctx = multiprocessing.get_context("fork")
     procs = [
         ctx.Process(
             target=_worker,

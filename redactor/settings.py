@@ -150,6 +150,8 @@ class Settings:
     min_body_rate_bytes_s: float = DEFAULT_MIN_BODY_RATE_BYTES_S
     # Concurrent connections per listener; more are closed at once.
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # "uvloop" (libuv's loop, the default where it is installed) or "asyncio" (the stdlib's).
+    event_loop: str = "uvloop"
 
     def route_for(self, path: str) -> RouteSettings | None:
         """The route with the longest matching prefix, or None."""
@@ -332,6 +334,7 @@ class Overrides:
     log_console: bool | None = None
     max_body_bytes: int | None = None
     workers: int | None = None
+    event_loop: str | None = None
 
 
 def _pick(
@@ -545,6 +548,9 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
                 "max_connections",
             )
         ),
+        event_loop=_event_loop(
+            _pick(flags.event_loop, environ, "REDACTOR_EVENT_LOOP", doc.get("event_loop"), "auto")
+        ),
     )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")
@@ -566,6 +572,22 @@ def _workers(value: Any) -> int:
     if not 1 <= workers <= 64:
         raise ConfigError("workers must be between 1 and 64")
     return workers
+
+
+def _event_loop(value: Any) -> str:
+    """"auto" is uvloop when it is installed, else asyncio; asking for a missing uvloop fails."""
+    name = str(value).lower()
+    if name not in ("auto", "uvloop", "asyncio"):
+        raise ConfigError("event_loop must be auto, uvloop or asyncio")
+    if name == "asyncio":
+        return name
+    try:
+        import uvloop  # noqa: F401 - only whether it imports
+    except ImportError:
+        if name == "uvloop":
+            raise ConfigError("event_loop is uvloop but uvloop is not installed") from None
+        return "asyncio"
+    return "uvloop"
 
 
 def with_routes(settings: Settings, routes: tuple[RouteSettings, ...]) -> Settings:

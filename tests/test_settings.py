@@ -188,3 +188,27 @@ def test_the_example_configuration_loads_and_routes_as_documented(tmp_path: Path
         "agent-tools": "http://127.0.0.1:9000/api/tickets/1",
     }
     assert settings.agent is not None
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "expected"),
+    [
+        (None, {}, "uvloop"),
+        (None, {"REDACTOR_EVENT_LOOP": "asyncio"}, "asyncio"),
+        ("uvloop", {"REDACTOR_EVENT_LOOP": "asyncio"}, "uvloop"),
+        ("auto", {}, "uvloop"),
+    ],
+)
+def test_event_loop_is_uvloop_unless_asyncio_is_asked_for(
+    tmp_path: Path, flag: str | None, env: dict[str, str], expected: str
+) -> None:
+    overrides = Overrides(
+        upstream="http://127.0.0.1:9001", data_dir=str(tmp_path), dev=True, event_loop=flag
+    )
+    assert load_settings(overrides, env).event_loop == expected
+
+
+def test_an_unknown_event_loop_stops_the_start(tmp_path: Path) -> None:
+    overrides = Overrides(upstream="http://127.0.0.1:9001", data_dir=str(tmp_path), dev=True)
+    with pytest.raises(ConfigError, match="event_loop"):
+        load_settings(overrides, {"REDACTOR_EVENT_LOOP": "trio"})

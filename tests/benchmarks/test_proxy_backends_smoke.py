@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.proxy import Config, run_benchmark
+from benchmarks.proxy_backends import Config, run_benchmark
 
 ROW_KEYS = {
     "proxy",
