@@ -22,7 +22,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         bare_ssn_needs_context=args.bare_ssn_needs_context,
         luhn_invalid_with_card_word=args.luhn_invalid_with_card_word,
     )
-    return run_detect(sys.stdin, sys.stdout, sys.stderr, Detector(options))
+    return run_detect(sys.stdin, sys.stdout, sys.stderr, Detector(options), explain=args.explain)
 
 
 def _overrides(args: argparse.Namespace):  # -> Overrides, imported lazily with the server
@@ -212,9 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.add_argument(
         "--luhn-invalid-with-card-word",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="report a card-shaped number that fails the Luhn check (a typo'd card number) "
+        "right after a card word, unless the text calls it invalid (default: on; "
+        "--no-luhn-invalid-with-card-word leaves every Luhn-failing number alone)",
+    )
+    detect.add_argument(
+        "--explain",
         action="store_true",
-        help="also report a 16-digit card-shaped number that fails the Luhn check (a typo'd "
-        "card number) when a card word labels it",
+        help="add to each line, per digit run of 9+ digits, its position and digit count, the "
+        "evidence for and against each card/SSN candidate in it and the decision (never a digit)",
     )
     detect.set_defaults(handler=_cmd_detect)
     _add_serve(sub)

@@ -75,6 +75,46 @@ class BodyTooLargeError(BodyError):
     message = "request body exceeds the size limit"
 
 
+# Limits on what one body may hold (bodies/limits.py): the code names the limit.
+
+
+class BodyLimitError(BodyError):
+    """A body is within the size limit but holds more than the route allows."""
+
+    status = 413
+
+
+class TooManySegmentsError(BodyLimitError):
+    code = "too_many_segments"
+    message = "request body holds more scannable values than allowed"
+
+
+class TooManyFieldsError(BodyLimitError):
+    code = "too_many_fields"
+    message = "request body holds more fields than allowed"
+
+
+class TooManyPartsError(BodyLimitError):
+    code = "too_many_parts"
+    message = "request body holds more parts than allowed"
+
+
+class TooManyEntitiesError(BodyLimitError):
+    code = "too_many_entities"
+    message = "request body holds more character references or escapes than allowed"
+
+
+class TooManyDigitsError(BodyLimitError):
+    code = "too_many_digits"
+    message = "request body holds more digits to scan than allowed"
+
+
+class NestingTooDeepError(BodyLimitError):
+    status = 422
+    code = "nesting_too_deep"
+    message = "request body is nested deeper than allowed"
+
+
 # --- shared by both sides -----------------------------------------------------------------------
 
 

@@ -52,7 +52,11 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         else:
             log.info("request_refused", status=status, error=code)
         extra = {"Retry-After": "5"} if status == 503 else {}
-        return error_response(status, code, request_id, **extra)
+        resp = error_response(status, code, request_id, **extra)
+        if getattr(exc, "close_connection", False):
+            # The rest of the request never came (a slow client): no keep-alive after this.
+            resp.force_close()
+        return resp
     except web.HTTPException:
         raise
     except Exception:  # the last line of defence: a 500, never the input

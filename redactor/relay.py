@@ -6,7 +6,9 @@ have in common lives here, so neither side imports the other.
 
 from __future__ import annotations
 
-from aiohttp import hdrs, web
+import asyncio
+
+from aiohttp import ClientResponse, hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from redactor.errors import BodyTooLargeError, RedactorError
@@ -20,10 +22,29 @@ HOP_BY_HOP = frozenset(
         "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
     )
 )  # fmt: skip
+
+
 class UpstreamUnavailableError(RedactorError):
     status = 502
     code = "upstream_unavailable"
     message = "upstream could not be reached"
+
+
+class UpstreamResponseTooLargeError(RedactorError):
+    """An answer that must be scanned is bigger than the route's limit: never sent cut short."""
+
+    status = 502
+    code = "upstream_response_too_large"
+    message = "upstream answer exceeds the size limit for scanning"
+
+
+class RequestTimeoutError(RedactorError):
+    """The client sent its body too slowly (408); the connection is closed after the answer."""
+
+    status = 408
+    code = "request_timeout"
+    message = "request body was not received in time"
+    close_connection = True
 
 
 class UpstreamTimeoutError(RedactorError):
@@ -62,15 +83,55 @@ def add_forwarded_headers(request: web.Request, headers: CIMultiDict[str]) -> No
     headers["Forwarded"] = f"{prior_fwd}, {forwarded}" if prior_fwd else forwarded
 
 
-async def read_bounded(request: web.Request, limit: int) -> bytes:
-    """The whole request body, or BodyTooLargeError as soon as it passes `limit` bytes."""
+async def read_bounded(
+    request: web.Request,
+    limit: int,
+    *,
+    grace_s: float | None = None,
+    min_rate_bytes_s: float | None = None,
+) -> bytes:
+    """The whole request body, or BodyTooLargeError as soon as it passes `limit` bytes.
+
+    With `grace_s` and `min_rate_bytes_s`, a body trickled slower than `grace_s` plus its
+    size at that rate raises RequestTimeoutError (408), and the connection is closed after
+    the answer: a slow client cannot hold a connection open for minutes.
+    """
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLargeError()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        if grace_s is None or min_rate_bytes_s is None:
+            chunk = await request.content.readany()
+        else:
+            # The next byte is due before the deadline that the bytes so far have earned.
+            deadline = started + grace_s + (size + 1) / min_rate_bytes_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await request.content.readany()
+            except TimeoutError:
+                raise RequestTimeoutError() from None
+        if not chunk:
+            break
         size += len(chunk)
         if size > limit:
             raise BodyTooLargeError()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_answer_bounded(upstream: ClientResponse, limit: int) -> bytes:
+    """The whole upstream answer (every chunk, not one buffered read), or
+    UpstreamResponseTooLargeError once it passes `limit` bytes."""
+    if upstream.content_length is not None and upstream.content_length > limit:
+        raise UpstreamResponseTooLargeError()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in upstream.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamResponseTooLargeError()
         chunks.append(chunk)
     return b"".join(chunks)

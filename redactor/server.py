@@ -13,6 +13,7 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from redactor import __version__
 from redactor.agent.app import build_agent_app
@@ -26,9 +27,34 @@ from redactor.settings import Listen, Settings
 log = structlog.get_logger()
 
 
-async def _start_site(app: web.Application, listen: Listen, *, reuse_port: bool) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+def cap_connections(server: web.Server, max_connections: int) -> None:
+    """Close a new connection at once when `max_connections` are already open.
+
+    aiohttp has no cap of its own: a client holding thousands of idle or slow connections
+    would otherwise hold as many handlers and buffers.
+    """
+    register = server.connection_made
+
+    def connection_made(handler: RequestHandler, transport: asyncio.Transport) -> None:
+        if len(server.connections) >= max_connections:
+            log.warning("connection_refused_at_cap", max_connections=max_connections)
+            transport.abort()
+            return
+        register(handler, transport)
+
+    server.connection_made = connection_made  # type: ignore[method-assign]
+
+
+async def start_site(
+    app: web.Application, listen: Listen, settings: Settings, *, reuse_port: bool
+) -> web.AppRunner:
+    """Serve `app` on `listen` with the slow-client timeout and the connection cap."""
+    # keepalive_timeout also bounds the wait for the first request's header block: aiohttp
+    # closes a connection whose request has not fully arrived when it fires.
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.header_timeout_s)
     await runner.setup()
+    if runner.server is not None:
+        cap_connections(runner.server, settings.max_connections)
     await web.TCPSite(runner, listen.host, listen.port, reuse_port=reuse_port or None).start()
     return runner
 
@@ -171,15 +197,19 @@ async def run_server(
     async with open_resources(settings) as res:
         await _audit_start(res)
         runners = [
-            await _start_site(build_proxy_app(res), settings.listen, reuse_port=reuse_port),
-            await _start_site(build_admin_app(res), settings.admin_listen, reuse_port=reuse_port),
+            await start_site(
+                build_proxy_app(res), settings.listen, settings, reuse_port=reuse_port
+            ),
+            await start_site(
+                build_admin_app(res), settings.admin_listen, settings, reuse_port=reuse_port
+            ),
         ]
         reloader: PolicyReloader | None = None
         try:
             if res.agent is not None and settings.agent is not None:
                 runners.append(
-                    await _start_site(
-                        build_agent_app(res), settings.agent.listen, reuse_port=reuse_port
+                    await start_site(
+                        build_agent_app(res), settings.agent.listen, settings, reuse_port=reuse_port
                     )
                 )
                 reloader = PolicyReloader(res.agent.policies, res.audit)

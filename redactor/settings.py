@@ -17,6 +17,7 @@ from yarl import URL
 from redactor.agent.auth import AuthSettings
 from redactor.agent.jwks import is_https_or_loopback_http
 from redactor.agent.policy import load_policy
+from redactor.bodies.limits import BodyLimits
 from redactor.detection import DetectionOptions
 from redactor.errors import ConfigError
 from redactor.ingress.signatures import DEFAULT_REPLAY_WINDOW_S, SignatureConfig
@@ -31,6 +32,24 @@ DEFAULT_TENANT = "default"
 # Agent requests are small JSON documents; a megabyte is far above any real one.
 DEFAULT_AGENT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_TOKENS_PER_REQUEST = 100
+# Request headers that never carry free text: structure, routing, credentials and webhook
+# signatures (rewriting a signature would break it; a token in Authorization is useless).
+# Every other header is scanned. A route may give its own list (`unscanned_headers`).
+DEFAULT_UNSCANNED_HEADERS = frozenset(
+    {
+        "content-type", "content-length", "content-encoding", "transfer-encoding", "host",
+        "connection", "accept", "accept-encoding", "authorization", "proxy-authorization",
+        "cookie", "x-slack-signature", "x-slack-request-timestamp",
+        "x-zendesk-webhook-signature", "x-zendesk-webhook-signature-timestamp",
+        "x-hub-signature", "x-hub-signature-256", "x-twilio-signature", "x-request-id",
+    }
+)  # fmt: skip
+# Slow clients: the header block must arrive within this many seconds (and an idle
+# keep-alive connection is closed after it); the body gets the same grace plus its size at
+# the minimum rate.
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_MIN_BODY_RATE_BYTES_S = 4096
+DEFAULT_MAX_CONNECTIONS = 1024
 DEFAULT_AUDIT_MAX_BYTES = 100 * 1024 * 1024
 
 
@@ -57,6 +76,8 @@ class RouteSettings:
     redact_responses: bool = False
     signature: SignatureConfig = field(default_factory=SignatureConfig)
     detection: DetectionOptions = field(default_factory=DetectionOptions)
+    limits: BodyLimits = field(default_factory=BodyLimits)
+    unscanned_headers: frozenset[str] = DEFAULT_UNSCANNED_HEADERS
 
     def matches(self, path: str) -> bool:
         return path.startswith(self.path_prefix)
@@ -125,6 +146,10 @@ class Settings:
     agent: AgentSettings | None = None
     # Server processes sharing the listeners (SO_REUSEPORT): one event loop per core.
     workers: int = 1
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    min_body_rate_bytes_s: float = DEFAULT_MIN_BODY_RATE_BYTES_S
+    # Concurrent connections per listener; more are closed at once.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     def route_for(self, path: str) -> RouteSettings | None:
         """The route with the longest matching prefix, or None."""
@@ -187,6 +212,8 @@ def _route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSettings:
             replay_window_s=sig_raw.get("replay_window_s", DEFAULT_REPLAY_WINDOW_S),
         )
     det = raw.get("detection", {})
+    lim = raw.get("limits", {})
+    unscanned = raw.get("unscanned_headers")
     return RouteSettings(
         name=raw["name"],
         path_prefix=raw["path_prefix"],
@@ -200,8 +227,12 @@ def _route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSettings:
         detection=DetectionOptions(
             ignore_dummy_ssns=det.get("ignore_dummy_ssns", False),
             bare_ssn_needs_context=det.get("bare_ssn_needs_context", False),
-            luhn_invalid_with_card_word=det.get("luhn_invalid_with_card_word", False),
+            luhn_invalid_with_card_word=det.get("luhn_invalid_with_card_word", True),
         ),
+        limits=BodyLimits(**{k: int(v) for k, v in lim.items()}),
+        unscanned_headers=DEFAULT_UNSCANNED_HEADERS
+        if unscanned is None
+        else frozenset(h.lower() for h in unscanned),
     )
 
 
@@ -426,6 +457,38 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         log_console=bool(flags.log_console),
         agent=_agent(flags, environ, doc, agent_listen),
         workers=_workers(_pick(flags.workers, environ, "REDACTOR_WORKERS", doc.get("workers"), 1)),
+        header_timeout_s=_positive(
+            _pick(
+                None,
+                environ,
+                "REDACTOR_HEADER_TIMEOUT_S",
+                doc.get("header_timeout_s"),
+                DEFAULT_HEADER_TIMEOUT_S,
+            ),
+            "header_timeout_s",
+        ),
+        min_body_rate_bytes_s=_positive(
+            _pick(
+                None,
+                environ,
+                "REDACTOR_MIN_BODY_RATE_BYTES_S",
+                doc.get("min_body_rate_bytes_s"),
+                DEFAULT_MIN_BODY_RATE_BYTES_S,
+            ),
+            "min_body_rate_bytes_s",
+        ),
+        max_connections=int(
+            _positive(
+                _pick(
+                    None,
+                    environ,
+                    "REDACTOR_MAX_CONNECTIONS",
+                    doc.get("max_connections"),
+                    DEFAULT_MAX_CONNECTIONS,
+                ),
+                "max_connections",
+            )
+        ),
     )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")

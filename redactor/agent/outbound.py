@@ -34,6 +34,7 @@ from redactor.relay import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
     end_to_end_headers,
+    read_answer_bounded,
     read_bounded,
 )
 from redactor.settings import OutboundRoute
@@ -188,16 +189,14 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
             allow_redirects=False,  # a redirect could lead off the allow-listed origin
             timeout=timeout,
         ) as answer:
-            # The client decoded any Content-Encoding: the answer is plain here.
-            raw = await answer.content.read(route.max_body_bytes + 1)
+            # The client decoded any Content-Encoding: the answer is plain here. Too big to
+            # scan is too big to show: UpstreamResponseTooLargeError, never a cut answer.
+            raw = await read_answer_bounded(answer, route.max_body_bytes)
             status, reason, answer_headers = answer.status, answer.reason, answer.headers
     except TimeoutError:
         raise UpstreamTimeoutError() from None
     except (ClientError, OSError):
         raise UpstreamUnavailableError() from None
-    if len(raw) > route.max_body_bytes:
-        # Too big to scan, so too big to show.
-        raise UpstreamUnavailableError("response too large to scan")
 
     back_headers = end_to_end_headers(answer_headers, _DROP_BACK)
     redaction = await agent.outbound_pipeline.redact(

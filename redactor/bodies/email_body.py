@@ -13,6 +13,7 @@ import re
 from collections.abc import Hashable, Mapping, Sequence
 
 from redactor.bodies.html_body import HtmlView
+from redactor.bodies.limits import check_depth, count_parts
 from redactor.bodies.mime import (
     HeaderBlockView,
     decode_transfer,
@@ -80,6 +81,8 @@ class _Entity:
     ) -> None:
         if depth > MAX_MIME_DEPTH:
             raise BodyUnparseableError("MIME nesting too deep")
+        check_depth(depth)
+        count_parts()
         self._start, self._end = span
         self._key: Hashable = ("entity", len(table.segments), id(self))
         self._header_end, self._body_start = split_header_body(raw, self._start, self._end)

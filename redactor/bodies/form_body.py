@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote_to_bytes
 
 from redactor.bodies.email_body import EmailBody, looks_like_email
-from redactor.bodies.html_body import HtmlView, looks_like_html
+from redactor.bodies.limits import count_fields
 from redactor.bodies.mime import HeaderBlockView
 from redactor.bodies.segments import (
     Edit,
@@ -27,6 +27,7 @@ from redactor.bodies.segments import (
     splice_bytes,
 )
 from redactor.bodies.text_body import decode_text, encode_text
+from redactor.detection.digits import digit_count
 from redactor.errors import BodyUnparseableError
 
 __all__ = ["EMAIL_FIELD_NAMES", "FormBody", "field_view", "parse_form"]
@@ -38,6 +39,8 @@ EMAIL_FIELD_NAMES = frozenset({"email", "body-mime"})
 # whose base64 hides the digits, so it is read as headers, not as flat text.
 HEADER_BLOCK_FIELD_NAMES = frozenset({"headers"})
 
+# No PAN or SSN has fewer digits: shorter field names are not scanned.
+_MIN_NAME_DIGITS = 9
 _LOWER_HEX = re.compile(rb"%[0-9a-f][a-f]|%[a-f][0-9a-f]")
 _UPPER_HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 
@@ -49,9 +52,9 @@ def field_view(name: str | None, text: str) -> TextView:
             return HeaderBlockView(text)
         except BodyUnparseableError:
             pass  # not a header block after all: scanned as plain text below
-    if looks_like_html(text):
-        return HtmlView(text, name)
-    return PlainView(text, name, "form_field")
+    from redactor.bodies.nested import value_view
+
+    return value_view(text, name, "form_field")
 
 
 def email_child(name: str | None, value: bytes) -> EmailBody | None:
@@ -96,6 +99,8 @@ class FormBody:
         self._table = SegmentTable()
         pairs: list[tuple[bytes, int, int]] = []
         cursor = 0
+        # Counted before splitting: 500,000 fields are refused before 500,000 objects exist.
+        count_fields(raw.count(b"&") + 1)
         for chunk in raw.split(b"&"):
             name, equals, _value = chunk.partition(b"=")
             value_start = cursor + len(name) + len(equals)
@@ -106,10 +111,21 @@ class FormBody:
             # The HTML form-submission rule: a `_charset_` field names the encoding used.
             start, end = pairs[names.index(b"_charset_")][1:]
             charset = unquote_to_bytes(raw[start:end]).decode("ascii", "replace")
-        for (_name, start, end), name_bytes in zip(pairs, names, strict=True):
+        for (raw_name, start, end), name_bytes in zip(pairs, names, strict=True):
             raw_value = raw[start:end]
             value = unquote_to_bytes(raw_value.replace(b"+", b" "))
-            name, _codec, _errors = decode_text(name_bytes, charset)
+            name, name_codec, name_errors = decode_text(name_bytes, charset)
+            if digit_count(name) >= _MIN_NAME_DIGITS:
+                # A field *name* can carry a value too (`card_4111...=1`): scanned like a value.
+                name_start = start - len(raw_name) - (1 if raw[start - 1 : start] == b"=" else 0)
+                name_view = PlainView(name, None, "form_name")
+                self._table.add(len(self._fields), name_view.segments)
+                self._fields.append(
+                    _Field(
+                        name_start, name_start + len(raw_name), raw_name, name_codec,
+                        name_errors, name, name_view, None,
+                    )
+                )  # fmt: skip
             child = email_child(name, value)
             index = len(self._fields)
             if child is not None:

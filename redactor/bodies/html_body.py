@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from redactor.bodies.limits import count_entities
 from redactor.bodies.segments import Edit, Segment, SegmentTable
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
@@ -118,6 +119,7 @@ def _add_decoded(builder: TextMapBuilder, source: str, start: int, end: int) -> 
         decoded = html.unescape(match.group())
         if decoded == match.group():
             continue  # not a reference (e.g. `&foo` with no such name): plain text
+        count_entities()
         builder.literal(source[cursor : match.start()], cursor)
         builder.unit(decoded, match.start(), match.end())
         cursor = match.end()

@@ -1,9 +1,17 @@
-"""JSON bodies: every string value (and every long integer) is a segment; all else stays put.
+"""JSON bodies: every string (values and object keys) and every long integer is a segment.
 
 The stdlib `json` module gives no offsets, so a small scanner records where each token sits.
 Only changed strings are rewritten, and inside a changed string only the edited stretch:
 escapes elsewhere (`\\u00e9`, `\\/`) keep their original spelling. The document is also run
 through `json.loads`, so anything the scanner accepts is JSON that upstreams can read.
+
+Object keys are rewritten in place like values. When two keys of one object become equal
+after redaction (the same card written two ways, or a key that already was that token), the
+second and later ones get a suffix `~2`, `~3`, ... in document order: the body stays valid
+JSON and no member silently replaces another in the upstream's parser.
+
+A string that holds a document of its own (JSON in a JSON string, RFC 2047 encoded words, HTML)
+is scanned as that document and re-encoded in place (`bodies/nested.py`).
 """
 
 from __future__ import annotations
@@ -13,8 +21,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from redactor.bodies.html_body import HtmlView, looks_like_html
-from redactor.bodies.segments import Edit, PlainView, Segment, SegmentTable, TextView, apply_edits
+from redactor.bodies.limits import check_depth, count_entities, count_fields
+from redactor.bodies.segments import Edit, Segment, SegmentTable, TextView, apply_edits
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
 from redactor.detection.digits import digit_count
@@ -45,6 +53,9 @@ _PLAIN_STRING = re.compile(r'"([^"\\\x00-\x1f]*)"')
 # detection (Luhn, IIN) decides. Shorter/longer integers cannot hold a PAN and are left alone.
 _PAN_DIGITS = range(12, 20)
 
+# No SSN (9) or PAN (12+) has fewer digits.
+_MIN_KEY_DIGITS = 9
+
 # Deeper nesting than any webhook we front; bounds the scanner and json.loads' recursion.
 MAX_JSON_DEPTH = 256
 
@@ -61,6 +72,17 @@ class _StringSlot:
     text: str
     text_map: TextMap
     view: TextView
+
+
+@dataclass(frozen=True, slots=True)
+class _KeySlot:
+    raw_start: int
+    raw_end: int
+    text: str
+    text_map: TextMap
+    view: TextView
+    object_start: int  # the object's `{`: its members are read again to resolve collisions
+    member: int  # this key's position among the object's members
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +117,7 @@ def _scan_string(source: str, pos: int) -> tuple[str, TextMap, int]:
             continue
         if kind != "u" or _HEX4.fullmatch(source, cursor + 2, cursor + 6) is None:
             raise BodyUnparseableError("invalid JSON escape")
+        count_entities()
         code = int(source[cursor + 2 : cursor + 6], 16)
         end = cursor + 6
         if 0xD800 <= code < 0xDC00 and source.startswith("\\u", end):
@@ -111,7 +134,7 @@ def _scan_string(source: str, pos: int) -> tuple[str, TextMap, int]:
 class JsonView:
     """Segments for the string values and long integers of a JSON text (a TextView)."""
 
-    __slots__ = ("_min_digits", "_slots", "_table", "segments")
+    __slots__ = ("_min_digits", "_object_ends", "_slots", "_source", "_table", "segments")
 
     def __init__(self, source: str, start: int = 0, *, min_segment_digits: int = 0) -> None:
         """Scan `source[start:]`. Raises BodyUnparseableError if it is not exactly one JSON value.
@@ -121,27 +144,53 @@ class JsonView:
         decoding (JSON escapes, HTML references) only ever removes digits, never adds them.
         """
         self._min_digits = min_segment_digits
-        self._slots: list[_StringSlot | _NumberSlot] = []
+        self._source = source
+        self._slots: list[_StringSlot | _NumberSlot | _KeySlot] = []
+        # object start -> index after its `}`, for objects with a key segment.
+        self._object_ends: dict[int, int] = {}
         self._table = SegmentTable()
         self._scan(source, start)
         self.segments: Sequence[Segment] = self._table.segments
 
+    def _too_few_digits(self, raw: str, minimum: int | None = None) -> bool:
+        # Encoded words hide digits in base64: never skipped for want of digits.
+        minimum = self._min_digits if minimum is None else minimum
+        return bool(minimum) and digit_count(raw) < minimum and "=?" not in raw
+
     def _add_string(self, source: str, pos: int, field_name: str | None) -> int:
         if self._min_digits:
             plain = _PLAIN_STRING.match(source, pos)
-            if plain is not None and digit_count(plain.group(1)) < self._min_digits:
+            if plain is not None and self._too_few_digits(plain.group(1)):
                 return plain.end()
         text, text_map, end = _scan_string(source, pos)
-        if self._min_digits and digit_count(source[pos + 1 : end - 1]) < self._min_digits:
+        if self._too_few_digits(source[pos + 1 : end - 1]):
             return end
-        view: TextView
-        if looks_like_html(text):
-            # Intercom/Zendesk keep HTML in JSON strings: scan text nodes, not markup.
-            view = HtmlView(text, field_name)
-        else:
-            view = PlainView(text, field_name, "json_string")
+        from redactor.bodies.nested import value_view
+
+        view = value_view(text, field_name, "json_string")
         slot_id = len(self._slots)
         self._slots.append(_StringSlot(pos + 1, end - 1, text, text_map, view))
+        self._table.add(slot_id, view.segments)
+        return end
+
+    def _add_key(
+        self, source: str, pos: int, field_name: str | None, object_start: int, member: int
+    ) -> int:
+        """Scan the key string at `pos`; it is a segment when it could hold a value."""
+        # Keys are names: one with fewer digits than the shortest value is never a segment.
+        minimum = max(self._min_digits, _MIN_KEY_DIGITS)
+        plain = _PLAIN_STRING.match(source, pos)
+        if plain is not None and self._too_few_digits(plain.group(1), minimum):
+            return plain.end()
+        text, text_map, end = _scan_string(source, pos)
+        if self._too_few_digits(source[pos + 1 : end - 1], minimum):
+            return end
+        from redactor.bodies.nested import value_view
+
+        view = value_view(text, field_name, "json_key")
+        slot_id = len(self._slots)
+        self._slots.append(_KeySlot(pos + 1, end - 1, text, text_map, view, object_start, member))
+        self._object_ends.setdefault(object_start, -1)
         self._table.add(slot_id, view.segments)
         return end
 
@@ -162,7 +211,8 @@ class JsonView:
 
     def _scan(self, source: str, start: int) -> None:
         # Iterative, so a deeply nested document cannot exhaust the Python stack.
-        stack: list[tuple[str, str | None]] = []  # ("{" or "[", key the container sits under)
+        # ("{" or "[", key the container sits under, where it starts, members so far)
+        stack: list[list] = []
         key: str | None = None
         pos = _WHITESPACE.match(source, start).end()  # type: ignore[union-attr]
         expect_value = True
@@ -177,14 +227,15 @@ class JsonView:
                 elif char in "{[":
                     if len(stack) >= MAX_JSON_DEPTH:
                         raise BodyUnparseableError("JSON nested too deeply")
-                    stack.append((char, key))
+                    check_depth(len(stack) + 1)
+                    stack.append([char, key, pos, 0])
                     pos = _WHITESPACE.match(source, pos + 1).end()  # type: ignore[union-attr]
                     closer = "}" if char == "{" else "]"
                     if source.startswith(closer, pos):
                         stack.pop()
                         pos += 1
                     elif char == "{":
-                        pos, key = self._scan_key(source, pos)
+                        pos, key = self._scan_key(source, pos, stack[-1])
                         continue
                     else:
                         continue
@@ -201,30 +252,37 @@ class JsonView:
                 if pos != length:
                     raise BodyUnparseableError("trailing data after JSON value")
                 return
-            container, outer_key = stack[-1]
+            container, outer_key, container_start, _members = stack[-1]
             char = source[pos : pos + 1]
             if char == ",":
                 pos = _WHITESPACE.match(source, pos + 1).end()  # type: ignore[union-attr]
                 if container == "{":
-                    pos, key = self._scan_key(source, pos)
+                    pos, key = self._scan_key(source, pos, stack[-1])
                 else:
                     key = outer_key
                 expect_value = True
             elif char == ("}" if container == "{" else "]"):
                 stack.pop()
+                if container_start in self._object_ends:
+                    self._object_ends[container_start] = pos + 1
                 key = stack[-1][1] if stack and stack[-1][0] == "[" else outer_key
                 pos += 1
             else:
                 raise BodyUnparseableError("invalid JSON structure")
 
-    def _scan_key(self, source: str, pos: int) -> tuple[int, str]:
+    def _scan_key(self, source: str, pos: int, container: list) -> tuple[int, str]:
         if not source.startswith('"', pos):
             raise BodyUnparseableError("invalid JSON object key")
+        count_fields()
+        member = container[3]
+        container[3] = member + 1
         plain = _PLAIN_STRING.match(source, pos)
         if plain is not None:
-            key, pos = plain.group(1), plain.end()
+            key = plain.group(1)
         else:
-            key, _map, pos = _scan_string(source, pos)
+            key, _map, _end = _scan_string(source, pos)
+        # The key's own field name is the key its object sits under (`"cards": {"4111...": 1}`).
+        pos = self._add_key(source, pos, container[1], container[2], member)
         pos = _WHITESPACE.match(source, pos).end()  # type: ignore[union-attr]
         if not source.startswith(":", pos):
             raise BodyUnparseableError("invalid JSON object")
@@ -233,16 +291,54 @@ class JsonView:
     def source_edits(self, edits: Mapping[int, Sequence[Edit]]) -> list[Edit]:
         """Edits on the JSON source. Raises ValueError for invalid edits."""
         result: list[Edit] = []
+        new_keys: dict[int, dict[int, tuple[_KeySlot, str]]] = {}
         for slot_id, local_edits in self._table.route(edits).items():
             slot = self._slots[slot_id]  # type: ignore[index]
             if isinstance(slot, _NumberSlot):
                 # A token is not a number: the value becomes a JSON string (documented).
                 new_text = apply_edits(slot.text, local_edits[0])
                 result.append(Edit(slot.raw_start, slot.raw_end, json.dumps(new_text)))
+            elif isinstance(slot, _KeySlot):
+                new_text = apply_edits(slot.text, slot.view.source_edits(local_edits))
+                new_keys.setdefault(slot.object_start, {})[slot.member] = (slot, new_text)
             else:
                 on_string = slot.view.source_edits(local_edits)
                 result.extend(map_edits(slot.text, slot.text_map, on_string, _escape_json))
+        for object_start, changed in new_keys.items():
+            result.extend(self._key_edits(object_start, changed))
         return sorted(result, key=lambda e: e.start)
+
+    def _key_edits(self, object_start: int, changed: dict[int, tuple[_KeySlot, str]]) -> list[Edit]:
+        """Whole-key edits for one object, with colliding new keys made unique (`~2`, ...)."""
+        members: list[list[tuple[str, object]]] = []
+        end = self._object_ends[object_start]
+        # The last pairs hook call is the outermost object: its keys in document order.
+        json.loads(self._source[object_start:end], object_pairs_hook=members.append)
+        names = [k for k, _v in members[-1]]
+        for member, (_slot, new_text) in changed.items():
+            names[member] = new_text
+        taken: dict[str, int] = {}
+        unchanged = {n for i, n in enumerate(names) if i not in changed}
+        result: list[Edit] = []
+        for member, name in enumerate(names):
+            if member not in changed:
+                continue
+            slot = changed[member][0]
+            unique = name
+            seen = taken.get(name, 0)
+            if name in unchanged or seen:
+                n = max(seen, 1)
+                while True:
+                    n += 1
+                    unique = f"{name}~{n}"
+                    if unique not in unchanged and unique not in taken:
+                        break
+                taken[name] = n
+            else:
+                taken[name] = 1
+            taken.setdefault(unique, 1)
+            result.append(Edit(slot.raw_start, slot.raw_end, _escape_json(unique)))
+        return result
 
 
 def _reject_constant(_name: str) -> None:

@@ -15,8 +15,9 @@ import email.header
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
+from redactor.bodies.limits import count_fields, count_parts
 from redactor.bodies.segments import Edit, Segment, SegmentTable, apply_edits
 from redactor.errors import BodyUnparseableError
 
@@ -167,6 +168,8 @@ def parse_header_fields(block: str, *, allow_mbox_from: bool = False) -> list[He
     current: tuple[str, int, int] | None = None  # name, value_start, line start
     for line_match in _LINE.finditer(block):
         line = line_match.group()
+        if line[:1] not in (" ", "\t"):
+            count_fields()
         start = line_match.start()
         if line[:1] in (" ", "\t") and current is not None:
             continue  # a folded continuation of the current field
@@ -304,6 +307,8 @@ def split_multipart(raw: bytes, start: int, end: int, boundary: str) -> Multipar
     closed = False
     region = raw[start:end]
     for match in delimiter.finditer(region):
+        # Counted as found: 150,000 tiny parts are refused at the limit, not after the walk.
+        count_parts()
         if part_start is not None:
             parts.append((start + part_start, start + match.start()))
         if match.group(1):
@@ -369,3 +374,122 @@ def encode_transfer(data: bytes, encoding: str | None, original: bytes) -> bytes
     flat = base64.b64encode(data)
     wrapped = [flat[i : i + width] for i in range(0, len(flat), width)] or [b""]
     return line_end.join(wrapped) + trailing
+
+
+class EncodedWordsView:
+    """One segment: a header-like value with its RFC 2047 encoded words decoded (a TextView).
+
+    For values outside a header block (an HTTP header, a JSON string in Mailgun's
+    `message-headers`, a form field): a changed value is written back whole as encoded words
+    in its first word's charset (UTF-8 when that cannot hold it), on one line: a folded line
+    break would end an HTTP header or corrupt a JSON string.
+    """
+
+    __slots__ = ("_charset", "_source_len", "segments")
+
+    def __init__(self, source: str, field_name: str | None, kind: str = "encoded_words") -> None:
+        """Decode `source`. Raises BodyUnparseableError for an invalid encoded word."""
+        self._source_len = len(source)
+        text, self._charset = _decode_words(source)
+        self.segments: tuple[Segment, ...] = (Segment(0, text, field_name, kind),)
+
+    def source_edits(self, edits: Mapping[int, Sequence[Edit]]) -> list[Edit]:
+        """One edit replacing the whole source. Raises ValueError for invalid edits."""
+        if set(edits) - {0}:
+            raise ValueError("edit for an unknown segment")
+        local = edits.get(0, ())
+        if not local:
+            return []
+        new_text = apply_edits(self.segments[0].text, local)
+        for candidate in (self._charset, "utf-8"):
+            if candidate is None:
+                continue
+            try:
+                encoded = email.header.Header(new_text, candidate).encode(maxlinelen=0)
+            except (LookupError, UnicodeError):
+                continue
+            return [Edit(0, self._source_len, encoded)]
+        raise ValueError("value cannot be encoded")  # unreachable: UTF-8 encodes any text
+
+
+def has_encoded_words(text: str) -> bool:
+    """True when `text` holds something shaped like an RFC 2047 encoded word."""
+    return _ENCODED_WORD.search(text) is not None
+
+
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+# --- parameters as segments (multipart filenames) ----------------------------------------------
+
+_PCT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpan:
+    """One parameter value of a header field: where its raw spelling sits, decoded."""
+
+    name: str  # lower case, without a trailing `*`
+    start: int  # raw value span in the header block, quotes included
+    end: int
+    text: str  # decoded: quoted pairs, RFC 2231, RFC 2047 or RFC 7578 percent escapes
+    style: str  # "extended", "encoded_words", "percent", "quoted" or "token"
+
+
+def param_spans(block: str, start: int, end: int) -> list[ParamSpan]:
+    """The parameters of the field value block[start:end] (after its first `;`).
+
+    Raises BodyUnparseableError for an undecodable extended or encoded-word value.
+    """
+    semicolon = block.find(";", start, end)
+    spans: list[ParamSpan] = []
+    pos = semicolon if semicolon >= 0 else end
+    while pos < end:
+        match = _PARAM.match(block, pos, end)
+        if match is None:
+            skipped = _BAD_PARAM.match(block, pos, end)
+            pos = skipped.end() if skipped and skipped.end() > pos else pos + 1
+            continue
+        name = match.group(1).lower()
+        raw = match.group(2)
+        value_start = match.start(2)
+        value_end = value_start + len(raw.rstrip())
+        raw = raw.rstrip()
+        pos = match.end()
+        if name.endswith("*"):
+            charset, _, rest = raw.strip('"').partition("'")
+            _language, _, encoded = rest.partition("'")
+            try:
+                text = unquote(encoded, encoding=charset or "utf-8", errors="strict")
+            except (LookupError, UnicodeDecodeError):
+                raise BodyUnparseableError("invalid extended parameter") from None
+            spans.append(ParamSpan(name[:-1], value_start, value_end, text, "extended"))
+            continue
+        quoted = raw.startswith('"') and raw.endswith('"') and len(raw) >= 2
+        text = _QUOTED_PAIR.sub(r"\1", raw[1:-1]) if quoted else raw
+        style = "quoted" if quoted else "token"
+        if has_encoded_words(text):
+            text, _charset = _decode_words(text)
+            style = "encoded_words"
+        elif _PCT_ESCAPE.search(text):
+            # RFC 7578 section 4.2 lets senders percent-encode a file name.
+            text = unquote(text, encoding="utf-8", errors="surrogateescape")
+            style = "percent"
+        spans.append(ParamSpan(name, value_start, value_end, text, style))
+    return spans
+
+
+def encode_param(span: ParamSpan, text: str) -> str:
+    """A parameter value spelling `text` the way `span` was spelt."""
+    if span.style == "extended":
+        return "utf-8''" + quote(text.encode("utf-8", "surrogateescape"), safe="")
+    if span.style == "encoded_words":
+        return '"' + email.header.Header(text, "utf-8").encode(maxlinelen=0) + '"'
+    if span.style == "percent":
+        return '"' + quote(text.encode("utf-8", "surrogateescape"), safe=" ._-") + '"'
+    # Quoted-string (RFC 7578 form-data uses one): escape what would end it.
+    return (
+        '"'
+        + text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
+        + '"'
+    )

@@ -1,8 +1,11 @@
 """multipart/form-data bodies (SendGrid Inbound Parse, Mailgun routes with attachments).
 
-Each text field is a segment (field_name = the form field name). Boundaries, field order,
-part headers, unchanged fields and attachments stay byte-identical: a changed field only
-swaps the bytes of its own value. A field's charset comes from, in order: its own
+Each text field is a segment (field_name = the form field name), and so are the part headers
+that could carry a value: the `filename` and `name` parameters (RFC 7578 quoted strings,
+RFC 2231 `filename*`, RFC 2047 encoded words and percent escapes decoded) and free-text
+headers of the part (`X-Note: ...`). Boundaries, field order, unchanged part headers,
+unchanged fields and attachments stay byte-identical: a change swaps only its own bytes, a
+changed parameter is spelt again in its own style. A field's charset comes from, in order: its own
 Content-Type `charset`, SendGrid's `charsets` field (JSON: field name -> charset), the
 `_charset_` field (RFC 7578 section 4.6); undeclared values are UTF-8. A field holding a raw
 message (`email`, `body-mime`, or Content-Type message/rfc822) is parsed as e-mail.
@@ -18,8 +21,13 @@ from redactor.bodies.email_body import EmailBody, looks_like_email
 from redactor.bodies.form_body import email_child, field_view
 from redactor.bodies.mime import (
     ContentType,
+    HeaderBlockView,
+    HeaderField,
+    ParamSpan,
     decode_transfer,
+    encode_param,
     encode_transfer,
+    param_spans,
     parse_content_type,
     parse_disposition,
     parse_header_fields,
@@ -36,6 +44,7 @@ from redactor.bodies.segments import (
     splice_bytes,
 )
 from redactor.bodies.text_body import decode_text, encode_text
+from redactor.detection.digits import digit_count
 from redactor.errors import BodyUnparseableError
 
 __all__ = ["MultipartFormBody", "parse_multipart"]
@@ -62,6 +71,54 @@ class _Part:
     transfer: str | None
     body_start: int
     body_end: int
+    start: int
+    header_end: int
+    header_block: str
+    fields: tuple[HeaderField, ...]
+
+
+# Parameters of Content-Disposition that name things a sender typed.
+_SCANNED_PARAMS = frozenset({"filename", "name"})
+# No PAN or SSN has fewer digits; encoded words hide theirs in base64.
+_MIN_DIGITS = 9
+
+
+class _PartHeaders:
+    """Segments for a part's header block: free-text headers and the name parameters."""
+
+    __slots__ = ("_block", "_headers", "_params", "_table", "segments")
+
+    def __init__(self, part: _Part) -> None:
+        self._block = part.header_block
+        self._table = SegmentTable()
+        self._headers = HeaderBlockView(self._block)
+        self._table.add("headers", self._headers.segments)
+        self._params: list[ParamSpan] = []
+        for header in part.fields:
+            if header.name.lower() != "content-disposition":
+                continue
+            for span in param_spans(self._block, header.value_start, header.value_end):
+                raw = self._block[span.start : span.end]
+                if span.name in _SCANNED_PARAMS and (
+                    digit_count(span.text) >= _MIN_DIGITS or "=?" in raw
+                ):
+                    self._table.add(
+                        len(self._params), (Segment(0, span.text, span.name, "part_param"),)
+                    )
+                    self._params.append(span)
+        self.segments: Sequence[Segment] = self._table.segments
+
+    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> str:
+        """The header block with edits applied."""
+        block_edits: list[Edit] = []
+        for key, local in self._table.route(edits).items():
+            if key == "headers":
+                block_edits.extend(self._headers.source_edits(local))
+            else:
+                span = self._params[key]  # type: ignore[index]
+                new_text = apply_edits(span.text, local[0])
+                block_edits.append(Edit(span.start, span.end, encode_param(span, new_text)))
+        return apply_edits(self._block, block_edits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +139,8 @@ class _MessageField:
 def _read_part(raw: bytes, start: int, end: int) -> _Part:
     header_end, body_start = split_header_body(raw, start, end)
     block = raw[start:header_end].decode("utf-8", "surrogateescape")
-    headers = {f.name.lower(): f.value for f in parse_header_fields(block)}
+    fields = parse_header_fields(block)
+    headers = {f.name.lower(): f.value for f in fields}
     disposition = parse_disposition(headers.get("content-disposition"))
     params = disposition.params if disposition else {}
     return _Part(
@@ -92,6 +150,10 @@ def _read_part(raw: bytes, start: int, end: int) -> _Part:
         transfer=headers.get("content-transfer-encoding"),
         body_start=body_start,
         body_end=end,
+        start=start,
+        header_end=header_end,
+        header_block=block,
+        fields=tuple(fields),
     )
 
 
@@ -116,7 +178,7 @@ def _declared_charsets(raw: bytes, parts: Sequence[_Part]) -> tuple[dict[str, st
 class MultipartFormBody:
     """A parsed multipart/form-data body; text fields (and messages in fields) are segments."""
 
-    __slots__ = ("_fields", "_raw", "_table", "segments")
+    __slots__ = ("_fields", "_header_parts", "_headers", "_raw", "_table", "segments")
 
     def __init__(self, raw: bytes, boundary: str) -> None:
         """Parse the body. Raises BodyUnparseableError for a missing close delimiter, bad
@@ -130,7 +192,14 @@ class MultipartFormBody:
             raise BodyUnparseableError("multipart body is truncated")
         parts = [_read_part(raw, start, end) for start, end in layout.parts]
         charsets, default_charset = _declared_charsets(raw, parts)
+        self._headers: list[_PartHeaders] = []
+        self._header_parts: list[_Part] = []
         for part in parts:
+            headers = _PartHeaders(part)
+            if headers.segments:
+                self._table.add(("headers", len(self._headers)), headers.segments)
+                self._headers.append(headers)
+                self._header_parts.append(part)
             self._add_part(part, charsets, default_charset)
         self.segments: Sequence[Segment] = self._table.segments
 
@@ -167,6 +236,14 @@ class MultipartFormBody:
             return self._raw
         replacements: list[tuple[int, int, bytes]] = []
         for index, local_edits in self._table.route(edits).items():
+            if isinstance(index, tuple):
+                number = index[1]
+                part = self._header_parts[number]
+                new_block = self._headers[number].rebuild(local_edits)
+                replacements.append(
+                    (part.start, part.header_end, new_block.encode("utf-8", "surrogateescape"))
+                )
+                continue
             field = self._fields[index]  # type: ignore[index]
             if isinstance(field, _MessageField):
                 new_value = field.child.rebuild(local_edits)

@@ -14,6 +14,7 @@ from redactor.bodies.email_body import EmailBody, parse_email
 from redactor.bodies.form_body import parse_form
 from redactor.bodies.html_body import parse_html
 from redactor.bodies.json_body import parse_json
+from redactor.bodies.limits import BodyLimits, budget_for, check_segments
 from redactor.bodies.mime import parse_content_type
 from redactor.bodies.multipart_body import parse_multipart
 from redactor.bodies.segments import Edit, ParsedBody
@@ -85,6 +86,7 @@ def parse_body(
     unknown_types: Literal["text", "refuse"] = "text",
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     min_segment_digits: int = 0,
+    limits: BodyLimits | None = None,
 ) -> ParsedBody:
     """Parse a request body by its Content-Type (after undoing its Content-Encoding).
 
@@ -93,9 +95,13 @@ def parse_body(
     an unsupported Content-Encoding: UnsupportedContentEncodingError) and BodyTooLargeError
     (decoded body over `max_decoded_bytes`). With `min_segment_digits`, codecs may leave out
     segments that hold fewer digit characters (JSON does: keys, ids, short fields).
+    With `limits`, a body that holds more fields, parts, nesting, references or segments
+    than allowed raises the BodyLimitError naming that limit.
     """
     if unknown_types not in ("text", "refuse"):
         raise ValueError("unknown_types must be 'text' or 'refuse'")
     decoded, applied = decode_content(body, content_encoding, max_decoded_bytes)
-    inner = _parse_decoded(decoded, content_type, unknown_types, min_segment_digits)
+    with budget_for(limits):
+        inner = _parse_decoded(decoded, content_type, unknown_types, min_segment_digits)
+        check_segments(inner.segments)
     return EncodedBody(body, applied, inner) if applied else inner

@@ -1,11 +1,12 @@
-"""Words around a candidate that make it more or less likely to be a card number or an SSN.
+"""Words around a candidate: what they say the number is.
 
-Two kinds of evidence, both read from the same clause as the number:
-- supporting words (`card`, `visa`, `exp`, `tarjeta`; `ssn`, `social security`) raise the
-  score; their absence never drops a well-formed card;
-- a label of another identifier directly in front of the number (`Tracking: `, `routing
-  number `, `IBAN `, `passport: `, `USt-IdNr DE `) says what the number is, and suppresses it,
-  unless a supporting word sits in the same clause (`credit card account 4111 ...`).
+Read from the clause the number stands in (a clause ends at a sentence end or a line break):
+- card / SSN words in the clause before the number (`my credit card is ...`, `SSN: ...`);
+- the label directly in front (`Tracking: `, `routing number `, `passport no. `, `注文番号`),
+  with only filler (`number`, `is`, `#`, `no.`) between: what kind it names;
+- words of another kind anywhere in the clause (`call me at ... after 5pm`, `order ... shipped`);
+- words that call the number invalid or a test value (`is not accepted`, `invalid card`).
+The words themselves are data (`words.py`); `evidence.py` weighs what is read here.
 
 Presidio's own context enhancer needs spaCy tokens and lemmas; redactor runs without an NLP
 model, so the recognizers read context here instead.
@@ -15,82 +16,234 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
 
-# Keywords as data: one word (lowercase) or two consecutive words, and what they are.
-CARD_WORDS = frozenset(
-    "card cards credit debit visa mastercard mc amex discover diners jcb unionpay maestro rupay "
-    "hipercard cc cc# ccn cvv cvv2 cvc cvc2 exp expiry expires expiration tarjeta carte karte "
-    "kreditkarte cartão cartao carta kaart kort karta".split()
-)
-CARD_PHRASES = frozenset({("master", "card"), ("american", "express"), ("union", "pay")})
-# Payment verbs raise a card's score but are too common to overrule another identifier's label
-# ("tracking for my refund: ...").
-PAYMENT_WORDS = frozenset("billing charge charged paid payment pay refund".split())
-SSN_WORDS = frozenset("ssn ssns ss# social ssa itin irs taxpayer w-9 w-2".split())
-SSN_PHRASES = frozenset(
-    {("social", "security"), ("soc", "sec"), ("ss", "#"), ("ss", "no"), ("tax", "id")}
-)
-# Labels of identifiers that are neither: couriers, banks, phones, orders, other countries' ids.
-OTHER_ID_WORDS = frozenset(
-    "tracking track shipment parcel package consignment waybill awb order invoice receipt ref "
-    "reference ticket case conversation iban bic swift routing aba rtn account acct phone tel "
-    "telephone fax mobile cell whatsapp passport license licence driver driver's drivers vat "
-    "ust ust-idnr idnr ustid steuernummer steuer-id tin ein npi nhs sin tfn medicare aadhaar "
-    "isbn issn imei meid serial sku upc ean gtin confirmation booking pnr reservation claim "
-    "transaction txn zip postal postcode member policy employee student tckn cpf cnpj nino mrn "
-    "patient id identity national customer user uid guid uuid version".split()
-)
+from redactor.detection import words
 
-_SUPPORTS_CARD = CARD_WORDS | PAYMENT_WORDS
-_STRONG = CARD_WORDS | SSN_WORDS
+CARD_LABEL = "card"
+SSN_LABEL = "ssn"
+# Another identifier's label: a card or an SSN is ruled out.
+OTHER_LABEL = "other"
+# An account's label: an SSN is ruled out, a card (a primary account number) is not.
+ACCOUNT_LABEL = "account"
+
 _PHRASES: dict[tuple[str, str], str] = {
-    **dict.fromkeys(CARD_PHRASES, "card"),
-    **dict.fromkeys(SSN_PHRASES, "ssn"),
+    **dict.fromkeys(words.CARD_PHRASES, CARD_LABEL),
+    **dict.fromkeys(words.SSN_PHRASES, SSN_LABEL),
 }
 _PHRASE_FIRST = frozenset(first for first, _ in _PHRASES)
+_PHRASE_SECOND = frozenset(second for _, second in _PHRASES)
+_SUPPORTS_CARD = words.CARD | words.PAYMENT
+_OTHER_CONTEXT = words.OTHER_ID | words.PHONE
 # Words: letters with inner apostrophes or hyphens and an optional trailing `#` (`cc#`,
 # `driver's`, `ust-idnr`, `w-9`); a lone `#` too, for `ss #`. Digits end a word, so `exp0528`
 # reads `exp`. Matched with findall (one C call) and compared as sets: the context of every
 # candidate is read, so this is on the hot path.
 # Latin letters as explicit ranges: the Unicode letter category costs several times more per
-# character, and every keyword is Latin-script.
+# character, and every Latin keyword is in these ranges.
 _LETTER = "a-z\u00df-\u00ff\u0100-\u024f"
 _WORD = re.compile(f"[{_LETTER}]+(?:['-][{_LETTER}0-9]+)*#?|#")
-# Small words that may stand between a label and its number ("number", "is", "no", "DE").
-_FILLER_WORDS = frozenset(
-    "number numbers num no nr nro is was are of the my your our for code ending in on".split()
-)
-
-# What may stand between a label and its number: punctuation and small words ("number", "is",
-# "no.", "#", a country code such as "DE").
+# What may stand between a label and its number: punctuation and small words.
+_FILLER_WORDS = words.FILLER
 _FILLER = re.compile(
-    r"(?:[\s:#=\-–(),.'\"/\[\]]+|(?:numbers?|num|no|nr|nro|n°|nº|is|was|are|of|the|my|your|our|"
-    r"for|code|ending|in|on|[a-z]{1,2})(?![a-z]))*",
+    r"(?:[\s:#=\-–(),.'\"/\[\]°º：]+|(?:[" + _LETTER + r"]+))*",
     re.IGNORECASE,
 )
-# A clause ends at a sentence end or a line break: context does not cross it for labels.
-# Greedy: one match from the start reaches the last clause end.
-_UP_TO_LAST_CLAUSE_END = re.compile(r".*(?:[.!?;]\s|\n)", re.DOTALL)
+# A clause ends at a sentence end or a line break. Greedy: one match from the start reaches
+# the last clause end.
+_UP_TO_LAST_CLAUSE_END = re.compile(r".*(?:[.!?;]\s|[。！？]|\n)", re.DOTALL)
+# The dot of an abbreviated label (`Tel. `, `No. `, `Ref. `) does not end a sentence: matched
+# on the few characters before a clause end.
+_ABBREVIATION_END = re.compile(
+    r"(?:\A|[^a-zß-ÿ])(?:tel|tél|no|nr|ref|inv|ord|acct|fax|mob|núm|num|n|nº|art)\.\s\Z"
+)
+_CLAUSE_END = re.compile(r"[.!?;](?:\s|\Z)|[。！？]|\n")
+# Japanese text between a label and its number: spaces, colons, particles, brackets.
+_JA_FILLER = " \u3000:：#＃はの「『(（"
 
 BEFORE_CHARS = 64
-AFTER_CHARS = 32
+AFTER_CHARS = 40
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    supports_card: bool
-    supports_ssn: bool
-    other_label: bool
-    # A card word (not a payment verb) in the same clause, before the number.
-    card_word_in_clause: bool = False
-
-
-def _phrases(words: list[str]) -> set[str]:
-    """Kinds of the two-word keywords in `words` (`social security`, `tax id`)."""
-    if _PHRASE_FIRST.isdisjoint(words):
+def _phrases(ws: list[str]) -> set[str]:
+    """Kinds of the two-word keywords in `ws` (`social security`, `seguro social`)."""
+    if _PHRASE_FIRST.isdisjoint(ws) or _PHRASE_SECOND.isdisjoint(ws):
         return set()
-    return {kind for pair in itertools.pairwise(words) if (kind := _PHRASES.get(pair))}
+    return {kind for pair in itertools.pairwise(ws) if (kind := _PHRASES.get(pair))}
+
+
+def _kind_of(word: str) -> str | None:
+    if word in words.CARD:
+        return CARD_LABEL
+    if word in words.SSN:
+        return SSN_LABEL
+    if word in words.OTHER_ID:
+        return OTHER_LABEL
+    if word in words.NOT_SSN_ONLY:
+        return ACCOUNT_LABEL
+    return None
+
+
+def _label(clause: str, clause_words: list[str]) -> str | None:
+    """The kind the label directly in front of the number names, if any."""
+    if not clause.isascii():
+        ja = _ja_label(clause)
+        if ja is not None:
+            return ja
+    nonfiller = [w for w in clause_words if w not in _FILLER_WORDS and len(w) > 2]
+    if not nonfiller:
+        return None
+    last = nonfiller[-1]
+    kind = _kind_of(last)
+    if kind is None:
+        if len(nonfiller) >= 2 and _PHRASES.get((nonfiller[-2], last)):
+            return _PHRASES[(nonfiller[-2], last)]
+        return None
+    label_end = clause.rfind(last) + len(last)
+    if _FILLER.fullmatch(clause, label_end) is None:
+        return None
+    tail = _WORD.findall(clause, label_end)
+    if any(w not in _FILLER_WORDS and len(w) > 2 for w in tail):
+        return None
+    if kind == ACCOUNT_LABEL and len(nonfiller) >= 2 and _kind_of(nonfiller[-2]) == CARD_LABEL:
+        # `credit card account 4111 ...`: the account is a card's.
+        return CARD_LABEL
+    return kind
+
+
+def _ja_label(clause: str) -> str | None:
+    stripped = clause.rstrip(_JA_FILLER)
+    for kind, labels in (
+        (CARD_LABEL, words.JA_CARD),
+        (SSN_LABEL, words.JA_SSN),
+        (OTHER_LABEL, words.JA_OTHER),
+    ):
+        if stripped.endswith(labels):
+            return kind
+    return None
+
+
+def _has_ja(text: str, labels: tuple[str, ...]) -> bool:
+    return any(label in text for label in labels)
+
+
+class Context:
+    """What the words around the candidate at [start, end) of a text say about it.
+
+    Read lazily, once per question: a well-formed card in a scheme's grouping only needs to
+    know whether a card word is anywhere near (its score), not what its clause holds, and this
+    runs for every candidate of every message.
+    """
+
+    __slots__ = ("_after", "_before", "_clause", "_end", "_label", "_near", "_start", "_text")
+
+    def __init__(self, text: str, start: int, end: int, field_name: str | None) -> None:
+        before = text[max(0, start - BEFORE_CHARS) : start].lower()
+        if field_name and start < BEFORE_CHARS:
+            before = field_name.lower().replace("_", " ").replace("-", " ") + ": " + before
+        self._before = before
+        self._after = text[end : end + AFTER_CHARS].lower()
+        self._near: tuple[list[str], set[str]] | None = None
+        self._clause: tuple[str, list[str], str, list[str]] | None = None
+        self._label: str | bool | None = False  # False: not read yet
+
+    def _near_words(self) -> tuple[list[str], set[str]]:
+        # Every word of the window, whatever its clause: what raises a score.
+        if self._near is None:
+            ws = _WORD.findall(self._before) + _WORD.findall(self._after)
+            self._near = (ws, _phrases(ws))
+        return self._near
+
+    def _clause_words(self) -> tuple[str, list[str], str, list[str]]:
+        # The clause before the number, its words, and the rest of the clause after it.
+        if self._clause is None:
+            before = self._before
+            m = _UP_TO_LAST_CLAUSE_END.match(before)
+            while m is not None and _ABBREVIATION_END.search(before, max(0, m.end() - 7), m.end()):
+                # `Tel. 536904399`: the label's dot; the clause goes on before it.
+                m = _UP_TO_LAST_CLAUSE_END.match(before, 0, m.end() - 2)
+            clause = before[m.end() :] if m else before
+            stop = _CLAUSE_END.search(self._after)
+            after_clause = self._after[: stop.start()] if stop else self._after
+            self._clause = (
+                clause,
+                _WORD.findall(clause),
+                after_clause,
+                _WORD.findall(after_clause),
+            )
+        return self._clause
+
+    @property
+    def supports_card(self) -> bool:
+        """A card word or payment verb anywhere around: raises a card's score."""
+        ws, kinds = self._near_words()
+        if not _SUPPORTS_CARD.isdisjoint(ws) or CARD_LABEL in kinds:
+            return True
+        return not self._before.isascii() and _has_ja(self._before, words.JA_CARD)
+
+    @property
+    def supports_ssn(self) -> bool:
+        """An SSN word anywhere around."""
+        ws, kinds = self._near_words()
+        if not words.SSN.isdisjoint(ws) or SSN_LABEL in kinds:
+            return True
+        return not self._before.isascii() and _has_ja(self._before, words.JA_SSN)
+
+    @property
+    def card_word_in_clause(self) -> bool:
+        """A card word (not a payment verb) in the same clause, before the number."""
+        clause, ws, _, _ = self._clause_words()
+        if not words.CARD.isdisjoint(ws) or CARD_LABEL in _phrases(ws):
+            return True
+        return not clause.isascii() and _has_ja(clause, words.JA_CARD)
+
+    @property
+    def payment_word_in_clause(self) -> bool:
+        """A payment verb (`paid`, `payment`, `charge`) in the same clause, before the number."""
+        clause, ws, _, _ = self._clause_words()
+        if not words.PAYMENT.isdisjoint(ws):
+            return True
+        return not clause.isascii() and _has_ja(clause, words.JA_PAYMENT)
+
+    @property
+    def ssn_word_in_clause(self) -> bool:
+        """An SSN word in the same clause, before the number."""
+        clause, ws, _, _ = self._clause_words()
+        if not words.SSN.isdisjoint(ws) or SSN_LABEL in _phrases(ws):
+            return True
+        return not clause.isascii() and _has_ja(clause, words.JA_SSN)
+
+    @property
+    def label(self) -> str | None:
+        """What the label directly in front names: CARD_LABEL, SSN_LABEL, OTHER_LABEL,
+        ACCOUNT_LABEL or None."""
+        if self._label is False:
+            clause, ws, _, _ = self._clause_words()
+            self._label = _label(clause, ws)
+        return self._label  # type: ignore[return-value]
+
+    @property
+    def other_label(self) -> bool:
+        return self.label == OTHER_LABEL
+
+    @property
+    def other_in_clause(self) -> bool:
+        """A word of another identifier or of phone context anywhere in the clause."""
+        clause, ws, after_clause, after_ws = self._clause_words()
+        if not _OTHER_CONTEXT.isdisjoint(ws) or not _OTHER_CONTEXT.isdisjoint(after_ws):
+            return True
+        return not (clause.isascii() and after_clause.isascii()) and _has_ja(
+            clause + " " + after_clause, words.JA_OTHER
+        )
+
+    @property
+    def called_invalid(self) -> bool:
+        """The clause calls the number invalid or a test value."""
+        clause, ws, after_clause, after_ws = self._clause_words()
+        if not words.INVALID.isdisjoint(ws) or not words.INVALID.isdisjoint(after_ws):
+            return True
+        return not (clause.isascii() and after_clause.isascii()) and _has_ja(
+            clause + " " + after_clause, words.JA_INVALID
+        )
 
 
 def read_context(text: str, start: int, end: int, *, field_name: str | None = None) -> Context:
@@ -99,31 +252,4 @@ def read_context(text: str, start: int, end: int, *, field_name: str | None = No
     `field_name` (a JSON key, form field or header name) counts as a label written just before
     the text, so `{"tracking_number": "..."}` reads like `tracking number: ...`.
     """
-    before = text[max(0, start - BEFORE_CHARS) : start].lower()
-    if field_name and start < BEFORE_CHARS:
-        before = field_name.lower().replace("_", " ").replace("-", " ") + ": " + before
-    m = _UP_TO_LAST_CLAUSE_END.match(before)
-    clause = before[m.end() :] if m else before
-    clause_words = _WORD.findall(clause)
-    words = clause_words + _WORD.findall(text[end : end + AFTER_CHARS].lower())
-    if m:
-        words += _WORD.findall(before, 0, m.end())
-    phrase_kinds = _phrases(words)
-    supports_card = not _SUPPORTS_CARD.isdisjoint(words) or "card" in phrase_kinds
-    supports_ssn = not SSN_WORDS.isdisjoint(words) or "ssn" in phrase_kinds
-
-    clause_phrases = _phrases(clause_words)
-    card_in_clause = not CARD_WORDS.isdisjoint(clause_words) or "card" in clause_phrases
-    strong_in_clause = not _STRONG.isdisjoint(clause_words) or bool(clause_phrases)
-    other_label = False
-    if not strong_in_clause:
-        # The last word that is not filler: a label of another identifier directly in front
-        # says what the number is, when only filler stands between ("Tracking #: ...").
-        for word in reversed(clause_words):
-            if word in _FILLER_WORDS or len(word) <= 2:
-                continue
-            if word in OTHER_ID_WORDS:
-                label_end = clause.rfind(word) + len(word)
-                other_label = _FILLER.fullmatch(clause, label_end) is not None
-            break
-    return Context(supports_card, supports_ssn, other_label, card_in_clause)
+    return Context(text, start, end, field_name)

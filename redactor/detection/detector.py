@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
+from redactor.detection.explain import RunExplanation, explain
 from redactor.detection.findings import ENTITIES, Finding
 from redactor.detection.options import DetectionOptions
 from redactor.detection.recognizers import (
@@ -12,8 +13,13 @@ from redactor.detection.recognizers import (
     DigitRunNlpEngine,
     UsSsnRecognizer,
     find_all_candidates,
+    score_candidate,
 )
+from redactor.detection.textview import TextView, view_of
 from redactor.errors import DetectionError
+
+# The view of every ASCII text without a backslash: itself (no Cf character, no escape).
+_PLAIN = TextView("")
 
 
 class _FixedRegistry(RecognizerRegistry):
@@ -60,17 +66,45 @@ class Detector:
         Raises DetectionError if the engine fails (callers fail closed).
         """
         try:
-            candidates = find_all_candidates(text)
-            # Pre-filter: most support messages hold no digit run that could be a PAN or SSN;
-            # they never reach the engine (see benchmarks/README.md for what this saves).
+            # Invisible format characters and literal escapes read as what they stand for;
+            # spans map back onto `text` (textview.py).
+            view = _PLAIN if text.isascii() and "\\" not in text else view_of(text)
+            scanned = text if view is _PLAIN else view.text
+            candidates = find_all_candidates(scanned, ascii_digits=view.ascii_digits)
+            # Pre-filter: most support messages hold no digit run that could be a PAN or SSN,
+            # and digit-dense ones often only numbers the evidence table keeps; they never
+            # reach the engine (see benchmarks/README.md for what this saves). The scores
+            # decided here ride along, so the recognizers do not decide twice.
             if not candidates:
                 return []
-            artifacts = self._nlp.artifacts_for(text, field_name, candidates)
+            scores = {}
+            for cand in candidates:
+                score = score_candidate(scanned, cand, field_name, self.options)
+                if score is not None and score >= self.options.score_threshold:
+                    scores[id(cand)] = score
+            if not scores:
+                return []
+            artifacts = self._nlp.artifacts_for(scanned, field_name, candidates)
+            artifacts.scores = scores
             results = self._engine.analyze(
-                text=text, language=LANGUAGE, entities=self._entities, nlp_artifacts=artifacts
+                text=scanned,
+                language=LANGUAGE,
+                entities=self._entities,
+                nlp_artifacts=artifacts,
             )
+            spans = [(r, *view.span_in_source(r.start, r.end)) for r in results]
         except Exception:  # noqa: BLE001 - any failure inside the engine must fail closed
             raise DetectionError() from None
-        findings = [Finding(r.entity_type, r.start, r.end, r.score) for r in results]
+        findings = [Finding(r.entity_type, s, e, r.score) for r, s, e in spans]
         findings.sort(key=lambda f: (f.start, f.end))
         return findings
+
+    def explain(self, text: str, *, field_name: str | None = None) -> list[RunExplanation]:
+        """Each digit run of `text` with its candidates' evidence and decision (no digits).
+
+        Raises DetectionError if explaining fails.
+        """
+        try:
+            return explain(text, self.options, field_name=field_name)
+        except Exception:  # noqa: BLE001 - same contract as find: one typed error
+            raise DetectionError() from None

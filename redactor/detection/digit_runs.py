@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from redactor.detection.digits import ascii_digit_count
+from redactor.detection.words import CARD, GLUED
 
 # Horizontal spaces people (and word processors) put between digit groups: space, tab, NBSP,
 # figure space, thin space, narrow NBSP, ideographic (full-width) space.
@@ -27,7 +28,7 @@ _SPACE = "[ \\t\\u00a0\\u2007\\u2009\\u202f\\u3000]"
 _PUNCT = "[\\-.\\u2010-\\u2015\\u2212\\uff0d\\uff0e]"
 # A line break, optionally followed by e-mail quote markers (`> `, `>> `) of the next line.
 _NEWLINE = f"{_SPACE}*\\r?\\n(?:{_SPACE}*>)*{_SPACE}*"
-_SEPARATOR = f"(?:{_NEWLINE}|{_SPACE}{{0,2}}{_PUNCT}{_SPACE}{{0,2}}|{_SPACE}{{1,2}})"
+_SEPARATOR = f"(?:{_NEWLINE}|{_SPACE}{{0,2}}{_PUNCT}{_SPACE}{{0,2}}|{_SPACE}{{1,3}})"
 # Possessive quantifiers: a chain never needs to give characters back, and this keeps the scan
 # linear on long digit-and-space texts.
 _DIGIT_RUN_PATTERN = f"\\d++(?:{_SEPARATOR}\\d++)*+"
@@ -40,14 +41,26 @@ _DIGIT_RUN_ASCII = re.compile(_DIGIT_RUN_PATTERN.replace("\\d", "[0-9]"))
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
-def _ascii_digits_only(text: str) -> bool:
-    return text.isascii() or not any(c.isdecimal() for c in _NON_ASCII.findall(text))
+def ascii_digits_only(text: str, non_ascii: str | None = None) -> bool:
+    """True when every digit of `text` is ASCII (`non_ascii`: its non-ASCII characters, if
+    the caller has them already)."""
+    if text.isascii():
+        return True
+    if non_ascii is None:
+        non_ascii = "".join(_NON_ASCII.findall(text))
+    return not any(c.isdecimal() for c in non_ascii)
+
+
+def non_ascii_chars(text: str) -> str:
+    """The non-ASCII characters of `text`, in order: few in most messages, one C-level scan."""
+    return "".join(_NON_ASCII.findall(text))
 
 
 _GROUP_SPLIT = re.compile(r"(\d+)")
 
 _DASHES = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d")
 _DOTS = frozenset(".\uff0e")
+_DASHES_AND_DOTS = _DASHES | _DOTS
 
 
 class SepKind(Enum):
@@ -78,6 +91,13 @@ class DigitRun:
     seps: tuple[SepKind, ...]
     # Exact separator text, to tell `123-45-6789` (uniform) from `123-45 6789` (mixed).
     sep_texts: tuple[str, ...]
+    # A card or expiry word glued to the digits (`cc4111...`, `...1111exp06/27`).
+    glued_card_word: bool = False
+    # One unseparated number that is a whole path segment of a URL or link
+    # (`/agent/tickets/4111111111111111`, `/articles/360001234567-How-to`).
+    url_path: bool = False
+    # ... whose previous segment is a card word (`/cards/4111111111111111/charge`).
+    url_card_label: bool = False
 
     @property
     def start(self) -> int:
@@ -116,14 +136,68 @@ def _glued_to_word(c: str) -> bool:
     return c.isascii() and (c.isalpha() or c == "_")
 
 
-def find_digit_runs(text: str, *, min_digits: int = 9) -> list[DigitRun]:
+_LETTERS_BEFORE = re.compile(r"[A-Za-z]+\Z")
+_LETTERS_AFTER = re.compile(r"[A-Za-z]+")
+# Characters that end a URL or link in running text.
+_URL_STOP = re.compile(r"[\s<>\"'()\[\]]")
+# What may follow a path segment: the next segment, the query, the fragment, a slug, the end.
+_SEGMENT_END = frozenset("/?#->)]\"'")
+_ESCAPE_LETTERS = frozenset("ntrfbv")
+
+
+def _glue_word_before(text: str, s: int) -> tuple[bool, bool]:
+    """(tainted, glued card word) for digits at `s` right after an ASCII letter."""
+    if s >= 2 and text[s - 2] == "\\" and text[s - 1] in _ESCAPE_LETTERS:
+        return False, False  # a literal escape (`card:\\n4111`) is a separator
+    m = _LETTERS_BEFORE.search(text, max(0, s - 24), s)
+    if m is not None and m.group().lower() in GLUED:
+        return False, True
+    return True, False
+
+
+def _glue_word_after(text: str, e: int) -> tuple[bool, bool]:
+    """(tainted, glued card word) for digits ending at `e` right before an ASCII letter."""
+    m = _LETTERS_AFTER.match(text, e)
+    if m is not None and m.group().lower() in GLUED:
+        return False, True
+    return True, False
+
+
+def _url_segment(text: str, s: int, e: int) -> tuple[bool, bool]:
+    """(whole path segment of a URL or link, labelled by a card word) for digits at [s, e)
+    right after `/`."""
+    if e < len(text):
+        after = text[e]
+        sentence_end = after in ".,;:!" and (e + 1 == len(text) or text[e + 1].isspace())
+        # `/tickets/4111111111111111.json`: the segment's file extension.
+        extension = (
+            after == "." and e + 1 < len(text) and text[e + 1].isascii() and (text[e + 1].isalpha())
+        )
+        if not (after in _SEGMENT_END or after.isspace() or sentence_end or extension):
+            return False, False
+    lo = max(0, s - 512)
+    stops = list(_URL_STOP.finditer(text, lo, s))
+    token = text[stops[-1].end() if stops else lo : s]
+    if not (token.startswith(("/", "www.")) or "://" in token):
+        return False, False
+    if "?" in token or "#" in token or "=" in token:
+        return False, False  # in the query or fragment: a value, still scanned
+    previous = token[:-1].rsplit("/", 1)[-1].lower()
+    return True, previous in CARD
+
+
+def find_digit_runs(
+    text: str, *, min_digits: int = 9, ascii_digits: bool | None = None
+) -> list[DigitRun]:
     """Every digit run in `text` with at least `min_digits` digits, in order.
 
     A run that starts right after `+` is a phone number in E.164 form and is left out whole.
     """
     runs: list[DigitRun] = []
     n = len(text)
-    if _ascii_digits_only(text):
+    if ascii_digits is None:
+        ascii_digits = ascii_digits_only(text)
+    if ascii_digits:
         # Cheapest gate first: ten C-level counts tell most messages apart from anything with
         # enough digits to be a PAN or SSN.
         if ascii_digit_count(text) < min_digits:
@@ -160,14 +234,22 @@ def find_digit_runs(text: str, *, min_digits: int = 9) -> list[DigitRun]:
         # time (`12/27`, `10:30`), while `/4111...` in a URL path still counts as a boundary.
         # `ORD-123456789012`, `INV.4111...`: a code prefix joined by a dash or dot makes the
         # digits the tail of one identifier.
-        prefixed = before in _DASHES | _DOTS and s >= 2 and _glued_to_word(text[s - 2])
-        if (
-            _glued_to_word(before)
-            or prefixed
-            or (before in "/:" and s >= 2 and text[s - 2].isdigit())
-        ):
+        prefixed = before in _DASHES_AND_DOTS and s >= 2 and _glued_to_word(text[s - 2])
+        glued = False
+        if _glued_to_word(before):
+            first.tainted, glued = _glue_word_before(text, s)
+        elif prefixed or (before in "/:" and s >= 2 and text[s - 2].isdigit()):
             first.tainted = True
-        if _glued_to_word(after) or (after in "/:" and e + 1 < n and text[e + 1].isdigit()):
+        if _glued_to_word(after):
+            tainted, glued_after = _glue_word_after(text, e)
+            groups[-1].tainted = groups[-1].tainted or tainted
+            glued = glued or glued_after
+        elif after in "/:" and e + 1 < n and text[e + 1].isdigit():
             groups[-1].tainted = True
-        runs.append(DigitRun(tuple(groups), tuple(seps), tuple(sep_texts)))
+        url_path = url_card = False
+        if before == "/" and len(groups) == 1:
+            url_path, url_card = _url_segment(text, s, e)
+        runs.append(
+            DigitRun(tuple(groups), tuple(seps), tuple(sep_texts), glued, url_path, url_card)
+        )
     return runs

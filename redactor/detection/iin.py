@@ -107,6 +107,15 @@ IIN_RANGES: tuple[IinRange, ...] = (
     IinRange("506699", "506778", _lengths(16), "Elo", "ELO"),
     IinRange("509000", "509999", _lengths(16), "Elo", "ELO"),
     IinRange("9792", "9792", _lengths(16), "Troy", "TROY"),
+    # China T-Union 31 (19 digits); GPN (Indonesia) 1946; Napas (Vietnam) 9704; the Switch
+    # debit ranges inside Visa's 4, which issued 18 digits too [WIKI].
+    IinRange("31", "31", _lengths(19), "China T-Union", "WIKI"),
+    IinRange("1946", "1946", _lengths(16, 18, 19), "GPN", "WIKI"),
+    IinRange("9704", "9704", _lengths(16, 19), "Napas", "WIKI"),
+    IinRange("4903", "4903", _lengths(16, 18, 19), "Switch", "WIKI"),
+    IinRange("4905", "4905", _lengths(16, 18, 19), "Switch", "WIKI"),
+    IinRange("4911", "4911", _lengths(16, 18, 19), "Switch", "WIKI"),
+    IinRange("4936", "4936", _lengths(16, 18, 19), "Switch", "WIKI"),
     # UnionPay 81 [UPI]; RuPay 81-82 [NPCI]; Uzcard 8600 and Humo 9860 [WIKI].
     IinRange("81", "81", _lengths(range(14, 20)), "UnionPay", "UPI"),
     IinRange("82", "82", _lengths(16), "RuPay", "NPCI"),

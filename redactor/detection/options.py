@@ -23,10 +23,11 @@ class DetectionOptions:
     # Bare 9-digit numbers: with `True` only an SSN word nearby makes them SSNs; with `False`
     # (default, fail closed) they are SSNs unless another identifier's label is in front.
     bare_ssn_needs_context: bool = False
-    # A 16-digit number in a card's shape that fails the Luhn check is not a PAN any scheme
-    # issues, but a typo'd one still shows 15 of the customer's 16 digits. With `True` it is
-    # reported when a card word labels it in the same clause ("my card 4892 7634 1023 8756");
-    # the price is sentences such as "my card 5000-0000-0000-0612 is not accepted".
-    luhn_invalid_with_card_word: bool = False
+    # A card-shaped number that fails the Luhn check is not a PAN any scheme issues, but a
+    # typo'd one still shows all the customer's digits but one. By default (fail closed) it is
+    # reported when a card word labels it in the same clause ("my card 4892 7634 1023 8756"),
+    # unless the text calls it invalid or a test value ("... is not accepted"); `False`
+    # leaves every Luhn-failing number alone.
+    luhn_invalid_with_card_word: bool = True
     # Findings scoring below this are dropped.
     score_threshold: float = 0.4

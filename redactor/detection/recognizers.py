@@ -20,22 +20,11 @@ from spacy.tokens import Doc
 from redactor.detection.candidates import Candidate, find_candidates
 from redactor.detection.context import read_context
 from redactor.detection.digit_runs import find_digit_runs
+from redactor.detection.evidence import decide_score
 from redactor.detection.findings import CREDIT_CARD, US_SSN
 from redactor.detection.options import WELL_KNOWN_DUMMY_SSNS, DetectionOptions
 
 LANGUAGE = "en"
-
-# Scores. A well-formed 15/16-digit PAN is a card with or without context words; other
-# lengths (12-14, 17-19) and bare 9-digit SSNs are likelier to be something else, so they
-# start lower and context lifts them.
-CARD_COMMON_LENGTH_SCORE = 0.85
-CARD_OTHER_LENGTH_SCORE = 0.6
-SSN_GROUPED_SCORE = 0.85
-SSN_BARE_WITH_CONTEXT_SCORE = 0.85
-SSN_BARE_SCORE = 0.5
-CONTEXT_BOOST = 0.15
-# A Luhn-failing number reported by policy (options.py): above the threshold, below any PAN.
-CARD_LUHN_FAIL_SCORE = 0.5
 
 
 class DigitRunArtifacts(NlpArtifacts):
@@ -61,12 +50,30 @@ class DigitRunArtifacts(NlpArtifacts):
         self.candidates = candidates
         # The JSON key / form field the text came from: a label for context (see context.py).
         self.field_name = field_name
+        # Scores already decided for these candidates (Detector.find decides before it calls
+        # the engine, to skip it when nothing would be reported): id(candidate) -> score.
+        self.scores: dict[int, float] | None = None
 
 
-def find_all_candidates(text: str) -> list[Candidate]:
-    """Card and SSN candidates of a whole text, in order."""
+def score_candidate(
+    text: str, candidate: Candidate, field_name: str | None, options: DetectionOptions
+) -> float | None:
+    """The score `candidate` is reported with, or None: the evidence table's decision."""
+    if (
+        candidate.entity == US_SSN
+        and options.ignore_dummy_ssns
+        and candidate.digits in WELL_KNOWN_DUMMY_SSNS
+    ):
+        return None
+    ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
+    return decide_score(candidate, ctx, options)
+
+
+def find_all_candidates(text: str, *, ascii_digits: bool | None = None) -> list[Candidate]:
+    """Card and SSN candidates of a whole text, in order (`ascii_digits`: whether all its
+    digits are ASCII, when the caller knows)."""
     out: list[Candidate] = []
-    for run in find_digit_runs(text):
+    for run in find_digit_runs(text, ascii_digits=ascii_digits):
         out.extend(find_candidates(run))
     return out
 
@@ -106,10 +113,10 @@ class DigitRunNlpEngine(NoOpNlpEngine):
 
 def _candidates(
     text: str, nlp_artifacts: NlpArtifacts | None
-) -> tuple[list[Candidate], str | None]:
+) -> tuple[list[Candidate], str | None, dict[int, float] | None]:
     if isinstance(nlp_artifacts, DigitRunArtifacts):
-        return nlp_artifacts.candidates, nlp_artifacts.field_name
-    return find_all_candidates(text), None
+        return nlp_artifacts.candidates, nlp_artifacts.field_name, nlp_artifacts.scores
+    return find_all_candidates(text), None, None
 
 
 class _DigitRunRecognizer(EntityRecognizer):
@@ -128,7 +135,8 @@ class _DigitRunRecognizer(EntityRecognizer):
         """Nothing to load: the rules are compiled at import."""
 
     def score(self, text: str, candidate: Candidate, field_name: str | None) -> float | None:
-        raise NotImplementedError
+        """The score `candidate` is reported with, or None (see evidence.py)."""
+        return score_candidate(text, candidate, field_name, self.options)
 
     def analyze(
         self,
@@ -140,18 +148,21 @@ class _DigitRunRecognizer(EntityRecognizer):
         if self.ENTITY not in entities:
             return []
         results = []
-        candidates, field_name = _candidates(text, nlp_artifacts)
+        candidates, field_name, scores = _candidates(text, nlp_artifacts)
         for cand in candidates:
             if cand.entity != self.ENTITY:
                 continue
-            score = self.score(text, cand, field_name)
+            if scores is not None:
+                score = scores.get(id(cand))
+            else:
+                score = self.score(text, cand, field_name)
             if score is not None:
                 results.append(
                     RecognizerResult(
                         entity_type=self.ENTITY,
                         start=cand.start,
                         end=cand.end,
-                        score=round(min(score, 1.0), 2),
+                        score=score,
                         recognition_metadata={
                             RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
                             RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
@@ -162,41 +173,12 @@ class _DigitRunRecognizer(EntityRecognizer):
 
 
 class CardNumberRecognizer(_DigitRunRecognizer):
-    """Payment card numbers (PANs): Luhn, IIN and length, any common grouping."""
+    """Payment card numbers (PANs): Luhn, IIN and length, any consistent grouping."""
 
     ENTITY = CREDIT_CARD
-
-    def score(self, text: str, candidate: Candidate, field_name: str | None) -> float | None:
-        if not candidate.luhn_ok and not self.options.luhn_invalid_with_card_word:
-            return None
-        ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
-        # Another identifier's label in front says what a number is, except for a well-formed
-        # 15/16-digit PAN: fail closed, a tracking number that happens to pass Luhn and an IIN
-        # check costs a token, a card number labelled "Account:" would cost a leak.
-        if ctx.other_label and not (candidate.luhn_ok and len(candidate.digits) in (15, 16)):
-            return None
-        if not candidate.luhn_ok:
-            return CARD_LUHN_FAIL_SCORE if ctx.card_word_in_clause else None
-        common = len(candidate.digits) in (15, 16)
-        score = CARD_COMMON_LENGTH_SCORE if common else CARD_OTHER_LENGTH_SCORE
-        return score + CONTEXT_BOOST if ctx.supports_card else score
 
 
 class UsSsnRecognizer(_DigitRunRecognizer):
     """US Social Security numbers: AAA-GG-SSSS in SSA-issued ranges, or 9 bare digits."""
 
     ENTITY = US_SSN
-
-    def score(self, text: str, candidate: Candidate, field_name: str | None) -> float | None:
-        if self.options.ignore_dummy_ssns and candidate.digits in WELL_KNOWN_DUMMY_SSNS:
-            return None
-        ctx = read_context(text, candidate.start, candidate.end, field_name=field_name)
-        if ctx.other_label:
-            return None
-        if candidate.group_count == 3:
-            return SSN_GROUPED_SCORE + (CONTEXT_BOOST if ctx.supports_ssn else 0.0)
-        if ctx.supports_ssn:
-            return SSN_BARE_WITH_CONTEXT_SCORE
-        if self.options.bare_ssn_needs_context:
-            return None
-        return SSN_BARE_SCORE

@@ -9,7 +9,6 @@ the same tokens again).
 from __future__ import annotations
 
 import time
-from collections import Counter
 from datetime import UTC, datetime
 
 import structlog
@@ -18,8 +17,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent
-from redactor.detection.digits import ascii_digit_count
+from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
 from redactor.errors import RedactorError
+from redactor.ingress.links import LinkRewriter
+from redactor.ingress.pipeline import Redaction, ScannedPart
 from redactor.ingress.signatures import sign, verify
 from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
 from redactor.relay import (
@@ -27,6 +28,7 @@ from redactor.relay import (
     UpstreamUnavailableError,
     add_forwarded_headers,
     end_to_end_headers,
+    read_answer_bounded,
     read_bounded,
 )
 from redactor.resources import RESOURCES, Resources
@@ -47,13 +49,13 @@ class NoRouteError(RedactorError):
 
 
 async def _redact(
+    request: web.Request,
     res: Resources,
     route: RouteSettings,
     body: bytes,
     headers: CIMultiDictProxy[str] | CIMultiDict[str],
-) -> tuple[bytes, dict[str, int], tuple[str, ...]]:
-    if not body:
-        return body, {}, ()
+    extras: tuple[ScannedPart, ...] = (),
+) -> Redaction:
     started = time.perf_counter()
     redaction = await res.pipeline_for(route).redact(
         body,
@@ -62,37 +64,11 @@ async def _redact(
         tenant=route.tenant,
         unknown_types=route.unknown_content_types,
         max_decoded_bytes=route.max_body_bytes,
+        limits=route.limits,
+        extras=extras,
     )
     res.metrics.latency.labels(route.name).observe(time.perf_counter() - started)
-    return redaction.body, redaction.counts, redaction.tokens
-
-
-# A URL part with fewer digits cannot hold a PAN or SSN: skip the pipeline for it.
-_MIN_URL_DIGITS = 9
-
-
-async def _redact_url(
-    res: Resources, route: RouteSettings, raw_path_qs: str
-) -> tuple[str, str, dict[str, int], tuple[str, ...]]:
-    """The raw path and query with values tokenised: `GET /search?q=4111...` must not carry
-    the number upstream either. The query is read as a form (`+`, `%20`), the path as text."""
-    raw_path, _, raw_query = raw_path_qs.partition("?")
-    counts: Counter[str] = Counter()
-    tokens: list[str] = []
-    parts = []
-    for part, content_type in (
-        (raw_path, "text/plain"),
-        (raw_query, "application/x-www-form-urlencoded"),
-    ):
-        if ascii_digit_count(part) >= _MIN_URL_DIGITS:
-            new, found, issued = await _redact(
-                res, route, part.encode(), CIMultiDict({hdrs.CONTENT_TYPE: content_type})
-            )
-            part = new.decode("utf-8", "surrogateescape")
-            counts.update(found)
-            tokens.extend(t for t in issued if t not in tokens)
-        parts.append(part)
-    return parts[0], parts[1], dict(counts), tuple(tokens)
+    return redaction
 
 
 async def handle_proxy(request: web.Request) -> web.StreamResponse:
@@ -126,13 +102,33 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
 
 async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> web.StreamResponse:
     request_id = request[REQUEST_ID]
-    body = await read_bounded(request, route.max_body_bytes)
+    body = await read_bounded(
+        request,
+        route.max_body_bytes,
+        grace_s=res.settings.header_timeout_s,
+        min_rate_bytes_s=res.settings.min_body_rate_bytes_s,
+    )
     verify(route.signature, request.headers, body, now=time.time())
-    new_body, counts, tokens = await _redact(res, route, body, request.headers)
-    raw_path, raw_query, url_counts, url_tokens = await _redact_url(res, route, request.raw_path)
-    if url_counts:
-        counts = dict(Counter(counts) + Counter(url_counts))
-        tokens = (*tokens, *(t for t in url_tokens if t not in tokens))
+    # The message is the body and the parts around it: path, query and header values are
+    # scanned with it (a card in `X-Customer-Note` or in `/customers/%34%31...` too), and
+    # tokenised in the same vault call.
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    headers = end_to_end_headers(request.headers, _RECOMPUTED)
+    header_items = list(headers.items())
+    extras = (
+        UrlPath(raw_path),
+        UrlQuery(raw_query),
+        HeaderValues(header_items, route.unscanned_headers),
+    )
+    redaction = await _redact(request, res, route, body, request.headers, extras)
+    new_body, counts, tokens = redaction.body, redaction.counts, redaction.tokens
+    new_path, new_query, new_headers = redaction.extras
+    raw_path = new_path if new_path is not None else raw_path
+    raw_query = new_query if new_query is not None else raw_query
+    if new_headers:
+        headers = CIMultiDict(
+            (name, new_headers.get(i, value)) for i, (name, value) in enumerate(header_items)
+        )
 
     # The audit record is written before the body leaves; if it cannot be, nothing leaves.
     await res.audit.write(
@@ -149,7 +145,6 @@ async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> 
     for entity, n in counts.items():
         res.metrics.findings.labels(route.name, entity).inc(n)
 
-    headers = end_to_end_headers(request.headers, _RECOMPUTED)
     add_forwarded_headers(request, headers)
     headers[REQUEST_ID_HEADER] = request_id
     headers.update(sign(route.signature, request.headers, new_body))
@@ -194,9 +189,22 @@ async def _forward(
                     status=upstream.status, reason=upstream.reason, headers=headers
                 )
                 await response.prepare(request)
-                async for chunk in upstream.content.iter_chunked(64 * 1024):
-                    await response.write(chunk)
-                await response.write_eof()
+                try:
+                    async for chunk in upstream.content.iter_chunked(64 * 1024):
+                        await response.write(chunk)
+                    await response.write_eof()
+                except (ClientError, OSError, TimeoutError):
+                    # The status line is out: a second response (502) written into the same
+                    # stream would corrupt it. Abort the connection, so the client sees a
+                    # cut answer for what it is.
+                    _abort(request)
+                    res.metrics.failures.labels(route.name, "upstream_broke_mid_answer").inc()
+                    log.warning("upstream_broke_mid_answer", status=response.status)
+                    await _audit_delivery(
+                        request, res, route, "upstream_failed", response.status,
+                        "upstream_broke_mid_answer",
+                    )  # fmt: skip
+                    return response
     except TimeoutError:
         raise UpstreamTimeoutError() from None
     except (ClientError, OSError):
@@ -205,6 +213,13 @@ async def _forward(
     log.info("request_forwarded", status=response.status, findings=sum(counts.values()))
     await _audit_delivery(request, res, route, "forwarded", response.status, None)
     return response
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    request.protocol.force_close()
+    if transport is not None:
+        transport.abort()
 
 
 _DELIVERY_EVENTS = {
@@ -246,14 +261,21 @@ async def _redacted_response(
     request: web.Request, res: Resources, route: RouteSettings, upstream: ClientResponse
 ) -> web.Response:
     # aiohttp's client already decoded the response's Content-Encoding: the body is plain.
-    raw = await upstream.content.read(route.max_body_bytes + 1)
-    if len(raw) > route.max_body_bytes:
-        # Too big to scan, so too big to show: fail closed on the way back as well.
-        raise UpstreamUnavailableError("response too large to scan")
+    # The whole answer is read (every chunk) up to the limit; past it, a clear 502: too big
+    # to scan is too big to show, and a cut answer is never sent.
+    raw = await read_answer_bounded(upstream, route.max_body_bytes)
     headers = end_to_end_headers(
         upstream.headers, frozenset({"content-length", "content-encoding"})
     )
-    new_body, counts, tokens = await _redact(res, route, raw, headers)
+    redaction = await _redact(request, res, route, raw, headers)
+    counts, tokens = redaction.counts, redaction.tokens
+    # Links to the upstream (links.next, Location, Link) lead back through redactor, so a
+    # client that follows them stays behind redaction and the audit.
+    links = LinkRewriter.for_route(
+        route.upstream, route.path_prefix, route.strip_prefix, request.scheme, request.host
+    )
+    new_body = links.body(redaction.body)
+    links.headers(headers)
     if counts:
         await res.audit.write(
             AuditEvent(

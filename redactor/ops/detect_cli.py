@@ -31,11 +31,14 @@ def _id_of(line: str) -> object:
     return obj.get("id") if isinstance(obj, dict) else None
 
 
-def run_detect(stdin: TextIO, stdout: TextIO, stderr: TextIO, detector: Detector) -> int:
+def run_detect(
+    stdin: TextIO, stdout: TextIO, stderr: TextIO, detector: Detector, *, explain: bool = False
+) -> int:
     """Stream `stdin` to `stdout`; a bad line gets an error on `stderr`. Returns the exit code.
 
     Memory stays constant: one line is held at a time. Error lines carry the line number, the
-    id and a fixed reason, never the text.
+    id and a fixed reason, never the text. With `explain`, each output line also holds
+    `explain`: every digit run's position, digit count, evidence and decision, never a digit.
     """
     failures = 0
     for lineno, line in enumerate(stdin, start=1):
@@ -49,7 +52,9 @@ def run_detect(stdin: TextIO, stdout: TextIO, stderr: TextIO, detector: Detector
             stderr.write(json.dumps(error) + "\n")
             continue
         findings = detector.find(text)
-        out = {"id": item_id, "entities": [f.to_dict() for f in findings]}
+        out: dict[str, object] = {"id": item_id, "entities": [f.to_dict() for f in findings]}
+        if explain:
+            out["explain"] = [run.to_dict() for run in detector.explain(text)]
         stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
     stdout.flush()
     return 1 if failures else 0

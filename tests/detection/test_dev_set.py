@@ -3,7 +3,8 @@
 Matching follows the set's scorer: a prediction is right when its entity matches and its
 text equals the expected value once whitespace, `-` and `.` are removed. DOUBTFUL items are
 left out, as the targets say. LUHN_FAIL items (numbers a source calls a card although they
-fail the Luhn check) are deliberately missed: the README says why.
+fail the Luhn check) count too: the default policy finds them after a card word (or a payment
+word, for a number printed as a scheme's card).
 """
 
 import json
@@ -48,19 +49,17 @@ def dev_items() -> list[dict]:
 
 
 def test_dev_set_meets_recall_and_precision_targets(detector: Detector, dev_items) -> None:
-    scored = [
-        i for i in dev_items if "DOUBTFUL" not in i["notes"] and "LUHN_FAIL" not in i["notes"]
-    ]
+    scored = [i for i in dev_items if "DOUBTFUL" not in i["notes"]]
     tp, fp, fn, misses = _score(detector, scored)
     assert tp / (tp + fn) >= TARGET, misses
     assert tp / (tp + fp) >= TARGET, misses
 
 
-def test_only_luhn_failing_items_are_missed(detector: Detector, dev_items) -> None:
+def test_luhn_failing_items_are_found_after_a_card_word(detector: Detector, dev_items) -> None:
     luhn_fail = [i for i in dev_items if "LUHN_FAIL" in i["notes"] and "DOUBTFUL" not in i["notes"]]
-    tp, fp, fn, _ = _score(detector, luhn_fail)
-    assert (tp, fp) == (0, 0)
-    assert fn == len(luhn_fail)
+    tp, fp, _, misses = _score(detector, luhn_fail)
+    assert (fp, misses) == (0, [])
+    assert tp == len(luhn_fail)
 
 
 def test_hard_negatives_stay_clean(detector: Detector, dev_items) -> None:

@@ -61,6 +61,22 @@ POSITIVES = [
         [(SSN, "536-90-4399"), (CARD, "4111 1111 1111 1111")],
     ),
     ('{"ssn":"111-22-3333"}', [(SSN, "111-22-3333")]),
+    # issue 10: expiry tails, glued words, any consistent grouping, unlisted IINs,
+    # invisible characters, literal escapes, card-labelled or grouped URL segments
+    ("card 4111 1111 1111 1111 03-2027", [(CARD, "4111 1111 1111 1111")]),
+    ("card 6011 4520 0281 5766 3-27", [(CARD, "6011 4520 0281 5766")]),
+    ("cc4111111111111111exp06/27", [(CARD, "4111111111111111")]),
+    ("CREDIT CARD4111111111111111", [(CARD, "4111111111111111")]),
+    ("41 11 11 11 11 11 11 11", [(CARD, "41 11 11 11 11 11 11 11")]),
+    ("37 144 9635398 431", [(CARD, "37 144 9635398 431")]),
+    ("store card 7000 0000 0000 0006", [(CARD, "7000 0000 0000 0006")]),
+    ("4111\u200b1111\u200b1111\u200b1111", [(CARD, "4111\u200b1111\u200b1111\u200b1111")]),
+    ("card 41\u00ad11 1111 1111 1111\ufeff", [(CARD, "41\u00ad11 1111 1111 1111")]),
+    ("card:\\n4111 1111 1111 1111", [(CARD, "4111 1111 1111 1111")]),
+    ("card\\t5555555555554444", [(CARD, "5555555555554444")]),
+    ("\\u0435 4111 1111 1111 1111", [(CARD, "4111 1111 1111 1111")]),
+    ("POST /v1/cards/4111111111111111/charge", [(CARD, "4111111111111111")]),
+    ("https://x.io/lookup/4111 1111 1111 1111/", [(CARD, "4111 1111 1111 1111")]),
 ]
 
 NEGATIVES = [
@@ -78,10 +94,13 @@ NEGATIVES = [
     # masked forms
     "card **** **** **** 4242",
     "card 424242******4242",
-    # Luhn or IIN fails
-    "card 4111 1111 1111 1112",
+    # Luhn or IIN fails, with no card word; sample numbers
+    "number 4111 1111 1111 1112",
+    "ref 4111 1111 1111 1112",
     "card 1234 5678 9012 3456",
     "card 0000 0000 0000 0000",
+    "My card 5000-0000-0000-0612 is not accepted on your site, why?",
+    "invalid card 4111 1111 1111 1112",
     # labelled as something else
     "Tracking: 4111 1111 1111 1112",
     "Order 4012888818888 shipped",  # a 13-digit Visa shape, labelled as an order
@@ -104,6 +123,19 @@ NEGATIVES = [
     "FedEx says 7 9 0 5 3 5 3 1 2 3 1 7 is not found",
     "short 4111 1111 111",
     "date 2024-01-31 12:30:45",
+    # issue 10: URL path ids, other identifiers' 9 digits, an SSN inside a longer number
+    "https://acme.zendesk.com/agent/tickets/4111111111111111",
+    "blah http://support.example.com/tickets/4111111111111111.json",
+    '<a href=\\"/knowledge/articles/4402126792468/en-us\\">Edit</a>',
+    "see /hc/en-us/articles/4408845965210-How-to-pay",
+    "https://acme.my.salesforce.com/knowledge/articles/536904399/en-us",
+    "CUSIP 037833100",
+    "llámame al 612345678",
+    "rappelez-moi au 536904399 svp",
+    "Tel. 536904399",
+    "注文番号 536904399",
+    "Reference 064230 635073959 6909.",
+    "IMEI: 352099001761481",
 ]
 
 
@@ -155,17 +187,29 @@ def test_empty_and_digitless_texts_have_no_findings(detector: Detector) -> None:
     assert detector.find("Hello, my order arrived damaged. Price was $49.99 on 12/03.") == []
 
 
-def test_typod_card_numbers_are_reported_only_when_policy_asks_and_a_card_word_labels_them(
+def test_typod_card_numbers_after_a_card_word_are_reported_unless_policy_turns_it_off(
     detector: Detector,
 ) -> None:
     typo = "My credit card 4892 7634 1023 8756 has been lost"
-    assert found(detector, typo) == []
-    strict = Detector(DetectionOptions(luhn_invalid_with_card_word=True))
-    assert found(strict, typo) == [(CARD, "4892 7634 1023 8756")]
+    assert found(detector, typo) == [(CARD, "4892 7634 1023 8756")]
+    assert found(detector, "mi tarjeta 4892763410238756") == [(CARD, "4892763410238756")]
     # Without a card word in the clause, or labelled as something else, it stays a number.
-    assert found(strict, "Reference 4892 7634 1023 8756 attached") == []
-    assert found(strict, "my card was fine. Tracking: 4892 7634 1023 8756") == []
-    # Only the 16-digit card shapes: an 18-digit run is not a typo'd card.
-    assert found(strict, "my card 4892 7634 1023 8756 12") == []
+    assert found(detector, "Reference 4892 7634 1023 8756 attached") == []
+    assert found(detector, "my card was fine. Tracking: 4892 7634 1023 8756") == []
+    # Only card shapes: an odd grouping is not a typo'd card.
+    assert found(detector, "my card 48 927 6341 023 8756") == []
+    off = Detector(DetectionOptions(luhn_invalid_with_card_word=False))
+    assert found(off, typo) == []
     # Luhn-valid cards are unaffected.
-    assert found(strict, "card 4111 1111 1111 1111") == [(CARD, "4111 1111 1111 1111")]
+    assert found(off, "card 4111 1111 1111 1111") == [(CARD, "4111 1111 1111 1111")]
+
+
+def test_format_character_table_is_unicode_category_cf() -> None:
+    import sys
+    import unicodedata
+
+    from redactor.detection.textview import FORMAT_CHAR_RANGES
+
+    table = {c for lo, hi in FORMAT_CHAR_RANGES for c in range(lo, hi + 1)}
+    cf = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"}
+    assert table == cf

@@ -47,7 +47,7 @@ async def upstream(aiohttp_server) -> Upstream:
     async def record(request: web.Request) -> web.Response:
         up = holder["up"]
         up.received.append(
-            Recorded(request.method, request.path_qs, dict(request.headers), await request.read())
+            Recorded(request.method, request.raw_path, dict(request.headers), await request.read())
         )
         status, headers, body = up.reply
         return web.Response(status=status, headers=headers, body=body)

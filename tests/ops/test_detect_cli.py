@@ -65,3 +65,45 @@ def test_console_script_streams_from_stdin() -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["entities"][0]["entity"] == "US_SSN"
     assert "536" not in proc.stderr
+
+
+def test_explain_gives_each_runs_evidence_and_decision_without_a_digit() -> None:
+    card = "4111 1111 1111 1111"
+    url_id = "4012888888881881"
+    phone = "536904399"
+    text = (
+        f"my card {card} 03-2027\n"
+        f"see https://acme.zendesk.com/agent/tickets/{url_id}\n"
+        f"call me at {phone}"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "redactor", "detect", "--explain"],
+        input=json.dumps({"id": "t", "text": text}) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    runs = out["explain"]
+    assert [(r["start"], r["digits"], r["decision"]) for r in runs] == [
+        (text.index(card), 22, "redact"),
+        (text.index(url_id), 16, "keep"),
+        (text.index(phone), 9, "keep"),
+    ]
+    [card_cand], [url_cand], [phone_cand] = (r["candidates"] for r in runs)
+    assert card_cand["entity"] == "CREDIT_CARD"
+    assert (card_cand["start"], card_cand["end"]) == (8, 8 + len(card))
+    assert {"luhn", "iin", "card-grouping", "card-word"} <= set(card_cand["for"])
+    assert url_cand["against"][0] == "url-path"
+    assert url_cand["decision"] == "keep"
+    assert phone_cand["entity"] == "US_SSN"
+    assert "other-context" in phone_cand["against"]
+    # The findings are what `redactor detect` reports without --explain.
+    assert [(e["entity"], e["start"]) for e in out["entities"]] == [("CREDIT_CARD", 8)]
+    # No value, nor any four of its digits in a row, appears in the explanation.
+    explained = json.dumps(out["explain"])
+    for value in (card.replace(" ", ""), url_id, phone):
+        assert not any(value[i : i + 4] in explained for i in range(len(value) - 3))
+    assert proc.stderr == ""

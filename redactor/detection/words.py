@@ -1,0 +1,140 @@
+"""Every word detection reads, as data, in one place: en, es, fr, de, pt, it, nl and ja.
+
+Latin-script words are matched as whole lowercase words (`context.py` cuts the text into
+words); Japanese has no spaces between words, so its words are matched as substrings.
+
+- CARD: words that name a payment card (or its expiry / security code).
+- SSN: words that name a US Social Security number.
+- OTHER_ID: labels of identifiers that are neither: couriers, orders, invoices, tickets, banks,
+  phones, other countries' national ids, passports, devices, barcodes. Right in front of a
+  number they say what it is.
+- NOT_SSN_ONLY: labels that rule out an SSN but not a card (a PAN is a "primary account
+  number": `account 4111 ...` may well be a card).
+- PHONE: words of phone context (`call me at`, `llámame al`): a bare 9-digit number in their
+  clause is a phone number, not an SSN.
+- INVALID: words by which a text calls a number invalid or a test value; a Luhn-failing number
+  next to them is not a typo'd card.
+- GLUED: card and expiry words that may be written glued to the digits (`cc4111...`,
+  `...1111exp06/27`) without making them part of an identifier.
+"""
+
+from __future__ import annotations
+
+
+def _words(*groups: str) -> frozenset[str]:
+    return frozenset(w for g in groups for w in g.split())
+
+
+CARD = _words(
+    # en
+    "card cards credit debit visa mastercard mc amex discover diners jcb unionpay maestro rupay "
+    "hipercard elo mir cc cc# card# ccn cvv cvv2 cvc cvc2 exp expiry expires expiration creditcard",
+    # es
+    "tarjeta tarjetas crédito credito débito debito caducidad vencimiento",
+    # fr
+    "carte cartes bancaire cb expiration",
+    # de
+    "karte karten kreditkarte kreditkartennummer kartennummer girokarte ec-karte ablaufdatum",
+    # pt
+    "cartão cartao cartões validade",
+    # it
+    "carta carte scadenza bancomat",
+    # nl
+    "kaart kaartnummer creditcardnummer pinpas betaalkaart vervaldatum",
+)
+CARD_PHRASES = frozenset({("master", "card"), ("american", "express"), ("union", "pay")})
+# Payment verbs raise a card's score but are too common to count as card evidence on their own.
+PAYMENT = _words(
+    "billing charge charged paid payment pay refund pagué pago payé paiement bezahlt zahlung "
+    "paguei pagamento pagato betaald betaling"
+)
+SSN = _words(
+    "ssn ssns ss# ssa itin irs taxpayer w-9 w-2 sozialversicherungsnummer",
+)
+SSN_PHRASES = frozenset(
+    {
+        ("social", "security"),
+        ("soc", "sec"),
+        ("ss", "#"),
+        ("ss", "no"),
+        ("tax", "id"),
+        ("seguro", "social"),
+        ("sécurité", "sociale"),
+        ("securite", "sociale"),
+        ("previdenza", "sociale"),
+        ("segurança", "social"),
+    }
+)
+OTHER_ID = _words(
+    # en: couriers, commerce, support, banks, documents, devices, other countries' ids
+    "tracking track shipment parcel package consignment waybill awb order invoice receipt ref "
+    "reference ticket case conversation iban bic swift routing aba rtn phone tel telephone fax "
+    "mobile cell whatsapp passport license licence driver driver's drivers vat ust ust-idnr "
+    "idnr ustid steuernummer steuer-id tin ein npi nhs sin tfn medicare aadhaar isbn issn imei "
+    "meid iccid sim serial sku upc ean gtin barcode cusip isin sedol confirmation booking pnr "
+    "reservation claim transaction txn zip postal postcode member policy employee student tckn "
+    "cpf cnpj nino mrn patient identity national customer user uid guid uuid version zehut "
+    "teudat nas bsn nif nie dni codice fiscale",
+    # es
+    "pedido factura ticket seguimiento envío envio pasaporte teléfono telefono móvil movil "
+    "celular recibo referencia código codigo barras cuenta",
+    # fr
+    "commande facture suivi colis passeport téléphone telephone portable tél reçu "
+    "référence dossier",
+    # de
+    "bestellung bestellnummer rechnung rechnungsnummer sendungsnummer sendung paket reisepass "
+    "telefon handy telefonnummer kundennummer auftragsnummer vorgangsnummer strichcode "
+    "imei-nummer",
+    # pt
+    "fatura rastreio rastreamento encomenda passaporte telefone celular protocolo",
+    # it
+    "ordine fattura spedizione tracciamento passaporto telefono cellulare ricevuta pratica",
+    # nl
+    "bestelnummer bestelling factuur factuurnummer zending pakket paspoort telefoon mobiel "
+    "klantnummer",
+)
+# Labels that rule out an SSN, but not a card: a card number is an account number.
+NOT_SSN_ONLY = _words("account acct accountnummer konto kontonummer conta conto rekening compte")
+PHONE = _words(
+    "call phone tel telephone mobile cell whatsapp sms text fax ring dial "
+    "llámame llamame llámeme llamar teléfono telefono móvil movil celular "
+    "rappelez-moi rappelez appelez-moi appeler téléphone portable tél "
+    "rufen anrufen telefon handy erreichbar "
+    "ligue ligar telefone liga "
+    "chiamami chiamare telefono cellulare "
+    "bel bellen telefoon mobiel"
+)
+INVALID = _words(
+    "invalid accepted fake test dummy example sample "
+    "inválida invalida inválido invalido válida valida ungültig ungueltig ongeldig "
+    "invalide non valida"
+)
+# Cards a phrase calls invalid: "not valid", "no es válida" read as INVALID through `valida`.
+GLUED = _words(
+    "card cc ccn cc# visa mastercard mc amex discover credit debit tarjeta carte karte kaart "
+    "cartão cartao carta creditcard exp expiry expires cvv cvc"
+)
+# Words that may stand between a label and its number ("number", "is", "no", "de").
+FILLER = _words(
+    "number numbers num no nr nro is was are of the my your our for code ending in on "
+    "número numero numéro nummer es est ist é è é del de da do di van het le la el mi mon ma "
+    "mein meine meu minha il lo al au bij lautet"
+)
+
+# Japanese, matched as substrings of the clause.
+JA_CARD = ("カード", "クレジット", "デビット", "有効期限", "セキュリティコード")
+JA_PAYMENT = ("支払", "決済")
+JA_SSN = ("社会保障番号", "ソーシャルセキュリティ")
+JA_OTHER = (
+    "注文番号",
+    "請求書番号",
+    "電話番号",
+    "電話",
+    "パスポート",
+    "追跡番号",
+    "お問い合わせ番号",
+    "口座番号",
+    "会員番号",
+    "伝票番号",
+)
+JA_INVALID = ("無効", "テスト")
