@@ -351,6 +351,11 @@ def bench_verify(megabytes: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         if not result.ok:
             raise RuntimeError("generated trail did not verify")
+        jobs = os.cpu_count() or 1
+        start = time.perf_counter()
+        if not verify_paths(KEY, [path], jobs=jobs, parallel_min_bytes=0).ok:
+            raise RuntimeError("generated trail did not verify")
+        elapsed_jobs = time.perf_counter() - start
     return {
         "trail_mb": round(size / 1e6, 1),
         "records": records,
@@ -358,6 +363,8 @@ def bench_verify(megabytes: int) -> dict[str, Any]:
         "verify_s": round(elapsed, 2),
         "verify_mb_per_s": round(size / 1e6 / elapsed, 1),
         "verify_records_per_s": round(records / elapsed),
+        "jobs": jobs,
+        "verify_jobs_mb_per_s": round(size / 1e6 / elapsed_jobs, 1),
     }
 
 

@@ -112,8 +112,11 @@ class PolicyReloader:
         """Wait for a running reload to finish."""
         await asyncio.gather(*self._tasks)
 
-    async def close(self) -> None:
-        """Cancel a running reload and wait for it to end."""
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Let a running reload finish (its policy may already be in force, and its audit
+        record must not be lost), for at most `grace_s`; then cancel it."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace_s)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -23,9 +23,9 @@ from typing import Any
 from redactor.audit.verify import expand_paths
 
 REVEAL_EVENTS = frozenset({"token_revealed", "token_resolved", "token_used"})
-DENY_EVENTS = frozenset({"token_denied", "token_use_denied"})
+DENY_EVENTS = frozenset({"token_denied", "token_use_denied", "console_denied"})
 MESSAGE_EVENTS = frozenset({"message_redacted", "message_scanned", "response_redacted"})
-AUTH_FAILURE_EVENTS = frozenset({"agent_unauthenticated"})
+AUTH_FAILURE_EVENTS = frozenset({"agent_unauthenticated", "console_unauthenticated"})
 # A day's reveals are a jump when they are at least this many and this many times the
 # subject's usual day (the median of its other days in the period, at least 1).
 JUMP_MIN_REVEALS = 5

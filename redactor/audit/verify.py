@@ -35,6 +35,7 @@ from redactor.audit.chain import (
     key_id,
     split_line,
 )
+from redactor.audit.parallel import verify_spans
 from redactor.audit.sink import CHECKPOINT_SUFFIX
 
 # Keys of a canonical record, found without parsing it: in JSON text a quote inside a string
@@ -143,8 +144,22 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     return logs, list(dict.fromkeys(checkpoints))
 
 
-def verify_paths(key: bytes, paths: Iterable[Path]) -> VerifyResult:
-    """Verify every chain in the files at `paths` under the audit `key`."""
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+
+
+def verify_paths(
+    key: bytes,
+    paths: Iterable[Path],
+    *,
+    jobs: int = 1,
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+) -> VerifyResult:
+    """Verify every chain in the files at `paths` under the audit `key`.
+
+    With `jobs` > 1 and at least `parallel_min_bytes` of trail, the lines are first checked on
+    several processes (`redactor.audit.parallel`); only a trail with a break is then walked
+    again in one pass to name it. Use jobs=1 inside a server (it forks).
+    """
     logs, checkpoint_files = expand_paths(paths)
     result = VerifyResult({}, [])
     walks: dict[str, _Walk] = {}
@@ -152,6 +167,14 @@ def verify_paths(key: bytes, paths: Iterable[Path]) -> VerifyResult:
     expected_tail: dict[str, tuple[int, bytes, str]] = {}
     for cp_path in checkpoint_files:
         _read_checkpoints(key, kid, cp_path, expected_tail, result)
+    if jobs > 1 and _total_bytes(logs) >= parallel_min_bytes:
+        spans = verify_spans(key, logs, jobs)
+        if spans is not None:
+            for chain_id, (records, first, last, mac, closed) in spans.items():
+                report = ChainReport(chain_id, records, first, last, closed)
+                walks[chain_id] = _Walk(report, next_seq=last + 1, prev_mac=mac)
+            result.bytes_read = _total_bytes(logs)
+            logs = []  # verified: only the checkpoints are left to compare
     for path in logs:
         try:
             handle = path.open("rb")
@@ -176,6 +199,16 @@ def verify_paths(key: bytes, paths: Iterable[Path]) -> VerifyResult:
             walks[chain_id] = _Walk(report)
     result.chains = {cid: w.report for cid, w in walks.items()}
     return result
+
+
+def _total_bytes(logs: Iterable[Path]) -> int:
+    total = 0
+    for path in logs:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue  # reported as unreadable by the sequential pass
+    return total
 
 
 _CHUNK_BYTES = 8 * 1024 * 1024

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,7 +68,7 @@ def run_verify(
     if missing:
         print(f"redactor: no such file: {missing[0]}", file=err)
         return 2
-    result = verify_paths(key, paths)
+    result = verify_paths(key, paths, jobs=args.jobs)
     if not result.chains and not result.problems:
         print("redactor: no audit records found", file=err)
         return 2
@@ -81,8 +82,6 @@ def run_verify(
 
 def main_audit(args: argparse.Namespace) -> int:
     """Dispatch `redactor audit COMMAND` (the top-level CLI's handler)."""
-    import os
-
     try:
         if args.audit_command == "init-key":
             return run_init_key(args, sys.stdout)
@@ -120,6 +119,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     verify.add_argument("paths", nargs="+", metavar="PATH")
     verify.add_argument("--format", choices=["text", "json"], default="text")
+    verify.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes for a large trail (default: one per CPU)",
+    )
     add_key_flags(verify)
     report = cmds.add_parser(
         "report",

@@ -10,6 +10,7 @@ chain in it. Failed and refused attempts are audited like the agent API's.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -137,7 +138,8 @@ def trail_files(audit_log: Path | None) -> list[Path]:
     """Every file of this server's trail: rotated, per-worker, CLI, and the live one."""
     if audit_log is None or not audit_log.parent.exists():
         return []
-    stem = audit_log.stem
+    # A worker writes `audit-w2.jsonl`; its console shows the whole trail, every worker's.
+    stem = re.sub(r"-w[0-9]+$", "", audit_log.stem)
     return sorted(
         p
         for p in audit_log.parent.iterdir()

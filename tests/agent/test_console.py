@@ -97,7 +97,9 @@ async def test_console_in_a_real_browser(stack: Stack, aiohttp_server, browser: 
     reveals = page.locator("#reveals tbody tr")
     total = await reveals.count()
     assert total == 7  # alice: 3 x 2 tokens (masked), frank: 1 (full)
-    assert await page.locator("#denied tbody tr").count() == 1
+    # mallory's denied token, and the refused console view above (same tenant).
+    denied = await page.locator("#denied tbody td:nth-child(5)").all_text_contents()
+    assert sorted(denied) == ["console_denied", "token_denied"]
     assert "Every chain verifies" in await page.text_content("#trail-state")
     assert await page.locator("#chains .chain-broken").count() == 0
 
@@ -152,3 +154,22 @@ async def test_console_api_refuses_without_a_token_and_audits_it(
     page = await admin.get("/security/")
     assert page.status == 200
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_a_workers_console_reads_every_workers_files(tmp_path: Path) -> None:
+    from redactor.ops.console import trail_files
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    names = [
+        "audit-w1.jsonl",
+        "audit-w2.jsonl",
+        "audit-w1.20261129T231500.000000Z-000000000042.jsonl",
+        "audit-cli.jsonl",
+        "audit-w1.jsonl.checkpoints",
+        "other.jsonl",
+    ]
+    for name in names:
+        (logs / name).touch()
+    found = {p.name for p in trail_files(logs / "audit-w2.jsonl")}
+    assert found == set(names[:4])

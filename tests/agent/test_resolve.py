@@ -221,3 +221,17 @@ async def test_no_value_in_any_log_line(stack: Stack) -> None:
         )
     assert logs
     assert_no_raw(repr(logs))
+
+
+async def test_a_reveal_that_cannot_be_audited_is_refused_and_shows_no_value(
+    stack: Stack,
+) -> None:
+    [card] = await stack.tokenize(f"card {CARD}")
+    await stack.resources.audit.close()  # the trail is gone from under the server
+    status, doc = await _resolve(
+        stack, {"tokens": [card], "purpose": PURPOSE}, roles=["supervisor"]
+    )
+    assert status == 503
+    assert doc["error"] == "audit_unavailable"
+    assert_no_raw(str(doc))
+    assert "4242" not in str(doc)

@@ -130,3 +130,26 @@ def test_verify_json_output_names_the_break(trail: Trail, capsys) -> None:
     assert code == 1
     assert doc["ok"] is False
     assert doc["chains"][0]["broken"]["kind"] == "deleted"
+
+
+@pytest.mark.parametrize("tamper", ["none", "edit", "delete", "reorder", "cut"])
+def test_several_processes_find_what_one_finds(trail: Trail, tamper: str) -> None:
+    from redactor.audit import load_audit_key
+    from redactor.audit.verify import verify_paths
+
+    lines = trail.lines()
+    if tamper == "edit":
+        lines[5] = lines[5].replace('"tenant":"acme"', '"tenant":"evil"')
+    elif tamper == "delete":
+        del lines[6]
+    elif tamper == "reorder":
+        lines[4], lines[5] = lines[5], lines[4]
+    elif tamper == "cut":
+        lines = lines[:-2]
+    trail.write(lines)
+    key = load_audit_key(key_file=None, inline=None, dev_data_dir=trail.data_dir)
+    one = verify_paths(key, [trail.log])
+    # Every byte is "large": the trail splits into segments, one process each.
+    many = verify_paths(key, [trail.log], jobs=4, parallel_min_bytes=0)
+    assert one.ok is many.ok is (tamper == "none")
+    assert one.chains == many.chains
