@@ -149,7 +149,7 @@ class Context:
     def _near_words(self) -> tuple[list[str], set[str]]:
         # Every word of the window, whatever its clause: what raises a score.
         if self._near is None:
-            ws = _WORD.findall(self._before) + _WORD.findall(self._after)
+            ws = _WORD.findall(f"{self._before} {self._after}")
             self._near = (ws, _phrases(ws))
         return self._near
 

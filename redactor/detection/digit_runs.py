@@ -38,22 +38,11 @@ DIGIT_RUN = re.compile(_DIGIT_RUN_PATTERN)
 _DIGIT_RUN_ASCII = re.compile(_DIGIT_RUN_PATTERN.replace("\\d", "[0-9]"))
 # Texts with an accent or an emoji but no digit outside ASCII (full-width, Arabic-Indic, ...)
 # can take the ASCII path too: their few non-ASCII characters are checked one by one.
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
-def ascii_digits_only(text: str, non_ascii: str | None = None) -> bool:
-    """True when every digit of `text` is ASCII (`non_ascii`: its non-ASCII characters, if
-    the caller has them already)."""
-    if text.isascii():
-        return True
-    if non_ascii is None:
-        non_ascii = "".join(_NON_ASCII.findall(text))
-    return not any(c.isdecimal() for c in non_ascii)
-
-
-def non_ascii_chars(text: str) -> str:
-    """The non-ASCII characters of `text`, in order: few in most messages, one C-level scan."""
-    return "".join(_NON_ASCII.findall(text))
+def _ascii_digits_only(text: str) -> bool:
+    return text.isascii() or not any(map(str.isdecimal, NON_ASCII.findall(text)))
 
 
 _GROUP_SPLIT = re.compile(r"(\d+)")
@@ -196,7 +185,7 @@ def find_digit_runs(
     runs: list[DigitRun] = []
     n = len(text)
     if ascii_digits is None:
-        ascii_digits = ascii_digits_only(text)
+        ascii_digits = _ascii_digits_only(text)
     if ascii_digits:
         # Cheapest gate first: ten C-level counts tell most messages apart from anything with
         # enough digits to be a PAN or SSN.
