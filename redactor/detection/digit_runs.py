@@ -119,6 +119,10 @@ def _sep_kind(sep: str) -> SepKind:
     return SepKind.SPACE
 
 
+# The separators nearly every run uses, looked up without a function call.
+_COMMON_SEPS = {sep: _sep_kind(sep) for sep in (" ", "  ", "-", ".", "\n", "\n> ", " - ")}
+
+
 def _glued_to_word(c: str) -> bool:
     # Identifiers that swallow digits (IBAN, UUID, courier codes) are ASCII. CJK text has no
     # spaces between words, so a kana or ideograph next to a number does not glue to it.
@@ -210,12 +214,14 @@ def find_digit_runs(
         sep_texts = parts[2:-1:2]
         groups: list[Group] = []
         pos = s
+        ascii_run = raw.isascii()
         for i, digits in enumerate(digit_parts):
             if i:
                 pos += len(sep_texts[i - 1])
-            groups.append(Group(pos, pos + len(digits), _ascii_digits(digits)))
-            pos += len(digits)
-        seps = [_sep_kind(sep) for sep in sep_texts]
+            end = pos + len(digits)
+            groups.append(Group(pos, end, digits if ascii_run else _ascii_digits(digits)))
+            pos = end
+        seps = [_COMMON_SEPS.get(sep) or _sep_kind(sep) for sep in sep_texts]
         after = text[e] if e < n else ""
         first = groups[0]
         # A letter on either side makes the edge group part of an identifier (IBAN `AL47`,
