@@ -54,7 +54,7 @@ _UP_TO_LAST_CLAUSE_END = re.compile(r".*(?:[.!?;]\s|[。！？]|\n)", re.DOTALL)
 # The dot of an abbreviated label (`Tel. `, `No. `, `Ref. `) does not end a sentence: matched
 # on the few characters before a clause end.
 _ABBREVIATION_END = re.compile(
-    r"(?:\A|[^a-zß-ÿ])(?:tel|tél|no|nr|ref|inv|ord|acct|fax|mob|núm|num|n|nº|art)\.\s\Z"
+    r"(?:\A|[^a-zß-ÿ])(?:" + "|".join(map(re.escape, words.ABBREVIATIONS)) + r")\.\s\Z"
 )
 _CLAUSE_END = re.compile(r"[.!?;](?:\s|\Z)|[。！？]|\n")
 # Japanese text between a label and its number: spaces, colons, particles, brackets.

@@ -114,6 +114,24 @@ GLUED = _words(
     "card cc ccn cc# visa mastercard mc amex discover credit debit tarjeta carte karte kaart "
     "cartão cartao carta creditcard exp expiry expires cvv cvc"
 )
+# Abbreviated labels whose dot does not end a sentence (`Tel. 536904399`, `No. 12345`).
+ABBREVIATIONS = (
+    "tel",
+    "tél",
+    "no",
+    "nr",
+    "ref",
+    "inv",
+    "ord",
+    "acct",
+    "fax",
+    "mob",
+    "núm",
+    "num",
+    "n",
+    "nº",
+    "art",
+)
 # Words that may stand between a label and its number ("number", "is", "no", "de").
 FILLER = _words(
     "number numbers num no nr nro is was are of the my your our for code ending in on "
