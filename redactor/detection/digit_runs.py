@@ -136,6 +136,9 @@ _URL_STOP = re.compile(r"[\s<>\"'()\[\]]")
 # What may follow a path segment: the next segment, the query, the fragment, a slug, the end.
 _SEGMENT_END = frozenset("/?#->)]\"'")
 _ESCAPE_LETTERS = frozenset("ntrfbv")
+# A link written without its scheme: a host name (`acme.zendesk.com`, `help.acme.io:8443`)
+# and a path.
+_HOST_PATH = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?::[0-9]+)?/")
 
 
 def _glue_word_before(text: str, s: int) -> tuple[bool, bool]:
@@ -171,7 +174,7 @@ def _url_segment(text: str, s: int, e: int) -> tuple[bool, bool]:
     lo = max(0, s - 512)
     stops = list(_URL_STOP.finditer(text, lo, s))
     token = text[stops[-1].end() if stops else lo : s]
-    if not (token.startswith(("/", "www.")) or "://" in token):
+    if not (token.startswith(("/", "www.")) or "://" in token or _HOST_PATH.match(token)):
         return False, False
     if "?" in token or "#" in token or "=" in token:
         return False, False  # in the query or fragment: a value, still scanned

@@ -480,6 +480,7 @@ def core_url(b: _Builder, rng: random.Random, lang: str) -> str:
             "https://app.intercom.com/a/inbox/abc123/inbox/conversation/{}?view=List",
             "<https://acme.freshdesk.com/a/tickets/{}>",
             "(https://github.com/acme/app/issues/{}#issuecomment-1)",
+            "acme.zendesk.com/agent/tickets/{}",
         ]
     )
     b.add(rng.choice(["Linked ticket: ", "KB: ", "Related: ", ""]))

@@ -126,6 +126,7 @@ NEGATIVES = [
     # issue 10: URL path ids, other identifiers' 9 digits, an SSN inside a longer number
     "https://acme.zendesk.com/agent/tickets/4111111111111111",
     "blah http://support.example.com/tickets/4111111111111111.json",
+    "see acme.zendesk.com/agent/tickets/536904399 for details",
     '<a href=\\"/knowledge/articles/4402126792468/en-us\\">Edit</a>',
     "see /hc/en-us/articles/4408845965210-How-to-pay",
     "https://acme.my.salesforce.com/knowledge/articles/536904399/en-us",
