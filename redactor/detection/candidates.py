@@ -154,8 +154,11 @@ def _ssn(run: DigitRun, i: int, j: int) -> Candidate | None:
         groups[-1].end,
         digits,
         count,
-        grouping=grouping,
-        url_path=run.url_path,
+        None,
+        True,
+        grouping,
+        False,
+        run.url_path,
     )
 
 

@@ -98,11 +98,10 @@ def _label(clause: str, clause_words: list[str]) -> str | None:
         if len(nonfiller) >= 2 and _PHRASES.get((nonfiller[-2], last)):
             return _PHRASES[(nonfiller[-2], last)]
         return None
+    # Only filler words (by construction: `last` is the last other word) and punctuation may
+    # stand between the label and the number: not `$`, `@` or digits.
     label_end = clause.rfind(last) + len(last)
     if _FILLER.fullmatch(clause, label_end) is None:
-        return None
-    tail = _WORD.findall(clause, label_end)
-    if any(w not in _FILLER_WORDS and len(w) > 2 for w in tail):
         return None
     if kind == ACCOUNT_LABEL and len(nonfiller) >= 2 and _kind_of(nonfiller[-2]) == CARD_LABEL:
         # `credit card account 4111 ...`: the account is a card's.
