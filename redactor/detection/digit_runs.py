@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
-from redactor.detection.words import CARD, GLUED
+from redactor.detection.words import CARD, GLUED, NUMBER_ABBREVIATIONS
 from redactor.digits import ascii_digit_count
 
 # Horizontal spaces people (and word processors) put between digit groups: space, tab, NBSP,
@@ -151,6 +151,16 @@ def _glue_word_before(text: str, s: int) -> tuple[bool, bool]:
     return True, False
 
 
+def _code_prefix(text: str, p: int) -> tuple[bool, bool]:
+    """(tainted, glued card word) for digits after letters and the dash or dot at `p`."""
+    m = _LETTERS_BEFORE.search(text, max(0, p - 24), p)
+    word = m.group().lower() if m is not None else ""
+    if word in GLUED:
+        return False, True
+    # `no.4111...`, `Nr.4111...`: "number", abbreviated. `INV.4111`, `ORD-4111` stay codes.
+    return not (text[p] in _DOTS and word in NUMBER_ABBREVIATIONS), False
+
+
 def _glue_word_after(text: str, e: int) -> tuple[bool, bool]:
     """(tainted, glued card word) for digits ending at `e` right before an ASCII letter."""
     m = _LETTERS_AFTER.match(text, e)
@@ -236,7 +246,11 @@ def find_digit_runs(
         glued = False
         if _glued_to_word(before):
             first.tainted, glued = _glue_word_before(text, s)
-        elif prefixed or (before in "/:" and s >= 2 and text[s - 2].isdigit()):
+        elif prefixed:
+            # ... unless the letters are a card word or an abbreviated label (`card.4111...`,
+            # `cc-4111...`, `no.4111...`): then the dot or dash is punctuation.
+            first.tainted, glued = _code_prefix(text, s - 1)
+        elif before in "/:" and s >= 2 and text[s - 2].isdigit():
             first.tainted = True
         if _glued_to_word(after):
             tainted, glued_after = _glue_word_after(text, e)

@@ -132,6 +132,8 @@ ABBREVIATIONS = (
     "nº",
     "art",
 )
+# "Number", abbreviated: `no.4111...` is a label and a number, not a code `INV.4111...`.
+NUMBER_ABBREVIATIONS = frozenset(("no", "nr", "num", "nro", "n"))
 # Words that may stand between a label and its number ("number", "is", "no", "de").
 FILLER = _words(
     "number numbers num no nr nro is was are of the my your our for code ending in on "
