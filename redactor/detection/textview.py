@@ -7,8 +7,9 @@ Two things hide a number from a scan that reads characters as typed:
   widened back over them, so it still covers every character of the original number;
 - escapes written out literally, as when a form field carries a JSON document or a log line is
   pasted: a `\\uXXXX` escape is an escaped character, never four digits of a run, so it reads
-  as one opaque non-letter (same length, offsets unchanged). `\\n`, `\\t` and `\\r` are
-  separators: `digit_runs.py` does not let them glue to the digits.
+  as one opaque non-letter; `\\n`, `\\r` and `\\t` read as the line break or spaces they
+  stand for, so `4111\\n1111\\n...` is one number split over lines (same lengths: offsets
+  unchanged).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ _FORMAT_CHAR = re.compile(
 )
 _FORMAT_CHARS = frozenset(chr(c) for lo, hi in FORMAT_CHAR_RANGES for c in range(lo, hi + 1))
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
+# `\n`, `\r`, `\t` written out: the line break or space they stand for, same length.
+_CONTROL_ESCAPE = re.compile(r"\\[nrt]")
+_CONTROL_FILL = {"\\n": " \n", "\\r": "  ", "\\t": "  "}
 # What a `\uXXXX` escape reads as: six characters that are neither digit, letter nor separator.
 _ESCAPE_FILL = "\x00" * 6
 
@@ -63,6 +67,7 @@ def view_of(text: str) -> TextView:
     """The text detection reads for `text` (itself, unless it holds escapes or Cf chars)."""
     if "\\" in text:
         text = _UNICODE_ESCAPE.sub(_ESCAPE_FILL, text)
+        text = _CONTROL_ESCAPE.sub(lambda m: _CONTROL_FILL[m.group()], text)
     if text.isascii():
         return TextView(text)
     # Its few non-ASCII characters, once: both questions below are asked of them only.

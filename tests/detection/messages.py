@@ -444,7 +444,8 @@ def core_card_invisible(b: _Builder, rng: random.Random, lang: str) -> str:
 def core_card_escaped(b: _Builder, rng: random.Random, lang: str) -> str:
     # Class 6: escapes written out literally (a JSON document in a form field, a pasted log).
     pan = make_pan(*rng.choice([("4", 16), ("55", 16), ("6011", 16)]), rng)
-    written = _join(pan, (4, 4, 4, 4), [" "] * 3) if rng.random() < 0.7 else pan
+    sep = rng.choice([" ", " ", "\\n", "\\r\\n"])  # a line break, written out
+    written = _join(pan, (4, 4, 4, 4), [sep] * 3) if rng.random() < 0.7 else pan
     b.add(rng.choice(['{"note": "card:\\n', "card\\t", "\\u0435 ", "Karte:\\r\\n", "cc=\\n"]))
     b.value(CARD, written)
     b.add(rng.choice(["\\n", '\\n\\u00e9"}', "\\t\\t", ""]))
