@@ -16,7 +16,7 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from enum import Enum
+from enum import IntEnum
 
 from redactor.detection.words import CARD, GLUED, NUMBER_ABBREVIATIONS
 from redactor.digits import ascii_digit_count
@@ -52,11 +52,13 @@ _DOTS = frozenset(".\uff0e")
 _DASHES_AND_DOTS = _DASHES | _DOTS
 
 
-class SepKind(Enum):
-    SPACE = "space"
-    DASH = "dash"
-    DOT = "dot"
-    NEWLINE = "newline"
+# An IntEnum: separators are hashed into sets for every candidate part, and an int hashes in C
+# where a plain Enum member hashes in Python.
+class SepKind(IntEnum):
+    SPACE = 1
+    DASH = 2
+    DOT = 3
+    NEWLINE = 4
 
 
 # Group and DigitRun are built for every long digit run of every message: plain slotted classes
