@@ -77,9 +77,10 @@ def ssn_structure_valid(digits: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
-def _grouping(sizes: tuple[int, ...]) -> str:
-    if len(sizes) == 1:
+def _grouping(groups: tuple[Group, ...]) -> str:
+    if len(groups) == 1:
         return "plain"
+    sizes = tuple(len(g.digits) for g in groups)
     return "standard" if sizes in STANDARD_GROUPINGS else "other"
 
 
@@ -91,8 +92,8 @@ def _grouping_allowed(run: DigitRun, i: int, j: int, whole: bool) -> bool:
         # (`1355517523.000005`, a Slack timestamp) and not mixed separators with short groups.
         if count == 2:
             return run.seps[i] is not SepKind.DOT
-        return len(set(run.sep_texts[i : j - 1])) == 1 or all(
-            len(g.digits) >= 3 for g in groups[:-1]
+        return all(len(g.digits) >= 3 for g in groups[:-1]) or (
+            len(set(run.sep_texts[i : j - 1])) == 1
         )
     if count == 2:
         # `12345678 12345678` inside a longer run: two numbers, not a card someone grouped.
@@ -121,7 +122,7 @@ def _card(run: DigitRun, i: int, j: int, *, whole: bool, strict: bool = True) ->
         j - i,
         scheme,
         luhn_ok,
-        _grouping(tuple(len(g.digits) for g in groups)),
+        _grouping(groups),
         run.glued_card_word,
         run.url_path,
         run.url_card_label,
@@ -153,30 +154,36 @@ def _ssn(run: DigitRun, i: int, j: int) -> Candidate | None:
         groups[-1].end,
         digits,
         count,
-        grouping=grouping,
-        url_path=run.url_path,
+        None,
+        True,
+        grouping,
+        False,
+        run.url_path,
     )
 
 
 def _classify(run: DigitRun, i: int, j: int, *, whole: bool) -> Candidate | None:
     if any(g.tainted for g in run.groups[i:j]):
         return None
-    on_own_line = (i == 0 or run.seps[i - 1] is SepKind.NEWLINE) and (
-        j == len(run.groups) or run.seps[j - 1] is SepKind.NEWLINE
-    )
     card = _card(run, i, j, whole=whole)
     if card is not None:
         # Inside a longer run, an odd grouping (`7179-6514\n0128 3361` holds a 4-4-4 Maestro
         # shape) is a card only on a line of its own.
-        if whole or card.grouping != "other" or on_own_line:
+        if whole or card.grouping != "other" or _on_own_line(run, i, j):
             return card
         return None
     ssn = _ssn(run, i, j)
-    if ssn is not None and not whole and ssn.group_count == 1 and not on_own_line:
+    if ssn is not None and not whole and ssn.group_count == 1 and not _on_own_line(run, i, j):
         # A bare 9-digit group inside a longer run (the middle group of a 19-digit number) is
         # part of that number, unless it stands on a line of its own.
         return None
     return ssn
+
+
+def _on_own_line(run: DigitRun, i: int, j: int) -> bool:
+    return (i == 0 or run.seps[i - 1] is SepKind.NEWLINE) and (
+        j == len(run.groups) or run.seps[j - 1] is SepKind.NEWLINE
+    )
 
 
 def _edge_is_break(run: DigitRun, i: int, j: int, sep_index: int) -> bool:

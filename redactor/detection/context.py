@@ -54,7 +54,7 @@ _UP_TO_LAST_CLAUSE_END = re.compile(r".*(?:[.!?;]\s|[。！？]|\n)", re.DOTALL)
 # The dot of an abbreviated label (`Tel. `, `No. `, `Ref. `) does not end a sentence: matched
 # on the few characters before a clause end.
 _ABBREVIATION_END = re.compile(
-    r"(?:\A|[^a-zß-ÿ])(?:tel|tél|no|nr|ref|inv|ord|acct|fax|mob|núm|num|n|nº|art)\.\s\Z"
+    r"(?:\A|[^a-zß-ÿ])(?:" + "|".join(map(re.escape, words.ABBREVIATIONS)) + r")\.\s\Z"
 )
 _CLAUSE_END = re.compile(r"[.!?;](?:\s|\Z)|[。！？]|\n")
 # Japanese text between a label and its number: spaces, colons, particles, brackets.
@@ -98,11 +98,10 @@ def _label(clause: str, clause_words: list[str]) -> str | None:
         if len(nonfiller) >= 2 and _PHRASES.get((nonfiller[-2], last)):
             return _PHRASES[(nonfiller[-2], last)]
         return None
+    # Only filler words (by construction: `last` is the last other word) and punctuation may
+    # stand between the label and the number: not `$`, `@` or digits.
     label_end = clause.rfind(last) + len(last)
     if _FILLER.fullmatch(clause, label_end) is None:
-        return None
-    tail = _WORD.findall(clause, label_end)
-    if any(w not in _FILLER_WORDS and len(w) > 2 for w in tail):
         return None
     if kind == ACCOUNT_LABEL and len(nonfiller) >= 2 and _kind_of(nonfiller[-2]) == CARD_LABEL:
         # `credit card account 4111 ...`: the account is a card's.
@@ -134,7 +133,7 @@ class Context:
     runs for every candidate of every message.
     """
 
-    __slots__ = ("_after", "_before", "_clause", "_end", "_label", "_near", "_start", "_text")
+    __slots__ = ("_after", "_after_clause", "_before", "_clause", "_label", "_near")
 
     def __init__(self, text: str, start: int, end: int, field_name: str | None) -> None:
         before = text[max(0, start - BEFORE_CHARS) : start].lower()
@@ -143,38 +142,46 @@ class Context:
         self._before = before
         self._after = text[end : end + AFTER_CHARS].lower()
         self._near: tuple[list[str], set[str]] | None = None
-        self._clause: tuple[str, list[str], str, list[str]] | None = None
+        self._clause: tuple[str, list[str]] | None = None
+        self._after_clause: tuple[str, list[str]] | None = None
         self._label: str | bool | None = False  # False: not read yet
 
     def _near_words(self) -> tuple[list[str], set[str]]:
         # Every word of the window, whatever its clause: what raises a score.
         if self._near is None:
-            ws = _WORD.findall(self._before) + _WORD.findall(self._after)
+            ws = _WORD.findall(f"{self._before} {self._after}")
             self._near = (ws, _phrases(ws))
         return self._near
 
-    def _clause_words(self) -> tuple[str, list[str], str, list[str]]:
-        # The clause before the number, its words, and the rest of the clause after it.
+    def _clause_words(self) -> tuple[str, list[str]]:
+        # The clause before the number, and its words.
         if self._clause is None:
             before = self._before
             m = _UP_TO_LAST_CLAUSE_END.match(before)
-            while m is not None and _ABBREVIATION_END.search(before, max(0, m.end() - 7), m.end()):
+            while (
+                m is not None
+                and before[m.end() - 2] == "."
+                and _ABBREVIATION_END.search(before, max(0, m.end() - 7), m.end())
+            ):
                 # `Tel. 536904399`: the label's dot; the clause goes on before it.
                 m = _UP_TO_LAST_CLAUSE_END.match(before, 0, m.end() - 2)
             clause = before[m.end() :] if m else before
+            self._clause = (clause, _WORD.findall(clause))
+        return self._clause
+
+    def _after_clause_words(self) -> tuple[str, list[str]]:
+        # The rest of the clause after the number, and its words.
+        if self._after_clause is None:
             stop = _CLAUSE_END.search(self._after)
             after_clause = self._after[: stop.start()] if stop else self._after
-            self._clause = (
-                clause,
-                _WORD.findall(clause),
-                after_clause,
-                _WORD.findall(after_clause),
-            )
-        return self._clause
+            self._after_clause = (after_clause, _WORD.findall(after_clause))
+        return self._after_clause
 
     @property
     def supports_card(self) -> bool:
         """A card word or payment verb anywhere around: raises a card's score."""
+        if self._clause is not None and (self.card_word_in_clause or self.payment_word_in_clause):
+            return True  # the clause, already read, answers without reading the window
         ws, kinds = self._near_words()
         if not _SUPPORTS_CARD.isdisjoint(ws) or CARD_LABEL in kinds:
             return True
@@ -183,6 +190,8 @@ class Context:
     @property
     def supports_ssn(self) -> bool:
         """An SSN word anywhere around."""
+        if self._clause is not None and self.ssn_word_in_clause:
+            return True  # the clause, already read, answers without reading the window
         ws, kinds = self._near_words()
         if not words.SSN.isdisjoint(ws) or SSN_LABEL in kinds:
             return True
@@ -191,7 +200,7 @@ class Context:
     @property
     def card_word_in_clause(self) -> bool:
         """A card word (not a payment verb) in the same clause, before the number."""
-        clause, ws, _, _ = self._clause_words()
+        clause, ws = self._clause_words()
         if not words.CARD.isdisjoint(ws) or CARD_LABEL in _phrases(ws):
             return True
         return not clause.isascii() and _has_ja(clause, words.JA_CARD)
@@ -199,7 +208,7 @@ class Context:
     @property
     def payment_word_in_clause(self) -> bool:
         """A payment verb (`paid`, `payment`, `charge`) in the same clause, before the number."""
-        clause, ws, _, _ = self._clause_words()
+        clause, ws = self._clause_words()
         if not words.PAYMENT.isdisjoint(ws):
             return True
         return not clause.isascii() and _has_ja(clause, words.JA_PAYMENT)
@@ -207,7 +216,7 @@ class Context:
     @property
     def ssn_word_in_clause(self) -> bool:
         """An SSN word in the same clause, before the number."""
-        clause, ws, _, _ = self._clause_words()
+        clause, ws = self._clause_words()
         if not words.SSN.isdisjoint(ws) or SSN_LABEL in _phrases(ws):
             return True
         return not clause.isascii() and _has_ja(clause, words.JA_SSN)
@@ -217,7 +226,7 @@ class Context:
         """What the label directly in front names: CARD_LABEL, SSN_LABEL, OTHER_LABEL,
         ACCOUNT_LABEL or None."""
         if self._label is False:
-            clause, ws, _, _ = self._clause_words()
+            clause, ws = self._clause_words()
             self._label = _label(clause, ws)
         return self._label  # type: ignore[return-value]
 
@@ -228,7 +237,8 @@ class Context:
     @property
     def other_in_clause(self) -> bool:
         """A word of another identifier or of phone context anywhere in the clause."""
-        clause, ws, after_clause, after_ws = self._clause_words()
+        clause, ws = self._clause_words()
+        after_clause, after_ws = self._after_clause_words()
         if not _OTHER_CONTEXT.isdisjoint(ws) or not _OTHER_CONTEXT.isdisjoint(after_ws):
             return True
         return not (clause.isascii() and after_clause.isascii()) and _has_ja(
@@ -238,7 +248,8 @@ class Context:
     @property
     def called_invalid(self) -> bool:
         """The clause calls the number invalid or a test value."""
-        clause, ws, after_clause, after_ws = self._clause_words()
+        clause, ws = self._clause_words()
+        after_clause, after_ws = self._after_clause_words()
         if not words.INVALID.isdisjoint(ws) or not words.INVALID.isdisjoint(after_ws):
             return True
         return not (clause.isascii() and after_clause.isascii()) and _has_ja(

@@ -85,7 +85,7 @@ class Detector:
             if not scores:
                 return []
             artifacts = self._nlp.artifacts_for(scanned, field_name, candidates)
-            artifacts.scores = scores
+            artifacts.decided_scores = scores
             results = self._engine.analyze(
                 text=scanned,
                 language=LANGUAGE,

@@ -16,10 +16,10 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from enum import Enum
+from enum import IntEnum
 
 from redactor.detection.digits import ascii_digit_count
-from redactor.detection.words import CARD, GLUED
+from redactor.detection.words import CARD, GLUED, NUMBER_ABBREVIATIONS
 
 # Horizontal spaces people (and word processors) put between digit groups: space, tab, NBSP,
 # figure space, thin space, narrow NBSP, ideographic (full-width) space.
@@ -38,22 +38,11 @@ DIGIT_RUN = re.compile(_DIGIT_RUN_PATTERN)
 _DIGIT_RUN_ASCII = re.compile(_DIGIT_RUN_PATTERN.replace("\\d", "[0-9]"))
 # Texts with an accent or an emoji but no digit outside ASCII (full-width, Arabic-Indic, ...)
 # can take the ASCII path too: their few non-ASCII characters are checked one by one.
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
-def ascii_digits_only(text: str, non_ascii: str | None = None) -> bool:
-    """True when every digit of `text` is ASCII (`non_ascii`: its non-ASCII characters, if
-    the caller has them already)."""
-    if text.isascii():
-        return True
-    if non_ascii is None:
-        non_ascii = "".join(_NON_ASCII.findall(text))
-    return not any(c.isdecimal() for c in non_ascii)
-
-
-def non_ascii_chars(text: str) -> str:
-    """The non-ASCII characters of `text`, in order: few in most messages, one C-level scan."""
-    return "".join(_NON_ASCII.findall(text))
+def _ascii_digits_only(text: str) -> bool:
+    return text.isascii() or not any(map(str.isdecimal, NON_ASCII.findall(text)))
 
 
 _GROUP_SPLIT = re.compile(r"(\d+)")
@@ -63,11 +52,13 @@ _DOTS = frozenset(".\uff0e")
 _DASHES_AND_DOTS = _DASHES | _DOTS
 
 
-class SepKind(Enum):
-    SPACE = "space"
-    DASH = "dash"
-    DOT = "dot"
-    NEWLINE = "newline"
+# An IntEnum: separators are hashed into sets for every candidate part, and an int hashes in C
+# where a plain Enum member hashes in Python.
+class SepKind(IntEnum):
+    SPACE = 1
+    DASH = 2
+    DOT = 3
+    NEWLINE = 4
 
 
 # Group and DigitRun are built for every long digit run of every message: plain slotted classes
@@ -130,6 +121,10 @@ def _sep_kind(sep: str) -> SepKind:
     return SepKind.SPACE
 
 
+# The separators nearly every run uses, looked up without a function call.
+_COMMON_SEPS = {sep: _sep_kind(sep) for sep in (" ", "  ", "-", ".", "\n", "\n> ", " - ")}
+
+
 def _glued_to_word(c: str) -> bool:
     # Identifiers that swallow digits (IBAN, UUID, courier codes) are ASCII. CJK text has no
     # spaces between words, so a kana or ideograph next to a number does not glue to it.
@@ -143,6 +138,9 @@ _URL_STOP = re.compile(r"[\s<>\"'()\[\]]")
 # What may follow a path segment: the next segment, the query, the fragment, a slug, the end.
 _SEGMENT_END = frozenset("/?#->)]\"'")
 _ESCAPE_LETTERS = frozenset("ntrfbv")
+# A link written without its scheme: a host name (`acme.zendesk.com`, `help.acme.io:8443`)
+# and a path.
+_HOST_PATH = re.compile(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?::[0-9]+)?/")
 
 
 def _glue_word_before(text: str, s: int) -> tuple[bool, bool]:
@@ -153,6 +151,16 @@ def _glue_word_before(text: str, s: int) -> tuple[bool, bool]:
     if m is not None and m.group().lower() in GLUED:
         return False, True
     return True, False
+
+
+def _code_prefix(text: str, p: int) -> tuple[bool, bool]:
+    """(tainted, glued card word) for digits after letters and the dash or dot at `p`."""
+    m = _LETTERS_BEFORE.search(text, max(0, p - 24), p)
+    word = m.group().lower() if m is not None else ""
+    if word in GLUED:
+        return False, True
+    # `no.4111...`, `Nr.4111...`: "number", abbreviated. `INV.4111`, `ORD-4111` stay codes.
+    return not (text[p] in _DOTS and word in NUMBER_ABBREVIATIONS), False
 
 
 def _glue_word_after(text: str, e: int) -> tuple[bool, bool]:
@@ -178,7 +186,7 @@ def _url_segment(text: str, s: int, e: int) -> tuple[bool, bool]:
     lo = max(0, s - 512)
     stops = list(_URL_STOP.finditer(text, lo, s))
     token = text[stops[-1].end() if stops else lo : s]
-    if not (token.startswith(("/", "www.")) or "://" in token):
+    if not (token.startswith(("/", "www.")) or "://" in token or _HOST_PATH.match(token)):
         return False, False
     if "?" in token or "#" in token or "=" in token:
         return False, False  # in the query or fragment: a value, still scanned
@@ -196,7 +204,7 @@ def find_digit_runs(
     runs: list[DigitRun] = []
     n = len(text)
     if ascii_digits is None:
-        ascii_digits = ascii_digits_only(text)
+        ascii_digits = _ascii_digits_only(text)
     if ascii_digits:
         # Cheapest gate first: ten C-level counts tell most messages apart from anything with
         # enough digits to be a PAN or SSN.
@@ -221,12 +229,14 @@ def find_digit_runs(
         sep_texts = parts[2:-1:2]
         groups: list[Group] = []
         pos = s
+        ascii_run = raw.isascii()
         for i, digits in enumerate(digit_parts):
             if i:
                 pos += len(sep_texts[i - 1])
-            groups.append(Group(pos, pos + len(digits), _ascii_digits(digits)))
-            pos += len(digits)
-        seps = [_sep_kind(sep) for sep in sep_texts]
+            end = pos + len(digits)
+            groups.append(Group(pos, end, digits if ascii_run else _ascii_digits(digits)))
+            pos = end
+        seps = [_COMMON_SEPS.get(sep) or _sep_kind(sep) for sep in sep_texts]
         after = text[e] if e < n else ""
         first = groups[0]
         # A letter on either side makes the edge group part of an identifier (IBAN `AL47`,
@@ -238,7 +248,11 @@ def find_digit_runs(
         glued = False
         if _glued_to_word(before):
             first.tainted, glued = _glue_word_before(text, s)
-        elif prefixed or (before in "/:" and s >= 2 and text[s - 2].isdigit()):
+        elif prefixed:
+            # ... unless the letters are a card word or an abbreviated label (`card.4111...`,
+            # `cc-4111...`, `no.4111...`): then the dot or dash is punctuation.
+            first.tainted, glued = _code_prefix(text, s - 1)
+        elif before in "/:" and s >= 2 and text[s - 2].isdigit():
             first.tainted = True
         if _glued_to_word(after):
             tainted, glued_after = _glue_word_after(text, e)

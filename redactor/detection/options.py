@@ -26,8 +26,9 @@ class DetectionOptions:
     # A card-shaped number that fails the Luhn check is not a PAN any scheme issues, but a
     # typo'd one still shows all the customer's digits but one. By default (fail closed) it is
     # reported when a card word labels it in the same clause ("my card 4892 7634 1023 8756"),
-    # unless the text calls it invalid or a test value ("... is not accepted"); `False`
-    # leaves every Luhn-failing number alone.
+    # or a payment verb does and it is printed as a scheme prints its cards, unless the text
+    # calls it invalid or a test value ("... is not accepted") or another identifier's label
+    # is in front (evidence.py, row card.6); `False` leaves every Luhn-failing number alone.
     luhn_invalid_with_card_word: bool = True
     # Findings scoring below this are dropped.
     score_threshold: float = 0.4

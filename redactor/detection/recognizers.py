@@ -52,7 +52,8 @@ class DigitRunArtifacts(NlpArtifacts):
         self.field_name = field_name
         # Scores already decided for these candidates (Detector.find decides before it calls
         # the engine, to skip it when nothing would be reported): id(candidate) -> score.
-        self.scores: dict[int, float] | None = None
+        # (Not `scores`: presidio's NlpArtifacts uses that name for its NER scores.)
+        self.decided_scores: dict[int, float] | None = None
 
 
 def score_candidate(
@@ -115,7 +116,7 @@ def _candidates(
     text: str, nlp_artifacts: NlpArtifacts | None
 ) -> tuple[list[Candidate], str | None, dict[int, float] | None]:
     if isinstance(nlp_artifacts, DigitRunArtifacts):
-        return nlp_artifacts.candidates, nlp_artifacts.field_name, nlp_artifacts.scores
+        return nlp_artifacts.candidates, nlp_artifacts.field_name, nlp_artifacts.decided_scores
     return find_all_candidates(text), None, None
 
 

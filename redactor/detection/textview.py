@@ -7,16 +7,16 @@ Two things hide a number from a scan that reads characters as typed:
   widened back over them, so it still covers every character of the original number;
 - escapes written out literally, as when a form field carries a JSON document or a log line is
   pasted: a `\\uXXXX` escape is an escaped character, never four digits of a run, so it reads
-  as one opaque non-letter (same length, offsets unchanged). `\\n`, `\\t` and `\\r` are
-  separators: `digit_runs.py` does not let them glue to the digits.
+  as one opaque non-letter; `\\n`, `\\r` and `\\t` read as the line break or spaces they
+  stand for, so `4111\\n1111\\n...` is one number split over lines (same lengths: offsets
+  unchanged).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from redactor.detection.digit_runs import ascii_digits_only, non_ascii_chars
+from redactor.detection.digit_runs import NON_ASCII as _NON_ASCII
 
 # Unicode 14 category Cf, as ranges (tests check them against `unicodedata`).
 FORMAT_CHAR_RANGES = (
@@ -29,19 +29,31 @@ FORMAT_CHAR_RANGES = (
 _FORMAT_CHAR = re.compile(
     "[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in FORMAT_CHAR_RANGES) + "]"
 )
+_FORMAT_CHARS = frozenset(chr(c) for lo, hi in FORMAT_CHAR_RANGES for c in range(lo, hi + 1))
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
+# `\n`, `\r`, `\t` written out: the line break or space they stand for, same length.
+_CONTROL_ESCAPE = re.compile(r"\\[nrt]")
+_CONTROL_FILL = {"\\n": " \n", "\\r": "  ", "\\t": "  "}
 # What a `\uXXXX` escape reads as: six characters that are neither digit, letter nor separator.
 _ESCAPE_FILL = "\x00" * 6
 
 
-@dataclass(frozen=True, slots=True)
 class TextView:
-    """`text` as detection reads it; `origin[i]` is where view character i sits in the source."""
+    """`text` as detection reads it; `origin[i]` is where view character i sits in the source.
 
-    text: str
-    origin: tuple[int, ...] | None = None
-    # Every digit of `text` is ASCII: digit_runs.py can scan it with a byte class.
-    ascii_digits: bool = True
+    Built for every non-ASCII message: a plain slotted class (a frozen dataclass costs three
+    times as much to build). Treat it as immutable all the same.
+    """
+
+    __slots__ = ("ascii_digits", "origin", "text")
+
+    def __init__(
+        self, text: str, origin: tuple[int, ...] | None = None, ascii_digits: bool = True
+    ) -> None:
+        self.text = text
+        self.origin = origin
+        # Every digit of `text` is ASCII: digit_runs.py can scan it with a byte class.
+        self.ascii_digits = ascii_digits
 
     def span_in_source(self, start: int, end: int) -> tuple[int, int]:
         """The source span of view span [start, end): it covers the invisible characters
@@ -55,12 +67,13 @@ def view_of(text: str) -> TextView:
     """The text detection reads for `text` (itself, unless it holds escapes or Cf chars)."""
     if "\\" in text:
         text = _UNICODE_ESCAPE.sub(_ESCAPE_FILL, text)
+        text = _CONTROL_ESCAPE.sub(lambda m: _CONTROL_FILL[m.group()], text)
     if text.isascii():
         return TextView(text)
     # Its few non-ASCII characters, once: both questions below are asked of them only.
-    non_ascii = non_ascii_chars(text)
-    ascii_digits = ascii_digits_only(text, non_ascii)
-    if _FORMAT_CHAR.search(non_ascii) is None:
+    non_ascii = _NON_ASCII.findall(text)
+    ascii_digits = not any(map(str.isdecimal, non_ascii))
+    if _FORMAT_CHARS.isdisjoint(non_ascii):
         return TextView(text, None, ascii_digits)
     origin: list[int] = []
     pieces: list[str] = []

@@ -73,7 +73,7 @@ OTHER_ID = _words(
     "idnr ustid steuernummer steuer-id tin ein npi nhs sin tfn medicare aadhaar isbn issn imei "
     "meid iccid sim serial sku upc ean gtin barcode cusip isin sedol confirmation booking pnr "
     "reservation claim transaction txn zip postal postcode member policy employee student tckn "
-    "cpf cnpj nino mrn patient identity national customer user uid guid uuid version zehut "
+    "cpf cnpj nino mrn patient id identity national customer user uid guid uuid version zehut "
     "teudat nas bsn nif nie dni codice fiscale",
     # es
     "pedido factura ticket seguimiento envío envio pasaporte teléfono telefono móvil movil "
@@ -91,15 +91,26 @@ OTHER_ID = _words(
     "ordine fattura spedizione tracciamento passaporto telefono cellulare ricevuta pratica",
     # nl
     "bestelnummer bestelling factuur factuurnummer zending pakket paspoort telefoon mobiel "
-    "klantnummer",
+    "klantnummer ordernummer referentie kenmerk",
 )
+
+
+def _with_elisions(ws: frozenset[str]) -> frozenset[str]:
+    # French and Italian elide articles and prepositions onto the next word: `d'ordine`,
+    # `l'ordre`, `dell'ordine`, `n'importe`; the words are read whole (`context.py`).
+    return ws | {f"{e}'{w}" for w in ws for e in ("d", "l", "dell", "nell", "all")}
+
+
+CARD = _with_elisions(CARD)
+OTHER_ID = _with_elisions(OTHER_ID)
+
 # Labels that rule out an SSN, but not a card: a card number is an account number.
 NOT_SSN_ONLY = _words("account acct accountnummer konto kontonummer conta conto rekening compte")
 PHONE = _words(
     "call phone tel telephone mobile cell whatsapp sms text fax ring dial "
-    "llámame llamame llámeme llamar teléfono telefono móvil movil celular "
-    "rappelez-moi rappelez appelez-moi appeler téléphone portable tél "
-    "rufen anrufen telefon handy erreichbar "
+    "llámame llamame llámeme llamar llamarme contactarme teléfono telefono móvil movil celular "
+    "rappelez-moi rappelez appelez-moi appeler joindre contacter téléphone portable tél "
+    "rufen anrufen telefon handy erreichbar erreichen kontaktieren "
     "ligue ligar telefone liga "
     "chiamami chiamare telefono cellulare "
     "bel bellen telefoon mobiel"
@@ -114,6 +125,26 @@ GLUED = _words(
     "card cc ccn cc# visa mastercard mc amex discover credit debit tarjeta carte karte kaart "
     "cartão cartao carta creditcard exp expiry expires cvv cvc"
 )
+# Abbreviated labels whose dot does not end a sentence (`Tel. 536904399`, `No. 12345`).
+ABBREVIATIONS = (
+    "tel",
+    "tél",
+    "no",
+    "nr",
+    "ref",
+    "inv",
+    "ord",
+    "acct",
+    "fax",
+    "mob",
+    "núm",
+    "num",
+    "n",
+    "nº",
+    "art",
+)
+# "Number", abbreviated: `no.4111...` is a label and a number, not a code `INV.4111...`.
+NUMBER_ABBREVIATIONS = frozenset(("no", "nr", "num", "nro", "n"))
 # Words that may stand between a label and its number ("number", "is", "no", "de").
 FILLER = _words(
     "number numbers num no nr nro is was are of the my your our for code ending in on "

@@ -196,12 +196,46 @@ OTHER_ID_SENTENCES = {
         "my phone number is {}",
         "national id {}",
     ],
-    "es": ["Pedido nº {}", "Factura {}", "llámame al {}", "Tel. {}", "número de pasaporte {}"],
-    "fr": ["Commande n° {}", "Facture {}", "rappelez-moi au {}", "NAS : {}", "Tél. {}"],
-    "de": ["Bestellnummer {}", "Rechnung {}", "Rufen Sie mich unter {} an.", "Tel. {}"],
+    "es": [
+        "Pedido nº {}",
+        "Factura {}",
+        "llámame al {}",
+        "Tel. {}",
+        "número de pasaporte {}",
+        "Puedes llamarme al {} mañana.",
+    ],
+    "fr": [
+        "Commande n° {}",
+        "Facture {}",
+        "rappelez-moi au {}",
+        "NAS : {}",
+        "Tél. {}",
+        "Vous pouvez me joindre au {}.",
+    ],
+    "de": [
+        "Bestellnummer {}",
+        "Rechnung {}",
+        "Rufen Sie mich unter {} an.",
+        "Tel. {}",
+        "Sie erreichen mich unter {}.",
+    ],
     "pt": ["Pedido {}", "Fatura {}", "me ligue no {}", "Tel. {}", "passaporte {}"],
-    "it": ["Ordine n. {}", "Fattura {}", "chiamami al {}", "Tel. {}", "passaporto {}"],
-    "nl": ["Bestelnummer {}", "Factuur {}", "bel me op {}", "Tel. {}", "paspoort {}"],
+    "it": [
+        "Ordine n. {}",
+        "Fattura {}",
+        "chiamami al {}",
+        "Tel. {}",
+        "passaporto {}",
+        "Il numero d'ordine è {}.",
+    ],
+    "nl": [
+        "Bestelnummer {}",
+        "Factuur {}",
+        "bel me op {}",
+        "Tel. {}",
+        "paspoort {}",
+        "Mijn ordernummer is {}.",
+    ],
     "ja": ["注文番号 {}", "請求書番号 {}", "電話番号 {}", "パスポート番号 {}"],
 }
 SIGNATURE = {
@@ -410,7 +444,8 @@ def core_card_invisible(b: _Builder, rng: random.Random, lang: str) -> str:
 def core_card_escaped(b: _Builder, rng: random.Random, lang: str) -> str:
     # Class 6: escapes written out literally (a JSON document in a form field, a pasted log).
     pan = make_pan(*rng.choice([("4", 16), ("55", 16), ("6011", 16)]), rng)
-    written = _join(pan, (4, 4, 4, 4), [" "] * 3) if rng.random() < 0.7 else pan
+    sep = rng.choice([" ", " ", "\\n", "\\r\\n"])  # a line break, written out
+    written = _join(pan, (4, 4, 4, 4), [sep] * 3) if rng.random() < 0.7 else pan
     b.add(rng.choice(['{"note": "card:\\n', "card\\t", "\\u0435 ", "Karte:\\r\\n", "cc=\\n"]))
     b.value(CARD, written)
     b.add(rng.choice(["\\n", '\\n\\u00e9"}', "\\t\\t", ""]))
@@ -480,6 +515,7 @@ def core_url(b: _Builder, rng: random.Random, lang: str) -> str:
             "https://app.intercom.com/a/inbox/abc123/inbox/conversation/{}?view=List",
             "<https://acme.freshdesk.com/a/tickets/{}>",
             "(https://github.com/acme/app/issues/{}#issuecomment-1)",
+            "acme.zendesk.com/agent/tickets/{}",
         ]
     )
     b.add(rng.choice(["Linked ticket: ", "KB: ", "Related: ", ""]))

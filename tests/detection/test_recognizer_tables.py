@@ -67,14 +67,17 @@ POSITIVES = [
     ("card 6011 4520 0281 5766 3-27", [(CARD, "6011 4520 0281 5766")]),
     ("cc4111111111111111exp06/27", [(CARD, "4111111111111111")]),
     ("CREDIT CARD4111111111111111", [(CARD, "4111111111111111")]),
+    ("card no.4111111111111111", [(CARD, "4111111111111111")]),
+    ("pay with cc-4111111111111111", [(CARD, "4111111111111111")]),
     ("41 11 11 11 11 11 11 11", [(CARD, "41 11 11 11 11 11 11 11")]),
     ("37 144 9635398 431", [(CARD, "37 144 9635398 431")]),
-    ("store card 7000 0000 0000 0006", [(CARD, "7000 0000 0000 0006")]),
+    ("store card 7000 0000 0000 0005", [(CARD, "7000 0000 0000 0005")]),
     ("4111\u200b1111\u200b1111\u200b1111", [(CARD, "4111\u200b1111\u200b1111\u200b1111")]),
     ("card 41\u00ad11 1111 1111 1111\ufeff", [(CARD, "41\u00ad11 1111 1111 1111")]),
     ("card:\\n4111 1111 1111 1111", [(CARD, "4111 1111 1111 1111")]),
     ("card\\t5555555555554444", [(CARD, "5555555555554444")]),
     ("\\u0435 4111 1111 1111 1111", [(CARD, "4111 1111 1111 1111")]),
+    ("4111\\n1111\\n1111\\n1111", [(CARD, "4111\\n1111\\n1111\\n1111")]),
     ("POST /v1/cards/4111111111111111/charge", [(CARD, "4111111111111111")]),
     ("https://x.io/lookup/4111 1111 1111 1111/", [(CARD, "4111 1111 1111 1111")]),
 ]
@@ -126,6 +129,7 @@ NEGATIVES = [
     # issue 10: URL path ids, other identifiers' 9 digits, an SSN inside a longer number
     "https://acme.zendesk.com/agent/tickets/4111111111111111",
     "blah http://support.example.com/tickets/4111111111111111.json",
+    "see acme.zendesk.com/agent/tickets/536904399 for details",
     '<a href=\\"/knowledge/articles/4402126792468/en-us\\">Edit</a>',
     "see /hc/en-us/articles/4408845965210-How-to-pay",
     "https://acme.my.salesforce.com/knowledge/articles/536904399/en-us",
@@ -213,3 +217,45 @@ def test_format_character_table_is_unicode_category_cf() -> None:
     table = {c for lo, hi in FORMAT_CHAR_RANGES for c in range(lo, hi + 1)}
     cf = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"}
     assert table == cf
+
+
+# Every row of the evidence table (evidence.py, README), reached by a text: the rule that
+# decides and the decision, as `redactor detect --explain` reports them.
+EVIDENCE_ROWS = [
+    ("see https://acme.zendesk.com/agent/tickets/4111111111111111", "card.1", "keep"),
+    ("IMEI: 378282246310005", "card.2", "keep"),
+    ("call me at 60 12 34 56 78 90 12", "card.3", "keep"),
+    ("here: 4111 1111 1111 1111", "card.4", "redact"),
+    ("Tracking: 4111 1111 1111 1111", "card.4", "redact"),
+    ("store card 7000000000000005", "card.5", "redact"),
+    ("7000 0000 0000 0005", "card.5", "redact"),
+    ("my credit card 4892 7634 1023 8756 was lost", "card.6", "redact"),
+    ("I paid with 4111-1111-1111-1105 yesterday", "card.6", "redact"),
+    ("invalid card 4111 1111 1111 1112", "card.7", "keep"),
+    ("reference 7000000000000005", "card.2", "keep"),
+    ("ref 4892 7634 1023 8756", "card.7", "keep"),
+    ("https://acme.my.salesforce.com/knowledge/articles/536904399/en-us", "ssn.1", "keep"),
+    ("routing number 536904399", "ssn.2", "keep"),
+    ("account 536904399", "ssn.2", "keep"),
+    ("here it is 536-90-4399", "ssn.3", "redact"),
+    ("my social security number is 536904399", "ssn.4", "redact"),
+    ("llámame al 536904399 mañana", "ssn.5", "keep"),
+    ("the number you asked for: 536904399", "ssn.7", "redact"),
+]
+
+
+@pytest.mark.parametrize(("text", "rule", "decision"), EVIDENCE_ROWS)
+def test_each_row_of_the_evidence_table_decides_its_case(
+    detector: Detector, text: str, rule: str, decision: str
+) -> None:
+    [run] = detector.explain(text)
+    [cand] = run.candidates
+    assert cand.rule.split()[0] == rule
+    assert ("redact" if cand.redacted else "keep") == decision
+    assert bool(detector.find(text)) == cand.redacted
+
+
+def test_bare_ssn_row_6_applies_when_policy_asks_for_an_ssn_word() -> None:
+    strict = Detector(DetectionOptions(bare_ssn_needs_context=True))
+    [run] = strict.explain("the number you asked for: 536904399")
+    assert run.candidates[0].rule.startswith("ssn.6")

@@ -248,3 +248,24 @@ async def test_an_audit_record_that_cannot_be_written_stops_the_message(proxy: P
     assert (await resp.json())["error"] == "audit_unavailable"
     assert resp.headers["Retry-After"]
     assert proxy.upstream.received == []
+
+
+async def test_card_typed_with_invisible_characters_never_reaches_the_upstream(
+    proxy: Proxy,
+) -> None:
+    # A zero-width space between groups and a soft hyphen inside one, as JSON escapes; a
+    # helpdesk link whose id is a Luhn-valid 16-digit number stays a working link.
+    comment = (
+        "my card 4111\\u200b1111\\u200b11\\u00ad11\\u200b1111 thanks, "
+        "see https://acme.zendesk.com/agent/tickets/4012888888881881"
+    )
+    body = ('{"comment": "' + comment + '"}').encode()
+    resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 200
+    [got] = proxy.upstream.received
+    forwarded = json.loads(got.body)["comment"]
+    digits_left = "".join(c for c in forwarded.split(" thanks")[0] if c.isdigit())
+    assert "41111111" not in digits_left
+    assert "tok_v1_card_" in forwarded
+    assert "\u200b" not in forwarded.split(" thanks")[0].split("tok_v1_card_")[1]
+    assert forwarded.endswith("https://acme.zendesk.com/agent/tickets/4012888888881881")
