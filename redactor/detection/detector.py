@@ -15,6 +15,7 @@ from redactor.detection.recognizers import (
     find_all_candidates,
     score_candidate,
 )
+from redactor.detection.screen import may_hold_value
 from redactor.detection.textview import TextView, view_of
 from redactor.errors import DetectionError
 
@@ -65,6 +66,9 @@ class Detector:
         `field_name` is the JSON key or form field the text came from, read as a label.
         Raises DetectionError if the engine fails (callers fail closed).
         """
+        # The screen: no letter-free stretch of 9+ digits, no value (two C passes, screen.py).
+        if not may_hold_value(text):
+            return []
         try:
             # Invisible format characters and literal escapes read as what they stand for;
             # spans map back onto `text` (textview.py).

@@ -26,7 +26,6 @@ from redactor.bodies.json_prescan import plain_json_texts
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.segments import Edit, Segment
 from redactor.detection import Detector, Finding
-from redactor.detection.screen import may_hold_value
 from redactor.errors import VaultTimeoutError
 from redactor.ingress.rewrite import Rewriter, TokenKey, value_digits
 from vault.errors import VaultError, VaultUnavailableError
@@ -72,10 +71,6 @@ class Redaction:
 
 def find_windowed(detector: Detector, text: str, field_name: str | None) -> list[Finding]:
     """Findings in `text`; a long text is scanned in bounded, overlapping windows."""
-    # The screen proves most long texts (e-mail threads full of dates and order numbers)
-    # hold no value in two C passes, before the recognizers' far costlier look.
-    if not may_hold_value(text):
-        return []
     if len(text) <= WINDOW_CHARS:
         return detector.find(text, field_name=field_name)
     half = WINDOW_OVERLAP // 2
