@@ -7,8 +7,9 @@ the `RESOURCES` app key. No module-level state.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -23,6 +24,7 @@ from redactor.audit import AuditSink
 from redactor.detection import CREDIT_CARD, US_SSN, DetectionOptions, Detector
 from redactor.ingress.pipeline import Pipeline, TokenVault
 from redactor.ingress.rewrite import Rewriter
+from redactor.ingress.scanning import warm_worker
 from redactor.ops.metrics import Metrics
 from redactor.settings import AgentSettings, RouteSettings, Settings
 from vault import EntityType, Vault, open_vault
@@ -55,8 +57,16 @@ class Resources:
     detectors: dict[DetectionOptions, Detector] = field(default_factory=dict)
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     agent: AgentResources | None = None
-    # Large bodies are parsed and scanned here, off the event loop (pipeline.py).
-    scan_executor: ThreadPoolExecutor | None = None
+    # Large bodies are parsed and scanned in this process pool, off the event loop.
+    scan_pool: ProcessPoolExecutor | None = None
+
+    async def warm_scan_pool(self) -> None:
+        """Start the scan worker and build its detectors now, not on the first large body."""
+        if self.scan_pool is None:
+            return
+        loop = asyncio.get_running_loop()
+        for options in {route.detection for route in self.settings.routes}:
+            await loop.run_in_executor(self.scan_pool, warm_worker, options)
 
     def pipeline_for(self, route: RouteSettings) -> Pipeline:
         return self.pipelines[route.name]
@@ -71,7 +81,7 @@ def _build_pipelines(res: Resources, vault: TokenVault) -> None:
         if detector is None:
             detector = res.detectors[route.detection] = Detector(route.detection)
         res.pipelines[route.name] = Pipeline(
-            detector, res.rewriter, vault, res.settings.vault_timeout_s, res.scan_executor
+            detector, res.rewriter, vault, res.settings.vault_timeout_s, res.scan_pool
         )
 
 
@@ -98,16 +108,17 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     vault = await open_vault(settings.vault)
     audit = AuditSink(settings.audit_log)
     session: aiohttp.ClientSession | None = None
-    # Threads, not processes: a scan holds the GIL only between switch intervals (5 ms), so
-    # the loop keeps answering (benchmarks/hostile.py: /healthz p99 with bombs in flight),
-    # and the parsed body stays in memory for the rebuild after the vault call.
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="redactor-scan")
+    # A process, not a thread: a thread shares the GIL, and one C call on a large body
+    # (`json.loads`, a regex over 9 MB) holds it for 100 ms and more, stalling the loop
+    # (benchmarks/hostile.py). Spawned, not forked: the server holds threads and sockets.
+    # The worker starts on the first large body (or at `warm_scan_pool`).
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
         await audit.open()
         # auto_decompress: responses reach redact_responses routes already decoded.
         session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
         res = Resources(settings, vault, session, audit, Metrics(), Rewriter())
-        res.scan_executor = executor
+        res.scan_pool = executor
         adapter = VaultAdapter(vault)
         _build_pipelines(res, adapter)
         if settings.agent is not None:

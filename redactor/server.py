@@ -133,6 +133,9 @@ async def run_server(
                 agent_listen=str(settings.agent.listen) if settings.agent else None,
                 routes=[r.name for r in settings.routes],
             )
+            # The scan worker's start (an interpreter and a detector) is paid now, not by
+            # the first large body.
+            await res.warm_scan_pool()
             if ready is not None:
                 await ready(res)
             await stop.wait()
