@@ -13,10 +13,8 @@ worker process, so the event loop keeps answering other requests while it runs
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -60,6 +58,12 @@ class TokenVault(Protocol):
         ...
 
 
+class ScanRunner(Protocol):
+    """Runs a scan function in a worker process (resources.ScanPool)."""
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+
 class ScannedPart(Protocol):
     """A request part around the body (path, query, headers): segments and a way back."""
 
@@ -87,8 +91,8 @@ class Pipeline:
     rewriter: Rewriter
     vault: TokenVault
     vault_timeout_s: float
-    # A process pool for large bodies; None scans everything in this process.
-    scan_pool: Executor | None = None
+    # Worker processes for large bodies; None scans everything in this process.
+    scan_pool: ScanRunner | None = None
     offload_bytes: int = DEFAULT_OFFLOAD_BYTES
 
     async def redact(
@@ -116,13 +120,10 @@ class Pipeline:
                 if findings:
                     spans = [seg.text[f.start : f.end] for f in findings]
                     found.append((number, seg.index, findings, spans))
-        offload = self.scan_pool is not None and len(body) > self.offload_bytes
-        loop = asyncio.get_running_loop()
+        pool = self.scan_pool if len(body) > self.offload_bytes else None
         local_scan = None
-        if offload:
-            scanned = await loop.run_in_executor(
-                self.scan_pool, scan_in_worker, self.detector.options, request
-            )
+        if pool is not None:
+            scanned = await pool.run(scan_in_worker, self.detector.options, request)
             found.extend((0, index, findings, spans) for index, findings, spans in scanned)
         else:
             local_scan = scan_body(self.detector, request)
@@ -151,11 +152,8 @@ class Pipeline:
 
         body_found = [(index, findings) for part, index, findings, _ in found if part == 0]
         new_body = body
-        if body_found and offload:
-            new_body = await loop.run_in_executor(
-                self.scan_pool,
-                functools.partial(rebuild_in_worker, request, body_found, token_of),
-            )
+        if body_found and pool is not None:
+            new_body = await pool.run(rebuild_in_worker, request, body_found, token_of)
         elif body_found and local_scan is not None:
             new_body = rebuild_body(self.rewriter, local_scan.parsed, local_scan.found, token_of)
         new_extras = tuple(

@@ -217,3 +217,47 @@ async def test_documents_nested_past_the_limit_are_refused(proxy: Proxy) -> None
     assert resp.status == 422
     assert (await resp.json())["error"] == "nesting_too_deep"
     assert proxy.upstream.received == []
+
+
+async def test_a_large_body_is_scanned_in_the_worker_with_its_headers(proxy: Proxy) -> None:
+    # Over the offload size: parsed, scanned and rebuilt in the scan worker process; the
+    # headers are scanned here, and both share one vault call and one audit record.
+    comments = [{"id": i, "body": f"order {i} shipped"} for i in range(2000)]
+    body = json.dumps({"comments": comments, "cards": {PAN: "primary"}}).encode()
+    assert len(body) > 16 * 1024
+    resp = await proxy.client.post(
+        "/x",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Note": f"ssn {SSN}"},
+    )
+    assert resp.status == 200
+    [got] = proxy.upstream.received
+    _assert_no_raw(got.body)
+    _assert_no_raw(got.headers["X-Note"])
+    doc = json.loads(got.body)
+    assert doc["comments"] == comments
+    [key] = doc["cards"]
+    assert key.startswith("tok_v1_card_")
+    [record] = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
+    assert record["counts"] == {"CREDIT_CARD": 1, "US_SSN": 1}
+
+
+async def test_a_dead_scan_worker_fails_the_message_closed_and_is_replaced(proxy: Proxy) -> None:
+    import os
+    import signal
+
+    body = json.dumps({"pad": "x" * 20_000, "note": f"card {PAN}"}).encode()
+    headers = {"Content-Type": "application/json"}
+    assert (await proxy.client.post("/x", data=body, headers=headers)).status == 200
+    pool = proxy.resources.scan_pool
+    assert pool is not None
+    [pid] = list(pool._executor._processes)  # the one worker process
+    os.kill(pid, signal.SIGKILL)
+    resp = await proxy.client.post("/x", data=body, headers=headers)
+    assert resp.status == 503
+    assert (await resp.json())["error"] == "scan_unavailable"
+    again = await proxy.client.post("/x", data=body, headers=headers)
+    assert again.status == 200
+    assert len(proxy.upstream.received) == 2
+    for got in proxy.upstream.received:
+        _assert_no_raw(got.body)
