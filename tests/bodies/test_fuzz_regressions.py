@@ -28,3 +28,12 @@ def test_a_header_with_a_broken_encoded_word_still_has_its_text_scanned() -> Non
     values = HeaderValues([("X-A", "=?utf-8?b?!!!?= 4111 1111 1111 1111")], frozenset())
     [segment] = values.segments
     assert segment.text.strip() == "4111 1111 1111 1111"
+
+
+def test_an_encoded_word_whose_charset_is_not_ascii_is_read_as_plain_text() -> None:
+    # Found by hypothesis (a mutated Mailgun `message-headers`): email.header raised
+    # CharsetError, which is not a BodyError; the value is now scanned as the text it is.
+    from redactor.bodies.nested import value_view
+
+    view = value_view("=?\udc80utf-8?q?x?= 4111 1111 1111 1111", "X-A", "json_string")
+    assert "4111 1111 1111 1111" in view.segments[0].text
