@@ -261,3 +261,31 @@ async def test_a_dead_scan_worker_fails_the_message_closed_and_is_replaced(proxy
     assert len(proxy.upstream.received) == 2
     for got in proxy.upstream.received:
         _assert_no_raw(got.body)
+
+
+async def test_values_in_keys_headers_and_paths_never_reach_logs_audit_or_errors(
+    proxy: Proxy,
+) -> None:
+    import structlog
+
+    encoded = "".join(f"%{ord(c):02X}" for c in PAN)
+    with structlog.testing.capture_logs() as logs:
+        ok = await proxy.client.post(
+            f"/customers/{PAN.replace(' ', '-')}/x",
+            data=json.dumps({PAN: SSN}).encode(),
+            headers={"Content-Type": "application/json", "X-Note": f"ssn {SSN}"},
+        )
+        refused = await proxy.client.post(
+            f"/x/{encoded}",
+            data=b"&".join(b"f=" + PAN.encode() for _ in range(200_001)),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "X-Note": PAN},
+        )
+    assert ok.status == 200
+    assert refused.status == 413
+    _assert_no_raw(await refused.read())
+    _assert_no_raw(repr(logs))
+    _assert_no_raw(proxy.audit_path.read_text())
+    [got] = proxy.upstream.received
+    _assert_no_raw(got.path)
+    _assert_no_raw(got.body)
+    _assert_no_raw(got.headers["X-Note"])
