@@ -7,11 +7,14 @@ the `RESOURCES` app key. No module-level state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import aiohttp
 import structlog
@@ -21,8 +24,10 @@ from redactor.agent.auth import TokenVerifier
 from redactor.agent.policy import PolicyStore
 from redactor.audit import AuditSink, load_audit_key
 from redactor.detection import CREDIT_CARD, US_SSN, DetectionOptions, Detector
+from redactor.errors import RedactorError
 from redactor.ingress.pipeline import Pipeline, TokenVault
 from redactor.ingress.rewrite import Rewriter
+from redactor.ingress.scanning import warm_worker
 from redactor.ops.metrics import Metrics
 from redactor.settings import AgentSettings, RouteSettings, Settings
 from vault import EntityType, Vault, open_vault
@@ -55,8 +60,15 @@ class Resources:
     detectors: dict[DetectionOptions, Detector] = field(default_factory=dict)
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     agent: AgentResources | None = None
-    # Large bodies are parsed and scanned here, off the event loop (pipeline.py).
-    scan_executor: ThreadPoolExecutor | None = None
+    # Large bodies are parsed and scanned in a worker process, off the event loop.
+    scan_pool: ScanPool | None = None
+
+    async def warm_scan_pool(self) -> None:
+        """Start the scan worker and build its detectors now, not on the first large body."""
+        if self.scan_pool is None:
+            return
+        for options in {route.detection for route in self.settings.routes}:
+            await self.scan_pool.run(warm_worker, options)
 
     def pipeline_for(self, route: RouteSettings) -> Pipeline:
         return self.pipelines[route.name]
@@ -71,7 +83,7 @@ def _build_pipelines(res: Resources, vault: TokenVault) -> None:
         if detector is None:
             detector = res.detectors[route.detection] = Detector(route.detection)
         res.pipelines[route.name] = Pipeline(
-            detector, res.rewriter, vault, res.settings.vault_timeout_s, res.scan_executor
+            detector, res.rewriter, vault, res.settings.vault_timeout_s, res.scan_pool
         )
 
 
@@ -121,29 +133,67 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     vault = await open_vault(settings.vault, watch=True)
     audit: AuditSink | None = None
     session: aiohttp.ClientSession | None = None
-    # Threads, not processes: a scan holds the GIL only between switch intervals (5 ms), so
-    # the loop keeps answering (benchmarks/hostile.py: /healthz p99 with bombs in flight),
-    # and the parsed body stays in memory for the rebuild after the vault call.
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="redactor-scan")
+    scan_pool = ScanPool()
     try:
         audit = await open_audit_sink(settings)
         # auto_decompress: responses reach redact_responses routes already decoded.
         session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
         res = Resources(settings, vault, session, audit, Metrics(), Rewriter())
-        res.scan_executor = executor
+        res.scan_pool = scan_pool
         adapter = VaultAdapter(vault)
         _build_pipelines(res, adapter)
         if settings.agent is not None:
             res.agent = await _open_agent(res, settings.agent, adapter)
         yield res
     finally:
-        # A scan still running finishes on its thread; the loop does not wait on it blocked.
-        await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        await scan_pool.close()
         if session is not None:
             await session.close()
         if audit is not None:
             await audit.close()
         await vault.close()
+
+
+class ScanUnavailableError(RedactorError):
+    """The scan worker died (killed, out of memory): this message fails closed, the next
+    gets a new worker."""
+
+    status = 503
+    code = "scan_unavailable"
+    message = "scan worker unavailable"
+
+
+class ScanPool:
+    """One worker process for large bodies, replaced when it dies.
+
+    A process, not a thread: a thread shares the GIL, and one C call on a large body
+    (`json.loads`, a regex over 9 MB) holds it for 100 ms and more, stalling the loop
+    (benchmarks/hostile.py). Spawned, not forked: the server holds threads and sockets.
+    The worker starts on the first large body (or at `warm_scan_pool`).
+    """
+
+    def __init__(self) -> None:
+        self._executor = self._new()
+
+    @staticmethod
+    def _new() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` in the worker. Raises what `fn` raises, or ScanUnavailableError."""
+        executor = self._executor
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        except BrokenProcessPool:
+            log.error("scan_worker_died")  # noqa: TRY400 -- the traceback is the pool's, not ours
+            if self._executor is executor:
+                self._executor = self._new()
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise ScanUnavailableError() from None
+
+    async def close(self) -> None:
+        """Stop the worker (a scan still running finishes first, off the loop)."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
 
 # Detection's entity names and the vault's token types, both ways: one table.

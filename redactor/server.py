@@ -227,6 +227,9 @@ async def run_server(
                 routes=[r.name for r in settings.routes],
                 audit_chain=res.audit.chain_id,
             )
+            # The scan worker's start (an interpreter and a detector) is paid now, not by
+            # the first large body.
+            await res.warm_scan_pool()
             if ready is not None:
                 await ready(res)
             await stop.wait()

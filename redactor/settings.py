@@ -42,6 +42,9 @@ DEFAULT_UNSCANNED_HEADERS = frozenset(
         "cookie", "x-slack-signature", "x-slack-request-timestamp",
         "x-zendesk-webhook-signature", "x-zendesk-webhook-signature-timestamp",
         "x-hub-signature", "x-hub-signature-256", "x-twilio-signature", "x-request-id",
+        # Opaque validators and trace ids: a long digit run in them is an id, and rewriting
+        # one would break caching or tracing.
+        "etag", "if-match", "if-none-match", "traceparent", "tracestate", "x-amzn-trace-id",
     }
 )  # fmt: skip
 # Slow clients: the header block must arrive within this many seconds (and an idle

@@ -134,13 +134,10 @@ async def test_image_command_serves_redacts_reports_health_and_stops_on_sigterm(
         else:
             raise AssertionError("redactor serve never became ready")
 
-        async with (
-            ClientSession() as session,
-            session.post(
-                f"http://127.0.0.1:{listen}/tickets",
-                json={"comment": "card 4111 1111 1111 1111"},
-            ) as resp,
-        ):
+        async with ClientSession() as session, session.post(
+            f"http://127.0.0.1:{listen}/tickets",
+            json={"comment": "card 4111 1111 1111 1111"},
+        ) as resp:
             assert resp.status == 200
         assert b"tok_v1_card_" in received[0]
         assert b"4111 1111" not in received[0]

@@ -120,11 +120,7 @@ def test_only_entry_points_and_the_composition_root_live_at_the_package_root() -
         ("redactor.relay", "from redactor.settings import Settings", "composition root"),
         ("redactor.ingress.proxy", "from redactor.agent.auth import Principal", "other side"),
         ("redactor.agent.resolve", "from ..ingress import pipeline", "other side"),
-        (
-            "redactor.agent.resolve",
-            "def f():\n    from redactor.ingress import proxy",
-            "other side",
-        ),
+        ("redactor.agent.resolve", "def f():\n    from redactor.ingress import proxy", "other side"),
         ("vault.stores.sqlite", "import aiohttp", "vault imports aiohttp"),
         ("vault.service", "from aiohttp import web", "vault imports aiohttp"),
         ("vault.service", "from redactor.errors import RedactorError", "vault imports redactor"),

@@ -212,3 +212,24 @@ def test_an_unknown_event_loop_stops_the_start(tmp_path: Path) -> None:
     overrides = Overrides(upstream="http://127.0.0.1:9001", data_dir=str(tmp_path), dev=True)
     with pytest.raises(ConfigError, match="event_loop"):
         load_settings(overrides, {"REDACTOR_EVENT_LOOP": "trio"})
+
+
+def test_route_limits_unscanned_headers_and_slow_client_settings_come_from_the_file(
+    tmp_path,
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "header_timeout_s: 3\nmin_body_rate_bytes_s: 100\nmax_connections: 7\n"
+        "routes:\n  - name: r\n    path_prefix: /\n    upstream: http://127.0.0.1:9000\n"
+        "    tenant: t\n    limits: {max_parts: 5, max_digits: 1000}\n"
+        "    unscanned_headers: [X-Opaque]\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(Overrides(config=str(config), dev=True, data_dir=str(tmp_path)), {})
+    [route] = settings.routes
+    assert route.limits.max_parts == 5
+    assert route.limits.max_digits == 1000
+    assert route.limits.max_fields == 100_000
+    assert route.unscanned_headers == frozenset({"x-opaque"})
+    assert (settings.header_timeout_s, settings.min_body_rate_bytes_s) == (3, 100)
+    assert settings.max_connections == 7

@@ -55,6 +55,8 @@ _PAN_DIGITS = range(12, 20)
 
 # No SSN (9) or PAN (12+) has fewer digits.
 _MIN_KEY_DIGITS = 9
+# Object members are counted against the body's budget this many at a time.
+_FIELD_BATCH = 256
 
 # Deeper nesting than any webhook we front; bounds the scanner and json.loads' recursion.
 MAX_JSON_DEPTH = 256
@@ -134,7 +136,15 @@ def _scan_string(source: str, pos: int) -> tuple[str, TextMap, int]:
 class JsonView:
     """Segments for the string values and long integers of a JSON text (a TextView)."""
 
-    __slots__ = ("_min_digits", "_object_ends", "_slots", "_source", "_table", "segments")
+    __slots__ = (
+        "_members",
+        "_min_digits",
+        "_object_ends",
+        "_slots",
+        "_source",
+        "_table",
+        "segments",
+    )
 
     def __init__(self, source: str, start: int = 0, *, min_segment_digits: int = 0) -> None:
         """Scan `source[start:]`. Raises BodyUnparseableError if it is not exactly one JSON value.
@@ -144,18 +154,25 @@ class JsonView:
         decoding (JSON escapes, HTML references) only ever removes digits, never adds them.
         """
         self._min_digits = min_segment_digits
+        self._members = 0
         self._source = source
         self._slots: list[_StringSlot | _NumberSlot | _KeySlot] = []
         # object start -> index after its `}`, for objects with a key segment.
         self._object_ends: dict[int, int] = {}
         self._table = SegmentTable()
         self._scan(source, start)
+        count_fields(self._members % _FIELD_BATCH)
         self.segments: Sequence[Segment] = self._table.segments
 
     def _too_few_digits(self, raw: str, minimum: int | None = None) -> bool:
-        # Encoded words hide digits in base64: never skipped for want of digits.
+        # Encoded words hide digits in base64: never skipped for want of digits (an encoded
+        # word shorter than the minimum has no room for a value).
         minimum = self._min_digits if minimum is None else minimum
-        return bool(minimum) and digit_count(raw) < minimum and "=?" not in raw
+        if not minimum:
+            return False
+        if len(raw) < minimum:
+            return True
+        return digit_count(raw) < minimum and "=?" not in raw
 
     def _add_string(self, source: str, pos: int, field_name: str | None) -> int:
         if self._min_digits:
@@ -176,12 +193,8 @@ class JsonView:
     def _add_key(
         self, source: str, pos: int, field_name: str | None, object_start: int, member: int
     ) -> int:
-        """Scan the key string at `pos`; it is a segment when it could hold a value."""
-        # Keys are names: one with fewer digits than the shortest value is never a segment.
+        """Scan the key string at `pos` (one that may hold a value) and make it a segment."""
         minimum = max(self._min_digits, _MIN_KEY_DIGITS)
-        plain = _PLAIN_STRING.match(source, pos)
-        if plain is not None and self._too_few_digits(plain.group(1), minimum):
-            return plain.end()
         text, text_map, end = _scan_string(source, pos)
         if self._too_few_digits(source[pos + 1 : end - 1], minimum):
             return end
@@ -273,16 +286,23 @@ class JsonView:
     def _scan_key(self, source: str, pos: int, container: list) -> tuple[int, str]:
         if not source.startswith('"', pos):
             raise BodyUnparseableError("invalid JSON object key")
-        count_fields()
+        self._members += 1
+        if self._members % _FIELD_BATCH == 0:
+            count_fields(_FIELD_BATCH)  # the budget is a context variable: ask it in batches
         member = container[3]
         container[3] = member + 1
         plain = _PLAIN_STRING.match(source, pos)
         if plain is not None:
-            key = plain.group(1)
+            key, end = plain.group(1), plain.end()
+            # Keys are names: one with fewer digits than the shortest value is no segment.
+            if self._too_few_digits(key, max(self._min_digits, _MIN_KEY_DIGITS)):
+                pos = end
+            else:
+                pos = self._add_key(source, pos, container[1], container[2], member)
         else:
             key, _map, _end = _scan_string(source, pos)
-        # The key's own field name is the key its object sits under (`"cards": {"4111...": 1}`).
-        pos = self._add_key(source, pos, container[1], container[2], member)
+            # The key's field name is the key its object sits under (`"cards": {"4111...": 1}`).
+            pos = self._add_key(source, pos, container[1], container[2], member)
         pos = _WHITESPACE.match(source, pos).end()  # type: ignore[union-attr]
         if not source.startswith(":", pos):
             raise BodyUnparseableError("invalid JSON object")

@@ -154,8 +154,8 @@ def _decode_words(value: str) -> tuple[str, str | None]:
         chunks = email.header.decode_header(value)
         text = str(email.header.make_header(chunks))
     except (LookupError, UnicodeError, ValueError, binascii.Error, email.errors.MessageError):
-        # MessageError covers HeaderParseError and CharsetError (a charset name that is not
-        # ASCII, as a mutated body can carry).
+        # MessageError covers HeaderParseError and CharsetError (a charset name holding a
+        # byte that is not ASCII: found by tests/ingress/test_card_anywhere.py).
         raise BodyUnparseableError("invalid encoded word in header") from None
     charset = next((c for _b, c in chunks if c), None)
     return text, charset

@@ -43,7 +43,10 @@ def build_demo_upstream() -> web.Application:
 def curl_line(listen: Listen) -> str:
     """A ready curl command against the demo proxy (test values, not a real card)."""
     payload = '{"ticket": {"comment": "My card is 4111 1111 1111 1111 and my SSN 536-90-4399"}}'
-    return f"curl -s http://{listen}/tickets -H 'Content-Type: application/json' -d '{payload}'"
+    return (
+        f"curl -s http://{listen}/tickets -H 'Content-Type: application/json' "
+        f"-d '{payload}'"
+    )
 
 
 async def run_demo(data_dir: Path, listen: str, admin_listen: str, environ: dict[str, str]) -> None:

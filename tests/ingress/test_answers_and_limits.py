@@ -50,6 +50,32 @@ async def test_a_large_chunked_answer_is_read_whole_and_its_tail_redacted(
     assert PAN.encode() not in body
 
 
+async def test_a_large_chunked_json_answer_is_parsed_whole_not_refused_as_truncated(
+    start_proxy, make_settings, aiohttp_server
+) -> None:
+    doc = json.dumps(
+        {"comments": [{"body": "x" * 1000} for _ in range(1000)], "last": f"card {PAN}"}
+    )
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        for i in range(0, len(doc), 4096):
+            await resp.write(doc[i : i + 4096].encode())
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    up = await aiohttp_server(app)
+    proxy = await start_proxy(_redacting(make_settings(), upstream=str(up.make_url("/"))))
+    resp = await proxy.client.get("/tickets/1/comments")
+    assert resp.status == 200
+    got = await resp.json()
+    assert len(got["comments"]) == 1000
+    assert got["last"].startswith("card tok_v1_card_")
+
+
 async def test_an_answer_over_the_limit_is_a_clear_502_never_a_cut_answer(
     start_proxy, make_settings, upstream
 ) -> None:

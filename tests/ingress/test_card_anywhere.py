@@ -198,7 +198,7 @@ def test_a_card_anywhere_in_a_message_is_tokenised(card: tuple[str, str], where:
 nested_texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
 
 
-@FAST
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nested_texts, st.integers(min_value=0, max_value=400), st.data())
 def test_mutated_documents_inside_fields_raise_only_typed_errors(filler, cut, data) -> None:
     """JSON in a form field and in a JSON string, cut or mutated anywhere: a result or a

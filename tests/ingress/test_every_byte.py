@@ -235,3 +235,76 @@ async def test_documents_nested_past_the_limit_are_refused(proxy: Proxy) -> None
     assert resp.status == 422
     assert (await resp.json())["error"] == "nesting_too_deep"
     assert proxy.upstream.received == []
+
+
+async def test_a_large_body_is_scanned_in_the_worker_with_its_headers(proxy: Proxy) -> None:
+    # Over the offload size: parsed, scanned and rebuilt in the scan worker process; the
+    # headers are scanned here, and both share one vault call and one audit record.
+    comments = [{"id": i, "body": f"order {i} shipped"} for i in range(2000)]
+    body = json.dumps({"comments": comments, "cards": {PAN: "primary"}}).encode()
+    assert len(body) > 16 * 1024
+    resp = await proxy.client.post(
+        "/x",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Note": f"ssn {SSN}"},
+    )
+    assert resp.status == 200
+    [got] = proxy.upstream.received
+    _assert_no_raw(got.body)
+    _assert_no_raw(got.headers["X-Note"])
+    doc = json.loads(got.body)
+    assert doc["comments"] == comments
+    [key] = doc["cards"]
+    assert key.startswith("tok_v1_card_")
+    records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
+    [record] = [r for r in records if r["event"] in ("message_redacted", "message_scanned")]
+    assert record["counts"] == {"CREDIT_CARD": 1, "US_SSN": 1}
+
+
+async def test_a_dead_scan_worker_fails_the_message_closed_and_is_replaced(proxy: Proxy) -> None:
+    import os
+    import signal
+
+    body = json.dumps({"pad": "x" * 20_000, "note": f"card {PAN}"}).encode()
+    headers = {"Content-Type": "application/json"}
+    assert (await proxy.client.post("/x", data=body, headers=headers)).status == 200
+    pool = proxy.resources.scan_pool
+    assert pool is not None
+    [pid] = list(pool._executor._processes)  # the one worker process
+    os.kill(pid, signal.SIGKILL)
+    resp = await proxy.client.post("/x", data=body, headers=headers)
+    assert resp.status == 503
+    assert (await resp.json())["error"] == "scan_unavailable"
+    again = await proxy.client.post("/x", data=body, headers=headers)
+    assert again.status == 200
+    assert len(proxy.upstream.received) == 2
+    for got in proxy.upstream.received:
+        _assert_no_raw(got.body)
+
+
+async def test_values_in_keys_headers_and_paths_never_reach_logs_audit_or_errors(
+    proxy: Proxy,
+) -> None:
+    import structlog
+
+    encoded = "".join(f"%{ord(c):02X}" for c in PAN)
+    with structlog.testing.capture_logs() as logs:
+        ok = await proxy.client.post(
+            f"/customers/{PAN.replace(' ', '-')}/x",
+            data=json.dumps({PAN: SSN}).encode(),
+            headers={"Content-Type": "application/json", "X-Note": f"ssn {SSN}"},
+        )
+        refused = await proxy.client.post(
+            f"/x/{encoded}",
+            data=b"&".join(b"f=" + PAN.encode() for _ in range(200_001)),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "X-Note": PAN},
+        )
+    assert ok.status == 200
+    assert refused.status == 413
+    _assert_no_raw(await refused.read())
+    _assert_no_raw(repr(logs))
+    _assert_no_raw(proxy.audit_path.read_text())
+    [got] = proxy.upstream.received
+    _assert_no_raw(got.path)
+    _assert_no_raw(got.body)
+    _assert_no_raw(got.headers["X-Note"])

@@ -1,0 +1,206 @@
+"""The CPU half of the pipeline: parse a body, find values, and later rebuild it with tokens.
+
+Plain functions of their inputs, so they run the same in the server process (small bodies)
+and in a scan worker process (large ones, see pipeline.py): a worker is a separate
+interpreter, so a scan there holds no lock the event loop needs, however long one C call
+(`json.loads`, a regex over 9 MB) takes. A worker parses the body again for the rebuild
+rather than keeping state between the two calls: parsing is deterministic, so the segment
+indices of the first call address the same segments in the second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from redactor.bodies import parse_body
+from redactor.bodies.json_prescan import plain_json_texts
+from redactor.bodies.limits import BodyLimits
+from redactor.bodies.segments import Edit
+from redactor.detection import DetectionOptions, Detector, Finding
+from redactor.detection.screen import may_hold_value
+from redactor.ingress.rewrite import Rewriter, TokenKey
+
+__all__ = [
+    "WINDOW_CHARS",
+    "WINDOW_OVERLAP",
+    "BodyScan",
+    "ScanRequest",
+    "find_windowed",
+    "rebuild_body",
+    "rebuild_in_worker",
+    "scan_body",
+    "scan_in_worker",
+]
+
+# Segments longer than this are scanned in windows of this many characters, each overlapping
+# the next by WINDOW_OVERLAP. A value (19 digits with separators as wide as `\n> ` is under
+# 80 characters) is owned by the window whose core holds its start, and lies whole inside it
+# with at least WINDOW_OVERLAP / 2 characters of context before it: never split at an edge.
+WINDOW_CHARS = 64 * 1024
+WINDOW_OVERLAP = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """Everything a scan of one body depends on (picklable: it may go to a worker)."""
+
+    body: bytes = dataclasses.field(repr=False)
+    content_type: str | None
+    content_encoding: str | None
+    unknown_types: Literal["text", "refuse"]
+    max_decoded_bytes: int
+    limits: BodyLimits | None
+
+
+@dataclass(slots=True)
+class BodyScan:
+    parsed: Any  # ParsedBody, or None when the fast path proved the body clean
+    # (segment index, segment text, findings) for each segment with findings.
+    found: list[tuple[int, str, list[Finding]]]
+
+
+def find_windowed(detector: Detector, text: str, field_name: str | None) -> list[Finding]:
+    """Findings in `text`; a long text is scanned in bounded, overlapping windows."""
+    if len(text) <= WINDOW_CHARS:
+        return detector.find(text, field_name=field_name)
+    half = WINDOW_OVERLAP // 2
+    step = WINDOW_CHARS - WINDOW_OVERLAP
+    kept: list[Finding] = []
+    start = 0
+    while True:
+        end = min(start + WINDOW_CHARS, len(text))
+        core_lo = 0 if start == 0 else start + half
+        core_hi = len(text) if end == len(text) else end - half
+        for f in detector.find(text[start:end], field_name=field_name):
+            absolute = f.start + start
+            if core_lo <= absolute < core_hi:
+                kept.append(dataclasses.replace(f, start=absolute, end=f.end + start))
+        if end == len(text):
+            break
+        start += step
+    # A finding reaching past its window's core may overlap the next window's: keep the first.
+    result: list[Finding] = []
+    for f in sorted(kept, key=lambda f: (f.start, -f.end)):
+        if result and f.start < result[-1].end:
+            continue
+        result.append(f)
+    return result
+
+
+def _parse(request: ScanRequest) -> Any:
+    return parse_body(
+        request.body,
+        request.content_type,
+        content_encoding=request.content_encoding,
+        unknown_types=request.unknown_types,
+        max_decoded_bytes=request.max_decoded_bytes,
+        # No PAN or SSN has fewer than 9 digits: short strings need no segment.
+        min_segment_digits=9,
+        limits=request.limits,
+    )
+
+
+def scan_body(detector: Detector, request: ScanRequest) -> BodyScan:
+    """Parse the body and find its values. Raises BodyError (4xx) or DetectionError."""
+    if not request.body:
+        return BodyScan(None, [])
+    # Fast path for the common case, a JSON webhook with no value in it: when every string
+    # that could hold one is plain text and none does, the body goes on as it came.
+    plain = plain_json_texts(
+        request.body, request.content_type, request.content_encoding, request.limits
+    )
+    # What the fast path found is reused below: a plain string is its codec segment.
+    known: dict[tuple[str, str | None], list[Finding]] = {}
+    if plain is not None:
+        known = {(t, k): find_windowed(detector, t, k) for t, k in plain}
+        if not any(known.values()):
+            return BodyScan(None, [])
+    parsed = _parse(request)
+    found: list[tuple[int, str, list[Finding]]] = []
+    for seg in parsed.segments:
+        findings = known.get((seg.text, seg.field_name))
+        if findings is None:
+            findings = find_windowed(detector, seg.text, seg.field_name)
+        if findings:
+            found.append((seg.index, seg.text, findings))
+    return BodyScan(parsed, found)
+
+
+def proves_clean(detector: Detector, request: ScanRequest, budget_chars: int) -> bool:
+    """True when the JSON fast path proves the body holds no value, having sent at most
+    `budget_chars` of text to the recognizers; False when it cannot tell within that budget.
+
+    A large webhook is mostly text that the screen clears in C: proving it clean this way on
+    the event loop costs less than handing it to a scan worker (issue 14: a 20 KB e-mail thread).
+    """
+    plain = plain_json_texts(
+        request.body, request.content_type, request.content_encoding, request.limits
+    )
+    if plain is None:
+        return False
+    maybe = [(t, k) for t, k in plain if may_hold_value(t)]
+    if sum(len(t) for t, _ in maybe) > budget_chars:
+        return False
+    return not any(find_windowed(detector, t, k) for t, k in maybe)
+
+
+def rebuild_body(
+    rewriter: Rewriter,
+    parsed: Any,
+    found: list[tuple[int, str, list[Finding]]],
+    token_of: Mapping[TokenKey, str],
+) -> bytes:
+    """The body with each finding replaced by its token."""
+    edits: dict[int, list[Edit]] = {
+        index: rewriter.token_edits(text, findings, token_of) for index, text, findings in found
+    }
+    return parsed.rebuild(edits)  # type: ignore[no-any-return]
+
+
+# --- in a worker process -----------------------------------------------------------------------
+
+# Built once per worker process, on its first job (a worker is a fresh interpreter).
+_WORKER_DETECTORS: dict[DetectionOptions, Detector] = {}
+_WORKER_REWRITER: list[Rewriter] = []
+
+
+def _worker_detector(options: DetectionOptions) -> Detector:
+    detector = _WORKER_DETECTORS.get(options)
+    if detector is None:
+        detector = _WORKER_DETECTORS[options] = Detector(options)
+    return detector
+
+
+def warm_worker(options: DetectionOptions) -> None:
+    """Build the worker's detector and rewriter before the first body needs them."""
+    _worker_detector(options)
+    if not _WORKER_REWRITER:
+        _WORKER_REWRITER.append(Rewriter())
+
+
+def scan_in_worker(
+    options: DetectionOptions, request: ScanRequest
+) -> list[tuple[int, list[Finding], list[str]]]:
+    """`scan_body` in a worker: (segment index, findings, each finding's span text)."""
+    scan = scan_body(_worker_detector(options), request)
+    return [
+        (index, findings, [text[f.start : f.end] for f in findings])
+        for index, text, findings in scan.found
+    ]
+
+
+def rebuild_in_worker(
+    request: ScanRequest,
+    found: list[tuple[int, list[Finding]]],
+    token_of: Mapping[TokenKey, str],
+) -> bytes:
+    """Parse the body again (same segments) and rebuild it with tokens."""
+    if not _WORKER_REWRITER:
+        _WORKER_REWRITER.append(Rewriter())
+    parsed = _parse(request)
+    segments = parsed.segments
+    with_text = [(index, segments[index].text, findings) for index, findings in found]
+    return rebuild_body(_WORKER_REWRITER[0], parsed, with_text, token_of)
