@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 MAC_BYTES = 32
 GENESIS_MAC = bytes(MAC_BYTES)
@@ -32,8 +33,13 @@ CHECKPOINT_EVENT = "audit_checkpoint"
 
 
 def canonical_json(data: Mapping[str, Any]) -> str:
-    """Canonical JSON: sorted keys, no spaces, UTF-8 (non-ASCII kept as is)."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Canonical JSON: sorted keys, no spaces, UTF-8 (non-ASCII kept as is).
+
+    orjson writes exactly what `json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)` does for these records (strings, ints, lists, dicts of str keys),
+    in a tenth of the time (a test holds the two equal).
+    """
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def key_id(key: bytes) -> str:

@@ -6,25 +6,39 @@ anything card- or SSN-shaped that slipped into an event anyway, and tests prove 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
+
+from redactor.detection.digits import digit_count
 
 # Any run of 9 or more digits, possibly grouped by spaces, dashes or dots: the shape of every
 # PAN and SSN. Deliberately broader than detection: in a log line a false mask costs nothing.
 _DIGIT_RUN = re.compile(r"\d(?:[ \t.\-]{0,2}\d){8,}")
 MASK = "[MASKED]"
+_MIN_DIGITS = 9
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
+        # Most values (ids, codes, names) have too few digits to be a PAN or SSN: one C pass
+        # proves it before the pattern runs.
+        if digit_count(value) < _MIN_DIGITS:
+            return value
         return _DIGIT_RUN.sub(MASK, value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        # A card number can arrive as a JSON number, at any depth.
+        return MASK if abs(value) >= 10**8 else value
     if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
+        return {_mask(k): _mask(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_mask(v) for v in value)
     if isinstance(value, BaseException):
@@ -37,12 +51,19 @@ def leak_guard(
 ) -> MutableMapping[str, Any]:
     """structlog processor: mask digit runs shaped like a PAN or SSN in every value."""
     for key, value in list(event_dict.items()):
-        # Integers are masked too: a card number can arrive as a JSON number.
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**8:
-            event_dict[key] = MASK
-        else:
-            event_dict[key] = _mask(value)
+        event_dict[key] = _mask(value)
     return event_dict
+
+
+def _orjson_text(obj: Any, **kwargs: Any) -> str:
+    # A log line as orjson writes it: a few microseconds less per request than json.dumps.
+    # What orjson refuses (an integer past 64 bits) is written by the stdlib instead.
+    try:
+        return orjson.dumps(
+            obj, default=kwargs.get("default"), option=orjson.OPT_NON_STR_KEYS
+        ).decode()
+    except TypeError:
+        return json.dumps(obj, default=kwargs.get("default"))
 
 
 def configure_logging(
@@ -50,7 +71,9 @@ def configure_logging(
 ) -> None:
     """Configure structlog once, at start: contextvars first, UTC ISO time, JSON out."""
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if console
+        else structlog.processors.JSONRenderer(serializer=_orjson_text)
     )
     structlog.configure(
         processors=[

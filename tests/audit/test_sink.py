@@ -7,7 +7,11 @@ import json
 import stat
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from redactor.audit import AuditEvent, AuditSink, AuditWriteError
+from redactor.audit.chain import canonical_json
 from redactor.audit.verify import verify_paths
 
 KEY = bytes(range(32))
@@ -157,3 +161,22 @@ async def test_checkpoints_are_written_at_an_interval_and_signed_beside_the_log(
     seqs = [c["last_seq"] for c in checkpoints]
     assert len(seqs) == len(set(seqs))
     assert verify_paths(KEY, [path]).ok
+
+
+_JSON_LEAF = (
+    st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.text(max_size=20)
+)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=10),
+        _JSON_LEAF
+        | st.lists(st.text(max_size=10), max_size=4)
+        | st.dictionaries(st.text(max_size=10), st.integers(0, 10**6), max_size=4),
+        max_size=8,
+    )
+)
+def test_canonical_json_is_what_the_stdlib_writes_sorted_and_compact(data: dict) -> None:
+    expected = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(data) == expected
