@@ -221,3 +221,45 @@ async def test_no_value_in_any_log_line(stack: Stack) -> None:
         )
     assert logs
     assert_no_raw(repr(logs))
+
+
+async def test_unreadable_tokens_get_their_own_result_and_audit_record(
+    stack: Stack, tmp_path
+) -> None:
+    """A corrupt row, an erased and an unknown token among good ones: 200, one result each."""
+    import sqlite3
+
+    card, ssn = await stack.tokenize(f"card {CARD} ssn {SSN}")
+    [other] = await stack.tokenize("card 5555 5555 5555 4444")
+    [erased] = await stack.tokenize("card 4000 0566 5566 5556")
+    await stack.resources.vault.erase_token("acme", erased)
+    db = sqlite3.connect(tmp_path / "data" / "vault.db")
+    try:
+        with db:
+            sealed = db.execute("SELECT sealed FROM tokens WHERE token = ?", (other,)).fetchone()
+            # The other card's ciphertext under this token: it must fail, never show 5555.
+            db.execute("UPDATE tokens SET sealed = ? WHERE token = ?", (sealed[0], card))
+    finally:
+        db.close()
+    body = {"tokens": [card, ssn, erased, GUESSED]}
+    status, doc = await _resolve(stack, body)
+    assert status == 200
+    assert doc["results"] == [
+        {"token": card, "level": "none", "denied": "corrupt"},
+        {"token": ssn, "level": "masked", "value": "•••-••-4399"},
+        {"token": erased, "level": "none", "denied": "erased"},
+        {"token": GUESSED, "level": "none", "denied": "not_found"},
+    ]
+    reasons = {r["token"]: r["reason"] for r in stack.audit() if r.get("route") == "resolve"}
+    # One audit record per token, each with its own outcome.
+    assert reasons == {card: "corrupt", ssn: "granted", erased: "erased", GUESSED: "not_found"}
+
+    resp = await stack.agent.post(
+        "/v1/reveal-text", json={"text": f"cards {card} and {ssn}"}, headers=stack.auth()
+    )
+    assert resp.status == 200
+    text = await resp.json()
+    assert text["text"] == f"cards {card} and •••-••-4399"
+    assert {"token": card, "level": "none", "denied": "corrupt"} in text["tokens"]
+    assert_no_raw(str(doc) + str(text) + str(stack.audit()))
+    assert "5555555555554444" not in str(doc) + str(text)
