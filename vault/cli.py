@@ -115,6 +115,7 @@ def register(subparsers: Any, load_config: ConfigLoader = config_from_flags) -> 
 
     `load_config` turns flags and environment into the VaultConfig of each command.
     """
+
     def leaf(
         group: Any, name: str, handler: Handler, help_text: str, description: str
     ) -> argparse.ArgumentParser:

@@ -318,7 +318,14 @@ class PostgresStore:
                 "INSERT INTO kek_versions (version, state, check_value, active_at, "
                 "decrypt_only_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 [
-                    (k.version, k.state, k.check_value, k.active_at, k.decrypt_only_at, k.retired_at)
+                    (
+                        k.version,
+                        k.state,
+                        k.check_value,
+                        k.active_at,
+                        k.decrypt_only_at,
+                        k.retired_at,
+                    )
                     for k in state.keks
                 ],
             )

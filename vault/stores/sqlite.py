@@ -326,7 +326,14 @@ class SqliteStore:
                 "INSERT INTO kek_versions (version, state, check_value, active_at, "
                 "decrypt_only_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (k.version, k.state, k.check_value, k.active_at, k.decrypt_only_at, k.retired_at)
+                    (
+                        k.version,
+                        k.state,
+                        k.check_value,
+                        k.active_at,
+                        k.decrypt_only_at,
+                        k.retired_at,
+                    )
                     for k in state.keks
                 ],
             )
