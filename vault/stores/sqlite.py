@@ -210,11 +210,7 @@ class SqliteStore:
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
-        """Serialise on the connection, bound the time, map failures to VaultUnavailableError.
-
-        Raises VaultGoneError first if the file opened is no longer at its path.
-        """
-        await self._check_identity()
+        """Serialise on the connection, bound the time, map failures to VaultUnavailableError."""
         try:
             async with self._lock, asyncio.timeout(self._timeout_s):
                 yield
@@ -269,7 +265,9 @@ class SqliteStore:
         return SCHEMA_VERSION
 
     async def check_schema(self) -> None:
-        """Raises VaultSchemaError unless migrated to our version; VaultUnavailableError."""
+        """Raises VaultGoneError if the file opened is no longer at its path, VaultSchemaError
+        unless migrated to our version; VaultUnavailableError."""
+        await self._check_identity()
         async with self._guard():
             tables = list(
                 await self._conn.execute_fetchall(
@@ -440,7 +438,9 @@ class SqliteStore:
 
         None if the vault does not record the candidate's KEK version as active: one
         statement, so a rotation or retirement cannot slip in between check and insert.
+        Raises VaultGoneError if the file opened is no longer at its path.
         """
+        await self._check_identity()
         async with self._guard():
             inserted = list(
                 await self._conn.execute_fetchall(
@@ -487,6 +487,19 @@ class SqliteStore:
         return await self._tokenizer.submit(TokenizeCall(tenant, dek_id, rows, now))
 
     async def _tokenize_batch(self, batch: Sequence[TokenizeCall]) -> list[dict[bytes, str] | None]:
+        # The file check runs beside the statement (a thread hop of its own would double a
+        # lone call's latency); if the file is gone the batch fails with VaultGoneError, so
+        # no token written into an unlinked file is ever handed out.
+        identity = asyncio.ensure_future(self._check_identity())
+        try:
+            found = await self._write_batch(batch)
+        finally:
+            # Always awaited (and its error retrieved), whatever the statement did.
+            await asyncio.gather(identity, return_exceptions=True)
+        identity.result()
+        return tokenize_answers(batch, found)
+
+    async def _write_batch(self, batch: Sequence[TokenizeCall]) -> dict[tuple[str, bytes], str]:
         rows = unique_rows(batch)
         if len(rows) <= GROUP_COMMIT_MAX_ROWS:
             # One statement: atomic by itself, no explicit transaction needed.
@@ -500,7 +513,7 @@ class SqliteStore:
                 for start in range(0, len(rows), GROUP_COMMIT_MAX_ROWS):
                     chunk = rows[start : start + GROUP_COMMIT_MAX_ROWS]
                     found.update(await self._upsert(conn, chunk))
-        return tokenize_answers(batch, found)
+        return found
 
     @staticmethod
     async def _upsert(
