@@ -101,6 +101,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
+# Expired check-ins are kept this long (for `keys list`), then deleted by the next check-in.
+_STALE_BEAT_S = 3600
 # 7 parameters per row: far below SQLite's 32766-variable limit (3.32+).
 GROUP_COMMIT_MAX_ROWS = 500
 # 4 parameters per token in the combined resolve.
@@ -392,6 +394,10 @@ class SqliteStore:
                 "active_version = excluded.active_version, seen_at = excluded.seen_at, "
                 "expires_at = excluded.expires_at",
                 (beat.process_id, beat.active_version, beat.seen_at, beat.expires_at),
+            )
+            # Rows of processes that died without checking out: long expired, never read.
+            await self._conn.execute(
+                "DELETE FROM heartbeats WHERE expires_at < ?", (beat.seen_at - _STALE_BEAT_S,)
             )
 
     async def drop_heartbeat(self, process_id: str) -> None:
