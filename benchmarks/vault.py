@@ -189,7 +189,10 @@ async def _with_backend(
     with tempfile.TemporaryDirectory(prefix="vault-bench-") as tmp:
         if backend == "sqlite":
             config = VaultConfig.from_environ(
-                {"REDACTOR_KEYS": keys}, data_dir=tmp, vault_url=f"sqlite:///{tmp}/vault.db"
+                {"REDACTOR_KEYS": keys},
+                data_dir=tmp,
+                vault_url=f"sqlite:///{tmp}/vault.db",
+                create=True,
             )
             return await body(config)
         schema = "vault_bench_" + secrets.token_hex(4)
@@ -199,6 +202,7 @@ async def _with_backend(
             vault_url=f"{PG_DSN}?schema={schema}",
             pool_min_size=4,
             pool_max_size=16,
+            create=True,
         )
         try:
             return await body(config)

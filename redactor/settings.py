@@ -362,7 +362,9 @@ def _dev(flags: Overrides, environ: Mapping[str, str]) -> bool:
     )
 
 
-def _vault_config(flags: Overrides, environ: Mapping[str, str], doc: Mapping[str, Any]) -> VaultConfig:
+def _vault_config(
+    flags: Overrides, environ: Mapping[str, str], doc: Mapping[str, Any]
+) -> VaultConfig:
     vault_doc = doc.get("vault", {})
     data_dir = _pick(flags.data_dir, environ, "REDACTOR_DATA_DIR", doc.get("data_dir"), None)
     extra: dict[str, Any] = {"create": bool(flags.create_vault)}

@@ -115,6 +115,7 @@ def register(subparsers: Any, load_config: ConfigLoader = config_from_flags) -> 
 
     `load_config` turns flags and environment into the VaultConfig of each command.
     """
+
     def leaf(
         group: Any, name: str, handler: Handler, help_text: str, description: str
     ) -> argparse.ArgumentParser:
@@ -436,7 +437,12 @@ async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextI
     for version in sorted(set(checks) | set(recorded) | set(usage)):
         record = recorded.get(version)
         in_vault = describe(record) if record else "not recorded in the vault"
-        in_ring = "in key ring" if version in checks else "MISSING from key ring"
+        if version in checks:
+            in_ring = "in key ring"
+        elif record is not None and record.state == "retired":
+            in_ring = "not in key ring (no longer needed)"
+        else:
+            in_ring = "MISSING from key ring"
         if version == material.active_version:
             in_ring += " (ring's active)"
         u = usage.get(version)

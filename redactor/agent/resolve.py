@@ -33,8 +33,8 @@ from redactor.resources import DETECTION_ENTITY, RESOURCES, AgentResources, Reso
 from vault import (
     TOKEN_PATTERN,
     EntityType,
-    Erased,
     NotFound,
+    Resolution,
     Resolved,
     TenantFormatError,
     TokenFormatError,
@@ -265,8 +265,10 @@ def decide_tokens(
 
 async def resolve_granted(
     res: Resources, principal: Principal, tokens: Sequence[str]
-) -> dict[str, Resolved | NotFound | Erased]:
-    """One `resolve_many` call for `tokens`. Raises VaultTimeoutError or a VaultError (503)."""
+) -> dict[str, Resolution]:
+    """One `resolve_many` call for `tokens`: a result per token (`key_missing` and `corrupt`
+    among them, so one unreadable token never fails the others). Raises VaultTimeoutError or
+    a VaultError (503) when the vault itself cannot answer."""
     if not tokens:
         return {}
     try:
@@ -338,6 +340,7 @@ async def reveal(
                 )
                 outcomes[token] = Outcome(token, level, Reason.GRANTED.value, value)
             else:
+                # not_found, erased, key_missing or corrupt: audited below like any outcome.
                 outcomes[token] = Outcome(token, Level.NONE, resolution.status)
 
     purpose = scrub_free_text(req.purpose, agent.detector)

@@ -23,13 +23,32 @@ from redactor.detection.digits import digit_count
 _DIGIT_RUN = re.compile(r"\d(?:[ \t.\-]{0,2}\d){8,}")
 MASK = "[MASKED]"
 _MIN_DIGITS = 9
+# Identifiers pass whole, so a log line can be matched with the X-Request-ID header and the
+# audit trail: a UUID (32 hex digits, bare or in its 8-4-4-4-12 groups). A random UUID often
+# holds 9+ digits in a row; masking part of it only destroys the id. The hex must include a
+# letter, and no more than 12 digits may follow one another (no PAN is shorter than 13), so a
+# card number dressed up as a UUID is still masked.
+_UUID = re.compile(
+    r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+_LETTER = re.compile(r"[a-f]", re.IGNORECASE)
+_PAN_LENGTH_RUN = re.compile(r"\d{13}")
+
+
+def _is_identifier(value: str) -> bool:
+    return (
+        _UUID.fullmatch(value) is not None
+        and _LETTER.search(value) is not None
+        and _PAN_LENGTH_RUN.search(value.replace("-", "")) is None
+    )
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
         # Most values (ids, codes, names) have too few digits to be a PAN or SSN: one C pass
-        # proves it before the pattern runs.
-        if digit_count(value) < _MIN_DIGITS:
+        # proves it before the pattern runs. Tokens hold at most four digits in a row: the
+        # digit-run pattern never matches them.
+        if digit_count(value) < _MIN_DIGITS or _is_identifier(value):
             return value
         return _DIGIT_RUN.sub(MASK, value)
     if isinstance(value, bool):

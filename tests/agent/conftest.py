@@ -197,7 +197,7 @@ class Stack:
 
 @pytest.fixture
 def agent_settings(tmp_path: Path, jwks_path: Path, policy_path: Path, processor: Processor):
-    def make(upstream_url: str, **extra_agent: Any) -> Settings:
+    def make(upstream_url: str, vault_url: str | None = None, **extra_agent: Any) -> Settings:
         config = {
             "agent_listen": "127.0.0.1:8081",
             "routes": [
@@ -221,6 +221,7 @@ def agent_settings(tmp_path: Path, jwks_path: Path, policy_path: Path, processor
             Overrides(
                 config=str(config_path),
                 data_dir=str(tmp_path / "data"),
+                vault_url=vault_url,
                 dev=True,
                 audit_log=str(tmp_path / "audit.jsonl"),
                 jwks=str(jwks_path),
@@ -249,8 +250,8 @@ async def start_stack(
     upstream_app.router.add_route("*", "/{tail:.*}", record)
     upstream = await aiohttp_server(upstream_app)
 
-    async def start(**extra_agent: Any) -> Stack:
-        settings = agent_settings(str(upstream.make_url("/")), **extra_agent)
+    async def start(vault_url: str | None = None, **extra_agent: Any) -> Stack:
+        settings = agent_settings(str(upstream.make_url("/")), vault_url, **extra_agent)
         ctx = open_resources(settings)
         res = await ctx.__aenter__()
         contexts.append(ctx)

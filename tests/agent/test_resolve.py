@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
+
+import asyncpg
+import pytest
 import structlog
 
 from tests.agent.conftest import (
@@ -13,6 +17,7 @@ from tests.agent.conftest import (
     Stack,
     assert_no_raw,
 )
+from tests.vault.conftest import PG_DSN
 
 GUESSED = "tok_v1_card_abcdefghijklmnopqrst_4242"
 PURPOSE = "customer disputes a charge, ticket SUP-1234"
@@ -235,3 +240,75 @@ async def test_a_reveal_that_cannot_be_audited_is_refused_and_shows_no_value(
     assert doc["error"] == "audit_unavailable"
     assert_no_raw(str(doc))
     assert "4242" not in str(doc)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store_stack(request: pytest.FixtureRequest, start_stack, tmp_path):
+    """The agent stack on a SQLite vault and on a PostgreSQL one (a random schema)."""
+    if request.param == "sqlite":
+        stack = await start_stack()
+        yield stack, f"sqlite:///{tmp_path / 'data' / 'vault.db'}", None
+        return
+    schema = "agent_test_" + secrets.token_hex(6)
+    try:
+        yield await start_stack(vault_url=f"{PG_DSN}?schema={schema}"), PG_DSN, schema
+    finally:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+async def _swap_sealed(url: str, schema: str | None, source: str, target: str) -> None:
+    """Put `source`'s ciphertext under `target` directly in the store (tampering)."""
+    if schema is None:
+        import aiosqlite
+
+        async with aiosqlite.connect(url.removeprefix("sqlite:///"), isolation_level=None) as db:
+            rows = await db.execute_fetchall("SELECT sealed FROM tokens WHERE token = ?", (source,))
+            sealed = next(iter(rows))[0]
+            await db.execute("UPDATE tokens SET sealed = ? WHERE token = ?", (sealed, target))
+        return
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        sealed = await conn.fetchval("SELECT sealed FROM tokens WHERE token = $1", source)
+        await conn.execute("UPDATE tokens SET sealed = $1 WHERE token = $2", sealed, target)
+    finally:
+        await conn.close()
+
+
+async def test_unreadable_tokens_get_their_own_result_and_audit_record(store_stack) -> None:
+    """A corrupt row, an erased and an unknown token among good ones: 200, one result each."""
+    stack, url, schema = store_stack
+    card, ssn = await stack.tokenize(f"card {CARD} ssn {SSN}")
+    [other] = await stack.tokenize("card 5555 5555 5555 4444")
+    [erased] = await stack.tokenize("card 4000 0566 5566 5556")
+    await stack.resources.vault.erase_token("acme", erased)
+    # The other card's ciphertext under this token: it must fail, never show 5555.
+    await _swap_sealed(url, schema, other, card)
+    body = {"tokens": [card, ssn, erased, GUESSED]}
+    status, doc = await _resolve(stack, body)
+    assert status == 200
+    assert doc["results"] == [
+        {"token": card, "level": "none", "denied": "corrupt"},
+        {"token": ssn, "level": "masked", "value": "•••-••-4399"},
+        {"token": erased, "level": "none", "denied": "erased"},
+        {"token": GUESSED, "level": "none", "denied": "not_found"},
+    ]
+    reasons = {r["token"]: r["reason"] for r in stack.audit() if r.get("route") == "resolve"}
+    # One audit record per token, each with its own outcome.
+    assert reasons == {card: "corrupt", ssn: "granted", erased: "erased", GUESSED: "not_found"}
+
+    resp = await stack.agent.post(
+        "/v1/reveal-text", json={"text": f"cards {card} and {ssn}"}, headers=stack.auth()
+    )
+    assert resp.status == 200
+    text = await resp.json()
+    assert text["text"] == f"cards {card} and •••-••-4399"
+    assert {"token": card, "level": "none", "denied": "corrupt"} in text["tokens"]
+    assert_no_raw(str(doc) + str(text) + str(stack.audit()))
+    assert "5555555555554444" not in str(doc) + str(text)
+    # Every other token still resolves; the same value still gets the same token.
+    assert await stack.tokenize(f"card {CARD} ssn {SSN}") == [card, ssn]
+    assert await stack.tokenize("card 5555 5555 5555 4444") == [other]

@@ -269,3 +269,46 @@ async def test_card_typed_with_invisible_characters_never_reaches_the_upstream(
     assert "tok_v1_card_" in forwarded
     assert "\u200b" not in forwarded.split(" thanks")[0].split("tok_v1_card_")[1]
     assert forwarded.endswith("https://acme.zendesk.com/agent/tickets/4012888888881881")
+
+
+async def test_every_request_id_in_the_logs_is_the_one_in_the_response_header(
+    proxy: Proxy,
+) -> None:
+    import io
+
+    import structlog
+
+    from redactor.ops.logconfig import configure_logging
+
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    answered: list[str] = []
+    try:
+        for n in range(40):
+            resp = await proxy.client.post(
+                f"/t/{n}", json={"comment": f"card 4111 1111 1111 1111 n{n}"}
+            )
+            assert resp.status == 200
+            answered.append(resp.headers["X-Request-ID"])
+        # A card number sent as a request id: replaced, never logged, echoed or forwarded.
+        resp = await proxy.client.post(
+            "/t/x", json={"a": 1}, headers={"X-Request-ID": "4111111111111111"}
+        )
+        assert resp.status == 200
+        replaced = resp.headers["X-Request-ID"]
+        assert replaced != "4111111111111111"
+        answered.append(replaced)
+        resp = await proxy.client.post(
+            "/t/y", json={"a": 1}, headers={"X-Request-ID": "order-12345"}
+        )
+        assert resp.headers["X-Request-ID"] == "order-12345"
+        answered.append("order-12345")
+    finally:
+        structlog.reset_defaults()
+    logged = [json.loads(line) for line in stream.getvalue().splitlines()]
+    logged_ids = [e["request_id"] for e in logged if "request_id" in e]
+    assert logged_ids
+    assert set(logged_ids) == set(answered)
+    assert "4111111111111111" not in stream.getvalue()
+    forwarded = [r.headers.get("X-Request-ID") for r in proxy.upstream.received]
+    assert forwarded == answered

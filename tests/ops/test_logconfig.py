@@ -45,3 +45,32 @@ def test_card_numbers_nested_as_numbers_or_keys_are_masked() -> None:
     line = stream.getvalue()
     assert "4111" not in line
     assert "42" in line
+
+
+def test_ids_pass_whole_while_card_and_ssn_shapes_are_still_masked() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    ids = [
+        "82f1234567890b3f732aabc538457aaa",  # a UUID hex with a 10-digit run
+        "0d9c3a52-1b34-4567-8123-45a789012345",
+        "tok_v1_card_cjzztgugpllwwearzjyy_1111",
+    ]
+    try:
+        log = structlog.get_logger()
+        for value in ids:
+            log.info("id_logged", request_id=value, other=value)
+        log.info(
+            "careless_event",
+            uuid_shaped_pan="41111111111111114111111111111111",
+            lettered="4111111111111111aaaaaaaaaaaaaaaa",
+            note="ssn 536-90-4399 and 4111-1111-1111-1111",
+        )
+    finally:
+        structlog.reset_defaults()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    for value, event in zip(ids, events, strict=False):
+        assert event["request_id"] == value
+        assert event["other"] == value
+    careless = events[-1]
+    assert "4111" not in json.dumps(careless)
+    assert "536-90" not in json.dumps(careless)

@@ -22,6 +22,7 @@ from tests.vault.conftest import (
     record_rotation,
 )
 from vault.errors import (
+    KeyRetireError,
     KeyRingMismatchError,
     KeyRingStaleError,
     TenantFormatError,
@@ -30,6 +31,7 @@ from vault.errors import (
 )
 from vault.keyring import KeyMaterial, add_kek_version, generate_key_material, read_key_file
 from vault.service import Corrupt, Erased, KeyMissing, NotFound, Resolved, Vault
+from vault.stores.base import Heartbeat
 from vault.tokens import EntityType, parse_token
 
 DAY_S = 86_400
@@ -347,3 +349,30 @@ async def test_find_token_gives_the_issued_token_and_stores_nothing(vault: Vault
     assert await vault.find_token("other", "card", CARD) is None
     [again] = await vault.tokenize_many("acme", [("card", CARD_2)])
     assert await vault.find_token("acme", "card", CARD_2) == again.text
+
+
+async def test_retire_waits_for_data_keys_and_for_live_processes_holding_the_version(
+    vault: Vault, make_vault: Callable[..., Any], backend: Backend
+) -> None:
+    (token,) = await vault.tokenize_many("acme", [("ssn", SSN)])
+    rotated = add_kek_version(read_key_file(backend.key_file), secrets.token_bytes)
+    newer = await make_vault(rotated)
+    await record_rotation(newer, rotated)
+    store = newer.store
+    with pytest.raises(KeyRetireError, match="still wraps 1 data keys of 1 tenants"):
+        await store.record_retirement(1, 100)
+    assert (await newer.rewrap()).rewrapped == 1
+    await store.heartbeat(Heartbeat("old-process", 1, 100, 110))
+    await store.heartbeat(Heartbeat("gone-process", 1, 10, 20))  # expired: does not count
+    with pytest.raises(KeyRetireError, match="1 running processes still hold kek version 1"):
+        await store.record_retirement(1, 100)
+    await store.heartbeat(Heartbeat("old-process", 2, 101, 111))
+    await store.record_retirement(1, 102)
+    state = await store.read_key_state()
+    assert state is not None
+    record = state.record(1)
+    assert record is not None
+    assert (record.state, record.retired_at) == ("retired", 102)
+    assert [b.process_id for b in await store.live_heartbeats(105)] == ["old-process"]
+    results = await newer.resolve_many("acme", [token.text])
+    assert results[token.text] == Resolved(token.text, EntityType.SSN, SSN_DIGITS)

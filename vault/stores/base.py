@@ -236,9 +236,7 @@ class TokenStore(Protocol):
         ...
 
 
-def retire_refusal(
-    version: int, state: str | None, deks: int, tenants: int, holders: int
-) -> None:
+def retire_refusal(version: int, state: str | None, deks: int, tenants: int, holders: int) -> None:
     """Raise KeyRetireError naming what still needs `version` (shared by both stores)."""
     if state is None:
         raise KeyRetireError(f"kek version {version} is not recorded in the vault")

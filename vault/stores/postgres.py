@@ -144,6 +144,9 @@ FROM k JOIN tokens t ON t.tenant = k.tenant AND t.token = k.token
 LEFT JOIN deks d ON d.dek_id = t.dek_id
 """
 
+# Expired check-ins are kept this long, then deleted by the next check-in.
+_STALE_BEAT_S = 3600
+
 # Rows per combined tokenize statement and tokens per combined resolve: a single larger
 # call still runs (alone); these only stop a batch from growing past them.
 TOKENIZE_MAX_ROWS = 1000
@@ -318,7 +321,14 @@ class PostgresStore:
                 "INSERT INTO kek_versions (version, state, check_value, active_at, "
                 "decrypt_only_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 [
-                    (k.version, k.state, k.check_value, k.active_at, k.decrypt_only_at, k.retired_at)
+                    (
+                        k.version,
+                        k.state,
+                        k.check_value,
+                        k.active_at,
+                        k.decrypt_only_at,
+                        k.retired_at,
+                    )
                     for k in state.keks
                 ],
             )
@@ -384,6 +394,10 @@ class PostgresStore:
                 beat.active_version,
                 beat.seen_at,
                 beat.expires_at,
+            )
+            # Rows of processes that died without checking out: long expired, never read.
+            await conn.execute(
+                "DELETE FROM heartbeats WHERE expires_at < $1", beat.seen_at - _STALE_BEAT_S
             )
 
     async def drop_heartbeat(self, process_id: str) -> None:

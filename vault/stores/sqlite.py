@@ -101,6 +101,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
+# Expired check-ins are kept this long (for `keys list`), then deleted by the next check-in.
+_STALE_BEAT_S = 3600
 # 7 parameters per row: far below SQLite's 32766-variable limit (3.32+).
 GROUP_COMMIT_MAX_ROWS = 500
 # 4 parameters per token in the combined resolve.
@@ -210,11 +212,7 @@ class SqliteStore:
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
-        """Serialise on the connection, bound the time, map failures to VaultUnavailableError.
-
-        Raises VaultGoneError first if the file opened is no longer at its path.
-        """
-        await self._check_identity()
+        """Serialise on the connection, bound the time, map failures to VaultUnavailableError."""
         try:
             async with self._lock, asyncio.timeout(self._timeout_s):
                 yield
@@ -269,7 +267,9 @@ class SqliteStore:
         return SCHEMA_VERSION
 
     async def check_schema(self) -> None:
-        """Raises VaultSchemaError unless migrated to our version; VaultUnavailableError."""
+        """Raises VaultGoneError if the file opened is no longer at its path, VaultSchemaError
+        unless migrated to our version; VaultUnavailableError."""
+        await self._check_identity()
         async with self._guard():
             tables = list(
                 await self._conn.execute_fetchall(
@@ -326,7 +326,14 @@ class SqliteStore:
                 "INSERT INTO kek_versions (version, state, check_value, active_at, "
                 "decrypt_only_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (k.version, k.state, k.check_value, k.active_at, k.decrypt_only_at, k.retired_at)
+                    (
+                        k.version,
+                        k.state,
+                        k.check_value,
+                        k.active_at,
+                        k.decrypt_only_at,
+                        k.retired_at,
+                    )
                     for k in state.keks
                 ],
             )
@@ -388,6 +395,10 @@ class SqliteStore:
                 "expires_at = excluded.expires_at",
                 (beat.process_id, beat.active_version, beat.seen_at, beat.expires_at),
             )
+            # Rows of processes that died without checking out: long expired, never read.
+            await self._conn.execute(
+                "DELETE FROM heartbeats WHERE expires_at < ?", (beat.seen_at - _STALE_BEAT_S,)
+            )
 
     async def drop_heartbeat(self, process_id: str) -> None:
         """Forget a process that stops (expired rows of crashed ones go with it)."""
@@ -433,7 +444,9 @@ class SqliteStore:
 
         None if the vault does not record the candidate's KEK version as active: one
         statement, so a rotation or retirement cannot slip in between check and insert.
+        Raises VaultGoneError if the file opened is no longer at its path.
         """
+        await self._check_identity()
         async with self._guard():
             inserted = list(
                 await self._conn.execute_fetchall(
@@ -480,6 +493,19 @@ class SqliteStore:
         return await self._tokenizer.submit(TokenizeCall(tenant, dek_id, rows, now))
 
     async def _tokenize_batch(self, batch: Sequence[TokenizeCall]) -> list[dict[bytes, str] | None]:
+        # The file check runs beside the statement (a thread hop of its own would double a
+        # lone call's latency); if the file is gone the batch fails with VaultGoneError, so
+        # no token written into an unlinked file is ever handed out.
+        identity = asyncio.ensure_future(self._check_identity())
+        try:
+            found = await self._write_batch(batch)
+        finally:
+            # Always awaited (and its error retrieved), whatever the statement did.
+            await asyncio.gather(identity, return_exceptions=True)
+        identity.result()
+        return tokenize_answers(batch, found)
+
+    async def _write_batch(self, batch: Sequence[TokenizeCall]) -> dict[tuple[str, bytes], str]:
         rows = unique_rows(batch)
         if len(rows) <= GROUP_COMMIT_MAX_ROWS:
             # One statement: atomic by itself, no explicit transaction needed.
@@ -493,7 +519,7 @@ class SqliteStore:
                 for start in range(0, len(rows), GROUP_COMMIT_MAX_ROWS):
                     chunk = rows[start : start + GROUP_COMMIT_MAX_ROWS]
                     found.update(await self._upsert(conn, chunk))
-        return tokenize_answers(batch, found)
+        return found
 
     @staticmethod
     async def _upsert(
