@@ -126,6 +126,15 @@ def thread_text(rng: random.Random, size: int = 20_000) -> str:
     return "\n".join(parts)[:size]
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _ulid(n: int) -> str:
+    # Zendesk event ids are ULIDs: 26 Crockford base32 characters, time then randomness.
+    rng = random.Random(n)
+    return "01J" + "".join(rng.choice(_CROCKFORD) for _ in range(23))
+
+
 def webhook(text: str, n: int) -> bytes:
     """A compact Zendesk `ticket.comment_added` webhook (shape from Zendesk's docs), one line."""
     ticket = str(30000 + n % 9000)
@@ -145,7 +154,7 @@ def webhook(text: str, n: int) -> bytes:
                 "author": {"id": 20978392, "is_staff": False, "name": "Customer"},
             },
         },
-        "id": f"{n:032x}",
+        "id": _ulid(n),
         "subject": f"zen:ticket:{ticket}",
         "time": "2099-07-04T05:33:18Z",
         "type": "zen:event-type:ticket.comment_added",

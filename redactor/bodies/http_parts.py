@@ -86,13 +86,20 @@ class UrlQuery:
 
     def __init__(self, raw_query: str) -> None:
         self._raw = raw_query
-        self._form = FormBody(raw_query.encode("utf-8", "surrogateescape"), None)
-        self.segments: Sequence[Segment] = self._form.segments
+        self._form: FormBody | None = None
+        self.segments: Sequence[Segment] = ()
+        # Most webhook URLs have no query: nothing to parse. (A short query is still parsed:
+        # a field can hold a whole message whose base64 part hides its digits.)
+        if raw_query:
+            self._form = FormBody(raw_query.encode("utf-8", "surrogateescape"), None)
+            self.segments = self._form.segments
 
     def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> str:
         """The raw query with edits applied; the same string when there are none."""
         if not has_edits(edits):
             return self._raw
+        if self._form is None:
+            raise ValueError("edit for an unknown segment")
         return self._form.rebuild(edits).decode("utf-8", "surrogateescape")
 
 
