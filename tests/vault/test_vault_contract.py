@@ -294,7 +294,10 @@ async def test_corrupted_wrapped_data_key_resolves_as_corrupt(
 ) -> None:
     (token,) = await vault.tokenize_many("acme", [("ssn", SSN)])
     ((wrapped,),) = await backend.sql("SELECT wrapped FROM deks")
-    await backend.sql("UPDATE deks SET wrapped = $1", bytes(wrapped[:-1]) + b"\x00")
+    # Flip the last byte (setting it to a constant leaves it unchanged 1 time in 256).
+    await backend.sql(
+        "UPDATE deks SET wrapped = $1", bytes(wrapped[:-1]) + bytes([wrapped[-1] ^ 0xFF])
+    )
     fresh = await make_vault()  # no key cached in memory
     assert await fresh.resolve_many("acme", [token.text]) == {token.text: Corrupt(token.text)}
 
