@@ -37,6 +37,16 @@ def _reject_constant(_name: str) -> Any:
     raise ValueError("NaN/Infinity")
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps only the last of two members with one name: a value in the first would
+    # never be looked at here, while the upstream may read it. Such a body goes to the codec,
+    # which scans every member where it stands.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("duplicate member name")
+    return members
+
+
 def _looks_like_document(text: str) -> bool:
     stripped = text.strip()
     return stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]")
@@ -66,7 +76,11 @@ def plain_json_texts(
     if charset not in ("utf-8", "utf8") or body.startswith(b"\xef\xbb\xbf"):
         return None
     try:
-        doc = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        doc = json.loads(
+            body.decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_members,
+        )
     except (ValueError, RecursionError):
         return None  # the codec raises the proper error
     texts: list[tuple[str, str | None]] = []

@@ -308,3 +308,16 @@ async def test_values_in_keys_headers_and_paths_never_reach_logs_audit_or_errors
     _assert_no_raw(got.path)
     _assert_no_raw(got.body)
     _assert_no_raw(got.headers["X-Note"])
+
+
+async def test_a_card_in_the_first_of_two_members_with_one_name_is_tokenised(
+    proxy: Proxy,
+) -> None:
+    # json.loads keeps only the last "note"; the upstream's parser may keep the first.
+    body = f'{{"note": "card {PAN}", "note": "thanks"}}'.encode()
+    resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 200
+    [got] = proxy.upstream.received
+    _assert_no_raw(got.body)
+    assert b'"note": "card tok_v1_card_' in got.body
+    assert b'"note": "thanks"' in got.body
