@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
@@ -126,14 +126,17 @@ async def open_audit_sink(settings: Settings) -> AuditSink:
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Open everything once; close it all on exit, whatever happened."""
+async def open_resources(
+    settings: Settings, scan_pool: ScanPool | None = None
+) -> AsyncIterator[Resources]:
+    """Open everything once; close it all on exit, whatever happened. `scan_pool` is a scan
+    worker started before the loop (ScanPool.forked_now); without one, one is spawned."""
     # The vault first: its key is the first thing a new operator has to configure.
     # watch: follow key rotations in the vault and check in (the heartbeat `keys retire` reads).
     vault = await open_vault(settings.vault, watch=True)
     audit: AuditSink | None = None
     session: aiohttp.ClientSession | None = None
-    scan_pool = ScanPool()
+    scan_pool = scan_pool if scan_pool is not None else ScanPool()
     try:
         audit = await open_audit_sink(settings)
         # auto_decompress: responses reach redact_responses routes already decoded.
@@ -168,12 +171,27 @@ class ScanPool:
 
     A process, not a thread: a thread shares the GIL, and one C call on a large body
     (`json.loads`, a regex over 9 MB) holds it for 100 ms and more, stalling the loop
-    (benchmarks/hostile.py). Spawned, not forked: the server holds threads and sockets.
-    The worker starts on the first large body (or at `warm_scan_pool`).
+    (benchmarks/hostile.py). `redactor serve` forks it before its first thread
+    (`forked_now`); otherwise, and to replace a dead one, it is spawned: by then the server
+    holds threads and sockets.
     """
 
-    def __init__(self) -> None:
-        self._executor = self._new()
+    def __init__(self, executor: ProcessPoolExecutor | None = None) -> None:
+        self._executor = executor if executor is not None else self._new()
+
+    @classmethod
+    def forked_now(cls, warm: Iterable[DetectionOptions]) -> ScanPool:
+        """Fork the scan worker now and build its detectors: call this before the process
+        starts any thread (no event loop, no vault yet), so forking is safe. The worker then
+        shares this process's loaded code copy-on-write instead of loading its own (issue
+        14: a spawned scan worker cost ~90 MiB per server process). A worker that dies is
+        replaced by a spawned one."""
+        executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("fork")
+        )
+        for options in warm:
+            executor.submit(warm_worker, options).result()
+        return cls(executor)
 
     @staticmethod
     def _new() -> ProcessPoolExecutor:

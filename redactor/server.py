@@ -23,7 +23,7 @@ from redactor.agent.policy import PolicyStore
 from redactor.audit import AuditSink, AuditWriteError, SystemEvent, load_audit_key, now_iso
 from redactor.ingress.app import build_proxy_app
 from redactor.ops.admin import build_admin_app
-from redactor.resources import Resources, open_resources
+from redactor.resources import Resources, ScanPool, open_resources
 from redactor.settings import Listen, Settings
 
 log = structlog.get_logger()
@@ -186,8 +186,11 @@ async def run_server(
     ready: Callable[[Resources], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
     reuse_port: bool = False,
+    scan_pool: ScanPool | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM (or until `stop` is set); close everything on the way out."""
+    """Serve until SIGINT/SIGTERM (or until `stop` is set); close everything on the way out.
+
+    `scan_pool`: a scan worker forked before the loop started (see `_serve_here`)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -199,7 +202,7 @@ async def run_server(
             "Never use this for real customer data.",
             data_dir=str(settings.vault.data_dir),
         )
-    async with open_resources(settings) as res:
+    async with open_resources(settings, scan_pool) as res:
         await _audit_start(res)
         runners = [
             await start_site(
@@ -267,7 +270,14 @@ def _worker(settings: Settings) -> None:
     # loop installs its own (run_server).
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    run_on_loop(settings, run_server(settings, reuse_port=True))
+    _serve_here(settings, reuse_port=True)
+
+
+def _serve_here(settings: Settings, *, reuse_port: bool) -> None:
+    # The scan worker is forked first, while this process has no thread: it shares the code
+    # this process (and the supervisor) loaded instead of loading its own.
+    pool = ScanPool.forked_now({route.detection for route in settings.routes})
+    run_on_loop(settings, run_server(settings, reuse_port=reuse_port, scan_pool=pool))
 
 
 async def _prepare_vault(settings: Settings) -> None:
@@ -294,7 +304,7 @@ def serve(settings: Settings) -> int:
     SIGINT/SIGTERM to them and stops them all if one dies.
     """
     if settings.workers == 1:
-        run_on_loop(settings, run_server(settings))
+        _serve_here(settings, reuse_port=False)
         return 0
     asyncio.run(_prepare_vault(settings))
     # Fork after import, not spawn: the workers share the supervisor's loaded code (presidio,
