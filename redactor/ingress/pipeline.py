@@ -141,7 +141,7 @@ class Pipeline:
             scanned = await pool.run(scan_in_worker, self.detector.options, request)
             found.extend((0, index, findings, spans) for index, findings, spans in scanned)
         else:
-            local_scan = scan_body(self.detector, request)
+            local_scan = scan_body(self.detector, request, patch_in_place=True)
         if local_scan is not None:
             found.extend(
                 (0, index, findings, [text[f.start : f.end] for f in findings])

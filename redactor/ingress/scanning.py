@@ -11,14 +11,15 @@ indices of the first call address the same segments in the second.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from redactor.bodies import parse_body
 from redactor.bodies.json_prescan import plain_json_texts
 from redactor.bodies.limits import BodyLimits
-from redactor.bodies.segments import Edit
+from redactor.bodies.segments import Edit, apply_edits
 from redactor.detection import DetectionOptions, Detector, Finding
 from redactor.detection.screen import may_hold_value
 from redactor.ingress.rewrite import Rewriter, TokenKey
@@ -103,8 +104,108 @@ def _parse(request: ScanRequest) -> Any:
     )
 
 
-def scan_body(detector: Detector, request: ScanRequest) -> BodyScan:
-    """Parse the body and find its values. Raises BodyError (4xx) or DetectionError."""
+class JsonStringPatch:
+    """Rewrites a JSON body by replacing, in its raw bytes, the few string values that hold a
+    finding: no position map of the whole document (issue 14: the codec's scan was a fifth
+    of a message's CPU). `build` accepts a body only when every such string is found where
+    it must be and nowhere else; otherwise the caller uses the codec.
+    """
+
+    __slots__ = ("_body", "_items", "found")
+
+    def __init__(
+        self,
+        body: bytes,
+        items: list[tuple[str, bool, list[int]]],
+        found: list[tuple[int, str, list[Finding]]],
+    ) -> None:
+        self._body = body
+        self._items = items  # per index: (text, ensure_ascii style, start offsets of its literal)
+        self.found = found
+
+    @classmethod
+    def build(
+        cls,
+        body: bytes,
+        plain: list[tuple[str, str | None]],
+        known: Mapping[tuple[str, str | None], list[Finding]],
+    ) -> JsonStringPatch | None:
+        """The patch, or None when the raw body does not show each string plainly."""
+        findings_of: dict[str, list[Finding]] = {}
+        for (text, _key), findings in known.items():
+            if findings:
+                if text in findings_of and findings_of[text] != findings:
+                    return None  # one text read two ways (by field name): the codec decides
+                findings_of[text] = findings
+        expected = dict.fromkeys(findings_of, 0)
+        for text, _key in plain:
+            if text in expected:
+                expected[text] += 1
+        items: list[tuple[str, bool, list[int]]] = []
+        found: list[tuple[int, str, list[Finding]]] = []
+        for text, findings in findings_of.items():
+            located = _locate_literal(body, text, expected[text])
+            if located is None:
+                return None
+            items.append((text, located[0], located[1]))
+            found.append((len(found), text, findings))
+        return cls(body, items, found)
+
+    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
+        """The body with each edited string's literal replaced."""
+        replacements: list[tuple[int, int, bytes]] = []
+        for index, (text, ascii_only, starts) in enumerate(self._items):
+            if not edits.get(index):
+                continue
+            old = json.dumps(text, ensure_ascii=ascii_only).encode("utf-8")
+            new = json.dumps(apply_edits(text, edits[index]), ensure_ascii=ascii_only)
+            replacements.extend((start, start + len(old), new.encode("utf-8")) for start in starts)
+        out: list[bytes] = []
+        cursor = 0
+        for start, end, new_bytes in sorted(replacements):
+            out.append(self._body[cursor:start])
+            out.append(new_bytes)
+            cursor = end
+        out.append(self._body[cursor:])
+        return b"".join(out)
+
+
+_JSON_SPACE = b" \t\r\n"
+
+
+def _locate_literal(body: bytes, text: str, count: int) -> tuple[bool, list[int]] | None:
+    """(ensure_ascii style, offsets) of `text`'s JSON literal in `body` when it occurs exactly
+    `count` times in one style, each time as a value (after `:`, `,` or `[`; before `,`, `}`
+    or `]`); None otherwise."""
+    styles = {json.dumps(text, ensure_ascii=False): False, json.dumps(text): True}
+    hits: list[tuple[bool, list[int]]] = []
+    for literal, ascii_only in styles.items():
+        needle = literal.encode("utf-8")
+        starts: list[int] = []
+        at = body.find(needle)
+        while at != -1:
+            starts.append(at)
+            at = body.find(needle, at + 1)
+        if starts:
+            hits.append((ascii_only, starts))
+        for start in starts:
+            before = body[:start].rstrip(_JSON_SPACE)[-1:]
+            after = body[start + len(needle) :].lstrip(_JSON_SPACE)[:1]
+            if before not in (b":", b",", b"[") or after not in (b",", b"}", b"]"):
+                return None  # a key, or inside something else: the codec decides
+    if len(hits) != 1 or len(hits[0][1]) != count:
+        return None
+    return hits[0]
+
+
+def scan_body(
+    detector: Detector, request: ScanRequest, *, patch_in_place: bool = False
+) -> BodyScan:
+    """Parse the body and find its values. Raises BodyError (4xx) or DetectionError.
+
+    With `patch_in_place` (only where the rebuild happens in this process), a JSON body whose
+    values were found by the fast path is rebuilt by a JsonStringPatch instead of the codec.
+    """
     if not request.body:
         return BodyScan(None, [])
     # Fast path for the common case, a JSON webhook with no value in it: when every string
@@ -118,6 +219,12 @@ def scan_body(detector: Detector, request: ScanRequest) -> BodyScan:
         known = {(t, k): find_windowed(detector, t, k) for t, k in plain}
         if not any(known.values()):
             return BodyScan(None, [])
+        # Past the segment limit the codec refuses the body (413): let it.
+        within = request.limits is None or len(plain) <= request.limits.max_segments
+        if patch_in_place and within:
+            patch = JsonStringPatch.build(request.body, plain, known)
+            if patch is not None:
+                return BodyScan(patch, patch.found)
     parsed = _parse(request)
     found: list[tuple[int, str, list[Finding]]] = []
     for seg in parsed.segments:
