@@ -22,7 +22,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,24 +30,14 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.proxy_backends import HOST, _card, _free_ports
+
 _ROOT = Path(__file__).resolve().parent.parent
 RESULTS = _ROOT / "benchmarks" / "results" / "memory.json"
-HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _luhn_card(rng: random.Random) -> str:
-    digits = [4] + [rng.randrange(10) for _ in range(14)]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        total += sum(divmod(d * 2, 10)) if i % 2 == 0 else d
-    return "".join(map(str, digits)) + str((10 - total % 10) % 10)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -88,7 +77,7 @@ def _send_webhooks(port: int, count: int, rng: random.Random) -> int:
     # tokenised before the 502, which is the memory this measures.
     sent = 0
     for _ in range(count):
-        body = json.dumps({"ticket": {"comment": f"my card is {_luhn_card(rng)} thanks"}}).encode()
+        body = json.dumps({"ticket": {"comment": f"my card is {_card(rng, 0)} thanks"}}).encode()
         req = urllib.request.Request(
             f"http://{HOST}:{port}/tickets",
             data=body,
@@ -106,7 +95,7 @@ def _send_webhooks(port: int, count: int, rng: random.Random) -> int:
 def measure(workers: int, requests: int) -> dict[str, object]:
     """Start a server with `workers` workers, load it, and read its memory."""
     data_dir = Path(tempfile.mkdtemp(prefix="redactor-mem-"))
-    port, admin_port, upstream_port = _free_port(), _free_port(), _free_port()
+    port, admin_port, upstream_port = _free_ports(3)
     cmd = [
         sys.executable, "-m", "redactor", "serve", "--dev", "--workers", str(workers),
         "--listen", f"{HOST}:{port}", "--admin-listen", f"{HOST}:{admin_port}",

@@ -173,6 +173,16 @@ class JsonStringPatch:
 _JSON_SPACE = b" \t\r\n"
 
 
+def _neighbour(body: bytes, at: int, step: int) -> int:
+    """The first byte from `at` in direction `step` that is not JSON whitespace; 0 at an end
+    (no copy of the body: this runs per located literal on the request path)."""
+    while 0 <= at < len(body):
+        if body[at] not in _JSON_SPACE:
+            return body[at]
+        at += step
+    return 0
+
+
 def _locate_literal(body: bytes, text: str, count: int) -> tuple[bool, list[int]] | None:
     """(ensure_ascii style, offsets) of `text`'s JSON literal in `body` when it occurs exactly
     `count` times in one style, each time as a value (after `:`, `,` or `[`; before `,`, `}`
@@ -189,9 +199,9 @@ def _locate_literal(body: bytes, text: str, count: int) -> tuple[bool, list[int]
         if starts:
             hits.append((ascii_only, starts))
         for start in starts:
-            before = body[:start].rstrip(_JSON_SPACE)[-1:]
-            after = body[start + len(needle) :].lstrip(_JSON_SPACE)[:1]
-            if before not in (b":", b",", b"[") or after not in (b",", b"}", b"]"):
+            before = _neighbour(body, start - 1, -1)
+            after = _neighbour(body, start + len(needle), 1)
+            if before not in b":,[" or after not in b",}]":
                 return None  # a key, or inside something else: the codec decides
     if len(hits) != 1 or len(hits[0][1]) != count:
         return None

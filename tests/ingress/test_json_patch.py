@@ -108,3 +108,10 @@ def test_patched_or_not_the_result_is_the_codecs(
     # has to give the codec's result.
     _, fast, slow = _both(detector, body)
     assert json.loads(fast) == json.loads(slow)
+
+
+def test_a_body_that_is_one_string_goes_to_the_codec(detector: Detector) -> None:
+    # No member or item around the literal: nothing before it, nothing after.
+    how, fast, _ = _both(detector, json.dumps(f"card {PAN}").encode())
+    assert not isinstance(how, JsonStringPatch)
+    assert b"4111" not in fast
