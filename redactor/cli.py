@@ -52,6 +52,7 @@ def _overrides(args: argparse.Namespace):  # -> Overrides, imported lazily with 
         max_body_bytes=args.max_body_bytes,
         workers=args.workers,
         event_loop=getattr(args, "event_loop", None),
+        access_log=True if getattr(args, "access_log", False) else None,
     )
 
 
@@ -167,6 +168,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         choices=["auto", "uvloop", "asyncio"],
         help="event loop: uvloop where installed (auto, the default) or asyncio "
         "(env REDACTOR_EVENT_LOOP)",
+    )
+    add(
+        "--access-log",
+        action="store_true",
+        help="one log line per forwarded message (env REDACTOR_ACCESS_LOG); the audit trail "
+        "records every message either way",
     )
     serve.set_defaults(handler=_cmd_serve)
 

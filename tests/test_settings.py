@@ -208,6 +208,19 @@ def test_event_loop_is_uvloop_unless_asyncio_is_asked_for(
     assert load_settings(overrides, env).event_loop == expected
 
 
+@pytest.mark.parametrize(
+    ("flag", "env", "expected"),
+    [(None, {}, False), (None, {"REDACTOR_ACCESS_LOG": "1"}, True), (True, {}, True)],
+)
+def test_the_access_log_is_off_unless_asked_for(
+    tmp_path: Path, flag: bool | None, env: dict[str, str], expected: bool
+) -> None:
+    overrides = Overrides(
+        upstream="http://127.0.0.1:9001", data_dir=str(tmp_path), dev=True, access_log=flag
+    )
+    assert load_settings(overrides, env).access_log is expected
+
+
 def test_an_unknown_event_loop_stops_the_start(tmp_path: Path) -> None:
     overrides = Overrides(upstream="http://127.0.0.1:9001", data_dir=str(tmp_path), dev=True)
     with pytest.raises(ConfigError, match="event_loop"):

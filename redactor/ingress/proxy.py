@@ -210,7 +210,8 @@ async def _forward(
     except (ClientError, OSError):
         raise UpstreamUnavailableError() from None
     res.metrics.requests.labels(route.name, str(response.status)).inc()
-    log.info("request_forwarded", status=response.status, findings=sum(counts.values()))
+    if res.settings.access_log:
+        log.info("request_forwarded", status=response.status, findings=sum(counts.values()))
     await _audit_delivery(request, res, route, "forwarded", response.status, None)
     return response
 

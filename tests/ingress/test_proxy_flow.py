@@ -192,6 +192,23 @@ async def test_audit_record_and_logs_name_tokens_never_values(proxy: Proxy) -> N
     _assert_no_raw(metrics)
 
 
+async def test_no_access_log_line_per_message_unless_asked_for(
+    start_proxy, make_settings
+) -> None:
+    body = json.dumps({"text": f"card {PAN}"}).encode()
+    for access_log, expected in ((None, []), (True, [1])):
+        proxy = await start_proxy(make_settings(access_log=access_log))
+        with structlog.testing.capture_logs() as logs:
+            resp = await proxy.client.post(
+                "/x", data=body, headers={"Content-Type": "application/json"}
+            )
+        assert resp.status == 200
+        lines = [e for e in logs if e["event"] == "request_forwarded"]
+        assert [e["findings"] for e in lines] == expected
+        assert all(e["status"] == 200 for e in lines)
+        _assert_no_raw(json.dumps(logs, default=str))
+
+
 async def test_health_and_readiness_on_the_admin_listener(proxy: Proxy) -> None:
     assert (await proxy.admin.get("/healthz")).status == 200
     ready = await proxy.admin.get("/readyz")
@@ -272,7 +289,7 @@ async def test_card_typed_with_invisible_characters_never_reaches_the_upstream(
 
 
 async def test_every_request_id_in_the_logs_is_the_one_in_the_response_header(
-    proxy: Proxy,
+    start_proxy, make_settings
 ) -> None:
     import io
 
@@ -280,6 +297,7 @@ async def test_every_request_id_in_the_logs_is_the_one_in_the_response_header(
 
     from redactor.ops.logconfig import configure_logging
 
+    proxy = await start_proxy(make_settings(access_log=True))
     stream = io.StringIO()
     configure_logging(stream=stream)
     answered: list[str] = []
