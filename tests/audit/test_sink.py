@@ -57,6 +57,24 @@ async def test_concurrent_writers_each_return_after_their_line_is_in_the_file(
     assert verify_paths(KEY, [path]).ok
 
 
+async def test_a_writer_that_gives_up_waiting_does_not_cost_the_others_their_lines(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(path, KEY)
+    await sink.open()
+    tasks = [asyncio.create_task(sink.write(_event(n))) for n in range(10)]
+    await asyncio.sleep(0)  # every writer has queued its record
+    tasks[3].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    await sink.close()
+    assert isinstance(results[3], asyncio.CancelledError)
+    assert [r for i, r in enumerate(results) if i != 3] == [None] * 9
+    # The record was queued before its writer left: it is in the chain like the others.
+    assert [r["request_id"] for r in _records(path)] == [f"req-{n}" for n in range(10)]
+    assert verify_paths(KEY, [path]).ok
+
+
 async def test_a_failing_file_fails_every_waiting_writer(tmp_path: Path) -> None:
     sink = AuditSink(tmp_path / "audit.jsonl", KEY)
     await sink.open()
@@ -163,9 +181,7 @@ async def test_checkpoints_are_written_at_an_interval_and_signed_beside_the_log(
     assert verify_paths(KEY, [path]).ok
 
 
-_JSON_LEAF = (
-    st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.text(max_size=20)
-)
+_JSON_LEAF = st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.text(max_size=20)
 
 
 @given(

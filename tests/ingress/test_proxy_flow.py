@@ -192,9 +192,7 @@ async def test_audit_record_and_logs_name_tokens_never_values(proxy: Proxy) -> N
     _assert_no_raw(metrics)
 
 
-async def test_no_access_log_line_per_message_unless_asked_for(
-    start_proxy, make_settings
-) -> None:
+async def test_no_access_log_line_per_message_unless_asked_for(start_proxy, make_settings) -> None:
     body = json.dumps({"text": f"card {PAN}"}).encode()
     for access_log, expected in ((None, []), (True, [1])):
         proxy = await start_proxy(make_settings(access_log=access_log))
