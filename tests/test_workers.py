@@ -249,3 +249,20 @@ async def _until(condition: Callable[[], bool], tasks: list[asyncio.Task[None]])
 async def _drain(stream: asyncio.StreamReader, into: list[bytes]) -> None:
     while line := await stream.readline():
         into.append(line)
+
+
+def test_a_serving_process_collects_rarely_and_never_walks_what_it_loaded() -> None:
+    import gc
+
+    from redactor.server import settle_heap
+
+    thresholds = gc.get_threshold()
+    try:
+        settle_heap()
+        # What was loaded before serving is out of the collector's reach, and the young
+        # generation is large enough that a request's own objects are freed before a pass.
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] >= 10_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
