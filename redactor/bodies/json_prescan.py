@@ -1,8 +1,10 @@
 """A fast first look at JSON bodies: the texts that could hold a value, or "use the codec".
 
-Most webhooks carry no card number. Proving that costs one `json.loads` (C) and a detector
-call on the few strings with enough digits, instead of the position-preserving scan that
-rewriting needs (benchmarks/README.md, Proxy: the scan was a third of a message's CPU).
+Most webhooks carry no card number. Proving that costs one `orjson.loads` and either a look
+at the raw bytes (plain ASCII JSON without a letter-free stretch of 9 digits: nothing to find)
+or a detector call on the few strings with enough digits, instead of the position-preserving
+scan that rewriting needs (benchmarks/README.md, Proxy: the scan was a third of a message's
+CPU).
 
 It answers only where the answer is certain to match the full codec (json_body.py): a plain
 string is that codec's segment text exactly, under the same field name. Anything the codec
@@ -18,10 +20,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from redactor.bodies.html_body import looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
 from redactor.detection.digits import digit_count
+from redactor.detection.screen import ascii_may_hold_value
 from redactor.errors import NestingTooDeepError, TooManyDigitsError, TooManyFieldsError
 
 __all__ = ["plain_json_texts"]
@@ -76,50 +81,138 @@ def plain_json_texts(
     if charset not in ("utf-8", "utf8") or body.startswith(b"\xef\xbb\xbf"):
         return None
     try:
-        doc = json.loads(
-            body.decode("utf-8"),
-            parse_constant=_reject_constant,
-            object_pairs_hook=_unique_members,
-        )
-    except (ValueError, RecursionError):
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None  # the codec raises the proper error
-    texts: list[tuple[str, str | None]] = []
-    # (value, field name): a dict member's key; array items take the key the array sits under,
-    # as the codec does.
-    stack: list[tuple[Any, str | None, int]] = [(doc, None, 0)]
-    fields = 0
-    digits = 0
-    while stack:
-        value, key, depth = stack.pop()
-        if limits is not None and isinstance(value, dict | list):
-            if depth + 1 > limits.max_nesting:
-                raise NestingTooDeepError()
-            if isinstance(value, dict):
-                fields += len(value)
-                if fields > limits.max_fields:
-                    raise TooManyFieldsError()
-        if isinstance(value, str):
-            if "=?" in value:
-                return None  # maybe encoded words, whose base64 hides digits: the codec decodes
-            count = digit_count(value) if len(value) >= MIN_DIGITS else 0
-            if count >= MIN_DIGITS:
-                if looks_like_html(value) or _looks_like_document(value):
-                    return None
-                digits += count
-                if limits is not None and digits > limits.max_digits:
-                    raise TooManyDigitsError()
-                texts.append((value, key))
-        elif isinstance(value, dict):
+    if _clean_at_a_glance(body, limits):
+        return []
+    if not _all_members_kept(body, doc):
+        # A value in the first of two members with one name would never be looked at here,
+        # while the upstream may read it: the stdlib reads the body again, with a check.
+        try:
+            doc = json.loads(
+                body.decode("utf-8"),
+                parse_constant=_reject_constant,
+                object_pairs_hook=_unique_members,
+            )
+        except (ValueError, RecursionError):
+            return None
+    walk = _Walk(limits)
+    try:
+        walk.value(doc, None, 0)
+    except (_NeedsCodec, RecursionError):
+        return None
+    return walk.texts
+
+
+# A JSON integer this large could be a PAN: the codec makes it a segment.
+_PAN_SIZED = 10**11
+# What the raw bytes of a body must not hold for them to be read as its text: an escape, an
+# HTML character reference or tag, an encoded word.
+_ENCODINGS = (b"\\", b"&", b"<", b"=?")
+
+
+def _clean_at_a_glance(body: bytes, limits: BodyLimits | None) -> bool:
+    """True when the raw bytes prove that no text of this (valid) document holds a value and
+    that no limit can be reached, so the walk is not needed (issue 14: a chat webhook).
+
+    In ASCII JSON without a backslash every string and key stands in the body verbatim (a
+    member that a parser would drop for a later one of the same name too), and the markup
+    around them (quotes, colons, commas, brackets, spaces) has no letter: a text with a
+    letter-free stretch of 9 digits leaves that stretch in the body, where the screen sees
+    it. Without `&`, `<` and `=?` no text is HTML or encoded words the codec would decode.
+    """
+    if not body.isascii() or any(mark in body for mark in _ENCODINGS):
+        return False
+    if limits is not None and (
+        body.count(b":") > limits.max_fields  # every member has one
+        or body.count(b"{") + body.count(b"[") > limits.max_nesting
+        or len(body) - len(body.translate(None, b"0123456789")) > limits.max_digits
+    ):
+        return False
+    return not ascii_may_hold_value(body)
+
+
+def _all_members_kept(body: bytes, doc: Any) -> bool:
+    # orjson keeps the last of two members with one name, silently. Each member has one `:`
+    # outside strings, and string contents come back out of orjson.dumps as they went in (no
+    # escape writes a colon except `\u003a`, which takes the slow way), so equal colon counts
+    # before and after mean no member was dropped.
+    return b"\\u003" not in body and body.count(b":") == orjson.dumps(doc).count(b":")
+
+
+class _NeedsCodec(Exception):
+    """A string the fast path cannot vouch for: the codec reads the body."""
+
+
+class _Walk:
+    """Collects the texts that could hold a value, depth first, checking the codec's limits.
+
+    Strings are texts under the key of the member they are (array items under the key the
+    array sits under, as the codec does); object keys are texts too, under the key their
+    object sits under. A string shorter than MIN_DIGITS holds no value and is not looked at.
+    """
+
+    __slots__ = ("digits", "fields", "limits", "texts")
+
+    def __init__(self, limits: BodyLimits | None) -> None:
+        self.limits = limits
+        self.texts: list[tuple[str, str | None]] = []
+        self.fields = 0
+        self.digits = 0
+
+    def value(self, value: Any, key: str | None, depth: int) -> None:
+        kind = type(value)
+        if kind is dict:
+            self._enter(depth, len(value))
             for k, v in value.items():
-                if "=?" in k:
-                    return None
-                if len(k) >= MIN_DIGITS and digit_count(k) >= MIN_DIGITS:
-                    if looks_like_html(k) or _looks_like_document(k):
-                        return None
-                    texts.append((k, key))
-                stack.append((v, k, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((v, key, depth + 1) for v in value)
-        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**11:
-            return None  # a JSON number that could be a PAN: the codec makes it a segment
-    return texts
+                if len(k) >= MIN_DIGITS:
+                    self.text(k, key, is_key=True)
+                kind = type(v)
+                if kind is str:
+                    if len(v) >= MIN_DIGITS:
+                        self.text(v, k)
+                elif kind is dict or kind is list:
+                    self.value(v, k, depth + 1)
+                elif kind is int and abs(v) >= _PAN_SIZED:
+                    raise _NeedsCodec
+        elif kind is list:
+            self._enter(depth, 0)
+            for v in value:
+                kind = type(v)
+                if kind is str:
+                    if len(v) >= MIN_DIGITS:
+                        self.text(v, key)
+                elif kind is dict or kind is list:
+                    self.value(v, key, depth + 1)
+                elif kind is int and abs(v) >= _PAN_SIZED:
+                    raise _NeedsCodec
+        elif kind is str:
+            if len(value) >= MIN_DIGITS:
+                self.text(value, key)
+        elif kind is int and abs(value) >= _PAN_SIZED:
+            raise _NeedsCodec  # a JSON number that could be a PAN: the codec makes it a segment
+
+    def _enter(self, depth: int, members: int) -> None:
+        limits = self.limits
+        if limits is None:
+            return
+        if depth + 1 > limits.max_nesting:
+            raise NestingTooDeepError()
+        self.fields += members
+        if self.fields > limits.max_fields:
+            raise TooManyFieldsError()
+
+    def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
+        if "=?" in text:
+            raise _NeedsCodec  # maybe encoded words, whose base64 hides digits: the codec decodes
+        count = digit_count(text)
+        if count < MIN_DIGITS:
+            return
+        if looks_like_html(text) or _looks_like_document(text):
+            raise _NeedsCodec
+        if not is_key:
+            self.digits += count
+            if self.limits is not None and self.digits > self.limits.max_digits:
+                raise TooManyDigitsError()
+        self.texts.append((text, key))

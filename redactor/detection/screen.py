@@ -33,4 +33,10 @@ def may_hold_value(text: str) -> bool:
         return False
     if not text.isascii() or "\\" in text:
         return True
-    return _NINE in text.encode("ascii").translate(_TABLE, _SEPARATORS)
+    return ascii_may_hold_value(text.encode("ascii"))
+
+
+def ascii_may_hold_value(text: bytes) -> bool:
+    """`may_hold_value` for ASCII bytes without a backslash that the caller vouches are the
+    text itself, not an encoding of it."""
+    return _NINE in text.translate(_TABLE, _SEPARATORS)

@@ -89,3 +89,60 @@ def _findings(body: bytes, min_digits: int) -> list[tuple[str, str]]:
 def test_leaving_out_short_strings_loses_no_finding(doc) -> None:
     body = json.dumps(doc, ensure_ascii=False).encode()
     assert _findings(body, 9) == _findings(body, 0)
+
+
+def _render(node: object, spacing: str) -> str:
+    # JSON text from (key, value) pair lists, so one object can hold one name twice.
+    if isinstance(node, tuple):
+        members = (f"{json.dumps(k)}:{spacing}{_render(v, spacing)}" for k, v in node)
+        return "{" + f",{spacing}".join(members) + "}"
+    if isinstance(node, list):
+        return "[" + f",{spacing}".join(_render(v, spacing) for v in node) + "]"
+    return json.dumps(node)
+
+
+raw_documents = st.recursive(
+    leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(st.tuples(st.sampled_from(["a", "note", "a:b", "id"]), children), max_size=4).map(
+            tuple
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw_documents, st.sampled_from(["", " ", "\n  "]))
+def test_a_member_named_twice_never_hides_a_value_from_the_fast_path(doc, spacing: str) -> None:
+    body = _render(doc, spacing).encode()
+    plain = plain_json_texts(body, "application/json", None)
+    if plain is None:
+        return  # the codec decides
+    detector = default_detector()
+    fast_finds = any(detector.find(text, field_name=key) for text, key in plain)
+    assert fast_finds == _full_path_finds(body)
+
+
+def test_the_first_of_two_members_with_one_name_is_read_too() -> None:
+    for body in (
+        b'{"note": "card 4111 1111 1111 1111", "note": "hi"}',
+        b'{"note": "card 4111\\n1111 1111 1111", "note": "hi"}',
+        b'{"n\\u003a": "ssn 536-90-4399", "n\\u003a": "x", "f": 1e15}',
+        b'{"a": {"note": "536-90-4399"}, "a": 1}',
+    ):
+        plain = plain_json_texts(body, "application/json", None)
+        assert plain is None or any(default_detector().find(t, field_name=k) for t, k in plain)
+
+
+def test_plain_ascii_without_a_long_digit_stretch_is_clean_at_a_glance() -> None:
+    webhook = json.dumps(
+        {"id": "01JRT2GZ", "created_at": "2099-07-04T05:27:58Z", "body": "order 1234567 late"}
+    ).encode()
+    assert plain_json_texts(webhook, "application/json", None) == []
+    # The same stretch spelled with an escape, an entity or a tag is read the long way.
+    for text in ("4111\\n1111 1111 1111", "4111&#x20;1111 1111 1111", "<b>4111</b>1111 1111 1111"):
+        body = b'{"body": "' + text.encode() + b'"}'
+        plain = plain_json_texts(body, "application/json", None)
+        assert plain is None or plain != []
