@@ -40,6 +40,22 @@ def _escape_path(text: str) -> str:
     return quote(text.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
 
 
+def _decode_path(raw_path: str) -> tuple[str, TextMap, bool]:
+    # (decoded text, its map onto the raw path, whether an escape spelled a digit)
+    builder = TextMapBuilder(0)
+    cursor = 0
+    escaped_digit = False
+    for match in _ESCAPES.finditer(raw_path):
+        builder.literal(raw_path[cursor : match.start()], cursor)
+        decoded = unquote_to_bytes(match.group()).decode("utf-8", "surrogateescape")
+        escaped_digit = escaped_digit or any(c.isdigit() for c in decoded)
+        builder.unit(decoded, match.start(), match.end())
+        cursor = match.end()
+    builder.literal(raw_path[cursor:], cursor)
+    text, text_map = builder.build(len(raw_path))
+    return text, text_map, escaped_digit
+
+
 class UrlPath:
     """The raw (percent-encoded) path as one decoded segment; rebuild gives the raw path."""
 
@@ -47,19 +63,12 @@ class UrlPath:
 
     def __init__(self, raw_path: str) -> None:
         self._raw = raw_path
-        builder = TextMapBuilder(0)
-        cursor = 0
+        self._text = raw_path
+        # Built when needed: most paths have no escape, and most never change.
+        self._text_map: TextMap | None = None
         escaped_digit = False
-        for match in _ESCAPES.finditer(raw_path):
-            builder.literal(raw_path[cursor : match.start()], cursor)
-            decoded = unquote_to_bytes(match.group()).decode("utf-8", "surrogateescape")
-            escaped_digit = escaped_digit or any(c.isdigit() for c in decoded)
-            builder.unit(decoded, match.start(), match.end())
-            cursor = match.end()
-        builder.literal(raw_path[cursor:], cursor)
-        self._text: str
-        self._text_map: TextMap
-        self._text, self._text_map = builder.build(len(raw_path))
+        if "%" in raw_path:
+            self._text, self._text_map, escaped_digit = _decode_path(raw_path)
         self.segments: tuple[Segment, ...] = ()
         if _could_hold_value(self._text):
             # Detection leaves a bare number that is a whole path segment alone: it is a
@@ -75,6 +84,8 @@ class UrlPath:
             return self._raw
         if set(edits) - {0}:
             raise ValueError("edit for an unknown segment")
+        if self._text_map is None:
+            self._text, self._text_map, _ = _decode_path(self._raw)
         raw_edits = map_edits(self._text, self._text_map, edits[0], _escape_path)
         return apply_edits(self._raw, raw_edits)
 

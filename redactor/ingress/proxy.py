@@ -67,7 +67,7 @@ async def _redact(
         limits=route.limits,
         extras=extras,
     )
-    res.metrics.latency.labels(route.name).observe(time.perf_counter() - started)
+    res.metrics.redaction_took(route.name, time.perf_counter() - started)
     return redaction
 
 
@@ -82,7 +82,7 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
         return await _proxy(request, res, route)
     except RedactorError as exc:
         res.metrics.failures.labels(route.name, exc.code).inc()
-        res.metrics.requests.labels(route.name, str(exc.status)).inc()
+        res.metrics.request_done(route.name, exc.status)
         if not isinstance(exc, AuditWriteError):
             upstream_failed = isinstance(exc, UpstreamTimeoutError | UpstreamUnavailableError)
             await _audit_delivery(
@@ -209,7 +209,7 @@ async def _forward(
         raise UpstreamTimeoutError() from None
     except (ClientError, OSError):
         raise UpstreamUnavailableError() from None
-    res.metrics.requests.labels(route.name, str(response.status)).inc()
+    res.metrics.request_done(route.name, response.status)
     if res.settings.access_log:
         log.info("request_forwarded", status=response.status, findings=sum(counts.values()))
     await _audit_delivery(request, res, route, "forwarded", response.status, None)
@@ -290,7 +290,7 @@ async def _redacted_response(
             )
         )
     headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
-    res.metrics.requests.labels(route.name, str(upstream.status)).inc()
+    res.metrics.request_done(route.name, upstream.status)
     return web.Response(
         status=upstream.status, reason=upstream.reason, headers=headers, body=new_body
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -14,6 +15,7 @@ class Metrics:
     findings: Counter = field(init=False)
     failures: Counter = field(init=False)
     latency: Histogram = field(init=False)
+    _children: dict[tuple[str, tuple[str, ...]], Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Frozen for callers; the collectors are created once here.
@@ -59,3 +61,21 @@ class Metrics:
                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             ),
         )
+        set_(self, "_children", {})
+
+    # Children by label values, looked up once: `labels()` validates and locks on every call,
+    # and the proxy counts every message (issue 14).
+    def request_done(self, route: str, status: int) -> None:
+        """Count one proxied request of `route` answered with `status`."""
+        self._child(self.requests, route, str(status)).inc()
+
+    def redaction_took(self, route: str, seconds: float) -> None:
+        """Record the pipeline's time for one message of `route`."""
+        self._child(self.latency, route).observe(seconds)
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        key = (metric._name, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
