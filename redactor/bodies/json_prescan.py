@@ -18,6 +18,7 @@ nesting) stop a hostile document before it is built, where `json.loads` would bu
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -25,8 +26,8 @@ import orjson
 from redactor.bodies.html_body import looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
-from redactor.detection.digits import digit_count
-from redactor.detection.screen import ascii_may_hold_value
+from redactor.detection.digits import ascii_digit_count, digit_count
+from redactor.detection.screen import ascii_may_hold_value, raw_json_may_hold_value
 from redactor.errors import NestingTooDeepError, TooManyDigitsError, TooManyFieldsError
 
 __all__ = ["plain_json_texts"]
@@ -84,7 +85,7 @@ def plain_json_texts(
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None  # the codec raises the proper error
-    if _clean_at_a_glance(body, limits):
+    if _clean_at_a_glance(body, doc, limits):
         return []
     if not _all_members_kept(body, doc):
         # A value in the first of two members with one name would never be looked at here,
@@ -107,40 +108,55 @@ def plain_json_texts(
 
 # A JSON integer this large could be a PAN: the codec makes it a segment.
 _PAN_SIZED = 10**11
-# What the raw bytes of a body must not hold for them to be read as its text: an escape, an
-# HTML character reference or tag, an encoded word.
-_ENCODINGS = (b"\\", b"&", b"<", b"=?")
+# An escape other than the short ones for a separator (`\n`, `\t`, `\"`, ...): `\uXXXX` can
+# spell a digit or an invisible character, and `\\` puts a backslash in the text, which
+# detection reads as the start of a literal escape.
+_UNREAD_ESCAPE = re.compile(rb'\\[^nrtbf"/]')
 
 
-def _clean_at_a_glance(body: bytes, limits: BodyLimits | None) -> bool:
+def _clean_at_a_glance(body: bytes, doc: Any, limits: BodyLimits | None) -> bool:
     """True when the raw bytes prove that no text of this (valid) document holds a value and
-    that no limit can be reached, so the walk is not needed (issue 14: a chat webhook).
+    that no limit can be reached, so the walk is not needed (issue 14: a chat webhook, an
+    e-mail thread of dates and order numbers).
 
-    In ASCII JSON without a backslash every string and key stands in the body verbatim (a
-    member that a parser would drop for a later one of the same name too), and the markup
-    around them (quotes, colons, commas, brackets, spaces) has no letter: a text with a
-    letter-free stretch of 9 digits leaves that stretch in the body, where the screen sees
-    it. Without `&`, `<` and `=?` no text is HTML or encoded words the codec would decode.
+    In ASCII JSON whose only escapes are the short ones, every string and key stands in the
+    body as it reads, but for those escapes (a member that a parser would drop for a later
+    one of the same name too), and the markup around them (quotes, colons, commas, brackets,
+    spaces) has no letter. `raw_json_may_hold_value` reads an escape's letter as the separator
+    it stands for, so a text with a letter-free stretch of 9 digits leaves one in the body.
+    Without `&`, `<` and `=?` no text is HTML or encoded words the codec would decode.
     """
-    if not body.isascii() or any(mark in body for mark in _ENCODINGS):
+    if not body.isascii() or b"&" in body or b"<" in body:
         return False
-    if limits is not None and _may_reach_a_limit(body, limits):
+    if b"=" in body and b"=?" in body:
         return False
-    return not ascii_may_hold_value(body)
+    if b"\\" in body and _UNREAD_ESCAPE.search(body) is not None:
+        return False
+    if limits is not None and _may_reach_a_limit(body, doc, limits):
+        return False
+    return not raw_json_may_hold_value(body)
 
 
-def _may_reach_a_limit(body: bytes, limits: BodyLimits) -> bool:
-    # Upper bounds from the raw bytes; a count is only taken when the body is long enough
-    # for it to matter (a webhook is shorter than the field and digit limits).
-    size = len(body)
-    return (
-        (size > limits.max_fields and body.count(b":") > limits.max_fields)  # one per member
-        or (size > limits.max_nesting and body.count(b"{") + body.count(b"[") > limits.max_nesting)
-        or (
-            size > limits.max_digits
-            and size - len(body.translate(None, b"0123456789")) > limits.max_digits
-        )
-    )
+def _may_reach_a_limit(body: bytes, doc: Any, limits: BodyLimits) -> bool:
+    # Nesting and fields from the document's containers (strings are not visited); digits
+    # only when the body is long enough to hold that many.
+    if len(body) > limits.max_digits and (
+        len(body) - len(body.translate(None, b"0123456789")) > limits.max_digits
+    ):
+        return True
+    fields = 0
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limits.max_nesting:
+            return True
+        if type(value) is dict:
+            fields += len(value)
+            if fields > limits.max_fields:
+                return True
+            value = value.values()
+        stack.extend((v, depth + 1) for v in value if type(v) is dict or type(v) is list)
+    return False
 
 
 def _all_members_kept(body: bytes, doc: Any) -> bool:
@@ -163,13 +179,16 @@ class _Walk:
     object sits under. A string shorter than MIN_DIGITS holds no value and is not looked at.
     """
 
-    __slots__ = ("digits", "fields", "limits", "texts")
+    __slots__ = ("cleared", "cleared_bound", "digits", "fields", "limits", "texts")
 
     def __init__(self, limits: BodyLimits | None) -> None:
         self.limits = limits
         self.texts: list[tuple[str, str | None]] = []
         self.fields = 0
         self.digits = 0
+        # Texts the screen cleared whose digits are not counted yet, and their total length.
+        self.cleared: list[str] = []
+        self.cleared_bound = 0
 
     def value(self, value: Any, key: str | None, depth: int) -> None:
         kind = type(value)
@@ -216,13 +235,47 @@ class _Walk:
     def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
         if "=?" in text:
             raise _NeedsCodec  # maybe encoded words, whose base64 hides digits: the codec decodes
-        count = digit_count(text)
-        if count < MIN_DIGITS:
-            return
+        if text.isascii() and "\\" not in text and "&" not in text and "<" not in text:
+            # Plain ASCII that is its own reading: the screen's answer is final, and a text it
+            # clears is not handed on (issue 14: a 20 KB e-mail thread of dates and numbers).
+            if not ascii_may_hold_value(text.encode("ascii")):
+                if not is_key:
+                    self._count_cleared(text)
+                return
+            count = ascii_digit_count(text)
+        else:
+            count = digit_count(text)
+            if count < MIN_DIGITS:
+                return
         if looks_like_html(text) or _looks_like_document(text):
             raise _NeedsCodec
         if not is_key:
-            self.digits += count
-            if self.limits is not None and self.digits > self.limits.max_digits:
-                raise TooManyDigitsError()
+            self._count(count)
         self.texts.append((text, key))
+
+    def _count(self, digits: int) -> None:
+        self.digits += digits
+        if self.limits is not None and self.digits + self.cleared_bound > self.limits.max_digits:
+            self._recount()
+
+    def _count_cleared(self, text: str) -> None:
+        # The codec counts the digits of every string with 9 or more of them. A cleared text
+        # holds at most its length in digits: it is counted exactly only when that bound could
+        # reach the limit.
+        if self.limits is None:
+            return
+        self.cleared.append(text)
+        self.cleared_bound += len(text)
+        if self.digits + self.cleared_bound > self.limits.max_digits:
+            self._recount()
+
+    def _recount(self) -> None:
+        assert self.limits is not None  # noqa: S101 - only called with limits
+        for text in self.cleared:
+            count = digit_count(text)
+            if count >= MIN_DIGITS:
+                self.digits += count
+        self.cleared.clear()
+        self.cleared_bound = 0
+        if self.digits > self.limits.max_digits:
+            raise TooManyDigitsError()

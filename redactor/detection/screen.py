@@ -40,3 +40,16 @@ def ascii_may_hold_value(text: bytes) -> bool:
     """`may_hold_value` for ASCII bytes without a backslash that the caller vouches are the
     text itself, not an encoding of it."""
     return _NINE in text.translate(_TABLE, _SEPARATORS)
+
+
+# JSON's short escapes (`\n`, `\r`, `\t`, `\b`, `\f`) stand for separators: in raw JSON their
+# letters are deleted like separators, so digits around an escape become neighbours as they
+# are in the decoded text. In words the same letters then no longer end a stretch, which only
+# makes the answer "maybe" more often.
+_RAW_JSON_SEPARATORS = _SEPARATORS + b"nrtbf"
+
+
+def raw_json_may_hold_value(raw: bytes) -> bool:
+    """`may_hold_value` for the raw bytes of an ASCII JSON document whose only escapes are
+    the short ones (the caller checks): True when any of its texts may hold a value."""
+    return _NINE in raw.translate(_TABLE, _RAW_JSON_SEPARATORS)
