@@ -233,7 +233,7 @@ class _Walk:
             raise TooManyFieldsError()
 
     def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
-        if "=?" in text:
+        if "=" in text and "=?" in text:
             raise _NeedsCodec  # maybe encoded words, whose base64 hides digits: the codec decodes
         if text.isascii() and "\\" not in text and "&" not in text and "<" not in text:
             # Plain ASCII that is its own reading: the screen's answer is final, and a text it
