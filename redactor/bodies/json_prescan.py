@@ -132,9 +132,9 @@ def _clean_at_a_glance(body: bytes, doc: Any, limits: BodyLimits | None) -> bool
         return False
     if b"\\" in body and _UNREAD_ESCAPE.search(body) is not None:
         return False
-    if limits is not None and _may_reach_a_limit(body, doc, limits):
+    if raw_json_may_hold_value(body):
         return False
-    return not raw_json_may_hold_value(body)
+    return limits is None or not _may_reach_a_limit(body, doc, limits)
 
 
 def _may_reach_a_limit(body: bytes, doc: Any, limits: BodyLimits) -> bool:
