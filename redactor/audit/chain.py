@@ -52,10 +52,22 @@ def compute_mac(key: bytes, previous_mac: bytes, canonical_record: bytes) -> byt
     return hmac.digest(key, previous_mac + canonical_record, "sha256")
 
 
-def sign_line(key: bytes, previous_mac: bytes, canonical_record: str) -> tuple[str, bytes]:
-    """The chained line (without newline) for a canonical record, and its MAC."""
-    mac = compute_mac(key, previous_mac, canonical_record.encode("utf-8"))
-    return f'{canonical_record[:-1]},"mac":"{mac.hex()}"}}', mac
+class LineSigner:
+    """Signs records for one key: the keyed HMAC state is set up once and copied per line (half
+    the cost of `hmac.digest` with the key each time; the sink signs every message twice)."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod="sha256")
+
+    def sign(self, previous_mac: bytes, record: Mapping[str, Any]) -> tuple[bytes, bytes]:
+        """The chained line (without newline) for a record, in canonical JSON, and its MAC."""
+        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        keyed = self._keyed.copy()
+        keyed.update(previous_mac + canonical)
+        mac = keyed.digest()
+        return b"".join((canonical[:-1], b',"mac":"', mac.hex().encode(), b'"}')), mac
 
 
 def split_line(line: bytes) -> tuple[bytes, bytes] | None:

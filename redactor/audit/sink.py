@@ -25,10 +25,10 @@ import structlog
 from redactor.audit.chain import (
     CHECKPOINT_EVENT,
     ChainState,
+    LineSigner,
     canonical_json,
     checkpoint_text,
     key_id,
-    sign_line,
 )
 from redactor.errors import RedactorError
 
@@ -209,6 +209,7 @@ class AuditSink:
     ) -> None:
         self._path = path
         self._state = ChainState(chain_id or secrets.token_hex(8), key)
+        self._signer = LineSigner(key)
         self._kid = key_id(key)
         self._max_bytes = max_bytes
         self._checkpoint_interval_s = checkpoint_interval_s
@@ -350,29 +351,28 @@ class AuditSink:
             self._swap_file(None)
         state = self._state
         prev, seq = state.last_mac, state.next_seq
-        parts: list[str] = []
+        parts: list[bytes] = []
         checkpoints: list[tuple[int, bytes, dict[str, Any]]] = []
+        chain_id = state.chain_id
+        sign = self._signer.sign
         for data in records:
-            line, prev = sign_line(
-                state.key, prev, canonical_json({**data, "chain": state.chain_id, "seq": seq})
-            )
+            line, prev = sign(prev, {**data, "chain": chain_id, "seq": seq})
             parts.append(line)
-            parts.append("\n")
             if data.get("event") == CHECKPOINT_EVENT:
                 checkpoints.append((seq, prev, data))
             seq += 1
-        text = "".join(parts)
+        parts.append(b"")
+        text = b"\n".join(parts)
         if self._path is None:
-            sys.stdout.write(text)
+            sys.stdout.buffer.write(text)
             sys.stdout.flush()
         else:
             fh = self._fh
             if fh is None:
                 raise ValueError("audit sink is closed")
-            data = text.encode("utf-8")
-            fh.write(data)
+            fh.write(text)
             fh.flush()
-            self._size += len(data)
+            self._size += len(text)
         # Only now is the chain past these lines: a failed write leaves no gap in `seq`.
         state.advance(seq, prev)
         for cp_seq, cp_mac, data in checkpoints:

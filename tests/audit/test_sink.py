@@ -196,3 +196,14 @@ _JSON_LEAF = st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.text(
 def test_canonical_json_is_what_the_stdlib_writes_sorted_and_compact(data: dict) -> None:
     expected = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(data) == expected
+
+
+def test_a_signed_line_is_the_canonical_record_with_the_mac_of_the_chain_last() -> None:
+    from redactor.audit.chain import LineSigner, compute_mac, split_line
+
+    record = {"z": 1, "event": "message_scanned", "tokens": ["tok_ü"], "counts": {}}
+    previous = bytes(32)
+    line, mac = LineSigner(KEY).sign(previous, record)
+    canonical, written_mac = split_line(line)
+    assert canonical == canonical_json(record).encode()
+    assert written_mac == mac == compute_mac(KEY, previous, canonical)
