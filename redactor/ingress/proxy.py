@@ -9,14 +9,13 @@ the same tokens again).
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import structlog
 from aiohttp import ClientError, ClientResponse, ClientSession, ClientTimeout, hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent
+from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent, now_iso
 from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
 from redactor.errors import RedactorError
 from redactor.ingress.links import LinkRewriter
@@ -134,7 +133,7 @@ async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> 
     await res.audit.write(
         AuditEvent(
             event="message_redacted" if counts else "message_scanned",
-            time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            time=now_iso(),
             request_id=request_id,
             route=route.name,
             tenant=route.tenant,
@@ -244,7 +243,7 @@ async def _audit_delivery(
         await res.audit.write(
             DeliveryEvent(
                 event=_DELIVERY_EVENTS[outcome],
-                time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                time=now_iso(),
                 request_id=request[REQUEST_ID],
                 route=route.name,
                 tenant=route.tenant,
@@ -281,7 +280,7 @@ async def _redacted_response(
         await res.audit.write(
             AuditEvent(
                 event="response_redacted",
-                time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                time=now_iso(),
                 request_id=request[REQUEST_ID],
                 route=route.name,
                 tenant=route.tenant,

@@ -207,3 +207,15 @@ def test_a_signed_line_is_the_canonical_record_with_the_mac_of_the_chain_last() 
     canonical, written_mac = split_line(line)
     assert canonical == canonical_json(record).encode()
     assert written_mac == mac == compute_mac(KEY, previous, canonical)
+
+
+def test_record_times_are_spelled_like_isoformat_in_milliseconds(monkeypatch) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    from redactor.audit import now_iso
+
+    for instant in (1_790_000_000.0, 1_790_000_000.9999, 1_790_000_001.0405, 1_790_086_399.5):
+        monkeypatch.setattr(time, "time", lambda instant=instant: instant)
+        expected = datetime.fromtimestamp(instant, UTC).isoformat(timespec="milliseconds")
+        assert now_iso() == expected
