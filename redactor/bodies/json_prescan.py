@@ -85,7 +85,8 @@ def plain_json_texts(
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None  # the codec raises the proper error
-    if _clean_at_a_glance(body, doc, limits):
+    plain_ascii = _plain_ascii(body)
+    if plain_ascii and _clean_at_a_glance(body, doc, limits):
         return []
     if not _all_members_kept(body, doc):
         # A value in the first of two members with one name would never be looked at here,
@@ -98,7 +99,7 @@ def plain_json_texts(
             )
         except (ValueError, RecursionError):
             return None
-    walk = _Walk(limits)
+    walk = _Walk(limits, plain_ascii=plain_ascii)
     try:
         walk.value(doc, None, 0)
     except (_NeedsCodec, RecursionError):
@@ -114,24 +115,28 @@ _PAN_SIZED = 10**11
 _UNREAD_ESCAPE = re.compile(rb'\\[^nrtbf"/]')
 
 
-def _clean_at_a_glance(body: bytes, doc: Any, limits: BodyLimits | None) -> bool:
-    """True when the raw bytes prove that no text of this (valid) document holds a value and
-    that no limit can be reached, so the walk is not needed (issue 14: a chat webhook, an
-    e-mail thread of dates and order numbers).
-
-    In ASCII JSON whose only escapes are the short ones, every string and key stands in the
-    body as it reads, but for those escapes (a member that a parser would drop for a later
-    one of the same name too), and the markup around them (quotes, colons, commas, brackets,
-    spaces) has no letter. `raw_json_may_hold_value` reads an escape's letter as the separator
-    it stands for, so a text with a letter-free stretch of 9 digits leaves one in the body.
-    Without `&`, `<` and `=?` no text is HTML or encoded words the codec would decode.
-    """
+def _plain_ascii(body: bytes) -> bool:
+    """True when every string and key of the document stands in `body` as it reads, but for
+    JSON's short escapes, and none is HTML or encoded words: ASCII, no `&`, `<` or `=?`, and
+    no escape but `\\n`, `\\t`, `\\"` and their kind."""
     if not body.isascii() or b"&" in body or b"<" in body:
         return False
     if b"=" in body and b"=?" in body:
         return False
-    if b"\\" in body and _UNREAD_ESCAPE.search(body) is not None:
-        return False
+    return b"\\" not in body or _UNREAD_ESCAPE.search(body) is None
+
+
+def _clean_at_a_glance(body: bytes, doc: Any, limits: BodyLimits | None) -> bool:
+    """For a `_plain_ascii` body: True when its raw bytes prove that no text of the (valid)
+    document holds a value and that no limit can be reached, so the walk is not needed
+    (issue 14: a chat webhook, an e-mail thread of dates and order numbers).
+
+    Every string and key stands in the body as it reads (a member that a parser would drop for
+    a later one of the same name too), and the markup around them (quotes, colons, commas,
+    brackets, spaces) has no letter. `raw_json_may_hold_value` reads an escape's letter as
+    the separator it stands for, so a text with a letter-free stretch of 9 digits leaves one
+    in the body.
+    """
     if raw_json_may_hold_value(body):
         return False
     return limits is None or not _may_reach_a_limit(body, doc, limits)
@@ -179,10 +184,13 @@ class _Walk:
     object sits under. A string shorter than MIN_DIGITS holds no value and is not looked at.
     """
 
-    __slots__ = ("cleared", "cleared_bound", "digits", "fields", "limits", "texts")
+    __slots__ = ("cleared", "cleared_bound", "digits", "fields", "limits", "plain_ascii", "texts")
 
-    def __init__(self, limits: BodyLimits | None) -> None:
+    def __init__(self, limits: BodyLimits | None, *, plain_ascii: bool = False) -> None:
         self.limits = limits
+        # Every text is ASCII without `\\`, `&`, `<` or `=?` (`_plain_ascii`): the screen
+        # alone decides.
+        self.plain_ascii = plain_ascii
         self.texts: list[tuple[str, str | None]] = []
         self.fields = 0
         self.digits = 0
@@ -233,6 +241,12 @@ class _Walk:
             raise TooManyFieldsError()
 
     def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
+        if self.plain_ascii:
+            if ascii_may_hold_value(text.encode("ascii")):
+                self._maybe(text, key, ascii_digit_count(text), is_key=is_key)
+            elif not is_key:
+                self._count_cleared(text)
+            return
         if "=" in text and "=?" in text:
             raise _NeedsCodec  # maybe encoded words, whose base64 hides digits: the codec decodes
         if text.isascii() and "\\" not in text and "&" not in text and "<" not in text:
@@ -247,6 +261,11 @@ class _Walk:
             count = digit_count(text)
             if count < MIN_DIGITS:
                 return
+        self._maybe(text, key, count, is_key=is_key)
+
+    def _maybe(self, text: str, key: str | None, count: int, *, is_key: bool) -> None:
+        # A text that may hold a value: the fast path hands it on, unless the codec would read
+        # it as a document of its own.
         if looks_like_html(text) or _looks_like_document(text):
             raise _NeedsCodec
         if not is_key:
