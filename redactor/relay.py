@@ -7,6 +7,7 @@ have in common lives here, so neither side imports the other.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from aiohttp import ClientResponse, hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -55,6 +56,8 @@ class UpstreamTimeoutError(RedactorError):
 
 def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:
     listed: set[str] = set()
+    if hdrs.CONNECTION not in headers:
+        return listed
     for value in headers.getall(hdrs.CONNECTION, []):
         listed.update(v.strip().lower() for v in value.split(",") if v.strip())
     return listed
@@ -64,8 +67,15 @@ def end_to_end_headers(
     headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()
 ) -> CIMultiDict[str]:
     """The headers a proxy passes on: hop-by-hop and `drop` removed."""
-    skip = HOP_BY_HOP | _connection_listed(headers) | drop
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in skip)
+    listed = _connection_listed(headers)
+    skip = _skipped(drop) | listed if listed else _skipped(drop)
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in skip])
+
+
+@functools.lru_cache(maxsize=16)
+def _skipped(drop: frozenset[str]) -> frozenset[str]:
+    # A few constant `drop` sets per process: the union is made once, not per request.
+    return HOP_BY_HOP | drop
 
 
 def add_forwarded_headers(request: web.Request, headers: CIMultiDict[str]) -> None:

@@ -125,9 +125,14 @@ class HeaderValues:
     def __init__(self, headers: Iterable[tuple[str, str]], unscanned: frozenset[str]) -> None:
         self._table = SegmentTable()
         self._values: dict[int, tuple[str, TextView]] = {}
-        for position, (name, value) in enumerate(headers):
-            count_fields()
-            if name.lower() in unscanned or not _could_hold_value(value):
+        items = list(headers)
+        count_fields(len(items))
+        for position, (name, value) in enumerate(items):
+            # Shorter than 9 characters, a value holds neither 9 digits nor an encoded word
+            # that could hide them: most headers end here.
+            if len(value) < _MIN_DIGITS or name.lower() in unscanned:
+                continue
+            if not _could_hold_value(value):
                 continue
             view = value_view(value, name, "http_header")
             self._values[position] = (value, view)

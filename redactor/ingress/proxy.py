@@ -8,6 +8,7 @@ the same tokens again).
 
 from __future__ import annotations
 
+import functools
 import time
 
 import structlog
@@ -39,6 +40,13 @@ log = structlog.get_logger()
 _BUFFERED_RESPONSE_BYTES = 256 * 1024
 # Recomputed for the body we send, or set by the client for the upstream host.
 _RECOMPUTED = frozenset({"content-length", "host"})
+# Set again for the answer we send (aiohttp frames and, where it compresses, encodes it).
+_RESPONSE_RECOMPUTED = frozenset({"content-length", "content-encoding"})
+
+
+@functools.lru_cache(maxsize=4)
+def _timeout(total: float, connect: float) -> ClientTimeout:
+    return ClientTimeout(total=total, connect=connect)
 
 
 class NoRouteError(RedactorError):
@@ -161,9 +169,7 @@ async def _forward(
     counts: dict[str, int],
 ) -> web.StreamResponse:
     session: ClientSession = res.session
-    timeout = ClientTimeout(
-        total=res.settings.upstream_timeout_s, connect=res.settings.upstream_connect_timeout_s
-    )
+    timeout = _timeout(res.settings.upstream_timeout_s, res.settings.upstream_connect_timeout_s)
     try:
         async with session.request(
             request.method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
@@ -172,9 +178,7 @@ async def _forward(
                 redacted = await _redacted_response(request, res, route, upstream)
                 await _audit_delivery(request, res, route, "forwarded", redacted.status, None)
                 return redacted
-            headers = end_to_end_headers(
-                upstream.headers, frozenset({"content-length", "content-encoding"})
-            )
+            headers = end_to_end_headers(upstream.headers, _RESPONSE_RECOMPUTED)
             headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
             length = upstream.content_length
             if length is not None and length <= _BUFFERED_RESPONSE_BYTES:
