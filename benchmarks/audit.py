@@ -39,7 +39,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
 
 from redactor.audit import AccessEvent, AuditEvent, AuditSink, DeliveryEvent  # noqa: E402
-from redactor.audit.chain import ChainState, canonical_json, sign_line  # noqa: E402
+from redactor.audit.chain import ChainState, LineSigner, canonical_json  # noqa: E402
 from redactor.audit.verify import verify_paths  # noqa: E402
 
 RESULTS = _ROOT / "benchmarks" / "results" / "audit.json"
@@ -133,10 +133,11 @@ def bench_sink(n: int, rounds: int) -> dict[str, Any]:
             plain.append(asyncio.run(_sink_rate(UnchainedSink, Path(tmp) / f"p{r}.jsonl", records)))
     data = [r.to_data() for r in records]
     state = ChainState("bench", KEY)
+    signer = LineSigner(KEY)
     start = time.perf_counter()
     prev = state.last_mac
     for i, d in enumerate(data):
-        _line, prev = sign_line(KEY, prev, canonical_json({**d, "chain": "bench", "seq": i}))
+        _line, prev = signer.sign(prev, {**d, "chain": "bench", "seq": i})
     seal_rate = len(data) / (time.perf_counter() - start)
     return {
         "records": n,
@@ -323,6 +324,7 @@ def bench_proxy(seconds: float, rounds: int, concurrency: int) -> dict[str, Any]
 def _generate_trail(path: Path, megabytes: int) -> int:
     target = megabytes * 1024 * 1024
     data = [r.to_data() for r in _records(3000)]
+    signer = LineSigner(KEY)
     prev = ChainState("gen", KEY).last_mac
     seq = 0
     written = 0
@@ -330,8 +332,8 @@ def _generate_trail(path: Path, megabytes: int) -> int:
         while written < target:
             chunk: list[str] = []
             for d in data:
-                line, prev = sign_line(KEY, prev, canonical_json({**d, "chain": "gen", "seq": seq}))
-                chunk.append(line + "\n")
+                line, prev = signer.sign(prev, {**d, "chain": "gen", "seq": seq})
+                chunk.append(line.decode() + "\n")
                 seq += 1
             text = "".join(chunk)
             fh.write(text)

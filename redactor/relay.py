@@ -111,8 +111,7 @@ async def read_bounded(
     chunks: list[bytes] = []
     size = 0
     content = request.content
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    started: float | None = None
     while True:
         # What has arrived is taken at once; only a wait for more needs a deadline (a small
         # webhook is whole in the first read: no timer, issue 14).
@@ -124,6 +123,10 @@ async def read_bounded(
                 chunk = await content.readany()
             else:
                 # The next byte is due before the deadline that the bytes so far have earned.
+                # (The clock is read only now: most bodies are whole in the first read, and
+                # asyncio.get_running_loop() asks the kernel for the process id.)
+                if started is None:
+                    started = asyncio.get_running_loop().time()
                 deadline = started + grace_s + (size + 1) / min_rate_bytes_s
                 try:
                     async with asyncio.timeout_at(deadline):

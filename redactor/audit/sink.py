@@ -236,6 +236,7 @@ class AuditSink:
         self._reopen_requested = False
         self._checkpointed_seq = -1
         self._ticker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def chain_id(self) -> str:
@@ -254,6 +255,7 @@ class AuditSink:
 
     async def open(self) -> None:
         """Open the file once, at start. Raises AuditWriteError when it cannot be opened."""
+        self._loop = asyncio.get_running_loop()
         if self._path is not None:
             try:
                 self._fh = await asyncio.to_thread(self._open_file, self._path)
@@ -290,7 +292,9 @@ class AuditSink:
         """
         if not events:
             return
-        loop = asyncio.get_running_loop()
+        # The loop the sink was opened on: asyncio.get_running_loop() asks the kernel for the
+        # process id (a fork check) on every call, and this runs twice per message.
+        loop = self._loop or asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._pending.append(([event.to_data() for event in events], done))
         if not self._flushing:
@@ -306,7 +310,9 @@ class AuditSink:
         records = [record for records, _ in batch for record in records]
         if not self._writes_inline(records):
             self._pending = batch + self._pending
-            self._writer = asyncio.get_running_loop().create_task(self._flush_pending())
+            self._writer = (self._loop or asyncio.get_running_loop()).create_task(
+                self._flush_pending()
+            )
             return
         # A few lines appended to a file are a page-cache write of a few microseconds: far
         # cheaper than a thread hop.

@@ -77,18 +77,22 @@ class Combiner(Generic[_Call, _Answer]):
         """
         if self._closed or self._task is None or self._task.done():
             raise VaultUnavailableError(f"{self._name} closed")
-        waiting: _Waiting[_Call, _Answer] = _Waiting(
-            call, asyncio.get_running_loop().create_future()
-        )
+        # The loop from the batch task and a plain timer, not asyncio.get_running_loop() and
+        # asyncio.timeout(): each of those asks the kernel for the process id (a fork check),
+        # three system calls per message (issue 14).
+        loop = self._task.get_loop()
+        waiting: _Waiting[_Call, _Answer] = _Waiting(call, loop.create_future())
         self._pending.append(waiting)
         self._wakeup.set()
+        # A caller giving up (timeout, cancellation) ends only its own future, which the batch
+        # task then skips or ignores: the batch others wait on goes on.
+        timer = loop.call_later(
+            self._wait_timeout_s, _fail, waiting, VaultUnavailableError(self._name)
+        )
         try:
-            # A caller giving up (timeout, cancellation) cancels only its own future, which
-            # the batch task then skips or ignores: the batch others wait on goes on.
-            async with asyncio.timeout(self._wait_timeout_s):
-                return await waiting.future
-        except TimeoutError:
-            raise VaultUnavailableError(self._name) from None
+            return await waiting.future
+        finally:
+            timer.cancel()
 
     async def close(self) -> None:
         """Stop the task; queued and in-flight calls fail with VaultUnavailableError."""
