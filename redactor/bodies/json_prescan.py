@@ -17,6 +17,7 @@ nesting) stop a hostile document before it is built, where `json.loads` would bu
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -37,6 +38,18 @@ MIN_DIGITS = 9
 MAX_PRESCAN_BYTES = 1024 * 1024
 _JSON_TYPES = frozenset({"application/json", "text/json"})
 _ENCODINGS_WE_SKIP = (None, "", "identity")
+
+
+@functools.lru_cache(maxsize=64)
+def _utf8_json(content_type: str | None) -> bool:
+    # A route sees a handful of Content-Type spellings: each is parsed once.
+    parsed = parse_content_type(content_type)
+    if parsed is None:
+        return False
+    media_type = parsed.media_type
+    if not (media_type in _JSON_TYPES or media_type.endswith("+json")):
+        return False
+    return (parsed.params.get("charset") or "utf-8").lower() in ("utf-8", "utf8")
 
 
 def _reject_constant(_name: str) -> Any:
@@ -74,12 +87,7 @@ def plain_json_texts(
         return None
     if len(body) > MAX_PRESCAN_BYTES:
         return None
-    parsed = parse_content_type(content_type)
-    media_type = parsed.media_type if parsed else None
-    if media_type is None or not (media_type in _JSON_TYPES or media_type.endswith("+json")):
-        return None
-    charset = (parsed.params.get("charset") or "utf-8").lower() if parsed else "utf-8"
-    if charset not in ("utf-8", "utf8") or body.startswith(b"\xef\xbb\xbf"):
+    if not _utf8_json(content_type) or body.startswith(b"\xef\xbb\xbf"):
         return None
     try:
         doc = orjson.loads(body)
@@ -143,14 +151,20 @@ def _clean_at_a_glance(body: bytes, doc: Any, limits: BodyLimits | None) -> bool
 
 
 def _may_reach_a_limit(body: bytes, doc: Any, limits: BodyLimits) -> bool:
-    # Nesting and fields from the document's containers (strings are not visited); digits
-    # only when the body is long enough to hold that many.
-    if len(body) > limits.max_digits and (
-        len(body) - len(body.translate(None, b"0123456789")) > limits.max_digits
+    # Bounds from the raw bytes first (a member has a `:`, a container a bracket, a digit is a
+    # byte), counted only when the body is long enough to matter; the document's containers
+    # are walked only when a bound does not settle it.
+    size = len(body)
+    if size > limits.max_digits and (
+        size - len(body.translate(None, b"0123456789")) > limits.max_digits
     ):
         return True
+    if size <= limits.max_fields and (
+        size <= limits.max_nesting or body.count(b"{") + body.count(b"[") <= limits.max_nesting
+    ):
+        return False
     fields = 0
-    stack: list[tuple[Any, int]] = [(doc, 1)]
+    stack: list[tuple[Any, int]] = [(doc, 1)] if type(doc) is dict or type(doc) is list else []
     while stack:
         value, depth = stack.pop()
         if depth > limits.max_nesting:

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from redactor.bodies import parse_body
 from redactor.bodies.json_prescan import plain_json_texts
+from redactor.bodies.limits import BodyLimits
 from redactor.detection import default_detector
+from redactor.errors import BodyLimitError
 
 VALUES = [
     "4111 1111 1111 1111",
@@ -153,3 +155,31 @@ def test_plain_ascii_without_a_long_digit_stretch_is_clean_at_a_glance() -> None
         body = b'{"body": "' + text.encode() + b'"}'
         plain = plain_json_texts(body, "application/json", None)
         assert plain is None or plain != []
+
+
+def _outcome(fn) -> str:
+    try:
+        fn()
+    except BodyLimitError as exc:
+        return type(exc).__name__
+    return "ok"
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents, st.integers(1, 6), st.integers(1, 4), st.sampled_from([9, 20, 40, 10**6]))
+def test_the_fast_path_refuses_a_body_exactly_when_the_codec_does(
+    doc, max_fields: int, max_nesting: int, max_digits: int
+) -> None:
+    limits = BodyLimits(max_fields=max_fields, max_nesting=max_nesting, max_digits=max_digits)
+    body = json.dumps(doc).encode()
+    fast: list = []
+    fast_outcome = _outcome(
+        lambda: fast.append(plain_json_texts(body, "application/json", None, limits))
+    )
+    if fast_outcome == "ok" and fast[0] is None:
+        return  # the codec decides
+    codec_outcome = _outcome(
+        lambda: parse_body(body, "application/json", limits=limits, min_segment_digits=9)
+    )
+    # Both refuse (fail closed); a body past two limits may be named by either one.
+    assert (fast_outcome == "ok") == (codec_outcome == "ok")
