@@ -71,7 +71,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         settings = load_settings(_overrides(args), os.environ)
     except ConfigError as exc:
         return _start_error(exc)
-    configure_logging(level=settings.log_level, console=settings.log_console)
+    configure_logging(level=settings.log_level, console=settings.log_console, cache=True)
     try:
         return serve(settings)
     except (ConfigError, VaultError) as exc:

@@ -65,7 +65,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Bind the request id for every log line; map our errors to status + code."""
     request_id = _request_id(request)
     request[REQUEST_ID] = request_id
-    structlog.contextvars.clear_contextvars()
+    # Cleared in `finally`: a keep-alive connection's next request starts from a clean context.
     structlog.contextvars.bind_contextvars(request_id=request_id, method=request.method)
     try:
         return await handler(request)

@@ -86,9 +86,18 @@ def _orjson_text(obj: Any, **kwargs: Any) -> str:
 
 
 def configure_logging(
-    *, level: str = "info", console: bool = False, stream: TextIO | None = None
+    *,
+    level: str = "info",
+    console: bool = False,
+    stream: TextIO | None = None,
+    cache: bool = False,
 ) -> None:
-    """Configure structlog once, at start: contextvars first, UTC ISO time, JSON out."""
+    """Configure structlog once, at start: contextvars first, UTC ISO time, JSON out.
+
+    `cache` (the server): each module's logger is built once, on first use, instead of on
+    every call; even a filtered-out debug line cost a logger build, several microseconds per
+    message (issue 14). Tests that reconfigure logging leave it off.
+    """
     renderer: Any = (
         structlog.dev.ConsoleRenderer()
         if console
@@ -107,5 +116,5 @@ def configure_logging(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )

@@ -74,3 +74,19 @@ def test_ids_pass_whole_while_card_and_ssn_shapes_are_still_masked() -> None:
     careless = events[-1]
     assert "4111" not in json.dumps(careless)
     assert "536-90" not in json.dumps(careless)
+
+
+def test_the_servers_cached_loggers_mask_values_too() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream, cache=True)
+    try:
+        log = structlog.get_logger()
+        for n in range(2):  # the second call goes through the logger cached by the first
+            log.info("careless_event", note=f"card 4111 1111 1111 1111 try {n}")
+            log.debug("filtered_out", note="ssn 536-90-4399")
+    finally:
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in lines] == ["careless_event", "careless_event"]
+    assert "4111" not in stream.getvalue()
+    assert "536-90" not in stream.getvalue()
