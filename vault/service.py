@@ -431,7 +431,9 @@ class Vault:
         )
         candidate = DekRecord(dek_id, tenant, generation, generation, wrapped)
         record = await self._store.insert_dek(candidate, int(self._clock()))
-        if record is not None:
+        # Concurrent first messages of a tenant race to insert; the store keeps one key and
+        # returns it to all, so only the winner logs a new key.
+        if record is not None and record.dek_id == dek_id:
             log.info("data_key_created", tenant=tenant, kek_version=record.kek_version)
         return record
 

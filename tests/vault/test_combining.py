@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.vault.conftest import CARD, CARD_2, CARD_2_DIGITS, CARD_DIGITS, SSN, SSN_DIGITS, Backend
 from vault.errors import VaultUnavailableError
@@ -102,6 +103,19 @@ async def test_same_new_value_from_many_concurrent_messages_gets_one_token(
         by_value.setdefault(fresh[(i + 1) % 3][1], set()).add(second)
     assert all(len(tokens) == 1 for tokens in by_value.values())
     assert await backend.sql("SELECT COUNT(*) FROM tokens") == [(4,)]
+
+
+async def test_a_new_tenants_first_concurrent_messages_share_one_data_key(
+    vault: Vault, backend: Backend
+) -> None:
+    with capture_logs() as events:
+        async with asyncio.timeout(HANG_GUARD_S):
+            await asyncio.gather(
+                *(vault.tokenize_many("newco", [("card", f"4000{n:012d}")]) for n in range(16))
+            )
+    created = [e for e in events if e["event"] == "data_key_created"]
+    assert len(created) == 1
+    assert await backend.sql("SELECT COUNT(*) FROM deks WHERE tenant = 'newco'") == [(1,)]
 
 
 async def test_store_failure_reaches_every_waiting_caller_and_nothing_hangs(
