@@ -39,3 +39,4 @@ def test_a_value_without_a_token_is_an_error_that_does_not_carry_the_value() -> 
 
 def test_the_vault_value_is_the_ascii_digits_of_the_span() -> None:
     assert value_digits("４１１１-1111 1111 1111") == "4111111111111111"
+    assert value_digits("4111-1111\t1111 1111") == "4111111111111111"
