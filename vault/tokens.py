@@ -17,6 +17,7 @@ from vault.errors import TokenFormatError
 TOKEN_VERSION = 1
 TOKEN_ID_LENGTH = 20
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+_ALPHABET_SET = frozenset(_ALPHABET)
 # Bytes at or above this are rejected so every letter is equally likely (234 = 9 * 26).
 _REJECT_FROM = 256 - 256 % len(_ALPHABET)
 _BYTE_TO_LETTER = bytes(ord(_ALPHABET[b % len(_ALPHABET)]) for b in range(256))
@@ -68,7 +69,7 @@ def format_token(entity_type: EntityType, token_id: str, last4: str | None = Non
     Raises TokenFormatError if the id is not 20 lowercase letters, `last4` is not four ASCII
     digits, or `last4` is given for an SSN (policy never shows any part of an SSN).
     """
-    if len(token_id) != TOKEN_ID_LENGTH or not all(c in _ALPHABET for c in token_id):
+    if len(token_id) != TOKEN_ID_LENGTH or not _ALPHABET_SET.issuperset(token_id):
         raise TokenFormatError("token id must be 20 lowercase letters")
     if entity_type is EntityType.SSN:
         if last4 is not None:
@@ -76,7 +77,7 @@ def format_token(entity_type: EntityType, token_id: str, last4: str | None = Non
         return f"tok_v{TOKEN_VERSION}_ssn_{token_id}"
     if last4 is None:
         return f"tok_v{TOKEN_VERSION}_card_{token_id}"
-    if len(last4) != 4 or not all("0" <= c <= "9" for c in last4):
+    if len(last4) != 4 or not (last4.isascii() and last4.isdigit()):
         raise TokenFormatError("last4 must be four ASCII digits")
     return f"tok_v{TOKEN_VERSION}_card_{token_id}_{last4}"
 
