@@ -219,25 +219,14 @@ class _Walk:
             for k, v in value.items():
                 if len(k) >= MIN_DIGITS:
                     self.text(k, key, is_key=True)
-                kind = type(v)
-                if kind is str:
-                    if len(v) >= MIN_DIGITS:
-                        self.text(v, k)
-                elif kind is dict or kind is list:
+                # Most members are short strings: skipped here, without a call.
+                if type(v) is not str or len(v) >= MIN_DIGITS:
                     self.value(v, k, depth + 1)
-                elif kind is int and abs(v) >= _PAN_SIZED:
-                    raise _NeedsCodec
         elif kind is list:
             self._enter(depth, 0)
             for v in value:
-                kind = type(v)
-                if kind is str:
-                    if len(v) >= MIN_DIGITS:
-                        self.text(v, key)
-                elif kind is dict or kind is list:
+                if type(v) is not str or len(v) >= MIN_DIGITS:
                     self.value(v, key, depth + 1)
-                elif kind is int and abs(v) >= _PAN_SIZED:
-                    raise _NeedsCodec
         elif kind is str:
             if len(value) >= MIN_DIGITS:
                 self.text(value, key)

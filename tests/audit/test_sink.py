@@ -31,12 +31,17 @@ def _records(path: Path) -> list[dict]:
     ]
 
 
-async def test_concurrent_writers_each_return_after_their_line_is_in_the_file(
-    tmp_path: Path,
-) -> None:
+async def _open_sink(tmp_path: Path) -> tuple[Path, AuditSink]:
     path = tmp_path / "audit.jsonl"
     sink = AuditSink(path, KEY)
     await sink.open()
+    return path, sink
+
+
+async def test_concurrent_writers_each_return_after_their_line_is_in_the_file(
+    tmp_path: Path,
+) -> None:
+    path, sink = await _open_sink(tmp_path)
 
     async def write(n: int) -> int:
         await sink.write(_event(n))
@@ -60,9 +65,7 @@ async def test_concurrent_writers_each_return_after_their_line_is_in_the_file(
 async def test_a_writer_that_gives_up_waiting_does_not_cost_the_others_their_lines(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "audit.jsonl"
-    sink = AuditSink(path, KEY)
-    await sink.open()
+    path, sink = await _open_sink(tmp_path)
     tasks = [asyncio.create_task(sink.write(_event(n))) for n in range(10)]
     await asyncio.sleep(0)  # every writer has queued its record
     tasks[3].cancel()
