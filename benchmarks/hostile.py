@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 sys.path.append(str(Path(__file__).resolve().parent))
-import proxy as harness
+import proxy_backends as harness  # the benchmark harness: processes, ports, readiness
 
 HOST = harness.HOST
 RESULTS = Path(__file__).resolve().parent / "results" / "hostile.json"

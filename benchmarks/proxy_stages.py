@@ -103,7 +103,7 @@ async def measure(messages: int, workdir: Path) -> dict[str, dict[str, float]]:
         await sink.open()
         for kind in BODIES:
             bodies = _bodies(kind, messages)
-            warm = min(200, len(bodies))
+            warm = min(200, max(1, len(bodies) // 4))
 
             def parts() -> tuple[Any, ...]:
                 return (
