@@ -94,4 +94,5 @@ def lookup_digest(subkey: bytes, entity_type: str, normalised: str) -> bytes:
     not without the key.
     """
     message = entity_type.encode() + b"\x00" + normalised.encode()
-    return hmac.new(subkey, message, hashlib.sha256).digest()
+    # hmac.digest: OpenSSL's one-shot HMAC, half the cost of an hmac.HMAC object per value.
+    return hmac.digest(subkey, message, "sha256")
