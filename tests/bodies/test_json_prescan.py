@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +12,7 @@ from redactor.bodies import parse_body
 from redactor.bodies.json_prescan import plain_json_texts
 from redactor.bodies.limits import BodyLimits
 from redactor.detection import default_detector
-from redactor.errors import BodyLimitError
+from redactor.errors import BodyLimitError, NestingTooDeepError, TooManyFieldsError
 
 VALUES = [
     "4111 1111 1111 1111",
@@ -180,3 +181,15 @@ def test_the_fast_path_refuses_a_body_exactly_when_the_codec_does(
     )
     # Both refuse (fail closed); a body past two limits may be named by either one.
     assert (fast_outcome == "ok") == (codec_outcome == "ok")
+
+
+def test_limits_hold_on_documents_too_large_for_the_small_walk() -> None:
+    limits = BodyLimits(max_fields=2000, max_nesting=8)
+    wide = {f"k{i}": "order 123" for i in range(1000)}
+    assert plain_json_texts(json.dumps(wide).encode(), "application/json", None, limits) == []
+    deep_inside = {**wide, "x": [[[[[[[[["too deep"]]]]]]]]]}
+    with pytest.raises(NestingTooDeepError):
+        plain_json_texts(json.dumps(deep_inside).encode(), "application/json", None, limits)
+    too_many = {f"k{i}": i for i in range(3000)}
+    with pytest.raises(TooManyFieldsError):
+        plain_json_texts(json.dumps(too_many).encode(), "application/json", None, limits)
