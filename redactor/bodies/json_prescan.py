@@ -27,9 +27,9 @@ import orjson
 from redactor.bodies.html_body import looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
-from redactor.detection.digits import ascii_digit_count, digit_count
+from redactor.detection.digits import digit_count
 from redactor.detection.screen import ascii_may_hold_value, raw_json_may_hold_value
-from redactor.errors import NestingTooDeepError, TooManyDigitsError, TooManyFieldsError
+from redactor.errors import NestingTooDeepError, TooManyFieldsError
 
 __all__ = ["plain_json_texts"]
 
@@ -80,14 +80,17 @@ def plain_json_texts(
     """(text, field name) of every string in a JSON body that has enough digits to hold a
     value, when each is plain text; None when the body needs the full codec.
 
-    With `limits`, raises TooManyFieldsError, NestingTooDeepError or TooManyDigitsError as
-    the codec would.
+    With `limits`, raises TooManyFieldsError or NestingTooDeepError as the codec would; a
+    body longer than the digit limit goes to the codec, which counts digits as it scans.
     """
     if (content_encoding or "").strip().lower() not in _ENCODINGS_WE_SKIP:
         return None
     if len(body) > MAX_PRESCAN_BYTES:
         return None
     if not _utf8_json(content_type) or body.startswith(b"\xef\xbb\xbf"):
+        return None
+    if limits is not None and len(body) > limits.max_digits:
+        # It may hold more digits than the limit allows: the codec counts them as it scans.
         return None
     try:
         doc = orjson.loads(body)
@@ -151,15 +154,11 @@ def _clean_at_a_glance(body: bytes, doc: Any, limits: BodyLimits | None) -> bool
 
 
 def _may_reach_a_limit(body: bytes, doc: Any, limits: BodyLimits) -> bool:
-    # Digits bounded by the body's size; nesting and fields from the document's containers
-    # when they are few (a webhook: a few dozen values), else bounded from the raw bytes (a
-    # member has a `:`, a container a bracket) and walked in full only if a bound does not
-    # settle it. Each pass over a 20 KB body costs ~6 us, the small walk ~2 us.
+    # Nesting and fields from the document's containers when they are few (a webhook: a few
+    # dozen values), else bounded from the raw bytes (a member has a `:`, a container a
+    # bracket) and walked in full only if a bound does not settle it. Each pass over a 20 KB
+    # body costs ~6 us, the small walk ~2 us. (Digits: longer bodies went to the codec.)
     size = len(body)
-    if size > limits.max_digits and (
-        size - len(body.translate(None, b"0123456789")) > limits.max_digits
-    ):
-        return True
     if size <= limits.max_nesting and size <= limits.max_fields:
         return False
     exceeded = _containers_exceed(doc, limits, budget=_SMALL_WALK_VALUES)
@@ -216,7 +215,7 @@ class _Walk:
     object sits under. A string shorter than MIN_DIGITS holds no value and is not looked at.
     """
 
-    __slots__ = ("cleared", "cleared_bound", "digits", "fields", "limits", "plain_ascii", "texts")
+    __slots__ = ("fields", "limits", "plain_ascii", "texts")
 
     def __init__(self, limits: BodyLimits | None, *, plain_ascii: bool = False) -> None:
         self.limits = limits
@@ -225,10 +224,6 @@ class _Walk:
         self.plain_ascii = plain_ascii
         self.texts: list[tuple[str, str | None]] = []
         self.fields = 0
-        self.digits = 0
-        # Texts the screen cleared whose digits are not counted yet, and their total length.
-        self.cleared: list[str] = []
-        self.cleared_bound = 0
 
     def value(self, value: Any, key: str | None, depth: int) -> None:
         kind = type(value)
@@ -264,58 +259,21 @@ class _Walk:
     def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
         if self.plain_ascii:
             if ascii_may_hold_value(text.encode("ascii")):
-                self._maybe(text, key, ascii_digit_count(text), is_key=is_key)
-            elif not is_key:
-                self._count_cleared(text)
+                self._maybe(text, key)
             return
         if "=" in text and "=?" in text:
             raise _NeedsCodec  # maybe encoded words, whose base64 hides digits: the codec decodes
         if text.isascii() and "\\" not in text and "&" not in text and "<" not in text:
             # Plain ASCII that is its own reading: the screen's answer is final, and a text it
             # clears is not handed on (issue 14: a 20 KB e-mail thread of dates and numbers).
-            if not ascii_may_hold_value(text.encode("ascii")):
-                if not is_key:
-                    self._count_cleared(text)
-                return
-            count = ascii_digit_count(text)
-        else:
-            count = digit_count(text)
-            if count < MIN_DIGITS:
-                return
-        self._maybe(text, key, count, is_key=is_key)
+            if ascii_may_hold_value(text.encode("ascii")):
+                self._maybe(text, key)
+        elif digit_count(text) >= MIN_DIGITS:
+            self._maybe(text, key)
 
-    def _maybe(self, text: str, key: str | None, count: int, *, is_key: bool) -> None:
+    def _maybe(self, text: str, key: str | None) -> None:
         # A text that may hold a value: the fast path hands it on, unless the codec would read
         # it as a document of its own.
         if looks_like_html(text) or _looks_like_document(text):
             raise _NeedsCodec
-        if not is_key:
-            self._count(count)
         self.texts.append((text, key))
-
-    def _count(self, digits: int) -> None:
-        self.digits += digits
-        if self.limits is not None and self.digits + self.cleared_bound > self.limits.max_digits:
-            self._recount()
-
-    def _count_cleared(self, text: str) -> None:
-        # The codec counts the digits of every string with 9 or more of them. A cleared text
-        # holds at most its length in digits: it is counted exactly only when that bound could
-        # reach the limit.
-        if self.limits is None:
-            return
-        self.cleared.append(text)
-        self.cleared_bound += len(text)
-        if self.digits + self.cleared_bound > self.limits.max_digits:
-            self._recount()
-
-    def _recount(self) -> None:
-        assert self.limits is not None  # noqa: S101 - only called with limits
-        for text in self.cleared:
-            count = digit_count(text)
-            if count >= MIN_DIGITS:
-                self.digits += count
-        self.cleared.clear()
-        self.cleared_bound = 0
-        if self.digits > self.limits.max_digits:
-            raise TooManyDigitsError()
