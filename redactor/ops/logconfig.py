@@ -115,6 +115,9 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        # One write per line (the line and its newline together): print() writes them apart,
+        # and with unbuffered stderr (PYTHONUNBUFFERED, as in the Dockerfile) two workers' lines
+        # then interleave on the shared stream, two JSON objects on one line.
+        logger_factory=structlog.WriteLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=cache,
     )

@@ -90,3 +90,26 @@ def test_the_servers_cached_loggers_mask_values_too() -> None:
     assert [e["event"] for e in lines] == ["careless_event", "careless_event"]
     assert "4111" not in stream.getvalue()
     assert "536-90" not in stream.getvalue()
+
+
+def test_each_log_line_is_one_write_so_workers_sharing_stderr_never_interleave() -> None:
+    class Recording(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.writes.append(text)
+            return super().write(text)
+
+    stream = Recording()
+    configure_logging(stream=stream, cache=True)
+    try:
+        log = structlog.get_logger()
+        log.info("redactor_started", listen="127.0.0.1:8080")
+        log.warning("second_line")
+    finally:
+        structlog.reset_defaults()
+    assert len(stream.writes) == 2
+    assert all(w.endswith("\n") and w.count("\n") == 1 for w in stream.writes)
+    assert [json.loads(w)["event"] for w in stream.writes] == ["redactor_started", "second_line"]
