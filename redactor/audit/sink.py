@@ -232,7 +232,8 @@ class AuditSink:
         self._size = 0  # bytes in the live file: rotation without a tell() per write
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
         self._flushing = False
-        self._writer: asyncio.Task[None] | None = None  # the off-loop write in flight
+        # The off-loop write in flight, held here: the loop keeps only a weak reference.
+        self._writer: asyncio.Task[None] | None = None
         self._reopen_requested = False
         self._checkpointed_seq = -1
         self._ticker: asyncio.Task[None] | None = None

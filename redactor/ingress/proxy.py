@@ -268,9 +268,7 @@ async def _redacted_response(
     # The whole answer is read (every chunk) up to the limit; past it, a clear 502: too big
     # to scan is too big to show, and a cut answer is never sent.
     raw = await read_answer_bounded(upstream, route.max_body_bytes)
-    headers = end_to_end_headers(
-        upstream.headers, frozenset({"content-length", "content-encoding"})
-    )
+    headers = end_to_end_headers(upstream.headers, _RESPONSE_RECOMPUTED)
     redaction = await _redact(request, res, route, raw, headers)
     counts, tokens = redaction.counts, redaction.tokens
     # Links to the upstream (links.next, Location, Link) lead back through redactor, so a

@@ -15,7 +15,9 @@ class Metrics:
     findings: Counter = field(init=False)
     failures: Counter = field(init=False)
     latency: Histogram = field(init=False)
-    _children: dict[tuple[str, tuple[str, ...]], Any] = field(init=False, repr=False)
+    _children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         # Frozen for callers; the collectors are created once here.
@@ -74,7 +76,7 @@ class Metrics:
         self._child(self.latency, route).observe(seconds)
 
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
-        key = (metric._name, labels)
+        key = (metric, labels)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)

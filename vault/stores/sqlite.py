@@ -200,9 +200,6 @@ class SqliteStore:
         store._resolver.start()
         return store
 
-    async def _check_identity(self) -> None:
-        self._verify_identity()
-
     def _verify_identity(self) -> None:
         """Raises VaultGoneError when the file opened is no longer at its path."""
         if self._path is None:
@@ -275,7 +272,7 @@ class SqliteStore:
     async def check_schema(self) -> None:
         """Raises VaultGoneError if the file opened is no longer at its path, VaultSchemaError
         unless migrated to our version; VaultUnavailableError."""
-        await self._check_identity()
+        self._verify_identity()
         async with self._guard():
             tables = list(
                 await self._conn.execute_fetchall(
@@ -452,7 +449,7 @@ class SqliteStore:
         statement, so a rotation or retirement cannot slip in between check and insert.
         Raises VaultGoneError if the file opened is no longer at its path.
         """
-        await self._check_identity()
+        self._verify_identity()
         async with self._guard():
             inserted = list(
                 await self._conn.execute_fetchall(
