@@ -3,7 +3,7 @@
 Corpora:
   (a) mix    the synthetic support mix (`support_mix.generate_mix`): mostly no card, short
              numbers, a few cards and SSNs, long quoted e-mails, HTML;
-  (b) dev    the digit-dense development set, /work/shared/eval/dev.jsonl (next to the repo);
+  (b) dev    the digit-dense development set, tests/data/eval/dev.jsonl (copied into the repo);
   (c) clean  prose with short numbers only (`support_mix.generate_clean`): no digit run that
              could be a PAN or SSN, for the MB/s figure;
   (d) redactor with and without its pre-filter (the engine called on every text), on (a), (c).
@@ -62,8 +62,8 @@ except ImportError:  # run as `python benchmarks/detect.py`: benchmarks/ itself 
     from support_mix import SupportMessage, generate_clean, generate_mix, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
-SCORER = ROOT.parent / "shared" / "tools" / "score_detection.py"
+DEV_SET = ROOT / "tests" / "data" / "eval" / "dev.jsonl"
+SCORER = ROOT / "tests" / "data" / "tools" / "score_detection.py"
 RESULTS = ROOT / "benchmarks" / "results" / "detect.json"
 ENTITIES = ["CREDIT_CARD", "US_SSN"]
 
@@ -427,7 +427,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "dev": {
                 "messages": len(dev),
                 "bytes": sum(len(t.encode("utf-8")) for t in dev),
-                "path": "shared/eval/dev.jsonl",
+                "path": "tests/data/eval/dev.jsonl",
             },
         },
         "results": rows,

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.support_mix import generate_clean, generate_mix  # noqa: E402
 from redactor.detection import Detector  # noqa: E402
 
-DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
+DEV_SET = ROOT / "tests" / "data" / "eval" / "dev.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "detect_vs_revision.json"
 # The modules detection imports, renamed in the copy so both trees load side by side.
 _RENAMED = re.compile(

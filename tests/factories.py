@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-DEV_SET = SHARED / "eval" / "dev.jsonl"
-PAYLOAD_SHAPES = SHARED / "payload_shapes"
+# Copied in (tests/data/README.md): a clone runs its tests with nothing beside it.
+DATA = Path(__file__).resolve().parent / "data"
+DEV_SET = DATA / "eval" / "dev.jsonl"
+PAYLOAD_SHAPES = DATA / "payload_shapes"
 
 # (scheme, IIN prefix, length): one row per scheme and length the detector must accept.
 CARD_SPECS: tuple[tuple[str, str, int], ...] = (

@@ -1,4 +1,4 @@
-"""Builders for the vendor payload shapes in ../shared/payload_shapes, filled from the dev set.
+"""Builders for the vendor payload shapes in tests/data/payload_shapes, filled from the dev set.
 
 Each builder fills the placeholders the way payload_shapes/README.md says and returns a
 `Shape`: the body, its content type, and what must survive the rewrite byte for byte.
@@ -17,12 +17,11 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import policy
-from pathlib import Path
 from urllib.parse import parse_qsl, quote_plus
 
-SHARED = Path(__file__).parents[2].parent / "shared"
-SHAPES = SHARED / "payload_shapes"
-DEV_SET = SHARED / "eval" / "dev.jsonl"
+from tests.factories import DEV_SET
+from tests.factories import PAYLOAD_SHAPES as SHAPES
+
 TOKEN = "tok_v1_card_abcdefghijklmnopqrst_4242"
 BOUNDARY = "xYzZY-sendgrid-7d3e"
 FROM_NAME = "Ada Customer"

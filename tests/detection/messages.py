@@ -17,7 +17,7 @@ the issue's classes (issue 10), each with its label:
   numbers, barcodes, timestamps and phone numbers of many countries, and Luhn-failing numbers
   the text calls invalid.
 
-The labels follow ../shared/eval/README.md, never the dev strings. Pure: `generate(n, seed)`.
+The labels follow tests/data/eval/README.md, never the dev strings. Pure: `generate(n, seed)`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scores the labelled development set (../shared/eval) against the issue's targets.
+"""Scores the labelled development set (tests/data/eval) against the issue's targets.
 
 Matching follows the set's scorer: a prediction is right when its entity matches and its
 text equals the expected value once whitespace, `-` and `.` are removed. DOUBTFUL items are

@@ -1,6 +1,6 @@
 """20,000+ generated support messages (tests/detection/messages.py), scored like the dev set.
 
-Matching follows ../shared/tools/score_detection.py: per message and entity, a prediction is
+Matching follows tests/data/tools/score_detection.py: per message and entity, a prediction is
 right when its text equals an expected value once whitespace, `-` and `.` are removed (pairs
 taken one-to-one); what is left over is a false positive or a false negative. Precision and
 recall are printed (run with `-s`) and the test fails below 99.5 % on either.

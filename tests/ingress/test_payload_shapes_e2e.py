@@ -1,4 +1,4 @@
-"""Real webhook and e-mail bodies (../shared/payload_shapes) through the running proxy."""
+"""Real webhook and e-mail bodies (tests/data/payload_shapes) through the running proxy."""
 
 from __future__ import annotations
 
