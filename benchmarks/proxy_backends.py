@@ -907,7 +907,7 @@ OUR_STAGES: tuple[tuple[str, str], ...] = (
     ("redactor/ingress/rewrite.py", "rewrite"),
     ("redactor/audit/", "audit write"),
     ("redactor/ops/logconfig.py", "logging"),
-    ("redactor/ops/metrics.py", "metrics"),
+    ("redactor/runtime/metrics.py", "metrics"),
     ("redactor/ingress/signatures.py", "signature"),
 )
 LIBRARIES: tuple[tuple[str, str], ...] = (

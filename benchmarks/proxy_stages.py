@@ -98,7 +98,7 @@ async def measure(messages: int, workdir: Path) -> dict[str, dict[str, float]]:
     route = settings.routes[0]
     results: dict[str, dict[str, float]] = {}
     async with open_resources(settings) as res:
-        pipeline = res.pipeline_for(route)
+        pipeline = res.ingress.pipeline_for(route)
         sink = AuditSink(workdir / "audit.jsonl", AUDIT_KEY)
         await sink.open()
         for kind in BODIES:

@@ -28,6 +28,20 @@ class ConfigError(RedactorError):
     message = "configuration is invalid"
 
 
+def file_problem(path: object, exc: BaseException) -> str:
+    """Why a file could not be read, in one operator's phrase: the path and what is wrong
+    (never the content, which may be a secret)."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{path} does not exist"
+    if isinstance(exc, PermissionError):
+        return f"{path} cannot be read: permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path} is a directory, not a file"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{path} is not UTF-8 text"
+    return f"{path} cannot be read: {type(exc).__name__}"
+
+
 class InputLineError(RedactorError):
     """A line given to `redactor detect` is not a JSON object with a string `text`."""
 

@@ -1,107 +1,65 @@
-"""What the apps share for their whole life: vault, HTTP client, audit sink, detectors.
+"""Opens what a server process needs, once, and hands each side its share.
 
-Opened once at start (`open_resources`), closed once at shutdown; handlers reach them through
-the `RESOURCES` app key. No module-level state.
+The composition root: it imports both sides and the cores; the sides never import it
+(`tests/test_layout.py`). The shared handles (vault, session, audit sink, metrics) are opened
+here; the ingress side gets `IngressResources`, the agent side `AgentResources`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any
+from dataclasses import dataclass
 
 import aiohttp
-import structlog
 from aiohttp import web
 
-from redactor.agent.auth import TokenVerifier
-from redactor.agent.policy import PolicyStore
+from redactor.agent.resources import AgentResources, open_agent
 from redactor.audit import AuditSink, load_audit_key
-from redactor.detection import CREDIT_CARD, US_SSN, DetectionOptions, Detector
-from redactor.errors import RedactorError
-from redactor.ingress.pipeline import Pipeline, TokenVault
+from redactor.detection import DetectionOptions
+from redactor.ingress.pipeline import Pipeline
+from redactor.ingress.resources import IngressResources
 from redactor.ingress.rewrite import Rewriter
-from redactor.ingress.scanning import warm_worker
-from redactor.ops.metrics import Metrics
-from redactor.settings import AgentSettings, RouteSettings, Settings
-from vault import EntityType, Vault, open_vault
-
-log = structlog.get_logger()
-
-
-@dataclass(frozen=True, slots=True)
-class AgentResources:
-    """What the agent API shares: the JWT verifier, the reveal policy, the outbound pipeline."""
-
-    settings: AgentSettings
-    verifier: TokenVerifier
-    policies: PolicyStore
-    # Scrubs callers' free text (purposes) before the audit log, and redacts answers that come
-    # back through outbound routes.
-    detector: Detector
-    outbound_pipeline: Pipeline
+from redactor.ingress.scan_pool import ScanPool
+from redactor.runtime import SharedResources
+from redactor.runtime.entities import VaultAdapter
+from redactor.runtime.metrics import Metrics
+from redactor.settings import Settings
+from vault import Vault, open_vault
 
 
 @dataclass(slots=True)
 class Resources:
+    """Everything one server process opened: the shared handles and each side's share."""
+
     settings: Settings
-    vault: Vault
-    session: aiohttp.ClientSession
-    audit: AuditSink
-    metrics: Metrics
-    rewriter: Rewriter
-    # One detector per distinct detection policy, built at start (routes share them).
-    detectors: dict[DetectionOptions, Detector] = field(default_factory=dict)
-    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    shared: SharedResources
+    ingress: IngressResources
     agent: AgentResources | None = None
-    # Large bodies are parsed and scanned in a worker process, off the event loop.
-    scan_pool: ScanPool | None = None
+
+    @property
+    def vault(self) -> Vault:
+        return self.shared.vault
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self.shared.session
+
+    @property
+    def audit(self) -> AuditSink:
+        return self.shared.audit
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.shared.metrics
 
     async def warm_scan_pool(self) -> None:
         """Start the scan worker and build its detectors now, not on the first large body."""
-        if self.scan_pool is None:
-            return
-        for options in {route.detection for route in self.settings.routes}:
-            await self.scan_pool.run(warm_worker, options)
-
-    def pipeline_for(self, route: RouteSettings) -> Pipeline:
-        return self.pipelines[route.name]
+        await self.ingress.warm_scan_pool()
 
 
 RESOURCES = web.AppKey("resources", Resources)
-
-
-def _build_pipelines(res: Resources, vault: TokenVault) -> None:
-    for route in res.settings.routes:
-        detector = res.detectors.get(route.detection)
-        if detector is None:
-            detector = res.detectors[route.detection] = Detector(route.detection)
-        res.pipelines[route.name] = Pipeline(
-            detector, res.rewriter, vault, res.settings.vault_timeout_s, res.scan_pool
-        )
-
-
-async def _open_agent(res: Resources, agent: AgentSettings, vault: TokenVault) -> AgentResources:
-    # PolicyFileError (a ConfigError naming file, line and reason) stops the start.
-    policies = PolicyStore(agent.policy_path)
-    verifier = TokenVerifier(agent.auth, session=res.session)
-    await verifier.start()
-    detector = res.detectors.get(DetectionOptions())
-    if detector is None:
-        detector = res.detectors[DetectionOptions()] = Detector(DetectionOptions())
-    pipeline = Pipeline(detector, res.rewriter, vault, res.settings.vault_timeout_s)
-    log.info(
-        "agent_api_ready",
-        policy=str(agent.policy_path),
-        outbound=[r.name for r in agent.outbound],
-    )
-    return AgentResources(agent, verifier, policies, detector, pipeline)
 
 
 async def open_audit_sink(settings: Settings) -> AuditSink:
@@ -141,12 +99,24 @@ async def open_resources(
         audit = await open_audit_sink(settings)
         # auto_decompress: responses reach redact_responses routes already decoded.
         session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
-        res = Resources(settings, vault, session, audit, Metrics(), Rewriter())
-        res.scan_pool = scan_pool
+        shared = SharedResources(
+            vault,
+            session,
+            audit,
+            Metrics(),
+            vault_timeout_s=settings.vault_timeout_s,
+            upstream_timeout_s=settings.upstream_timeout_s,
+            upstream_connect_timeout_s=settings.upstream_connect_timeout_s,
+        )
         adapter = VaultAdapter(vault)
-        _build_pipelines(res, adapter)
+        ingress = IngressResources(shared, settings.ingress(), Rewriter(), scan_pool=scan_pool)
+        ingress.build_pipelines(adapter)
+        res = Resources(settings, shared, ingress)
         if settings.agent is not None:
-            res.agent = await _open_agent(res, settings.agent, adapter)
+            # Purposes are scrubbed, and outbound answers tokenised, with the default policy.
+            detector = ingress.detector(DetectionOptions())
+            pipeline = Pipeline(detector, ingress.rewriter, adapter, settings.vault_timeout_s)
+            res.agent = await open_agent(shared, settings.agent, detector, pipeline)
         yield res
     finally:
         await scan_pool.close()
@@ -155,77 +125,3 @@ async def open_resources(
         if audit is not None:
             await audit.close()
         await vault.close()
-
-
-class ScanUnavailableError(RedactorError):
-    """The scan worker died (killed, out of memory): this message fails closed, the next
-    gets a new worker."""
-
-    status = 503
-    code = "scan_unavailable"
-    message = "scan worker unavailable"
-
-
-class ScanPool:
-    """One worker process for large bodies, replaced when it dies.
-
-    A process, not a thread: a thread shares the GIL, and one C call on a large body
-    (`json.loads`, a regex over 9 MB) holds it for 100 ms and more, stalling the loop
-    (benchmarks/hostile.py). `redactor serve` forks it before its first thread
-    (`forked_now`); otherwise, and to replace a dead one, it is spawned: by then the server
-    holds threads and sockets.
-    """
-
-    def __init__(self, executor: ProcessPoolExecutor | None = None) -> None:
-        self._executor = executor if executor is not None else self._new()
-
-    @classmethod
-    def forked_now(cls, warm: Iterable[DetectionOptions]) -> ScanPool:
-        """Fork the scan worker now and build its detectors: call this before the process
-        starts any thread (no event loop, no vault yet), so forking is safe. The worker then
-        shares this process's loaded code copy-on-write instead of loading its own (issue
-        14: a spawned scan worker cost ~90 MiB per server process). A worker that dies is
-        replaced by a spawned one."""
-        executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("fork")
-        )
-        for options in warm:
-            executor.submit(warm_worker, options).result()
-        return cls(executor)
-
-    @staticmethod
-    def _new() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(*args)` in the worker. Raises what `fn` raises, or ScanUnavailableError."""
-        executor = self._executor
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-        except BrokenProcessPool:
-            log.error("scan_worker_died")  # noqa: TRY400 -- the traceback is the pool's, not ours
-            if self._executor is executor:
-                self._executor = self._new()
-                executor.shutdown(wait=False, cancel_futures=True)
-            raise ScanUnavailableError() from None
-
-    async def close(self) -> None:
-        """Stop the worker (a scan still running finishes first, off the loop)."""
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
-
-
-# Detection's entity names and the vault's token types, both ways: one table.
-VAULT_ENTITY = MappingProxyType({CREDIT_CARD: EntityType.CARD, US_SSN: EntityType.SSN})
-DETECTION_ENTITY = MappingProxyType({v: k for k, v in VAULT_ENTITY.items()})
-
-
-class VaultAdapter:
-    """Speaks detection's entity names to the vault (`CREDIT_CARD` -> `card`)."""
-
-    def __init__(self, vault: Vault) -> None:
-        self._vault = vault
-
-    async def tokenize_many(self, tenant: str, items: list[tuple[str, str]]) -> list[object]:
-        return list(
-            await self._vault.tokenize_many(tenant, [(VAULT_ENTITY[e], v) for e, v in items])
-        )

@@ -22,8 +22,9 @@ from redactor.agent.app import build_agent_app
 from redactor.agent.policy import PolicyStore
 from redactor.audit import AuditSink, AuditWriteError, SystemEvent, load_audit_key, now_iso
 from redactor.ingress.app import build_proxy_app
+from redactor.ingress.scan_pool import ScanPool
 from redactor.ops.admin import build_admin_app
-from redactor.resources import Resources, ScanPool, open_resources
+from redactor.resources import Resources, open_resources
 from redactor.settings import Listen, Settings
 
 log = structlog.get_logger()
@@ -222,7 +223,7 @@ async def run_server(
         await _audit_start(res)
         runners = [
             await start_site(
-                build_proxy_app(res), settings.listen, settings, reuse_port=reuse_port
+                build_proxy_app(res.ingress), settings.listen, settings, reuse_port=reuse_port
             ),
             await start_site(
                 build_admin_app(res), settings.admin_listen, settings, reuse_port=reuse_port
@@ -233,7 +234,10 @@ async def run_server(
             if res.agent is not None and settings.agent is not None:
                 runners.append(
                     await start_site(
-                        build_agent_app(res), settings.agent.listen, settings, reuse_port=reuse_port
+                        build_agent_app(res.agent),
+                        settings.agent.listen,
+                        settings,
+                        reuse_port=reuse_port,
                     )
                 )
                 reloader = PolicyReloader(res.agent.policies, res.audit)

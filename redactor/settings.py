@@ -7,125 +7,63 @@ Everything is validated here, at start: a bad value stops the start with the set
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from yarl import URL
-
-from redactor.agent.auth import AuthSettings
-from redactor.agent.jwks import is_https_or_loopback_http
+from redactor.agent.config import (
+    DEFAULT_AGENT_MAX_BODY_BYTES,
+    DEFAULT_MAX_TOKENS_PER_REQUEST,
+    AgentSettings,
+    OutboundRoute,
+    parse_agent,
+)
 from redactor.agent.policy import load_policy
-from redactor.bodies.limits import BodyLimits
-from redactor.detection import DetectionOptions
-from redactor.errors import ConfigError
-from redactor.ingress.signatures import DEFAULT_REPLAY_WINDOW_S, SignatureConfig
-from redactor.ops.yamlschema import load_yaml_file
+from redactor.config.listen import Listen, parse_listen
+from redactor.config.yamlschema import load_yaml_file
+from redactor.errors import ConfigError, file_problem
+from redactor.ingress.config import (
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MIN_BODY_RATE_BYTES_S,
+    DEFAULT_TENANT,
+    DEFAULT_UNSCANNED_HEADERS,
+    IngressSettings,
+    RouteSettings,
+    check_http_url,
+    parse_route,
+    route_conflicts,
+    route_for,
+)
 from vault.config import Secret, VaultConfig
 from vault.errors import VaultError
 
+# Re-exported: the composition root is where callers (tests, the demo) find every settings type.
+__all__ = [
+    "DEFAULT_AGENT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_TOKENS_PER_REQUEST",
+    "DEFAULT_UNSCANNED_HEADERS",
+    "AgentSettings",
+    "AuditTrailConfig",
+    "IngressSettings",
+    "Listen",
+    "OutboundRoute",
+    "Overrides",
+    "RouteSettings",
+    "Settings",
+    "load_audit_trail_config",
+    "load_settings",
+    "load_vault_config",
+    "parse_listen",
+    "resolve_file_paths",
+    "with_routes",
+]
+
 POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
 ROUTES_SCHEMA = POLICIES_DIR / "routes.schema.json"
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-DEFAULT_TENANT = "default"
-# Agent requests are small JSON documents; a megabyte is far above any real one.
-DEFAULT_AGENT_MAX_BODY_BYTES = 1024 * 1024
-DEFAULT_MAX_TOKENS_PER_REQUEST = 100
-# Request headers that never carry free text: structure, routing, credentials and webhook
-# signatures (rewriting a signature would break it; a token in Authorization is useless).
-# Every other header is scanned. A route may give its own list (`unscanned_headers`).
-DEFAULT_UNSCANNED_HEADERS = frozenset(
-    {
-        "content-type", "content-length", "content-encoding", "transfer-encoding", "host",
-        "connection", "accept", "accept-encoding", "authorization", "proxy-authorization",
-        "cookie", "x-slack-signature", "x-slack-request-timestamp",
-        "x-zendesk-webhook-signature", "x-zendesk-webhook-signature-timestamp",
-        "x-hub-signature", "x-hub-signature-256", "x-twilio-signature", "x-request-id",
-        # Opaque validators and trace ids: a long digit run in them is an id, and rewriting
-        # one would break caching or tracing.
-        "etag", "if-match", "if-none-match", "traceparent", "tracestate", "x-amzn-trace-id",
-    }
-)  # fmt: skip
-# Slow clients: the header block must arrive within this many seconds (and an idle
-# keep-alive connection is closed after it); the body gets the same grace plus its size at
-# the minimum rate.
-DEFAULT_HEADER_TIMEOUT_S = 10.0
-DEFAULT_MIN_BODY_RATE_BYTES_S = 4096
 DEFAULT_MAX_CONNECTIONS = 1024
 DEFAULT_AUDIT_MAX_BYTES = 100 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class RouteSettings:
-    """One ingress route: which requests, to which upstream, for which tenant, how."""
-
-    name: str
-    path_prefix: str
-    upstream: str
-    tenant: str
-    strip_prefix: bool = False
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    unknown_content_types: Literal["text", "refuse"] = "text"
-    redact_responses: bool = False
-    signature: SignatureConfig = field(default_factory=SignatureConfig)
-    detection: DetectionOptions = field(default_factory=DetectionOptions)
-    limits: BodyLimits = field(default_factory=BodyLimits)
-    unscanned_headers: frozenset[str] = DEFAULT_UNSCANNED_HEADERS
-
-    def matches(self, path: str) -> bool:
-        return path.startswith(self.path_prefix)
-
-    def upstream_url(self, raw_path: str, raw_query: str) -> URL:
-        """The upstream URL for a request's raw (still percent-encoded) path and query.
-
-        With `strip_prefix` the part after the route's prefix is appended to `upstream`;
-        without it `upstream` is a base URL and the whole path is appended.
-        """
-        rest = raw_path
-        if self.strip_prefix and raw_path.startswith(self.path_prefix):
-            rest = raw_path[len(self.path_prefix) :]
-        base = self.upstream.rstrip("/")
-        if rest.lstrip("/"):
-            url = base + "/" + rest.lstrip("/")
-        else:
-            url = base + ("/" if self.upstream.endswith("/") else "")
-        # encoded=True: the raw path goes on exactly as the sender wrote it (no re-quoting).
-        return URL(f"{url}?{raw_query}" if raw_query else url, encoded=True)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundRoute:
-    """An allow-listed destination for `/out/<name>/...` (the `use` level)."""
-
-    name: str
-    destination: str
-    max_body_bytes: int = DEFAULT_AGENT_MAX_BODY_BYTES
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSettings:
-    """The agent API: its listener, how callers are verified, the reveal policy, the routes out."""
-
-    listen: Listen
-    auth: AuthSettings
-    policy_path: Path
-    max_body_bytes: int = DEFAULT_AGENT_MAX_BODY_BYTES
-    max_tokens_per_request: int = DEFAULT_MAX_TOKENS_PER_REQUEST
-    outbound: tuple[OutboundRoute, ...] = ()
-
-    def outbound_route(self, name: str) -> OutboundRoute | None:
-        """The allow-listed route called `name`, or None."""
-        return next((r for r in self.outbound if r.name == name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,28 +100,16 @@ class Settings:
 
     def route_for(self, path: str) -> RouteSettings | None:
         """The route with the longest matching prefix, or None."""
-        best = None
-        for route in self.routes:
-            if route.matches(path) and (
-                best is None or len(route.path_prefix) > len(best.path_prefix)
-            ):
-                best = route
-        return best
+        return route_for(self.routes, path)
 
-
-def parse_listen(value: str, name: str) -> Listen:
-    """`HOST:PORT` (IPv6 in brackets). Raises ConfigError naming the setting."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{name} must be HOST:PORT")
-    return Listen(host.strip("[]"), int(port))
-
-
-def _check_url(value: str, name: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} must be an http(s) URL")
-    return value
+    def ingress(self) -> IngressSettings:
+        """The ingress side's share of the settings."""
+        return IngressSettings(
+            routes=self.routes,
+            header_timeout_s=self.header_timeout_s,
+            min_body_rate_bytes_s=self.min_body_rate_bytes_s,
+            access_log=self.access_log,
+        )
 
 
 def _positive(value: Any, name: str) -> float:
@@ -194,126 +120,6 @@ def _positive(value: Any, name: str) -> float:
     if number <= 0:
         raise ConfigError(f"{name} must be positive")
     return number
-
-
-def _secret_from_env(environ: Mapping[str, str], var: str | None, what: str) -> bytes:
-    if not var:
-        raise ConfigError(f"{what} is required for this signature scheme")
-    value = environ.get(var)
-    if not value:
-        raise ConfigError(f"environment variable {var} ({what}) is not set")
-    return value.encode()
-
-
-def _route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSettings:
-    sig_raw = raw.get("signature", {"scheme": "none"})
-    scheme = sig_raw["scheme"]
-    signature = SignatureConfig(scheme=scheme)
-    if scheme in ("slack", "zendesk", "intercom"):
-        signature = SignatureConfig(
-            scheme=scheme,
-            sender_secret=_secret_from_env(
-                environ, sig_raw.get("sender_secret_env"), "sender_secret_env"
-            ),
-            upstream_secret=_secret_from_env(
-                environ, sig_raw.get("upstream_secret_env"), "upstream_secret_env"
-            ),
-            replay_window_s=sig_raw.get("replay_window_s", DEFAULT_REPLAY_WINDOW_S),
-        )
-    det = raw.get("detection", {})
-    lim = raw.get("limits", {})
-    unscanned = raw.get("unscanned_headers")
-    return RouteSettings(
-        name=raw["name"],
-        path_prefix=raw["path_prefix"],
-        upstream=_check_url(raw["upstream"], f"routes.{raw['name']}.upstream"),
-        tenant=raw["tenant"],
-        strip_prefix=raw.get("strip_prefix", False),
-        max_body_bytes=raw.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-        unknown_content_types="refuse" if raw.get("unknown_content_types") == "refuse" else "text",
-        redact_responses=raw.get("redact_responses", False),
-        signature=signature,
-        detection=DetectionOptions(
-            ignore_dummy_ssns=det.get("ignore_dummy_ssns", False),
-            bare_ssn_needs_context=det.get("bare_ssn_needs_context", False),
-            luhn_invalid_with_card_word=det.get("luhn_invalid_with_card_word", True),
-        ),
-        limits=BodyLimits(**{k: int(v) for k, v in lim.items()}),
-        unscanned_headers=DEFAULT_UNSCANNED_HEADERS
-        if unscanned is None
-        else frozenset(h.lower() for h in unscanned),
-    )
-
-
-def _check_destination(value: str, name: str) -> str:
-    # Card numbers leave in this request: plain http only to this host (a local sidecar or a
-    # test double), https everywhere else.
-    parts = urlsplit(value)
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigError(f"{name} must be a plain base URL (no query, fragment or user)")
-    if not is_https_or_loopback_http(value):
-        raise ConfigError(f"{name} must be an https URL (http only to a loopback address)")
-    return value
-
-
-def _agent(
-    flags: Overrides, environ: Mapping[str, str], doc: Mapping[str, Any], listen: Listen | None
-) -> AgentSettings | None:
-    raw: Mapping[str, Any] = doc.get("agent", {})
-    jwks = _pick(flags.jwks, environ, "REDACTOR_JWKS", raw.get("jwks"), None)
-    issuer = _pick(flags.jwt_issuer, environ, "REDACTOR_JWT_ISSUER", raw.get("issuer"), None)
-    audience = _pick(
-        flags.jwt_audience, environ, "REDACTOR_JWT_AUDIENCE", raw.get("audience"), None
-    )
-    policy = _pick(flags.policy, environ, "REDACTOR_POLICY", raw.get("policy"), None)
-    given = {"jwks": jwks, "jwt_issuer": issuer, "jwt_audience": audience, "policy": policy}
-    if listen is None:
-        if any(given.values()) or raw:
-            raise ConfigError("agent settings are given but agent_listen is not")
-        return None
-    for name, value in given.items():
-        if not value:
-            raise ConfigError(f"agent_listen needs {name}")
-    jwks = str(jwks)
-    remote = jwks.startswith(("http://", "https://"))
-    claims = raw.get("claims", {})
-    auth = AuthSettings(
-        issuer=str(issuer),
-        audience=str(audience),
-        jwks_path=None if remote else Path(jwks),
-        jwks_url=jwks if remote else None,
-        allowed_algorithms=tuple(raw.get("algorithms", ("RS256", "ES256"))),
-        leeway_s=float(raw.get("leeway_s", 30.0)),
-        subject_claim=claims.get("subject", "sub"),
-        tenant_claim=claims.get("tenant", "tenant"),
-        roles_claim=claims.get("roles", "roles"),
-        require_nbf=raw.get("require_nbf", False),
-        revoked_kids=frozenset(raw.get("revoked_kids", ())),
-        revoked_jtis=frozenset(raw.get("revoked_jtis", ())),
-    )
-    if not remote and not Path(jwks).is_file():
-        raise ConfigError("jwks: file not found")
-    policy_path = Path(str(policy))
-    # Refuse to start on a bad policy: the error names the file, the line and the reason.
-    load_policy(policy_path)
-    outbound = tuple(
-        OutboundRoute(
-            name=r["name"],
-            destination=_check_destination(r["destination"], f"agent.outbound.{r['name']}"),
-            max_body_bytes=r.get("max_body_bytes", DEFAULT_AGENT_MAX_BODY_BYTES),
-        )
-        for r in raw.get("outbound", ())
-    )
-    if len({r.name for r in outbound}) != len(outbound):
-        raise ConfigError("agent.outbound names must be unique")
-    return AgentSettings(
-        listen=listen,
-        auth=auth,
-        policy_path=policy_path,
-        max_body_bytes=raw.get("max_body_bytes", DEFAULT_AGENT_MAX_BODY_BYTES),
-        max_tokens_per_request=raw.get("max_tokens_per_request", DEFAULT_MAX_TOKENS_PER_REQUEST),
-        outbound=outbound,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +163,59 @@ def _pick(
 
 def _config_doc(flags: Overrides, environ: Mapping[str, str]) -> dict[str, Any]:
     config_path = flags.config or environ.get("REDACTOR_CONFIG")
-    return load_yaml_file(Path(config_path), ROUTES_SCHEMA) if config_path else {}
+    if not config_path:
+        return {}
+    path = Path(config_path)
+    doc = load_yaml_file(path, ROUTES_SCHEMA)
+    data_dir = flags.data_dir or environ.get("REDACTOR_DATA_DIR")
+    return resolve_file_paths(doc, path.resolve().parent, Path(data_dir) if data_dir else None)
+
+
+def resolve_file_paths(
+    doc: Mapping[str, Any], config_dir: Path, data_dir: Path | None
+) -> dict[str, Any]:
+    """The file's relative paths made absolute, by one rule (README, "Paths in a config file"):
+
+    - what redactor *writes* (the audit trail, a SQLite vault) resolves against the data
+      directory: `REDACTOR_DATA_DIR` or `--data-dir` when given, else the file's `data_dir`,
+      else the config file's folder;
+    - what it *reads* (`data_dir` itself, key files, the JWKS, the policy) resolves against
+      the config file's folder.
+
+    Never the working directory: in the image it is a read-only folder owned by root.
+    """
+    out: dict[str, Any] = {**doc}
+
+    def read(value: str) -> str:
+        return str(config_dir / value) if not Path(value).is_absolute() else value
+
+    if isinstance(out.get("data_dir"), str):
+        out["data_dir"] = read(out["data_dir"])
+    written = data_dir or (Path(out["data_dir"]) if "data_dir" in out else config_dir)
+
+    def write(value: str) -> str:
+        return str(written / value) if not Path(value).is_absolute() else value
+
+    if isinstance(out.get("audit_log"), str) and out["audit_log"] != "-":
+        out["audit_log"] = write(out["audit_log"])
+    if isinstance(out.get("audit_key_file"), str):
+        out["audit_key_file"] = read(out["audit_key_file"])
+    if isinstance(out.get("vault"), Mapping):
+        vault = out["vault"] = {**out["vault"]}
+        url = vault.get("url")
+        # sqlite:///rel/vault.db is relative, sqlite:////abs/vault.db absolute (SQLAlchemy's way).
+        if isinstance(url, str) and url.startswith("sqlite:///") and url[10:11] != "/":
+            vault["url"] = "sqlite:///" + write(url[10:])
+        if isinstance(vault.get("key_file"), str):
+            vault["key_file"] = read(vault["key_file"])
+    if isinstance(out.get("agent"), Mapping):
+        agent = out["agent"] = {**out["agent"]}
+        if isinstance(agent.get("policy"), str):
+            agent["policy"] = read(agent["policy"])
+        jwks = agent.get("jwks")
+        if isinstance(jwks, str) and not jwks.startswith(("http://", "https://")):
+            agent["jwks"] = read(jwks)
+    return out
 
 
 def _truthy(raw: Any) -> bool:
@@ -443,12 +301,13 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
     vault = _vault_config(flags, environ, doc)
 
     upstream = _pick(flags.upstream, environ, "REDACTOR_UPSTREAM", None, None)
-    routes: list[RouteSettings] = [_route(r, environ) for r in doc.get("routes", [])]
-    max_body = int(
-        _pick(
-            flags.max_body_bytes, environ, "REDACTOR_MAX_BODY_BYTES", None, DEFAULT_MAX_BODY_BYTES
-        )
-    )
+    routes: list[RouteSettings] = [parse_route(r, environ) for r in doc.get("routes", [])]
+    # A flag (or REDACTOR_MAX_BODY_BYTES) overrides every route's limit, as flags override
+    # the file everywhere.
+    given_max_body = _pick(flags.max_body_bytes, environ, "REDACTOR_MAX_BODY_BYTES", None, None)
+    max_body = _whole(given_max_body, "max_body_bytes") if given_max_body is not None else None
+    if max_body is not None:
+        routes = [replace(r, max_body_bytes=max_body) for r in routes]
     if upstream:
         # The catch-all route of `--upstream`: every path, one tenant.
         tenant = _pick(flags.tenant, environ, "REDACTOR_TENANT", None, DEFAULT_TENANT)
@@ -456,16 +315,16 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
             RouteSettings(
                 name="default",
                 path_prefix="/",
-                upstream=_check_url(upstream, "upstream"),
+                upstream=check_http_url(upstream, "upstream"),
                 tenant=tenant,
-                max_body_bytes=max_body,
+                max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES,
             )
         )
     if not routes:
         raise ConfigError("no route: give --upstream URL or a --config file with routes")
-    names = [r.name for r in routes]
-    if len(set(names)) != len(names):
-        raise ConfigError("route names must be unique")
+    conflicts = route_conflicts(tuple(routes))
+    if conflicts:
+        raise ConfigError("; ".join(conflicts))
 
     audit = _pick(flags.audit_log, environ, "REDACTOR_AUDIT_LOG", doc.get("audit_log"), None)
     audit_key_file = _pick(
@@ -568,9 +427,54 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
     )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")
-    if max_body <= 0:
-        raise ConfigError("max_body_bytes must be positive")
     return settings
+
+
+def _whole(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return number
+
+
+def _agent(
+    flags: Overrides, environ: Mapping[str, str], doc: Mapping[str, Any], listen: Listen | None
+) -> AgentSettings | None:
+    raw: Mapping[str, Any] = doc.get("agent", {})
+    jwks = _pick(flags.jwks, environ, "REDACTOR_JWKS", raw.get("jwks"), None)
+    issuer = _pick(flags.jwt_issuer, environ, "REDACTOR_JWT_ISSUER", raw.get("issuer"), None)
+    audience = _pick(
+        flags.jwt_audience, environ, "REDACTOR_JWT_AUDIENCE", raw.get("audience"), None
+    )
+    policy = _pick(flags.policy, environ, "REDACTOR_POLICY", raw.get("policy"), None)
+    given = {"jwks": jwks, "jwt_issuer": issuer, "jwt_audience": audience, "policy": policy}
+    if listen is None:
+        if any(given.values()) or raw:
+            raise ConfigError("agent settings are given but agent_listen is not")
+        return None
+    missing = [name for name, value in given.items() if not value]
+    if missing:
+        raise ConfigError(f"agent_listen needs {', '.join(missing)}")
+    agent = parse_agent(
+        raw,
+        listen=listen,
+        jwks=str(jwks),
+        issuer=str(issuer),
+        audience=str(audience),
+        policy_path=Path(str(policy)),
+    )
+    if agent.auth.jwks_path is not None and not agent.auth.jwks_path.is_file():
+        try:
+            agent.auth.jwks_path.open("rb").close()
+        except OSError as exc:
+            raise ConfigError(f"agent.jwks: {file_problem(agent.auth.jwks_path, exc)}") from None
+        raise ConfigError(f"agent.jwks: {agent.auth.jwks_path} is not a file")
+    # Refuse to start on a bad policy: the error names the file, the line and the reason.
+    load_policy(agent.policy_path)
+    return agent
 
 
 def _audit_key(environ: Mapping[str, str]) -> Secret | None:

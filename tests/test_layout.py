@@ -19,6 +19,8 @@ CORES = (
     "redactor.bodies",
     "redactor.detection",
     "redactor.audit",
+    "redactor.config",
+    "redactor.runtime",
     "redactor.relay",
     "vault",
 )
@@ -85,6 +87,10 @@ def violations(module: str, source: str, is_package: bool = False) -> list[str]:
             found.append(f"{module}:{line}: core {own_core} imports the composition root {name}")
         if own_side and side and side != own_side:
             found.append(f"{module}:{line}: side {own_side} imports the other side {name}")
+        if own_side and _within(name, COMPOSITION):
+            # Each side owns its settings and resources; the root composes them, never the
+            # other way round.
+            found.append(f"{module}:{line}: side {own_side} imports the composition root {name}")
         if own_core == "vault" and (_within(name, ("aiohttp",)) or _within(name, ("redactor",))):
             found.append(f"{module}:{line}: vault imports {name}")
     return found
@@ -121,6 +127,11 @@ def test_only_entry_points_and_the_composition_root_live_at_the_package_root() -
         ("redactor.ingress.proxy", "from redactor.agent.auth import Principal", "other side"),
         ("redactor.agent.resolve", "from ..ingress import pipeline", "other side"),
         ("redactor.agent.resolve", "def f():\n    from redactor.ingress import proxy", "other side"),
+        ("redactor.ingress.proxy", "from redactor.resources import RESOURCES", "composition root"),
+        ("redactor.ingress.proxy", "from redactor.settings import RouteSettings", "composition root"),
+        ("redactor.agent.outbound", "from redactor import settings", "composition root"),
+        ("redactor.agent.policy", "from redactor.ops.yamlschema import parse_yaml", "composition root"),
+        ("redactor.runtime.shared", "from redactor.agent.auth import Principal", "imports side"),
         ("vault.stores.sqlite", "import aiohttp", "vault imports aiohttp"),
         ("vault.service", "from aiohttp import web", "vault imports aiohttp"),
         ("vault.service", "from redactor.errors import RedactorError", "vault imports redactor"),
@@ -142,6 +153,9 @@ def test_the_checker_catches_each_kind_of_broken_arrow(
         ("redactor.ingress.pipeline", "from .rewrite import Rewriter"),
         ("redactor.detection.digit_runs", "from redactor.detection.digits import digit_count"),
         ("redactor.server", "from redactor.agent.app import build_agent_app"),
+        ("redactor.resources", "from redactor.ingress.resources import IngressResources"),
+        ("redactor.agent.resources", "from redactor.runtime import SharedResources"),
+        ("redactor.ingress.config", "from redactor.config.listen import Listen"),
     ],
 )
 def test_the_checker_allows_arrows_that_point_down(module: str, source: str) -> None:

@@ -38,7 +38,7 @@ async def start_proxy(aiohttp_client):
         ctx = open_resources(settings)
         res = await ctx.__aenter__()
         contexts.append(ctx)
-        return await aiohttp_client(build_proxy_app(res)), await aiohttp_client(
+        return await aiohttp_client(build_proxy_app(res.ingress)), await aiohttp_client(
             build_admin_app(res)
         )
 

@@ -127,8 +127,12 @@ def read_key_file(path: Path) -> KeyMaterial:
     """
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError:
-        raise VaultConfigError("key file cannot be read") from None
+    except FileNotFoundError:
+        raise VaultConfigError(f"key file {path} does not exist") from None
+    except PermissionError:
+        raise VaultConfigError(f"key file {path} cannot be read: permission denied") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VaultConfigError(f"key file {path} cannot be read: {type(exc).__name__}") from None
     return parse_key_material(text)
 
 

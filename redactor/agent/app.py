@@ -10,8 +10,8 @@ from aiohttp import web
 
 from redactor.agent.outbound import handle_outbound
 from redactor.agent.resolve import CHALLENGE, RETRY_AFTER_S, handle_resolve, handle_reveal_text
+from redactor.agent.resources import AGENT, AgentResources
 from redactor.middleware import Handler, context_middleware
-from redactor.resources import RESOURCES, Resources
 
 
 @web.middleware
@@ -26,16 +26,14 @@ async def challenge_middleware(request: web.Request, handler: Handler) -> web.St
     return response
 
 
-def build_agent_app(resources: Resources) -> web.Application:
-    """The agent app. Raises ValueError if the resources were opened without agent settings."""
-    if resources.agent is None:
-        raise ValueError("agent API needs agent settings (agent_listen, jwks, policy)")
+def build_agent_app(resources: AgentResources) -> web.Application:
+    """The agent app, on the agent side's share of the resources."""
     app = web.Application(
         # challenge first (outermost): it decorates the error answers context_middleware makes.
         middlewares=[challenge_middleware, context_middleware],
-        client_max_size=resources.agent.settings.max_body_bytes,
+        client_max_size=resources.settings.max_body_bytes,
     )
-    app[RESOURCES] = resources
+    app[AGENT] = resources
     app.router.add_post("/v1/resolve", handle_resolve)
     app.router.add_post("/v1/reveal-text", handle_reveal_text)
     app.router.add_route("*", "/out/{name}/{tail:.*}", handle_outbound)

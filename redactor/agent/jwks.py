@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
-from redactor.errors import ConfigError
+from redactor.errors import ConfigError, file_problem
 
 log = structlog.get_logger(__name__)
 
@@ -172,12 +172,12 @@ def load_jwks_file(path: Path) -> KeySet:
     """
     try:
         raw = path.read_bytes()
-    except OSError:
-        raise ConfigError(f"auth.jwks_path {path}: cannot be read") from None
+    except OSError as exc:
+        raise ConfigError(f"agent.jwks: {file_problem(path, exc)}") from None
     try:
         keyset = parse_jwks(raw)
     except JwksError as exc:
-        raise ConfigError(f"auth.jwks_path {path}: {exc.reason}") from None
+        raise ConfigError(f"agent.jwks: {path}: {exc.reason}") from None
     log.info("jwks_loaded", source=str(path), keys=len(keyset.keys), skipped=keyset.skipped)
     return keyset
 

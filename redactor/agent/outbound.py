@@ -16,6 +16,7 @@ import structlog
 from aiohttp import ClientError, ClientTimeout, hdrs, web
 from yarl import URL
 
+from redactor.agent.config import OutboundRoute
 from redactor.agent.policy import Level, raise_for_decision
 from redactor.agent.resolve import (
     TooManyTokensError,
@@ -37,7 +38,6 @@ from redactor.relay import (
     read_answer_bounded,
     read_bounded,
 )
-from redactor.settings import OutboundRoute
 from vault import TOKEN_PATTERN, Resolved
 
 log = structlog.get_logger()
@@ -101,7 +101,7 @@ def _raw_tail(request: web.Request, name: str) -> str:
 
 async def handle_outbound(request: web.Request) -> web.StreamResponse:
     """`/out/<name>/<path>`: swap tokens for values, forward, redact the answer."""
-    res, agent = agent_of(request)
+    agent = agent_of(request)
     name = request.match_info["name"]
     route_label = f"out:{name}"
     principal = await authenticate(request, "outbound")
@@ -134,7 +134,7 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
         agent, principal, tokens, purpose=None, ticket=None, requested=Level.USE
     )
     denied = [d for d in decisions.values() if d is not None and not d.granted]
-    found = {} if denied else await resolve_granted(res, principal, tokens)
+    found = {} if denied else await resolve_granted(agent, principal, tokens)
     values = {t: r.value for t, r in found.items() if isinstance(r, Resolved)}
     refused = bool(denied) or len(values) < len(tokens)
 
@@ -163,7 +163,7 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
             )
         )
     # Audited before anything leaves; a failed write is a 503 and nothing is sent.
-    await res.audit.write_many(events)
+    await agent.audit.write_many(events)
     if denied:
         log.info("outbound_denied", destination=name, reason=denied[0].reason_code.value)
         raise_for_decision(denied[0])
@@ -178,10 +178,10 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
     headers = end_to_end_headers(request.headers, _DROP_OUT)
     headers[REQUEST_ID_HEADER] = request_id
     timeout = ClientTimeout(
-        total=res.settings.upstream_timeout_s, connect=res.settings.upstream_connect_timeout_s
+        total=agent.shared.upstream_timeout_s, connect=agent.shared.upstream_connect_timeout_s
     )
     try:
-        async with res.session.request(
+        async with agent.session.request(
             request.method,
             url,
             headers=headers,
@@ -208,7 +208,7 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
         max_decoded_bytes=route.max_body_bytes,
     )
     if redaction.changed:
-        await res.audit.write(
+        await agent.audit.write(
             AuditEvent(
                 event="response_redacted",
                 time=now_iso(),

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import jsonschema
 import structlog
 
-from redactor.errors import PermissionDeniedError, PolicyError
-from redactor.ops.yamlschema import node_at, parse_yaml
+from redactor.config.yamlschema import node_at, parse_yaml
+from redactor.errors import PermissionDeniedError, PolicyError, file_problem
 
 log = structlog.get_logger(__name__)
 
@@ -265,8 +265,8 @@ def load_policy(path: Path) -> Policy:
     """
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise PolicyFileError(str(path), None, "cannot be read as UTF-8 text") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyFileError(str(path), None, file_problem("file", exc).removeprefix("file ")) from None
     return parse_policy(text, str(path))
 
 

@@ -24,12 +24,13 @@ from aiohttp import hdrs, web
 from redactor.agent.auth import Principal
 from redactor.agent.masking import mask_card, mask_ssn
 from redactor.agent.policy import Decision, Level, Reason
+from redactor.agent.resources import AGENT, AgentResources
 from redactor.audit import AccessEvent
 from redactor.detection import Detector
 from redactor.errors import AuthError, RedactorError, VaultTimeoutError
 from redactor.middleware import REQUEST_ID
 from redactor.relay import read_bounded
-from redactor.resources import DETECTION_ENTITY, RESOURCES, AgentResources, Resources
+from redactor.runtime.entities import DETECTION_ENTITY
 from vault import (
     TOKEN_PATTERN,
     EntityType,
@@ -190,16 +191,13 @@ def now_iso() -> str:
 # --- I/O: authentication, decisions, the vault, the audit ----------------------------------------
 
 
-def agent_of(request: web.Request) -> tuple[Resources, AgentResources]:
-    res = request.app[RESOURCES]
-    if res.agent is None:  # build_agent_app refuses this; a guard, not a path
-        raise RedactorError("agent API not configured")
-    return res, res.agent
+def agent_of(request: web.Request) -> AgentResources:
+    return request.app[AGENT]
 
 
 async def authenticate(request: web.Request, route: str) -> Principal:
     """The verified caller. Raises UnauthenticatedError (401) after auditing the reason."""
-    res, agent = agent_of(request)
+    agent = agent_of(request)
     authorization = request.headers.get(hdrs.AUTHORIZATION)
     try:
         principal = await agent.verifier.verify(authorization)
@@ -213,7 +211,7 @@ async def authenticate(request: web.Request, route: str) -> Principal:
         return principal
     request[CHALLENGE] = _REALM if reason == "token_missing" else f'{_REALM}, error="invalid_token"'
     log.info("agent_unauthenticated", reason=reason, route=route)
-    await res.audit.write(
+    await agent.audit.write(
         AccessEvent(
             event="agent_unauthenticated",
             time=now_iso(),
@@ -264,7 +262,7 @@ def decide_tokens(
 
 
 async def resolve_granted(
-    res: Resources, principal: Principal, tokens: Sequence[str]
+    agent: AgentResources, principal: Principal, tokens: Sequence[str]
 ) -> dict[str, Resolution]:
     """One `resolve_many` call for `tokens`: a result per token (`key_missing` and `corrupt`
     among them, so one unreadable token never fails the others). Raises VaultTimeoutError or
@@ -272,8 +270,8 @@ async def resolve_granted(
     if not tokens:
         return {}
     try:
-        async with asyncio.timeout(res.settings.vault_timeout_s):
-            return await res.vault.resolve_many(principal.tenant, list(tokens))
+        async with asyncio.timeout(agent.shared.vault_timeout_s):
+            return await agent.vault.resolve_many(principal.tenant, list(tokens))
     except TimeoutError:
         raise VaultTimeoutError() from None
 
@@ -316,13 +314,13 @@ async def reveal(
     Raises RevealRateLimitedError (every token rate limited), a vault error or
     AuditWriteError (503: then no value is answered).
     """
-    res, agent = agent_of(request)
+    agent = agent_of(request)
     policy_version = agent.policies.policy.version
     decisions = decide_tokens(
         agent, principal, req.tokens, purpose=req.purpose, ticket=req.ticket, requested=req.level
     )
     granted = [t for t, d in decisions.items() if d is not None and d.granted]
-    found = await resolve_granted(res, principal, granted)
+    found = await resolve_granted(agent, principal, granted)
 
     show_first_six = agent.policies.policy.card_show_first_six
     outcomes: dict[str, Outcome] = {}
@@ -347,7 +345,7 @@ async def reveal(
     ticket = scrub_free_text(req.ticket, agent.detector)
     request_id = request[REQUEST_ID]
     # Written before the answer: if the audit cannot be written, no value leaves (503).
-    await res.audit.write_many(
+    await agent.audit.write_many(
         [
             access_event(
                 "token_revealed" if o.value is not None else "token_denied",
@@ -387,7 +385,7 @@ async def reveal(
 
 async def handle_resolve(request: web.Request) -> web.Response:
     """POST /v1/resolve: per token, the level granted and the value at it, or why not."""
-    _res, agent = agent_of(request)
+    agent = agent_of(request)
     # Who is asking comes first: an unauthenticated caller learns nothing, not even a 400.
     principal = await authenticate(request, "resolve")
     body = await read_bounded(request, agent.settings.max_body_bytes)
@@ -403,7 +401,7 @@ async def handle_resolve(request: web.Request) -> web.Response:
 
 async def handle_reveal_text(request: web.Request) -> web.Response:
     """POST /v1/reveal-text: the text with each token shown as far as the caller may see it."""
-    _res, agent = agent_of(request)
+    agent = agent_of(request)
     principal = await authenticate(request, "reveal_text")
     body = await read_bounded(request, agent.settings.max_body_bytes)
     req = parse_reveal_request(body, text=True, max_tokens=agent.settings.max_tokens_per_request)

@@ -16,7 +16,7 @@ from pathlib import Path
 import structlog
 
 from redactor.audit.chain import KEY_BYTES, key_id
-from redactor.errors import ConfigError
+from redactor.errors import ConfigError, file_problem
 
 log = structlog.get_logger()
 
@@ -60,8 +60,8 @@ def load_audit_key(
     if key_file is not None:
         try:
             text = key_file.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError):
-            raise ConfigError("audit_key_file cannot be read") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"audit_key_file: {file_problem(key_file, exc)}") from None
         return parse_audit_key(text, "audit_key_file")
     if inline is not None:
         return parse_audit_key(inline, "REDACTOR_AUDIT_KEY")

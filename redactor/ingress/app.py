@@ -5,15 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from redactor.ingress.proxy import handle_proxy
+from redactor.ingress.resources import INGRESS, IngressResources
 from redactor.middleware import context_middleware
-from redactor.resources import RESOURCES, Resources
 
 # aiohttp's own limit sits above every route's so a route's limit (413) is what callers see;
 # the proxy reads bodies itself, bounded per route.
 _CLIENT_MAX_SIZE = 1024**3
 
 
-def build_proxy_app(resources: Resources) -> web.Application:
+def build_proxy_app(resources: IngressResources) -> web.Application:
     """The ingress app: every method and path goes through the redaction proxy."""
     app = web.Application(
         middlewares=[context_middleware],
@@ -22,6 +22,6 @@ def build_proxy_app(resources: Resources) -> web.Application:
         # and re-encode what they change.
         handler_args={"auto_decompress": False},
     )
-    app[RESOURCES] = resources
+    app[INGRESS] = resources
     app.router.add_route("*", "/{tail:.*}", handle_proxy)
     return app

@@ -65,7 +65,7 @@ class TokenVault(Protocol):
 
 
 class ScanRunner(Protocol):
-    """Runs a scan function in a worker process (resources.ScanPool)."""
+    """Runs a scan function in a worker process (ingress.scan_pool.ScanPool)."""
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 

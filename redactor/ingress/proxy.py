@@ -19,8 +19,10 @@ from yarl import URL
 from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent, now_iso
 from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
 from redactor.errors import RedactorError
+from redactor.ingress.config import RouteSettings
 from redactor.ingress.links import LinkRewriter
 from redactor.ingress.pipeline import Redaction, ScannedPart
+from redactor.ingress.resources import INGRESS, IngressResources
 from redactor.ingress.signatures import sign, verify
 from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
 from redactor.relay import (
@@ -31,8 +33,6 @@ from redactor.relay import (
     read_answer_bounded,
     read_bounded,
 )
-from redactor.resources import RESOURCES, Resources
-from redactor.settings import RouteSettings
 
 log = structlog.get_logger()
 
@@ -57,7 +57,7 @@ class NoRouteError(RedactorError):
 
 async def _redact(
     request: web.Request,
-    res: Resources,
+    res: IngressResources,
     route: RouteSettings,
     body: bytes,
     headers: CIMultiDictProxy[str] | CIMultiDict[str],
@@ -80,7 +80,7 @@ async def _redact(
 
 async def handle_proxy(request: web.Request) -> web.StreamResponse:
     """Every ingress request: route, read, verify, redact, audit, forward."""
-    res = request.app[RESOURCES]
+    res = request.app[INGRESS]
     route = res.settings.route_for(request.path)
     if route is None:
         raise NoRouteError()
@@ -107,7 +107,9 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
         raise
 
 
-async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> web.StreamResponse:
+async def _proxy(
+    request: web.Request, res: IngressResources, route: RouteSettings
+) -> web.StreamResponse:
     request_id = request[REQUEST_ID]
     body = await read_bounded(
         request,
@@ -161,7 +163,7 @@ async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> 
 
 async def _forward(
     request: web.Request,
-    res: Resources,
+    res: IngressResources,
     route: RouteSettings,
     url: URL,
     headers: CIMultiDict[str],
@@ -169,7 +171,7 @@ async def _forward(
     counts: dict[str, int],
 ) -> web.StreamResponse:
     session: ClientSession = res.session
-    timeout = _timeout(res.settings.upstream_timeout_s, res.settings.upstream_connect_timeout_s)
+    timeout = _timeout(res.shared.upstream_timeout_s, res.shared.upstream_connect_timeout_s)
     try:
         async with session.request(
             request.method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
@@ -235,7 +237,7 @@ _DELIVERY_EVENTS = {
 
 async def _audit_delivery(
     request: web.Request,
-    res: Resources,
+    res: IngressResources,
     route: RouteSettings,
     outcome: str,
     status: int,
@@ -262,7 +264,7 @@ async def _audit_delivery(
 
 
 async def _redacted_response(
-    request: web.Request, res: Resources, route: RouteSettings, upstream: ClientResponse
+    request: web.Request, res: IngressResources, route: RouteSettings, upstream: ClientResponse
 ) -> web.Response:
     # aiohttp's client already decoded the response's Content-Encoding: the body is plain.
     # The whole answer is read (every chunk) up to the limit; past it, a clear 502: too big

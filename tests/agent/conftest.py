@@ -256,8 +256,8 @@ async def start_stack(
         res = await ctx.__aenter__()
         contexts.append(ctx)
         return Stack(
-            proxy=await aiohttp_client(build_proxy_app(res)),
-            agent=await aiohttp_client(build_agent_app(res)),
+            proxy=await aiohttp_client(build_proxy_app(res.ingress)),
+            agent=await aiohttp_client(build_agent_app(res.agent)),
             resources=res,
             audit_path=tmp_path / "audit.jsonl",
             upstream_received=received,

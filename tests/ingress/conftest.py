@@ -96,7 +96,7 @@ async def start_proxy(aiohttp_client, upstream: Upstream, tmp_path: Path):
         ctx = open_resources(settings)
         res = await ctx.__aenter__()
         stack.append(ctx)
-        client = await aiohttp_client(build_proxy_app(res))
+        client = await aiohttp_client(build_proxy_app(res.ingress))
         admin = await aiohttp_client(build_admin_app(res))
         return Proxy(client, admin, res, upstream, tmp_path / "audit.jsonl")
 

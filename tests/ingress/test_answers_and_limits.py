@@ -195,7 +195,7 @@ async def served(make_settings):
     )
     async with open_resources(settings) as res:
         runner = await start_site(
-            build_proxy_app(res), Listen("127.0.0.1", 0), settings, reuse_port=False
+            build_proxy_app(res.ingress), Listen("127.0.0.1", 0), settings, reuse_port=False
         )
         try:
             host, port = runner.addresses[0][:2]

@@ -268,7 +268,7 @@ async def test_a_dead_scan_worker_fails_the_message_closed_and_is_replaced(proxy
     body = json.dumps({"pad": "x" * 20_000, "note": f"card {PAN}"}).encode()
     headers = {"Content-Type": "application/json"}
     assert (await proxy.client.post("/x", data=body, headers=headers)).status == 200
-    pool = proxy.resources.scan_pool
+    pool = proxy.resources.ingress.scan_pool
     assert pool is not None
     [pid] = list(pool._executor._processes)  # the one worker process
     os.kill(pid, signal.SIGKILL)

@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from redactor.errors import ConfigError
+from redactor.errors import ConfigError, file_problem
 
 ErrorFactory = Callable[[str, "int | None", str], ConfigError]
 
@@ -145,7 +145,7 @@ def load_yaml_file(path: Path, schema_path: Path) -> Any:
     """Read, parse and validate a YAML file. Raises YamlFileError naming file, line, reason."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise YamlFileError(str(path), None, "cannot be read as UTF-8 text") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise YamlFileError(str(path), None, file_problem("file", exc).removeprefix("file ")) from None
     validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text(encoding="utf-8")))
     return parse_yaml(text, validator, str(path), YamlFileError)[1]

@@ -1,0 +1,89 @@
+"""The agent side's share of the run-time resources: its settings, the JWT verifier, the
+reveal policy and the pipeline that tokenises answers from outbound routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from redactor.agent.auth import TokenVerifier
+from redactor.agent.config import AgentSettings
+from redactor.agent.policy import PolicyStore
+from redactor.audit import AuditSink
+from redactor.detection import Detector
+from redactor.runtime import SharedResources
+from redactor.runtime.metrics import Metrics
+from vault import Vault
+
+log = structlog.get_logger()
+
+
+class AnswerRedactor(Protocol):
+    """Tokenises an answer body (the composition root hands in the ingress pipeline)."""
+
+    async def redact(
+        self,
+        body: bytes,
+        *,
+        content_type: str | None,
+        content_encoding: str | None,
+        tenant: str,
+        unknown_types: str,
+        max_decoded_bytes: int,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResources:
+    """What the agent API shares: the JWT verifier, the reveal policy, the outbound pipeline."""
+
+    shared: SharedResources
+    settings: AgentSettings
+    verifier: TokenVerifier
+    policies: PolicyStore
+    # Scrubs callers' free text (purposes) before the audit log.
+    detector: Detector
+    # Redacts answers that come back through outbound routes.
+    outbound_pipeline: AnswerRedactor
+
+    @property
+    def vault(self) -> Vault:
+        return self.shared.vault
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self.shared.session
+
+    @property
+    def audit(self) -> AuditSink:
+        return self.shared.audit
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.shared.metrics
+
+
+async def open_agent(
+    shared: SharedResources,
+    settings: AgentSettings,
+    detector: Detector,
+    outbound_pipeline: AnswerRedactor,
+) -> AgentResources:
+    """Load the policy and start the JWT verifier. PolicyFileError (a ConfigError naming
+    file, line and reason) stops the start."""
+    policies = PolicyStore(settings.policy_path)
+    verifier = TokenVerifier(settings.auth, session=shared.session)
+    await verifier.start()
+    log.info(
+        "agent_api_ready",
+        policy=str(settings.policy_path),
+        outbound=[r.name for r in settings.outbound],
+    )
+    return AgentResources(shared, settings, verifier, policies, detector, outbound_pipeline)
+
+
+AGENT = web.AppKey("agent", AgentResources)

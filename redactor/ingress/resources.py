@@ -1,0 +1,78 @@
+"""The ingress side's share of the run-time resources: its settings, a pipeline per route,
+the rewriter and the scan worker, over the handles both sides share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from redactor.audit import AuditSink
+from redactor.detection import DetectionOptions, Detector
+from redactor.ingress.config import IngressSettings, RouteSettings
+from redactor.ingress.pipeline import Pipeline, TokenVault
+from redactor.ingress.rewrite import Rewriter
+from redactor.ingress.scan_pool import ScanPool
+from redactor.ingress.scanning import warm_worker
+from redactor.runtime import SharedResources
+from redactor.runtime.metrics import Metrics
+from vault import Vault
+
+
+@dataclass(slots=True)
+class IngressResources:
+    shared: SharedResources
+    settings: IngressSettings
+    rewriter: Rewriter
+    # One detector per distinct detection policy, built at start (routes share them).
+    detectors: dict[DetectionOptions, Detector] = field(default_factory=dict)
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    # Large bodies are parsed and scanned in a worker process, off the event loop.
+    scan_pool: ScanPool | None = None
+
+    @property
+    def vault(self) -> Vault:
+        return self.shared.vault
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self.shared.session
+
+    @property
+    def audit(self) -> AuditSink:
+        return self.shared.audit
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.shared.metrics
+
+    def pipeline_for(self, route: RouteSettings) -> Pipeline:
+        return self.pipelines[route.name]
+
+    def detector(self, options: DetectionOptions) -> Detector:
+        """The detector for `options`, built on first use and shared after."""
+        found = self.detectors.get(options)
+        if found is None:
+            found = self.detectors[options] = Detector(options)
+        return found
+
+    def build_pipelines(self, vault: TokenVault) -> None:
+        for route in self.settings.routes:
+            self.pipelines[route.name] = Pipeline(
+                self.detector(route.detection),
+                self.rewriter,
+                vault,
+                self.shared.vault_timeout_s,
+                self.scan_pool,
+            )
+
+    async def warm_scan_pool(self) -> None:
+        """Start the scan worker and build its detectors now, not on the first large body."""
+        if self.scan_pool is None:
+            return
+        for options in {route.detection for route in self.settings.routes}:
+            await self.scan_pool.run(warm_worker, options)
+
+
+INGRESS = web.AppKey("ingress", IngressResources)

@@ -1,0 +1,75 @@
+"""The scan worker: a process that parses and scans large bodies off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import structlog
+
+from redactor.detection import DetectionOptions
+from redactor.errors import RedactorError
+from redactor.ingress.scanning import warm_worker
+
+log = structlog.get_logger()
+
+
+class ScanUnavailableError(RedactorError):
+    """The scan worker died (killed, out of memory): this message fails closed, the next
+    gets a new worker."""
+
+    status = 503
+    code = "scan_unavailable"
+    message = "scan worker unavailable"
+
+
+class ScanPool:
+    """One worker process for large bodies, replaced when it dies.
+
+    A process, not a thread: a thread shares the GIL, and one C call on a large body
+    (`json.loads`, a regex over 9 MB) holds it for 100 ms and more, stalling the loop
+    (benchmarks/hostile.py). `redactor serve` forks it before its first thread
+    (`forked_now`); otherwise, and to replace a dead one, it is spawned: by then the server
+    holds threads and sockets.
+    """
+
+    def __init__(self, executor: ProcessPoolExecutor | None = None) -> None:
+        self._executor = executor if executor is not None else self._new()
+
+    @classmethod
+    def forked_now(cls, warm: Iterable[DetectionOptions]) -> ScanPool:
+        """Fork the scan worker now and build its detectors: call this before the process
+        starts any thread (no event loop, no vault yet), so forking is safe. The worker then
+        shares this process's loaded code copy-on-write instead of loading its own (issue
+        14: a spawned scan worker cost ~90 MiB per server process). A worker that dies is
+        replaced by a spawned one."""
+        executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("fork")
+        )
+        for options in warm:
+            executor.submit(warm_worker, options).result()
+        return cls(executor)
+
+    @staticmethod
+    def _new() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` in the worker. Raises what `fn` raises, or ScanUnavailableError."""
+        executor = self._executor
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        except BrokenProcessPool:
+            log.error("scan_worker_died")  # noqa: TRY400 -- the traceback is the pool's, not ours
+            if self._executor is executor:
+                self._executor = self._new()
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise ScanUnavailableError() from None
+
+    async def close(self) -> None:
+        """Stop the worker (a scan still running finishes first, off the loop)."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
