@@ -119,7 +119,36 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
             "own (REDACTOR_AUDIT_KEY_FILE or REDACTOR_AUDIT_KEY): `redactor audit init-key FILE`."
         ),
     )
-    add = serve.add_argument
+    _add_settings_flags(serve)
+    serve.set_defaults(handler=_cmd_serve)
+    _add_config(sub)
+
+    demo = sub.add_parser(
+        "demo",
+        help="try it: the proxy in development mode in front of a demo upstream",
+        description=(
+            "Starts the proxy on 127.0.0.1:8080 in development mode (SQLite vault and a "
+            "generated key in ./redactor-demo-data) in front of a demo upstream on "
+            "127.0.0.1:9000 that answers with what it received, and prints a curl line."
+        ),
+    )
+    demo.add_argument("--data-dir", default="redactor-demo-data", metavar="DIR")
+    demo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    demo.add_argument("--admin-listen", default="127.0.0.1:9090", metavar="HOST:PORT")
+    demo.set_defaults(handler=_cmd_demo)
+
+    health = sub.add_parser(
+        "health",
+        help="exit 0 when a local redactor answers on its admin listener (container HEALTHCHECK)",
+    )
+    health.add_argument("--url", default="http://127.0.0.1:9090/healthz", help="admin URL to check")
+    health.add_argument("--timeout-s", type=float, default=2.0)
+    health.set_defaults(handler=_cmd_health)
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags `serve` reads its settings from; `config check` takes the same ones."""
+    add = parser.add_argument
     add("--config", metavar="FILE", help="YAML configuration with routes (env REDACTOR_CONFIG)")
     add("--dev", action="store_true", help="development mode: generate a key in the data dir")
     add(
@@ -175,29 +204,41 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         help="one log line per forwarded message (env REDACTOR_ACCESS_LOG); the audit trail "
         "records every message either way",
     )
-    serve.set_defaults(handler=_cmd_serve)
 
-    demo = sub.add_parser(
-        "demo",
-        help="try it: the proxy in development mode in front of a demo upstream",
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from redactor.ops.config_check import check_config
+    from redactor.ops.logconfig import configure_logging
+
+    # Only what goes wrong is logged; stdout holds the one-line summary alone.
+    configure_logging(level="warning", console=args.log_console)
+
+    result = check_config(_overrides(args), os.environ)
+    for problem in result.problems:
+        print(f"redactor: {problem}", file=sys.stderr)
+    print(result.summary(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    config = sub.add_parser(
+        "config",
+        help="check a configuration without starting anything",
+        description="Commands on the configuration `serve` would use.",
+    )
+    config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    check = config_sub.add_parser(
+        "check",
+        help="validate everything `serve` would, without opening a listener or changing anything",
         description=(
-            "Starts the proxy on 127.0.0.1:8080 in development mode (SQLite vault and a "
-            "generated key in ./redactor-demo-data) in front of a demo upstream on "
-            "127.0.0.1:9000 that answers with what it received, and prints a curl line."
+            "Reads the same file, REDACTOR_* environment and flags as `serve` and checks the "
+            "schema, routes, listeners, the reveal policy, the JWKS, the key ring, the audit "
+            "key, the environment variables routes name and that the vault exists. Exit 0 with "
+            "a one-line summary, or 1 with every problem found (file, line, route and key)."
         ),
     )
-    demo.add_argument("--data-dir", default="redactor-demo-data", metavar="DIR")
-    demo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
-    demo.add_argument("--admin-listen", default="127.0.0.1:9090", metavar="HOST:PORT")
-    demo.set_defaults(handler=_cmd_demo)
-
-    health = sub.add_parser(
-        "health",
-        help="exit 0 when a local redactor answers on its admin listener (container HEALTHCHECK)",
-    )
-    health.add_argument("--url", default="http://127.0.0.1:9090/healthz", help="admin URL to check")
-    health.add_argument("--timeout-s", type=float, default=2.0)
-    health.set_defaults(handler=_cmd_health)
+    _add_settings_flags(check)
+    check.set_defaults(handler=_cmd_config_check)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
@@ -21,11 +22,13 @@ from redactor import __version__
 from redactor.agent.app import build_agent_app
 from redactor.agent.policy import PolicyStore
 from redactor.audit import AuditSink, AuditWriteError, SystemEvent, load_audit_key, now_iso
+from redactor.errors import ConfigError
 from redactor.ingress.app import build_proxy_app
 from redactor.ingress.scan_pool import ScanPool
 from redactor.ops.admin import build_admin_app
 from redactor.resources import Resources, open_resources
 from redactor.settings import Listen, Settings
+from vault.errors import VaultError
 
 log = structlog.get_logger()
 
@@ -58,8 +61,21 @@ async def start_site(
     await runner.setup()
     if runner.server is not None:
         cap_connections(runner.server, settings.max_connections)
-    await web.TCPSite(runner, listen.host, listen.port, reuse_port=reuse_port or None).start()
+    try:
+        await web.TCPSite(runner, listen.host, listen.port, reuse_port=reuse_port or None).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(listen, exc) from None
     return runner
+
+
+class ListenError(ConfigError):
+    """A listener cannot bind (port busy, address not on this host, no permission): one line
+    for the operator instead of a traceback."""
+
+    def __init__(self, listen: Listen, exc: OSError) -> None:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        super().__init__(f"cannot listen on {listen}: {reason}")
 
 
 class PolicyReloader:
@@ -221,16 +237,20 @@ async def run_server(
         )
     async with open_resources(settings, scan_pool) as res:
         await _audit_start(res)
-        runners = [
-            await start_site(
-                build_proxy_app(res.ingress), settings.listen, settings, reuse_port=reuse_port
-            ),
-            await start_site(
-                build_admin_app(res), settings.admin_listen, settings, reuse_port=reuse_port
-            ),
-        ]
+        runners: list[web.AppRunner] = []
         reloader: PolicyReloader | None = None
         try:
+            # Bound inside the try: a busy port still ends with a stop record after the start.
+            runners.append(
+                await start_site(
+                    build_proxy_app(res.ingress), settings.listen, settings, reuse_port=reuse_port
+                )
+            )
+            runners.append(
+                await start_site(
+                    build_admin_app(res), settings.admin_listen, settings, reuse_port=reuse_port
+                )
+            )
             if res.agent is not None and settings.agent is not None:
                 runners.append(
                     await start_site(
@@ -290,7 +310,13 @@ def _worker(settings: Settings) -> None:
     # loop installs its own (run_server).
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    _serve_here(settings, reuse_port=True)
+    try:
+        _serve_here(settings, reuse_port=True)
+    except (ConfigError, VaultError) as exc:
+        # The same one line `redactor serve` prints for a single process; the supervisor
+        # sees exit code 2 and stops the others.
+        print(f"redactor: cannot start: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _serve_here(settings: Settings, *, reuse_port: bool) -> None:
@@ -371,7 +397,8 @@ def serve(settings: Settings) -> int:
                     # One worker died on its own: stop the rest, so the orchestrator restarts
                     # the container instead of serving at reduced capacity unnoticed.
                     log.error("worker_died", exit_code=proc.exitcode)
-                    exit_code = 1
+                    # 2: the worker could not start (it said why on stderr).
+                    exit_code = 2 if proc.exitcode == 2 else 1
                     stop_all()
         return exit_code
     finally:

@@ -6,6 +6,7 @@ Everything is validated here, at start: a bad value stops the start with the set
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -187,14 +188,14 @@ def resolve_file_paths(
     out: dict[str, Any] = {**doc}
 
     def read(value: str) -> str:
-        return str(config_dir / value) if not Path(value).is_absolute() else value
+        return os.path.normpath(config_dir / value) if not Path(value).is_absolute() else value
 
     if isinstance(out.get("data_dir"), str):
         out["data_dir"] = read(out["data_dir"])
     written = data_dir or (Path(out["data_dir"]) if "data_dir" in out else config_dir)
 
     def write(value: str) -> str:
-        return str(written / value) if not Path(value).is_absolute() else value
+        return os.path.normpath(written / value) if not Path(value).is_absolute() else value
 
     if isinstance(out.get("audit_log"), str) and out["audit_log"] != "-":
         out["audit_log"] = write(out["audit_log"])

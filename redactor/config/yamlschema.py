@@ -146,6 +146,43 @@ def load_yaml_file(path: Path, schema_path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise YamlFileError(str(path), None, file_problem("file", exc).removeprefix("file ")) from None
+        raise YamlFileError(
+            str(path), None, file_problem("file", exc).removeprefix("file ")
+        ) from None
     validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text(encoding="utf-8")))
     return parse_yaml(text, validator, str(path), YamlFileError)[1]
+
+
+def yaml_file_problems(
+    path: Path, schema_path: Path
+) -> tuple[Any, yaml.Node | None, list[ConfigError]]:
+    """Every problem of a YAML file at once (for `redactor config check`): (data, node tree,
+    problems). Data is None when the file cannot be read or parsed; schema violations are
+    all listed, each with its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = file_problem("file", exc).removeprefix("file ")
+        return None, None, [YamlFileError(str(path), None, problem)]
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            return None, None, [YamlFileError(str(path), 1, "file is empty")]
+        check_keys(root, str(path), YamlFileError)
+        data = yaml.safe_load(text)
+    except ConfigError as exc:
+        return None, None, [exc]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        return None, None, [YamlFileError(str(path), line, f"not valid YAML: {exc.problem}")]
+    except yaml.YAMLError:
+        return None, None, [YamlFileError(str(path), None, "not valid YAML")]
+    validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text(encoding="utf-8")))
+    problems = [
+        schema_error(error, root, str(path), YamlFileError)
+        for error in sorted(
+            validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+        )
+    ]
+    return data, root, problems

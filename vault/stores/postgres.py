@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
@@ -221,9 +222,16 @@ class PostgresStore:
                     "application_name": "redactor-vault",
                 },
             )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, ValueError):
-            # asyncpg errors can quote the DSN (with its password): never chained.
-            raise VaultUnavailableError("postgresql") from None
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            OSError,
+            TimeoutError,
+            ValueError,
+        ) as exc:
+            # asyncpg errors can quote the DSN (with its password): never chained; the
+            # operator's message is built from the DSN's user, host and database alone.
+            raise VaultUnavailableError(connect_failure(exc, dsn)) from None
         store = cls(pool, schema, acquire_timeout_s, statement_timeout_s)
         store._tokenizer.start()
         store._resolver.start()
@@ -605,3 +613,25 @@ class PostgresStore:
                 "GROUP BY kek_version ORDER BY kek_version"
             )
         return [KekUsage(r[0], r[1], r[2]) for r in rows]
+
+
+def connect_failure(exc: BaseException, dsn: str) -> str:
+    """Why the first connection failed, told apart for the operator: authentication, a
+    missing database, or a server that cannot be reached. Names user, host, port and
+    database from the DSN, never its password."""
+    parts = urlsplit(dsn)
+    user = parts.username or "(default user)"
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    database = parts.path.lstrip("/") or user
+    if isinstance(
+        exc,
+        asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError,
+    ):
+        return f"postgresql: authentication failed for user {user!r} at {where}"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return f"postgresql: database {database!r} does not exist at {where}"
+    if isinstance(exc, OSError | TimeoutError):
+        return f"postgresql: server unreachable at {where} ({type(exc).__name__})"
+    if isinstance(exc, ValueError):
+        return "postgresql: the URL does not parse"
+    return f"postgresql: connection refused by the server at {where} ({type(exc).__name__})"
