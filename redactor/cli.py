@@ -58,7 +58,9 @@ def _overrides(args: argparse.Namespace):  # -> Overrides, imported lazily with 
 
 def _start_error(exc: Exception) -> int:
     # ConfigError/VaultError messages are fixed texts plus a setting's name, never a secret.
-    print(f"redactor: cannot start: {exc}", file=sys.stderr)
+    # A ConfigError's detail says it all ("PATH does not exist"); its generic prefix is noise.
+    text = (exc.detail or str(exc)) if isinstance(exc, ConfigError) else str(exc)
+    print(f"redactor: cannot start: {text}", file=sys.stderr)
     return 2
 
 

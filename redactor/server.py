@@ -74,7 +74,8 @@ class ListenError(ConfigError):
     for the operator instead of a traceback."""
 
     def __init__(self, listen: Listen, exc: OSError) -> None:
-        reason = (exc.strerror or type(exc).__name__).lower()
+        # errno's own words: asyncio's text repeats the address in its own spelling.
+        reason = os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
         super().__init__(f"cannot listen on {listen}: {reason}")
 
 
