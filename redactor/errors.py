@@ -13,6 +13,8 @@ class RedactorError(Exception):
     status: int = 500
     code: str = "internal_error"
     message: str = "internal error"
+    # Seconds a client should wait before trying again (the Retry-After header), if any.
+    retry_after_s: int | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         # `detail` is a short, value-free hint chosen by our code (a key name, a line

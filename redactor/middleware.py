@@ -76,7 +76,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             log.error("request_failed", status=status, error=code)  # noqa: TRY400 - a typed error, its traceback says nothing new
         else:
             log.info("request_refused", status=status, error=code)
-        extra = {"Retry-After": "5"} if status == 503 else {}
+        retry_after = getattr(exc, "retry_after_s", None) or (5 if status == 503 else None)
+        extra = {"Retry-After": str(retry_after)} if retry_after else {}
         resp = error_response(status, code, request_id, **extra)
         if getattr(exc, "close_connection", False):
             # The rest of the request never came (a slow client): no keep-alive after this.

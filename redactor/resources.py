@@ -98,7 +98,11 @@ async def open_resources(
     try:
         audit = await open_audit_sink(settings)
         # auto_decompress: responses reach redact_responses routes already decoded.
-        session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.upstream_pool_size),
+            auto_decompress=True,
+            raise_for_status=False,
+        )
         shared = SharedResources(
             vault,
             session,

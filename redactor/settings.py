@@ -64,6 +64,8 @@ __all__ = [
 POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
 ROUTES_SCHEMA = POLICIES_DIR / "routes.schema.json"
 DEFAULT_MAX_CONNECTIONS = 1024
+# aiohttp's own default: enough for a sidecar; a busy one in front of a slow helpdesk needs more.
+DEFAULT_UPSTREAM_POOL_SIZE = 100
 DEFAULT_AUDIT_MAX_BYTES = 100 * 1024 * 1024
 
 
@@ -82,6 +84,9 @@ class Settings:
     audit_checkpoint_interval_s: float = 60.0
     upstream_timeout_s: float = 30.0
     upstream_connect_timeout_s: float = 5.0
+    # Connections to all upstreams together; a request waits for a free one up to the connect
+    # timeout, then gets 504 upstream_connect_timeout (never sent).
+    upstream_pool_size: int = DEFAULT_UPSTREAM_POOL_SIZE
     vault_timeout_s: float = 2.0
     log_level: str = "info"
     log_console: bool = False
@@ -378,6 +383,26 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
                 None, environ, "REDACTOR_UPSTREAM_TIMEOUT_S", doc.get("upstream_timeout_s"), 30.0
             ),
             "upstream_timeout_s",
+        ),
+        upstream_connect_timeout_s=_positive(
+            _pick(
+                None,
+                environ,
+                "REDACTOR_UPSTREAM_CONNECT_TIMEOUT_S",
+                doc.get("upstream_connect_timeout_s"),
+                5.0,
+            ),
+            "upstream_connect_timeout_s",
+        ),
+        upstream_pool_size=_whole(
+            _pick(
+                None,
+                environ,
+                "REDACTOR_UPSTREAM_POOL_SIZE",
+                doc.get("upstream_pool_size"),
+                DEFAULT_UPSTREAM_POOL_SIZE,
+            ),
+            "upstream_pool_size",
         ),
         vault_timeout_s=_positive(
             _pick(None, environ, "REDACTOR_VAULT_TIMEOUT_S", vault_doc.get("timeout_s"), 2.0),

@@ -31,13 +31,7 @@ from redactor.audit import AuditEvent
 from redactor.bodies import Edit, parse_body
 from redactor.errors import RedactorError
 from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
-from redactor.relay import (
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-    end_to_end_headers,
-    read_answer_bounded,
-    read_bounded,
-)
+from redactor.relay import end_to_end_headers, read_answer_bounded, read_bounded, upstream_failure
 from vault import TOKEN_PATTERN, Resolved
 
 log = structlog.get_logger()
@@ -193,10 +187,8 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
             # scan is too big to show: UpstreamResponseTooLargeError, never a cut answer.
             raw = await read_answer_bounded(answer, route.max_body_bytes)
             status, reason, answer_headers = answer.status, answer.reason, answer.headers
-    except TimeoutError:
-        raise UpstreamTimeoutError() from None
-    except (ClientError, OSError):
-        raise UpstreamUnavailableError() from None
+    except (ClientError, OSError, TimeoutError) as exc:
+        raise upstream_failure(exc) from None
 
     back_headers = end_to_end_headers(answer_headers, _DROP_BACK)
     redaction = await agent.outbound_pipeline.redact(

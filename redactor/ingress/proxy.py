@@ -26,12 +26,13 @@ from redactor.ingress.resources import INGRESS, IngressResources
 from redactor.ingress.signatures import sign, verify
 from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
 from redactor.relay import (
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
+    MAYBE_SENT,
+    NEVER_SENT,
     add_forwarded_headers,
     end_to_end_headers,
     read_answer_bounded,
     read_bounded,
+    upstream_failure,
 )
 
 log = structlog.get_logger()
@@ -91,15 +92,14 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
         res.metrics.failures.labels(route.name, exc.code).inc()
         res.metrics.request_done(route.name, exc.status)
         if not isinstance(exc, AuditWriteError):
-            upstream_failed = isinstance(exc, UpstreamTimeoutError | UpstreamUnavailableError)
-            await _audit_delivery(
-                request,
-                res,
-                route,
-                "upstream_failed" if upstream_failed else "refused",
-                exc.status,
-                exc.code,
-            )
+            # "not_sent": the upstream never got it; "upstream_failed": it may have.
+            if isinstance(exc, NEVER_SENT):
+                outcome = "not_sent"
+            elif isinstance(exc, MAYBE_SENT):
+                outcome = "upstream_failed"
+            else:
+                outcome = "refused"
+            await _audit_delivery(request, res, route, outcome, exc.status, exc.code)
         raise
     except Exception as exc:
         code = getattr(exc, "code", "internal_error")
@@ -210,10 +210,8 @@ async def _forward(
                         "upstream_broke_mid_answer",
                     )  # fmt: skip
                     return response
-    except TimeoutError:
-        raise UpstreamTimeoutError() from None
-    except (ClientError, OSError):
-        raise UpstreamUnavailableError() from None
+    except (ClientError, OSError, TimeoutError) as exc:
+        raise upstream_failure(exc) from None
     res.metrics.request_done(route.name, response.status)
     if res.settings.access_log:
         log.info("request_forwarded", status=response.status, findings=sum(counts.values()))
@@ -232,6 +230,7 @@ _DELIVERY_EVENTS = {
     "forwarded": "message_delivered",
     "refused": "message_refused",
     "upstream_failed": "message_upstream_failed",
+    "not_sent": "message_not_sent",
 }
 
 
