@@ -22,37 +22,21 @@ from redactor.ingress.pipeline import Pipeline
 from redactor.ingress.resources import IngressResources
 from redactor.ingress.rewrite import Rewriter
 from redactor.ingress.scan_pool import ScanPool
-from redactor.runtime import SharedResources
+from redactor.runtime import SharedHandles, SharedResources
 from redactor.runtime.entities import VaultAdapter
 from redactor.runtime.metrics import Metrics
 from redactor.settings import Settings
-from vault import Vault, open_vault
+from vault import open_vault
 
 
 @dataclass(slots=True)
-class Resources:
+class Resources(SharedHandles):
     """Everything one server process opened: the shared handles and each side's share."""
 
     settings: Settings
     shared: SharedResources
     ingress: IngressResources
     agent: AgentResources | None = None
-
-    @property
-    def vault(self) -> Vault:
-        return self.shared.vault
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        return self.shared.session
-
-    @property
-    def audit(self) -> AuditSink:
-        return self.shared.audit
-
-    @property
-    def metrics(self) -> Metrics:
-        return self.shared.metrics
 
     async def warm_scan_pool(self) -> None:
         """Start the scan worker and build its detectors now, not on the first large body."""
