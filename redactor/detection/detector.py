@@ -16,7 +16,7 @@ from redactor.detection.recognizers import (
     score_candidate,
 )
 from redactor.detection.screen import may_hold_value
-from redactor.detection.textview import TextView, view_of
+from redactor.detection.textview import TextView, has_odd_breaks, view_of
 from redactor.errors import DetectionError
 
 # The view of every ASCII text without a backslash: itself (no Cf character, no escape).
@@ -72,7 +72,8 @@ class Detector:
         try:
             # Invisible format characters and literal escapes read as what they stand for;
             # spans map back onto `text` (textview.py).
-            view = _PLAIN if text.isascii() and "\\" not in text else view_of(text)
+            plain = text.isascii() and "\\" not in text and not has_odd_breaks(text)
+            view = _PLAIN if plain else view_of(text)
             scanned = text if view is _PLAIN else view.text
             candidates = find_all_candidates(scanned, ascii_digits=view.ascii_digits)
             # Pre-filter: most support messages hold no digit run that could be a PAN or SSN,
