@@ -83,6 +83,14 @@ class UnsupportedMediaTypeError(BodyError):
     message = "content type is not accepted on this route"
 
 
+class UndeclaredCharsetError(UnsupportedMediaTypeError):
+    """Text that is not UTF-8 or ASCII-compatible (NUL bytes: UTF-16/32 without a BOM) and
+    names no charset: a reader could decode it as something redactor did not read (415)."""
+
+    code = "charset_undeclared"
+    message = "text that is not UTF-8 needs a declared charset or a byte order mark"
+
+
 class BodyTooLargeError(BodyError):
     """The body exceeds the route's size limit (413)."""
 
