@@ -52,10 +52,7 @@ class UnchainedSink(AuditSink):
 
     def _write_records(self, records: list[dict[str, Any]]) -> None:
         data = "".join(canonical_json(r) + "\n" for r in records).encode("utf-8")
-        if self._fh is None:
-            raise ValueError("closed")
-        self._fh.write(data)
-        self._fh.flush()
+        self._append(data)
 
 
 def _records(n: int) -> list[Any]:

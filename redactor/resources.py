@@ -120,6 +120,7 @@ async def open_audit_sink(settings: Settings) -> AuditSink:
         key,
         max_bytes=settings.audit_max_bytes,
         checkpoint_interval_s=settings.audit_checkpoint_interval_s,
+        fsync=settings.audit_fsync,
     )
     await sink.open()
     return sink
@@ -142,6 +143,7 @@ async def open_resources(
         # auto_decompress: responses reach redact_responses routes already decoded.
         session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
         res = Resources(settings, vault, session, audit, Metrics(), Rewriter())
+        res.metrics.watch_audit(audit.health)
         res.scan_pool = scan_pool
         adapter = VaultAdapter(vault)
         _build_pipelines(res, adapter)
