@@ -707,7 +707,10 @@ class AuditSink:
             if not self._dirty or self._fd is None:
                 continue
             self._dirty = False
-            fd = os.dup(self._fd)
+            try:
+                fd = os.dup(self._fd)
+            except OSError:
+                continue  # closed meanwhile by a rotation, which synced it
             try:
                 await asyncio.to_thread(os.fdatasync, fd)
             except OSError:

@@ -327,3 +327,28 @@ async def test_every_fsync_policy_writes_a_chain_that_verifies(
     assert during >= 5 if fsync == "batch" else during == 0
     assert (len(synced) > 0) is (fsync != "never")
     assert verify_paths(KEY, [path]).ok
+
+
+async def test_the_interval_policy_syncs_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import os
+
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counting)
+    sink = await _sink(tmp_path / "audit.jsonl", fsync="interval", fsync_interval_s=0.01)
+    await sink.write(_event(0))
+    assert synced == []  # the write itself did not wait for an fsync
+    for _ in range(500):  # the syncer has no event to wait on: poll, 5 s at most
+        if synced:
+            break
+        await asyncio.sleep(0.01)
+    assert synced
+    await sink.close()
