@@ -40,9 +40,14 @@ async def readyz(request: web.Request) -> web.Response:
         vault = "down"
     audit = "ok"
     try:
-        await res.audit.check_writable()
+        # The retry after failed writes: a disk that hangs (a dead NFS server) is as
+        # unavailable as a full one.
+        async with asyncio.timeout(res.settings.vault_timeout_s):
+            await res.audit.check_writable()
     except AuditWriteError as exc:
         audit = exc.code
+    except TimeoutError:
+        audit = AuditWriteError.code
     if vault != "ok" or audit != "ok":
         return web.json_response(
             {"status": "unavailable", "vault": vault, "audit": audit}, status=503
