@@ -617,7 +617,8 @@ class AuditSink:
         # disk where an operator looks, and the first of them says what happened. The
         # chain goes on (same id, next seq), so a moved file and this one verify together.
         self._files_replaced[cause] = self._files_replaced.get(cause, 0) + 1
-        self._swap_file(None)
+        # Owed before the new file is opened: if that fails, the next batch opens it and the
+        # record still goes first.
         self._notes.insert(
             0,
             {
@@ -632,6 +633,7 @@ class AuditSink:
             log.error(event, cause=cause, path=str(self._path), next_seq=self._state.next_seq)
         else:
             log.warning(event, cause=cause, path=str(self._path), next_seq=self._state.next_seq)
+        self._swap_file(None)
 
     def _close_fd(self) -> None:
         fd, self._fd = self._fd, None

@@ -157,6 +157,39 @@ async def test_a_deleted_live_file_is_recreated_and_says_so_first(tmp_path: Path
     assert "its file was deleted" in chain.broken.detail
 
 
+async def test_a_deleted_file_that_cannot_be_recreated_at_once_is_still_announced_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    path = tmp_path / "audit.jsonl"
+    sink = await _sink(path)
+    await sink.write(_event(0))
+    path.unlink()
+    real_open = os.open
+
+    def out_of_descriptors(file: object, *args: object, **kwargs: object) -> int:
+        if Path(str(file)) == path:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(file, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", out_of_descriptors)
+    with pytest.raises(AuditWriteError):
+        await sink.write(_event(1))
+    assert sink.health().writable is False
+    monkeypatch.setattr(os, "open", real_open)
+    await sink.write(_event(2))
+    await sink.close()
+    records = _lines(path)
+    assert [r["event"] for r in records[:3]] == [
+        "audit_file_replaced",
+        "audit_write_recovered",
+        "message_redacted",
+    ]
+    assert records[0]["cause"] == "deleted"
+
+
 async def test_a_file_moved_without_sighup_is_followed_and_the_trail_verifies(
     tmp_path: Path,
 ) -> None:
