@@ -61,7 +61,7 @@ _FINAL = b'"final":true'
 _CAUSE = re.compile(rb'[{,]"cause":"([a-z]{1,16})"')
 _TORN_BYTES = re.compile(rb'[{,]"torn_bytes":([0-9]{1,12})[,}]')
 _TORN_SHA = re.compile(rb'[{,]"torn_sha256":"([0-9a-f]{64})"')
-_TORN_CHAIN = re.compile(rb'^\{"chain":"([0-9A-Za-z_-]{1,64})"')
+_HEAD_CHAIN = re.compile(rb'^\{"chain":"([0-9A-Za-z_-]{1,64})"')
 
 EDITED = "edited"
 INSERTED = "inserted"
@@ -244,7 +244,7 @@ def _chain_starts(path: Path) -> dict[str, int]:
                 for raw in lines:
                     if raw.startswith(head):
                         continue
-                    chain_m = _TORN_CHAIN.match(raw)
+                    chain_m = _HEAD_CHAIN.match(raw)
                     seq_m = _SEQ.search(raw)
                     if chain_m is None or seq_m is None:
                         continue
@@ -406,7 +406,7 @@ def _scan(
             held = None
         if took == _ODD:
             # The file's last bytes, with no newline: a write cut short, nothing after it.
-            chain = _TORN_CHAIN.match(rest)
+            chain = _HEAD_CHAIN.match(rest)
             result.torn.append(
                 TornTail(file, number + 1, len(rest), chain[1].decode() if chain else None, False)
             )
@@ -433,7 +433,7 @@ def _settle_held(
             and int(size[1]) == len(raw)
             and hashlib.sha256(raw).hexdigest().encode() == digest[1]
         ):
-            chain = _TORN_CHAIN.match(raw)
+            chain = _HEAD_CHAIN.match(raw)
             result.torn.append(
                 TornTail(file, number, len(raw), chain[1].decode() if chain else None, True)
             )
