@@ -62,6 +62,7 @@ async def open_audit_sink(settings: Settings) -> AuditSink:
         key,
         max_bytes=settings.audit_max_bytes,
         checkpoint_interval_s=settings.audit_checkpoint_interval_s,
+        fsync=settings.audit_fsync,
     )
     await sink.open()
     return sink
@@ -87,11 +88,14 @@ async def open_resources(
             auto_decompress=True,
             raise_for_status=False,
         )
+        metrics = Metrics()
+        # /readyz and the audit gauge read the sink's health (failed writes, a replaced file).
+        metrics.watch_audit(audit.health)
         shared = SharedResources(
             vault,
             session,
             audit,
-            Metrics(),
+            metrics,
             vault_timeout_s=settings.vault_timeout_s,
             upstream_timeout_s=settings.upstream_timeout_s,
             upstream_connect_timeout_s=settings.upstream_connect_timeout_s,

@@ -86,6 +86,9 @@ class Settings:
     audit_key: Secret | None = None
     audit_max_bytes: int = DEFAULT_AUDIT_MAX_BYTES
     audit_checkpoint_interval_s: float = 60.0
+    # When audit records reach stable storage: "batch" (before their callers go on),
+    # "interval" (within a second) or "never" (the page cache only). See AuditSink.
+    audit_fsync: str = "batch"
     upstream_timeout_s: float = 30.0
     upstream_connect_timeout_s: float = 5.0
     # Connections to all upstreams together; a request waits for a free one up to the connect
@@ -384,6 +387,9 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         audit_checkpoint_interval_s=_positive(
             doc.get("audit_checkpoint_interval_s", 60.0), "audit_checkpoint_interval_s"
         ),
+        audit_fsync=_audit_fsync(
+            pick(None, environ, "REDACTOR_AUDIT_FSYNC", doc.get("audit_fsync"), "batch")
+        ),
         upstream_timeout_s=_positive(
             pick(None, environ, "REDACTOR_UPSTREAM_TIMEOUT_S", doc.get("upstream_timeout_s"), 30.0),
             "upstream_timeout_s",
@@ -524,6 +530,13 @@ def _agent(
 def _audit_key(environ: Mapping[str, str]) -> Secret | None:
     inline = environ.get("REDACTOR_AUDIT_KEY")
     return Secret(inline) if inline else None
+
+
+def _audit_fsync(value: Any) -> str:
+    policy = str(value).lower()
+    if policy not in ("batch", "interval", "never"):
+        raise ConfigError("audit_fsync must be batch, interval or never")
+    return policy
 
 
 def _workers(value: Any) -> int:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from redactor.audit.verify import expand_paths
+from redactor.audit.verify import expand_paths, open_log
 
 REVEAL_EVENTS = frozenset({"token_revealed", "token_resolved", "token_used"})
 DENY_EVENTS = frozenset({"token_denied", "token_use_denied", "console_denied"})
@@ -45,7 +45,7 @@ def read_records(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
     """
     logs, _checkpoints = expand_paths(paths)
     for path in logs:
-        with path.open("rb") as handle:
+        with open_log(path) as handle:
             for raw in handle:
                 try:
                     record = json.loads(raw)

@@ -114,7 +114,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check every chain; report the first broken link; exit 1 if any",
         description="Walks every writer's chain in the files (directories: their *.jsonl* "
         "files) and reports, per chain, the first broken link and its kind: edited, "
-        "deleted, inserted, reordered, truncated_tail or wrong_key. Exit 0 when all verify, "
+        "deleted, inserted, reordered, truncated_tail or wrong_key; a line cut by a crash "
+        "is reported as torn_tail and is not a failure. Files are taken in each chain's "
+        "order (by seq, not name; .gz read). Exit 0 when all verify, "
         "1 when one does not, 2 on a usage error.",
     )
     verify.add_argument("paths", nargs="+", metavar="PATH")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from redactor.audit import SinkHealth
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +79,61 @@ class Metrics:
         """Record the pipeline's time for one message of `route`."""
         self._child(self.latency, route).observe(seconds)
 
+    def watch_audit(self, health: Callable[[], SinkHealth]) -> None:
+        """Export the audit sink's state (read at each scrape, nothing to keep in step)."""
+        self.registry.register(_AuditCollector(health))
+
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
         key = (metric, labels)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+
+class _AuditCollector:
+    """The audit sink's health as Prometheus metrics: whether it writes, and what failed."""
+
+    def __init__(self, health: Callable[[], SinkHealth]) -> None:
+        self._health = health
+
+    def describe(self) -> list[Metric]:
+        return []  # collected at each scrape: no names to reserve ahead
+
+    def collect(self) -> Iterator[Metric]:
+        h = self._health()
+        yield GaugeMetricFamily(
+            "redactor_audit_writable",
+            "1 while audit records are written, 0 after a failed write (then every message "
+            "and reveal is refused with 503 audit_unavailable)",
+            value=1 if h.writable else 0,
+        )
+        yield CounterMetricFamily(
+            "redactor_audit_write_failures",
+            "Audit batches that could not be written (disk full, I/O error); cut off again",
+            value=h.failed_batches,
+        )
+        yield CounterMetricFamily(
+            "redactor_audit_refused_records",
+            "Audit records refused by a failed write (their actions did not happen)",
+            value=h.failed_records,
+        )
+        replaced = CounterMetricFamily(
+            "redactor_audit_file_replaced",
+            "Times the audit path stopped naming the open file (deleted, moved, replaced) "
+            "and the sink followed it",
+            labels=["cause"],
+        )
+        for cause in ("deleted", "moved", "replaced"):
+            replaced.add_metric([cause], h.files_replaced.get(cause, 0))
+        yield replaced
+        yield CounterMetricFamily(
+            "redactor_audit_torn_tails_repaired",
+            "Audit files found at open with a last line cut short (a crash), ended and recorded",
+            value=h.torn_tails_repaired,
+        )
+        yield CounterMetricFamily(
+            "redactor_audit_fsync_failures",
+            "fsync calls on the audit file that failed",
+            value=h.fsync_failures,
+        )
