@@ -68,7 +68,8 @@ async def _redact(
     redaction = await res.pipeline_for(route).redact(
         body,
         content_type=headers.get(hdrs.CONTENT_TYPE),
-        content_encoding=headers.get(hdrs.CONTENT_ENCODING),
+        # Every Content-Encoding line, in order: a reader applies them all (`gzip` then `gzip`).
+        content_encoding=", ".join(headers.getall(hdrs.CONTENT_ENCODING, ())) or None,
         tenant=route.tenant,
         unknown_types=route.unknown_content_types,
         max_decoded_bytes=route.max_body_bytes,

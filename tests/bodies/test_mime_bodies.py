@@ -399,3 +399,34 @@ def test_iso_2022_text_is_read_with_its_full_width_digits() -> None:
 def test_utf16_without_a_mark_or_charset_is_refused() -> None:
     with pytest.raises(UndeclaredCharsetError):
         parse_body("card 4111 1111 1111 1111".encode("utf-16-le"), "text/plain")
+
+
+def test_a_filename_split_over_rfc_2231_continuations_is_read_whole_and_rewritten() -> None:
+    raw = (
+        b"--b\r\n"
+        b"Content-Disposition: form-data; name=\"file\"; filename*0*=utf-8''card%204111%201111;"
+        b" filename*1*=%201111%201111.txt\r\n"
+        b"Content-Type: application/octet-stream\r\n\r\nhello\r\n--b--\r\n"
+    )
+    parsed = parse_body(raw, "multipart/form-data; boundary=b")
+    [segment] = [s for s in parsed.segments if "4111" in s.text]
+    assert segment.text == "card 4111 1111 1111 1111.txt"
+    start = segment.text.index("4111")
+
+    out = parsed.rebuild({segment.index: [Edit(start, start + 19, "TOKEN")]})
+
+    assert b"4111" not in out
+    assert b"filename*0*=utf-8''card%20TOKEN.txt" in out
+    assert b"filename*1" not in out
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=a; boundary=b",
+        "text/plain; charset=utf-8; charset=iso-8859-1",
+    ],
+)
+def test_a_parameter_given_twice_is_refused(content_type: str) -> None:
+    with pytest.raises(BodyUnparseableError):
+        parse_body(b"--a\r\n\r\nx\r\n--a--\r\n", content_type)
