@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Mapping, Sequence
 
+from redactor.bodies.folding import UnfoldedView
 from redactor.bodies.segments import Edit, PlainView, Segment, TextView, apply_edits, has_edits
 from redactor.errors import BodyUnparseableError, RedactorError, UndeclaredCharsetError
 
@@ -121,7 +122,11 @@ class TextBody:
         return encode_text(new_text, self._codec, self._errors)
 
 
-def parse_text(body: bytes, charset: str | None = None, *, kind: str = "text") -> TextBody:
-    """Parse a text body as one segment. Raises BodyUnparseableError for a bad declared charset."""
+def parse_text(
+    body: bytes, charset: str | None = None, *, kind: str = "text", folded: bool = False
+) -> TextBody:
+    """Parse a text body as one segment (unfolded for iCalendar and vCard: `folded`).
+    Raises BodyUnparseableError for a bad declared charset."""
     text, codec, errors = decode_text(body, charset)
-    return TextBody(body, text, codec, errors, PlainView(text, "body", kind))
+    view = UnfoldedView(text, "body", kind) if folded else PlainView(text, "body", kind)
+    return TextBody(body, text, codec, errors, view)

@@ -430,3 +430,21 @@ def test_a_filename_split_over_rfc_2231_continuations_is_read_whole_and_rewritte
 def test_a_parameter_given_twice_is_refused(content_type: str) -> None:
     with pytest.raises(BodyUnparseableError):
         parse_body(b"--a\r\n\r\nx\r\n--a--\r\n", content_type)
+
+
+@pytest.mark.parametrize("media_type", ["text/calendar", "text/vcard"])
+def test_a_card_folded_across_lines_is_read_unfolded_and_rewritten(media_type: str) -> None:
+    raw = (
+        b"BEGIN:VEVENT\r\nDESCRIPTION:Customer card 4111 1111 11\r\n 11 1111 call back\r\n"
+        b"END:VEVENT\r\n"
+    )
+    parsed = parse_body(raw, f"{media_type}; charset=utf-8")
+    [segment] = parsed.segments
+    assert "card 4111 1111 1111 1111 call" in segment.text
+    start = segment.text.index("4111")
+
+    out = parsed.rebuild({0: [Edit(start, start + 19, "TOKEN")]})
+
+    assert out == raw.replace(b"4111 1111 11\r\n 11 1111", b"TOKEN")
+    # Folds elsewhere and every other byte stay as they were.
+    assert parsed.rebuild({}) == raw
