@@ -74,10 +74,15 @@ def looks_like_utf16(raw: bytes) -> bool:
     return max(even, odd) >= 0.8 * (len(head) // 2)
 
 
+def looks_like_iso2022(raw: bytes) -> bool:
+    """An ISO-2022 designation escape (ESC $, ESC (, ESC .) somewhere in the bytes."""
+    return b"\x1b" in raw and any(e in raw for e in _ISO_2022_ESCAPES)
+
+
 def _undeclared(raw: bytes) -> tuple[str, str, str]:
     if b"\x00" in raw and looks_like_utf16(raw):
         raise UndeclaredCharsetError()
-    if b"\x1b" in raw and any(e in raw for e in _ISO_2022_ESCAPES):
+    if looks_like_iso2022(raw):
         try:
             return raw.decode("iso2022_jp_2"), "iso2022_jp_2", "strict"
         except UnicodeDecodeError:
