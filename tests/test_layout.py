@@ -19,6 +19,7 @@ CORES = (
     "redactor.bodies",
     "redactor.detection",
     "redactor.audit",
+    "redactor.egress",
     "redactor.relay",
     "vault",
 )
