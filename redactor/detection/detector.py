@@ -60,10 +60,14 @@ class Detector:
         )
         self._entities = list(ENTITIES)
 
-    def find(self, text: str, *, field_name: str | None = None) -> list[Finding]:
+    def find(
+        self, text: str, *, field_name: str | None = None, considered: set[str] | None = None
+    ) -> list[Finding]:
         """Findings in `text`, sorted by position, never overlapping.
 
         `field_name` is the JSON key or form field the text came from, read as a label.
+        `considered`, when given, receives the digits of every candidate the detector weighed,
+        found or kept (the egress verifier lets a kept one leave, and nothing it never saw).
         Raises DetectionError if the engine fails (callers fail closed).
         """
         # The screen: no letter-free stretch of 9+ digits, no value (two C passes, screen.py).
@@ -75,6 +79,8 @@ class Detector:
             view = _PLAIN if text.isascii() and "\\" not in text else view_of(text)
             scanned = text if view is _PLAIN else view.text
             candidates = find_all_candidates(scanned, ascii_digits=view.ascii_digits)
+            if considered is not None:
+                considered.update(c.digits for c in candidates)
             # Pre-filter: most support messages hold no digit run that could be a PAN or SSN,
             # and digit-dense ones often only numbers the evidence table keeps; they never
             # reach the engine (see benchmarks/README.md for what this saves). The scores

@@ -315,9 +315,10 @@ class Reader:
         if len(data) < _MIN_CHARS:
             return
         if data.isascii():
-            self.read_text(data.decode("ascii"), path, depth, counted=True)
+            # Parts first: a value in a part is then named by the part's reading.
             if boundary is not None or _may_be_mime(data):
                 self._read_mime(data, path, depth, boundary)
+            self.read_text(data.decode("ascii"), path, depth, counted=True)
             return
         if data.startswith(b"\x1f\x8b"):
             self._inflate(data, path + ">gzip", depth, 16 + zlib.MAX_WBITS)

@@ -1,21 +1,21 @@
-"""What the redaction pass had in front of it: the strong values in every text it read, and
-the values it tokenised. Handed to the verifier so a value redaction saw and kept on purpose
-(a labelled order number, an id in a link) is not refused, while one it never read is.
+"""What the redaction pass had in front of it: the digits of every candidate the detector
+weighed (found or kept), and the values it tokenised. Handed to the verifier so a value the
+detector saw and kept on purpose (a labelled order number, an id in a link) is not refused,
+while one it never weighed as a candidate is.
 
-The digits live in this object, in memory, for one message; its repr shows counts only.
+The digits live in this object, in memory, for one message (and on the scan worker's pipe,
+which carries the body itself); its repr shows counts only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from redactor.egress.evidence import could_hold, find_strong, normalize
-
 __all__ = ["SeenValues"]
 
 
 class SeenValues:
-    """Strong values in the texts redaction read (`note_text`) and those it tokenised."""
+    """Candidate digits the detector weighed (`considered`) and those redaction tokenised."""
 
     __slots__ = ("_read", "_tokenised")
 
@@ -23,12 +23,10 @@ class SeenValues:
         self._read: set[str] = set()
         self._tokenised: set[str] = set()
 
-    def note_text(self, text: str) -> None:
-        """Record the strong values in one text the redaction pass read (a segment)."""
-        if text.isascii() and not could_hold(text):
-            return
-        for _kind, digits in find_strong(normalize(text)):
-            self._read.add(digits)
+    @property
+    def considered(self) -> set[str]:
+        """The set the detector adds each candidate's digits to (`Detector.find`)."""
+        return self._read
 
     def note_read(self, digits: Iterable[str]) -> None:
         """Record values read elsewhere (a scan worker's `read_digits`)."""
@@ -43,10 +41,14 @@ class SeenValues:
         return frozenset(self._read)
 
     def kept(self, digits: str) -> bool:
-        """True when redaction read this value and deliberately left it: it may leave."""
+        """True when the detector weighed this value and deliberately left it: it may leave."""
         # A tokenised value has no business in the outgoing bytes: a copy of it that is still
         # there was hidden where redaction did not read.
-        return digits in self._read and digits not in self._tokenised
+        if digits in self._tokenised:
+            return False
+        # The detector may have weighed it as part of a longer number it kept (19 digits of
+        # which the verifier reads 16 as a card): that number was seen whole.
+        return digits in self._read or any(digits in c for c in self._read if len(c) > len(digits))
 
     def __repr__(self) -> str:
         return f"SeenValues(read={len(self._read)}, tokenised={len(self._tokenised)})"

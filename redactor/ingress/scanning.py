@@ -69,12 +69,11 @@ def find_windowed(
 ) -> list[Finding]:
     """Findings in `text`; a long text is scanned in bounded, overlapping windows.
 
-    `seen` records the strong values of every text redaction reads, for the egress verifier.
+    `seen` receives the digits of every candidate the detector weighs (egress verifier).
     """
-    if seen is not None:
-        seen.note_text(text)
+    considered = seen.considered if seen is not None else None
     if len(text) <= WINDOW_CHARS:
-        return detector.find(text, field_name=field_name)
+        return detector.find(text, field_name=field_name, considered=considered)
     half = WINDOW_OVERLAP // 2
     step = WINDOW_CHARS - WINDOW_OVERLAP
     kept: list[Finding] = []
@@ -83,7 +82,7 @@ def find_windowed(
         end = min(start + WINDOW_CHARS, len(text))
         core_lo = 0 if start == 0 else start + half
         core_hi = len(text) if end == len(text) else end - half
-        for f in detector.find(text[start:end], field_name=field_name):
+        for f in detector.find(text[start:end], field_name=field_name, considered=considered):
             absolute = f.start + start
             if core_lo <= absolute < core_hi:
                 kept.append(dataclasses.replace(f, start=absolute, end=f.end + start))
