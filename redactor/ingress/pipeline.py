@@ -56,6 +56,10 @@ DEFAULT_OFFLOAD_BYTES = 16 * 1024
 # the screen, both C), sending at most this much text to the recognizers.
 INLINE_PROOF_MAX_BYTES = 512 * 1024
 INLINE_PROOF_BUDGET_CHARS = 8 * 1024
+# The egress verifier reads a plain JSON body at ~4 us per KB (benchmarks/egress.py): a scan
+# worker's round trip (pickling the body, the pipe) costs more than reading a 20 KB thread on
+# the loop, so only bodies above this size are verified in a worker.
+VERIFY_OFFLOAD_BYTES = 128 * 1024
 
 
 class TokenVault(Protocol):
@@ -201,7 +205,7 @@ class Pipeline:
         """The egress verifier on what is about to leave (after redaction, before the audit
         record and the forward). Raises UnreadableValueError / UnreadableAnswerError or
         UnverifiableMessageError: nothing may leave. A large body is read in a scan worker."""
-        pool = self.scan_pool if len(body) > self.offload_bytes else None
+        pool = self.scan_pool if len(body) > max(self.offload_bytes, VERIFY_OFFLOAD_BYTES) else None
         args = (answer, body, content_type, content_encoding, url, tuple(headers))
         if pool is not None:
             await pool.run(verify_in_worker, *args, unscanned_headers, seen)
