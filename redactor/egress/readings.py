@@ -54,10 +54,18 @@ class EgressLimits:
     """Bounds on the work of verifying one message; past any of them it is refused."""
 
     max_depth: int = 8
-    max_readings: int = 4096
+    # An answer listing thousands of mixed-case ids (`cus_NffrFeUfNV2Hib`) decodes each as a
+    # base64 candidate: readings are many and cheap, the decoded size is what bounds the work.
+    max_readings: int = 50_000
     # Every byte and character read, over all readings: a zip bomb or a base64 nest past this
-    # is refused rather than read.
+    # is refused rather than read. `for_message` scales it to the message.
     max_decoded_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def for_message(cls, size: int) -> EgressLimits:
+        """Limits for a message of `size` bytes: a large HTML e-mail with escapes is read a
+        few times over (raw, percent, HTML, quoted-printable), so the bound grows with it."""
+        return cls(max_decoded_bytes=max(64 * 1024 * 1024, 8 * size))
 
 
 # --- markers --------------------------------------------------------------------------------
@@ -100,6 +108,9 @@ _NINE = b"1" * 9
 # No reading of fewer characters can spell nine digits (no decoding here expands short input:
 # the smallest gzip stream is 18 bytes).
 _MIN_CHARS = 9
+MIN_DIGITS = 9
+_LATIN1_DIGITS = b"0123456789\xb2\xb3\xb9"
+_ANY_DIGIT = re.compile(r"\d")
 # Between JSON strings: a letter, so no chain runs from one into the next.
 _JOIN = "\n|j|\n"
 _UNICODE_ESCAPE = re.compile(r"\\u")
@@ -311,9 +322,9 @@ class Reader:
         part holds is for the route's policy on parts redactor cannot read (issue 18, item 9),
         not for this reader. Its bytes are read as text when they are text.
         """
-        self._enter(path, depth, len(data))
         if len(data) < _MIN_CHARS:
             return
+        self._enter(path, depth, len(data))
         if data.isascii():
             # Parts first: a value in a part is then named by the part's reading.
             if boundary is not None or _may_be_mime(data):
@@ -334,8 +345,17 @@ class Reader:
         if mime and self._read_mime(data, path, depth, boundary) and not _all_text(data):
             # A multipart body with binary parts: each part was read on its own terms.
             return
-        if binary_part and not text_like and not _has_text_layout(data):
-            return
+        if not text_like and not _has_text_layout(data):
+            if binary_part:
+                return
+            # Bytes that are no text in any charset (decoded base64 of an id, an image): as
+            # latin-1 their digits are their ASCII digit bytes (and three superscripts), as
+            # UTF-8 those and other scripts' digits; with fewer than nine, no reading spells
+            # a value.
+            if len(data) - len(data.translate(None, _LATIN1_DIGITS)) < MIN_DIGITS and (
+                len(_ANY_DIGIT.findall(data.decode("utf-8", "replace"))) < MIN_DIGITS
+            ):
+                return
         for label, text in _charset_readings(data):
             self.read_text(text, path + label, depth)
 
@@ -448,10 +468,10 @@ class Reader:
 
     def read_text(self, text: str, path: str, depth: int = 0, *, counted: bool = False) -> None:
         """Read text: strong evidence in it, then every decoding whose marker it holds."""
-        if not counted:
-            self._enter(path, depth, len(text))
         if len(text) < _MIN_CHARS:
             return
+        if not counted:
+            self._enter(path, depth, len(text))
         text = normalize(text)
         if depth:
             # Two decodings in either order often give the same text: read it once.

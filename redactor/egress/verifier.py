@@ -46,7 +46,7 @@ def _verify(
         if seen is None or not seen.kept(digits):
             raise error(path)
 
-    reader = Reader(check, limits)
+    reader = Reader(check, limits or EgressLimits.for_message(len(body)))
     reader.read_text(url, "url")
     for name, value in headers:
         reader.read_text(name, "header-name")

@@ -401,3 +401,22 @@ async def test_a_hidden_value_in_an_answer_is_refused(start_proxy, make_settings
     assert resp.status == 502
     assert (await resp.json())["error"] == "unreadable_value"
     assert PAN not in await resp.text()
+
+
+async def test_a_large_body_is_verified_in_the_scan_worker_with_what_redaction_weighed(
+    proxy: Proxy,
+) -> None:
+    # Over the verifier's worker threshold: the values weighed and the refusal (with its
+    # reading) cross the worker's pipe.
+    filler = [f"line {i} of a long thread" for i in range(8000)]
+    kept = json.dumps({"notes": filler, "ref": f"order number {PAN}"}).encode()
+    assert len(kept) > 128 * 1024
+    resp = await proxy.client.post("/hook", data=kept, headers=JSON)
+    assert resp.status == 200
+    hidden = json.dumps({"notes": filler, "attachment": _b64(f"card {PAN}")}).encode()
+    resp = await proxy.client.post("/hook", data=hidden, headers=JSON)
+    assert resp.status == 422
+    assert (await resp.json())["error"] == "unreadable_value"
+    assert len(proxy.upstream.received) == 1
+    [refused] = [r for r in _records(proxy) if r["event"] == "message_refused"]
+    assert refused["reading"] == "body>base64"
