@@ -123,6 +123,7 @@ _BLOCK_TAGS = frozenset(
     "figure footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section summary table "
     "tbody td tfoot th thead tr ul caption option".split()
 )
+_STYLE_SHEET = re.compile(r"(?i)<style|<link[^>]+stylesheet")
 _HIDDEN_TAGS = frozenset("script style template noscript head title object iframe".split())
 _VOID_TAGS = frozenset("area base br col embed hr img input link meta source track wbr".split())
 _HIDING_STYLE = re.compile(
@@ -135,15 +136,20 @@ class _Renderer(HTMLParser):
     """Text as a browser shows it: hidden elements and comments dropped, block tags as line
     breaks, other tags as nothing, character references decoded."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, styled_hidden: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self._hidden: list[str] = []
+        # No CSS engine here: a style sheet may hide any element with a class or an id. The
+        # second rendering takes every such element for hidden, the way a sheet could.
+        self._styled_hidden = styled_hidden
 
     def _hides(self, tag: str, attrs: list[tuple[str, str | None]]) -> bool:
         if tag in _HIDDEN_TAGS:
             return True
         for name, value in attrs:
+            if self._styled_hidden and name in ("class", "id"):
+                return True
             if name == "hidden" or (name == "aria-hidden" and value == "true"):
                 return True
             if name == "style" and value and _HIDING_STYLE.search(value):
@@ -181,8 +187,8 @@ class _Renderer(HTMLParser):
             self.out.append(data)
 
 
-def _render_html(text: str) -> str:
-    parser = _Renderer()
+def _render_html(text: str, *, styled_hidden: bool = False) -> str:
+    parser = _Renderer(styled_hidden=styled_hidden)
     try:
         parser.feed(text)
         parser.close()
@@ -540,6 +546,8 @@ class Reader:
                 if not could_hold(bare) and bare.isascii():
                     return
             rendered = _render_html(text)
+            if _STYLE_SHEET.search(text):
+                self.read_text(_render_html(text, styled_hidden=True), path + "-styled", depth)
         if rendered != text:
             self.read_text(rendered, path, depth)
 

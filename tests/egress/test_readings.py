@@ -91,6 +91,12 @@ HIDDEN = [
         "body>html",
     ),
     (
+        "an element a style sheet hides",
+        b"<style>.h{display:none}</style><p>4111 1111<span class=h>zz</span> 1111 1111</p>",
+        "text/html",
+        "body>html-styled",
+    ),
+    (
         "character references",
         "".join(f"&#{ord(c)};" for c in PAN).encode(),
         "text/html",
