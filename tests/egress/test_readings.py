@@ -279,3 +279,17 @@ def test_an_answer_with_a_hidden_value_is_refused_as_the_upstreams_fault() -> No
         verify_answer(b'{"note": "' + hidden + b'"}', content_type="application/json", headers=())
     assert caught.value.status == 502
     assert caught.value.code == "unreadable_value"
+
+
+def test_an_answer_of_thousands_of_mixed_case_ids_is_read_within_the_bounds() -> None:
+    ids = [
+        "cus_" + base64.b64encode(bytes([i % 256, (i * 7) % 256, *range(3, 13)])).decode()
+        for i in range(10_000)
+    ]
+    _verify(json.dumps({"data": [{"id": i} for i in ids]}).encode())
+
+
+def test_binary_bytes_behind_a_base64_blob_are_read_when_they_hold_digits_of_any_script() -> None:
+    data = bytes(range(128, 200)) + "カード ４１１１ １１１１ １１１１ １１１１".encode()
+    body = json.dumps({"a": base64.b64encode(data).decode()}).encode()
+    assert _refused_in(body) == "body>base64>utf-8"
