@@ -99,28 +99,71 @@ def _near_ssn_word(text: str, start: int, end: int) -> bool:
     return _SSN_WORD.search(before) is not None or _SSN_WORD.search(after) is not None
 
 
+def _separator_class(sep: str) -> str:
+    # Whitespace of any width is one separator to a reader (an HTML comment dropped between
+    # groups leaves two spaces); other characters count, whitespace around them does not.
+    stripped = "".join(sep.split())
+    return stripped if stripped else " "
+
+
+def _card_grouping(sizes: tuple[int, ...], sep_class: str) -> bool:
+    """Groups a reader joins into one number: one number; digits one by one (UTF-16 read
+    as bytes, `4 1 1 1 ...`); the groupings schemes print (4-4-4-4, 4-6-5, 4-4-4-4-3); or,
+    with a separator numbers are written with, groups of 3+ digits but the last."""
+    if len(sizes) == 1 or all(size == 1 for size in sizes):
+        return True
+    if all(size == 4 for size in sizes[:-1]) or sizes in _PRINTED:
+        return True
+    return sep_class in _NUMBER_SEPARATORS and all(size >= 3 for size in sizes[:-1])
+
+
+# Amex and Diners print 4-6-5 and 4-6-4; some 19-digit cards 6-13 and 4-4-4-4-3 (covered).
+_PRINTED = frozenset({(4, 6, 5), (4, 6, 4), (6, 13), (4, 6, 6), (4, 6, 9)})
+_NUMBER_SEPARATORS = frozenset({" ", "-", ".", "/", "_", "\x00"})
+
+
 def find_strong(text: str) -> list[tuple[str, str]]:
-    """(kind, ASCII digits) of each strong value in normalized `text`, in order."""
+    """(kind, ASCII digits) of each strong value in normalized `text`, in order.
+
+    A window of a chain's groups is one number when its separators are all of one kind
+    (lists mix them: `757-490-8708, 420-781-6711`, `$350.39, $8609.44`, `22:39:27, 09:24:56`
+    are a list to any reader, yet spell a Luhn-valid number with a known IIN one time in five)
+    and its grouping is one a reader joins (`_card_grouping`; an SSN is grouped 3-2-4, or
+    stands next to an SSN word).
+    """
     if not could_hold(text):
         return []
     found: list[tuple[str, str]] = []
     for chain in _CHAIN.finditer(text):
+        chain_text = chain.group()
         base = chain.start()
-        groups = [
-            (m.start() + base, m.end() + base, m.group()) for m in _GROUP.finditer(chain.group())
+        spans = [(m.start(), m.end()) for m in _GROUP.finditer(chain_text)]
+        groups = [chain_text[a:b] for a, b in spans]
+        seps = [
+            _separator_class(chain_text[spans[k][1] : spans[k + 1][0]])
+            for k in range(len(spans) - 1)
         ]
         n = len(groups)
         for i in range(n):
             digits = ""
             for j in range(i, n):
-                digits += groups[j][2]
+                if j > i and seps[j - 1] != seps[i]:
+                    break  # separators of two kinds: a list, not one number
+                digits += groups[j]
                 size = len(digits)
                 if size > 19:
                     break
-                if size >= 13 and _luhn(digits) and scheme_for(digits) is not None:
-                    found.append((CARD, digits))
+                sizes = tuple(len(g) for g in groups[i : j + 1])
+                sep = seps[i] if j > i else ""
+                if size >= 13:
+                    if (
+                        _card_grouping(sizes, sep)
+                        and _luhn(digits)
+                        and scheme_for(digits) is not None
+                    ):
+                        found.append((CARD, digits))
                 elif size == 9 and _ssn_valid(digits):
-                    sizes = tuple(len(g[2]) for g in groups[i : j + 1])
-                    if sizes == (3, 2, 4) or _near_ssn_word(text, groups[i][0], groups[j][1]):
+                    start, end = spans[i][0] + base, spans[j][1] + base
+                    if sizes == (3, 2, 4) or _near_ssn_word(text, start, end):
                         found.append((SSN, digits))
     return found

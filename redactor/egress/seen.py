@@ -17,10 +17,11 @@ __all__ = ["SeenValues"]
 class SeenValues:
     """Candidate digits the detector weighed (`considered`) and those redaction tokenised."""
 
-    __slots__ = ("_read", "_tokenised")
+    __slots__ = ("_read", "_runs", "_tokenised")
 
     def __init__(self) -> None:
         self._read: set[str] = set()
+        self._runs: set[str] = set()
         self._tokenised: set[str] = set()
 
     @property
@@ -28,17 +29,23 @@ class SeenValues:
         """The set the detector adds each candidate's digits to (`Detector.find`)."""
         return self._read
 
-    def note_read(self, digits: Iterable[str]) -> None:
-        """Record values read elsewhere (a scan worker's `read_digits`)."""
-        self._read.update(digits)
+    @property
+    def runs(self) -> set[str]:
+        """The set the detector adds each digit run's digits to (`Detector.find`)."""
+        return self._runs
+
+    def note_read(self, read: tuple[frozenset[str], frozenset[str]]) -> None:
+        """Record what was weighed elsewhere (a scan worker's `read_digits`)."""
+        self._read.update(read[0])
+        self._runs.update(read[1])
 
     def note_tokenised(self, digits: Iterable[str]) -> None:
         """Record the digits of every value the redaction pass replaced with a token."""
         self._tokenised.update(digits)
 
-    def read_digits(self) -> frozenset[str]:
-        """The values read, to send back from a scan worker (in-process pipes only)."""
-        return frozenset(self._read)
+    def read_digits(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Candidates and runs weighed, to send back from a scan worker (its pipe only)."""
+        return frozenset(self._read), frozenset(self._runs)
 
     def kept(self, digits: str) -> bool:
         """True when the detector weighed this value and deliberately left it: it may leave."""
@@ -46,9 +53,13 @@ class SeenValues:
         # there was hidden where redaction did not read.
         if digits in self._tokenised:
             return False
-        # The detector may have weighed it as part of a longer number it kept (19 digits of
-        # which the verifier reads 16 as a card): that number was seen whole.
-        return digits in self._read or any(digits in c for c in self._read if len(c) > len(digits))
+        if digits in self._read:
+            return True
+        # ...or read it inside a longer number it weighed or kept whole (a 22-digit USPS
+        # tracking number holds Luhn-valid 16-digit windows): that number was seen. A run of
+        # exactly these digits with no candidate was not weighed (glued to a letter: `%3A536-
+        # 90-4399`), and is not kept.
+        return any(digits in c for c in (*self._read, *self._runs) if len(c) > len(digits))
 
     def __repr__(self) -> str:
         return f"SeenValues(read={len(self._read)}, tokenised={len(self._tokenised)})"

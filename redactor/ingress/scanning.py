@@ -69,11 +69,12 @@ def find_windowed(
 ) -> list[Finding]:
     """Findings in `text`; a long text is scanned in bounded, overlapping windows.
 
-    `seen` receives the digits of every candidate the detector weighs (egress verifier).
+    `seen` receives the digits of every candidate and run the detector weighs (egress).
     """
     considered = seen.considered if seen is not None else None
+    runs = seen.runs if seen is not None else None
     if len(text) <= WINDOW_CHARS:
-        return detector.find(text, field_name=field_name, considered=considered)
+        return detector.find(text, field_name=field_name, considered=considered, runs=runs)
     half = WINDOW_OVERLAP // 2
     step = WINDOW_CHARS - WINDOW_OVERLAP
     kept: list[Finding] = []
@@ -82,7 +83,8 @@ def find_windowed(
         end = min(start + WINDOW_CHARS, len(text))
         core_lo = 0 if start == 0 else start + half
         core_hi = len(text) if end == len(text) else end - half
-        for f in detector.find(text[start:end], field_name=field_name, considered=considered):
+        window = text[start:end]
+        for f in detector.find(window, field_name=field_name, considered=considered, runs=runs):
             absolute = f.start + start
             if core_lo <= absolute < core_hi:
                 kept.append(dataclasses.replace(f, start=absolute, end=f.end + start))
@@ -313,7 +315,7 @@ def warm_worker(options: DetectionOptions) -> None:
 
 def scan_in_worker(
     options: DetectionOptions, request: ScanRequest
-) -> tuple[list[tuple[int, list[Finding], list[str]]], frozenset[str]]:
+) -> tuple[list[tuple[int, list[Finding], list[str]]], tuple[frozenset[str], frozenset[str]]]:
     """`scan_body` in a worker: (segment index, findings, each finding's span text), and the
     strong values of the texts it read (for the egress verifier, back over the pool's pipe)."""
     seen = SeenValues()

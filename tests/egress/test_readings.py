@@ -293,3 +293,38 @@ def test_binary_bytes_behind_a_base64_blob_are_read_when_they_hold_digits_of_any
     data = bytes(range(128, 200)) + "カード ４１１１ １１１１ １１１１ １１１１".encode()
     body = json.dumps({"a": base64.b64encode(data).decode()}).encode()
     assert _refused_in(body) == "body>base64>utf-8"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "forwarded for 66.189.242.33, 6.240.132.119",
+        "call 757-490-8708, 420-781-6711 or 748-902-4396",
+        "slots 22:39:27, 09:24:56, 07:37:30, 09:44:55, 16:51:52",
+        "paid $350.39, $8609.44, $4487.54",
+        "zips 13434, 45099, 28538, 40652",
+        "ids [54829912, 74557327, 77818870, 49262066]",
+        "versions 11.19.183, 16.1.66, 15.41.127, 7.25.120",
+        "dates 6/8/2027, 6/17/2025, 4/24/2024, 7/25/2030",
+        "orders #4841705, #3171040, #3975567, #5870046",
+    ],
+)
+def test_a_list_of_numbers_is_not_read_as_one_card(text: str) -> None:
+    # Each of these spells a Luhn-valid number with a known IIN across the list's separators;
+    # separators of two kinds, or groupings no card is printed in, make it a list.
+    _verify(text.encode())
+
+
+def test_a_card_inside_a_longer_number_the_detector_read_may_leave() -> None:
+    # A USPS tracking number: 22 digits, whose 16-digit windows pass the Luhn check.
+    text = "tracking number 9400 4793 4881 7474 2049 09, but it shows nothing"
+    seen = SeenValues()
+    default_detector().find(text, considered=seen.considered, runs=seen.runs)
+    _verify(text.encode(), seen=seen)
+
+
+def test_a_run_of_exactly_the_value_that_the_detector_did_not_weigh_is_refused() -> None:
+    text = "q=ssn%3A536-90-4399"  # glued to `%3A`: read as a run, weighed as no candidate
+    seen = SeenValues()
+    default_detector().find(text, considered=seen.considered, runs=seen.runs)
+    assert _refused_in(text.encode(), seen=seen) == "body"
