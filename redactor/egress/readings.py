@@ -82,8 +82,8 @@ _HIDING = re.compile(
 )
 # Base64 blobs are found in C passes: a translation to classes ("U" upper, "l" lower, "d"
 # digits and the rest of both alphabets, with `\\` and line breaks so a blob goes on over
-# JSON's `\/` and `\n` and over MIME's line breaks; " " for everything else), then a `find`
-# for a lowercase letter before an uppercase one, which base64 of text always holds
+# JSON's `\/` and `\n` and over MIME's line breaks; " " for everything else), then a literal
+# search for a lowercase letter before an uppercase one, which base64 of text always holds
 # (`NDExMTEx`) and prose, dates and ids seldom do. Only the run around such a step, when 16+
 # long (12 bytes, fewer than any strong value with its separators), is decoded. A regex over
 # the text itself costs five times more.
@@ -108,15 +108,13 @@ _NINE = b"1" * 9
 # No reading of fewer characters can spell nine digits (no decoding here expands short input:
 # the smallest gzip stream is 18 bytes).
 _MIN_CHARS = 9
-MIN_DIGITS = 9
+_MIN_DIGITS = 9
 _LATIN1_DIGITS = b"0123456789\xb2\xb3\xb9"
 _ANY_DIGIT = re.compile(r"\d")
 # Between JSON strings: a letter, so no chain runs from one into the next.
 _JOIN = "\n|j|\n"
 _UNICODE_ESCAPE = re.compile(r"\\u")
-_BOUNDARY = re.compile(rb"""(?i)boundary\s*=\s*(?:"([^"]{1,200})"|([^\s;,"]{1,200}))""")
 _FIRST_BOUNDARY = re.compile(rb"(?m)^--([^\s]{1,200})\r?$")
-_HEADER_BLOCK = re.compile(rb"(?i)^(?:[A-Za-z0-9-]{1,80}:[^\n]*\r?\n)+")
 
 _BLOCK_TAGS = frozenset(
     "address article aside blockquote br dd details dialog div dl dt fieldset figcaption "
@@ -358,8 +356,8 @@ class Reader:
             # latin-1 their digits are their ASCII digit bytes (and three superscripts), as
             # UTF-8 those and other scripts' digits; with fewer than nine, no reading spells
             # a value.
-            if len(data) - len(data.translate(None, _LATIN1_DIGITS)) < MIN_DIGITS and (
-                len(_ANY_DIGIT.findall(data.decode("utf-8", "replace"))) < MIN_DIGITS
+            if len(data) - len(data.translate(None, _LATIN1_DIGITS)) < _MIN_DIGITS and (
+                len(_ANY_DIGIT.findall(data.decode("utf-8", "replace"))) < _MIN_DIGITS
             ):
                 return
         for label, text in _charset_readings(data):
