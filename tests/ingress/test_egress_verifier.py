@@ -420,3 +420,26 @@ async def test_a_large_body_is_verified_in_the_scan_worker_with_what_redaction_w
     assert len(proxy.upstream.received) == 1
     [refused] = [r for r in _records(proxy) if r["event"] == "message_refused"]
     assert refused["reading"] == "body>base64"
+
+
+async def test_a_value_in_an_answer_header_redaction_does_not_read_is_refused(
+    start_proxy, make_settings
+) -> None:
+    # Answer headers are not redacted yet (issue 18, item 7): the verifier keeps them from
+    # reaching the client with a value in them.
+    from dataclasses import replace
+
+    settings = make_settings()
+    route = replace(settings.routes[0], redact_responses=True)
+    proxy = await start_proxy(replace(settings, routes=(route,)))
+    proxy.upstream.reply = (
+        200,
+        {"Content-Type": "application/json", "X-Customer-Note": "card 4111 1111 1111 1111"},
+        b'{"ok": true}',
+    )
+    resp = await proxy.client.get("/tickets/1")
+    assert resp.status == 502
+    assert (await resp.json())["error"] == "unreadable_value"
+    assert "X-Customer-Note" not in resp.headers
+    [refused] = [r for r in _records(proxy) if r["event"] == "message_refused"]
+    assert refused["reading"] == "header"
