@@ -144,7 +144,8 @@ async def _proxy(request: web.Request, res: Resources, route: RouteSettings) -> 
         new_body,
         answer=False,
         content_type=headers.get(hdrs.CONTENT_TYPE),
-        content_encoding=headers.get(hdrs.CONTENT_ENCODING),
+        # Every Content-Encoding line, joined: a reader applies them all (issue 18, item 6).
+        content_encoding=", ".join(headers.getall(hdrs.CONTENT_ENCODING, [])) or None,
         url=f"{raw_path}?{raw_query}" if raw_query else raw_path,
         headers=list(headers.items()),
         unscanned_headers=route.unscanned_headers,

@@ -328,3 +328,9 @@ def test_a_run_of_exactly_the_value_that_the_detector_did_not_weigh_is_refused()
     seen = SeenValues()
     default_detector().find(text, considered=seen.considered, runs=seen.runs)
     assert _refused_in(text.encode(), seen=seen) == "body"
+
+
+def test_two_content_encoding_lines_joined_are_both_undone() -> None:
+    # Two Content-Encoding lines arrive joined: both layers are undone.
+    body = gzip.compress(gzip.compress(f"card {PAN}".encode(), mtime=0), mtime=0)
+    assert _refused_in(body, content_encoding="gzip, gzip") == "body>gzip>gzip"
