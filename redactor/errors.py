@@ -139,6 +139,53 @@ class NestingTooDeepError(BodyLimitError):
     message = "request body is nested deeper than allowed"
 
 
+# --- egress: what leaves must be readable --------------------------------------------------------
+
+
+class UnreadableValueError(RedactorError):
+    """The egress verifier read a card number or SSN in the outgoing message that redaction did
+    not see (it hid in an encoding redaction does not read): nothing is forwarded.
+
+    `reading` names where it was found (`body>gzip>json>base64`), built from our own labels
+    only, never from the message; it goes into the audit record.
+    """
+
+    status = 422
+    code = "unreadable_value"
+    message = "message holds a value redactor could not read"
+
+    def __init__(self, reading: str) -> None:
+        super().__init__()
+        self.reading = reading
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        # Raised in a scan worker, it comes back pickled: rebuilt from its reading.
+        return type(self), (self.reading,)
+
+
+class UnreadableAnswerError(UnreadableValueError):
+    """The same, in an upstream's answer on a `redact_responses` route: the upstream's fault."""
+
+    status = 502
+
+
+class UnverifiableMessageError(RedactorError):
+    """Reading the outgoing message the generous way passed a bound (depth, decoded size,
+    number of readings): what cannot be verified is not forwarded."""
+
+    status = 422
+    code = "unverifiable_message"
+    message = "message could not be verified within the egress limits"
+
+    def __init__(self, reading: str) -> None:
+        super().__init__()
+        self.reading = reading
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        # Raised in a scan worker, it comes back pickled: rebuilt from its reading.
+        return type(self), (self.reading,)
+
+
 # --- shared by both sides -----------------------------------------------------------------------
 
 

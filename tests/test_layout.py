@@ -21,6 +21,7 @@ CORES = (
     "redactor.audit",
     "redactor.config",
     "redactor.runtime",
+    "redactor.egress",
     "redactor.relay",
     "vault",
 )

@@ -116,10 +116,17 @@ class DeliveryEvent:
     outcome: str
     status: int
     code: str | None = None
+    # Where the egress verifier found a value redaction could not read (`body>gzip>base64`):
+    # our own labels, never the value. Left out of the record when there is none, so records
+    # written before it existed keep their exact form.
+    reading: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
-        return {name: getattr(self, name) for name in _DELIVERY_FIELDS}
+        data = {name: getattr(self, name) for name in _DELIVERY_FIELDS}
+        if data["reading"] is None:
+            del data["reading"]
+        return data
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no spaces, UTF-8."""

@@ -100,7 +100,9 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
                 outcome = "upstream_failed"
             else:
                 outcome = "refused"
-            await _audit_delivery(request, res, route, outcome, exc.status, exc.code)
+            await _audit_delivery(
+                request, res, route, outcome, exc.status, exc.code, getattr(exc, "reading", None)
+            )
         raise
     except Exception as exc:
         code = getattr(exc, "code", "internal_error")
@@ -139,6 +141,20 @@ async def _proxy(
         headers = CIMultiDict(
             (name, new_headers.get(i, value)) for i, (name, value) in enumerate(header_items)
         )
+    # The second reader: what leaves, read every way a reader may read it. A value redaction
+    # could not read refuses the message (422) before the audit record and the forward. Our
+    # own headers (forwarding, signature, request id) are added after it.
+    await res.pipeline_for(route).verify(
+        new_body,
+        answer=False,
+        content_type=headers.get(hdrs.CONTENT_TYPE),
+        # Every Content-Encoding line, joined: a reader applies them all (issue 18, item 6).
+        content_encoding=", ".join(headers.getall(hdrs.CONTENT_ENCODING, [])) or None,
+        url=f"{raw_path}?{raw_query}" if raw_query else raw_path,
+        headers=list(headers.items()),
+        unscanned_headers=route.unscanned_headers,
+        seen=redaction.seen,
+    )
 
     # The audit record is written before the body leaves; if it cannot be, nothing leaves.
     await res.audit.write(
@@ -242,6 +258,7 @@ async def _audit_delivery(
     outcome: str,
     status: int,
     code: str | None,
+    reading: str | None = None,
 ) -> None:
     # After the fact: the message was already forwarded or refused, so a failed write here
     # cannot stop anything; it is logged and counted, and the redaction record stands.
@@ -256,6 +273,7 @@ async def _audit_delivery(
                 outcome=outcome,
                 status=status,
                 code=code,
+                reading=reading,
             )
         )
     except AuditWriteError:
@@ -280,6 +298,16 @@ async def _redacted_response(
     )
     new_body = links.body(redaction.body)
     links.headers(headers)
+    await res.pipeline_for(route).verify(
+        new_body,
+        answer=True,
+        content_type=headers.get(hdrs.CONTENT_TYPE),
+        content_encoding=None,
+        url="",
+        headers=list(headers.items()),
+        unscanned_headers=route.unscanned_headers,
+        seen=redaction.seen,
+    )
     if counts:
         await res.audit.write(
             AuditEvent(

@@ -6,11 +6,13 @@ anything card- or SSN-shaped that slipped into an event anyway, and tests prove 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
@@ -85,6 +87,59 @@ def _orjson_text(obj: Any, **kwargs: Any) -> str:
         return json.dumps(obj, default=kwargs.get("default"))
 
 
+class StdlibBridge(logging.Handler):
+    """Every stdlib logger (`aiohttp.server`, `aiohttp.access`, `aiohttp.client`, `asyncio`,
+    ...) written as redactor's own lines are: JSON, request context, the leak guard.
+
+    aiohttp's server logs a malformed request (an obs-folded header, a bad Content-Length or
+    chunk size, a NUL) with the parser's exception, whose text quotes the raw request bytes;
+    Python's last-resort handler printed that traceback on stderr, outside the leak guard
+    (issue 18, item 10). Here an exception is logged by its class only: never its text, never
+    a traceback (a frame's repr can quote the bytes too).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event: dict[str, Any] = dict(structlog.contextvars.get_contextvars())
+            event.update(
+                event="stdlib_logged",
+                logger=record.name,
+                level=record.levelname.lower(),
+                timestamp=datetime.fromtimestamp(record.created, UTC).isoformat(),
+                message=record.getMessage(),
+            )
+            if record.exc_info and record.exc_info[0] is not None:
+                event["exc_type"] = record.exc_info[0].__name__
+            leak_guard(None, record.levelname.lower(), event)
+            # One write per line, as structlog's WriteLogger does.
+            self._stream.write(_orjson_text(event) + "\n")
+            self._stream.flush()
+        except Exception:  # noqa: BLE001 - logging must not raise; a bare marker instead
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # The stdlib prints the record's message and traceback on stderr: not here.
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.write('{"event":"stdlib_log_failed"}\n')
+
+
+def _route_stdlib_logging(stream: TextIO, level: str) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, StdlibBridge):
+            root.removeHandler(handler)
+    root.addHandler(StdlibBridge(stream))
+    root.setLevel(logging.getLevelNamesMapping()[level.upper()])
+    for name in ("aiohttp.server", "aiohttp.access", "aiohttp.client", "aiohttp.web"):
+        # Through the root handler only: no handler of their own may print the raw text.
+        logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)
+
+
 def configure_logging(
     *,
     level: str = "info",
@@ -121,3 +176,4 @@ def configure_logging(
         logger_factory=structlog.WriteLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=cache,
     )
+    _route_stdlib_logging(stream or sys.stderr, level)
