@@ -608,7 +608,7 @@ class Vault:
         log.warning("tenant_erased", tenant=tenant, tokens=count)
         return count
 
-    async def plan_purge(self, older_than_s: int) -> PurgePlan:
+    async def plan_purge(self, older_than_s: int, *, local_now: int | None = None) -> PurgePlan:
         """What `purge(older_than_s)` would delete, counted from the store's clock where it
         has one (PostgreSQL `now()`), and the clocks to judge it by (`purge_refusals`).
 
@@ -616,7 +616,7 @@ class Vault:
         """
         if older_than_s <= 0:
             raise VaultError("retention must be positive")
-        local_now = int(self._clock())
+        local_now = int(self._clock()) if local_now is None else local_now
         store_now = await self._store.clock_now()
         now = local_now if store_now is None else store_now
         clock = "this host's clock" if store_now is None else "the database's now()"

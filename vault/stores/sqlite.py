@@ -410,9 +410,7 @@ class SqliteStore:
             )
 
     @staticmethod
-    async def _expect(
-        conn: aiosqlite.Connection, epoch: int, *, pending: KekRecord | None
-    ) -> None:
+    async def _expect(conn: aiosqlite.Connection, epoch: int, *, pending: KekRecord | None) -> None:
         """Raises KeyStateChangedError unless the epoch (and the pending version) are these."""
         rows = list(
             await conn.execute_fetchall(
