@@ -187,6 +187,8 @@ class Vault:
         try:
             if self._mark_seen is not None:
                 try:
+                    # What this process saw is history even if the vault went back since.
+                    await self.record_mark()
                     await self.check_mark()
                     await self.record_mark()
                 except VaultError as exc:
@@ -382,7 +384,12 @@ class Vault:
         while True:
             try:
                 await self._store.check_schema()
-                await self.check_mark()
+                try:
+                    await self.check_mark()
+                finally:
+                    # Also when it is behind: the highest counters seen go to the file, so a
+                    # restart is refused too.
+                    await self.record_mark()
                 await self._sync_keys()
                 await self.record_mark()
                 now = int(self._clock())
