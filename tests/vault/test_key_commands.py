@@ -127,3 +127,22 @@ async def test_purge_with_the_clock_ahead_is_refused_unless_forced(
         assert out.startswith("purged 3 tokens" if backend.name == "sqlite" else "purged 0 tokens")
     finally:
         await serving.close()
+
+
+async def test_a_key_file_ahead_of_the_vault_names_the_rotate_step_and_rotate_finishes_it(
+    backend: Backend,
+) -> None:
+    from vault.errors import KeyRingMismatchError
+
+    assert (await _cli(backend, "vault", "init"))[0] == 0
+    # A rotation that wrote its key file and died before any vault write.
+    rotated = add_kek_version(read_key_file(backend.key_file), secrets.token_bytes)
+    write_key_file(backend.key_file, rotated)
+    with pytest.raises(KeyRingMismatchError) as info:
+        await open_vault(backend.config)
+    assert "a `redactor keys rotate` was interrupted: run it again" in str(info.value)
+    code, out, _ = await _cli(backend, "keys", "rotate")
+    assert (code, "finished an interrupted rotation" in out) == (0, True)
+    versions = await _recorded_versions(backend)
+    assert [(v, s) for v, s, _ in versions] == [(1, "decrypt-only"), (2, "active")]
+    assert versions[1][2] == check_value(rotated.keks[2], "kek")
