@@ -157,6 +157,10 @@ async def open_vault(
         if bind:
             await vault.bind_keys()
         if watch:
+            # A mark file that cannot be written would leave restores undetected: a serving
+            # process finds out now, not silently later.
+            if check_mark:
+                await vault.record_mark()
             vault.start_key_watch()
         opened = True
     finally:
