@@ -238,6 +238,9 @@ async def test_vault_restored_across_a_rotation_is_refused_and_rotate_cannot_rep
         assert "vault_behind" in err
         assert "now active" not in out
         assert read_key_file(deployment.key_file).versions == [1, 2]
+        code, out, _ = await deployment.cli("keys", "list")
+        assert code == 1
+        assert "BEHIND: the vault is at" in out
         async with await open_vault(
             deployment.settings().vault, create=False, bind=False, check_mark=False
         ) as vault:

@@ -196,7 +196,8 @@ def register(subparsers: Any, load_config: ConfigLoader = config_from_flags) -> 
         "list KEK versions and the data keys each still wraps",
         "List the KEK versions of the key ring and of the vault: state and since when, how\n"
         "many data keys (of how many tenants) each still wraps, which running processes hold\n"
-        "which active version. Exits 1 when the ring does not fit the vault. Never prints key\n"
+        "which active version. Exits 1 when the ring does not fit the vault or the vault is\n"
+        "behind its high-water mark (BEHIND: restored from an older copy). Never prints key\n"
         "material. Never creates a vault.",
     )
 
@@ -599,8 +600,13 @@ async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextI
         state = await store.read_key_state()
         usage = {u.kek_version: u for u in await store.kek_usage()}
         beats = await store.live_heartbeats(int(time.time()))
+        mark = await store.read_mark()
     finally:
         await store.close()
+    outside = await asyncio.to_thread(read_mark, config.vault_mark_file, mark.vault_id)
+    lag = behind(mark, outside)
+    if lag is not None:
+        print(f"BEHIND: {lag}", file=out)
     checks = {v: check_value(k, "kek") for v, k in material.keks.items()}
     recorded = {k.version: k for k in state.keks} if state else {}
     for version in sorted(set(checks) | set(recorded) | set(usage)):
@@ -629,7 +635,7 @@ async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextI
         )
     if state is None:
         print("the vault records no key ring yet (it is recorded at the next start)", file=out)
-        return 0
+        return 1 if lag is not None else 0
     problems = key_ring_problems(
         state,
         checks,
@@ -639,7 +645,7 @@ async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextI
     )
     for problem in problems:
         print(f"MISMATCH: {problem}", file=out)
-    return 1 if problems else 0
+    return 1 if problems or lag is not None else 0
 
 
 @_command
