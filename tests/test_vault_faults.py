@@ -318,7 +318,28 @@ async def test_two_rotations_released_together_leave_one_key_recorded_once(
     deployment: Deployment, aiohttp_client: Callable[..., Any]
 ) -> None:
     assert (await deployment.cli("vault", "init"))[0] == 0
-    results = await _aligned(deployment, [(["keys", "rotate"], deployment.env)] * 2)
+    cards = _cards(400, seed=7)
+    async with _serving(deployment, aiohttp_client) as (_, proxy, admin):
+        # Steady traffic through the proxy while the two commands race.
+        statuses: list[int] = []
+        done = asyncio.Event()
+
+        async def send() -> None:
+            for card in cards:
+                if done.is_set():
+                    break
+                statuses.append((await deployment.post_card(proxy, card))[0])
+
+        traffic = asyncio.create_task(send())
+        try:
+            results = await _aligned(deployment, [(["keys", "rotate"], deployment.env)] * 2)
+        finally:
+            done.set()
+            await traffic
+        assert statuses
+        assert set(statuses) == {200}
+        assert (await admin.get("/readyz")).status == 200
+        await deployment.assert_nothing_lost(proxy)
     codes = sorted(code for code, _, _ in results)
     ring = read_key_file(deployment.key_file)
     versions = await _vault_versions(deployment)
