@@ -294,11 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from redactor.ops.audit_cli import register as register_audit_commands
     from redactor.ops.command_audit import audit_vault_commands
+    from redactor.ops.reconcile import register_reconcile
     from vault.cli import register as register_vault_commands
 
     register_audit_commands(sub)
 
     register_vault_commands(sub, _vault_config)
+    # Reads the audit trail, so it lives in ops/ (vault/ never imports redactor).
+    register_reconcile(sub)
     # After vault.cli registered them: key and vault commands are audited (vault/ cannot be).
     audit_vault_commands(sub)
     return parser

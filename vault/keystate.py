@@ -67,8 +67,16 @@ def key_ring_problems(
     if vault_active is None:
         problems.append("the vault records no active kek version")
     elif active_version != vault_active:
+        # The runbook step for each direction. A vault restored from an older copy never
+        # gets here: it is refused as vault_behind first (vault/mark.py).
+        fix = (
+            "a `redactor keys rotate` was interrupted: run it again"
+            if active_version > vault_active
+            else "this key file predates the vault's last rotation: use the current key file"
+        )
         problems.append(
-            f"the key ring's active kek version is {active_version}, the vault's is {vault_active}"
+            f"the key ring's active kek version is {active_version}, the vault's is "
+            f"{vault_active} ({fix})"
         )
     missing = [version for version, deks in wrapping.items() if deks and version not in checks]
     if missing:

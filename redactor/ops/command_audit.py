@@ -33,6 +33,8 @@ AUDITED_COMMANDS = {
     ("vault", "purge"): "vault_purge",
     ("vault", "erase-token"): "vault_erase_token",
     ("vault", "erase-tenant"): "vault_erase_tenant",
+    ("vault", "accept-restore"): "vault_accept_restore",
+    ("vault", "reconcile"): "vault_reconcile",
 }
 # Arguments worth recording (none holds a value): the record's key for each.
 _DETAIL_ARGS = {

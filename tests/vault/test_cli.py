@@ -72,7 +72,7 @@ async def test_init_creates_the_vault_and_migrate_is_idempotent(backend: Backend
     assert (await _cli(backend, "vault", "migrate"))[0] == 0
     code, out, _ = await _cli(backend, "vault", "migrate")
     assert code == 0
-    assert "version 2" in out
+    assert "version 3" in out
 
 
 async def test_rotate_rewrap_retire_walkthrough(backend: Backend) -> None:

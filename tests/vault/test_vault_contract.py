@@ -334,8 +334,8 @@ async def test_migrate_is_idempotent_and_check_ready_passes(vault: Vault, backen
 
     store = await open_store(backend.config)
     try:
-        assert await store.migrate() == 2
-        assert await store.migrate() == 2
+        assert await store.migrate() == 3
+        assert await store.migrate() == 3
     finally:
         await store.close()
     await vault.check_ready()
