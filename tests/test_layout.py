@@ -14,10 +14,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SIDES = ("redactor.ingress", "redactor.agent")
+SIDES = ("redactor.ingress", "redactor.agent", "redactor.backfill")
 CORES = (
     "redactor.bodies",
     "redactor.detection",
+    "redactor.redaction",
     "redactor.audit",
     "redactor.config",
     "redactor.runtime",

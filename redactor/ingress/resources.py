@@ -12,9 +12,9 @@ from redactor.audit import AuditSink
 from redactor.detection import DetectionOptions, Detector
 from redactor.ingress.config import IngressSettings, RouteSettings
 from redactor.ingress.pipeline import Pipeline, TokenVault
-from redactor.ingress.rewrite import Rewriter
 from redactor.ingress.scan_pool import ScanPool
-from redactor.ingress.scanning import warm_worker
+from redactor.redaction.rewrite import Rewriter
+from redactor.redaction.scanning import warm_worker
 from redactor.runtime import SharedResources
 from redactor.runtime.metrics import Metrics
 from vault import Vault

@@ -22,7 +22,7 @@ from redactor.bodies.limits import BodyLimits
 from redactor.bodies.segments import Edit, apply_edits
 from redactor.detection import DetectionOptions, Detector, Finding
 from redactor.detection.screen import may_hold_value
-from redactor.ingress.rewrite import Rewriter, TokenKey
+from redactor.redaction.rewrite import Rewriter, TokenKey
 
 __all__ = [
     "WINDOW_CHARS",
