@@ -243,6 +243,87 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     check.set_defaults(handler=_cmd_config_check)
 
 
+def _cmd_redact(args: argparse.Namespace) -> int:
+    from redactor.backfill.run import AuditTarget, RedactRequest, redact_files
+    from redactor.ops.command_audit import cli_audit_key, cli_trail
+    from redactor.ops.logconfig import configure_logging
+    from redactor.settings import Overrides, load_audit_trail_config, load_vault_config
+
+    configure_logging(level="warning", console=False)
+    flags = Overrides(
+        config=args.config,
+        data_dir=args.data_dir,
+        vault_url=args.vault_url,
+        key_file=args.key_file,
+        dev=True if args.dev else None,
+        audit_log=args.audit_log,
+        audit_key_file=args.audit_key_file,
+    )
+    try:
+        vault_config = load_vault_config(flags, os.environ)
+        trail = load_audit_trail_config(flags, os.environ)
+        audit = AuditTarget(cli_trail(trail), cli_audit_key(trail))
+    except ConfigError as exc:
+        return _start_error(exc)
+    request = RedactRequest(
+        inputs=tuple(args.inputs),
+        output=args.output,
+        in_place=args.in_place,
+        fmt=args.format,
+        tenant=args.tenant,
+        jobs=args.jobs,
+        dry_run=args.dry_run,
+        resume=args.resume,
+    )
+    return redact_files(
+        request,
+        vault_config=vault_config,
+        audit=audit,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr,
+        tty=sys.stderr.isatty(),
+    )
+
+
+def _add_redact(sub: argparse._SubParsersAction) -> None:
+    redact = sub.add_parser(
+        "redact",
+        help="redact stored files and exports with the proxy's detection, codecs and vault",
+        description=(
+            "Streams each INPUT (JSON Lines, a JSON array, CSV with a header, an .eml, an mbox, "
+            "HTML or text; '-' is standard input) through the proxy's body handlers and "
+            "replaces every card number and SSN with the token the proxy gives it (same vault, "
+            "same tenant). Every other byte is written as it came. The vault and the audit "
+            "trail are the ones `serve` uses (--config, REDACTOR_*); each run is audited."
+        ),
+    )
+    add = redact.add_argument
+    add("inputs", nargs="+", metavar="INPUT")
+    where = redact.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="OUTPUT", help="file, directory or '-'")
+    where.add_argument("--in-place", action="store_true", help="replace each input when it is done")
+    add(
+        "--format",
+        default="auto",
+        choices=["auto", "jsonl", "json", "csv", "eml", "mbox", "html", "text"],
+    )
+    add("--tenant", default="default", help="the vault tenant (the route's tenant in `serve`)")
+    add("--jobs", type=int, default=1, metavar="N", help="worker processes that scan (default 1)")
+    add("--dry-run", action="store_true", help="count what would change; no file, no vault")
+    add("--resume", action="store_true", help="continue from the checkpoint beside the output")
+    for flag, meta, text in (
+        ("--config", "FILE", "YAML configuration, as for serve (env REDACTOR_CONFIG)"),
+        ("--data-dir", "DIR", "data directory (default ./redactor-data)"),
+        ("--vault-url", "URL", "sqlite:///path/vault.db or postgresql://..."),
+        ("--key-file", "FILE", "key file with the vault's key-encryption keys"),
+        ("--audit-log", "FILE", "the server's audit log; the run's records go beside it"),
+        ("--audit-key-file", "FILE", "the audit trail's HMAC key"),
+    ):
+        add(flag, metavar=meta, help=text)
+    add("--dev", action="store_true", help="development mode: the dev key in the data dir")
+    redact.set_defaults(handler=_cmd_redact)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -291,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.set_defaults(handler=_cmd_detect)
     _add_serve(sub)
+    _add_redact(sub)
 
     from redactor.ops.audit_cli import register as register_audit_commands
     from redactor.ops.command_audit import audit_vault_commands

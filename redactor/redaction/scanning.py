@@ -30,6 +30,7 @@ __all__ = [
     "BodyScan",
     "ScanRequest",
     "find_windowed",
+    "parse_request",
     "rebuild_body",
     "rebuild_in_worker",
     "scan_body",
@@ -91,7 +92,8 @@ def find_windowed(detector: Detector, text: str, field_name: str | None) -> list
     return result
 
 
-def _parse(request: ScanRequest) -> Any:
+def parse_request(request: ScanRequest) -> Any:
+    """The body parsed as the proxy parses it (ParsedBody). Raises BodyError."""
     return parse_body(
         request.body,
         request.content_type,
@@ -235,7 +237,7 @@ def scan_body(
             patch = JsonStringPatch.build(request.body, plain, known)
             if patch is not None:
                 return BodyScan(patch, patch.found)
-    parsed = _parse(request)
+    parsed = parse_request(request)
     found: list[tuple[int, str, list[Finding]]] = []
     for seg in parsed.segments:
         findings = known.get((seg.text, seg.field_name))
@@ -317,7 +319,7 @@ def rebuild_in_worker(
     """Parse the body again (same segments) and rebuild it with tokens."""
     if not _WORKER_REWRITER:
         _WORKER_REWRITER.append(Rewriter())
-    parsed = _parse(request)
+    parsed = parse_request(request)
     segments = parsed.segments
     with_text = [(index, segments[index].text, findings) for index, findings in found]
     return rebuild_body(_WORKER_REWRITER[0], parsed, with_text, token_of)
