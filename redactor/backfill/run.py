@@ -159,8 +159,10 @@ def _target(request: RedactRequest, name: str) -> Path | None:
     return out / Path(name).name if out.is_dir() else out
 
 
-def _beside(target: Path, suffix: str) -> Path:
-    return target.with_name(target.name + suffix)
+def _beside(target: Path, suffix: str, detector: Detector | None = None) -> Path:
+    # A file may be named after what it holds: the names we make never repeat a value.
+    name = masked_name(detector, target.name) if detector is not None else target.name
+    return target.with_name(name + suffix)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -370,8 +372,8 @@ class _Run:
         start = _Checkpoint(0, "", 0, Tally())
         sink: IO[bytes] | None = None
         if target is not None:
-            partial = _beside(target, PARTIAL_SUFFIX)
-            checkpoint = _beside(target, CHECKPOINT_SUFFIX)
+            partial = _beside(target, PARTIAL_SUFFIX, self.detector)
+            checkpoint = _beside(target, CHECKPOINT_SUFFIX, self.detector)
             resumed = _read_checkpoint(checkpoint, identity) if request.resume else None
             if resumed is not None and partial.exists():
                 start = resumed
@@ -442,6 +444,22 @@ class _Done:
         return False
 
 
+def _redact_all(
+    run: _Run, inputs: Sequence[str], shown: Sequence[str], total: Tally, stderr: TextIO
+) -> tuple[int, str | None]:
+    """Redact each input in turn, adding to `total`; (exit code, error code). The first
+    input that fails stops the run: its output is not replaced."""
+    for name, name_shown in zip(inputs, shown, strict=True):
+        try:
+            total.add(run.redact_input(name, name_shown))
+        except (RedactorError, VaultError, OSError) as exc:
+            # Fixed texts (ours, the vault's; OSError without its file name), never input.
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            print(f"redactor: {name_shown}: {reason}; its output was not replaced", file=stderr)
+            return 1, getattr(exc, "code", None) or type(exc).__name__
+    return 0, None
+
+
 async def _open_tokens(config: VaultConfig) -> tuple[TokenVault, Any]:
     from redactor.runtime.entities import VaultAdapter
     from vault import open_vault
@@ -459,9 +477,14 @@ def redact_files(
     stdout: BinaryIO,
     stderr: TextIO,
     tty: bool,
+    tokens: TokenVault | None = None,
 ) -> int:
     """Run `redactor redact`; the exit code: 0 done, 1 an input failed (outputs already
-    done stay, the failed one is untouched and resumable), 2 nothing could start."""
+    done stay, the failed one is untouched and resumable), 2 nothing could start.
+
+    `tokens` is an open token source to use instead of opening `vault_config`'s vault (a
+    test's stand-in); it must work on any event loop.
+    """
     try:
         _check(request)
     except RedactorError as exc:
@@ -507,26 +530,14 @@ def redact_files(
         failure: str | None = "interrupted"
         vault = None
         try:
-            tokens = None
-            if not request.dry_run:
+            if not request.dry_run and tokens is None:
                 if vault_config is None:
                     raise RedactUsageError("no vault configured")
                 tokens, vault = runner.run(_open_tokens(vault_config))
-            run = _Run(request, runner, tokens, pool, stdout, stderr, tty)
-            code, failure = 0, None
-            for name, name_shown in zip(request.inputs, shown, strict=True):
-                try:
-                    total.add(run.redact_input(name, name_shown))
-                except (RedactorError, VaultError, OSError) as exc:
-                    # Fixed texts (ours, the vault's; OSError without its file name), never input.
-                    reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-                    print(
-                        f"redactor: {name_shown}: {reason}; its output was not replaced",
-                        file=stderr,
-                    )
-                    failure = getattr(exc, "code", None) or type(exc).__name__
-                    code = 1
-                    break
+            run = _Run(
+                request, runner, None if request.dry_run else tokens, pool, stdout, stderr, tty
+            )
+            code, failure = _redact_all(run, request.inputs, shown, total, stderr)
         except (RedactorError, VaultError) as exc:
             print(f"redactor: cannot start: {exc}", file=stderr)
             failure = getattr(exc, "code", None) or type(exc).__name__
