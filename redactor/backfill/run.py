@@ -460,7 +460,7 @@ def _redact_all(
     return 0, None
 
 
-async def _open_tokens(config: VaultConfig) -> tuple[TokenVault, Any]:
+async def open_tokens(config: VaultConfig) -> tuple[TokenVault, Any]:
     from redactor.runtime.entities import VaultAdapter
     from vault import open_vault
 
@@ -533,7 +533,7 @@ def redact_files(
             if not request.dry_run and tokens is None:
                 if vault_config is None:
                     raise RedactUsageError("no vault configured")
-                tokens, vault = runner.run(_open_tokens(vault_config))
+                tokens, vault = runner.run(open_tokens(vault_config))
             run = _Run(
                 request, runner, None if request.dry_run else tokens, pool, stdout, stderr, tty
             )
