@@ -14,8 +14,9 @@ temporary directory, with a fresh SQLite vault beside it.
 Each configuration runs the real command (`python -m redactor redact IN -o OUT --jobs N`) in a
 subprocess, end to end: start-up, vault, audit records, writing the output. `MB/s` and
 `items/s` are over the wall time of the whole command; `scan MB/s` is the command's own
-figure from its summary line (from start-up done to the end). Peak RSS is the largest
-`ru_maxrss` among the command's processes (main and workers).
+figure from its summary line (from start-up done to the end); `MB per CPU s` divides by the
+CPU time of all its processes, the figure that holds on a machine other work loads too. Peak
+RSS is the largest `ru_maxrss` among the command's processes (main and workers).
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ RESULTS = ROOT / "benchmarks" / "results" / "redact_files.json"
 CLEAN_PAYLOADS = (("prose", 45), ("numbers", 55))
 VALUE_SHARE = 0.01
 
-# Runs the command and prints the largest peak RSS among it and its (waited-for) children.
+# Runs the command and prints the largest peak RSS among it and its (waited-for) children, and
+# the CPU seconds they used together.
 _MEASURE = """
 import resource, subprocess, sys
 done = subprocess.run(sys.argv[1:], capture_output=True)
-sys.stdout.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) + "\\n")
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stdout.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}\\n")
 sys.stderr.buffer.write(done.stderr)
 sys.exit(done.returncode)
 """
@@ -165,6 +168,7 @@ def run_once(source: Path, out: Path, env: dict[str, str], jobs: int) -> dict[st
         raise SystemExit("no summary line in the command's output")
     size = source.stat().st_size
     items = int(summary["items"])
+    rss_kb, cpu_s = done.stdout.split()[-2:]
     return {
         "jobs": jobs,
         "wall_s": round(wall, 2),
@@ -173,7 +177,11 @@ def run_once(source: Path, out: Path, env: dict[str, str], jobs: int) -> dict[st
         "scan_mb_per_s": float(summary["rate"]),
         "items": items,
         "items_changed": int(summary["changed"]),
-        "peak_rss_mb": round(int(done.stdout.split()[-1]) / 1024, 1),
+        "peak_rss_mb": round(int(rss_kb) / 1024, 1),
+        # CPU seconds of all the command's processes: on a machine others load too, MB per
+        # CPU second says what the code costs when the wall time says what the machine gave.
+        "cpu_s": round(float(cpu_s), 2),
+        "mb_per_cpu_s": round(size / float(cpu_s) / 1e6, 2),
     }
 
 
