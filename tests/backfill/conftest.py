@@ -45,6 +45,7 @@ class Store:
         inputs: Sequence[Path | str],
         *,
         tokens: TokenVault | None = None,
+        tty: bool = False,
         **options: object,
     ) -> Outcome:
         out, err = io.BytesIO(), io.StringIO()
@@ -55,7 +56,7 @@ class Store:
             audit=self.audit,
             stdout=out,
             stderr=err,
-            tty=False,
+            tty=tty,
             tokens=tokens,
         )
         return Outcome(code, out.getvalue(), err.getvalue())

@@ -314,3 +314,17 @@ def test_an_input_copied_twice_gets_the_same_tokens_in_both(store: Store) -> Non
     outdir.mkdir()
     assert store.redact([source, copy], output=str(outdir)).code == 0
     assert (outdir / "tickets.json").read_bytes() == (outdir / "copy.json").read_bytes()
+
+
+def test_a_terminal_gets_a_progress_bar_without_values(store: Store) -> None:
+    source = store.root / "big.jsonl"
+    source.write_bytes(_many_lines(300))
+    out = store.root / "out.jsonl"
+    result = store.redact([source], output=str(out), tokens=FakeVault(), tty=True, batch_bytes=500)
+    assert result.code == 0
+    bar, summary = result.stderr.rsplit("\n", 2)[:2]
+    assert "big.jsonl" in bar
+    assert "items=300" in bar
+    assert "changed=100" in bar
+    assert "300 items scanned" in summary
+    _no_value(result.stderr)
