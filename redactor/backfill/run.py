@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol, TextIO
 
+import structlog
+
 from redactor.audit import AuditSink, AuditWriteError, SystemEvent, now_iso
 from redactor.backfill.formats import FORMATS, Piece, detect_format, read_pieces
 from redactor.backfill.progress import Progress, Tally, summary_line
@@ -42,6 +44,8 @@ from vault.config import VaultConfig
 from vault.errors import VaultError, VaultUnavailableError
 
 __all__ = ["AuditTarget", "RedactRequest", "RedactUsageError", "operator_name", "redact_files"]
+
+log = structlog.get_logger()
 
 AUDIT_EVENT = "redact_files"
 PARTIAL_SUFFIX = ".redact-partial"
@@ -457,6 +461,14 @@ def _redact_all(
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             print(f"redactor: {name_shown}: {reason}; its output was not replaced", file=stderr)
             return 1, getattr(exc, "code", None) or type(exc).__name__
+        except Exception:  # a bug of ours: its message may quote input
+            # The traceback goes to the log, whose last processor masks anything value-shaped;
+            # the terminal gets no exception text (a third-party message can quote its input).
+            log.exception("redact_failed")
+            print(
+                f"redactor: {name_shown}: internal error; its output was not replaced", file=stderr
+            )
+            return 1, "internal_error"
     return 0, None
 
 

@@ -328,3 +328,39 @@ def test_a_terminal_gets_a_progress_bar_without_values(store: Store) -> None:
     assert "changed=100" in bar
     assert "300 items scanned" in summary
     _no_value(result.stderr)
+
+
+def test_an_unexpected_error_quoting_a_value_reaches_neither_terminal_nor_audit(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def leaky(*args: object) -> bytes:
+        raise ValueError(f"cannot rebuild {CARD}")  # a third-party message quoting its input
+
+    monkeypatch.setattr(run_module, "rebuild_item", leaky)
+    source = _write(store.root, "export.jsonl")
+    result = store.redact([source], output=str(store.root / "o.jsonl"), tokens=FakeVault())
+    assert result.code == 1
+    assert "internal error" in result.stderr
+    _no_value(result.stderr)
+    assert '"error":"internal_error"' in store.audit_text()
+    _no_value(store.audit_text())
+
+
+def test_without_a_terminal_progress_is_a_plain_line(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redactor.backfill import progress
+
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_S", 0.0)  # a line per batch
+    source = store.root / "big.jsonl"
+    source.write_bytes(_many_lines(300))
+    result = store.redact(
+        [source], output=str(store.root / "o.jsonl"), tokens=FakeVault(), batch_bytes=2000
+    )
+    lines = [line for line in result.stderr.splitlines() if line.startswith("redact: ")]
+    assert len(lines) > 3
+    assert "big.jsonl" in lines[0]
+    assert " items, " in lines[0]
+    assert " values, " in lines[0]
+    assert "MB/s" in lines[0]
+    _no_value(result.stderr)
