@@ -472,7 +472,9 @@ def _redact_all(
     return 0, None
 
 
-async def open_tokens(config: VaultConfig) -> tuple[TokenVault, Any]:
+async def open_tokens(config: VaultConfig) -> tuple[Any, Any]:
+    """(the proxy's adapter over the vault, the vault to close). Raises the vault's start-up
+    errors (VaultMissingError, VaultConfigError, VaultUnavailableError, ...)."""
     from redactor.runtime.entities import VaultAdapter
     from vault import open_vault
 

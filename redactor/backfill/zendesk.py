@@ -304,7 +304,7 @@ def _with_redact_tags(parsed: Any, found: list[tuple[int, str, list[Finding]]]) 
         for f in findings:
             edits.setdefault(index, []).append(Edit(f.start, f.end, _placeholder(len(spans))))
             spans.append(text[f.start : f.end])
-    rebuilt = parsed.rebuild(edits).decode("utf-8")
+    rebuilt: str = parsed.rebuild(edits).decode("utf-8")
     for n, span in enumerate(spans):
         rebuilt = rebuilt.replace(
             _placeholder(n), "<redact>" + html.escape(span, quote=False) + "</redact>", 1

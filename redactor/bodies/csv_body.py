@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from redactor.bodies.limits import budget_for, check_segments
 from redactor.bodies.segments import Edit, SegmentTable, TextView, apply_edits, splice_bytes
@@ -63,9 +64,10 @@ class CsvRecord:
     def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
         """The record with edited fields re-encoded. Raises ValueError for invalid edits."""
         replacements: list[tuple[int, int, bytes]] = []
-        for number, field_edits in self._table.route(edits).items():
-            start, end, quoted, value = self._fields[number]  # type: ignore[index]
-            new = apply_edits(value, self._views[number].source_edits(field_edits))  # type: ignore[index]
+        for key, field_edits in self._table.route(edits).items():
+            number = cast(int, key)  # the field's number, as registered in __init__
+            start, end, quoted, value = self._fields[number]
+            new = apply_edits(value, self._views[number].source_edits(field_edits))
             if quoted or _NEEDS_QUOTES.search(new):
                 new = '"' + new.replace('"', '""') + '"'
             replacements.append(
