@@ -74,3 +74,46 @@ def test_a_missing_vault_stops_the_run_before_any_file_is_written(
     assert b"cannot start" in done.stderr
     assert not (tmp_path / "out.jsonl").exists()
     assert not (store.config.data_dir / "vault.db").exists()  # never creates an empty vault
+
+
+def test_a_killed_in_place_run_leaves_the_input_as_it_was(store: Store, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    lines = [
+        (f'{{"n": {i}, "c": "card {CARD}"}}\n' if i % 100 == 0 else f'{{"n": {i}, "c": "ok"}}\n')
+        for i in range(150_000)
+    ]
+    raw = "".join(lines).encode()  # ~3.5 MB: seconds of work, the first 1 MiB batch well before
+    source = tmp_path / "export.jsonl"
+    source.write_bytes(raw)
+    partial = tmp_path / "export.jsonl.redact-partial"
+    proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "redactor", "redact", str(source), "--in-place"],
+        env=_env(store),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Wait (no deadline but the test's) until the first batch is on disk, then kill -9:
+        # no handler, no finally block runs.
+        while proc.poll() is None and not (partial.exists() and partial.stat().st_size > 0):
+            time.sleep(0.005)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert source.read_bytes() == raw
+    assert partial.exists()
+
+    done = _redactor(store, "redact", str(source), "--in-place", "--resume")
+    assert done.returncode == 0, done.stderr.decode()
+    assert not partial.exists()
+    out = source.read_bytes().decode().splitlines(keepends=True)
+    assert len(out) == len(lines)
+    for before, after in zip(lines, out, strict=True):
+        assert (after == before) == (CARD not in before)
+    for value in (CARD, DIGITS[CARD]):
+        assert value not in "".join(out)
