@@ -243,6 +243,155 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     check.set_defaults(handler=_cmd_config_check)
 
 
+def _cmd_redact(args: argparse.Namespace) -> int:
+    from redactor.backfill.run import AuditTarget, RedactRequest, redact_files
+    from redactor.ops.logconfig import configure_logging
+
+    configure_logging(level="warning", console=False)
+    try:
+        vault_config, trail, key = _backfill_trail(args)
+    except ConfigError as exc:
+        return _start_error(exc)
+    audit = AuditTarget(trail, key)
+    request = RedactRequest(
+        inputs=tuple(args.inputs),
+        output=args.output,
+        in_place=args.in_place,
+        fmt=args.format,
+        tenant=args.tenant,
+        jobs=args.jobs,
+        dry_run=args.dry_run,
+        resume=args.resume,
+    )
+    return redact_files(
+        request,
+        vault_config=vault_config,
+        audit=audit,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr,
+        tty=sys.stderr.isatty(),
+    )
+
+
+def _add_redact(sub: argparse._SubParsersAction) -> None:
+    redact = sub.add_parser(
+        "redact",
+        help="redact stored files and exports with the proxy's detection, codecs and vault",
+        description=(
+            "Streams each INPUT (JSON Lines, a JSON array, CSV with a header, an .eml, an mbox, "
+            "HTML or text; '-' is standard input) through the proxy's body handlers and "
+            "replaces every card number and SSN with the token the proxy gives it (same vault, "
+            "same tenant). Every other byte is written as it came. The vault and the audit "
+            "trail are the ones `serve` uses (--config, REDACTOR_*); each run is audited."
+        ),
+    )
+    add = redact.add_argument
+    add("inputs", nargs="+", metavar="INPUT")
+    where = redact.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="OUTPUT", help="file, directory or '-'")
+    where.add_argument("--in-place", action="store_true", help="replace each input when it is done")
+    add(
+        "--format",
+        default="auto",
+        choices=["auto", "jsonl", "json", "csv", "eml", "mbox", "html", "text"],
+    )
+    add("--tenant", default="default", help="the vault tenant (the route's tenant in `serve`)")
+    add("--jobs", type=int, default=1, metavar="N", help="worker processes that scan (default 1)")
+    add("--dry-run", action="store_true", help="count what would change; no file, no vault")
+    add("--resume", action="store_true", help="continue from the checkpoint beside the output")
+    _add_store_flags(redact)
+    redact.set_defaults(handler=_cmd_redact)
+
+
+def _add_store_flags(parser: argparse.ArgumentParser) -> None:
+    """The vault and audit flags of `serve` that a backfill needs."""
+    for flag, meta, text in (
+        ("--config", "FILE", "YAML configuration, as for serve (env REDACTOR_CONFIG)"),
+        ("--data-dir", "DIR", "data directory (default ./redactor-data)"),
+        ("--vault-url", "URL", "sqlite:///path/vault.db or postgresql://..."),
+        ("--key-file", "FILE", "key file with the vault's key-encryption keys"),
+        ("--audit-log", "FILE", "the server's audit log; the run's records go beside it"),
+        ("--audit-key-file", "FILE", "the audit trail's HMAC key"),
+    ):
+        parser.add_argument(flag, metavar=meta, help=text)
+    parser.add_argument("--dev", action="store_true", help="development mode: the dev key")
+
+
+def _backfill_trail(args: argparse.Namespace):  # -> (VaultConfig, trail path, audit key)
+    from redactor.ops.command_audit import cli_audit_key, cli_trail
+    from redactor.settings import Overrides, load_audit_trail_config, load_vault_config
+
+    flags = Overrides(
+        config=args.config,
+        data_dir=args.data_dir,
+        vault_url=args.vault_url,
+        key_file=args.key_file,
+        dev=True if args.dev else None,
+        audit_log=args.audit_log,
+        audit_key_file=args.audit_key_file,
+    )
+    vault_config = load_vault_config(flags, os.environ)
+    trail = load_audit_trail_config(flags, os.environ)
+    return vault_config, cli_trail(trail), cli_audit_key(trail)
+
+
+def _cmd_backfill_zendesk(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from redactor.backfill.zendesk import ZendeskRequest, credentials_from, run_zendesk
+    from redactor.ops.logconfig import configure_logging
+
+    configure_logging(level="warning", console=False)
+    try:
+        vault_config, trail, key = _backfill_trail(args)
+        since = datetime.fromisoformat(args.since).replace(tzinfo=UTC) if args.since else None
+    except ConfigError as exc:
+        return _start_error(exc)
+    except ValueError:
+        print("redactor: --since takes a date, e.g. 2024-01-31", file=sys.stderr)
+        return 2
+    request = ZendeskRequest(
+        subdomain=args.subdomain,
+        tenant=args.tenant,
+        state_dir=vault_config.data_dir,
+        since=int(since.timestamp()) if since else 0,
+        base_url=args.base_url,
+        dry_run=args.dry_run,
+    )
+    return run_zendesk(
+        request,
+        credentials_from(os.environ),
+        vault_config=vault_config,
+        audit_path=trail,
+        audit_key=key,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+def _add_backfill(sub: argparse._SubParsersAction) -> None:
+    backfill = sub.add_parser("backfill", help="redact what a helpdesk already stores")
+    kinds = backfill.add_subparsers(dest="backfill_command", metavar="SOURCE", required=True)
+    zendesk = kinds.add_parser(
+        "zendesk",
+        help="redact values in Zendesk ticket comments (comment redaction API)",
+        description=(
+            "Walks tickets with the incremental export, tokenises each value found in a "
+            "comment (vault first, then an audit record with the tokens), then redacts it with "
+            "the comment-redaction endpoint. Credentials: REDACTOR_ZENDESK_EMAIL and "
+            "REDACTOR_ZENDESK_API_TOKEN. Resumes from the cursor saved in the data directory."
+        ),
+    )
+    add = zendesk.add_argument
+    add("--subdomain", required=True, help="SUBDOMAIN of SUBDOMAIN.zendesk.com")
+    add("--since", metavar="DATE", help="first run: tickets updated since DATE (default: all)")
+    add("--base-url", metavar="URL", help="another address for the API (a stand-in, a proxy)")
+    add("--tenant", default="default", help="the vault tenant")
+    add("--dry-run", action="store_true", help="list what would change; no vault, no change")
+    _add_store_flags(zendesk)
+    zendesk.set_defaults(handler=_cmd_backfill_zendesk)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -291,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.set_defaults(handler=_cmd_detect)
     _add_serve(sub)
+    _add_redact(sub)
+    _add_backfill(sub)
 
     from redactor.ops.audit_cli import register as register_audit_commands
     from redactor.ops.command_audit import audit_vault_commands

@@ -20,8 +20,8 @@ from redactor.audit import AuditSink, load_audit_key
 from redactor.detection import DetectionOptions
 from redactor.ingress.pipeline import Pipeline
 from redactor.ingress.resources import IngressResources
-from redactor.ingress.rewrite import Rewriter
 from redactor.ingress.scan_pool import ScanPool
+from redactor.redaction.rewrite import Rewriter
 from redactor.runtime import SharedHandles, SharedResources
 from redactor.runtime.entities import VaultAdapter
 from redactor.runtime.metrics import Metrics

@@ -56,7 +56,7 @@ async def _serving(
     async with open_resources(deployment.settings()) as res:
         yield (
             res,
-            await aiohttp_client(build_proxy_app(res)),
+            await aiohttp_client(build_proxy_app(res.ingress)),
             await aiohttp_client(build_admin_app(res)),
         )
 

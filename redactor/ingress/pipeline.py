@@ -23,8 +23,8 @@ from redactor.bodies.segments import Edit, Segment
 from redactor.detection import Detector, Finding
 from redactor.egress import SeenValues, verify_answer, verify_request
 from redactor.errors import VaultTimeoutError
-from redactor.ingress.rewrite import Rewriter, TokenKey, value_digits
-from redactor.ingress.scanning import (
+from redactor.redaction.rewrite import Rewriter, TokenKey, value_digits
+from redactor.redaction.scanning import (
     WINDOW_CHARS,
     WINDOW_OVERLAP,
     BodyScan,

@@ -10,9 +10,9 @@ from aiohttp import web
 from redactor.detection import DetectionOptions, Detector
 from redactor.ingress.config import IngressSettings, RouteSettings
 from redactor.ingress.pipeline import Pipeline, TokenVault
-from redactor.ingress.rewrite import Rewriter
 from redactor.ingress.scan_pool import ScanPool
-from redactor.ingress.scanning import warm_worker
+from redactor.redaction.rewrite import Rewriter
+from redactor.redaction.scanning import warm_worker
 from redactor.runtime import SharedHandles, SharedResources
 
 

@@ -23,7 +23,7 @@ from redactor.bodies.segments import Edit, apply_edits
 from redactor.detection import DetectionOptions, Detector, Finding
 from redactor.detection.screen import may_hold_value
 from redactor.egress import SeenValues
-from redactor.ingress.rewrite import Rewriter, TokenKey
+from redactor.redaction.rewrite import Rewriter, TokenKey
 
 __all__ = [
     "WINDOW_CHARS",
@@ -31,6 +31,7 @@ __all__ = [
     "BodyScan",
     "ScanRequest",
     "find_windowed",
+    "parse_request",
     "rebuild_body",
     "rebuild_in_worker",
     "scan_body",
@@ -100,7 +101,8 @@ def find_windowed(
     return result
 
 
-def _parse(request: ScanRequest) -> Any:
+def parse_request(request: ScanRequest) -> Any:
+    """The body parsed as the proxy parses it (ParsedBody). Raises BodyError."""
     return parse_body(
         request.body,
         request.content_type,
@@ -248,7 +250,7 @@ def scan_body(
             patch = JsonStringPatch.build(request.body, plain, known)
             if patch is not None:
                 return BodyScan(patch, patch.found)
-    parsed = _parse(request)
+    parsed = parse_request(request)
     found: list[tuple[int, str, list[Finding]]] = []
     for seg in parsed.segments:
         findings = known.get((seg.text, seg.field_name))
@@ -335,7 +337,7 @@ def rebuild_in_worker(
     """Parse the body again (same segments) and rebuild it with tokens."""
     if not _WORKER_REWRITER:
         _WORKER_REWRITER.append(Rewriter())
-    parsed = _parse(request)
+    parsed = parse_request(request)
     segments = parsed.segments
     with_text = [(index, segments[index].text, findings) for index, findings in found]
     return rebuild_body(_WORKER_REWRITER[0], parsed, with_text, token_of)
