@@ -299,3 +299,23 @@ def test_find_reads_vault_trail_and_key_from_the_config_file(
     out = capsys.readouterr().out
     assert out.startswith("integrity: verified through seq ")
     assert out.count("message_redacted") == MESSAGES
+
+
+@pytest.mark.parametrize("command", ["report", "verify"])
+def test_a_closed_pipe_ends_the_command_quietly(trail: Trail, command: str) -> None:
+    """`redactor audit report | head -1`: the reader went away; no traceback, exit 141."""
+    import subprocess
+    import sys
+
+    args = ["audit", command, str(trail.log), "--dev", "--data-dir", str(trail.data_dir)]
+    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "redactor", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # before the command writes a byte: every write meets a closed pipe
+    _out, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err
+    assert proc.returncode == 141
