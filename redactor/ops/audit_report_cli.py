@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +92,35 @@ def run_report(
         target.write_text(render_csv(report, name), encoding="utf-8")
         print(f"wrote {target}", file=out)
     return code
+
+
+def run_export(
+    args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO
+) -> int:
+    """Stream the verified trail as JSON lines (jsonl, ecs or ocsf), an integrity event
+    wherever a chain breaks. Exit 0 when every chain verifies, 1 when not, 2 on usage."""
+    from redactor.audit.chain import canonical_json
+    from redactor.audit.export import ExportCursor, export_records
+
+    paths = [Path(p) for p in args.paths]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"redactor: no such file: {missing[0]}", file=err)
+        return 2
+    since = _time_flag(args.since, "--since")
+    cursor = ExportCursor()
+    while True:
+        trail = _checked_trail(args, environ, paths)
+        for doc in export_records(
+            trail.records(), trail.integrity, args.format, since=since, cursor=cursor
+        ):
+            out.write(canonical_json(doc) + "\n")
+        if not args.follow:
+            return 0 if trail.integrity.ok else 1
+        out.flush()
+        # Following: check the whole trail again (rotated files included: give the
+        # directory) and send what is new. Until SIGINT/SIGTERM.
+        time.sleep(args.interval_s)
 
 
 def _entity_of(value: str) -> EntityType:
