@@ -26,7 +26,8 @@ from redactor.audit.integrity import VERIFIED_KEY, TrailIntegrity, is_verified
 from redactor.audit.report import parse_time
 
 FORMATS = ("jsonl", "ecs", "ocsf")
-INTEGRITY_EVENT = "audit_integrity_failed"
+# Not an audit record kind (never in the trail): what the export stream says at a break.
+INTEGRITY_ALERT = "audit_integrity_failed"
 
 _SUCCESS_REASONS = frozenset({"granted", "forwarded"})
 _ACCESS_PREFIXES = ("token_", "console_", "agent_")
@@ -137,7 +138,7 @@ def _integrity(
     time: str, kind: str, chain: object, seq: object, where: str | None, headline: str
 ) -> dict[str, Any]:
     return {
-        "event": INTEGRITY_EVENT,
+        "event": INTEGRITY_ALERT,
         "time": time,
         "kind": kind,
         "chain": chain,
@@ -151,7 +152,7 @@ def _integrity(
 def to_ecs(record: dict[str, Any]) -> dict[str, Any]:
     """One record in Elastic Common Schema field names."""
     event = str(record.get("event", ""))
-    alert = event == INTEGRITY_EVENT
+    alert = event == INTEGRITY_ALERT
     if alert:
         category, kind_type = ["configuration"], ["info"]
     elif event.endswith("unauthenticated"):
@@ -195,7 +196,7 @@ def to_ecs(record: dict[str, Any]) -> dict[str, Any]:
 def to_ocsf(record: dict[str, Any]) -> dict[str, Any]:
     """One record as an OCSF 1.1.0 API Activity event."""
     event = str(record.get("event", ""))
-    alert = event == INTEGRITY_EVENT
+    alert = event == INTEGRITY_ALERT
     activity = 99 if alert else _OCSF_ACTIVITY.get(event, 99)
     outcome = "failure" if alert else _outcome(record)
     doc: dict[str, Any] = {
@@ -246,7 +247,7 @@ def export_records(
     only what was not sent before."""
     convert = {"jsonl": lambda r: r, "ecs": to_ecs, "ocsf": to_ocsf}[fmt]
     for record in integrity_events(records, integrity, cursor):
-        if since is not None and record.get("event") != INTEGRITY_EVENT:
+        if since is not None and record.get("event") != INTEGRITY_ALERT:
             try:
                 if parse_time(str(record.get("time"))) < since:
                     continue
