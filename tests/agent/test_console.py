@@ -143,8 +143,7 @@ async def test_console_in_a_real_browser(stack: Stack, aiohttp_server, browser: 
     assert "does not verify" in await page.text_content("#trail-state")
     assert await page.locator("#console > :first-child#integrity.integrity-broken").count() == 1
     assert (await page.text_content("#integrity")).startswith(
-        f"Integrity: does not verify: chain {record['chain']} broken at seq {record['seq']} "
-        "(edited"
+        f"Integrity: does not verify: chain {record['chain']} broken at seq {record['seq']} (edited"
     )
     forged = page.locator("#reveals tbody tr", has_text="alice").filter(has_text="full")
     assert await forged.count() == 1
