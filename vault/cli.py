@@ -37,7 +37,7 @@ from vault.keyring import (
     remove_kek_version,
     write_key_file,
 )
-from vault.keystate import describe, key_ring_problems, pending_rotation
+from vault.keystate import describe, key_ring_problems, pending_rotation, readable_time
 from vault.mark import acquire_lock, advance_mark, behind, read_mark, release_lock
 from vault.retention import describe_plan, iso, purge_refusals
 from vault.service import Vault
@@ -630,7 +630,7 @@ async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextI
     for beat in beats:
         print(
             f"process {beat.process_id}: active kek version {beat.active_version}, "
-            f"checked in at {beat.seen_at}",
+            f"checked in at {readable_time(beat.seen_at)}",
             file=out,
         )
     if state is None:

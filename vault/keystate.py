@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 from vault.stores.base import KekRecord, KeyState
 
@@ -105,11 +106,18 @@ def pending_rotation(
     return not key_ring_problems(state, others, state.active_version, index_check, {})
 
 
+def readable_time(epoch_s: float | None) -> str:
+    """Epoch seconds as a person reads them: `2026-12-07 07:30:48 UTC`."""
+    if epoch_s is None:
+        return "an unrecorded time"
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def describe(record: KekRecord) -> str:
-    """`active since <t>`, `decrypt-only since <t>` or `retired since <t>` (epoch seconds)."""
+    """`active since <t>`, `decrypt-only since <t>` or `retired since <t>` (UTC, to the second)."""
     since = {
         "active": record.active_at,
         "decrypt-only": record.decrypt_only_at,
         "retired": record.retired_at,
     }[record.state]
-    return f"{record.state} since {since}"
+    return f"{record.state} since {readable_time(since)}"

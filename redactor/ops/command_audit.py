@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
+import re
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +48,48 @@ _DETAIL_ARGS = {
 }
 
 Handler = Callable[..., int]
+# An operator name is free text from a flag or the environment: kept short and printable.
+MAX_OPERATOR_CHARS = 128
+# Any run of 9+ digits (every PAN and SSN shape): never into an audit record, even as a name.
+_DIGIT_RUN = re.compile(r"\d(?:[ \t.\-]{0,2}\d){8,}")
+
+
+def operator_of(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """Who ran the command: `operator` as named (--operator, REDACTOR_OPERATOR) or else the
+    OS user at the host, and always `os_user` and `host`, so a named operator can be held
+    against the account that ran the command."""
+    try:
+        os_user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (some containers)
+        os_user = f"uid:{os.getuid()}"
+    host = socket.gethostname()
+    named = getattr(args, "operator", None) or environ.get("REDACTOR_OPERATOR") or ""
+    named = "".join(c for c in named if c.isprintable())[:MAX_OPERATOR_CHARS].strip()
+    named = _DIGIT_RUN.sub("[DIGITS]", named)
+    return {"operator": named or f"{os_user}@{host}", "os_user": os_user, "host": host}
+
+
+def key_versions(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """The key ring's KEK versions and its active one (numbers only, never key material), as
+    the command's own configuration finds the key file; None when there is none to read."""
+    from vault.errors import VaultError
+    from vault.keyring import parse_key_material, read_key_file
+
+    load_config = getattr(args, "load_config", None)
+    if load_config is None:
+        return None
+    try:
+        config = load_config(args, environ)
+        if environ.get("REDACTOR_KEYS"):
+            material = parse_key_material(environ["REDACTOR_KEYS"])
+        else:
+            path = config.key_file or (config.dev_key_file if config.dev else None)
+            if path is None or not path.exists():
+                return None
+            material = read_key_file(path)
+    except (VaultError, OSError):
+        return None
+    return {"versions": material.versions, "active": material.active_version}
 
 
 def _trail_config(args: argparse.Namespace, environ: Mapping[str, str]) -> AuditTrailConfig:
@@ -86,6 +131,7 @@ def audited(event: str, handler: Handler) -> Handler:
             if getattr(args, attr, None) is not None
         }
         details["version"] = __version__
+        details.update(operator_of(args, environ))
         try:
             config = _trail_config(args, environ)
             key = cli_audit_key(config)
@@ -112,15 +158,31 @@ async def _run_audited(
 ) -> int:
     sink = AuditSink(trail, key, checkpoint_interval_s=0)
     await sink.open()
+    environ = os.environ
     try:
+        # The KEK versions before and after: what `keys rotate` added, what `retire` removed.
+        before = await asyncio.to_thread(key_versions, args, environ)
         # Raises AuditWriteError: then the command does not run.
-        await sink.write(SystemEvent(event, now_iso(), {**details, "phase": "started"}))
+        await sink.write(
+            SystemEvent(event, now_iso(), {**details, "phase": "started", "keks_before": before})
+        )
         # The vault handlers run their own event loop: a thread of their own.
         code = await asyncio.to_thread(handler, args)
         phase = "finished" if code == 0 else "failed"
+        after = await asyncio.to_thread(key_versions, args, environ)
         try:
             await sink.write(
-                SystemEvent(event, now_iso(), {**details, "phase": phase, "exit_code": code})
+                SystemEvent(
+                    event,
+                    now_iso(),
+                    {
+                        **details,
+                        "phase": phase,
+                        "exit_code": code,
+                        "keks_before": before,
+                        "keks_after": after,
+                    },
+                )
             )
         except AuditWriteError:
             print("redactor: the command ran but its result was not audited", file=sys.stderr)
@@ -137,4 +199,10 @@ def audit_vault_commands(sub: argparse._SubParsersAction) -> None:
         for name, leaf in leaves.choices.items():
             event = AUDITED_COMMANDS.get((group, name))
             if event is not None:
+                leaf.add_argument(
+                    "--operator",
+                    metavar="NAME",
+                    help="who runs this, for the audit record (REDACTOR_OPERATOR; "
+                    "default: the OS user at this host, which is recorded anyway)",
+                )
                 leaf.set_defaults(handler=audited(event, leaf.get_default("handler")))

@@ -30,9 +30,17 @@ _MIN_DIGITS = 9
 # holds 9+ digits in a row; masking part of it only destroys the id. The hex must include a
 # letter, and no more than 12 digits may follow one another (no PAN is shorter than 13), so a
 # card number dressed up as a UUID is still masked.
+# An audit chain id (16 hex digits, `secrets.token_hex(8)`) passes under the same rule, so a
+# log line can be matched with the chain `redactor audit verify` names.
 _UUID = re.compile(
-    r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+    r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16}",
+    re.IGNORECASE,
 )
+# The stamp in a rotated audit file's name (`audit.20261129T231500.123456Z-000000000042.jsonl`,
+# `sink.rotated_name`): a time and a sequence number, no run of 13 digits. It is set aside
+# while the rest of the string is masked, and the rest is masked as usual (a digit run
+# before or after it is not joined to it: the stamp stands as a letter).
+_AUDIT_STAMP = re.compile(r"(?<=\.)[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[0-9]{12}(?=\.jsonl)")
 _LETTER = re.compile(r"[a-f]", re.IGNORECASE)
 _PAN_LENGTH_RUN = re.compile(r"\d{13}")
 
@@ -52,6 +60,10 @@ def _mask(value: Any) -> Any:
         # digit-run pattern never matches them.
         if digit_count(value) < _MIN_DIGITS or _is_identifier(value):
             return value
+        if ".jsonl" in value and _AUDIT_STAMP.search(value):
+            stamps = _AUDIT_STAMP.findall(value)
+            rest = _DIGIT_RUN.sub(MASK, _AUDIT_STAMP.sub("\x00", value)).split("\x00")
+            return "".join(part + stamp for part, stamp in zip(rest, [*stamps, ""], strict=True))
         return _DIGIT_RUN.sub(MASK, value)
     if isinstance(value, bool):
         return value
