@@ -13,7 +13,6 @@ import argparse
 import os
 import sys
 from collections.abc import Collection, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from redactor import __version__
@@ -89,6 +88,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from redactor.ops.demo import main_demo
     from redactor.ops.logconfig import configure_logging
     from vault.errors import VaultError
@@ -101,18 +102,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    import urllib.error
-    import urllib.request
+    from redactor.ops.probe import ProbeUrlError, probe
 
-    url = args.url
-    if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
-        print("redactor: health checks only a local admin listener", file=sys.stderr)
-        return 2
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout_s) as resp:  # noqa: S310 - loopback only, checked above
-            ok = resp.status == 200
-    except (urllib.error.URLError, OSError):
-        ok = False
+        ok = probe(args.url, args.timeout_s)
+    except ProbeUrlError:
+        print(
+            "redactor: health checks only a local admin listener (http://127.0.0.1:PORT/...)",
+            file=sys.stderr,
+        )
+        return 2
     print("ok" if ok else "unhealthy", file=sys.stderr)
     return 0 if ok else 1
 

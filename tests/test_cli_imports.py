@@ -151,5 +151,29 @@ async def test_health_exits_0_on_a_ready_admin_listener_and_1_otherwise(aiohttp_
     assert await asyncio.to_thread(health, str(server.make_url("/readyz"))) == 0
     assert await asyncio.to_thread(health, str(server.make_url("/down"))) == 1
     assert await asyncio.to_thread(health, "http://127.0.0.1:9/readyz") == 1
+
     # Only a local admin listener: a probe is never pointed at another host.
-    assert health("http://example.com/readyz") == 2
+    for url in (
+        "http://example.com/readyz",
+        "https://127.0.0.1:9090/readyz",
+        "http://127.0.0.1:x/",
+    ):
+        assert health(url) == 2
+
+
+async def test_health_fails_on_an_answer_that_is_not_http() -> None:
+    import asyncio
+
+    async def garbage(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"200 OK but not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        url = f"http://127.0.0.1:{port}/readyz"
+        assert await asyncio.to_thread(main, ["health", "--url", url, "--timeout-s", "5"]) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
