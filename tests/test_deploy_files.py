@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import fnmatch
 import importlib
 import inspect
 import json
@@ -32,7 +33,7 @@ from aiohttp import web
 
 from redactor.cli import build_parser
 from redactor.ops.health import add_admin_routes
-from tests.dockerfile import DocumentedRun, Stage, documented_runs, final_stage
+from tests.dockerfile import DocumentedRun, Stage, documented_runs, final_stage, stages
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -465,6 +466,25 @@ def config_problems(files: DeployFiles) -> Iterator[str]:
         yield "Dockerfile: the image's REDACTOR_CONFIG is not deploy/config.yaml"
 
 
+def build_context_problems(files: DeployFiles) -> Iterator[str]:
+    """Every COPY source exists in the repository and is not left out by .dockerignore."""
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for stage in stages(files.dockerfile):
+        for words in stage.copies:
+            if any(w.startswith("--from") for w in words):
+                continue
+            for source in [w for w in words if not w.startswith("--")][:-1]:
+                if not (ROOT / source).exists():
+                    yield f"Dockerfile: COPY {source}: no such file in the repository"
+                top = source.split("/")[0]
+                if any(fnmatch.fnmatch(source, p) or fnmatch.fnmatch(top, p) for p in ignored):
+                    yield f"Dockerfile: COPY {source} is left out of the build context by .dockerignore"
+
+
 def problems(files: DeployFiles) -> list[str]:
     """Every mismatch between the deploy files and the code."""
     return [
@@ -472,6 +492,7 @@ def problems(files: DeployFiles) -> list[str]:
         *compose_problems(files),
         *kubernetes_problems(files),
         *config_problems(files),
+        *build_context_problems(files),
     ]
 
 
@@ -560,6 +581,12 @@ def _missing_key_mount(files: DeployFiles) -> None:
     _compose_service(files, "redactor")["secrets"] = ["redactor-audit-key", "pgpass"]
 
 
+def _copy_missing_file(files: DeployFiles) -> None:
+    files.dockerfile = files.dockerfile.replace(
+        "COPY deploy/config.yaml", "COPY deploy/sidecar.yaml"
+    )
+
+
 BROKEN: list[tuple[str, Callable[[DeployFiles], None], str]] = [
     ("compose names an unknown REDACTOR_ variable", _set_env, "REDACTOR_AGENT_PORT"),
     ("readiness probe on a path nobody serves", _probe_path, "/ready"),
@@ -575,6 +602,7 @@ BROKEN: list[tuple[str, Callable[[DeployFiles], None], str]] = [
     ("python -c imports a missing name", _python_name, "build_upstream"),
     ("the config reads a file nobody provides", _unmounted_policy, "strict.yaml"),
     ("the key file is not mounted", _missing_key_mount, "/run/secrets/redactor-keys"),
+    ("COPY of a file that does not exist", _copy_missing_file, "deploy/sidecar.yaml"),
 ]
 
 
