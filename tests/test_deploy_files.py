@@ -427,10 +427,12 @@ def kubernetes_problems(files: DeployFiles) -> Iterator[str]:
             declared = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
             if declared != {name: port for name, (_, port) in ports.items()}:
                 yield f"{where}: ports {declared} are not the listen ports {ports}"
-            for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            probes = (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"))
+            for probe, path in (*probes, ("startupProbe", "/healthz")):
                 get = container.get(probe, {}).get("httpGet")
                 if get is None:
-                    yield f"{where}: no {probe}"
+                    if probe != "startupProbe":
+                        yield f"{where}: no {probe}"
                     continue
                 port = declared.get(get["port"], get["port"])
                 if port != ports["admin"][1]:
