@@ -1,17 +1,25 @@
-"""The `redactor` command: one entry point, a subcommand per job."""
+"""The `redactor` command: one entry point, a subcommand per job.
+
+Start-up is part of the interface: a container runs `redactor health` every few seconds, so
+this module imports only the standard library and `redactor.errors` (no third-party package,
+not even `vault`). Each command imports what it needs in its handler, and the parsers of the
+`audit`, `keys` and `vault` groups (which import the audit and vault packages) are built
+only when the command line names them. tests/test_cli_imports.py pins this.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from redactor import __version__
 from redactor.errors import ConfigError
-from vault.config import VaultConfig
-from vault.errors import VaultConfigError, VaultError
+
+if TYPE_CHECKING:
+    from vault.config import VaultConfig
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -68,6 +76,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from redactor.ops.logconfig import configure_logging
     from redactor.server import serve
     from redactor.settings import load_settings
+    from vault.errors import VaultError
 
     try:
         settings = load_settings(_overrides(args), os.environ)
@@ -81,8 +90,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from redactor.ops.demo import main_demo
     from redactor.ops.logconfig import configure_logging
+    from vault.errors import VaultError
 
     configure_logging(console=True)
     try:
@@ -92,18 +104,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    import urllib.error
-    import urllib.request
+    from redactor.ops.probe import ProbeUrlError, probe
 
-    url = args.url
-    if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
-        print("redactor: health checks only a local admin listener", file=sys.stderr)
-        return 2
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout_s) as resp:  # noqa: S310 - loopback only, checked above
-            ok = resp.status == 200
-    except (urllib.error.URLError, OSError):
-        ok = False
+        ok = probe(args.url, args.timeout_s)
+    except ProbeUrlError:
+        print(
+            "redactor: health checks only a local admin listener (http://127.0.0.1:PORT/...)",
+            file=sys.stderr,
+        )
+        return 2
     print("ok" if ok else "unhealthy", file=sys.stderr)
     return 0 if ok else 1
 
@@ -392,8 +402,46 @@ def _add_backfill(sub: argparse._SubParsersAction) -> None:
     zendesk.set_defaults(handler=_cmd_backfill_zendesk)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
+def _register_audit(sub: argparse._SubParsersAction) -> None:
+    from redactor.ops.audit_cli import register
+
+    register(sub)
+
+
+def _register_keys_and_vault(sub: argparse._SubParsersAction) -> None:
+    from redactor.ops.command_audit import audit_vault_commands
+    from redactor.ops.reconcile import register_reconcile
+    from vault.cli import register
+
+    register(sub, _vault_config)
+    # Reads the audit trail, so it lives in ops/ (vault/ never imports redactor).
+    register_reconcile(sub)
+    # After vault.cli registered them: key and vault commands are audited (vault/ cannot be).
+    audit_vault_commands(sub)
+
+
+# Groups whose parsers import their packages, with the one-line help of each command they
+# add (tests/test_cli_imports.py checks these against the full parsers' help).
+_DEFERRED_GROUPS = (
+    (_register_audit, {"audit": "verify, report on and search the audit trail"}),
+    (
+        _register_keys_and_vault,
+        {
+            "keys": "rotate, re-wrap, retire and list key-encryption keys",
+            "vault": "migrate the vault store, purge old tokens, erase tokens or tenants",
+        },
+    ),
+)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command `argv` names: its first word (the top-level options take no value)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every sub-command, the groups in `commands` (default: all) with
+    their full parsers, the others as stubs that only list them in `redactor --help`."""
     parser = argparse.ArgumentParser(
         prog="redactor",
         description=(
@@ -442,25 +490,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_redact(sub)
     _add_backfill(sub)
-
-    from redactor.ops.audit_cli import register as register_audit_commands
-    from redactor.ops.command_audit import audit_vault_commands
-    from redactor.ops.reconcile import register_reconcile
-    from vault.cli import register as register_vault_commands
-
-    register_audit_commands(sub)
-
-    register_vault_commands(sub, _vault_config)
-    # Reads the audit trail, so it lives in ops/ (vault/ never imports redactor).
-    register_reconcile(sub)
-    # After vault.cli registered them: key and vault commands are audited (vault/ cannot be).
-    audit_vault_commands(sub)
+    for register, helps in _DEFERRED_GROUPS:
+        if commands is None or any(name in commands for name in helps):
+            register(sub)
+        else:
+            for name, help_text in helps.items():
+                # Parsed only when named, and then the full group is built instead.
+                sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def _vault_config(args: argparse.Namespace, environ: Mapping[str, str]) -> VaultConfig:
     """The VaultConfig of a `keys` or `vault` command: what `serve` would use."""
     from redactor.settings import Overrides, load_vault_config
+    from vault.errors import VaultConfigError
 
     flags = Overrides(
         config=args.config,
@@ -478,5 +521,7 @@ def _vault_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Vault
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `redactor` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    args = build_parser({command} if command else ()).parse_args(argv)
     return int(args.handler(args))

@@ -6,6 +6,9 @@ then `finished` or `failed` with the exit code. The records go to the trail name
 REDACTOR_AUDIT_LOG, in a file of their own (`audit.jsonl` -> `audit-cli.jsonl`, a chain per
 run), or to `audit-cli.jsonl` in the data directory; `redactor audit verify` reads it with
 the server's.
+
+The settings and the audit sink are imported when a command runs, not when its parser is
+built: `redactor keys --help` does not load the proxy's configuration code.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redactor import __version__
-from redactor.audit import AuditSink, AuditWriteError, SystemEvent, load_audit_key, now_iso
 from redactor.errors import ConfigError
-from redactor.settings import AuditTrailConfig, Overrides, load_audit_trail_config
+
+if TYPE_CHECKING:
+    from redactor.settings import AuditTrailConfig
 
 AUDITED_COMMANDS = {
     ("keys", "init"): "key_init",
@@ -95,6 +99,8 @@ def key_versions(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[s
 def _trail_config(args: argparse.Namespace, environ: Mapping[str, str]) -> AuditTrailConfig:
     # The same --config file, REDACTOR_* environment and flags as `serve` (and as the vault
     # part of these commands): one configuration for every command.
+    from redactor.settings import Overrides, load_audit_trail_config
+
     flags = Overrides(
         config=getattr(args, "config", None),
         data_dir=getattr(args, "data_dir", None),
@@ -113,6 +119,8 @@ def cli_trail(config: AuditTrailConfig) -> Path:
 
 def cli_audit_key(config: AuditTrailConfig) -> bytes:
     """The audit key for a command. Raises ConfigError when none is configured."""
+    from redactor.audit import load_audit_key
+
     return load_audit_key(
         key_file=config.audit_key_file,
         inline=config.audit_key.reveal() if config.audit_key else None,
@@ -124,6 +132,8 @@ def audited(event: str, handler: Handler) -> Handler:
     """`handler` with a `started` record before and a `finished`/`failed` record after."""
 
     def run(args: argparse.Namespace) -> int:
+        from redactor.audit import AuditWriteError
+
         environ = os.environ
         details: dict[str, Any] = {
             name: getattr(args, attr)
@@ -156,6 +166,8 @@ async def _run_audited(
     key: bytes,
     details: dict[str, Any],
 ) -> int:
+    from redactor.audit import AuditSink, AuditWriteError, SystemEvent, now_iso
+
     sink = AuditSink(trail, key, checkpoint_interval_s=0)
     await sink.open()
     environ = os.environ
