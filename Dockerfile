@@ -61,7 +61,9 @@ COPY --from=build /opt/redactor /opt/redactor
 # What the shipped config reads beside it: the reveal policy (its schema is package data).
 COPY policies/default.yaml /etc/redactor/policies/
 COPY deploy/config.yaml /etc/redactor/config.yaml
-COPY policies/routes.example.yaml /etc/redactor/config.example.yaml
+# The documented example with what it reads beside it (its policy and a JWKS whose private
+# key was thrown away): `REDACTOR_CONFIG=/etc/redactor/example/routes.example.yaml` runs it.
+COPY policies/routes.example.yaml policies/default.yaml policies/jwks.example.json /etc/redactor/example/
 
 # The data volume: vault (SQLite), audit trail, development keys. A new named volume takes
 # this folder's owner (uid 10001); the process never writes anywhere else.

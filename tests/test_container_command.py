@@ -178,7 +178,28 @@ async def _wait_ready(health: list[str], env: dict[str, str], proc) -> bool:
     return False
 
 
-async def test_the_shipped_config_serves_in_the_image_layout(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("config", "extra_env"),
+    [
+        ("/etc/redactor/config.yaml", {}),
+        # The example as the image ships it, with the variables its header documents.
+        (
+            "/etc/redactor/example/routes.example.yaml",
+            dict.fromkeys(
+                [
+                    "ZENDESK_WEBHOOK_SECRET",
+                    "ZENDESK_UPSTREAM_SECRET",
+                    "SLACK_SIGNING_SECRET",
+                    "SLACK_UPSTREAM_SECRET",
+                ],
+                "s" * 40,
+            ),
+        ),
+    ],
+)
+async def test_the_shipped_config_serves_in_the_image_layout(
+    tmp_path: Path, config: str, extra_env: dict[str, str]
+) -> None:
     # The image's file system in tmp_path: /etc/redactor as the Dockerfile fills it (the
     # shipped config and policy) plus the documented mounts, the data volume, an empty
     # working directory. Only the listen addresses move to free loopback ports.
@@ -220,6 +241,7 @@ async def test_the_shipped_config_serves_in_the_image_layout(tmp_path: Path) -> 
         "redactor-data": data,
     }
     env = _env_for(serve_run, host_files, image.env)
+    env.update(extra_env, REDACTOR_CONFIG=str(layout[config]))
     listen, admin, agent = _free_port(), _free_port(), _free_port()
     env.update(
         REDACTOR_LISTEN=f"127.0.0.1:{listen}",
