@@ -149,6 +149,9 @@ def _route_stdlib_logging(stream: TextIO, level: str) -> None:
     for name in ("aiohttp.server", "aiohttp.access", "aiohttp.client", "aiohttp.web"):
         # Through the root handler only: no handler of their own may print the raw text.
         logging.getLogger(name).propagate = True
+    # presidio says at info level which recognizers it loaded, at every start and per worker:
+    # noise next to redactor's own start line. Its warnings still come through.
+    logging.getLogger("presidio-analyzer").setLevel(max(root.level, logging.WARNING))
     logging.captureWarnings(True)
 
 
