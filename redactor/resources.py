@@ -37,6 +37,8 @@ class Resources:
     shared: SharedResources
     ingress: IngressResources
     agent: AgentResources | None = None
+    # Set on SIGTERM/SIGINT: /readyz answers 503 while requests in flight finish.
+    draining: bool = False
 
     @property
     def vault(self) -> Vault:
@@ -62,7 +64,20 @@ class Resources:
 RESOURCES = web.AppKey("resources", Resources)
 
 
-async def open_audit_sink(settings: Settings) -> AuditSink:
+@dataclass(frozen=True, slots=True)
+class AuditMetrics:
+    """The audit sink's writes, counted (the sink is a core and knows no metrics)."""
+
+    metrics: Metrics
+
+    def written(self, records: int, nbytes: int) -> None:
+        self.metrics.audit_written(records, nbytes)
+
+    def failed(self) -> None:
+        self.metrics.audit_failed()
+
+
+async def open_audit_sink(settings: Settings, metrics: Metrics | None = None) -> AuditSink:
     """The audit sink of this process, open, with its own chain.
 
     Raises ConfigError (no or bad audit key) or AuditWriteError (the file cannot be opened).
@@ -78,6 +93,7 @@ async def open_audit_sink(settings: Settings) -> AuditSink:
         key,
         max_bytes=settings.audit_max_bytes,
         checkpoint_interval_s=settings.audit_checkpoint_interval_s,
+        observer=None if metrics is None else AuditMetrics(metrics),
     )
     await sink.open()
     return sink
@@ -96,19 +112,21 @@ async def open_resources(
     session: aiohttp.ClientSession | None = None
     scan_pool = scan_pool if scan_pool is not None else ScanPool()
     try:
-        audit = await open_audit_sink(settings)
+        metrics = Metrics(multiprocess_dir=settings.metrics_dir)
+        audit = await open_audit_sink(settings, metrics)
         # auto_decompress: responses reach redact_responses routes already decoded.
         session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
         shared = SharedResources(
             vault,
             session,
             audit,
-            Metrics(),
+            metrics,
             vault_timeout_s=settings.vault_timeout_s,
             upstream_timeout_s=settings.upstream_timeout_s,
             upstream_connect_timeout_s=settings.upstream_connect_timeout_s,
         )
-        adapter = VaultAdapter(vault)
+        scan_pool.metrics = metrics
+        adapter = VaultAdapter(vault, shared.metrics)
         ingress = IngressResources(shared, settings.ingress(), Rewriter(), scan_pool=scan_pool)
         ingress.build_pipelines(adapter)
         res = Resources(settings, shared, ingress)

@@ -48,6 +48,8 @@ log = structlog.get_logger()
 # Set by handlers for the challenge middleware (agent_app.py), which adds the headers.
 CHALLENGE = web.RequestKey("www_authenticate", str)
 RETRY_AFTER_S = web.RequestKey("retry_after_s", int)
+# The level a caller asked for (a fixed word, never a value): a label of the call metric.
+LEVEL_ASKED = web.RequestKey("level_asked", str)
 
 MAX_TOKEN_CHARS = 64  # the longest token is 37 characters; longer strings are not tokens
 MAX_FREE_TEXT_CHARS = 4000  # a purpose or ticket; the policy's own maximum is 2000
@@ -270,7 +272,10 @@ async def resolve_granted(
     if not tokens:
         return {}
     try:
-        async with asyncio.timeout(agent.shared.vault_timeout_s):
+        async with (
+            agent.metrics.vault_call("resolve"),
+            asyncio.timeout(agent.shared.vault_timeout_s),
+        ):
             return await agent.vault.resolve_many(principal.tenant, list(tokens))
     except TimeoutError:
         raise VaultTimeoutError() from None
@@ -315,6 +320,7 @@ async def reveal(
     AuditWriteError (503: then no value is answered).
     """
     agent = agent_of(request)
+    request[LEVEL_ASKED] = req.level.value if req.level is not None else "default"
     policy_version = agent.policies.policy.version
     decisions = decide_tokens(
         agent, principal, req.tokens, purpose=req.purpose, ticket=req.ticket, requested=req.level

@@ -196,6 +196,14 @@ def rotated_name(path: Path, when: datetime, next_seq: int) -> Path:
     return path.with_name(f"{path.stem}.{stamp}-{next_seq:012d}{path.suffix}")
 
 
+class WriteObserver(Protocol):
+    """Told of every write (the composition root counts them as metrics)."""
+
+    def written(self, records: int, nbytes: int) -> None: ...
+
+    def failed(self) -> None: ...
+
+
 class AuditSink:
     """Appends chained JSON lines to a file (or stdout), in order.
 
@@ -220,8 +228,10 @@ class AuditSink:
         max_bytes: int = DEFAULT_MAX_BYTES,
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: WriteObserver | None = None,
     ) -> None:
         self._path = path
+        self._observer = observer
         self._state = ChainState(chain_id or secrets.token_hex(8), key)
         self._signer = LineSigner(key)
         self._kid = key_id(key)
@@ -318,11 +328,13 @@ class AuditSink:
         # A few lines appended to a file are a page-cache write of a few microseconds: far
         # cheaper than a thread hop.
         try:
-            self._write_records(records)
+            nbytes = self._write_records(records)
         except (OSError, ValueError):
             log.error("audit_write_failed", records=len(records))  # noqa: TRY400 - no traceback: the cause is the disk
+            self._observe(0, 0)
             _settle(batch, AuditWriteError())
         else:
+            self._observe(len(records), nbytes)
             _settle(batch, None)
         finally:
             self._flushing = False
@@ -336,11 +348,13 @@ class AuditSink:
                 batch, self._pending = self._pending, []
                 records = [record for records, _ in batch for record in records]
                 try:
-                    await asyncio.to_thread(self._write_records, records)
+                    nbytes = await asyncio.to_thread(self._write_records, records)
                 except (OSError, ValueError):
                     log.error("audit_write_failed", records=len(records))  # noqa: TRY400 - no traceback: the cause is the disk
+                    self._observe(0, 0)
                     _settle(batch, AuditWriteError())
                 else:
+                    self._observe(len(records), nbytes)
                     _settle(batch, None)
                 batch = []
         except asyncio.CancelledError:
@@ -364,9 +378,18 @@ class AuditSink:
             and not any(data.get("event") == CHECKPOINT_EVENT for data in records)
         )
 
-    def _write_records(self, records: list[dict[str, Any]]) -> None:
+    def _observe(self, records: int, nbytes: int) -> None:
+        # records == 0: the write failed.
+        if self._observer is None:
+            return
+        if records:
+            self._observer.written(records, nbytes)
+        else:
+            self._observer.failed()
+
+    def _write_records(self, records: list[dict[str, Any]]) -> int:
         # Runs on the loop or in a worker thread, one at a time (the `_flushing` flag): it
-        # owns the chain.
+        # owns the chain. Returns the bytes written.
         if self._path is not None and self._reopen_requested:
             self._reopen_requested = False
             self._swap_file(None)
@@ -400,6 +423,7 @@ class AuditSink:
             self._append_checkpoint(cp_seq, cp_mac, data)
         if self._fh is not None and self._size >= self._max_bytes:
             self._swap_file(rotated_name(self._path, self._clock(), seq) if self._path else None)
+        return len(text)
 
     def _swap_file(self, move_to: Path | None) -> None:
         # Close the live file, optionally move it aside (size rotation), open the path afresh.

@@ -1,69 +1,177 @@
-"""Prometheus metrics. Labels are route names, entity types and status codes: never a value."""
+"""Prometheus metrics. Labels are route names, entity types, endpoints, kinds, outcomes and
+status codes or classes: never a value, a token, a subject or a tenant.
+
+With `--workers N` every worker counts in files of its own under one directory the supervisor
+creates before forking (prometheus-client's multiprocess mode), and `/metrics` on any worker
+adds up all the files: one exposition for the whole server, every counter monotonic whatever
+worker answers the scrape. A dead worker's counters stay in the sum; its gauges leave it
+(`mark_process_dead`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+# The directory prometheus-client's multiprocess values write to (its own variable name).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def start_multiprocess(parent: Path | None = None) -> Path:
+    """Before forking workers: a fresh private directory (0700) for every process's metric
+    files, and the metric values of this process and its children switched to it.
+
+    prometheus-client picks its value class when it is imported, from the environment; the
+    supervisor imported it long before, so the class is switched here as well."""
+    path = Path(tempfile.mkdtemp(prefix="redactor-metrics-", dir=parent))
+    os.environ[MULTIPROC_ENV] = str(path)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    return path
+
+
+def worker_exited(path: Path, pid: int) -> None:
+    """A worker is gone: its live gauges (scan queue depth) leave the sum; counters stay."""
+    multiprocess.mark_process_dead(pid, str(path))  # type: ignore[no-untyped-call]
+
+
+def stop_multiprocess(path: Path) -> None:
+    """After the last worker: remove the directory and go back to in-process values."""
+    shutil.rmtree(path, ignore_errors=True)
+    os.environ.pop(MULTIPROC_ENV, None)
+    values.ValueClass = values.MutexValue
+
+
+def _status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status < 600 else "other"
 
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
+    """Every metric family of one server process.
+
+    `multiprocess_dir`: the directory the supervisor made (start_multiprocess); the exposition
+    then reads every worker's files instead of this process's registry."""
+
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    multiprocess_dir: Path | None = None
     requests: Counter = field(init=False)
     findings: Counter = field(init=False)
     failures: Counter = field(init=False)
     latency: Histogram = field(init=False)
-    _children: dict[tuple[Counter | Histogram, tuple[str, ...]], Any] = field(
-        init=False, repr=False
-    )
+    agent_calls: Counter = field(init=False)
+    vault_operations: Counter = field(init=False)
+    vault_latency: Histogram = field(init=False)
+    upstream_calls: Counter = field(init=False)
+    upstream_latency: Histogram = field(init=False)
+    audit_records: Counter = field(init=False)
+    audit_bytes: Counter = field(init=False)
+    audit_failures: Counter = field(init=False)
+    scan_queue: Gauge = field(init=False)
+    scan_latency: Histogram = field(init=False)
+    _children: dict[tuple[Any, tuple[str, ...]], Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Frozen for callers; the collectors are created once here.
         set_ = object.__setattr__
-        set_(
-            self,
-            "requests",
-            Counter(
-                "redactor_requests",
-                "Proxied requests by route and status",
-                ["route", "status"],
-                registry=self.registry,
-            ),
-        )
-        set_(
-            self,
-            "findings",
-            Counter(
-                "redactor_findings",
-                "Values replaced by tokens, by route and entity type",
-                ["route", "entity"],
-                registry=self.registry,
-            ),
-        )
-        set_(
-            self,
-            "failures",
-            Counter(
-                "redactor_failures",
-                "Requests refused or failed, by route and error code",
-                ["route", "code"],
-                registry=self.registry,
-            ),
-        )
-        set_(
-            self,
-            "latency",
-            Histogram(
-                "redactor_redaction_seconds",
-                "Time spent in the redaction pipeline",
-                ["route"],
-                registry=self.registry,
-                buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-            ),
-        )
+        reg = self.registry
+
+        def counter(name: str, doc: str, labels: list[str]) -> Counter:
+            return Counter(name, doc, labels, registry=reg)
+
+        def histogram(name: str, doc: str, labels: list[str], buckets: tuple[float, ...]) -> Any:
+            return Histogram(name, doc, labels, registry=reg, buckets=buckets)
+
+        # prometheus-client adds `_total` to counter names in the exposition.
+        set_(self, "requests", counter(
+            "redactor_requests", "Proxied requests by route and status", ["route", "status"]
+        ))  # fmt: skip
+        set_(self, "findings", counter(
+            "redactor_findings", "Values replaced by tokens, by route and entity type",
+            ["route", "entity"],
+        ))  # fmt: skip
+        set_(self, "failures", counter(
+            "redactor_failures", "Requests refused or failed, by route and error code",
+            ["route", "code"],
+        ))  # fmt: skip
+        set_(self, "latency", histogram(
+            "redactor_redaction_seconds", "Time spent in the redaction pipeline", ["route"],
+            _FAST_BUCKETS,
+        ))  # fmt: skip
+        set_(self, "agent_calls", counter(
+            "redactor_agent_calls",
+            "Agent API calls by endpoint, outcome (ok or the error code) and requested level",
+            ["endpoint", "outcome", "level"],
+        ))  # fmt: skip
+        set_(self, "vault_operations", counter(
+            "redactor_vault_operations",
+            "Vault calls by kind (tokenize, resolve) and outcome (ok, timeout, or the error code)",
+            ["kind", "outcome"],
+        ))  # fmt: skip
+        set_(self, "vault_latency", histogram(
+            "redactor_vault_operation_seconds", "Time of one vault call, by kind", ["kind"],
+            _FAST_BUCKETS,
+        ))  # fmt: skip
+        set_(self, "upstream_calls", counter(
+            "redactor_upstream_calls",
+            "Calls to an upstream by side (ingress, outbound) and status class (2xx, 5xx, error)",
+            ["side", "status_class"],
+        ))  # fmt: skip
+        set_(self, "upstream_latency", histogram(
+            "redactor_upstream_seconds", "Time to an upstream's answer headers, by side",
+            ["side"], _UPSTREAM_BUCKETS,
+        ))  # fmt: skip
+        set_(self, "audit_records", counter(
+            "redactor_audit_records", "Audit records written and flushed", []
+        ))  # fmt: skip
+        set_(self, "audit_bytes", counter(
+            "redactor_audit_bytes", "Bytes of audit records written and flushed", []
+        ))  # fmt: skip
+        set_(self, "audit_failures", counter(
+            "redactor_audit_write_failures",
+            "Audit writes that failed (the requests they covered were refused with 503)",
+            [],
+        ))  # fmt: skip
+        set_(self, "scan_queue", Gauge(
+            "redactor_scan_queue_depth",
+            "Large bodies waiting for or in the scan worker",
+            registry=reg,
+            # Sum over the live workers; a dead worker's queue is gone with it.
+            multiprocess_mode="livesum",
+        ))  # fmt: skip
+        set_(self, "scan_latency", histogram(
+            "redactor_scan_seconds", "Time of one step in the scan worker, queueing included",
+            [], (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        ))  # fmt: skip
         set_(self, "_children", {})
+
+    def exposition(self) -> bytes:
+        """The text format of every family, summed over all workers in multiprocess mode."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
 
     # Children by label values, looked up once: `labels()` validates and locks on every call,
     # and the proxy counts every message (issue 14).
@@ -75,7 +183,66 @@ class Metrics:
         """Record the pipeline's time for one message of `route`."""
         self._child(self.latency, route).observe(seconds)
 
-    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+    def failed(self, route: str, code: str) -> None:
+        """Count one refusal or failure of `route` with its error code."""
+        self._child(self.failures, route, code).inc()
+
+    def found(self, route: str, entity: str, n: int) -> None:
+        """Count `n` values of `entity` replaced on `route`."""
+        self._child(self.findings, route, entity).inc(n)
+
+    def agent_call(self, endpoint: str, outcome: str, level: str) -> None:
+        """Count one agent API call (`level`: the level asked for, `default` when none)."""
+        self._child(self.agent_calls, endpoint, outcome, level).inc()
+
+    def upstream_answered(self, side: str, status: int | None, seconds: float) -> None:
+        """Count one upstream call (`status` None: no answer) and its time to headers."""
+        label = "error" if status is None else _status_class(status)
+        self._child(self.upstream_calls, side, label).inc()
+        self._child(self.upstream_latency, side).observe(seconds)
+
+    @asynccontextmanager
+    async def vault_call(self, kind: str) -> AsyncIterator[None]:
+        """Time and count one vault call; its outcome is `ok`, `timeout` or the error's code."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            yield
+        except TimeoutError:
+            outcome = "timeout"
+            raise
+        except asyncio.CancelledError:
+            # The caller's asyncio.timeout (vault_timeout_s) cancels the call inside it.
+            outcome = "cancelled"
+            raise
+        except Exception as exc:
+            outcome = str(getattr(exc, "code", "error"))
+            raise
+        finally:
+            self._child(self.vault_operations, kind, outcome).inc()
+            self._child(self.vault_latency, kind).observe(time.perf_counter() - started)
+
+    def audit_written(self, records: int, nbytes: int) -> None:
+        """Count records and bytes the audit sink wrote and flushed."""
+        self.audit_records.inc(records)
+        self.audit_bytes.inc(nbytes)
+
+    def audit_failed(self) -> None:
+        """Count one failed audit write."""
+        self.audit_failures.inc()
+
+    @asynccontextmanager
+    async def scanning(self) -> AsyncIterator[None]:
+        """One step sent to the scan worker: in the queue gauge while it waits and runs."""
+        started = time.perf_counter()
+        self.scan_queue.inc()
+        try:
+            yield
+        finally:
+            self.scan_queue.dec()
+            self.scan_latency.observe(time.perf_counter() - started)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric, labels)
         child = self._children.get(key)
         if child is None:
