@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from redactor.agent.openapi import build_openapi
 from redactor.agent.outbound import handle_outbound
 from redactor.agent.resolve import (
     CHALLENGE,
@@ -65,6 +66,13 @@ def build_agent_app(resources: AgentResources) -> web.Application:
         client_max_size=resources.settings.max_body_bytes,
     )
     app[AGENT] = resources
+    document = build_openapi(resources.settings)
+
+    async def openapi(_request: web.Request) -> web.Response:
+        """This API's OpenAPI 3.1 description (no token needed: it holds no value)."""
+        return web.json_response(document)
+
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_post("/v1/resolve", handle_resolve)
     app.router.add_post("/v1/reveal-text", handle_reveal_text)
     app.router.add_route("*", "/out/{name}/{tail:.*}", handle_outbound)

@@ -67,15 +67,35 @@ class UnauthenticatedError(AuthError):
 
 
 class AgentRequestError(RedactorError):
+    """A malformed agent request: the answer names the field and what it must be (both fixed
+    texts of ours: never the caller's key or value, which may hold a card number)."""
+
     status = 400
     code = "request_invalid"
     message = "request body is not a valid agent request"
+
+    def __init__(self, field: str = "body", expected: str = "a JSON object") -> None:
+        super().__init__(field)
+        self.field = field
+        self.expected = expected
+
+    def answer_fields(self) -> dict[str, str]:
+        return {"field": self.field, "expected": self.expected}
 
 
 class TooManyTokensError(RedactorError):
     status = 400
     code = "too_many_tokens"
     message = "too many tokens in one request"
+
+    def __init__(self, max_tokens: int | None = None) -> None:
+        super().__init__()
+        self.max_tokens = max_tokens
+
+    def answer_fields(self) -> dict[str, str]:
+        if self.max_tokens is None:
+            return {}
+        return {"field": "tokens", "expected": f"at most {self.max_tokens} tokens"}
 
 
 class RevealRateLimitedError(RedactorError):
@@ -118,8 +138,14 @@ def _optional_text(doc: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_FREE_TEXT_CHARS:
-        raise AgentRequestError(key)
+        raise AgentRequestError(key, f"a string of at most {MAX_FREE_TEXT_CHARS} characters")
     return value
+
+
+_EXPECTED = {
+    "tokens": "a non-empty array of token strings",
+    "text": "a string holding tokens",
+}
 
 
 def parse_reveal_request(body: bytes, *, text: bool, max_tokens: int) -> RevealRequest:
@@ -129,30 +155,34 @@ def parse_reveal_request(body: bytes, *, text: bool, max_tokens: int) -> RevealR
     """
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise AgentRequestError() from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise AgentRequestError("body", "a JSON object (UTF-8)") from None
     main_key = "text" if text else "tokens"
-    if not isinstance(doc, dict) or main_key not in doc:
-        raise AgentRequestError(main_key)
-    unknown = set(doc) - {main_key, "purpose", "ticket", "level"}
-    if unknown:
-        raise AgentRequestError("unknown key")
+    if not isinstance(doc, dict):
+        raise AgentRequestError("body", "a JSON object")
+    if main_key not in doc:
+        raise AgentRequestError(main_key, "present: " + _EXPECTED[main_key])
+    if set(doc) - {main_key, "purpose", "ticket", "level"}:
+        # The unknown key itself is not named: it is caller input.
+        raise AgentRequestError("body", f"only the keys {main_key}, purpose, ticket, level")
     level = doc.get("level")
     if level is not None and level not in (Level.MASKED, Level.USE, Level.FULL):
-        raise AgentRequestError("level")
+        raise AgentRequestError("level", "one of masked, use, full (or absent)")
     if text:
         body_text = doc["text"]
         if not isinstance(body_text, str):
-            raise AgentRequestError("text")
+            raise AgentRequestError("text", _EXPECTED["text"])
         tokens = tuple(dict.fromkeys(m.group(0) for m in TOKEN_PATTERN.finditer(body_text)))
     else:
         body_text = None
         raw = doc["tokens"]
         if not isinstance(raw, list) or not raw or not all(isinstance(t, str) for t in raw):
-            raise AgentRequestError("tokens")
+            raise AgentRequestError("tokens", _EXPECTED["tokens"])
         tokens = tuple(raw)
-    if len(set(tokens)) > max_tokens or len(tokens) > 10 * max_tokens:
-        raise TooManyTokensError()
+    # A list counts every entry, repeats too (what the OpenAPI document's maxItems says); a
+    # text counts the different tokens in it.
+    if len(tokens) > max_tokens:
+        raise TooManyTokensError(max_tokens)
     return RevealRequest(
         tokens=tokens,
         purpose=_optional_text(doc, "purpose"),
