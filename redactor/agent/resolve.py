@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -293,6 +294,44 @@ def decide_tokens(
     return decisions
 
 
+async def count_full_reveals(
+    agent: AgentResources, principal: Principal, decisions: dict[str, Decision | None]
+) -> int | None:
+    """Count the granted full reveals in the vault's window for the subject; those past the
+    policy's limit become `rate_limited` (in `decisions`, in order). Returns the seconds until
+    the oldest counted reveal leaves the window when any was refused, else None.
+
+    Raises VaultTimeoutError or a VaultError (503): an uncounted reveal is never granted."""
+    limit = agent.policies.policy.full_rate_limit
+    full = [t for t, d in decisions.items() if d is not None and d.granted_level is Level.FULL]
+    if limit is None or not full:
+        return None
+    now = time.time()
+    try:
+        async with asyncio.timeout(agent.shared.vault_timeout_s):
+            budget = await agent.vault.take_reveals(
+                principal.tenant,
+                principal.subject,
+                len(full),
+                limit=limit.max_reveals,
+                window_s=limit.window_s,
+                now=now,
+            )
+    except TimeoutError:
+        raise VaultTimeoutError() from None
+    for token in full[budget.granted :]:
+        decision = decisions[token]
+        assert decision is not None  # noqa: S101 - `full` holds granted decisions only
+        decisions[token] = replace(
+            decision, granted_level=Level.NONE, reason_code=Reason.RATE_LIMITED
+        )
+    if budget.granted == len(full):
+        return None
+    oldest = budget.oldest_at if budget.oldest_at is not None else now
+    # RFC 9110 10.2.3: whole seconds; at least one, so a client never retries at once.
+    return max(1, math.ceil(oldest + limit.window_s - now))
+
+
 async def resolve_granted(
     agent: AgentResources, principal: Principal, tokens: Sequence[str]
 ) -> dict[str, Resolution]:
@@ -355,6 +394,7 @@ async def reveal(
     decisions = decide_tokens(
         agent, principal, req.tokens, purpose=req.purpose, ticket=req.ticket, requested=req.level
     )
+    retry_after_s = await count_full_reveals(agent, principal, decisions)
     granted = [t for t, d in decisions.items() if d is not None and d.granted]
     found = await resolve_granted(agent, principal, granted)
 
@@ -409,9 +449,7 @@ async def reveal(
         denied=len(outcomes) - revealed,
     )
     if outcomes and all(o.reason == Reason.RATE_LIMITED for o in outcomes.values()):
-        limit = agent.policies.policy.full_rate_limit
-        # The window is an upper bound on the wait: the limiter does not expose its next slot.
-        request[RETRY_AFTER_S] = int(limit.window_s) if limit is not None else 60
+        request[RETRY_AFTER_S] = retry_after_s if retry_after_s is not None else 60
         raise RevealRateLimitedError()
     return outcomes
 
