@@ -4,6 +4,7 @@ and off, and `redactor audit verify` speed on a large generated trail.
     python benchmarks/audit.py                      # ~2 minutes; writes results/audit.json
     python benchmarks/audit.py --verify-mb 1024     # the 1 GB trail (generation takes longer)
     python benchmarks/audit.py --quick              # a smoke run, small everything
+    python benchmarks/audit.py --fsync-only         # the fsync policies; results/audit_fsync.json
 
 Sink: 200 concurrent writers each writing records one at a time (the proxy's pattern; group
 commit batches them) into a file, chained, against the same sink writing the same records
@@ -14,6 +15,10 @@ closed-loop by concurrent clients posting a JSON body with one card number; the 
 switched off by replacing the sink with the unchained one in the server process (benchmark
 only: the product has no switch). Runs alternate on/off so load from other processes hits
 both alike; the figure is the ratio of medians.
+
+Fsync (`--fsync-only` runs just this): the sink and the proxy under each `audit_fsync` policy
+(batch, interval, never): sink records/s, and the server's CPU per request, throughput and
+request latency (p50/p99), runs alternating between policies.
 
 Verify: a trail of realistic records (message, delivery and reveal records, ~300 bytes a line)
 generated with the chain, then `verify_paths` timed over it.
@@ -43,6 +48,8 @@ from redactor.audit.chain import ChainState, LineSigner, canonical_json  # noqa:
 from redactor.audit.verify import verify_paths  # noqa: E402
 
 RESULTS = _ROOT / "benchmarks" / "results" / "audit.json"
+FSYNC_RESULTS = _ROOT / "benchmarks" / "results" / "audit_fsync.json"
+FSYNC_POLICIES = ("batch", "interval", "never")
 KEY = bytes(range(32))
 CARD = "4111 1111 1111 1111"
 
@@ -52,10 +59,7 @@ class UnchainedSink(AuditSink):
 
     def _write_records(self, records: list[dict[str, Any]]) -> None:
         data = "".join(canonical_json(r) + "\n" for r in records).encode("utf-8")
-        if self._fh is None:
-            raise ValueError("closed")
-        self._fh.write(data)
-        self._fh.flush()
+        self._append(data)
 
 
 def _records(n: int) -> list[Any]:
@@ -107,8 +111,11 @@ def _records(n: int) -> list[Any]:
     return out
 
 
-async def _sink_rate(sink_cls: type[AuditSink], path: Path, records: list[Any]) -> float:
-    sink = sink_cls(path, KEY, checkpoint_interval_s=0)
+async def _sink_rate(
+    sink_cls: type[AuditSink], path: Path, records: list[Any], fsync: str = "never"
+) -> float:
+    # "never" by default: the chain's cost alone, as measured before the fsync policy existed.
+    sink = sink_cls(path, KEY, checkpoint_interval_s=0, fsync=fsync)
     await sink.open()
     queue = list(records)
     start = time.perf_counter()
@@ -174,14 +181,15 @@ def serve_child(args: argparse.Namespace) -> None:
     if args.chain in ("off", "legacy"):
         original = resources.open_audit_sink
 
-        async def unchained(settings: Any) -> AuditSink:
-            sink = await original(settings)
+        async def unchained(settings: Any, metrics: Any = None) -> AuditSink:
+            sink = await original(settings, metrics)
             await sink.close()
             plain = UnchainedSink(settings.audit_log, KEY, checkpoint_interval_s=0)
             await plain.open()
             return plain
 
         resources.open_audit_sink = unchained  # type: ignore[assignment]
+    environ = {"REDACTOR_AUDIT_FSYNC": args.fsync} if args.fsync else {}
     settings = load_settings(
         Overrides(
             upstream=args.upstream,
@@ -192,7 +200,7 @@ def serve_child(args: argparse.Namespace) -> None:
             admin_listen=f"127.0.0.1:{_free_port()}",
             log_level="warning",
         ),
-        {},
+        environ,
     )
     asyncio.run(run_server(settings))
 
@@ -271,7 +279,7 @@ def bench_proxy(seconds: float, rounds: int, concurrency: int) -> dict[str, Any]
                 # Alternate which goes first, so a drift within a round hits both alike.
                 for chain in variants if n % 2 == 0 else variants[::-1]:
                     port = _free_port()
-                    command = [sys.executable, me, "_serve", "--chain", chain]
+                    command = [sys.executable, me, "_serve", "--chain", chain, "--fsync", "never"]
                     command += ["--port", str(port), "--data-dir", tmp]
                     command += ["--upstream", f"http://127.0.0.1:{up_port}/"]
                     proc = subprocess.Popen(
@@ -315,6 +323,121 @@ def bench_proxy(seconds: float, rounds: int, concurrency: int) -> dict[str, Any]
         "chain_on_median_rps": round(on, 1),
         "chain_off_median_rps": round(off, 1),
         "chain_cost_pct_of_medians": round(100 * (1 - on / off), 2),
+    }
+
+
+# --- fsync policies --------------------------------------------------------------------------
+
+
+def bench_fsync_sink(n: int, rounds: int) -> dict[str, Any]:
+    """Sink records/s under each fsync policy (200 concurrent writers, group commit)."""
+    records = _records(n)
+    rates: dict[str, list[float]] = {p: [] for p in FSYNC_POLICIES}
+    with tempfile.TemporaryDirectory(dir=_ROOT / "benchmarks") as tmp:
+        for r in range(rounds):
+            for policy in FSYNC_POLICIES:
+                path = Path(tmp) / f"{policy}{r}.jsonl"
+                rates[policy].append(
+                    asyncio.run(_sink_rate(AuditSink, path, records, fsync=policy))
+                )
+    return {
+        "records": n,
+        "rounds": rounds,
+        "records_per_s": {p: round(statistics.median(v)) for p, v in rates.items()},
+    }
+
+
+async def _load_timed(port: int, seconds: float, concurrency: int) -> tuple[float, list[float]]:
+    """Closed-loop load: (requests/s, each request's latency in seconds)."""
+    import aiohttp
+
+    body = json.dumps({"ticket": {"comment": f"my card is {CARD}, please refund"}}).encode()
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def client() -> None:
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                async with session.post(
+                    f"http://127.0.0.1:{port}/hook",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"proxy answered {resp.status}")
+                latencies.append(time.perf_counter() - sent)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return len(latencies) / (time.perf_counter() - start), latencies
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_fsync_proxy(seconds: float, rounds: int, concurrency: int) -> dict[str, Any]:
+    """The real server under each fsync policy: CPU per request, requests/s, latency."""
+    me = str(Path(__file__).resolve())
+    up_port = _free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, me, "_upstream", "--port", str(up_port)], stdout=subprocess.DEVNULL
+    )
+    rates: dict[str, list[float]] = {p: [] for p in FSYNC_POLICIES}
+    cpu_ms: dict[str, list[float]] = {p: [] for p in FSYNC_POLICIES}
+    p50: dict[str, list[float]] = {p: [] for p in FSYNC_POLICIES}
+    p99: dict[str, list[float]] = {p: [] for p in FSYNC_POLICIES}
+    try:
+        # On the disk the trail would be on (not a tmpfs /tmp): fsync's cost is the disk's.
+        with tempfile.TemporaryDirectory(dir=_ROOT / "benchmarks") as tmp:
+            for n in range(rounds):
+                for policy in FSYNC_POLICIES if n % 2 == 0 else FSYNC_POLICIES[::-1]:
+                    port = _free_port()
+                    command = [sys.executable, me, "_serve", "--chain", "on", "--fsync", policy]
+                    command += ["--port", str(port), "--data-dir", tmp]
+                    command += ["--upstream", f"http://127.0.0.1:{up_port}/"]
+                    proc = subprocess.Popen(
+                        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
+                    try:
+                        asyncio.run(_wait_ready(port))
+                        asyncio.run(_load_timed(port, 1.0, concurrency))  # warm-up
+                        cpu_before = _cpu_s(proc.pid)
+                        rate, latencies = asyncio.run(_load_timed(port, seconds, concurrency))
+                        rates[policy].append(rate)
+                        cpu_ms[policy].append(
+                            1000 * (_cpu_s(proc.pid) - cpu_before) / len(latencies)
+                        )
+                        p50[policy].append(1000 * _percentile(latencies, 0.5))
+                        p99[policy].append(1000 * _percentile(latencies, 0.99))
+                    finally:
+                        proc.terminate()
+                        proc.wait(timeout=30)
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=30)
+
+    def med(figures: dict[str, list[float]], digits: int) -> dict[str, float]:
+        return {p: round(statistics.median(v), digits) for p, v in figures.items()}
+
+    def paired(figures: dict[str, list[float]], a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(figures[a], figures[b], strict=True))
+
+    return {
+        "seconds_per_run": seconds,
+        "rounds": rounds,
+        "concurrency": concurrency,
+        "rps": med(rates, 1),
+        "cpu_ms_per_request": med(cpu_ms, 3),
+        "latency_p50_ms": med(p50, 2),
+        "latency_p99_ms": med(p99, 2),
+        "batch_vs_never_cpu_pct": round(100 * (paired(cpu_ms, "batch", "never") - 1), 1),
+        "interval_vs_never_cpu_pct": round(100 * (paired(cpu_ms, "interval", "never") - 1), 1),
+        "batch_vs_never_rps_pct": round(100 * (paired(rates, "batch", "never") - 1), 1),
+        "rps_runs": {p: [round(r, 1) for r in v] for p, v in rates.items()},
     }
 
 
@@ -370,6 +493,15 @@ def bench_verify(megabytes: int) -> dict[str, Any]:
     }
 
 
+def _machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd")
@@ -378,6 +510,7 @@ def main() -> None:
     serve.add_argument("--port", type=int)
     serve.add_argument("--upstream")
     serve.add_argument("--data-dir")
+    serve.add_argument("--fsync", choices=FSYNC_POLICIES)
     up = sub.add_parser("_upstream")
     up.add_argument("--port", type=int)
     parser.add_argument("--quick", action="store_true")
@@ -387,6 +520,9 @@ def main() -> None:
     parser.add_argument("--proxy-rounds", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--fsync-only", action="store_true", help="only the fsync policies' figures"
+    )
     args = parser.parse_args()
     if args.cmd == "_serve":
         serve_child(args)
@@ -396,6 +532,17 @@ def main() -> None:
         return
     if args.quick:
         args.verify_mb, args.sink_records, args.proxy_seconds, args.proxy_rounds = 5, 3000, 1, 1
+    if args.fsync_only:
+        fsync = {
+            "sink": bench_fsync_sink(args.sink_records, 1 if args.quick else 3),
+            "proxy": bench_fsync_proxy(args.proxy_seconds, args.proxy_rounds, args.concurrency),
+        }
+        print(f"fsync: {json.dumps(fsync)}", flush=True)
+        if not args.no_write:
+            FSYNC_RESULTS.write_text(
+                json.dumps({"machine": _machine(), "fsync": fsync}, indent=2) + "\n"
+            )
+        return
     sink = bench_sink(args.sink_records, 1 if args.quick else 3)
     print(f"sink: {json.dumps(sink)}", flush=True)
     verify = bench_verify(args.verify_mb)
@@ -406,12 +553,7 @@ def main() -> None:
         RESULTS.write_text(
             json.dumps(
                 {
-                    "machine": {
-                        "python": platform.python_version(),
-                        "cpus": os.cpu_count(),
-                        "load_average": os.getloadavg(),
-                        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    },
+                    "machine": _machine(),
                     "sink": sink,
                     "verify": verify,
                     "proxy": proxy,

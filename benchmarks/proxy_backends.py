@@ -904,7 +904,7 @@ OUR_STAGES: tuple[tuple[str, str], ...] = (
     ("vault/", "vault"),
     ("redactor/detection/", "detection"),
     ("redactor/bodies/", "body parse/rebuild"),
-    ("redactor/ingress/rewrite.py", "rewrite"),
+    ("redactor/redaction/rewrite.py", "rewrite"),
     ("redactor/audit/", "audit write"),
     ("redactor/ops/logconfig.py", "logging"),
     ("redactor/runtime/metrics.py", "metrics"),

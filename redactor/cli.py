@@ -1,17 +1,25 @@
-"""The `redactor` command: one entry point, a subcommand per job."""
+"""The `redactor` command: one entry point, a subcommand per job.
+
+Start-up is part of the interface: a container runs `redactor health` every few seconds, so
+this module imports only the standard library and `redactor.errors` (no third-party package,
+not even `vault`). Each command imports what it needs in its handler, and the parsers of the
+`audit`, `keys` and `vault` groups (which import the audit and vault packages) are built
+only when the command line names them. tests/test_cli_imports.py pins this.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from redactor import __version__
 from redactor.errors import ConfigError
-from vault.config import VaultConfig
-from vault.errors import VaultConfigError, VaultError
+
+if TYPE_CHECKING:
+    from vault.config import VaultConfig
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -68,6 +76,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from redactor.ops.logconfig import configure_logging
     from redactor.server import serve
     from redactor.settings import load_settings
+    from vault.errors import VaultError
 
     try:
         settings = load_settings(_overrides(args), os.environ)
@@ -81,9 +90,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from redactor.config.listen import parse_listen
     from redactor.ops.demo import main_demo
     from redactor.ops.logconfig import configure_logging
+    from vault.errors import VaultError
 
     configure_logging(console=True)
     try:
@@ -117,18 +129,16 @@ def _cmd_dev_token(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    import urllib.error
-    import urllib.request
+    from redactor.ops.probe import ProbeUrlError, probe
 
-    url = args.url
-    if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
-        print("redactor: health checks only a local admin listener", file=sys.stderr)
-        return 2
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout_s) as resp:  # noqa: S310 - loopback only, checked above
-            ok = resp.status == 200
-    except (urllib.error.URLError, OSError):
-        ok = False
+        ok = probe(args.url, args.timeout_s)
+    except ProbeUrlError:
+        print(
+            "redactor: health checks only a local admin listener (http://127.0.0.1:PORT/...)",
+            file=sys.stderr,
+        )
+        return 2
     print("ok" if ok else "unhealthy", file=sys.stderr)
     return 0 if ok else 1
 
@@ -295,8 +305,195 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     check.set_defaults(handler=_cmd_config_check)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
+def _cmd_redact(args: argparse.Namespace) -> int:
+    from redactor.backfill.run import AuditTarget, RedactRequest, redact_files
+    from redactor.ops.logconfig import configure_logging
+
+    configure_logging(level="warning", console=False)
+    try:
+        vault_config, trail, key = _backfill_trail(args)
+    except ConfigError as exc:
+        return _start_error(exc)
+    audit = AuditTarget(trail, key)
+    request = RedactRequest(
+        inputs=tuple(args.inputs),
+        output=args.output,
+        in_place=args.in_place,
+        fmt=args.format,
+        tenant=args.tenant,
+        jobs=args.jobs,
+        dry_run=args.dry_run,
+        resume=args.resume,
+    )
+    return redact_files(
+        request,
+        vault_config=vault_config,
+        audit=audit,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr,
+        tty=sys.stderr.isatty(),
+    )
+
+
+def _add_redact(sub: argparse._SubParsersAction) -> None:
+    redact = sub.add_parser(
+        "redact",
+        help="redact stored files and exports with the proxy's detection, codecs and vault",
+        description=(
+            "Streams each INPUT (JSON Lines, a JSON array, CSV with a header, an .eml, an mbox, "
+            "HTML or text; '-' is standard input) through the proxy's body handlers and "
+            "replaces every card number and SSN with the token the proxy gives it (same vault, "
+            "same tenant). Every other byte is written as it came. The vault and the audit "
+            "trail are the ones `serve` uses (--config, REDACTOR_*); each run is audited."
+        ),
+    )
+    add = redact.add_argument
+    add("inputs", nargs="+", metavar="INPUT")
+    where = redact.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="OUTPUT", help="file, directory or '-'")
+    where.add_argument("--in-place", action="store_true", help="replace each input when it is done")
+    add(
+        "--format",
+        default="auto",
+        choices=["auto", "jsonl", "json", "csv", "eml", "mbox", "html", "text"],
+    )
+    add("--tenant", default="default", help="the vault tenant (the route's tenant in `serve`)")
+    add("--jobs", type=int, default=1, metavar="N", help="worker processes that scan (default 1)")
+    add("--dry-run", action="store_true", help="count what would change; no file, no vault")
+    add("--resume", action="store_true", help="continue from the checkpoint beside the output")
+    _add_store_flags(redact)
+    redact.set_defaults(handler=_cmd_redact)
+
+
+def _add_store_flags(parser: argparse.ArgumentParser) -> None:
+    """The vault and audit flags of `serve` that a backfill needs."""
+    for flag, meta, text in (
+        ("--config", "FILE", "YAML configuration, as for serve (env REDACTOR_CONFIG)"),
+        ("--data-dir", "DIR", "data directory (default ./redactor-data)"),
+        ("--vault-url", "URL", "sqlite:///path/vault.db or postgresql://..."),
+        ("--key-file", "FILE", "key file with the vault's key-encryption keys"),
+        ("--audit-log", "FILE", "the server's audit log; the run's records go beside it"),
+        ("--audit-key-file", "FILE", "the audit trail's HMAC key"),
+    ):
+        parser.add_argument(flag, metavar=meta, help=text)
+    parser.add_argument("--dev", action="store_true", help="development mode: the dev key")
+
+
+def _backfill_trail(args: argparse.Namespace):  # -> (VaultConfig, trail path, audit key)
+    from redactor.ops.command_audit import cli_audit_key, cli_trail
+    from redactor.settings import Overrides, load_audit_trail_config, load_vault_config
+
+    flags = Overrides(
+        config=args.config,
+        data_dir=args.data_dir,
+        vault_url=args.vault_url,
+        key_file=args.key_file,
+        dev=True if args.dev else None,
+        audit_log=args.audit_log,
+        audit_key_file=args.audit_key_file,
+    )
+    vault_config = load_vault_config(flags, os.environ)
+    trail = load_audit_trail_config(flags, os.environ)
+    return vault_config, cli_trail(trail), cli_audit_key(trail)
+
+
+def _cmd_backfill_zendesk(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from redactor.backfill.zendesk import ZendeskRequest, credentials_from, run_zendesk
+    from redactor.ops.logconfig import configure_logging
+
+    configure_logging(level="warning", console=False)
+    try:
+        vault_config, trail, key = _backfill_trail(args)
+        since = datetime.fromisoformat(args.since).replace(tzinfo=UTC) if args.since else None
+    except ConfigError as exc:
+        return _start_error(exc)
+    except ValueError:
+        print("redactor: --since takes a date, e.g. 2024-01-31", file=sys.stderr)
+        return 2
+    request = ZendeskRequest(
+        subdomain=args.subdomain,
+        tenant=args.tenant,
+        state_dir=vault_config.data_dir,
+        since=int(since.timestamp()) if since else 0,
+        base_url=args.base_url,
+        dry_run=args.dry_run,
+    )
+    return run_zendesk(
+        request,
+        credentials_from(os.environ),
+        vault_config=vault_config,
+        audit_path=trail,
+        audit_key=key,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+def _add_backfill(sub: argparse._SubParsersAction) -> None:
+    backfill = sub.add_parser("backfill", help="redact what a helpdesk already stores")
+    kinds = backfill.add_subparsers(dest="backfill_command", metavar="SOURCE", required=True)
+    zendesk = kinds.add_parser(
+        "zendesk",
+        help="redact values in Zendesk ticket comments (comment redaction API)",
+        description=(
+            "Walks tickets with the incremental export, tokenises each value found in a "
+            "comment (vault first, then an audit record with the tokens), then redacts it with "
+            "the comment-redaction endpoint. Credentials: REDACTOR_ZENDESK_EMAIL and "
+            "REDACTOR_ZENDESK_API_TOKEN. Resumes from the cursor saved in the data directory."
+        ),
+    )
+    add = zendesk.add_argument
+    add("--subdomain", required=True, help="SUBDOMAIN of SUBDOMAIN.zendesk.com")
+    add("--since", metavar="DATE", help="first run: tickets updated since DATE (default: all)")
+    add("--base-url", metavar="URL", help="another address for the API (a stand-in, a proxy)")
+    add("--tenant", default="default", help="the vault tenant")
+    add("--dry-run", action="store_true", help="list what would change; no vault, no change")
+    _add_store_flags(zendesk)
+    zendesk.set_defaults(handler=_cmd_backfill_zendesk)
+
+
+def _register_audit(sub: argparse._SubParsersAction) -> None:
+    from redactor.ops.audit_cli import register
+
+    register(sub)
+
+
+def _register_keys_and_vault(sub: argparse._SubParsersAction) -> None:
+    from redactor.ops.command_audit import audit_vault_commands
+    from redactor.ops.reconcile import register_reconcile
+    from vault.cli import register
+
+    register(sub, _vault_config)
+    # Reads the audit trail, so it lives in ops/ (vault/ never imports redactor).
+    register_reconcile(sub)
+    # After vault.cli registered them: key and vault commands are audited (vault/ cannot be).
+    audit_vault_commands(sub)
+
+
+# Groups whose parsers import their packages, with the one-line help of each command they
+# add (tests/test_cli_imports.py checks these against the full parsers' help).
+_DEFERRED_GROUPS = (
+    (_register_audit, {"audit": "verify, report on and search the audit trail"}),
+    (
+        _register_keys_and_vault,
+        {
+            "keys": "rotate, re-wrap, retire and list key-encryption keys",
+            "vault": "migrate the vault store, purge old tokens, erase tokens or tenants",
+        },
+    ),
+)
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command `argv` names: its first word (the top-level options take no value)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every sub-command, the groups in `commands` (default: all) with
+    their full parsers, the others as stubs that only list them in `redactor --help`."""
     parser = argparse.ArgumentParser(
         prog="redactor",
         description=(
@@ -343,22 +540,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.set_defaults(handler=_cmd_detect)
     _add_serve(sub)
-
-    from redactor.ops.audit_cli import register as register_audit_commands
-    from redactor.ops.command_audit import audit_vault_commands
-    from vault.cli import register as register_vault_commands
-
-    register_audit_commands(sub)
-
-    register_vault_commands(sub, _vault_config)
-    # After vault.cli registered them: key and vault commands are audited (vault/ cannot be).
-    audit_vault_commands(sub)
+    _add_redact(sub)
+    _add_backfill(sub)
+    for register, helps in _DEFERRED_GROUPS:
+        if commands is None or any(name in commands for name in helps):
+            register(sub)
+        else:
+            for name, help_text in helps.items():
+                # Parsed only when named, and then the full group is built instead.
+                sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def _vault_config(args: argparse.Namespace, environ: Mapping[str, str]) -> VaultConfig:
     """The VaultConfig of a `keys` or `vault` command: what `serve` would use."""
     from redactor.settings import Overrides, load_vault_config
+    from vault.errors import VaultConfigError
 
     flags = Overrides(
         config=args.config,
@@ -376,5 +573,7 @@ def _vault_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Vault
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `redactor` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    args = build_parser({command} if command else ()).parse_args(argv)
     return int(args.handler(args))

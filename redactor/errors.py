@@ -13,6 +13,8 @@ class RedactorError(Exception):
     status: int = 500
     code: str = "internal_error"
     message: str = "internal error"
+    # Seconds a client should wait before trying again (the Retry-After header), if any.
+    retry_after_s: int | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         # `detail` is a short, value-free hint chosen by our code (a key name, a line
@@ -86,6 +88,14 @@ class UnsupportedMediaTypeError(BodyError):
     message = "content type is not accepted on this route"
 
 
+class UndeclaredCharsetError(UnsupportedMediaTypeError):
+    """Text that is not UTF-8 or ASCII-compatible (NUL bytes: UTF-16/32 without a BOM) and
+    names no charset: a reader could decode it as something redactor did not read (415)."""
+
+    code = "charset_undeclared"
+    message = "text that is not UTF-8 needs a declared charset or a byte order mark"
+
+
 class BodyTooLargeError(BodyError):
     """The body exceeds the route's size limit (413)."""
 
@@ -132,6 +142,53 @@ class NestingTooDeepError(BodyLimitError):
     status = 422
     code = "nesting_too_deep"
     message = "request body is nested deeper than allowed"
+
+
+# --- egress: what leaves must be readable --------------------------------------------------------
+
+
+class UnreadableValueError(RedactorError):
+    """The egress verifier read a card number or SSN in the outgoing message that redaction did
+    not see (it hid in an encoding redaction does not read): nothing is forwarded.
+
+    `reading` names where it was found (`body>gzip>json>base64`), built from our own labels
+    only, never from the message; it goes into the audit record.
+    """
+
+    status = 422
+    code = "unreadable_value"
+    message = "message holds a value redactor could not read"
+
+    def __init__(self, reading: str) -> None:
+        super().__init__()
+        self.reading = reading
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        # Raised in a scan worker, it comes back pickled: rebuilt from its reading.
+        return type(self), (self.reading,)
+
+
+class UnreadableAnswerError(UnreadableValueError):
+    """The same, in an upstream's answer on a `redact_responses` route: the upstream's fault."""
+
+    status = 502
+
+
+class UnverifiableMessageError(RedactorError):
+    """Reading the outgoing message the generous way passed a bound (depth, decoded size,
+    number of readings): what cannot be verified is not forwarded."""
+
+    status = 422
+    code = "unverifiable_message"
+    message = "message could not be verified within the egress limits"
+
+    def __init__(self, reading: str) -> None:
+        super().__init__()
+        self.reading = reading
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        # Raised in a scan worker, it comes back pickled: rebuilt from its reading.
+        return type(self), (self.reading,)
 
 
 # --- shared by both sides -----------------------------------------------------------------------

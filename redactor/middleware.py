@@ -19,8 +19,10 @@ REQUEST_ID = web.RequestKey("request_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-# The log leak guard's shape: 9 or more digits, grouped or not (every PAN and SSN).
-_DIGIT_RUN = re.compile(r"\d(?:[ \t.\-]{0,2}\d){8,}")
+# Nine digits in a row once every non-alphanumeric character is deleted: `4111-1111_1111/1111`
+# and `536.90.4399` as much as the bare numbers (every PAN and SSN has 9+ digits).
+_NON_ALNUM = re.compile(r"[\W_]+")
+_NINE_DIGITS = re.compile(r"[0-9]{9}")
 
 
 def new_request_id() -> str:
@@ -45,7 +47,7 @@ def _request_id(request: web.Request) -> str:
         and given.isascii()
         and given.isprintable()
         and " " not in given
-        and _DIGIT_RUN.search(given) is None
+        and _NINE_DIGITS.search(_NON_ALNUM.sub("", given)) is None
     ):
         return given
     return new_request_id()
@@ -81,7 +83,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             log.error("request_failed", status=status, error=code)  # noqa: TRY400 - a typed error, its traceback says nothing new
         else:
             log.info("request_refused", status=status, error=code)
-        extra = {"Retry-After": "5"} if status == 503 else {}
+        retry_after = getattr(exc, "retry_after_s", None) or (5 if status == 503 else None)
+        extra = {"Retry-After": str(retry_after)} if retry_after else {}
         fields = exc.answer_fields() if isinstance(exc, RedactorError) else None
         resp = error_response(status, code, request_id, fields, **extra)
         if getattr(exc, "close_connection", False):

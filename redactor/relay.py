@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import functools
 
-from aiohttp import ClientResponse, hdrs, web
+from aiohttp import ClientConnectorError, ClientResponse, hdrs, web
+from aiohttp import ConnectionTimeoutError as ClientConnectionTimeout
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from redactor.errors import BodyTooLargeError, RedactorError
@@ -26,9 +27,32 @@ HOP_BY_HOP = frozenset(
 
 
 class UpstreamUnavailableError(RedactorError):
+    """No connection to the upstream: the message was never sent (safe to send again)."""
+
     status = 502
     code = "upstream_unavailable"
-    message = "upstream could not be reached"
+    message = "upstream could not be reached; the message was not delivered"
+    retry_after_s = 5
+
+
+class UpstreamConnectTimeoutError(RedactorError):
+    """No connection in time (the upstream is slow to accept, or the pool is full): the message
+    was never sent (safe to send again)."""
+
+    status = 504
+    code = "upstream_connect_timeout"
+    message = "no connection to the upstream in time; the message was not delivered"
+    retry_after_s = 5
+
+
+class UpstreamAnswerLostError(RedactorError):
+    """The connection broke after the message was sent: the upstream may have it, so a sender
+    that retries may deliver it twice."""
+
+    status = 502
+    code = "upstream_answer_lost"
+    message = "the upstream connection broke after the message was sent; it may have been delivered"
+    retry_after_s = 5
 
 
 class UpstreamResponseTooLargeError(RedactorError):
@@ -49,9 +73,30 @@ class RequestTimeoutError(RedactorError):
 
 
 class UpstreamTimeoutError(RedactorError):
+    """Sent, and no answer in time: the upstream may have it."""
+
     status = 504
     code = "upstream_timeout"
-    message = "upstream did not answer in time"
+    message = "upstream did not answer in time; the message may have been delivered"
+    retry_after_s = 5
+
+
+def upstream_failure(exc: BaseException) -> RedactorError:
+    """The typed error for a failed upstream call, telling "never sent" (safe to resend) from
+    "sent, answer lost" (the upstream may have it). aiohttp's connect-phase errors, the
+    connection pool's wait included, are the only ones that prove nothing was sent."""
+    if isinstance(exc, ClientConnectionTimeout):
+        return UpstreamConnectTimeoutError()
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeoutError()
+    if isinstance(exc, ClientConnectorError):
+        return UpstreamUnavailableError()
+    return UpstreamAnswerLostError()
+
+
+# The upstream never got the message / it may have: senders treat the two differently.
+NEVER_SENT = (UpstreamUnavailableError, UpstreamConnectTimeoutError)
+MAYBE_SENT = (UpstreamTimeoutError, UpstreamAnswerLostError)
 
 
 def _connection_listed(headers: CIMultiDictProxy[str]) -> set[str]:

@@ -20,17 +20,17 @@ from redactor.audit import AuditSink, load_audit_key
 from redactor.detection import DetectionOptions
 from redactor.ingress.pipeline import Pipeline
 from redactor.ingress.resources import IngressResources
-from redactor.ingress.rewrite import Rewriter
 from redactor.ingress.scan_pool import ScanPool
-from redactor.runtime import SharedResources
+from redactor.redaction.rewrite import Rewriter
+from redactor.runtime import SharedHandles, SharedResources
 from redactor.runtime.entities import VaultAdapter
 from redactor.runtime.metrics import Metrics
 from redactor.settings import Settings
-from vault import Vault, open_vault
+from vault import open_vault
 
 
 @dataclass(slots=True)
-class Resources:
+class Resources(SharedHandles):
     """Everything one server process opened: the shared handles and each side's share."""
 
     settings: Settings
@@ -39,22 +39,6 @@ class Resources:
     agent: AgentResources | None = None
     # Set on SIGTERM/SIGINT: /readyz answers 503 while requests in flight finish.
     draining: bool = False
-
-    @property
-    def vault(self) -> Vault:
-        return self.shared.vault
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        return self.shared.session
-
-    @property
-    def audit(self) -> AuditSink:
-        return self.shared.audit
-
-    @property
-    def metrics(self) -> Metrics:
-        return self.shared.metrics
 
     async def warm_scan_pool(self) -> None:
         """Start the scan worker and build its detectors now, not on the first large body."""
@@ -66,15 +50,28 @@ RESOURCES = web.AppKey("resources", Resources)
 
 @dataclass(frozen=True, slots=True)
 class AuditMetrics:
-    """The audit sink's writes, counted (the sink is a core and knows no metrics)."""
+    """The audit sink's writes and health, counted in this process's metrics (the sink is a
+    core and knows no metrics; with several workers the exposition sums them)."""
 
     metrics: Metrics
 
     def written(self, records: int, nbytes: int) -> None:
         self.metrics.audit_written(records, nbytes)
 
-    def failed(self) -> None:
-        self.metrics.audit_failed()
+    def failed(self, records: int) -> None:
+        self.metrics.audit_failed(records)
+
+    def writable(self, ok: bool) -> None:
+        self.metrics.audit_health(ok)
+
+    def file_replaced(self, cause: str) -> None:
+        self.metrics.audit_file_replaced(cause)
+
+    def tail_repaired(self) -> None:
+        self.metrics.audit_tail_repaired()
+
+    def fsync_failed(self) -> None:
+        self.metrics.audit_fsync_failed()
 
 
 async def open_audit_sink(settings: Settings, metrics: Metrics | None = None) -> AuditSink:
@@ -93,6 +90,7 @@ async def open_audit_sink(settings: Settings, metrics: Metrics | None = None) ->
         key,
         max_bytes=settings.audit_max_bytes,
         checkpoint_interval_s=settings.audit_checkpoint_interval_s,
+        fsync=settings.audit_fsync,
         observer=None if metrics is None else AuditMetrics(metrics),
     )
     await sink.open()
@@ -115,7 +113,11 @@ async def open_resources(
         metrics = Metrics(multiprocess_dir=settings.metrics_dir)
         audit = await open_audit_sink(settings, metrics)
         # auto_decompress: responses reach redact_responses routes already decoded.
-        session = aiohttp.ClientSession(auto_decompress=True, raise_for_status=False)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.upstream_pool_size),
+            auto_decompress=True,
+            raise_for_status=False,
+        )
         shared = SharedResources(
             vault,
             session,

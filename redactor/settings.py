@@ -53,17 +53,23 @@ __all__ = [
     "Overrides",
     "RouteSettings",
     "Settings",
+    "listener_clash",
     "load_audit_trail_config",
     "load_settings",
     "load_vault_config",
     "parse_listen",
+    "pick",
     "resolve_file_paths",
     "with_routes",
 ]
 
 POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
 ROUTES_SCHEMA = POLICIES_DIR / "routes.schema.json"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:9090"
 DEFAULT_MAX_CONNECTIONS = 1024
+# aiohttp's own default: enough for a sidecar; a busy one in front of a slow helpdesk needs more.
+DEFAULT_UPSTREAM_POOL_SIZE = 100
 DEFAULT_AUDIT_MAX_BYTES = 100 * 1024 * 1024
 
 
@@ -80,8 +86,14 @@ class Settings:
     audit_key: Secret | None = None
     audit_max_bytes: int = DEFAULT_AUDIT_MAX_BYTES
     audit_checkpoint_interval_s: float = 60.0
+    # When audit records reach stable storage: "batch" (before their callers go on),
+    # "interval" (within a second) or "never" (the page cache only). See AuditSink.
+    audit_fsync: str = "batch"
     upstream_timeout_s: float = 30.0
     upstream_connect_timeout_s: float = 5.0
+    # Connections to all upstreams together; a request waits for a free one up to the connect
+    # timeout, then gets 504 upstream_connect_timeout (never sent).
+    upstream_pool_size: int = DEFAULT_UPSTREAM_POOL_SIZE
     vault_timeout_s: float = 2.0
     log_level: str = "info"
     log_console: bool = False
@@ -156,9 +168,11 @@ class Overrides:
     access_log: bool | None = None
 
 
-def _pick(
+def pick(
     flag: Any, environ: Mapping[str, str], env_name: str, file_value: Any, default: Any
 ) -> Any:
+    """The value in force: the flag, else the environment variable, else the file, else the
+    default (the precedence README documents)."""
     if flag is not None:
         return flag
     if environ.get(env_name):
@@ -228,14 +242,14 @@ def _truthy(raw: Any) -> bool:
 
 
 def _dev(flags: Overrides, environ: Mapping[str, str]) -> bool:
-    return _truthy(_pick(flags.dev, environ, "REDACTOR_DEV", None, False))
+    return _truthy(pick(flags.dev, environ, "REDACTOR_DEV", None, False))
 
 
 def _vault_config(
     flags: Overrides, environ: Mapping[str, str], doc: Mapping[str, Any]
 ) -> VaultConfig:
     vault_doc = doc.get("vault", {})
-    data_dir = _pick(flags.data_dir, environ, "REDACTOR_DATA_DIR", doc.get("data_dir"), None)
+    data_dir = pick(flags.data_dir, environ, "REDACTOR_DATA_DIR", doc.get("data_dir"), None)
     extra: dict[str, Any] = {"create": bool(flags.create_vault)}
     if "key_check_interval_s" in vault_doc and not environ.get("REDACTOR_KEY_CHECK_INTERVAL_S"):
         extra["key_check_interval_s"] = float(vault_doc["key_check_interval_s"])
@@ -282,13 +296,13 @@ def load_audit_trail_config(flags: Overrides, environ: Mapping[str, str]) -> Aud
     """The audit part of Settings alone, for `keys` and `vault` commands: the same file,
     environment and flags as `serve`. Raises ConfigError (or YamlFileError)."""
     doc = _config_doc(flags, environ)
-    audit = _pick(flags.audit_log, environ, "REDACTOR_AUDIT_LOG", doc.get("audit_log"), None)
-    key_file = _pick(
+    audit = pick(flags.audit_log, environ, "REDACTOR_AUDIT_LOG", doc.get("audit_log"), None)
+    key_file = pick(
         flags.audit_key_file, environ, "REDACTOR_AUDIT_KEY_FILE", doc.get("audit_key_file"), None
     )
     if key_file and environ.get("REDACTOR_AUDIT_KEY"):
         raise ConfigError("set REDACTOR_AUDIT_KEY_FILE or REDACTOR_AUDIT_KEY, not both")
-    data_dir = _pick(flags.data_dir, environ, "REDACTOR_DATA_DIR", doc.get("data_dir"), None)
+    data_dir = pick(flags.data_dir, environ, "REDACTOR_DATA_DIR", doc.get("data_dir"), None)
     return AuditTrailConfig(
         audit_log=None if audit in (None, "-") else Path(audit),
         audit_key_file=Path(key_file) if key_file else None,
@@ -305,17 +319,17 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
     dev = _dev(flags, environ)
     vault = _vault_config(flags, environ, doc)
 
-    upstream = _pick(flags.upstream, environ, "REDACTOR_UPSTREAM", None, None)
+    upstream = pick(flags.upstream, environ, "REDACTOR_UPSTREAM", None, None)
     routes: list[RouteSettings] = [parse_route(r, environ) for r in doc.get("routes", [])]
     # A flag (or REDACTOR_MAX_BODY_BYTES) overrides every route's limit, as flags override
     # the file everywhere.
-    given_max_body = _pick(flags.max_body_bytes, environ, "REDACTOR_MAX_BODY_BYTES", None, None)
+    given_max_body = pick(flags.max_body_bytes, environ, "REDACTOR_MAX_BODY_BYTES", None, None)
     max_body = _whole(given_max_body, "max_body_bytes") if given_max_body is not None else None
     if max_body is not None:
         routes = [replace(r, max_body_bytes=max_body) for r in routes]
     if upstream:
         # The catch-all route of `--upstream`: every path, one tenant.
-        tenant = _pick(flags.tenant, environ, "REDACTOR_TENANT", None, DEFAULT_TENANT)
+        tenant = pick(flags.tenant, environ, "REDACTOR_TENANT", None, DEFAULT_TENANT)
         routes.append(
             RouteSettings(
                 name="default",
@@ -331,28 +345,28 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
     if conflicts:
         raise ConfigError("; ".join(conflicts))
 
-    audit = _pick(flags.audit_log, environ, "REDACTOR_AUDIT_LOG", doc.get("audit_log"), None)
-    audit_key_file = _pick(
+    audit = pick(flags.audit_log, environ, "REDACTOR_AUDIT_LOG", doc.get("audit_log"), None)
+    audit_key_file = pick(
         flags.audit_key_file, environ, "REDACTOR_AUDIT_KEY_FILE", doc.get("audit_key_file"), None
     )
     if audit_key_file and environ.get("REDACTOR_AUDIT_KEY"):
         raise ConfigError("set REDACTOR_AUDIT_KEY_FILE or REDACTOR_AUDIT_KEY, not both")
-    agent = _pick(
+    agent = pick(
         flags.agent_listen, environ, "REDACTOR_AGENT_LISTEN", doc.get("agent_listen"), None
     )
     agent_listen = parse_listen(agent, "agent_listen") if agent else None
     settings = Settings(
         listen=parse_listen(
-            _pick(flags.listen, environ, "REDACTOR_LISTEN", doc.get("listen"), "127.0.0.1:8080"),
+            pick(flags.listen, environ, "REDACTOR_LISTEN", doc.get("listen"), DEFAULT_LISTEN),
             "listen",
         ),
         admin_listen=parse_listen(
-            _pick(
+            pick(
                 flags.admin_listen,
                 environ,
                 "REDACTOR_ADMIN_LISTEN",
                 doc.get("admin_listen"),
-                "127.0.0.1:9090",
+                DEFAULT_ADMIN_LISTEN,
             ),
             "admin_listen",
         ),
@@ -364,7 +378,7 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         audit_key=_audit_key(environ),
         audit_max_bytes=int(
             _positive(
-                _pick(
+                pick(
                     None,
                     environ,
                     "REDACTOR_AUDIT_MAX_BYTES",
@@ -377,22 +391,43 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         audit_checkpoint_interval_s=_positive(
             doc.get("audit_checkpoint_interval_s", 60.0), "audit_checkpoint_interval_s"
         ),
+        audit_fsync=_audit_fsync(
+            pick(None, environ, "REDACTOR_AUDIT_FSYNC", doc.get("audit_fsync"), "batch")
+        ),
         upstream_timeout_s=_positive(
-            _pick(
-                None, environ, "REDACTOR_UPSTREAM_TIMEOUT_S", doc.get("upstream_timeout_s"), 30.0
-            ),
+            pick(None, environ, "REDACTOR_UPSTREAM_TIMEOUT_S", doc.get("upstream_timeout_s"), 30.0),
             "upstream_timeout_s",
         ),
+        upstream_connect_timeout_s=_positive(
+            pick(
+                None,
+                environ,
+                "REDACTOR_UPSTREAM_CONNECT_TIMEOUT_S",
+                doc.get("upstream_connect_timeout_s"),
+                5.0,
+            ),
+            "upstream_connect_timeout_s",
+        ),
+        upstream_pool_size=_whole(
+            pick(
+                None,
+                environ,
+                "REDACTOR_UPSTREAM_POOL_SIZE",
+                doc.get("upstream_pool_size"),
+                DEFAULT_UPSTREAM_POOL_SIZE,
+            ),
+            "upstream_pool_size",
+        ),
         vault_timeout_s=_positive(
-            _pick(None, environ, "REDACTOR_VAULT_TIMEOUT_S", vault_doc.get("timeout_s"), 2.0),
+            pick(None, environ, "REDACTOR_VAULT_TIMEOUT_S", vault_doc.get("timeout_s"), 2.0),
             "vault_timeout_s",
         ),
-        log_level=str(_pick(flags.log_level, environ, "REDACTOR_LOG_LEVEL", None, "info")).lower(),
+        log_level=str(pick(flags.log_level, environ, "REDACTOR_LOG_LEVEL", None, "info")).lower(),
         log_console=bool(flags.log_console),
         agent=_agent(flags, environ, doc, agent_listen),
-        workers=_workers(_pick(flags.workers, environ, "REDACTOR_WORKERS", doc.get("workers"), 1)),
+        workers=_workers(pick(flags.workers, environ, "REDACTOR_WORKERS", doc.get("workers"), 1)),
         header_timeout_s=_positive(
-            _pick(
+            pick(
                 None,
                 environ,
                 "REDACTOR_HEADER_TIMEOUT_S",
@@ -402,7 +437,7 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
             "header_timeout_s",
         ),
         min_body_rate_bytes_s=_positive(
-            _pick(
+            pick(
                 None,
                 environ,
                 "REDACTOR_MIN_BODY_RATE_BYTES_S",
@@ -413,7 +448,7 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
         ),
         max_connections=int(
             _positive(
-                _pick(
+                pick(
                     None,
                     environ,
                     "REDACTOR_MAX_CONNECTIONS",
@@ -424,15 +459,31 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
             )
         ),
         event_loop=_event_loop(
-            _pick(flags.event_loop, environ, "REDACTOR_EVENT_LOOP", doc.get("event_loop"), "auto")
+            pick(flags.event_loop, environ, "REDACTOR_EVENT_LOOP", doc.get("event_loop"), "auto")
         ),
         access_log=_truthy(
-            _pick(flags.access_log, environ, "REDACTOR_ACCESS_LOG", doc.get("access_log"), False)
+            pick(flags.access_log, environ, "REDACTOR_ACCESS_LOG", doc.get("access_log"), False)
         ),
     )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")
+    listeners = {"listen": settings.listen, "admin_listen": settings.admin_listen}
+    if settings.agent is not None:
+        listeners["agent_listen"] = settings.agent.listen
+    clash = listener_clash(listeners)
+    if clash:
+        raise ConfigError(clash)
     return settings
+
+
+def listener_clash(listeners: Mapping[str, Listen]) -> str | None:
+    """Two listeners on one address (the second bind would fail, or share the port)."""
+    seen: dict[Listen, str] = {}
+    for name, listen in listeners.items():
+        if listen in seen and listen.port != 0:
+            return f"{seen[listen]} and {name} are both {listen}"
+        seen[listen] = name
+    return None
 
 
 def _whole(value: Any, name: str) -> int:
@@ -449,12 +500,10 @@ def _agent(
     flags: Overrides, environ: Mapping[str, str], doc: Mapping[str, Any], listen: Listen | None
 ) -> AgentSettings | None:
     raw: Mapping[str, Any] = doc.get("agent", {})
-    jwks = _pick(flags.jwks, environ, "REDACTOR_JWKS", raw.get("jwks"), None)
-    issuer = _pick(flags.jwt_issuer, environ, "REDACTOR_JWT_ISSUER", raw.get("issuer"), None)
-    audience = _pick(
-        flags.jwt_audience, environ, "REDACTOR_JWT_AUDIENCE", raw.get("audience"), None
-    )
-    policy = _pick(flags.policy, environ, "REDACTOR_POLICY", raw.get("policy"), None)
+    jwks = pick(flags.jwks, environ, "REDACTOR_JWKS", raw.get("jwks"), None)
+    issuer = pick(flags.jwt_issuer, environ, "REDACTOR_JWT_ISSUER", raw.get("issuer"), None)
+    audience = pick(flags.jwt_audience, environ, "REDACTOR_JWT_AUDIENCE", raw.get("audience"), None)
+    policy = pick(flags.policy, environ, "REDACTOR_POLICY", raw.get("policy"), None)
     given = {"jwks": jwks, "jwt_issuer": issuer, "jwt_audience": audience, "policy": policy}
     if listen is None:
         if any(given.values()) or raw:
@@ -485,6 +534,13 @@ def _agent(
 def _audit_key(environ: Mapping[str, str]) -> Secret | None:
     inline = environ.get("REDACTOR_AUDIT_KEY")
     return Secret(inline) if inline else None
+
+
+def _audit_fsync(value: Any) -> str:
+    policy = str(value).lower()
+    if policy not in ("batch", "interval", "never"):
+        raise ConfigError("audit_fsync must be batch, interval or never")
+    return policy
 
 
 def _workers(value: Any) -> int:

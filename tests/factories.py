@@ -39,6 +39,10 @@ CARD_SPECS: tuple[tuple[str, str, int], ...] = (
     ("Verve", "506099", 19),
     ("UATP", "1", 15),
     ("Troy", "9792", 16),
+    ("JCB legacy", "2131", 15),
+    ("JCB legacy", "1800", 15),
+    ("Diners Club enRoute", "2014", 15),
+    ("Diners Club enRoute", "2149", 15),
 )
 
 # Groupings people type, by length: (group sizes).

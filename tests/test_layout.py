@@ -14,13 +14,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SIDES = ("redactor.ingress", "redactor.agent")
+SIDES = ("redactor.ingress", "redactor.agent", "redactor.backfill")
 CORES = (
     "redactor.bodies",
     "redactor.detection",
+    "redactor.redaction",
     "redactor.audit",
     "redactor.config",
     "redactor.runtime",
+    "redactor.egress",
     "redactor.relay",
     "vault",
 )
@@ -132,6 +134,10 @@ def test_only_entry_points_and_the_composition_root_live_at_the_package_root() -
         ("redactor.agent.outbound", "from redactor import settings", "composition root"),
         ("redactor.agent.policy", "from redactor.ops.yamlschema import parse_yaml", "composition root"),
         ("redactor.runtime.shared", "from redactor.agent.auth import Principal", "imports side"),
+        ("redactor.backfill.run", "from redactor.ingress.pipeline import Pipeline", "other side"),
+        ("redactor.backfill.zendesk", "from redactor.agent import policy", "other side"),
+        ("redactor.backfill.run", "from redactor import settings", "composition root"),
+        ("redactor.redaction.scanning", "from redactor.backfill import run", "imports side"),
         ("vault.stores.sqlite", "import aiohttp", "vault imports aiohttp"),
         ("vault.service", "from aiohttp import web", "vault imports aiohttp"),
         ("vault.service", "from redactor.errors import RedactorError", "vault imports redactor"),
@@ -156,6 +162,8 @@ def test_the_checker_catches_each_kind_of_broken_arrow(
         ("redactor.resources", "from redactor.ingress.resources import IngressResources"),
         ("redactor.agent.resources", "from redactor.runtime import SharedResources"),
         ("redactor.ingress.config", "from redactor.config.listen import Listen"),
+        ("redactor.backfill.scan", "from redactor.redaction.scanning import scan_body"),
+        ("redactor.ingress.pipeline", "from redactor.redaction.rewrite import Rewriter"),
     ],
 )
 def test_the_checker_allows_arrows_that_point_down(module: str, source: str) -> None:

@@ -9,25 +9,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import hmac
 import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from vault.config import VaultConfig, parse_duration_s
 from vault.crypto import check_value
-from vault.errors import KeyRetireError, VaultConfigError, VaultError, VaultMissingError
+from vault.errors import (
+    KeyRetireError,
+    KeyStateChangedError,
+    VaultConfigError,
+    VaultError,
+    VaultMissingError,
+)
 from vault.keyring import (
     KeyMaterial,
     LookupKeys,
     add_kek_version,
     generate_key_material,
+    read_key_file,
     remove_kek_version,
     write_key_file,
 )
-from vault.keystate import describe, key_ring_problems, pending_rotation
+from vault.keystate import describe, key_ring_problems, pending_rotation, readable_time
+from vault.mark import acquire_lock, advance_mark, behind, read_mark, release_lock
+from vault.retention import describe_plan, iso, purge_refusals
+from vault.service import Vault
 from vault.startup import (
     load_key_material,
     open_store,
@@ -38,6 +51,8 @@ from vault.stores.base import KekRecord, TokenStore
 from vault.tokens import TOKEN_PATTERN
 
 Handler = Callable[..., int]
+# This command's own clock (purge compares it with the store's and the running processes').
+_clock: Callable[[], float] = time.time
 # Builds the VaultConfig of a command from its flags and the environment. `redactor` passes
 # one that also reads --config FILE, so admin commands see exactly what `serve` sees.
 ConfigLoader = Callable[[argparse.Namespace, Mapping[str, str]], VaultConfig]
@@ -53,6 +68,8 @@ then flags):
   REDACTOR_KEY_FILE   key file (JSON, base64 32-byte keys, one active version)
   REDACTOR_KEYS       the same JSON inline (cannot be rotated by this tool)
   REDACTOR_DEV        true: generate a development key into the data directory
+  REDACTOR_VAULT_MARK_FILE  the vault's high-water mark (default vault-mark.json in the
+                      data directory); keep it out of the vault's backups
 """
 
 
@@ -179,7 +196,8 @@ def register(subparsers: Any, load_config: ConfigLoader = config_from_flags) -> 
         "list KEK versions and the data keys each still wraps",
         "List the KEK versions of the key ring and of the vault: state and since when, how\n"
         "many data keys (of how many tenants) each still wraps, which running processes hold\n"
-        "which active version. Exits 1 when the ring does not fit the vault. Never prints key\n"
+        "which active version. Exits 1 when the ring does not fit the vault or the vault is\n"
+        "behind its high-water mark (BEHIND: restored from an older copy). Never prints key\n"
         "material. Never creates a vault.",
     )
 
@@ -212,11 +230,39 @@ def register(subparsers: Any, load_config: ConfigLoader = config_from_flags) -> 
         "purge",
         _handle_purge,
         "delete tokens idle for longer than a duration",
-        "Delete tokens neither created, seen in a message nor resolved within the duration.\n"
+        "Delete tokens neither created, seen in a message nor resolved within the duration,\n"
+        "counted from the database's clock (PostgreSQL now()) or this host's (SQLite).\n"
+        "Refused without --force when the cutoff is later than the vault's newest activity\n"
+        "or this clock is more than 5 minutes from a running process's check-in.\n"
         "Purged tokens resolve as not found.",
     )
     purge.add_argument(
         "--older-than", required=True, metavar="DURATION", help="e.g. 90d, 12h, 30m, 45s"
+    )
+    purge.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print how many tokens would go and the cutoff as a date; delete nothing",
+    )
+    purge.add_argument(
+        "--force",
+        action="store_true",
+        help="purge even when the cutoff is later than the vault's newest activity or this "
+        "clock is more than 5 minutes from the running processes' check-ins",
+    )
+    accept = leaf(
+        vault_sub,
+        "accept-restore",
+        _handle_accept_restore,
+        "put a vault restored from an older copy back in service (after reconcile)",
+        "A vault restored from a backup, snapshot or point-in-time recovery is behind the\n"
+        "high-water mark kept outside it (REDACTOR_VAULT_MARK_FILE, default vault-mark.json in\n"
+        "the data directory) and is refused with vault_behind. When no newer copy exists,\n"
+        "list what was lost (`redactor vault reconcile --audit DIR`), then accept this copy:\n"
+        "its counters are raised past the mark and it may start. Requires --yes.",
+    )
+    accept.add_argument(
+        "--yes", action="store_true", help="confirm: tokens minted after the copy stay lost"
     )
     erase_token = leaf(
         vault_sub,
@@ -265,6 +311,30 @@ def _command(body: CommandBody) -> Handler:
     return handler
 
 
+def run_command(
+    body: Callable[[VaultConfig, TextIO], Coroutine[Any, Any, int]],
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None,
+    out: TextIO | None,
+    err: TextIO | None,
+) -> int:
+    """Run an async command body with the command's VaultConfig; vault errors become exit
+    codes (1: refused or failed, 2: usage or configuration) and one value-free line on `err`.
+    For commands registered on the `vault` group from outside (`add_vault_command`)."""
+    return _run(body, args, environ, out, err)
+
+
+def add_vault_command(
+    subparsers: Any, name: str, handler: Handler, help_text: str, description: str
+) -> argparse.ArgumentParser:
+    """Add a leaf to the `vault` group `register` created, with the same configuration flags
+    and ConfigLoader as its own commands (for commands that live outside vault/)."""
+    group = subparsers.choices["vault"]
+    leaves = next(a for a in group._actions if isinstance(a, argparse._SubParsersAction))
+    load_config = next(iter(leaves.choices.values())).get_default("load_config")
+    return _leaf(leaves, name, handler, help_text, description, load_config)
+
+
 def _run(
     body: Callable[[VaultConfig, TextIO], Coroutine[Any, Any, int]],
     args: argparse.Namespace,
@@ -301,7 +371,7 @@ async def _handle_init(args: argparse.Namespace, config: VaultConfig, out: TextI
     return 0
 
 
-async def _open_existing_store(config: VaultConfig) -> TokenStore:
+async def open_existing_store(config: VaultConfig) -> TokenStore:
     """The store of an existing, migrated vault; never creates one.
 
     Raises VaultMissingError, VaultSchemaError, VaultUnavailableError.
@@ -348,34 +418,53 @@ async def _handle_vault_init(args: argparse.Namespace, config: VaultConfig, out:
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _key_file_lock(path: Path) -> AsyncIterator[None]:
+    """`<key file>.lock`, held across a whole rotate or retire; never waited for.
+
+    Raises KeyCommandBusyError if another command holds it.
+    """
+    fd = await asyncio.to_thread(acquire_lock, path.with_name(path.name + ".lock"), wait=False)
+    try:
+        yield
+    finally:
+        release_lock(fd)
+
+
+async def _confirm_key_file(path: Path, active: int, check: bytes | None) -> KeyMaterial:
+    """The key file as it is now, if its active version is `active` with check value `check`.
+
+    Read again before success is printed: a writer that replaced the file meanwhile (another
+    tool, a copy restored over it) makes the command fail instead of claiming success.
+    Raises KeyStateChangedError.
+    """
+    material = await asyncio.to_thread(read_key_file, path)
+    key = material.keks.get(active)
+    if (
+        material.active_version != active
+        or key is None
+        or (check is not None and not hmac.compare_digest(check_value(key, "kek"), check))
+    ):
+        raise KeyStateChangedError(
+            f"{path} no longer holds kek version {active} as recorded in the vault (replaced "
+            "meanwhile?); run `redactor keys list`"
+        )
+    return material
+
+
 @_command
 async def _handle_rotate(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
     path = writable_key_file(config)
-    material = await _key_ring(config)
-    async with await open_vault(config, create=False, bind=False) as vault:
-        store = vault.store
-        lookup_check = LookupKeys(material.index_key).check_value
-        checks = {v: check_value(k, "kek") for v, k in material.keks.items()}
-        state = await store.read_key_state()
-        now = int(time.time())
-        if state is not None and pending_rotation(
-            state, checks, material.active_version, lookup_check
+    # Lock order, every key command: the key file's lock, then the vault's key-command lock.
+    async with _key_file_lock(path):
+        material = await _key_ring(config)
+        async with (
+            await open_vault(config, create=False, bind=False) as vault,
+            vault.store.key_command_lock(),
         ):
-            # A rotation interrupted after writing the key file: record it, add nothing.
-            version = material.active_version
-            await store.record_rotation(KekRecord(version, "active", checks[version], now), now)
-        else:
-            await vault.bind_keys()
-            state = await store.read_key_state()
-            recorded = max((k.version for k in state.keks), default=0) if state else 0
-            rotated = add_kek_version(material, secrets.token_bytes)
-            version = rotated.active_version
-            if version <= recorded:
-                raise VaultConfigError("the vault records a newer kek version than the key file")
-            # Key file first: if recording fails, running `keys rotate` again records it.
-            await asyncio.to_thread(write_key_file, path, rotated)
-            new = KekRecord(version, "active", check_value(rotated.keks[version], "kek"), now)
-            await store.record_rotation(new, now)
+            version, note = await _rotate(vault, material, path)
+    if note:
+        print(note, file=out)
     print(
         f"kek version {version} is now active in {path} and in the vault.\n"
         "Running proxies load it from the key file within their key-check interval (with\n"
@@ -383,6 +472,67 @@ async def _handle_rotate(args: argparse.Namespace, config: VaultConfig, out: Tex
         file=out,
     )
     return 0
+
+
+async def _rotate(vault: Vault, material: KeyMaterial, path: Path) -> tuple[int, str]:
+    """Rotate under both locks: (the version now active, a note for the operator).
+
+    The new version is claimed in the vault (pending, compare-and-set on the key epoch read
+    here) before the key file is touched, so a command that lost a race fails without
+    writing; the vault records it as active only after the key file holds it.
+    Raises KeyStateChangedError, KeyRingMismatchError, VaultConfigError.
+    """
+    store = vault.store
+    lookup_check = LookupKeys(material.index_key).check_value
+    checks = {v: check_value(k, "kek") for v, k in material.keks.items()}
+    state = await store.read_key_state()
+    now = int(time.time())
+    note = ""
+    if state is not None and state.pending_version is not None:
+        pending = state.pending_version
+        ours = checks.get(pending)
+        if material.active_version == pending and ours is not None:
+            if state.pending_check is None or not hmac.compare_digest(ours, state.pending_check):
+                raise KeyStateChangedError(
+                    f"kek version {pending} is pending in the vault with another key than "
+                    "the key file's; run `redactor keys list`"
+                )
+            # Interrupted after writing the key file: record what it holds, add nothing.
+            await store.record_rotation(
+                KekRecord(pending, "active", ours, now), now, expected_epoch=state.epoch
+            )
+            await _confirm_key_file(path, pending, ours)
+            return pending, "finished an interrupted rotation"
+        # Interrupted before its key file was written: both locks are ours, so no command
+        # is still on its way to write it. Drop the claim and rotate afresh.
+        await store.clear_pending(state.epoch)
+        note = f"dropped an interrupted rotation to kek version {pending} (never written)"
+        state = await store.read_key_state()
+    if state is not None and pending_rotation(state, checks, material.active_version, lookup_check):
+        # Interrupted after writing the key file by a version without pending claims.
+        version = material.active_version
+        record = KekRecord(version, "active", checks[version], now)
+        epoch = await store.claim_rotation(record, state.epoch)
+        await store.record_rotation(record, now, expected_epoch=epoch)
+        await _confirm_key_file(path, version, checks[version])
+        return version, "finished an interrupted rotation"
+    await vault.bind_keys()
+    state = await store.read_key_state()
+    if state is None:
+        raise KeyStateChangedError("the vault records no key ring")
+    recorded = max((k.version for k in state.keks), default=0)
+    rotated = add_kek_version(material, secrets.token_bytes)
+    version = rotated.active_version
+    if version <= recorded:
+        raise VaultConfigError("the vault records a newer kek version than the key file")
+    new = KekRecord(version, "active", check_value(rotated.keks[version], "kek"), now)
+    # A command that read the same epoch and got here second fails now, key file untouched.
+    epoch = await store.claim_rotation(new, state.epoch)
+    # Key file next: if recording fails, `keys rotate` again finds the claim and records it.
+    await asyncio.to_thread(write_key_file, path, rotated)
+    await store.record_rotation(new, now, expected_epoch=epoch)
+    await _confirm_key_file(path, version, new.check_value)
+    return version, note
 
 
 @_command
@@ -409,14 +559,34 @@ async def _handle_rewrap(args: argparse.Namespace, config: VaultConfig, out: Tex
 async def _handle_retire(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
     version: int = args.version
     path = writable_key_file(config)
-    material = await _key_ring(config)
-    if version == material.active_version:
-        raise KeyRetireError(f"kek version {version} is active; rotate first")
-    async with await open_vault(config, create=False) as vault:
-        # Checked and recorded in one store transaction: data keys and live check-ins.
-        await vault.store.record_retirement(version, int(time.time()))
-    if version in material.keks:
-        await asyncio.to_thread(write_key_file, path, remove_kek_version(material, version))
+    async with _key_file_lock(path):
+        material = await _key_ring(config)
+        if version == material.active_version:
+            raise KeyRetireError(f"kek version {version} is active; rotate first")
+        async with (
+            await open_vault(config, create=False) as vault,
+            vault.store.key_command_lock(),
+        ):
+            state = await vault.store.read_key_state()
+            if state is not None and state.pending_version is not None:
+                raise KeyRetireError(
+                    f"a rotation to kek version {state.pending_version} is pending; "
+                    "run `redactor keys rotate` to finish it first"
+                )
+            # Checked and recorded in one store transaction: data keys and live
+            # check-ins, and the epoch read just above (CAS).
+            await vault.store.record_retirement(
+                version,
+                int(time.time()),
+                expected_epoch=None if state is None else state.epoch,
+            )
+            if version in material.keks:
+                await asyncio.to_thread(write_key_file, path, remove_kek_version(material, version))
+            after = await _confirm_key_file(path, material.active_version, None)
+            if version in after.keks:
+                raise KeyStateChangedError(
+                    f"{path} still holds kek version {version} (replaced meanwhile?)"
+                )
     print(f"kek version {version} retired in the vault and removed from {path}", file=out)
     return 0
 
@@ -424,14 +594,19 @@ async def _handle_retire(args: argparse.Namespace, config: VaultConfig, out: Tex
 @_command
 async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
     # The store first: a missing vault stops here, before a development key is generated.
-    store = await _open_existing_store(config)
+    store = await open_existing_store(config)
     try:
         material = await _key_ring(config)
         state = await store.read_key_state()
         usage = {u.kek_version: u for u in await store.kek_usage()}
         beats = await store.live_heartbeats(int(time.time()))
+        mark = await store.read_mark()
     finally:
         await store.close()
+    outside = await asyncio.to_thread(read_mark, config.vault_mark_file, mark.vault_id)
+    lag = behind(mark, outside)
+    if lag is not None:
+        print(f"BEHIND: {lag}", file=out)
     checks = {v: check_value(k, "kek") for v, k in material.keks.items()}
     recorded = {k.version: k for k in state.keks} if state else {}
     for version in sorted(set(checks) | set(recorded) | set(usage)):
@@ -455,12 +630,12 @@ async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextI
     for beat in beats:
         print(
             f"process {beat.process_id}: active kek version {beat.active_version}, "
-            f"checked in at {beat.seen_at}",
+            f"checked in at {readable_time(beat.seen_at)}",
             file=out,
         )
     if state is None:
         print("the vault records no key ring yet (it is recorded at the next start)", file=out)
-        return 0
+        return 1 if lag is not None else 0
     problems = key_ring_problems(
         state,
         checks,
@@ -470,7 +645,7 @@ async def _handle_list(args: argparse.Namespace, config: VaultConfig, out: TextI
     )
     for problem in problems:
         print(f"MISMATCH: {problem}", file=out)
-    return 1 if problems else 0
+    return 1 if problems or lag is not None else 0
 
 
 @_command
@@ -486,14 +661,86 @@ async def _handle_migrate(args: argparse.Namespace, config: VaultConfig, out: Te
     return 0
 
 
-@_command
-async def _handle_purge(args: argparse.Namespace, config: VaultConfig, out: TextIO) -> int:
+def _handle_purge(
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     older_than: str = args.older_than
-    seconds = parse_duration_s(older_than)
-    async with await open_vault(config, create=False) as vault:
-        count = await vault.purge(seconds)
-    print(f"purged {count} tokens idle for more than {older_than}", file=out)
-    return 0
+    errors = err or sys.stderr
+
+    async def body(config: VaultConfig, out: TextIO) -> int:
+        seconds = parse_duration_s(older_than)
+        async with await open_vault(config, create=False) as vault:
+            plan = await vault.plan_purge(seconds, local_now=int(_clock()))
+            problems = purge_refusals(plan)
+            if args.dry_run:
+                print(describe_plan(plan), file=out)
+                for problem in problems:
+                    print(f"would be refused without --force: {problem}", file=out)
+                return 0
+            if problems and not args.force:
+                for problem in problems:
+                    print(f"error: purge_refused: {problem}", file=errors)
+                print(
+                    "nothing purged: check this host's clock (`--dry-run` shows the cutoff); "
+                    "--force purges anyway",
+                    file=errors,
+                )
+                return 1
+            count = await vault.purge_before(plan.cutoff)
+        print(
+            f"purged {count} tokens idle for more than {older_than} (idle since before "
+            f"{iso(plan.cutoff)} by {plan.clock})",
+            file=out,
+        )
+        return 0
+
+    return _run(body, args, environ, out, err)
+
+
+def _handle_accept_restore(
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    errors = err or sys.stderr
+
+    async def body(config: VaultConfig, out: TextIO) -> int:
+        mark_file = config.vault_mark_file
+        async with await open_vault(config, create=False, bind=False, check_mark=False) as vault:
+            current = await vault.store.read_mark()
+            recorded = await asyncio.to_thread(read_mark, mark_file, current.vault_id)
+            if recorded is None or behind(current, recorded) is None:
+                print(
+                    f"the vault ({current.describe()}) is not behind the mark in {mark_file}; "
+                    "nothing to accept",
+                    file=out,
+                )
+                return 0
+            if not args.yes:
+                print(
+                    f"error: the vault is at {current.describe()}, the mark at "
+                    f"{recorded.describe()}: tokens minted after this copy was made are lost "
+                    "for good once it is accepted (list them first with `redactor vault "
+                    "reconcile --audit DIR`); repeat with --yes to accept",
+                    file=errors,
+                )
+                return 2
+            accepted = await vault.store.accept_mark(recorded)
+            await asyncio.to_thread(advance_mark, mark_file, accepted)
+        print(
+            f"accepted: the vault was at {current.describe()}, behind {recorded.describe()}; "
+            f"it is now at {accepted.describe()} and may start. Tokens minted after the copy "
+            "was made resolve as not found; `redactor vault reconcile --audit DIR --record` "
+            "lists them and has the vault log each one at error level when it is asked for.",
+            file=out,
+        )
+        return 0
+
+    return _run(body, args, environ, out, err)
 
 
 def _handle_erase_token(

@@ -16,6 +16,8 @@ from vault.errors import VaultConfigError
 
 DEFAULT_DATA_DIR = Path("redactor-data")
 DEV_KEY_FILE_NAME = "dev-keys.json"
+# The vault's high-water mark (vault/mark.py), in the data directory unless set elsewhere.
+MARK_FILE_NAME = "vault-mark.json"
 DEFAULT_PG_SCHEMA = "redactor_vault"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _TRUE = {"1", "true", "yes", "on"}
@@ -68,6 +70,9 @@ class VaultConfig:
     create: bool = False
     # How often a serving process reads the vault's key state and checks in (heartbeat).
     key_check_interval_s: float = 2.0
+    # Where the vault's high-water mark is kept (REDACTOR_VAULT_MARK_FILE); None: the data
+    # directory. Keep it out of the vault's backups, or a restore brings the old mark back too.
+    mark_file: Path | None = None
 
     @property
     def backend(self) -> str:
@@ -87,6 +92,11 @@ class VaultConfig:
     def dev_key_file(self) -> Path:
         """Where development mode keeps its generated key."""
         return self.data_dir / DEV_KEY_FILE_NAME
+
+    @property
+    def vault_mark_file(self) -> Path:
+        """The mark file: REDACTOR_VAULT_MARK_FILE, or `vault-mark.json` in the data directory."""
+        return self.mark_file if self.mark_file is not None else self.data_dir / MARK_FILE_NAME
 
     @classmethod
     def from_environ(
@@ -123,6 +133,9 @@ class VaultConfig:
                 overrides["key_check_interval_s"] = float(interval)
             except ValueError:
                 raise VaultConfigError("REDACTOR_KEY_CHECK_INTERVAL_S must be a number") from None
+        mark_file = environ.get("REDACTOR_VAULT_MARK_FILE")
+        if mark_file and "mark_file" not in overrides:
+            overrides["mark_file"] = Path(mark_file)
         config = cls(
             data_dir=resolved_dir,
             vault_url=Secret(url),

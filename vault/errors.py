@@ -82,6 +82,36 @@ class KeyRingStaleError(VaultError):
     message = "the vault's active key version is not in this process's key ring"
 
 
+class VaultBehindError(VaultError):
+    """The vault is behind the high-water mark recorded outside it: it was restored from an
+    older copy (a backup, a snapshot, a point-in-time recovery), possibly across a rotation.
+
+    Tokens minted after that copy was made are gone from it. The detail names both marks
+    (counters only) and the runbook step; never the interrupted-rotation message.
+    """
+
+    status = 503
+    code = "vault_behind"
+    message = "the vault is older than its high-water mark (restored from an older copy?)"
+
+
+class KeyCommandBusyError(VaultError):
+    """Another `keys rotate` or `keys retire` holds the key file's or the vault's key lock."""
+
+    status = 503
+    code = "key_command_busy"
+    message = "another key command is running against this key file or vault"
+
+
+class KeyStateChangedError(VaultError):
+    """The vault's key state changed between this command's read and its write (another key
+    command ran meanwhile, from elsewhere); nothing was changed by this one."""
+
+    status = 503
+    code = "key_state_changed"
+    message = "the vault's key state changed while this command ran; nothing was changed"
+
+
 class TokenFormatError(VaultError):
     """A string is not a well-formed token (the caller's fault)."""
 
@@ -137,13 +167,16 @@ class KeyRetireError(VaultError):
 
 
 __all__ = [
+    "KeyCommandBusyError",
     "KeyRetireError",
     "KeyRingMismatchError",
     "KeyRingStaleError",
+    "KeyStateChangedError",
     "KeyVersionMissingError",
     "TenantFormatError",
     "TokenFormatError",
     "ValueFormatError",
+    "VaultBehindError",
     "VaultConfigError",
     "VaultError",
     "VaultGoneError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 from vault.stores.base import KekRecord, KeyState
 
@@ -67,8 +68,16 @@ def key_ring_problems(
     if vault_active is None:
         problems.append("the vault records no active kek version")
     elif active_version != vault_active:
+        # The runbook step for each direction. A vault restored from an older copy never
+        # gets here: it is refused as vault_behind first (vault/mark.py).
+        fix = (
+            "a `redactor keys rotate` was interrupted: run it again"
+            if active_version > vault_active
+            else "this key file predates the vault's last rotation: use the current key file"
+        )
         problems.append(
-            f"the key ring's active kek version is {active_version}, the vault's is {vault_active}"
+            f"the key ring's active kek version is {active_version}, the vault's is "
+            f"{vault_active} ({fix})"
         )
     missing = [version for version, deks in wrapping.items() if deks and version not in checks]
     if missing:
@@ -97,11 +106,18 @@ def pending_rotation(
     return not key_ring_problems(state, others, state.active_version, index_check, {})
 
 
+def readable_time(epoch_s: float | None) -> str:
+    """Epoch seconds as a person reads them: `2026-12-07 07:30:48 UTC`."""
+    if epoch_s is None:
+        return "an unrecorded time"
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def describe(record: KekRecord) -> str:
-    """`active since <t>`, `decrypt-only since <t>` or `retired since <t>` (epoch seconds)."""
+    """`active since <t>`, `decrypt-only since <t>` or `retired since <t>` (UTC, to the second)."""
     since = {
         "active": record.active_at,
         "decrypt-only": record.decrypt_only_at,
         "retired": record.retired_at,
     }[record.state]
-    return f"{record.state} since {since}"
+    return f"{record.state} since {readable_time(since)}"

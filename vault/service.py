@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import structlog
@@ -23,6 +24,7 @@ from vault.errors import (
     KeyRingMismatchError,
     KeyRingStaleError,
     KeyVersionMissingError,
+    VaultBehindError,
     VaultError,
     VaultGoneError,
     VaultIntegrityError,
@@ -39,6 +41,8 @@ from vault.keyring import (
     value_associated_data,
 )
 from vault.keystate import initial_key_state, key_ring_problems
+from vault.mark import VaultMark, advance_mark, behind, highest, read_mark
+from vault.retention import PurgePlan
 from vault.stores.base import (
     DekRecord,
     Heartbeat,
@@ -109,7 +113,7 @@ Resolution = Resolved | NotFound | Erased | KeyMissing | Corrupt
 # Check-ins expire after this many check intervals: a process that missed two is gone.
 _HEARTBEAT_INTERVALS = 3
 # What the watcher keeps failing on until it clears: the store's file or schema changed.
-_LASTING_FAULTS = (VaultGoneError, VaultSchemaError, KeyRingMismatchError)
+_LASTING_FAULTS = (VaultGoneError, VaultSchemaError, KeyRingMismatchError, VaultBehindError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +145,14 @@ class Vault:
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         key_source: Callable[[], Awaitable[KeyMaterial]] | None = None,
         key_check_interval_s: float = 2.0,
+        mark_file: Path | None = None,
     ) -> None:
         self._store = store
+        # The high-water mark outside the vault (vault/mark.py); None: not kept (tests).
+        self._mark_file = mark_file
+        # The highest counters this process saw in the vault, and the last copied to the file.
+        self._mark_seen: VaultMark | None = None
+        self._mark_written: VaultMark | None = None
         self._keks = keks
         # Re-reads the key ring (the key file) when the vault says the keys changed.
         self._key_source = key_source
@@ -172,10 +182,20 @@ class Vault:
         await self.close()
 
     async def close(self) -> None:
-        """Stop the key watch, check out, release the store's connections, forget keys."""
+        """Stop the key watch, copy the vault's counters to the mark file, check out, release
+        the store's connections, forget keys."""
         self._active.clear()
         self._unwrapped.clear()
         try:
+            if self._mark_seen is not None:
+                try:
+                    # What this process saw is history even if the vault went back since.
+                    await self.record_mark()
+                    await self.check_mark()
+                    await self.record_mark()
+                except VaultError as exc:
+                    # The last interval's mark is in the file already; stopping goes on.
+                    log.warning("vault_mark_not_recorded", error=exc.code)
             if self._watch_task is not None:
                 self._watch_task.cancel()
                 # Our own task, cancelled just above: gather collects its CancelledError.
@@ -202,10 +222,50 @@ class Vault:
         ring) or KeyRingMismatchError (the same check as at start).
         """
         await self._store.check_schema()
+        await self.check_mark()
         await self._sync_keys()
         if self._stale:
             raise KeyRingStaleError()
         await self._check_ring()
+
+    async def check_mark(self) -> VaultMark:
+        """The vault's counters, checked against the mark file and against what this process
+        saw: a vault restored from an older copy is refused (at start, on /readyz, and by the
+        key watch while serving). Returns the vault's mark.
+
+        Raises VaultBehindError naming both marks and the runbook step, VaultGoneError if
+        the vault's id changed under this process, VaultConfigError if the mark file cannot
+        be read, VaultUnavailableError.
+        """
+        current = await self._store.read_mark()
+        if self._mark_seen is not None and self._mark_seen.vault_id != current.vault_id:
+            raise VaultGoneError("the vault's id changed")
+        recorded = self._mark_seen
+        if self._mark_file is not None:
+            in_file = await asyncio.to_thread(read_mark, self._mark_file, current.vault_id)
+            recorded = highest(recorded, in_file)
+        problem = behind(current, recorded)
+        if problem is not None and recorded is not None:
+            log.error(
+                "vault_behind",
+                vault_minted=current.minted,
+                vault_epoch=current.epoch,
+                mark_minted=recorded.minted,
+                mark_epoch=recorded.epoch,
+            )
+            raise VaultBehindError(problem)
+        self._mark_seen = highest(self._mark_seen, current)
+        return current
+
+    async def record_mark(self) -> None:
+        """Copy the highest counters seen to the mark file, when they moved since the last copy.
+
+        Raises VaultConfigError if the file cannot be written.
+        """
+        seen = self._mark_seen
+        if self._mark_file is None or seen is None or seen == self._mark_written:
+            return
+        self._mark_written = await asyncio.to_thread(advance_mark, self._mark_file, seen)
 
     async def bind_keys(self, *, record: bool = True) -> None:
         """Check the key ring against the vault's key records, once at start.
@@ -326,7 +386,14 @@ class Vault:
         while True:
             try:
                 await self._store.check_schema()
+                try:
+                    await self.check_mark()
+                finally:
+                    # Also when it is behind: the highest counters seen go to the file, so a
+                    # restart is refused too.
+                    await self.record_mark()
                 await self._sync_keys()
+                await self.record_mark()
                 now = int(self._clock())
                 expires = now + math.ceil(self._key_check_interval_s * _HEARTBEAT_INTERVALS) + 1
                 await self._store.heartbeat(
@@ -483,6 +550,13 @@ class Vault:
                 results[row.token] = KeyMissing(row.token, exc.key_version or 0)
             except VaultIntegrityError:
                 results[row.token] = Corrupt(row.token)
+        missing = [token for token, result in results.items() if isinstance(result, NotFound)]
+        if missing:
+            # Tokens `vault reconcile --record` found in the audit trail but not in the vault:
+            # the answer stays not_found, and someone is told. One read, only for not-found
+            # tokens; the trail itself is never read per request.
+            for token in sorted(await self._store.lost_tokens(tenant, missing)):
+                log.error("token_lost", tenant=tenant, token=token)
         return results
 
     async def _open(self, tenant: str, row: StoredValue, entity_type: EntityType) -> Resolution:
@@ -557,15 +631,47 @@ class Vault:
         key = hashlib.sha256(f"{tenant}\x00{subject}".encode()).hexdigest()
         return await self._store.take_reveals(key, count, limit=limit, window_s=window_s, now=now)
 
-    async def purge(self, older_than_s: int) -> int:
-        """Delete tokens not created, seen or resolved in the last `older_than_s` seconds.
+    async def plan_purge(self, older_than_s: int, *, local_now: int | None = None) -> PurgePlan:
+        """What `purge(older_than_s)` would delete, counted from the store's clock where it
+        has one (PostgreSQL `now()`), and the clocks to judge it by (`purge_refusals`).
 
-        Purged tokens resolve as NotFound. Raises VaultUnavailableError.
+        Raises VaultError for a retention that is not positive, VaultUnavailableError.
         """
         if older_than_s <= 0:
             raise VaultError("retention must be positive")
-        count = await self._store.purge(int(self._clock()) - older_than_s)
-        log.info("tokens_purged", tokens=count, older_than_s=older_than_s)
+        local_now = int(self._clock()) if local_now is None else local_now
+        store_now = await self._store.clock_now()
+        now = local_now if store_now is None else store_now
+        clock = "this host's clock" if store_now is None else "the database's now()"
+        cutoff = now - older_than_s
+        beats = await self._store.live_heartbeats(now)
+        return PurgePlan(
+            older_than_s,
+            now,
+            clock,
+            cutoff,
+            await self._store.count_purgeable(cutoff),
+            await self._store.newest_activity(),
+            local_now,
+            tuple(b for b in beats if b.process_id != self._process_id),
+        )
+
+    async def purge(self, older_than_s: int) -> int:
+        """Delete tokens not created, seen or resolved in the last `older_than_s` seconds by
+        this vault's clock (the one passed in). Purged tokens resolve as NotFound.
+
+        `redactor vault purge` counts from the store's clock instead and checks the clocks
+        first (`plan_purge`, `purge_before`). Raises VaultUnavailableError.
+        """
+        if older_than_s <= 0:
+            raise VaultError("retention must be positive")
+        return await self.purge_before(int(self._clock()) - older_than_s)
+
+    async def purge_before(self, cutoff: int) -> int:
+        """Delete tokens idle since before `cutoff` (epoch seconds). Raises
+        VaultUnavailableError."""
+        count = await self._store.purge(cutoff)
+        log.info("tokens_purged", tokens=count, cutoff=cutoff)
         return count
 
     async def rewrap(self, *, batch_size: int = 100) -> RewrapReport:

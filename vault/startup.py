@@ -118,14 +118,19 @@ async def open_vault(
     create: bool | None = None,
     bind: bool = True,
     watch: bool = False,
+    check_mark: bool = True,
 ) -> Vault:
     """Load keys, open the store, migrate (or check) the schema, bind the key ring.
 
     A missing vault is created only when `create` (default: development mode or
     `config.create`). With `watch` the vault follows key rotations and checks in (serving
-    processes); without `bind` the caller checks the key ring itself. Call once at start; `await vault.close()` at shutdown (or `async with`).
-    Raises VaultConfigError (no or bad key), VaultMissingError, VaultUnavailableError (store
-    down), VaultSchemaError, KeyRingMismatchError (the ring does not fit the vault).
+    processes); without `bind` the caller checks the key ring itself. With `check_mark` (the
+    default) a vault behind its high-water mark is refused before anything else is checked:
+    a restored copy never gets the interrupted-rotation answer. Call once at start;
+    `await vault.close()` at shutdown (or `async with`).
+    Raises VaultConfigError (no or bad key, unreadable mark file), VaultMissingError,
+    VaultUnavailableError (store down), VaultSchemaError, VaultBehindError (restored from an
+    older copy), KeyRingMismatchError (the ring does not fit the vault).
     """
     material = await load_key_material(config)
     creating = may_create(config) if create is None else create
@@ -145,10 +150,17 @@ async def open_vault(
             card_last4=config.card_last4,
             key_source=_key_source(config),
             key_check_interval_s=config.key_check_interval_s,
+            mark_file=config.vault_mark_file,
         )
+        if check_mark:
+            await vault.check_mark()
         if bind:
             await vault.bind_keys()
         if watch:
+            # A mark file that cannot be written would leave restores undetected: a serving
+            # process finds out now, not silently later.
+            if check_mark:
+                await vault.record_mark()
             vault.start_key_watch()
         opened = True
     finally:

@@ -17,8 +17,9 @@ import structlog
 from aiohttp import ClientError, ClientTimeout, hdrs, web
 from yarl import URL
 
+from redactor.agent.auth import Principal
 from redactor.agent.config import OutboundRoute
-from redactor.agent.policy import Level, raise_for_decision
+from redactor.agent.policy import Decision, Level, Reason, raise_for_decision
 from redactor.agent.resolve import (
     TooManyTokensError,
     access_event,
@@ -28,18 +29,13 @@ from redactor.agent.resolve import (
     now_iso,
     resolve_granted,
 )
+from redactor.agent.resources import AgentResources
 from redactor.audit import AuditEvent
 from redactor.bodies import Edit, parse_body
 from redactor.errors import RedactorError
 from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
-from redactor.relay import (
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-    end_to_end_headers,
-    read_answer_bounded,
-    read_bounded,
-)
-from vault import TOKEN_PATTERN, Resolved
+from redactor.relay import end_to_end_headers, read_answer_bounded, read_bounded, upstream_failure
+from vault import TOKEN_PATTERN, NotFound, Resolution, Resolved
 
 log = structlog.get_logger()
 
@@ -95,6 +91,53 @@ def destination_url(route: OutboundRoute, raw_tail: str, query: str) -> URL:
     return url
 
 
+USED_EVENT = "token_used"
+USE_DENIED_EVENT = "token_use_denied"
+# A token the caller may use, in a request refused for another of its tokens: not sent.
+NOT_USED_EVENT = "token_not_used"
+OTHER_REFUSED_REASON = "other_token_refused"
+
+
+async def _use_outcomes(
+    agent: AgentResources, principal: Principal, decisions: dict[str, Decision | None]
+) -> tuple[dict[str, tuple[str, Level, str]], dict[str, Resolution]]:
+    """(event, level, reason) per token, and what the vault gave for the granted ones.
+
+    A request is all or nothing: one refused token refuses it. Each token's record still says
+    what came of that token: used; denied with the policy's reason; `invalid_format`,
+    `not_found`, `erased` (...) for one that cannot be resolved; or `token_not_used` with
+    `other_token_refused` for one that was allowed but not sent because another was refused.
+    The vault is not asked once a token is refused: no value is decrypted for nothing.
+    """
+    outcomes: dict[str, tuple[str, Level, str]] = {}
+    granted: list[str] = []
+    for token, decision in decisions.items():
+        if decision is None:
+            outcomes[token] = (USE_DENIED_EVENT, Level.NONE, "invalid_format")
+        elif not decision.granted:
+            outcomes[token] = (USE_DENIED_EVENT, Level.NONE, decision.reason_code.value)
+        else:
+            granted.append(token)
+    # Already refused (a denial or a malformed token): the others are not looked up.
+    found = {} if outcomes else await resolve_granted(agent, principal, granted)
+    for token in granted:
+        resolution = found.get(token)
+        if found and not isinstance(resolution, Resolved):
+            # not_found, erased, key_missing or corrupt: this token's own reason.
+            status = resolution.status if resolution is not None else NotFound(token).status
+            outcomes[token] = (USE_DENIED_EVENT, Level.NONE, status)
+    refused = bool(outcomes)  # a denial, a malformed or an unresolvable token
+    for token in granted:
+        if token in outcomes:
+            continue
+        if refused:
+            outcomes[token] = (NOT_USED_EVENT, Level.NONE, OTHER_REFUSED_REASON)
+        else:
+            outcomes[token] = (USED_EVENT, Level.USE, Reason.GRANTED.value)
+    # Records in the order the tokens came.
+    return {t: outcomes[t] for t in decisions}, found
+
+
 def _raw_tail(request: web.Request, name: str) -> str:
     raw_path = request.raw_path.split("?", 1)[0]
     return raw_path[len(PREFIX) + len(name) + 1 :]
@@ -134,22 +177,12 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
     decisions = decide_tokens(
         agent, principal, tokens, purpose=None, ticket=None, requested=Level.USE
     )
-    denied = [d for d in decisions.values() if d is not None and not d.granted]
-    found = {} if denied else await resolve_granted(agent, principal, tokens)
-    values = {t: r.value for t, r in found.items() if isinstance(r, Resolved)}
-    refused = bool(denied) or len(values) < len(tokens)
-
-    events = []
-    for token, decision in decisions.items():
-        level, reason = Level.NONE, "not_found"
-        if decision is not None and not decision.granted:
-            reason = decision.reason_code.value
-        elif token in values:
-            level, reason = Level.USE, "granted"
-        elif token in found:
-            reason = found[token].status
-        event = "token_use_denied" if refused else "token_used"
-        events.append(
+    outcomes, found = await _use_outcomes(agent, principal, decisions)
+    refused = any(event != USED_EVENT for event, _level, _reason in outcomes.values())
+    # One record per token, each with its own outcome; audited before anything leaves (a
+    # failed write is a 503 and nothing is sent).
+    await agent.audit.write_many(
+        [
             access_event(
                 event,
                 request_id,
@@ -162,14 +195,16 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
                 None,
                 policy_version,
             )
-        )
-    # Audited before anything leaves; a failed write is a 503 and nothing is sent.
-    await agent.audit.write_many(events)
+            for token, (event, level, reason) in outcomes.items()
+        ]
+    )
+    denied = [d for d in decisions.values() if d is not None and not d.granted]
     if denied:
         log.info("outbound_denied", destination=name, reason=denied[0].reason_code.value)
         raise_for_decision(denied[0])
     if refused:
         raise TokenUnresolvableError()
+    values = {t: r.value for t, r in found.items() if isinstance(r, Resolved)}
 
     edits: dict[int, list[Edit]] = {}
     for index, start, end, token in spans:
@@ -200,14 +235,10 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
             # scan is too big to show: UpstreamResponseTooLargeError, never a cut answer.
             raw = await read_answer_bounded(answer, route.max_body_bytes)
             status, reason, answer_headers = answer.status, answer.reason, answer.headers
-    except TimeoutError:
+    except (ClientError, OSError, TimeoutError) as exc:
         if not answered:
             agent.metrics.upstream_answered("outbound", None, time.perf_counter() - started)
-        raise UpstreamTimeoutError() from None
-    except (ClientError, OSError):
-        if not answered:
-            agent.metrics.upstream_answered("outbound", None, time.perf_counter() - started)
-        raise UpstreamUnavailableError() from None
+        raise upstream_failure(exc) from None
 
     back_headers = end_to_end_headers(answer_headers, _DROP_BACK)
     redaction = await agent.outbound_pipeline.redact(

@@ -6,18 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aiohttp
 import structlog
 from aiohttp import web
 
 from redactor.agent.auth import TokenVerifier
 from redactor.agent.config import AgentSettings
 from redactor.agent.policy import CountedElsewhere, PolicyStore
-from redactor.audit import AuditSink
 from redactor.detection import Detector
-from redactor.runtime import SharedResources
-from redactor.runtime.metrics import Metrics
-from vault import Vault
+from redactor.runtime import SharedHandles, SharedResources
 
 log = structlog.get_logger()
 
@@ -38,7 +34,7 @@ class AnswerRedactor(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class AgentResources:
+class AgentResources(SharedHandles):
     """What the agent API shares: the JWT verifier, the reveal policy, the outbound pipeline."""
 
     shared: SharedResources
@@ -49,22 +45,6 @@ class AgentResources:
     detector: Detector
     # Redacts answers that come back through outbound routes.
     outbound_pipeline: AnswerRedactor
-
-    @property
-    def vault(self) -> Vault:
-        return self.shared.vault
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        return self.shared.session
-
-    @property
-    def audit(self) -> AuditSink:
-        return self.shared.audit
-
-    @property
-    def metrics(self) -> Metrics:
-        return self.shared.metrics
 
 
 async def open_agent(

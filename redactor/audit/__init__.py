@@ -14,6 +14,7 @@ from redactor.audit.sink import (
     AuditSink,
     AuditWriteError,
     DeliveryEvent,
+    SinkHealth,
     SystemEvent,
     now_iso,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "AuditSink",
     "AuditWriteError",
     "DeliveryEvent",
+    "SinkHealth",
     "SystemEvent",
     "load_audit_key",
     "now_iso",

@@ -9,6 +9,7 @@ renderers turn it into text, CSV, JSON or HTML. Records hold no values, so neith
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import io
 import json
@@ -20,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from redactor.audit.verify import expand_paths
+from redactor.audit.integrity import TrailIntegrity, is_verified
+from redactor.audit.verify import expand_paths, open_log
 
 REVEAL_EVENTS = frozenset({"token_revealed", "token_resolved", "token_used"})
 DENY_EVENTS = frozenset({"token_denied", "token_use_denied", "console_denied"})
@@ -45,7 +47,7 @@ def read_records(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
     """
     logs, _checkpoints = expand_paths(paths)
     for path in logs:
-        with path.open("rb") as handle:
+        with open_log(path) as handle:
             for raw in handle:
                 try:
                     record = json.loads(raw)
@@ -63,6 +65,7 @@ class RevealRow:
     level: str
     reveals: int
     tokens: int
+    unverified: int = 0  # of these records, how many the chains do not vouch for
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class TokenisationRow:
     entity: str
     values: int
     messages: int
+    unverified: int = 0  # of these records, how many the chains do not vouch for
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ class DenialRow:
     tenant: str
     reason: str
     attempts: int
+    unverified: int = 0  # of these records, how many the chains do not vouch for
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,7 @@ class AuthFailureRow:
     route: str
     reason: str
     failures: int
+    unverified: int = 0  # of these records, how many the chains do not vouch for
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,7 @@ class JumpRow:
     day: str
     reveals: int
     usual: float
+    unverified: int = 0  # of these records, how many the chains do not vouch for
 
 
 @dataclass(slots=True)
@@ -106,6 +113,8 @@ class Report:
     until: str | None
     tenant: str | None
     records: int = 0
+    unverified: int = 0  # records in the period the chains do not vouch for
+    integrity: dict[str, Any] | None = None  # TrailIntegrity.to_json(); None: not checked
     reveals: list[RevealRow] = field(default_factory=list)
     tokenisations: list[TokenisationRow] = field(default_factory=list)
     denials: list[DenialRow] = field(default_factory=list)
@@ -134,11 +143,20 @@ def build_report(
     since: datetime | None = None,
     until: datetime | None = None,
     tenant: str | None = None,
+    integrity: TrailIntegrity | None = None,
 ) -> Report:
-    """The report over the records in the period (and tenant)."""
+    """The report over the records in the period (and tenant).
+
+    Records read through `integrity.read_trail` carry `verified`; every row counts those that
+    lack it as `unverified`, and `integrity` (the check they were read under) heads the report.
+    """
     report = Report(
-        since.isoformat() if since else None, until.isoformat() if until else None, tenant
+        since.isoformat() if since else None,
+        until.isoformat() if until else None,
+        tenant,
+        integrity=integrity.to_json() if integrity is not None else None,
     )
+    unverified: Counter[tuple[str, ...]] = Counter()
     reveals: Counter[tuple[str, str, str, str]] = Counter()
     revealed_tokens: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
     values: Counter[tuple[str, str, str]] = Counter()
@@ -151,6 +169,8 @@ def build_report(
         if not in_period(record, since, until, tenant):
             continue
         report.records += 1
+        bad = 0 if is_verified(record) else 1
+        report.unverified += bad
         event = record.get("event")
         day = str(record.get("time", ""))[:10]
         if event in REVEAL_EVENTS:
@@ -161,30 +181,54 @@ def build_report(
                 str(record.get("level")),
             )
             reveals[key] += 1
+            unverified["reveal", *key] += bad
+            unverified["day", key[0], key[1], day] += bad
             if record.get("token"):
                 revealed_tokens[key].add(str(record["token"]))
             per_day[key[0], key[1]][day] += 1
             days.add(day)
         elif event in DENY_EVENTS:
-            denials[
-                str(record.get("subject")), str(record.get("tenant")), str(record.get("reason"))
-            ] += 1
+            key3 = (
+                str(record.get("subject")),
+                str(record.get("tenant")),
+                str(record.get("reason")),
+            )
+            denials[key3] += 1
+            unverified["denial", *key3] += bad
         elif event in AUTH_FAILURE_EVENTS:
-            auth[str(record.get("route")), str(record.get("reason"))] += 1
+            key2 = (str(record.get("route")), str(record.get("reason")))
+            auth[key2] += 1
+            unverified["auth", *key2] += bad
         elif event in MESSAGE_EVENTS:
             for entity, count in dict(record.get("counts") or {}).items():
                 key3 = (str(record.get("route")), str(record.get("tenant")), str(entity))
                 values[key3] += int(count)
                 messages[key3] += 1
+                unverified["tokenisation", *key3] += bad
     report.reveals = [
-        RevealRow(*k, reveals=n, tokens=len(revealed_tokens[k])) for k, n in sorted(reveals.items())
+        RevealRow(
+            *k, reveals=n, tokens=len(revealed_tokens[k]), unverified=unverified["reveal", *k]
+        )
+        for k, n in sorted(reveals.items())
     ]
     report.tokenisations = [
-        TokenisationRow(*k, values=n, messages=messages[k]) for k, n in sorted(values.items())
+        TokenisationRow(
+            *k, values=n, messages=messages[k], unverified=unverified["tokenisation", *k]
+        )
+        for k, n in sorted(values.items())
     ]
-    report.denials = [DenialRow(*k, attempts=n) for k, n in sorted(denials.items())]
-    report.auth_failures = [AuthFailureRow(*k, failures=n) for k, n in sorted(auth.items())]
-    report.jumps = find_jumps(per_day, sorted(days))
+    report.denials = [
+        DenialRow(*k, attempts=n, unverified=unverified["denial", *k])
+        for k, n in sorted(denials.items())
+    ]
+    report.auth_failures = [
+        AuthFailureRow(*k, failures=n, unverified=unverified["auth", *k])
+        for k, n in sorted(auth.items())
+    ]
+    report.jumps = [
+        dataclasses.replace(j, unverified=unverified["day", j.subject, j.tenant, j.day])
+        for j in find_jumps(per_day, sorted(days))
+    ]
     return report
 
 
@@ -205,39 +249,90 @@ _SECTIONS = (
     (
         "reveals",
         "Who revealed what",
-        ("subject", "tenant", "purpose", "level", "reveals", "tokens"),
+        ("subject", "tenant", "purpose", "level", "reveals", "tokens", "unverified"),
     ),
     (
         "tokenisations",
         "Tokenisations per route and entity type",
-        ("route", "tenant", "entity", "values", "messages"),
+        ("route", "tenant", "entity", "values", "messages", "unverified"),
     ),
-    ("denials", "Denied attempts", ("subject", "tenant", "reason", "attempts")),
-    ("auth_failures", "Authentication failures", ("route", "reason", "failures")),
-    ("jumps", "Reveal-rate jumps", ("subject", "tenant", "day", "reveals", "usual")),
+    ("denials", "Denied attempts", ("subject", "tenant", "reason", "attempts", "unverified")),
+    ("auth_failures", "Authentication failures", ("route", "reason", "failures", "unverified")),
+    ("jumps", "Reveal-rate jumps", ("subject", "tenant", "day", "reveals", "usual", "unverified")),
 )
+INTEGRITY_SECTION = "integrity"
+_INTEGRITY_COLUMNS = (
+    "chain",
+    "records",
+    "first_seq",
+    "last_seq",
+    "ok",
+    "broken_kind",
+    "broken_seq",
+    "broken_at",
+    "checked_at",
+)
+# What `--section` accepts: the integrity of the trail, then one file per table.
+SECTION_NAMES = (INTEGRITY_SECTION, *(name for name, _title, _columns in _SECTIONS))
 
 
 def report_as_json(report: Report) -> dict[str, Any]:
-    """A JSON-ready dict of the report."""
-    return asdict(report)
+    """A JSON-ready dict of the report, the trail's integrity first."""
+    data = asdict(report)
+    return {"integrity": data.pop("integrity"), **data}
+
+
+def headline(report: Report) -> str:
+    """The integrity sentence the report opens with."""
+    if report.integrity is None:
+        return "integrity: not checked (these records were not read through verify)"
+    return f"integrity: {report.integrity['headline']}"
 
 
 def render_report(report: Report, fmt: str) -> str:
-    """The report as `text`, `csv`, `json` or `html`."""
+    """The report as `text`, `json` or `html` (CSV is one file per section: `render_csv`)."""
     if fmt == "json":
         return json.dumps(report_as_json(report), indent=2) + "\n"
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        for name, _title, columns in _SECTIONS:
-            writer.writerow(["section", *columns])
-            for row in getattr(report, name):
-                writer.writerow([name, *(getattr(row, c) for c in columns)])
-        return out.getvalue()
     if fmt == "html":
         return _html(report)
-    return _text(report)
+    if fmt == "text":
+        return _text(report)
+    raise ValueError("csv is one file per section: use render_csv")
+
+
+def render_csv(report: Report, section: str) -> str:
+    """One section of the report as a CSV file: a header row, then its rows.
+
+    `integrity` lists every chain with how far it verified; every other section has an
+    `unverified` column (its records the chains do not vouch for). Raises KeyError.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if section == INTEGRITY_SECTION:
+        writer.writerow(_INTEGRITY_COLUMNS)
+        integrity = report.integrity or {"chains": [], "checked_at": None}
+        for chain in integrity["chains"]:
+            broken = chain["broken"] or {}
+            place = f"{Path(broken['file']).name}:{broken['line']}" if broken else ""
+            writer.writerow(
+                [
+                    chain["chain"],
+                    chain["records"],
+                    chain["first_seq"],
+                    chain["last_seq"],
+                    chain["ok"],
+                    broken.get("kind", ""),
+                    broken.get("seq", ""),
+                    place,
+                    integrity["checked_at"],
+                ]
+            )
+        return out.getvalue()
+    columns = {name: cols for name, _title, cols in _SECTIONS}[section]
+    writer.writerow(columns)
+    for row in getattr(report, section):
+        writer.writerow([getattr(row, c) for c in columns])
+    return out.getvalue()
 
 
 def _period(report: Report) -> str:
@@ -246,7 +341,10 @@ def _period(report: Report) -> str:
 
 
 def _text(report: Report) -> str:
-    lines = [f"audit report {_period(report)}: {report.records} records", ""]
+    lines = [headline(report)]
+    if report.unverified:
+        lines.append(f"UNVERIFIED: {report.unverified} of the records below (column unverified)")
+    lines += [f"audit report {_period(report)}: {report.records} records", ""]
     for name, title, columns in _SECTIONS:
         rows = getattr(report, name)
         lines.append(f"{title} ({len(rows)})")
@@ -263,20 +361,29 @@ def _text(report: Report) -> str:
 
 def _html(report: Report) -> str:
     esc = html.escape
+    ok = report.integrity is not None and report.integrity["ok"]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>redactor audit report</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-        "margin-bottom:2em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>",
-        f"</head><body><h1>Audit report</h1><p>{esc(_period(report))}: {report.records} records</p>",
+        "margin-bottom:2em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+        ".integrity{padding:8px;font-weight:bold}.verified{background:#e6f4e6}"
+        ".broken,tr.unverified{background:#fbe3e3;color:#a00}</style>",
+        "</head><body><h1>Audit report</h1>",
+        f"<p id='integrity' class='integrity {'verified' if ok else 'broken'}'>"
+        f"{esc(headline(report))}</p>",
+        f"<p>{esc(_period(report))}: {report.records} records"
+        + (f", {report.unverified} UNVERIFIED" if report.unverified else "")
+        + "</p>",
     ]
     for name, title, columns in _SECTIONS:
         rows = getattr(report, name)
-        parts.append(f"<h2>{esc(title)}</h2><table><tr>")
+        parts.append(f"<h2>{esc(title)}</h2><table id='{name}'><tr>")
         parts.extend(f"<th>{esc(c)}</th>" for c in columns)
         parts.append("</tr>")
         for row in rows:
             cells = "".join(f"<td>{esc(str(getattr(row, c)))}</td>" for c in columns)
-            parts.append(f"<tr>{cells}</tr>")
+            mark = " class='unverified'" if row.unverified else ""
+            parts.append(f"<tr{mark}>{cells}</tr>")
         parts.append("</table>")
     parts.append("</body></html>\n")
     return "".join(parts)

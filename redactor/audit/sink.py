@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
+import re
 import secrets
 import sys
 import time
@@ -19,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -114,10 +116,17 @@ class DeliveryEvent:
     outcome: str
     status: int
     code: str | None = None
+    # Where the egress verifier found a value redaction could not read (`body>gzip>base64`):
+    # our own labels, never the value. Left out of the record when there is none, so records
+    # written before it existed keep their exact form.
+    reading: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
-        return {name: getattr(self, name) for name in _DELIVERY_FIELDS}
+        data = {name: getattr(self, name) for name in _DELIVERY_FIELDS}
+        if data["reading"] is None:
+            del data["reading"]
+        return data
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no spaces, UTF-8."""
@@ -196,12 +205,74 @@ def rotated_name(path: Path, when: datetime, next_seq: int) -> Path:
     return path.with_name(f"{path.stem}.{stamp}-{next_seq:012d}{path.suffix}")
 
 
+FSYNC_POLICIES = ("batch", "interval", "never")
+# `batch`: a caller returns only once its records are on stable storage, which is what "written
+# before the action" means after a power cut, not only after a process crash (see
+# benchmarks/README.md, "Audit chain", for what it costs).
+DEFAULT_FSYNC = "batch"
+DEFAULT_FSYNC_INTERVAL_S = 1.0
+FILE_REPLACED_EVENT = "audit_file_replaced"
+TAIL_REPAIRED_EVENT = "audit_tail_repaired"
+WRITE_RECOVERED_EVENT = "audit_write_recovered"
+# How far back `open` looks for the start of a torn last line (a line is ~300 bytes).
+_TORN_SCAN_MAX_BYTES = 1024 * 1024
+_TORN_CHAIN = re.compile(rb'^\{"chain":"([0-9A-Za-z_-]{1,64})"')
+
+
+@dataclass(frozen=True, slots=True)
+class SinkHealth:
+    """What the sink tells readiness and metrics: whether writes succeed, and what went wrong."""
+
+    writable: bool
+    failed_batches: int
+    failed_records: int
+    files_replaced: Mapping[str, int]
+    torn_tails_repaired: int
+    fsync_failures: int
+
+
 class WriteObserver(Protocol):
-    """Told of every write (the composition root counts them as metrics)."""
+    """Told of the sink's writes and of changes to its health (the composition root exports
+    them as metrics: the sink is a core and knows no metrics). Called on the loop or in the
+    sink's writer thread, one call at a time."""
 
-    def written(self, records: int, nbytes: int) -> None: ...
+    def written(self, records: int, nbytes: int) -> None:
+        """A batch of `records` lines (`nbytes` bytes) was written."""
 
-    def failed(self) -> None: ...
+    def failed(self, records: int) -> None:
+        """A batch of `records` lines could not be written and was refused."""
+
+    def writable(self, ok: bool) -> None:
+        """Writes succeed (`ok`, also said once at open) or have started to fail."""
+
+    def file_replaced(self, cause: str) -> None:
+        """The path stopped naming the open file (`deleted`, `moved`, `replaced`)."""
+
+    def tail_repaired(self) -> None:
+        """A file opened with a torn last line was ended and the cut recorded."""
+
+    def fsync_failed(self) -> None:
+        """An fsync of the audit file failed."""
+
+
+class _NoObserver:
+    def written(self, records: int, nbytes: int) -> None:
+        pass
+
+    def failed(self, records: int) -> None:
+        pass
+
+    def writable(self, ok: bool) -> None:
+        pass
+
+    def file_replaced(self, cause: str) -> None:
+        pass
+
+    def tail_repaired(self) -> None:
+        pass
+
+    def fsync_failed(self) -> None:
+        pass
 
 
 class AuditSink:
@@ -209,9 +280,24 @@ class AuditSink:
 
     Group commit: the records queued in one pass of the event loop are written together at its
     end (one write for many requests under load), and records that arrive while a write is in
-    flight go in the next one. Small batches to a file are written on the loop; stdout, large
-    batches and the rare steps (reopen, checkpoint, rotation) in a thread. Every caller still
-    waits until its own lines are written and flushed, so fail-closed is unchanged.
+    flight go in the next one. Small batches to a file are written on the loop when no fsync is
+    due; stdout, large batches, fsync and the rare steps (reopen, checkpoint, rotation) in a
+    thread. Every caller still waits until its own lines are written, so fail-closed holds.
+
+    Writes go to the file descriptor unbuffered, a whole batch at a time. A batch that cannot
+    be written whole (disk full, I/O error, a failed fsync) is cut off again: the file is
+    truncated to its length before the batch, the chain does not advance, every caller of the
+    batch gets AuditWriteError, and the next good batch starts with an `audit_write_recovered`
+    record. Before each batch the sink checks that its path still names the open file (device
+    and inode, like the SQLite vault): a file deleted, moved or replaced under it is followed,
+    and the first record in the path's new file, `audit_file_replaced`, says why and where the
+    chain was. On open, a file whose last line was cut by a crash gets a newline and an
+    `audit_tail_repaired` record naming the cut line (length and SHA-256), so `verify` can tell
+    a crash from an edit.
+
+    `fsync`: `batch` (each batch is on stable storage before its callers return), `interval`
+    (at most `fsync_interval_s` of acknowledged records can be lost to a power cut or kernel
+    crash) or `never` (the page cache only; a process crash loses nothing).
 
     The file is created 0600. When it reaches `max_bytes` it is renamed aside and a new one is
     started; the chain goes on across files. `reopen()` (SIGHUP) reopens the path for external
@@ -227,19 +313,27 @@ class AuditSink:
         chain_id: str | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
+        fsync: str = DEFAULT_FSYNC,
+        fsync_interval_s: float = DEFAULT_FSYNC_INTERVAL_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: WriteObserver | None = None,
     ) -> None:
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError("fsync must be batch, interval or never")
         self._path = path
-        self._observer = observer
+        self._observer: WriteObserver = observer if observer is not None else _NoObserver()
         self._state = ChainState(chain_id or secrets.token_hex(8), key)
         self._signer = LineSigner(key)
         self._kid = key_id(key)
         self._max_bytes = max_bytes
         self._checkpoint_interval_s = checkpoint_interval_s
+        self._fsync = fsync
+        self._fsync_interval_s = fsync_interval_s
         self._clock = clock
-        self._fh: IO[bytes] | None = None
-        self._size = 0  # bytes in the live file: rotation without a tell() per write
+        self._fd: int | None = None
+        self._ident: tuple[int, int] = (-1, -1)  # (st_dev, st_ino) of the open file
+        self._closed = False
+        self._size = 0  # bytes in the live file: rotation without a stat per inline decision
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
         self._flushing = False
         # The off-loop write in flight, held here: the loop keeps only a weak reference.
@@ -247,7 +341,22 @@ class AuditSink:
         self._reopen_requested = False
         self._checkpointed_seq = -1
         self._ticker: asyncio.Task[None] | None = None
+        self._syncer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Records the sink owes the trail (a file replaced, a torn tail repaired): they go first
+        # in the next batch that is written, and stay owed until one is.
+        self._notes: list[dict[str, Any]] = []
+        self._newline_owed = False  # the open file's torn last line still needs its newline
+        self._dirty = False  # written since the last fsync (interval policy)
+        # A run of failed batches: when it began, how many batches and records it refused.
+        self._failing_since: str | None = None
+        self._episode_batches = 0
+        self._episode_records = 0
+        self._failed_batches = 0
+        self._failed_records = 0
+        self._files_replaced: dict[str, int] = {}
+        self._torn_tails = 0
+        self._fsync_failures = 0
 
     @property
     def chain_id(self) -> str:
@@ -264,29 +373,83 @@ class AuditSink:
         """The audit key (the console verifies the trail with it)."""
         return self._state.key
 
+    @property
+    def fsync(self) -> str:
+        """The fsync policy: batch, interval or never."""
+        return self._fsync
+
+    def health(self) -> SinkHealth:
+        """Whether the last write succeeded, and the counts readiness and metrics show."""
+        return SinkHealth(
+            writable=self._failing_since is None,
+            failed_batches=self._failed_batches,
+            failed_records=self._failed_records,
+            files_replaced=dict(self._files_replaced),
+            torn_tails_repaired=self._torn_tails,
+            fsync_failures=self._fsync_failures,
+        )
+
     async def open(self) -> None:
         """Open the file once, at start. Raises AuditWriteError when it cannot be opened."""
         self._loop = asyncio.get_running_loop()
         if self._path is not None:
             try:
-                self._fh = await asyncio.to_thread(self._open_file, self._path)
+                await asyncio.to_thread(self._open_file, self._path)
             except OSError:
                 raise AuditWriteError("open") from None
+        self._observer.writable(self._failing_since is None)
         if self._checkpoint_interval_s > 0:
-            self._ticker = asyncio.get_running_loop().create_task(self._checkpoint_every())
+            self._ticker = self._loop.create_task(self._checkpoint_every())
+        if self._path is not None and self._fsync == "interval":
+            self._syncer = self._loop.create_task(self._sync_every())
 
-    def _open_file(self, path: Path) -> IO[bytes]:
+    def _open_file(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # 0600 at creation (no window where the file is world-readable), and an existing file
-        # is narrowed too: audit lines name who revealed which token.
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # is narrowed too: audit lines name who revealed which token. Read access: to look at
+        # the last line (a torn tail).
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.fchmod(fd, 0o600)
-            self._size = os.fstat(fd).st_size
-            return os.fdopen(fd, "ab")
+            st = os.fstat(fd)
+            if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
+                self._repair_torn_tail(fd, st.st_size)
+                st = os.fstat(fd)
         except BaseException:
             os.close(fd)
             raise
+        self._fd = fd
+        self._ident = (st.st_dev, st.st_ino)
+        self._size = st.st_size
+
+    def _repair_torn_tail(self, fd: int, size: int) -> None:
+        # A crash (or a full disk with no room to cut the batch off again) left a line without
+        # its newline. End it, and owe the trail a record naming it, so the next line is a line
+        # of its own and `verify` can tell the cut line from an edited one.
+        start = max(0, size - _TORN_SCAN_MAX_BYTES)
+        tail = os.pread(fd, size - start, start)
+        cut = tail.rfind(b"\n") + 1
+        torn = tail[cut:]
+        # The newline goes out with the repair record, in one write: the two land together or
+        # are cut off together.
+        self._newline_owed = True
+        chain = _TORN_CHAIN.match(torn)
+        self._torn_tails += 1
+        self._observer.tail_repaired()
+        self._notes.append(
+            {
+                "event": TAIL_REPAIRED_EVENT,
+                "time": self._now(),
+                "torn_offset": start + cut,
+                "torn_bytes": len(torn),
+                "torn_sha256": hashlib.sha256(torn).hexdigest(),
+                "torn_chain": chain[1].decode() if chain else None,
+            }
+        )
+        log.warning("audit_torn_tail_repaired", path=str(self._path), torn_bytes=len(torn))
+
+    def _now(self) -> str:
+        return self._clock().isoformat(timespec="milliseconds")
 
     def reopen(self) -> None:
         """Reopen the file before the next write (SIGHUP, after an external rotator moved it)."""
@@ -303,11 +466,20 @@ class AuditSink:
         """
         if not events:
             return
+        await self._submit([event.to_data() for event in events])
+
+    async def check_writable(self) -> None:
+        """Return when the sink can write. After failed writes, try again (an
+        `audit_write_recovered` record). Raises AuditWriteError while writes still fail."""
+        if self._failing_since is not None:
+            await self._submit([])
+
+    async def _submit(self, records: list[dict[str, Any]]) -> None:
         # The loop the sink was opened on: asyncio.get_running_loop() asks the kernel for the
         # process id (a fork check) on every call, and this runs twice per message.
         loop = self._loop or asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append(([event.to_data() for event in events], done))
+        self._pending.append((records, done))
         if not self._flushing:
             # Written at the end of this pass of the loop, not now: the records the other
             # requests of this pass queue meanwhile go out in the same write (issue 14: two
@@ -328,33 +500,29 @@ class AuditSink:
         # A few lines appended to a file are a page-cache write of a few microseconds: far
         # cheaper than a thread hop.
         try:
-            nbytes = self._write_records(records)
+            self._write_records(records)
         except (OSError, ValueError):
-            log.error("audit_write_failed", records=len(records))  # noqa: TRY400 - no traceback: the cause is the disk
-            self._observe(0, 0)
+            self._failed(records)
             _settle(batch, AuditWriteError())
         else:
-            self._observe(len(records), nbytes)
             _settle(batch, None)
         finally:
             self._flushing = False
 
     async def _flush_pending(self) -> None:
-        # Off the loop: a batch too large to write inline, stdout, or a rare step (reopen,
-        # checkpoint, rotation). Records queued meanwhile go in the next round.
+        # Off the loop: a batch too large to write inline, stdout, fsync, or a rare step
+        # (reopen, checkpoint, rotation). Records queued meanwhile go in the next round.
         batch: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 records = [record for records, _ in batch for record in records]
                 try:
-                    nbytes = await asyncio.to_thread(self._write_records, records)
+                    await asyncio.to_thread(self._write_records, records)
                 except (OSError, ValueError):
-                    log.error("audit_write_failed", records=len(records))  # noqa: TRY400 - no traceback: the cause is the disk
-                    self._observe(0, 0)
+                    self._failed(records)
                     _settle(batch, AuditWriteError())
                 else:
-                    self._observe(len(records), nbytes)
                     _settle(batch, None)
                 batch = []
         except asyncio.CancelledError:
@@ -366,33 +534,57 @@ class AuditSink:
             self._flushing = False
             self._writer = None
 
+    def _failed(self, records: list[dict[str, Any]]) -> None:
+        # No traceback: the cause is the disk, and it is the same for every batch.
+        log.error("audit_write_failed", records=len(records))
+        if self._failing_since is None:
+            self._failing_since = self._now()
+            self._observer.writable(False)
+        self._episode_batches += 1
+        self._episode_records += len(records)
+        self._failed_batches += 1
+        self._failed_records += len(records)
+        self._observer.failed(len(records))
+
     def _writes_inline(self, records: list[dict[str, Any]]) -> bool:
         # Only the plain case runs on the loop: a file (stdout may be a slow pipe), a small
-        # batch, and none of the rare steps that open, move or fsync files (a reopen after
-        # SIGHUP, a checkpoint, a rotation that is due).
+        # batch, no fsync per batch, and none of the rare steps that open, move or fsync files
+        # (a reopen after SIGHUP, a checkpoint, a rotation that is due).
         return (
             self._path is not None
+            and self._fsync != "batch"
+            and self._fd is not None
             and not self._reopen_requested
             and len(records) <= _INLINE_MAX_RECORDS
             and self._size + _INLINE_MAX_RECORDS * 1024 < self._max_bytes
             and not any(data.get("event") == CHECKPOINT_EVENT for data in records)
         )
 
-    def _observe(self, records: int, nbytes: int) -> None:
-        # records == 0: the write failed.
-        if self._observer is None:
-            return
-        if records:
-            self._observer.written(records, nbytes)
-        else:
-            self._observer.failed()
-
-    def _write_records(self, records: list[dict[str, Any]]) -> int:
+    def _write_records(self, records: list[dict[str, Any]]) -> None:
         # Runs on the loop or in a worker thread, one at a time (the `_flushing` flag): it
-        # owns the chain. Returns the bytes written.
-        if self._path is not None and self._reopen_requested:
-            self._reopen_requested = False
-            self._swap_file(None)
+        # owns the chain and the file.
+        if self._path is not None:
+            if self._closed:
+                raise ValueError("audit sink is closed")
+            if self._fd is None or self._reopen_requested:
+                self._reopen_requested = False
+                self._swap_file(None)
+            self._follow_path()
+        owed = list(self._notes)
+        if self._failing_since is not None:
+            owed.append(
+                {
+                    "event": WRITE_RECOVERED_EVENT,
+                    "time": self._now(),
+                    "failing_since": self._failing_since,
+                    "failed_batches": self._episode_batches,
+                    "failed_records": self._episode_records,
+                }
+            )
+        if owed:
+            records = owed + records
+        if not records:
+            return
         state = self._state
         prev, seq = state.last_mac, state.next_seq
         parts: list[bytes] = []
@@ -407,34 +599,131 @@ class AuditSink:
             seq += 1
         parts.append(b"")
         text = b"\n".join(parts)
+        if self._newline_owed:
+            text = b"\n" + text
         if self._path is None:
             sys.stdout.buffer.write(text)
             sys.stdout.flush()
         else:
-            fh = self._fh
-            if fh is None:
-                raise ValueError("audit sink is closed")
-            fh.write(text)
-            fh.flush()
-            self._size += len(text)
-        # Only now is the chain past these lines: a failed write leaves no gap in `seq`.
+            self._append(text)
+        # Only now is the chain past these lines: a failed write leaves no gap in `seq`, and
+        # nothing of it on disk to fork the chain later.
         state.advance(seq, prev)
+        self._observer.written(len(records), len(text))
+        self._notes.clear()
+        self._newline_owed = False
+        if self._failing_since is not None:
+            log.warning("audit_write_recovered", failed_batches=self._episode_batches)
+            self._failing_since = None
+            self._episode_batches = self._episode_records = 0
+            self._observer.writable(True)
         for cp_seq, cp_mac, data in checkpoints:
             self._append_checkpoint(cp_seq, cp_mac, data)
-        if self._fh is not None and self._size >= self._max_bytes:
+        if self._fd is not None and self._size >= self._max_bytes:
             self._swap_file(rotated_name(self._path, self._clock(), seq) if self._path else None)
-        return len(text)
+
+    def _append(self, text: bytes) -> None:
+        """Write `text` whole (and fsync it under the batch policy), or leave the file as it
+        was and raise OSError."""
+        fd = self._fd
+        if fd is None:
+            raise ValueError("audit sink is closed")
+        view = memoryview(text)
+        written = 0
+        try:
+            while written < len(view):
+                # A short write (the disk filled mid-batch) is followed by one that raises.
+                written += os.write(fd, view[written:])
+            if self._fsync == "batch":
+                os.fdatasync(fd)
+        except OSError:
+            self._cut_back(fd, written)
+            raise
+        self._size += len(text)
+        self._dirty = True
+
+    def _cut_back(self, fd: int, written: int) -> None:
+        # O_APPEND put this batch's bytes at the end: the file's length before them is its
+        # length now less what was written (a rotator's copytruncate may have shortened it).
+        # After a failed fsync the page cache cannot be trusted either (PostgreSQL's
+        # "fsyncgate"): the batch is cut off and failed, never half kept.
+        try:
+            good = max(0, os.fstat(fd).st_size - written)
+            os.ftruncate(fd, good)
+            self._size = good
+        except OSError:
+            # The cut failed too: reopen before the next batch, which ends the torn line and
+            # records where it was (the repair done at start).
+            log.error("audit_cut_back_failed", path=str(self._path))  # noqa: TRY400
+            self._close_fd()
+
+    def _follow_path(self) -> None:
+        # The path must still name the open file (device and inode, as the SQLite vault
+        # checks its file): otherwise records would go to a deleted inode, invisible to
+        # everyone, or to a file a rotator already moved away.
+        assert self._path is not None  # noqa: S101 - only called for a file sink
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == self._ident:
+            self._size = st.st_size  # a copytruncate rotation shortens the file
+            return
+        assert self._fd is not None  # noqa: S101 - opened by the caller
+        links = os.fstat(self._fd).st_nlink
+        cause = "deleted" if links == 0 else "replaced" if st is not None else "moved"
+        # Re-create (or take up) the path and go on: the records after this point are on
+        # disk where an operator looks, and the first of them says what happened. The
+        # chain goes on (same id, next seq), so a moved file and this one verify together.
+        self._files_replaced[cause] = self._files_replaced.get(cause, 0) + 1
+        self._observer.file_replaced(cause)
+        # Owed before the new file is opened: if that fails, the next batch opens it and the
+        # record still goes first.
+        self._notes.insert(
+            0,
+            {
+                "event": FILE_REPLACED_EVENT,
+                "time": self._now(),
+                "cause": cause,
+                "previous_seq": self._state.next_seq - 1,
+            },
+        )
+        event = "audit_file_replaced"
+        if cause == "deleted":
+            log.error(event, cause=cause, path=str(self._path), next_seq=self._state.next_seq)
+        else:
+            log.warning(event, cause=cause, path=str(self._path), next_seq=self._state.next_seq)
+        self._swap_file(None)
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if self._newline_owed:
+            # Leaving a torn file before any batch ended its last line: end it now, so a line
+            # added later by anyone starts a line of its own (the repair record is still owed).
+            self._newline_owed = False
+            with contextlib.suppress(OSError):
+                os.write(fd, b"\n")
+        try:
+            if self._fsync != "never" and self._dirty:
+                os.fdatasync(fd)
+        except OSError:
+            self._fsync_failures += 1
+            self._observer.fsync_failed()
+            log.error("audit_fsync_failed", path=str(self._path))  # noqa: TRY400
+        finally:
+            self._dirty = False
+            os.close(fd)
 
     def _swap_file(self, move_to: Path | None) -> None:
         # Close the live file, optionally move it aside (size rotation), open the path afresh.
         assert self._path is not None  # noqa: S101 - only called for a file sink
-        old, self._fh = self._fh, None
-        if old is not None:
-            old.close()
+        self._close_fd()
         if move_to is not None:
             os.replace(self._path, move_to)
             log.info("audit_file_rotated", rotated_to=str(move_to), next_seq=self._state.next_seq)
-        self._fh = self._open_file(self._path)
+        self._open_file(self._path)
 
     def _append_checkpoint(self, seq: int, mac: bytes, data: dict[str, Any]) -> None:
         if self._path is None:
@@ -463,11 +752,7 @@ class AuditSink:
         if not final and self._state.next_seq == self._checkpointed_seq + 1:
             return
         await self.write(
-            SystemEvent(
-                CHECKPOINT_EVENT,
-                self._clock().isoformat(timespec="milliseconds"),
-                {"final": final, "kid": self._kid},
-            )
+            SystemEvent(CHECKPOINT_EVENT, self._now(), {"final": final, "kid": self._kid})
         )
         self._checkpointed_seq = self._state.next_seq - 1
 
@@ -477,21 +762,44 @@ class AuditSink:
             with contextlib.suppress(AuditWriteError):
                 await self.checkpoint()
 
+    async def _sync_every(self) -> None:
+        # The interval policy: fsync a duplicate of the descriptor in a thread, so writes go on
+        # meanwhile and a rotation closing the original cannot hand the number to another file.
+        while True:
+            await asyncio.sleep(self._fsync_interval_s)
+            if not self._dirty or self._fd is None:
+                continue
+            self._dirty = False
+            try:
+                fd = os.dup(self._fd)
+            except OSError:
+                continue  # closed meanwhile by a rotation, which synced it
+            try:
+                await asyncio.to_thread(os.fdatasync, fd)
+            except OSError:
+                self._fsync_failures += 1
+                self._observer.fsync_failed()
+                self._dirty = True
+                log.error("audit_fsync_failed", path=str(self._path))  # noqa: TRY400
+            finally:
+                os.close(fd)
+
     async def close(self) -> None:
         """Write the final checkpoint and close. A failed final checkpoint is logged."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
-        if self._fh is not None or self._path is None:
+        for task in (self._ticker, self._syncer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._ticker = self._syncer = None
+        if not self._closed and self._loop is not None:
             try:
                 await self.checkpoint(final=True)
             except AuditWriteError:
                 log.error("audit_final_checkpoint_failed")  # noqa: TRY400
-        if self._fh is not None:
-            fh, self._fh = self._fh, None
-            await asyncio.to_thread(fh.close)
+        self._closed = True
+        if self._fd is not None:
+            await asyncio.to_thread(self._close_fd)
 
 
 def _settle(

@@ -12,12 +12,25 @@ break is told from what follows it in the same chain:
 - truncated tail: a signed checkpoint names a later record than the chain's last
 - wrong key: the chain's key id is not the verifying key's, or nothing in it verifies
 
+Apart from those, and not a failure: a torn tail, a last line cut short by a crash (its write
+never returned, so nothing it recorded happened). It is either the very last line of a file,
+with no newline, or a line followed by the `audit_tail_repaired` record the next writer of the
+file signed, naming its length and SHA-256.
+
+Files are walked per chain in order of the `seq` of their first record (not by name), so
+logrotate's names (`audit.jsonl.1`, `audit.jsonl.2.gz`, `audit.jsonl-20261207`) and
+copytruncate verify; `.gz` files are read decompressed.
+
 Reads files only; never prints a record's content beyond chain, seq, event and place.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import heapq
 import hmac
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -36,7 +49,7 @@ from redactor.audit.chain import (
     split_line,
 )
 from redactor.audit.parallel import verify_spans
-from redactor.audit.sink import CHECKPOINT_SUFFIX
+from redactor.audit.sink import CHECKPOINT_SUFFIX, FILE_REPLACED_EVENT, TAIL_REPAIRED_EVENT
 
 # Keys of a canonical record, found without parsing it: in JSON text a quote inside a string
 # is always escaped, so `,"seq":` can only be the key itself.
@@ -45,6 +58,10 @@ _CHAIN = re.compile(rb'[{,]"chain":"([0-9A-Za-z_-]{1,64})"')
 _EVENT = re.compile(rb'[{,]"event":"([a-z_]{1,64})"')
 _KID = re.compile(rb'[{,]"kid":"([0-9a-f]{1,64})"')
 _FINAL = b'"final":true'
+_CAUSE = re.compile(rb'[{,]"cause":"([a-z]{1,16})"')
+_TORN_BYTES = re.compile(rb'[{,]"torn_bytes":([0-9]{1,12})[,}]')
+_TORN_SHA = re.compile(rb'[{,]"torn_sha256":"([0-9a-f]{64})"')
+_HEAD_CHAIN = re.compile(rb'^\{"chain":"([0-9A-Za-z_-]{1,64})"')
 
 EDITED = "edited"
 INSERTED = "inserted"
@@ -52,6 +69,7 @@ DELETED = "deleted"
 REORDERED = "reordered"
 TRUNCATED = "truncated_tail"
 WRONG_KEY = "wrong_key"
+TORN_TAIL = "torn_tail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +127,27 @@ class _Walk:
     checkpoints: dict[int, bytes] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class TornTail:
+    """A line cut short by a crash: where, how long, whose chain (when the cut left its id),
+    and whether the file's next writer recorded it (`audit_tail_repaired`)."""
+
+    file: str
+    line: int
+    bytes: int
+    chain: str | None
+    repaired: bool
+
+
 @dataclass(slots=True)
 class VerifyResult:
-    """Every chain found, and problems not tied to one chain (unreadable files, bad lines)."""
+    """Every chain found, problems not tied to one chain (unreadable files, bad lines), and
+    torn tails (crashes: reported, not failures)."""
 
     chains: dict[str, ChainReport]
     problems: list[str]
     bytes_read: int = 0
+    torn: list[TornTail] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -126,22 +158,101 @@ class VerifyResult:
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     """(log files, checkpoint files) for the given files and directories.
 
-    A directory stands for its `*.jsonl*` files, sorted by name (rotated files, named by time,
-    sort before the live one); a log file brings its `<file>.checkpoints` along.
+    A directory stands for its `*.jsonl*` files (`.gz` too); a log file brings its
+    `<file>.checkpoints` along. Log files come in the order their chains were written
+    (`order_logs`), whatever their names.
     """
     logs: list[Path] = []
     checkpoints: list[Path] = []
     for path in paths:
         members = sorted(path.glob("*.jsonl*")) if path.is_dir() else [path]
         for member in members:
-            if member.name.endswith(CHECKPOINT_SUFFIX):
+            if CHECKPOINT_SUFFIX in member.name:
                 checkpoints.append(member)
                 continue
             logs.append(member)
             side = member.with_name(member.name + CHECKPOINT_SUFFIX)
             if side.exists():
                 checkpoints.append(side)
-    return logs, list(dict.fromkeys(checkpoints))
+    logs = list(dict.fromkeys(logs))
+    return order_logs(logs), list(dict.fromkeys(checkpoints))
+
+
+def open_log(path: Path) -> BinaryIO:
+    """A trail file for reading, decompressed when its name ends in `.gz`. Raises OSError."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def order_logs(logs: list[Path]) -> list[Path]:
+    """The files in the order their chains were written: for each chain, its files by the
+    `seq` of the chain's first record in each (a rotated file's name says nothing reliable:
+    `audit.jsonl.1` is newer than `audit.jsonl.2.gz`, and the live file sorts first).
+
+    A file holds several chains when its writer restarted; the order keeps every chain's
+    files in sequence, and files that share no chain in the order given. A tampered trail
+    whose chains disagree keeps the given order where they do (verify then names the break).
+    """
+    if len(logs) < 2:
+        return logs
+    starts = [_chain_starts(path) for path in logs]
+    by_chain: dict[str, list[tuple[int, int]]] = {}
+    for index, chains in enumerate(starts):
+        for chain, seq in chains.items():
+            by_chain.setdefault(chain, []).append((seq, index))
+    after: list[set[int]] = [set() for _ in logs]
+    waiting = [0] * len(logs)
+    for files in by_chain.values():
+        files.sort()
+        for (_, first), (_, second) in itertools.pairwise(files):
+            if second not in after[first]:
+                after[first].add(second)
+                waiting[second] += 1
+    ready = [index for index, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    done: list[int] = []
+    placed = [False] * len(logs)
+    while len(done) < len(logs):
+        if not ready:
+            # A cycle (only a tampered trail has one): take the first file left, by the order
+            # given, and go on.
+            ready.append(next(i for i, p in enumerate(placed) if not p))
+        index = heapq.heappop(ready)
+        if placed[index]:
+            continue
+        placed[index] = True
+        done.append(index)
+        for nxt in after[index]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0 and not placed[nxt]:
+                heapq.heappush(ready, nxt)
+    return [logs[i] for i in done]
+
+
+def _chain_starts(path: Path) -> dict[str, int]:
+    """Each chain in a file, with the `seq` of its first record there (one cheap pass: a
+    line of the same chain as the line before is only compared by its head)."""
+    starts: dict[str, int] = {}
+    head = b"\0"
+    rest = b""
+    try:
+        with open_log(path) as handle:
+            while chunk := handle.read(_CHUNK_BYTES):
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for raw in lines:
+                    if raw.startswith(head):
+                        continue
+                    chain_m = _HEAD_CHAIN.match(raw)
+                    seq_m = _SEQ.search(raw)
+                    if chain_m is None or seq_m is None:
+                        continue
+                    head = _CHAIN_HEAD + chain_m[1] + b'"'
+                    starts.setdefault(chain_m[1].decode(), int(seq_m[1]))
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return starts  # the main pass reports the file as unreadable
+    return starts
 
 
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024
@@ -167,7 +278,8 @@ def verify_paths(
     expected_tail: dict[str, tuple[int, bytes, str]] = {}
     for cp_path in checkpoint_files:
         _read_checkpoints(key, kid, cp_path, expected_tail, result)
-    if jobs > 1 and _total_bytes(logs) >= parallel_min_bytes:
+    gzipped = any(path.name.endswith(".gz") for path in logs)
+    if jobs > 1 and not gzipped and _total_bytes(logs) >= parallel_min_bytes:
         spans = verify_spans(key, logs, jobs)
         if spans is not None:
             for chain_id, (records, first, last, mac, closed) in spans.items():
@@ -177,12 +289,10 @@ def verify_paths(
             logs = []  # verified: only the checkpoints are left to compare
     for path in logs:
         try:
-            handle = path.open("rb")
-        except OSError:
+            with open_log(path) as handle:
+                _scan(handle, key, kid, walks, str(path), result)
+        except (OSError, EOFError, gzip.BadGzipFile):
             result.problems.append(f"{path}: cannot be read")
-            continue
-        with handle:
-            _scan(handle, key, kid, walks, str(path), result)
     for chain_id, walk in walks.items():
         _finish(walk)
         tail = expected_tail.get(chain_id)
@@ -229,6 +339,7 @@ def _scan(
     seq = 0
     prev = b""
     records = 0
+    held: tuple[bytes, int] | None = None  # a line that is not a record, judged by the next
 
     def settle() -> None:
         # Hand the inline state back to the chain's walk.
@@ -265,7 +376,15 @@ def _scan(
                     continue
             settle()
             walk, records = None, 0
-            _take_line(key, kid, walks, raw + b"\n", file, number, result)
+            took = _take_line(key, kid, walks, raw + b"\n", file, number, result)
+            if held is not None:
+                _settle_held(held, raw, took, file, result)
+                held = None
+            if took == _ODD:
+                # Perhaps a line torn by a crash: the next line (which then goes this way too)
+                # may be the record that vouches for it.
+                held = (raw, number)
+                continue
             # If that line verified, the next one is likely of the same chain: go inline.
             if raw.startswith(_CHAIN_HEAD):
                 chain_id = raw[10 : raw.find(b'"', 10)]
@@ -281,7 +400,45 @@ def _scan(
     settle()
     walk = None
     if rest:
-        _take_line(key, kid, walks, rest, file, number + 1, result)
+        took = _take_line(key, kid, walks, rest, file, number + 1, result)
+        if held is not None:
+            _settle_held(held, rest, took, file, result)
+            held = None
+        if took == _ODD:
+            # The file's last bytes, with no newline: a write cut short, nothing after it.
+            chain = _HEAD_CHAIN.match(rest)
+            result.torn.append(
+                TornTail(file, number + 1, len(rest), chain[1].decode() if chain else None, False)
+            )
+    if held is not None:
+        _settle_held(held, b"", _BAD, file, result)
+
+
+_ODD = 0  # not a chained record at all
+_OK = 1  # the next link of its chain
+_BAD = 2  # anything else
+
+
+def _settle_held(
+    held: tuple[bytes, int], after: bytes, took: int, file: str, result: VerifyResult
+) -> None:
+    """A line that was not a chained record, judged by the line after it: a torn tail when
+    that is the verified `audit_tail_repaired` record naming its length and digest."""
+    raw, number = held
+    if took == _OK and b'"event":"%s"' % TAIL_REPAIRED_EVENT.encode() in after:
+        size, digest = _TORN_BYTES.search(after), _TORN_SHA.search(after)
+        if (
+            size is not None
+            and digest is not None
+            and int(size[1]) == len(raw)
+            and hashlib.sha256(raw).hexdigest().encode() == digest[1]
+        ):
+            chain = _HEAD_CHAIN.match(raw)
+            result.torn.append(
+                TornTail(file, number, len(raw), chain[1].decode() if chain else None, True)
+            )
+            return
+    result.problems.append(f"{file}:{number}: {EDITED}: not a chained audit record")
 
 
 def _read_checkpoints(
@@ -292,8 +449,9 @@ def _read_checkpoints(
     result: VerifyResult,
 ) -> None:
     try:
-        lines = path.read_bytes().splitlines()
-    except OSError:
+        with open_log(path) as handle:
+            lines = handle.read().splitlines()
+    except (OSError, EOFError, gzip.BadGzipFile):
         result.problems.append(f"{path}: cannot be read")
         return
     for number, line in enumerate(lines, start=1):
@@ -328,15 +486,16 @@ def _take_line(
     file: str,
     number: int,
     result: VerifyResult,
-) -> None:
+) -> int:
+    """Take one line into its chain's walk: _OK when it is the chain's next verified link,
+    _ODD when it is not a chained record at all (the caller decides: torn or edited)."""
     if not raw.strip():
-        return
+        return _BAD
     parts = split_line(raw)
     chain_m = _CHAIN.search(raw)
     seq_m = _SEQ.search(raw)
     if parts is None or chain_m is None or seq_m is None:
-        result.problems.append(f"{file}:{number}: {EDITED}: not a chained audit record")
-        return
+        return _ODD
     body, mac = parts
     chain_id = chain_m[1].decode()
     walk = walks.get(chain_id)
@@ -357,10 +516,10 @@ def _take_line(
         # Already broken: only look for the skipped sequence number (reordered vs deleted).
         if walk.missing_seq is not None and line.seq == walk.missing_seq:
             walk.seen_after = True
-        return
+        return _BAD
     if walk.suspect is not None:
         _classify(key, walk, line)
-        return
+        return _BAD
     if line.seq == walk.next_seq and hmac.compare_digest(
         compute_mac(key, walk.prev_mac, body), mac
     ):
@@ -368,21 +527,31 @@ def _take_line(
         walk.prev_mac = mac
         report.last_seq = line.seq
         report.closed = is_checkpoint and _FINAL in body
-        return
+        return _OK
     if walk.kid is not None and walk.kid != kid:
         report.broken = Break(WRONG_KEY, line.seq, file, number, f"chain key id {walk.kid}")
-        return
+        return _BAD
     if line.seq > walk.next_seq:
         # A gap: the missing record is either later in the trail (reordered) or gone (deleted).
         walk.missing_seq = walk.next_seq
         walk.missing_at = (file, number)
-        report.broken = Break(DELETED, walk.next_seq, file, number)
-        return
+        detail = ""
+        if event is not None and event[1] == FILE_REPLACED_EVENT.encode():
+            # The writer found its file gone from under it and went on in a new one: the
+            # records before are wherever that file went, or lost.
+            cause = _CAUSE.search(body)
+            detail = (
+                f"the writer recorded at seq {line.seq} that its file was "
+                f"{cause[1].decode() if cause else 'replaced'}; give verify that file too"
+            )
+        report.broken = Break(DELETED, walk.next_seq, file, number, detail)
+        return _BAD
     if line.seq < walk.next_seq:
         report.broken = Break(INSERTED, line.seq, file, number, "sequence number repeated")
-        return
+        return _BAD
     walk.suspect = line
     walk.suspect_prev = walk.prev_mac
+    return _BAD
 
 
 def _classify(key: bytes, walk: _Walk, after: _Line) -> None:
@@ -452,6 +621,18 @@ def render_text(result: VerifyResult) -> Iterator[str]:
                 f"chain {report.chain_id}: BROKEN at seq {b.seq}: {b.kind} at {place}{extra}; "
                 f"{report.records} records"
             )
+    for torn in result.torn:
+        whose = f", chain {torn.chain}" if torn.chain else ""
+        after = (
+            "its file's next writer ended it and recorded it"
+            if torn.repaired
+            else "nothing after it"
+        )
+        yield (
+            f"{TORN_TAIL} at {torn.file}:{torn.line}: a line cut short by a crash "
+            f"({torn.bytes} bytes{whose}; its write never returned, so nothing it recorded "
+            f"happened); {after}"
+        )
     for problem in result.problems:
         yield f"problem: {problem}"
     yield "verified: ok" if result.ok else "verified: FAILED"
@@ -482,4 +663,15 @@ def result_as_json(result: VerifyResult) -> dict[str, object]:
             for r in sorted(result.chains.values(), key=lambda r: r.chain_id)
         ],
         "problems": list(result.problems),
+        "torn_tails": [
+            {
+                "kind": TORN_TAIL,
+                "file": t.file,
+                "line": t.line,
+                "bytes": t.bytes,
+                "chain": t.chain,
+                "repaired": t.repaired,
+            }
+            for t in result.torn
+        ],
     }

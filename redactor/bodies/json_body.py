@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from redactor.bodies.limits import check_depth, count_entities, count_fields
 from redactor.bodies.segments import Edit, Segment, SegmentTable, TextView, apply_edits
@@ -49,9 +50,26 @@ _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 _PLAIN_STRING = re.compile(r'"([^"\\\x00-\x1f]*)"')
 
 
-# Card numbers are 12-19 digits; ids of that length sent as JSON numbers are segments too, so
-# detection (Luhn, IIN) decides. Shorter/longer integers cannot hold a PAN and are left alone.
-_PAN_DIGITS = range(12, 20)
+# A JSON number whose value is a whole number of 9-19 digits may be an SSN (9) or a PAN
+# (12-19), however it is written: `4111111111111111`, `4111111111111111.0`,
+# `4.111111111111111e15`. It is a segment (its digits, under its key), and detection decides
+# (Luhn, IIN, the key as a label). Other numbers cannot hold a value and are left alone.
+_VALUE_DIGITS = range(9, 20)
+
+
+def integral_digits(match: re.Match[str]) -> str | None:
+    """The digits of a JSON number (a `_NUMBER` match) when its value is a whole number of
+    9-19 digits, else None. Never builds a huge integer from a huge exponent."""
+    text = match.group()
+    if match.group(1) is None and match.group(2) is None:
+        return text if len(text.lstrip("-")) in _VALUE_DIGITS else None
+    number = Decimal(text)
+    # adjusted(): the power of ten of the leading digit, read off the exponent (cheap).
+    if number.is_zero() or number.adjusted() + 1 not in _VALUE_DIGITS:
+        return None
+    if number != number.to_integral_value():
+        return None
+    return str(int(number))
 
 # No SSN (9) or PAN (12+) has fewer digits.
 _MIN_KEY_DIGITS = 9
@@ -211,12 +229,8 @@ class JsonView:
         match = _NUMBER.match(source, pos)
         if match is None or match.end() == pos:
             raise BodyUnparseableError("invalid JSON value")
-        text = match.group()
-        if (
-            match.group(1) is None
-            and match.group(2) is None
-            and len(text.lstrip("-")) in _PAN_DIGITS
-        ):
+        text = integral_digits(match)
+        if text is not None:
             slot_id = len(self._slots)
             self._slots.append(_NumberSlot(pos, match.end(), text))
             self._table.add(slot_id, (Segment(0, text, field_name, "json_number"),))

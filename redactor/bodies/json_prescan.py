@@ -8,7 +8,7 @@ CPU).
 
 It answers only where the answer is certain to match the full codec (json_body.py): a plain
 string is that codec's segment text exactly, under the same field name. Anything the codec
-treats specially (HTML inside a string, a 12-19 digit integer, a charset other than UTF-8,
+treats specially (HTML inside a string, a 12-19 digit integer, a large float, a charset other than UTF-8,
 a BOM, invalid JSON, a string that holds a document of its own: JSON or encoded words) sends
 the body to the codec instead. Object keys are texts too, under the key their object sits
 under. Bodies over `MAX_PRESCAN_BYTES` go to the codec directly: its limits (fields,
@@ -120,6 +120,8 @@ def plain_json_texts(
 
 # A JSON integer this large could be a PAN: the codec makes it a segment.
 _PAN_SIZED = 10**11
+# From 9 digits a JSON number could be an SSN.
+_SSN_SIZED = 10**8
 # An escape other than the short ones for a separator (`\n`, `\t`, `\"`, ...): `\uXXXX` can
 # spell a digit or an invisible character, and `\\` puts a backslash in the text, which
 # detection reads as the start of a literal escape.
@@ -243,8 +245,14 @@ class _Walk:
         elif kind is str:
             if len(value) >= MIN_DIGITS:
                 self.text(value, key)
-        elif kind is int and abs(value) >= _PAN_SIZED:
-            raise _NeedsCodec  # a JSON number that could be a PAN: the codec makes it a segment
+        elif kind is int:
+            if abs(value) >= _PAN_SIZED:
+                raise _NeedsCodec  # a JSON number that could be a PAN: the codec rewrites it
+            if abs(value) >= _SSN_SIZED:
+                # 9-11 digits: an SSN or an id; the codec's segment is these digits.
+                self.text(str(value), key)
+        elif kind is float and not abs(value) < _SSN_SIZED:
+            raise _NeedsCodec  # `4111111111111111.0`, `4.1e15`: the codec reads it exactly
 
     def _enter(self, depth: int, members: int) -> None:
         limits = self.limits

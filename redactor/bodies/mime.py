@@ -58,7 +58,13 @@ class ContentType:
 
 
 def _parse_params(value: str, pos: int) -> dict[str, str]:
+    """The parameters after a media type or disposition. RFC 2231 extended values are decoded
+    and their continuations (`filename*0*=...; filename*1*=...`) joined. A parameter given
+    twice is refused: readers disagree on which one counts (the first, the last), so the
+    one redactor scanned might not be the one a reader shows."""
     params: dict[str, str] = {}
+    pieces: dict[str, dict[int, tuple[bool, str]]] = {}
+    seen: set[str] = set()
     length = len(value)
     while pos < length:
         match = _PARAM.match(value, pos)
@@ -67,21 +73,50 @@ def _parse_params(value: str, pos: int) -> dict[str, str]:
             skipped = _BAD_PARAM.match(value, pos)
             pos = skipped.end() if skipped and skipped.end() > pos else pos + 1
             continue
+        pos = match.end()
         name, raw = match.group(1).lower(), match.group(2).strip()
+        if name in seen:
+            raise BodyUnparseableError("repeated parameter")
+        seen.add(name)
         if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
             raw = _QUOTED_PAIR.sub(r"\1", raw[1:-1])
-        if name.endswith("*"):
-            # RFC 2231 extended value: charset'language'percent-encoded.
-            charset, _, rest = raw.partition("'")
-            _language, _, encoded = rest.partition("'")
-            try:
-                raw = unquote(encoded, encoding=charset or "utf-8", errors="strict")
-            except (LookupError, UnicodeDecodeError):
-                raise BodyUnparseableError("invalid extended parameter") from None
-            name = name[:-1]
-        params.setdefault(name, raw)
-        pos = match.end()
+        extended = name.endswith("*")
+        base = name.removesuffix("*")
+        stem, star, number = base.rpartition("*")
+        if star and number.isdigit():
+            pieces.setdefault(stem, {})[int(number)] = (extended, raw)
+        elif extended:
+            params[base] = _extended_value(raw)
+        else:
+            params.setdefault(base, raw)
+    for stem, parts in pieces.items():
+        params[stem] = _joined_continuations(parts)
     return params
+
+
+def _extended_value(raw: str, charset: str | None = None) -> str:
+    """An RFC 2231 extended value: `charset'language'percent-encoded` (the first piece), or
+    percent-encoded in `charset` (a later piece)."""
+    if charset is None:
+        charset, _, rest = raw.partition("'")
+        _language, _, raw = rest.partition("'")
+    try:
+        return unquote(raw, encoding=charset or "utf-8", errors="strict")
+    except (LookupError, UnicodeDecodeError):
+        raise BodyUnparseableError("invalid extended parameter") from None
+
+
+def _joined_continuations(parts: dict[int, tuple[bool, str]]) -> str:
+    """`name*0`, `name*1`, ... joined in order (RFC 2231 section 3); a gap is refused."""
+    if sorted(parts) != list(range(len(parts))):
+        raise BodyUnparseableError("incomplete parameter continuation")
+    first_extended, first = parts[0]
+    charset = first.partition("'")[0] if first_extended else "utf-8"
+    out = [_extended_value(first) if first_extended else first]
+    for index in range(1, len(parts)):
+        extended, raw = parts[index]
+        out.append(_extended_value(raw, charset or "utf-8") if extended else raw)
+    return "".join(out)
 
 
 def parse_content_type(value: str | None) -> ContentType | None:
@@ -461,6 +496,10 @@ def param_spans(block: str, start: int, end: int) -> list[ParamSpan]:
         if name.endswith("*"):
             charset, _, rest = raw.strip('"').partition("'")
             _language, _, encoded = rest.partition("'")
+            _stem, star, number = name[:-1].rpartition("*")
+            if star and number.isdigit() and number != "0":
+                # A later piece of a continuation: percent-encoded, no charset of its own.
+                charset, encoded = "utf-8", raw.strip('"')
             try:
                 text = unquote(encoded, encoding=charset or "utf-8", errors="strict")
             except (LookupError, UnicodeDecodeError):
@@ -478,7 +517,34 @@ def param_spans(block: str, start: int, end: int) -> list[ParamSpan]:
             text = unquote(text, encoding="utf-8", errors="surrogateescape")
             style = "percent"
         spans.append(ParamSpan(name, value_start, value_end, text, style))
-    return spans
+    return _join_continuation_spans(spans)
+
+
+def _join_continuation_spans(spans: list[ParamSpan]) -> list[ParamSpan]:
+    """RFC 2231 continuations (`filename*0*=...; filename*1*=...`) as one span over all their
+    pieces, its text the joined value, so a value split over pieces is scanned whole; a
+    change rewrites the range as a single piece 0. Pieces out of order or apart: refused."""
+    out: list[ParamSpan] = []
+    index = 0
+    while index < len(spans):
+        stem, star, number = spans[index].name.rpartition("*")
+        if not (star and number.isdigit()):
+            out.append(spans[index])
+            index += 1
+            continue
+        run = [spans[index]]
+        while index + len(run) < len(spans) and spans[index + len(run)].name.startswith(
+            stem + "*"
+        ):
+            run.append(spans[index + len(run)])
+        if [s.name for s in run] != [f"{stem}*{n}" for n in range(len(run))]:
+            raise BodyUnparseableError("parameter continuations out of order")
+        # A later extended piece is percent-encoded in the first piece's charset, which
+        # param_spans already decoded; joining the decoded texts is the value.
+        text = "".join(s.text for s in run)
+        out.append(ParamSpan(stem, run[0].start, run[-1].end, text, run[0].style))
+        index += len(run)
+    return out
 
 
 def encode_param(span: ParamSpan, text: str) -> str:

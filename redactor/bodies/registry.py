@@ -11,6 +11,7 @@ from typing import Literal
 
 from redactor.bodies.content_encoding import DEFAULT_MAX_DECODED_BYTES, EncodedBody, decode_content
 from redactor.bodies.email_body import EmailBody, parse_email
+from redactor.bodies.folding import FOLDED_TYPES
 from redactor.bodies.form_body import parse_form
 from redactor.bodies.html_body import parse_html
 from redactor.bodies.json_body import parse_json
@@ -71,7 +72,7 @@ def _parse_decoded(
         if media_type.startswith("multipart/"):
             return _BareMultipart(body, content_type.strip())
         if media_type.startswith("text/"):
-            return parse_text(body, charset)
+            return parse_text(body, charset, folded=media_type in FOLDED_TYPES)
     if unknown_types == "refuse":
         raise UnsupportedMediaTypeError()
     # Scanned as text, never passed through: surrogateescape keeps arbitrary bytes exact.

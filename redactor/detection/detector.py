@@ -16,7 +16,7 @@ from redactor.detection.recognizers import (
     score_candidate,
 )
 from redactor.detection.screen import may_hold_value
-from redactor.detection.textview import TextView, view_of
+from redactor.detection.textview import TextView, has_odd_breaks, view_of
 from redactor.errors import DetectionError
 
 # The view of every ASCII text without a backslash: itself (no Cf character, no escape).
@@ -60,10 +60,20 @@ class Detector:
         )
         self._entities = list(ENTITIES)
 
-    def find(self, text: str, *, field_name: str | None = None) -> list[Finding]:
+    def find(
+        self,
+        text: str,
+        *,
+        field_name: str | None = None,
+        considered: set[str] | None = None,
+        runs: set[str] | None = None,
+    ) -> list[Finding]:
         """Findings in `text`, sorted by position, never overlapping.
 
         `field_name` is the JSON key or form field the text came from, read as a label.
+        `considered`, when given, receives the digits of every candidate the detector weighed
+        (found or kept), `runs` those of every digit run it read: the egress verifier lets a
+        value leave only when the detector weighed it, or read it inside a longer number.
         Raises DetectionError if the engine fails (callers fail closed).
         """
         # The screen: no letter-free stretch of 9+ digits, no value (two C passes, screen.py).
@@ -72,9 +82,12 @@ class Detector:
         try:
             # Invisible format characters and literal escapes read as what they stand for;
             # spans map back onto `text` (textview.py).
-            view = _PLAIN if text.isascii() and "\\" not in text else view_of(text)
+            plain = text.isascii() and "\\" not in text and not has_odd_breaks(text)
+            view = _PLAIN if plain else view_of(text)
             scanned = text if view is _PLAIN else view.text
-            candidates = find_all_candidates(scanned, ascii_digits=view.ascii_digits)
+            candidates = find_all_candidates(scanned, ascii_digits=view.ascii_digits, runs=runs)
+            if considered is not None:
+                considered.update(c.digits for c in candidates)
             # Pre-filter: most support messages hold no digit run that could be a PAN or SSN,
             # and digit-dense ones often only numbers the evidence table keeps; they never
             # reach the engine (see benchmarks/README.md for what this saves). The scores

@@ -64,6 +64,13 @@ IIN_RANGES: tuple[IinRange, ...] = (
     IinRange("3112", "3112", _lengths(16), "JCB", "WIKI"),
     IinRange("3158", "3158", _lengths(16), "JCB", "WIKI"),
     IinRange("3337", "3337", _lengths(16), "JCB", "WIKI"),
+    # JCB's legacy 15-digit ranges 2131 and 1800 (still on test-card lists) [WIKI].
+    IinRange("2131", "2131", _lengths(15), "JCB", "WIKI"),
+    IinRange("1800", "1800", _lengths(15), "JCB", "WIKI"),
+    # Diners Club enRoute 2014 and 2149, 15 digits (issued without a Luhn digit; the ones
+    # that pass Luhn are still found) [WIKI].
+    IinRange("2014", "2014", _lengths(15), "Diners Club enRoute", "WIKI"),
+    IinRange("2149", "2149", _lengths(15), "Diners Club enRoute", "WIKI"),
     # RuPay co-badged JCB 353/356 [NPCI]; Hipercard 3841 [WIKI]; LankaPay 357111 [WIKI].
     IinRange("353", "353", _lengths(16), "RuPay", "NPCI"),
     IinRange("356", "356", _lengths(16), "RuPay", "NPCI"),

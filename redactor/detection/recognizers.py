@@ -70,11 +70,15 @@ def score_candidate(
     return decide_score(candidate, ctx, options)
 
 
-def find_all_candidates(text: str, *, ascii_digits: bool | None = None) -> list[Candidate]:
+def find_all_candidates(
+    text: str, *, ascii_digits: bool | None = None, runs: set[str] | None = None
+) -> list[Candidate]:
     """Card and SSN candidates of a whole text, in order (`ascii_digits`: whether all its
-    digits are ASCII, when the caller knows)."""
+    digits are ASCII, when the caller knows). `runs` receives each digit run's digits."""
     out: list[Candidate] = []
     for run in find_digit_runs(text, ascii_digits=ascii_digits):
+        if runs is not None:
+            runs.add("".join(g.digits for g in run.groups))
         out.extend(find_candidates(run))
     return out
 

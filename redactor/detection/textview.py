@@ -15,8 +15,16 @@ Two things hide a number from a scan that reads characters as typed:
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from redactor.detection.digit_runs import NON_ASCII as _NON_ASCII
+from redactor.detection.unicode_tables import (
+    DASH_NEXT_TO_DIGIT,
+    IGNORABLE_RANGES,
+    char_class,
+    chars,
+    view_table,
+)
 
 # Unicode 14 category Cf, as ranges (tests check them against `unicodedata`).
 FORMAT_CHAR_RANGES = (
@@ -26,9 +34,6 @@ FORMAT_CHAR_RANGES = (
     (0x110CD, 0x110CD), (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
     (0xE0001, 0xE0001), (0xE0020, 0xE007F),
 )  # fmt: skip
-_FORMAT_CHAR = re.compile(
-    "[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in FORMAT_CHAR_RANGES) + "]"
-)
 _FORMAT_CHARS = frozenset(chr(c) for lo, hi in FORMAT_CHAR_RANGES for c in range(lo, hi + 1))
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}")
 # `\n`, `\r`, `\t` written out: the line break or space they stand for, same length.
@@ -36,6 +41,19 @@ _CONTROL_ESCAPE = re.compile(r"\\[nrt]")
 _CONTROL_FILL = {"\\n": " \n", "\\r": "  ", "\\t": "  "}
 # What a `\uXXXX` escape reads as: six characters that are neither digit, letter nor separator.
 _ESCAPE_FILL = "\x00" * 6
+# VT, FF and a CR not followed by LF are line breaks too (a lone CR is the old Mac's newline).
+_ODD_BREAK = re.compile("\r(?!\n)|[\x0b\x0c]")
+_LONE_CR = re.compile("\r(?!\n)")
+_VIEW_TABLE = view_table()
+_MAPPED = frozenset(map(chr, _VIEW_TABLE))
+_KANA_DASHES = frozenset(DASH_NEXT_TO_DIGIT)
+_KANA_DASH = re.compile(f"(?<=\\d)[{DASH_NEXT_TO_DIGIT}]|[{DASH_NEXT_TO_DIGIT}](?=\\d)")
+# Read as nothing: format characters (Cf) and every other default-ignorable code point.
+_INVISIBLE = _FORMAT_CHARS | chars(IGNORABLE_RANGES)
+_INVISIBLE_RUN = re.compile(char_class(FORMAT_CHAR_RANGES + IGNORABLE_RANGES) + "+")
+_DIGIT_THEN_NON_ASCII = re.compile(r"\d([^\x00-\x7f]+)")
+_MARK_OR_INVISIBLE: dict[str, bool] = {}
+_MARK_CACHE_MAX = 1 << 16
 
 
 class TextView:
@@ -64,25 +82,76 @@ class TextView:
 
 
 def view_of(text: str) -> TextView:
-    """The text detection reads for `text` (itself, unless it holds escapes or Cf chars)."""
+    """The text detection reads for `text`: the same text unless it holds escapes, line breaks
+    other than LF, Unicode spaces, dashes or digit forms (read as their ASCII kin, one for
+    one), or invisible characters (left out, `origin` maps back)."""
     if "\\" in text:
         text = _UNICODE_ESCAPE.sub(_ESCAPE_FILL, text)
         text = _CONTROL_ESCAPE.sub(lambda m: _CONTROL_FILL[m.group()], text)
     if text.isascii():
+        if has_odd_breaks(text):
+            text = _ODD_BREAK.sub("\n", text)
         return TextView(text)
-    # Its few non-ASCII characters, once: both questions below are asked of them only.
-    non_ascii = _NON_ASCII.findall(text)
+    # Its few non-ASCII characters, once: the questions below are asked of them only.
+    non_ascii = set(_NON_ASCII.findall(text))
+    if not _MAPPED.isdisjoint(non_ascii):
+        text = text.translate(_VIEW_TABLE)
+        non_ascii = set(_NON_ASCII.findall(text))
+    if not _KANA_DASHES.isdisjoint(non_ascii):
+        text = _KANA_DASH.sub("-", text)
+    if has_odd_breaks(text):
+        text = _ODD_BREAK.sub("\n", text)
     ascii_digits = not any(map(str.isdecimal, non_ascii))
-    if _FORMAT_CHARS.isdisjoint(non_ascii):
+    cut = _removed_spans(text) if not _INVISIBLE.isdisjoint(non_ascii) else []
+    if any(map(_mark_or_invisible, non_ascii)):
+        cut += _marks_after_digits(text)
+    if not cut:
         return TextView(text, None, ascii_digits)
     origin: list[int] = []
     pieces: list[str] = []
     pos = 0
-    for m in _FORMAT_CHAR.finditer(text):
-        s = m.start()
-        pieces.append(text[pos:s])
-        origin.extend(range(pos, s))
-        pos = m.end()
+    for start, end in sorted(cut):
+        if end <= pos:
+            continue
+        start = max(start, pos)
+        pieces.append(text[pos:start])
+        origin.extend(range(pos, start))
+        pos = end
     pieces.append(text[pos:])
     origin.extend(range(pos, len(text)))
     return TextView("".join(pieces), tuple(origin), ascii_digits)
+
+
+def has_odd_breaks(text: str) -> bool:
+    """VT, FF or a CR that is not part of CRLF: each reads as a line break."""
+    return "\x0b" in text or "\x0c" in text or ("\r" in text and _LONE_CR.search(text) is not None)
+
+
+def _removed_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _INVISIBLE_RUN.finditer(text)]
+
+
+def _mark_or_invisible(char: str) -> bool:
+    found = _MARK_OR_INVISIBLE.get(char)
+    if found is None:
+        found = char in _INVISIBLE or unicodedata.category(char)[0] == "M"
+        # Asked once per distinct character (a text's few non-ASCII characters recur); the
+        # cache is bounded so a body of every code point cannot grow it without end.
+        if len(_MARK_OR_INVISIBLE) < _MARK_CACHE_MAX:
+            _MARK_OR_INVISIBLE[char] = found
+    return found
+
+
+def _marks_after_digits(text: str) -> list[tuple[int, int]]:
+    """Combining marks (and invisibles) right after a digit: a keycap `1<VS16><U+20E3>` or an
+    accent typed on a digit reads as the digit."""
+    spans: list[tuple[int, int]] = []
+    for m in _DIGIT_THEN_NON_ASCII.finditer(text):
+        start = end = m.start(1)
+        for char in m.group(1):
+            if not _mark_or_invisible(char):
+                break
+            end += 1
+        if end > start:
+            spans.append((start, end))
+    return spans

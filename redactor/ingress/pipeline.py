@@ -21,9 +21,10 @@ from typing import Any, Literal, Protocol
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.segments import Edit, Segment
 from redactor.detection import Detector, Finding
+from redactor.egress import SeenValues, verify_answer, verify_request
 from redactor.errors import VaultTimeoutError
-from redactor.ingress.rewrite import Rewriter, TokenKey, value_digits
-from redactor.ingress.scanning import (
+from redactor.redaction.rewrite import Rewriter, TokenKey, value_digits
+from redactor.redaction.scanning import (
     WINDOW_CHARS,
     WINDOW_OVERLAP,
     BodyScan,
@@ -45,6 +46,7 @@ __all__ = [
     "ScannedPart",
     "TokenVault",
     "find_windowed",
+    "verify_in_worker",
 ]
 
 # Bodies above this size are parsed, scanned and rebuilt in a scan worker process: a 30 KB
@@ -54,6 +56,10 @@ DEFAULT_OFFLOAD_BYTES = 16 * 1024
 # the screen, both C), sending at most this much text to the recognizers.
 INLINE_PROOF_MAX_BYTES = 512 * 1024
 INLINE_PROOF_BUDGET_CHARS = 8 * 1024
+# The egress verifier reads a plain JSON body at ~4 us per KB (benchmarks/egress.py): a scan
+# worker's round trip (pickling the body, the pipe) costs more than reading a 20 KB thread on
+# the loop, so only bodies above this size are verified in a worker.
+VERIFY_OFFLOAD_BYTES = 128 * 1024
 
 
 class TokenVault(Protocol):
@@ -89,6 +95,8 @@ class Redaction:
     tokens: tuple[str, ...]
     # Per extra part, in the order given: its rebuilt value, or None when it did not change.
     extras: tuple[Any, ...] = ()
+    # What redaction read and tokenised, for the egress verifier (never logged: repr=False).
+    seen: SeenValues | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +128,10 @@ class Pipeline:
         )
         # Found values as (part, segment index, findings, span texts); part 0 is the body.
         found: list[tuple[int, int, list[Finding], list[str]]] = []
+        seen = SeenValues()
         for number, part in enumerate(extras, start=1):
             for seg in part.segments:
-                findings = find_windowed(self.detector, seg.text, seg.field_name)
+                findings = find_windowed(self.detector, seg.text, seg.field_name, seen)
                 if findings:
                     spans = [seg.text[f.start : f.end] for f in findings]
                     found.append((number, seg.index, findings, spans))
@@ -131,30 +140,32 @@ class Pipeline:
         if (
             pool is not None
             and len(body) <= INLINE_PROOF_MAX_BYTES
-            and proves_clean(self.detector, request, INLINE_PROOF_BUDGET_CHARS)
+            and proves_clean(self.detector, request, INLINE_PROOF_BUDGET_CHARS, seen)
         ):
             # Most large webhooks are long text with nothing in it: proved clean here in C
             # passes, they skip the scan worker's round trip.
             pool = None
             local_scan = BodyScan(None, [])
         elif pool is not None:
-            scanned = await pool.run(scan_in_worker, self.detector.options, request)
+            scanned, read_digits = await pool.run(scan_in_worker, self.detector.options, request)
+            seen.note_read(read_digits)
             found.extend((0, index, findings, spans) for index, findings, spans in scanned)
         else:
-            local_scan = scan_body(self.detector, request, patch_in_place=True)
+            local_scan = scan_body(self.detector, request, patch_in_place=True, seen=seen)
         if local_scan is not None:
             found.extend(
                 (0, index, findings, [text[f.start : f.end] for f in findings])
                 for index, text, findings in local_scan.found
             )
         if not found:
-            return Redaction(body, False, {}, (), (None,) * len(extras))
+            return Redaction(body, False, {}, (), (None,) * len(extras), seen)
 
         keys: dict[TokenKey, None] = {}
         for *_, findings, spans in found:
             for f, span in zip(findings, spans, strict=True):
                 keys[(f.entity, value_digits(span))] = None
         ordered = list(keys)
+        seen.note_tokenised(digits for _entity, digits in ordered)
         try:
             async with asyncio.timeout(self.vault_timeout_s):
                 tokens = await self.vault.tokenize_many(tenant, ordered)
@@ -177,7 +188,29 @@ class Pipeline:
             for number, part in enumerate(extras, start=1)
         )
         counts = Counter(f.entity for _, _, findings, _ in found for f in findings)
-        return Redaction(new_body, True, dict(counts), tuple(token_of.values()), new_extras)
+        return Redaction(new_body, True, dict(counts), tuple(token_of.values()), new_extras, seen)
+
+    async def verify(
+        self,
+        body: bytes,
+        *,
+        answer: bool,
+        content_type: str | None,
+        content_encoding: str | None,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        unscanned_headers: frozenset[str],
+        seen: SeenValues | None,
+    ) -> None:
+        """The egress verifier on what is about to leave (after redaction, before the audit
+        record and the forward). Raises UnreadableValueError / UnreadableAnswerError or
+        UnverifiableMessageError: nothing may leave. A large body is read in a scan worker."""
+        pool = self.scan_pool if len(body) > max(self.offload_bytes, VERIFY_OFFLOAD_BYTES) else None
+        args = (answer, body, content_type, content_encoding, url, tuple(headers))
+        if pool is not None:
+            await pool.run(verify_in_worker, *args, unscanned_headers, seen)
+        else:
+            verify_in_worker(*args, unscanned_headers, seen)
 
     def _rebuild_extra(
         self,
@@ -192,3 +225,34 @@ class Pipeline:
                 text = part.segments[index].text
                 edits[index] = self.rewriter.token_edits(text, findings, token_of)
         return part.rebuild(edits) if edits else None
+
+
+def verify_in_worker(
+    answer: bool,
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    url: str,
+    headers: tuple[tuple[str, str], ...],
+    unscanned_headers: frozenset[str],
+    seen: SeenValues | None,
+) -> None:
+    """`verify_request` or `verify_answer` with positional arguments (a pool job)."""
+    if answer:
+        verify_answer(
+            body,
+            content_type=content_type,
+            headers=headers,
+            unscanned_headers=unscanned_headers,
+            seen=seen,
+        )
+    else:
+        verify_request(
+            body,
+            content_type=content_type,
+            content_encoding=content_encoding,
+            url=url,
+            headers=headers,
+            unscanned_headers=unscanned_headers,
+            seen=seen,
+        )

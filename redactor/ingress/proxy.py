@@ -26,12 +26,13 @@ from redactor.ingress.resources import INGRESS, IngressResources
 from redactor.ingress.signatures import sign, verify
 from redactor.middleware import REQUEST_ID, REQUEST_ID_HEADER
 from redactor.relay import (
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
+    MAYBE_SENT,
+    NEVER_SENT,
     add_forwarded_headers,
     end_to_end_headers,
     read_answer_bounded,
     read_bounded,
+    upstream_failure,
 )
 
 log = structlog.get_logger()
@@ -67,7 +68,8 @@ async def _redact(
     redaction = await res.pipeline_for(route).redact(
         body,
         content_type=headers.get(hdrs.CONTENT_TYPE),
-        content_encoding=headers.get(hdrs.CONTENT_ENCODING),
+        # Every Content-Encoding line, in order: a reader applies them all (`gzip` then `gzip`).
+        content_encoding=", ".join(headers.getall(hdrs.CONTENT_ENCODING, ())) or None,
         tenant=route.tenant,
         unknown_types=route.unknown_content_types,
         max_decoded_bytes=route.max_body_bytes,
@@ -91,14 +93,15 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
         res.metrics.failed(route.name, exc.code)
         res.metrics.request_done(route.name, exc.status)
         if not isinstance(exc, AuditWriteError):
-            upstream_failed = isinstance(exc, UpstreamTimeoutError | UpstreamUnavailableError)
+            # "not_sent": the upstream never got it; "upstream_failed": it may have.
+            if isinstance(exc, NEVER_SENT):
+                outcome = "not_sent"
+            elif isinstance(exc, MAYBE_SENT):
+                outcome = "upstream_failed"
+            else:
+                outcome = "refused"
             await _audit_delivery(
-                request,
-                res,
-                route,
-                "upstream_failed" if upstream_failed else "refused",
-                exc.status,
-                exc.code,
+                request, res, route, outcome, exc.status, exc.code, getattr(exc, "reading", None)
             )
         raise
     except Exception as exc:
@@ -138,6 +141,20 @@ async def _proxy(
         headers = CIMultiDict(
             (name, new_headers.get(i, value)) for i, (name, value) in enumerate(header_items)
         )
+    # The second reader: what leaves, read every way a reader may read it. A value redaction
+    # could not read refuses the message (422) before the audit record and the forward. Our
+    # own headers (forwarding, signature, request id) are added after it.
+    await res.pipeline_for(route).verify(
+        new_body,
+        answer=False,
+        content_type=headers.get(hdrs.CONTENT_TYPE),
+        # Every Content-Encoding line, joined: a reader applies them all (issue 18, item 6).
+        content_encoding=", ".join(headers.getall(hdrs.CONTENT_ENCODING, [])) or None,
+        url=f"{raw_path}?{raw_query}" if raw_query else raw_path,
+        headers=list(headers.items()),
+        unscanned_headers=route.unscanned_headers,
+        seen=redaction.seen,
+    )
 
     # The audit record is written before the body leaves; if it cannot be, nothing leaves.
     await res.audit.write(
@@ -214,14 +231,10 @@ async def _forward(
                         "upstream_broke_mid_answer",
                     )  # fmt: skip
                     return response
-    except TimeoutError:
+    except (ClientError, OSError, TimeoutError) as exc:
         if not answered:
             res.metrics.upstream_answered("ingress", None, time.perf_counter() - started)
-        raise UpstreamTimeoutError() from None
-    except (ClientError, OSError):
-        if not answered:
-            res.metrics.upstream_answered("ingress", None, time.perf_counter() - started)
-        raise UpstreamUnavailableError() from None
+        raise upstream_failure(exc) from None
     res.metrics.request_done(route.name, response.status)
     if res.settings.access_log:
         log.info("request_forwarded", status=response.status, findings=sum(counts.values()))
@@ -240,6 +253,7 @@ _DELIVERY_EVENTS = {
     "forwarded": "message_delivered",
     "refused": "message_refused",
     "upstream_failed": "message_upstream_failed",
+    "not_sent": "message_not_sent",
 }
 
 
@@ -250,6 +264,7 @@ async def _audit_delivery(
     outcome: str,
     status: int,
     code: str | None,
+    reading: str | None = None,
 ) -> None:
     # After the fact: the message was already forwarded or refused, so a failed write here
     # cannot stop anything; it is logged and counted, and the redaction record stands.
@@ -264,6 +279,7 @@ async def _audit_delivery(
                 outcome=outcome,
                 status=status,
                 code=code,
+                reading=reading,
             )
         )
     except AuditWriteError:
@@ -288,6 +304,16 @@ async def _redacted_response(
     )
     new_body = links.body(redaction.body)
     links.headers(headers)
+    await res.pipeline_for(route).verify(
+        new_body,
+        answer=True,
+        content_type=headers.get(hdrs.CONTENT_TYPE),
+        content_encoding=None,
+        url="",
+        headers=list(headers.items()),
+        unscanned_headers=route.unscanned_headers,
+        seen=redaction.seen,
+    )
     if counts:
         await res.audit.write(
             AuditEvent(

@@ -5,23 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import aiohttp
 from aiohttp import web
 
-from redactor.audit import AuditSink
 from redactor.detection import DetectionOptions, Detector
 from redactor.ingress.config import IngressSettings, RouteSettings
 from redactor.ingress.pipeline import Pipeline, TokenVault
-from redactor.ingress.rewrite import Rewriter
 from redactor.ingress.scan_pool import ScanPool
-from redactor.ingress.scanning import warm_worker
-from redactor.runtime import SharedResources
-from redactor.runtime.metrics import Metrics
-from vault import Vault
+from redactor.redaction.rewrite import Rewriter
+from redactor.redaction.scanning import warm_worker
+from redactor.runtime import SharedHandles, SharedResources
 
 
 @dataclass(slots=True)
-class IngressResources:
+class IngressResources(SharedHandles):
     shared: SharedResources
     settings: IngressSettings
     rewriter: Rewriter
@@ -30,22 +26,6 @@ class IngressResources:
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     # Large bodies are parsed and scanned in a worker process, off the event loop.
     scan_pool: ScanPool | None = None
-
-    @property
-    def vault(self) -> Vault:
-        return self.shared.vault
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        return self.shared.session
-
-    @property
-    def audit(self) -> AuditSink:
-        return self.shared.audit
-
-    @property
-    def metrics(self) -> Metrics:
-        return self.shared.metrics
 
     def pipeline_for(self, route: RouteSettings) -> Pipeline:
         return self.pipelines[route.name]

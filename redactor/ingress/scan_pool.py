@@ -13,7 +13,7 @@ import structlog
 
 from redactor.detection import DetectionOptions
 from redactor.errors import RedactorError
-from redactor.ingress.scanning import warm_worker
+from redactor.redaction.scanning import warm_worker
 from redactor.runtime.metrics import Metrics
 
 log = structlog.get_logger()

@@ -11,22 +11,30 @@ from typing import TextIO
 
 from redactor.audit import load_audit_key, write_audit_key_file
 from redactor.audit.chain import key_id
+from redactor.audit.report import SECTION_NAMES
 from redactor.errors import ConfigError
 
 
 def audit_key_from(args: argparse.Namespace, environ: Mapping[str, str]) -> bytes:
-    """The audit key for a reading command: --audit-key-file, the environment, or (with --dev)
-    the development key in --data-dir. Raises ConfigError naming what is missing."""
-    key_file = args.audit_key_file or environ.get("REDACTOR_AUDIT_KEY_FILE")
-    inline = environ.get("REDACTOR_AUDIT_KEY") or None
+    """The audit key for a reading command: --audit-key-file, the environment, the --config
+    file's `audit_key_file`, or (with --dev) the development key in the data directory.
+    Raises ConfigError naming what is missing; a reading command never creates a key."""
+    from redactor.settings import Overrides, load_audit_trail_config
+
+    flags = Overrides(
+        config=getattr(args, "config", None),
+        data_dir=args.data_dir,
+        dev=True if args.dev else None,
+        audit_key_file=args.audit_key_file,
+    )
+    config = load_audit_trail_config(flags, environ)
+    inline = config.audit_key.reveal() if config.audit_key else None
     dev_dir: Path | None = None
-    if args.dev and not key_file and not inline:
-        dev_dir = Path(args.data_dir or environ.get("REDACTOR_DATA_DIR") or "redactor-data")
+    if config.dev and config.audit_key_file is None and not inline:
+        dev_dir = config.data_dir
         if not (dev_dir / "dev-audit-key").exists():
             raise ConfigError("no development audit key in the data directory")
-    return load_audit_key(
-        key_file=Path(key_file) if key_file else None, inline=inline, dev_data_dir=dev_dir
-    )
+    return load_audit_key(key_file=config.audit_key_file, inline=inline, dev_data_dir=dev_dir)
 
 
 def add_key_flags(parser: argparse.ArgumentParser) -> None:
@@ -80,27 +88,59 @@ def run_verify(
     return 0 if result.ok else 1
 
 
+# What a shell reports for a command killed by SIGPIPE (128 + 13): the reader went away.
+EXIT_PIPE_CLOSED = 141
+
+
 def main_audit(args: argparse.Namespace) -> int:
     """Dispatch `redactor audit COMMAND` (the top-level CLI's handler)."""
+    import structlog
+
+    from redactor.ops.logconfig import configure_logging
+
+    # Standard output is the answer (a report, a CSV file): log lines go to standard error,
+    # for this command only (a caller in the same process, a test, gets its own back).
+    previous = structlog.get_config()
+    configure_logging(level="warning", stream=sys.stderr)
     try:
-        if args.audit_command == "init-key":
-            return run_init_key(args, sys.stdout)
-        if args.audit_command == "verify":
-            return run_verify(args, os.environ, sys.stdout, sys.stderr)
-        if args.audit_command == "report":
-            from redactor.ops.audit_report_cli import run_report
-
-            return run_report(args, sys.stdout, sys.stderr)
-        from redactor.ops.audit_report_cli import run_find
-
-        return run_find(args, os.environ, sys.stdin, sys.stdout, sys.stderr)
+        code = _dispatch(args)
+        # Flushed here, not at exit: a closed pipe then surfaces as BrokenPipeError below.
+        sys.stdout.flush()
     except ConfigError as exc:
         print(f"redactor: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `redactor audit report | head -1`: the reader has what it wanted. No traceback; and
+        # stdout goes to /dev/null so the interpreter's own flush at exit fails no more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE_CLOSED
+    finally:
+        structlog.configure(**previous)
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.audit_command == "init-key":
+        return run_init_key(args, sys.stdout)
+    if args.audit_command == "verify":
+        return run_verify(args, os.environ, sys.stdout, sys.stderr)
+    if args.audit_command == "report":
+        from redactor.ops.audit_report_cli import run_report
+
+        return run_report(args, os.environ, sys.stdout, sys.stderr)
+    if args.audit_command == "export":
+        from redactor.ops.audit_report_cli import run_export
+
+        return run_export(args, os.environ, sys.stdout, sys.stderr)
+    from redactor.ops.audit_report_cli import run_find
+
+    return run_find(args, os.environ, sys.stdin, sys.stdout, sys.stderr)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `audit init-key|verify|report|find` to the top-level parser."""
+    """Add `audit init-key|verify|report|export|find` to the top-level parser."""
     audit = sub.add_parser(
         "audit",
         help="verify, report on and search the audit trail",
@@ -114,7 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check every chain; report the first broken link; exit 1 if any",
         description="Walks every writer's chain in the files (directories: their *.jsonl* "
         "files) and reports, per chain, the first broken link and its kind: edited, "
-        "deleted, inserted, reordered, truncated_tail or wrong_key. Exit 0 when all verify, "
+        "deleted, inserted, reordered, truncated_tail or wrong_key; a line cut by a crash "
+        "is reported as torn_tail and is not a failure. Files are taken in each chain's "
+        "order (by seq, not name; .gz read). Exit 0 when all verify, "
         "1 when one does not, 2 on a usage error.",
     )
     verify.add_argument("paths", nargs="+", metavar="PATH")
@@ -130,12 +172,66 @@ def register(sub: argparse._SubParsersAction) -> None:
     report = cmds.add_parser(
         "report",
         help="who revealed what, tokenisations, denials, auth failures, reveal-rate jumps",
+        description="Verifies the trail first and says so before anything else; every row "
+        "counts its records the chains do not vouch for (column unverified). Exit 0 when "
+        "every chain verifies, 1 when the trail does not, 2 on a usage error.",
     )
     report.add_argument("paths", nargs="+", metavar="PATH")
     report.add_argument("--since", metavar="ISO_TIME", help="from this time (UTC if no offset)")
     report.add_argument("--until", metavar="ISO_TIME", help="before this time")
     report.add_argument("--tenant", help="only this tenant's events")
     report.add_argument("--format", choices=["text", "csv", "json", "html"], default="text")
+    report.add_argument(
+        "--section",
+        choices=SECTION_NAMES,
+        help="with --format csv: this section only, to standard output",
+    )
+    report.add_argument(
+        "--out", metavar="DIR", help="with --format csv: one file per section in DIR"
+    )
+    report.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes to verify a large trail (default: one per CPU)",
+    )
+    report.add_argument(
+        "--config", metavar="FILE", help="the YAML file `serve` reads (for audit_key_file)"
+    )
+    add_key_flags(report)
+    export = cmds.add_parser(
+        "export",
+        help="stream the verified trail for a SIEM (jsonl, ECS or OCSF)",
+        description="Verifies the trail, then writes one JSON line per verified record, in "
+        "the trail's own fields (jsonl), Elastic Common Schema (ecs) or OCSF API Activity "
+        "(ocsf) field names; wherever a chain breaks, an audit_integrity_failed event takes "
+        "the place of what it can no longer vouch for. Exit 0 when every chain verifies, 1 "
+        "when not, 2 on a usage error.",
+    )
+    export.add_argument("paths", nargs="+", metavar="PATH")
+    export.add_argument("--since", metavar="ISO_TIME", help="records from this time on")
+    export.add_argument("--format", choices=["jsonl", "ecs", "ocsf"], default="jsonl")
+    export.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep going: check the trail again every --interval-s and send what is new "
+        "(give the directory, so rotated files are followed)",
+    )
+    export.add_argument(
+        "--interval-s", type=float, default=5.0, metavar="S", help="with --follow (default 5)"
+    )
+    export.add_argument(
+        "--config", metavar="FILE", help="the YAML file `serve` reads (for audit_key_file)"
+    )
+    export.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes to verify a large trail (default: one per CPU)",
+    )
+    add_key_flags(export)
     find = cmds.add_parser(
         "find",
         help="every event about the token of a value read on standard input",
@@ -150,6 +246,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="trail files (default: REDACTOR_AUDIT_LOG's directory)",
     )
     find.add_argument("--tenant", required=True)
+    find.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the YAML file `serve` reads: its vault, audit log and audit key (REDACTOR_CONFIG)",
+    )
     find.add_argument("--vault-url", metavar="URL", help="vault store URL (REDACTOR_VAULT_URL)")
     find.add_argument("--key-file", metavar="FILE", help="vault key file (REDACTOR_KEY_FILE)")
     find.add_argument("--format", choices=["text", "json"], default="text")

@@ -5,19 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from redactor.audit.integrity import Trail, is_verified, read_trail
 from redactor.audit.report import (
+    SECTION_NAMES,
     build_report,
     events_about_token,
+    headline,
     parse_time,
-    read_records,
+    render_csv,
     render_report,
 )
 from redactor.errors import ConfigError
+from redactor.ops.audit_cli import audit_key_from
 from vault import EntityType, VaultConfig, VaultError, open_vault
 
 # One value on stdin is a few dozen characters; refuse to slurp anything large.
@@ -33,21 +38,89 @@ def _time_flag(text: str | None, name: str) -> datetime | None:
         raise ConfigError(f"{name} must be an ISO time like 2026-11-29T00:00:00Z") from None
 
 
-def run_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Print the report over the trail files."""
+def _checked_trail(
+    args: argparse.Namespace, environ: Mapping[str, str], paths: list[Path]
+) -> Trail:
+    # Every view verifies what it shows: no key, no view (ConfigError names what is missing).
+    key = audit_key_from(args, environ)
+    return read_trail(key, paths, now=datetime.now(UTC), jobs=getattr(args, "jobs", 1))
+
+
+def run_report(
+    args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO
+) -> int:
+    """Print the report over the trail files, the trail's integrity first.
+
+    Exit 0 when every chain verifies, 1 when the trail does not (the report is still printed,
+    every unverified record counted as such), 2 on a usage error.
+    """
     paths = [Path(p) for p in args.paths]
     missing = [p for p in paths if not p.exists()]
     if missing:
         print(f"redactor: no such file: {missing[0]}", file=err)
         return 2
+    if args.section is not None and args.format != "csv":
+        print("redactor: --section is for --format csv", file=err)
+        return 2
+    if args.format == "csv" and (args.section is None) == (args.out is None):
+        print(
+            "redactor: --format csv writes one file per section: give --out DIR (every "
+            f"section) or --section NAME (one, to standard output: {', '.join(SECTION_NAMES)})",
+            file=err,
+        )
+        return 2
+    since = _time_flag(args.since, "--since")
+    until = _time_flag(args.until, "--until")
+    trail = _checked_trail(args, environ, paths)
     report = build_report(
-        read_records(paths),
-        since=_time_flag(args.since, "--since"),
-        until=_time_flag(args.until, "--until"),
-        tenant=args.tenant,
+        trail.records(), since=since, until=until, tenant=args.tenant, integrity=trail.integrity
     )
-    out.write(render_report(report, args.format))
-    return 0
+    code = 0 if trail.integrity.ok else 1
+    if args.format != "csv":
+        out.write(render_report(report, args.format))
+        return code
+    if args.section is not None:
+        # A CSV file has no place for a sentence: it goes first, on standard error.
+        print(headline(report), file=err)
+        out.write(render_csv(report, args.section))
+        return code
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    print(headline(report), file=out)
+    for name in SECTION_NAMES:
+        target = folder / f"{name}.csv"
+        target.write_text(render_csv(report, name), encoding="utf-8")
+        print(f"wrote {target}", file=out)
+    return code
+
+
+def run_export(
+    args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO
+) -> int:
+    """Stream the verified trail as JSON lines (jsonl, ecs or ocsf), an integrity event
+    wherever a chain breaks. Exit 0 when every chain verifies, 1 when not, 2 on usage."""
+    from redactor.audit.chain import canonical_json
+    from redactor.audit.export import ExportCursor, export_records
+
+    paths = [Path(p) for p in args.paths]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"redactor: no such file: {missing[0]}", file=err)
+        return 2
+    since = _time_flag(args.since, "--since")
+    cursor = ExportCursor()
+    while True:
+        trail = _checked_trail(args, environ, paths)
+        for doc in export_records(
+            trail.records(), trail.integrity, args.format, since=since, cursor=cursor
+        ):
+            out.write(canonical_json(doc) + "\n")
+        if not args.follow:
+            return 0 if trail.integrity.ok else 1
+        out.flush()
+        # Following: check the whole trail again (rotated files included: give the
+        # directory) and send what is new. Until SIGINT/SIGTERM.
+        time.sleep(args.interval_s)
 
 
 def _entity_of(value: str) -> EntityType:
@@ -71,25 +144,35 @@ def run_find(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    """Token of the value on stdin (never stored), then every event about that token."""
-    trail = [Path(p) for p in args.paths]
-    if not trail and environ.get("REDACTOR_AUDIT_LOG"):
-        trail = [Path(environ["REDACTOR_AUDIT_LOG"]).parent]
-    if not trail:
-        print("redactor: name the trail files (or set REDACTOR_AUDIT_LOG)", file=err)
+    """Token of the value on stdin (never stored), then every event about that token, the
+    trail's integrity first and each unverified event marked. Exit 1 when the vault never saw
+    the value or the trail does not verify."""
+    from redactor.settings import Overrides, load_audit_trail_config, load_vault_config
+
+    flags = Overrides(
+        config=args.config,
+        data_dir=args.data_dir,
+        vault_url=args.vault_url,
+        key_file=args.key_file,
+        dev=True if args.dev else None,
+    )
+    trail_paths = [Path(p) for p in args.paths]
+    if not trail_paths:
+        # The trail `serve` writes with this configuration (--config, REDACTOR_AUDIT_LOG).
+        audit_log = load_audit_trail_config(flags, environ).audit_log
+        if audit_log is not None:
+            trail_paths = [audit_log.parent]
+    if not trail_paths:
+        print(
+            "redactor: name the trail files (or give --config, or set REDACTOR_AUDIT_LOG)", file=err
+        )
         return 2
     value = stdin.read(MAX_STDIN_CHARS + 1).strip()
     if not value or len(value) > MAX_STDIN_CHARS or "\n" in value:
         print("redactor: give exactly one value on standard input", file=err)
         return 2
     try:
-        config = VaultConfig.from_environ(
-            environ,
-            data_dir=args.data_dir,
-            vault_url=args.vault_url,
-            key_file=args.key_file,
-            dev=True if args.dev else None,
-        )
+        config = load_vault_config(flags, environ)
         token = asyncio.run(_find_token(config, args.tenant, value))
     except VaultError as exc:
         # Vault messages are fixed texts: they never quote the value.
@@ -99,15 +182,20 @@ def run_find(
     if token is None:
         print(f"no token: the vault never tokenised this value for tenant {args.tenant}", file=out)
         return 1
-    events = events_about_token(read_records(trail), token)
+    trail = _checked_trail(args, environ, trail_paths)
+    integrity = trail.integrity
+    events = events_about_token(trail.records(), token)
+    code = 0 if integrity.ok else 1
     if args.format == "json":
-        print(json.dumps({"token": token, "events": events}, indent=2), file=out)
-        return 0
+        doc = {"integrity": integrity.to_json(), "token": token, "events": events}
+        print(json.dumps(doc, indent=2), file=out)
+        return code
+    print(f"integrity: {integrity.headline()}", file=out)
     print(f"token: {token}", file=out)
     print(_summary(events), file=out)
     for event in events:
         print(_describe(event), file=out)
-    return 0
+    return code
 
 
 def _summary(events: list[dict[str, Any]]) -> str:
@@ -118,11 +206,17 @@ def _summary(events: list[dict[str, Any]]) -> str:
         if redacted
         else "never seen in a message in these files"
     )
-    who = sorted({f"{e.get('subject')} ({e.get('level')})" for e in resolved})
-    return f"{first}; {len(events)} events; resolved by: {', '.join(who) or 'nobody'}"
+    who = sorted({f"{e.get('subject')} ({e.get('level')})" for e in resolved if is_verified(e)})
+    unsure = sorted(
+        {f"{e.get('subject')} ({e.get('level')})" for e in resolved if not is_verified(e)}
+        - set(who)
+    )
+    claimed = f"; UNVERIFIED records name: {', '.join(unsure)}" if unsure else ""
+    return f"{first}; {len(events)} events; resolved by: {', '.join(who) or 'nobody'}{claimed}"
 
 
 def _describe(event: dict[str, Any]) -> str:
     keys = ("route", "subject", "level", "reason", "purpose", "request_id")
     extra = " ".join(f"{k}={event[k]}" for k in keys if event.get(k) is not None)
-    return f"{event.get('time')} {event.get('event')} {extra}"
+    mark = "" if is_verified(event) else "UNVERIFIED "
+    return f"{mark}{event.get('time')} {event.get('event')} {extra}"

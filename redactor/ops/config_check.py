@@ -19,17 +19,21 @@ from redactor.agent.config import parse_agent
 from redactor.agent.jwks import load_jwks_file
 from redactor.agent.policy import load_policy
 from redactor.audit.keys import load_audit_key
-from redactor.config.listen import parse_listen
+from redactor.config.listen import Listen, parse_listen
 from redactor.config.yamlschema import node_at, yaml_file_problems
 from redactor.errors import ConfigError
 from redactor.ingress.config import RouteSettings, parse_route
 from redactor.settings import (
+    DEFAULT_ADMIN_LISTEN,
+    DEFAULT_LISTEN,
     ROUTES_SCHEMA,
     Overrides,
     Settings,
+    listener_clash,
     load_audit_trail_config,
     load_settings,
     load_vault_config,
+    pick,
     resolve_file_paths,
 )
 from vault.errors import VaultError
@@ -157,27 +161,28 @@ def _check_listeners(
     problems: list[str],
 ) -> None:
     given = {
-        "listen": flags.listen or environ.get("REDACTOR_LISTEN") or doc.get("listen"),
-        "admin_listen": flags.admin_listen
-        or environ.get("REDACTOR_ADMIN_LISTEN")
-        or doc.get("admin_listen"),
-        "agent_listen": flags.agent_listen
-        or environ.get("REDACTOR_AGENT_LISTEN")
-        or doc.get("agent_listen"),
+        "listen": pick(flags.listen, environ, "REDACTOR_LISTEN", doc.get("listen"), DEFAULT_LISTEN),
+        "admin_listen": pick(
+            flags.admin_listen,
+            environ,
+            "REDACTOR_ADMIN_LISTEN",
+            doc.get("admin_listen"),
+            DEFAULT_ADMIN_LISTEN,
+        ),
+        "agent_listen": pick(
+            flags.agent_listen, environ, "REDACTOR_AGENT_LISTEN", doc.get("agent_listen"), None
+        ),
     }
-    seen: dict[tuple[str, int], str] = {}
+    parsed: dict[str, Listen] = {}
     for name, value in given.items():
-        if not value:
-            continue
-        try:
-            listen = parse_listen(str(value), name)
-        except ConfigError as exc:
-            problems.append(f"{where([name])}: {_text(exc)}")
-            continue
-        other = seen.get((listen.host, listen.port))
-        if other is not None:
-            problems.append(f"{where([name])}: {name} and {other} are both {listen}")
-        seen[(listen.host, listen.port)] = name
+        if value:
+            try:
+                parsed[name] = parse_listen(str(value), name)
+            except ConfigError as exc:
+                problems.append(f"{where([name])}: {_text(exc)}")
+    clash = listener_clash(parsed)
+    if clash:
+        problems.append(clash)
 
 
 def _check_agent(
@@ -188,11 +193,13 @@ def _check_agent(
     problems: list[str],
 ) -> None:
     raw: Mapping[str, Any] = doc.get("agent", {})
-    listen = flags.agent_listen or environ.get("REDACTOR_AGENT_LISTEN") or doc.get("agent_listen")
+    listen = pick(
+        flags.agent_listen, environ, "REDACTOR_AGENT_LISTEN", doc.get("agent_listen"), None
+    )
     if not listen and not raw:
         return
-    jwks = flags.jwks or environ.get("REDACTOR_JWKS") or raw.get("jwks")
-    policy = flags.policy or environ.get("REDACTOR_POLICY") or raw.get("policy")
+    jwks = pick(flags.jwks, environ, "REDACTOR_JWKS", raw.get("jwks"), None)
+    policy = pick(flags.policy, environ, "REDACTOR_POLICY", raw.get("policy"), None)
     if jwks and not str(jwks).startswith(("http://", "https://")):
         try:
             load_jwks_file(Path(str(jwks)))
@@ -209,8 +216,18 @@ def _check_agent(
                 raw,
                 listen=parse_listen(str(listen), "agent_listen"),
                 jwks=str(jwks),
-                issuer=str(raw.get("issuer") or environ.get("REDACTOR_JWT_ISSUER") or ""),
-                audience=str(raw.get("audience") or environ.get("REDACTOR_JWT_AUDIENCE") or ""),
+                issuer=str(
+                    pick(flags.jwt_issuer, environ, "REDACTOR_JWT_ISSUER", raw.get("issuer"), "")
+                ),
+                audience=str(
+                    pick(
+                        flags.jwt_audience,
+                        environ,
+                        "REDACTOR_JWT_AUDIENCE",
+                        raw.get("audience"),
+                        "",
+                    )
+                ),
                 policy_path=Path(str(policy)),
             )
         except ConfigError as exc:

@@ -21,15 +21,14 @@ from aiohttp import hdrs, web
 
 from redactor.agent.auth import Principal
 from redactor.audit import AccessEvent, now_iso
+from redactor.audit.integrity import is_verified, read_trail
 from redactor.audit.report import (
     DENY_EVENTS,
     MESSAGE_EVENTS,
     REVEAL_EVENTS,
     in_period,
     parse_time,
-    read_records,
 )
-from redactor.audit.verify import result_as_json, verify_paths
 from redactor.errors import AuthError, PermissionDeniedError, RedactorError
 from redactor.middleware import REQUEST_ID
 from redactor.resources import RESOURCES, Resources
@@ -192,18 +191,31 @@ def summarise(
 def _row(record: dict[str, Any]) -> dict[str, Any]:
     # Only these fields leave: a token (with at most a card's last four), never a value.
     keys = ("time", "event", "subject", "token", "level", "purpose", "reason", "route")
-    return {k: record.get(k) for k in keys}
+    row = {k: record.get(k) for k in keys}
+    row["verified"] = is_verified(record)  # False: at or after a break, or not in a chain
+    return row
 
 
 def _load(
     audit_log: Path | None, key: bytes, since: datetime, until: datetime, tenant: str
 ) -> dict[str, Any]:
     files = trail_files(audit_log)
-    data = summarise(list(read_records(files)), since, until, tenant)
-    verified = result_as_json(verify_paths(key, files)) if files else None
-    data["chains"] = verified["chains"] if verified else []
-    data["trail_problems"] = verified["problems"] if verified else ["the trail is not a file"]
-    data["trail_ok"] = bool(verified and verified["ok"])
+    if not files:
+        integrity = {"ok": False, "headline": "does not verify: the trail is not a file"}
+        return {
+            "integrity": integrity,
+            **summarise([], since, until, tenant),
+            "chains": [],
+            "trail_problems": ["the trail is not a file"],
+            "trail_ok": False,
+        }
+    # Verified first, then read: every row says whether the chains vouch for it.
+    trail = read_trail(key, files, now=datetime.now(UTC))
+    checked = trail.integrity.to_json()
+    data = {"integrity": checked, **summarise(list(trail.records()), since, until, tenant)}
+    data["chains"] = checked["chains"]
+    data["trail_problems"] = checked["problems"]
+    data["trail_ok"] = checked["ok"]
     return data
 
 

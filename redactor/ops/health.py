@@ -1,4 +1,5 @@
-"""The admin listener: liveness, readiness (vault and key ring) and Prometheus metrics.
+"""The admin listener: liveness, readiness (vault, key ring, audit sink, not draining) and
+Prometheus metrics.
 
 It runs on a listener of its own, so no upstream path is ever shadowed by these.
 """
@@ -10,6 +11,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from redactor.audit import AuditWriteError
 from redactor.resources import RESOURCES
 from vault.errors import VaultError
 
@@ -21,24 +23,42 @@ async def healthz(_request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the vault answers, is still the file or schema opened at start, has our
-    schema version, and its key records fit the key ring (the check `serve` runs at start).
+    schema version, and its key records fit the key ring (the check `serve` runs at start);
+    and when the audit sink can write (after a failed write, it tries again here: a full disk
+    keeps the answer at 503 `audit_unavailable` until space returns).
 
-    Draining (SIGTERM arrived, requests in flight finishing) is not ready either.
-    Not ready says why with a stable code (`vault_gone`, `key_ring_mismatch`, ...); the
-    versions involved are in the log, never key material anywhere.
+    Draining (SIGTERM arrived, requests in flight finishing) is not ready either: 503
+    `draining`, whatever the vault and the audit sink say.
+    Not ready says why with a stable code (`vault_gone`, `key_ring_mismatch`,
+    `audit_unavailable`, ...); the versions involved are in the log, never key material.
     """
     res = request.app[RESOURCES]
     if res.draining:
         # Stopping: no new traffic, whatever the vault says.
         return web.json_response({"status": "draining"}, status=503)
+    vault = "ok"
     try:
         async with asyncio.timeout(res.settings.vault_timeout_s):
             await res.vault.check_ready()
     except VaultError as exc:
-        return web.json_response({"status": "unavailable", "vault": exc.code}, status=503)
+        vault = exc.code
     except (TimeoutError, OSError):
-        return web.json_response({"status": "unavailable", "vault": "down"}, status=503)
-    return web.json_response({"status": "ready", "vault": "ok"})
+        vault = "down"
+    audit = "ok"
+    try:
+        # The retry after failed writes: a disk that hangs (a dead NFS server) is as
+        # unavailable as a full one.
+        async with asyncio.timeout(res.settings.vault_timeout_s):
+            await res.audit.check_writable()
+    except AuditWriteError as exc:
+        audit = exc.code
+    except TimeoutError:
+        audit = AuditWriteError.code
+    if vault != "ok" or audit != "ok":
+        return web.json_response(
+            {"status": "unavailable", "vault": vault, "audit": audit}, status=503
+        )
+    return web.json_response({"status": "ready", "vault": vault, "audit": audit})
 
 
 async def metrics(request: web.Request) -> web.Response:

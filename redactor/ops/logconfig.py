@@ -6,11 +6,13 @@ anything card- or SSN-shaped that slipped into an event anyway, and tests prove 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
@@ -28,9 +30,17 @@ _MIN_DIGITS = 9
 # holds 9+ digits in a row; masking part of it only destroys the id. The hex must include a
 # letter, and no more than 12 digits may follow one another (no PAN is shorter than 13), so a
 # card number dressed up as a UUID is still masked.
+# An audit chain id (16 hex digits, `secrets.token_hex(8)`) passes under the same rule, so a
+# log line can be matched with the chain `redactor audit verify` names.
 _UUID = re.compile(
-    r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+    r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16}",
+    re.IGNORECASE,
 )
+# The stamp in a rotated audit file's name (`audit.20261129T231500.123456Z-000000000042.jsonl`,
+# `sink.rotated_name`): a time and a sequence number, no run of 13 digits. It is set aside
+# while the rest of the string is masked, and the rest is masked as usual (a digit run
+# before or after it is not joined to it: the stamp stands as a letter).
+_AUDIT_STAMP = re.compile(r"(?<=\.)[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[0-9]{12}(?=\.jsonl)")
 _LETTER = re.compile(r"[a-f]", re.IGNORECASE)
 _PAN_LENGTH_RUN = re.compile(r"\d{13}")
 
@@ -50,6 +60,10 @@ def _mask(value: Any) -> Any:
         # digit-run pattern never matches them.
         if digit_count(value) < _MIN_DIGITS or _is_identifier(value):
             return value
+        if ".jsonl" in value and _AUDIT_STAMP.search(value):
+            stamps = _AUDIT_STAMP.findall(value)
+            rest = _DIGIT_RUN.sub(MASK, _AUDIT_STAMP.sub("\x00", value)).split("\x00")
+            return "".join(part + stamp for part, stamp in zip(rest, [*stamps, ""], strict=True))
         return _DIGIT_RUN.sub(MASK, value)
     if isinstance(value, bool):
         return value
@@ -83,6 +97,59 @@ def _orjson_text(obj: Any, **kwargs: Any) -> str:
         ).decode()
     except TypeError:
         return json.dumps(obj, default=kwargs.get("default"))
+
+
+class StdlibBridge(logging.Handler):
+    """Every stdlib logger (`aiohttp.server`, `aiohttp.access`, `aiohttp.client`, `asyncio`,
+    ...) written as redactor's own lines are: JSON, request context, the leak guard.
+
+    aiohttp's server logs a malformed request (an obs-folded header, a bad Content-Length or
+    chunk size, a NUL) with the parser's exception, whose text quotes the raw request bytes;
+    Python's last-resort handler printed that traceback on stderr, outside the leak guard
+    (issue 18, item 10). Here an exception is logged by its class only: never its text, never
+    a traceback (a frame's repr can quote the bytes too).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event: dict[str, Any] = dict(structlog.contextvars.get_contextvars())
+            event.update(
+                event="stdlib_logged",
+                logger=record.name,
+                level=record.levelname.lower(),
+                timestamp=datetime.fromtimestamp(record.created, UTC).isoformat(),
+                message=record.getMessage(),
+            )
+            if record.exc_info and record.exc_info[0] is not None:
+                event["exc_type"] = record.exc_info[0].__name__
+            leak_guard(None, record.levelname.lower(), event)
+            # One write per line, as structlog's WriteLogger does.
+            self._stream.write(_orjson_text(event) + "\n")
+            self._stream.flush()
+        except Exception:  # noqa: BLE001 - logging must not raise; a bare marker instead
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # The stdlib prints the record's message and traceback on stderr: not here.
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.write('{"event":"stdlib_log_failed"}\n')
+
+
+def _route_stdlib_logging(stream: TextIO, level: str) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, StdlibBridge):
+            root.removeHandler(handler)
+    root.addHandler(StdlibBridge(stream))
+    root.setLevel(logging.getLevelNamesMapping()[level.upper()])
+    for name in ("aiohttp.server", "aiohttp.access", "aiohttp.client", "aiohttp.web"):
+        # Through the root handler only: no handler of their own may print the raw text.
+        logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)
 
 
 def configure_logging(
@@ -121,3 +188,4 @@ def configure_logging(
         logger_factory=structlog.WriteLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=cache,
     )
+    _route_stdlib_logging(stream or sys.stderr, level)

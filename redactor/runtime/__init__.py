@@ -3,6 +3,6 @@ metrics and the timeouts they all obey. A core: the composition root opens these
 hands each side its share; no side reaches up for them.
 """
 
-from redactor.runtime.shared import SharedResources
+from redactor.runtime.shared import SharedHandles, SharedResources
 
-__all__ = ["SharedResources"]
+__all__ = ["SharedHandles", "SharedResources"]

@@ -5,7 +5,8 @@ With `--workers N` every worker counts in files of its own under one directory t
 creates before forking (prometheus-client's multiprocess mode), and `/metrics` on any worker
 adds up all the files: one exposition for the whole server, every counter monotonic whatever
 worker answers the scrape. A dead worker's counters stay in the sum; its gauges leave it
-(`mark_process_dead`).
+(`mark_process_dead`). Every family is an ordinary prometheus-client metric for that reason:
+a custom collector registered in one worker's registry would never reach the exposition.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from prometheus_client import (
 
 # The directory prometheus-client's multiprocess values write to (its own variable name).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# The causes `redactor_audit_file_replaced` counts (redactor.audit.sink's `_follow_path`).
+AUDIT_FILE_CAUSES = ("deleted", "moved", "replaced")
 
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -126,6 +130,11 @@ class Metrics:
     audit_records: Counter = field(init=False)
     audit_bytes: Counter = field(init=False)
     audit_failures: Counter = field(init=False)
+    audit_writable: Gauge = field(init=False)
+    audit_refused: Counter = field(init=False)
+    audit_replaced: Counter = field(init=False)
+    audit_torn_tails: Counter = field(init=False)
+    audit_fsync_failures: Counter = field(init=False)
     scan_queue: Gauge = field(init=False)
     scan_latency: Histogram = field(init=False)
     _children: dict[tuple[Any, tuple[str, ...]], Any] = field(init=False, repr=False)
@@ -188,9 +197,42 @@ class Metrics:
         ))  # fmt: skip
         set_(self, "audit_failures", counter(
             "redactor_audit_write_failures",
-            "Audit writes that failed (the requests they covered were refused with 503)",
+            "Audit batches that could not be written (disk full, I/O error); cut off again, "
+            "the requests they covered refused with 503",
             [],
         ))  # fmt: skip
+        set_(self, "audit_writable", Gauge(
+            "redactor_audit_writable",
+            "1 while audit records are written, 0 after a failed write (then every message "
+            "and reveal is refused with 503 audit_unavailable)",
+            registry=reg,
+            # The lowest over the live workers: 0 when any worker's sink cannot write.
+            multiprocess_mode="livemin",
+        ))  # fmt: skip
+        set_(self, "audit_refused", counter(
+            "redactor_audit_refused_records",
+            "Audit records refused by a failed write (their actions did not happen)",
+            [],
+        ))  # fmt: skip
+        set_(self, "audit_replaced", counter(
+            "redactor_audit_file_replaced",
+            "Times the audit path stopped naming the open file (deleted, moved, replaced) "
+            "and the sink followed it",
+            ["cause"],
+        ))  # fmt: skip
+        set_(self, "audit_torn_tails", counter(
+            "redactor_audit_torn_tails_repaired",
+            "Audit files found at open with a last line cut short (a crash), ended and recorded",
+            [],
+        ))  # fmt: skip
+        set_(self, "audit_fsync_failures", counter(
+            "redactor_audit_fsync_failures", "fsync calls on the audit file that failed", []
+        ))  # fmt: skip
+        # No failed write yet (the sink says so again when it opens, and on every change).
+        self.audit_writable.set(1)
+        for cause in AUDIT_FILE_CAUSES:
+            # Exported at 0 from the start: an alert on the rate needs the series to exist.
+            self.audit_replaced.labels(cause)
         set_(self, "scan_queue", Gauge(
             "redactor_scan_queue_depth",
             "Large bodies waiting for or in the scan worker",
@@ -255,9 +297,26 @@ class Metrics:
         self.audit_records.inc(records)
         self.audit_bytes.inc(nbytes)
 
-    def audit_failed(self) -> None:
-        """Count one failed audit write."""
+    def audit_failed(self, records: int) -> None:
+        """Count one failed audit write (a batch) and the `records` it refused."""
         self.audit_failures.inc()
+        self.audit_refused.inc(records)
+
+    def audit_health(self, writable: bool) -> None:
+        """The audit sink writes (`writable`) or has started to fail."""
+        self.audit_writable.set(1 if writable else 0)
+
+    def audit_file_replaced(self, cause: str) -> None:
+        """The audit path stopped naming the open file (`deleted`, `moved`, `replaced`)."""
+        self._child(self.audit_replaced, cause).inc()
+
+    def audit_tail_repaired(self) -> None:
+        """An audit file opened with a torn last line was repaired."""
+        self.audit_torn_tails.inc()
+
+    def audit_fsync_failed(self) -> None:
+        """An fsync of the audit file failed."""
+        self.audit_fsync_failures.inc()
 
     @asynccontextmanager
     async def scanning(self) -> AsyncIterator[None]:

@@ -23,3 +23,26 @@ class SharedResources:
     vault_timeout_s: float = 2.0
     upstream_timeout_s: float = 30.0
     upstream_connect_timeout_s: float = 5.0
+
+
+class SharedHandles:
+    """Short names for the shared handles, for a resources object that holds `shared`."""
+
+    __slots__ = ()
+    shared: SharedResources
+
+    @property
+    def vault(self) -> Vault:
+        return self.shared.vault
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self.shared.session
+
+    @property
+    def audit(self) -> AuditSink:
+        return self.shared.audit
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.shared.metrics

@@ -102,6 +102,10 @@ async def test_console_in_a_real_browser(stack: Stack, aiohttp_server, browser: 
     assert sorted(denied) == ["console_denied", "token_denied"]
     assert "Every chain verifies" in await page.text_content("#trail-state")
     assert await page.locator("#chains .chain-broken").count() == 0
+    # The integrity sentence comes first, above the chart; every row is vouched for.
+    assert (await page.text_content("#integrity")).startswith("Integrity: verified through seq ")
+    assert await page.locator("#console > :first-child#integrity").count() == 1
+    assert await page.locator("tr.unverified").count() == 0
 
     # Filtering narrows the table: by subject, then by level.
     await page.fill("#filter-subject", "frank")
@@ -113,14 +117,22 @@ async def test_console_in_a_real_browser(stack: Stack, aiohttp_server, browser: 
     await page.select_option("#filter-level", "")
     await page.fill("#filter-purpose", "dispute")
     assert await reveals.count() == 1
+    await page.fill("#filter-purpose", "")
+    assert await reveals.count() == 7
 
     content = await page.content()
     for raw in RAW_VALUES:
         assert raw not in content
 
-    # Someone edits a record in the trail: the console shows that chain as broken.
+    # Someone edits frank's reveal in the trail: it now claims alice revealed the card in
+    # full. The console says the trail does not verify, first, and marks that row and every
+    # later one of the chain in the table itself.
     lines = stack.audit_path.read_text().splitlines(keepends=True)
-    index = next(i for i, line in enumerate(lines) if '"subject":"frank"' in line)
+    index = next(
+        i
+        for i, line in enumerate(lines)
+        if '"subject":"frank"' in line and '"event":"token_revealed"' in line
+    )
     lines[index] = lines[index].replace('"subject":"frank"', '"subject":"alice"')
     stack.audit_path.write_text("".join(lines))
     await page.click("#load")
@@ -129,6 +141,20 @@ async def test_console_in_a_real_browser(stack: Stack, aiohttp_server, browser: 
     record = json.loads(lines[index])
     assert broken == f"BROKEN at seq {record['seq']}: edited"
     assert "does not verify" in await page.text_content("#trail-state")
+    assert await page.locator("#console > :first-child#integrity.integrity-broken").count() == 1
+    assert (await page.text_content("#integrity")).startswith(
+        f"Integrity: does not verify: chain {record['chain']} broken at seq {record['seq']} (edited"
+    )
+    forged = page.locator("#reveals tbody tr", has_text="alice").filter(has_text="full")
+    assert await forged.count() == 1
+    assert await forged.get_attribute("class") == "unverified"
+    assert await forged.locator("td").last.text_content() == "UNVERIFIED"
+    # alice's masked reveals came before the edited record: still vouched for.
+    masked = page.locator("#reveals tbody tr", has_text="masked")
+    assert await masked.count() == 6
+    assert await masked.locator("td.row-verified").count() == 6
+    # The denied attempts (after it in the chain) are marked too.
+    assert await page.locator("#denied tbody tr.unverified").count() >= 1
 
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "security-console.png"), full_page=True)
@@ -151,6 +177,13 @@ async def test_console_api_refuses_without_a_token_and_audits_it(
         ("console_unauthenticated", "token_missing"),
         ("console_denied", "security_role_required"),
     ]
+    resp = await admin.get("/security/api/summary", headers=stack.auth(roles=["security"]))
+    assert resp.status == 200
+    doc = await resp.json()
+    assert next(iter(doc)) == "integrity"  # said first
+    assert doc["integrity"]["ok"] is True
+    assert doc["integrity"]["headline"].startswith("verified through seq ")
+    assert all(row["verified"] for row in doc["denied"])
     page = await admin.get("/security/")
     assert page.status == 200
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]

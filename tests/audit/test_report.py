@@ -6,12 +6,13 @@ import csv
 import io
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from redactor.audit.report import build_report, render_report
+from redactor.audit.report import SECTION_NAMES, build_report, render_report
 from redactor.cli import main
-from tests.audit.conftest import MESSAGES, PAN, SSN, Trail
+from tests.audit.conftest import MESSAGES, PAN, REVEALERS, SSN, Trail
 
 
 def _reveal(
@@ -74,20 +75,118 @@ def test_report_answers_who_revealed_what_denials_auth_failures_and_jumps() -> N
     assert "<script" not in html
 
 
+def _report(trail: Trail, *args: str) -> list[str]:
+    return ["audit", "report", str(trail.log), "--dev", "--data-dir", str(trail.data_dir), *args]
+
+
 def test_report_cli_on_a_served_trail_in_every_format(
-    trail: Trail, capsys: pytest.CaptureFixture[str]
+    trail: Trail, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["audit", "report", str(trail.log), "--format", "json"]) == 0
+    assert main(_report(trail, "--format", "json")) == 0
     doc = json.loads(capsys.readouterr().out)
+    assert next(iter(doc)) == "integrity"  # said first
+    assert doc["integrity"]["ok"] is True
+    assert doc["unverified"] == 0
     by_entity = {t["entity"]: t for t in doc["tokenisations"]}
     assert by_entity["CREDIT_CARD"]["values"] == MESSAGES
     assert by_entity["US_SSN"]["messages"] == MESSAGES
-    assert main(["audit", "report", str(trail.log), "--format", "csv"]) == 0
-    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert ["tokenisations", "default", "acme", "CREDIT_CARD", str(MESSAGES), str(MESSAGES)] in rows
-    assert main(["audit", "report", str(trail.log), "--tenant", "globex"]) == 0
-    assert "Tokenisations per route and entity type (0)" in capsys.readouterr().out
-    assert main(["audit", "report", str(trail.log), "--since", "yesterday"]) == 2
+    assert main(_report(trail, "--format", "csv", "--section", "tokenisations")) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("integrity: verified through seq ")
+    rows = list(csv.reader(io.StringIO(captured.out)))
+    # One section, one header row: a file any spreadsheet or SIEM reads as is.
+    assert rows[0] == ["route", "tenant", "entity", "values", "messages", "unverified"]
+    assert ["default", "acme", "CREDIT_CARD", str(MESSAGES), str(MESSAGES), "0"] in rows
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert main(_report(trail, "--tenant", "globex")) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("integrity: verified through seq ")
+    assert "Tokenisations per route and entity type (0)" in text
+    assert main(_report(trail, "--since", "yesterday")) == 2
+    # Without the audit key the report cannot verify, so it does not print.
+    assert main(["audit", "report", str(trail.log)]) == 2
+    assert "audit key" in capsys.readouterr().err
+
+
+def test_csv_is_one_file_per_section(
+    trail: Trail, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(_report(trail, "--format", "csv")) == 2
+    assert "--out DIR" in capsys.readouterr().err
+    out = tmp_path / "csv"
+    assert main(_report(trail, "--format", "csv", "--out", str(out))) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.csv" for n in SECTION_NAMES)
+    for name in SECTION_NAMES:
+        rows = list(csv.reader((out / f"{name}.csv").open(encoding="utf-8")))
+        assert len({len(row) for row in rows}) == 1, name  # one header, rows of its width
+    [chain_row] = list(csv.DictReader((out / "integrity.csv").open(encoding="utf-8")))
+    assert chain_row["ok"] == "True"
+    assert main(_report(trail, "--format", "text", "--section", "reveals")) == 2
+
+
+def _forge_a_reveal(trail: Trail) -> dict:
+    """Change the subject of alice's reveal of the card token to mallory; the forged record."""
+    lines = trail.lines()
+    index = next(
+        i
+        for i, line in enumerate(lines)
+        if '"event":"token_revealed"' in line
+        and '"subject":"alice"' in line
+        and f'_{PAN[-4:]}"' in line
+    )
+    lines[index] = lines[index].replace('"subject":"alice"', '"subject":"mallory"')
+    trail.write(lines)
+    return json.loads(lines[index])
+
+
+def test_a_forged_reveal_is_flagged_in_every_report_format(
+    revealed_trail: Trail, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    trail = revealed_trail
+    assert main(_report(trail, "--format", "json")) == 0  # untouched: verifies
+    clean = json.loads(capsys.readouterr().out)
+    assert {r["subject"] for r in clean["reveals"]} == set(REVEALERS)
+    assert all(r["unverified"] == 0 for r in clean["reveals"])
+
+    forged = _forge_a_reveal(trail)
+    broken = f"does not verify: chain {forged['chain']} broken at seq {forged['seq']} (edited"
+    assert main(_report(trail)) == 1
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].startswith(f"integrity: {broken}")
+    mallory = next(line for line in text.splitlines() if line.strip().startswith("mallory"))
+    assert mallory.split()[-1] == "1"  # its one record is unverified
+
+    assert main(_report(trail, "--format", "json")) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["integrity"]["ok"] is False
+    assert doc["integrity"]["headline"].startswith(broken)
+    rows = {r["subject"]: r for r in doc["reveals"]}
+    assert rows["mallory"]["unverified"] == rows["mallory"]["reveals"] == 1
+    # bob revealed after the forged record: his records are past the break, unverified too.
+    assert rows["bob"]["unverified"] == rows["bob"]["reveals"]
+
+    assert main(_report(trail, "--format", "csv", "--section", "reveals")) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"integrity: {broken}")
+    csv_rows = {r["subject"]: r for r in csv.DictReader(io.StringIO(captured.out))}
+    assert csv_rows["mallory"]["unverified"] == "1"
+    out = tmp_path / "csv"
+    assert main(_report(trail, "--format", "csv", "--out", str(out))) == 1
+    capsys.readouterr()
+    chains = list(csv.DictReader((out / "integrity.csv").open(encoding="utf-8")))
+    [bad] = [c for c in chains if c["ok"] == "False"]
+    assert (bad["chain"], bad["broken_kind"], bad["broken_seq"]) == (
+        forged["chain"],
+        "edited",
+        str(forged["seq"]),
+    )
+
+    assert main(_report(trail, "--format", "html")) == 1
+    page = capsys.readouterr().out
+    banner = page.index("id='integrity'")
+    assert banner < page.index("<table")  # said before any row
+    assert "class='integrity broken'" in page
+    assert "<tr class='unverified'><td>mallory</td>" in page
 
 
 def test_find_reads_the_value_on_stdin_and_lists_every_event_about_its_token(
@@ -123,3 +222,142 @@ def test_find_says_so_for_a_value_the_vault_never_saw(
     monkeypatch.setattr("sys.stdin", io.StringIO(SSN))
     assert main([*args, "--data-dir", str(trail.data_dir)]) == 0
     assert "token: tok_v1_ssn_" in capsys.readouterr().out
+
+
+def _find(trail: Trail, *args: str) -> list[str]:
+    base = ["audit", "find", str(trail.log), "--tenant", "acme", "--dev"]
+    return [*base, "--data-dir", str(trail.data_dir), *args]
+
+
+def test_find_flags_a_forged_event_and_says_so_first(
+    revealed_trail: Trail, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trail = revealed_trail
+    monkeypatch.setattr("sys.stdin", io.StringIO(PAN))
+    assert main(_find(trail)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("integrity: verified through seq ")
+    assert "UNVERIFIED" not in out
+    assert "resolved by: alice (masked), bob (masked)" in out
+
+    forged = _forge_a_reveal(trail)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PAN))
+    assert main(_find(trail)) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(
+        f"integrity: does not verify: chain {forged['chain']} broken at seq {forged['seq']}"
+    )
+    [mallory] = [line for line in lines if "subject=mallory" in line]
+    assert mallory.startswith(f"UNVERIFIED {forged['time']} token_revealed")
+    [bob] = [line for line in lines if "subject=bob" in line]
+    assert bob.startswith("UNVERIFIED ")  # after the break in the same chain
+    assert all(not line.startswith("UNVERIFIED") for line in lines if "message_redacted" in line)
+    # Only verified records answer "who" (alice's one card reveal is the forged record).
+    assert lines[2].endswith(
+        "resolved by: nobody; UNVERIFIED records name: bob (masked), mallory (masked)"
+    )
+    assert PAN not in "\n".join(lines)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(PAN))
+    assert main(_find(trail, "--format", "json")) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert next(iter(doc)) == "integrity"
+    assert doc["integrity"]["ok"] is False
+    marks = {e.get("subject"): e["verified"] for e in doc["events"] if e.get("subject")}
+    assert marks == {"mallory": False, "bob": False}  # alice's one card reveal is the forged one
+    assert all(e["verified"] for e in doc["events"] if e["event"] == "message_redacted")
+
+
+def test_find_reads_vault_trail_and_key_from_the_config_file(
+    trail: Trail,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "redactor.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "data_dir": str(trail.data_dir),
+                "audit_log": str(trail.log),
+                "routes": [
+                    {
+                        "name": "default",
+                        "path_prefix": "/",
+                        "upstream": "http://127.0.0.1:9/",
+                        "tenant": "acme",
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO(SSN))
+    # No trail path, no --data-dir: the config names the vault, the trail and (with --dev)
+    # the development keys in its data directory.
+    assert main(["audit", "find", "--config", str(config), "--tenant", "acme", "--dev"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("integrity: verified through seq ")
+    assert out.count("message_redacted") == MESSAGES
+
+
+@pytest.mark.parametrize("command", ["report", "verify"])
+def test_a_closed_pipe_ends_the_command_quietly(trail: Trail, command: str) -> None:
+    """`redactor audit report | head -1`: the reader went away; no traceback, exit 141."""
+    import subprocess
+    import sys
+
+    args = ["audit", command, str(trail.log), "--dev", "--data-dir", str(trail.data_dir)]
+    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "redactor", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # before the command writes a byte: every write meets a closed pipe
+    _out, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err
+    assert proc.returncode == 141
+
+
+def test_a_rotated_gzipped_file_is_read_and_verified_by_the_views(tmp_path) -> None:
+    import asyncio
+    import gzip
+    from datetime import UTC, datetime
+
+    from redactor.audit import AuditEvent
+    from redactor.audit.integrity import VERIFIED_KEY, read_trail
+    from redactor.audit.sink import AuditSink
+
+    key = b"k" * 32
+    log = tmp_path / "audit.jsonl"
+
+    async def write() -> None:
+        sink = AuditSink(log, key)
+        await sink.open()
+        for n in range(3):
+            await sink.write(
+                AuditEvent(
+                    event="message_scanned",
+                    time="2026-12-07T00:00:00Z",
+                    request_id=str(n),
+                    route="r",
+                    tenant="t",
+                    counts={},
+                    tokens=(),
+                )
+            )
+        await sink.close()
+
+    asyncio.run(write())
+    # Rotated and compressed as logrotate does: the views read it like verify does.
+    (tmp_path / "audit.jsonl.1.gz").write_bytes(gzip.compress(log.read_bytes()))
+    log.unlink()
+
+    trail = read_trail(key, [tmp_path], now=datetime.now(UTC))
+
+    scanned = [r for r in trail.records() if r.get("event") == "message_scanned"]
+    assert [r["request_id"] for r in scanned] == ["0", "1", "2"]
+    assert all(r[VERIFIED_KEY] for r in scanned)
+    assert trail.integrity.ok

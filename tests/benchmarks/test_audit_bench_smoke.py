@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.audit import bench_sink, bench_verify
+from benchmarks.audit import bench_fsync_sink, bench_sink, bench_verify
 
 
 def test_sink_and_verify_benchmarks_report_their_figures() -> None:
@@ -12,3 +12,9 @@ def test_sink_and_verify_benchmarks_report_their_figures() -> None:
     verify = bench_verify(1)
     assert verify["records"] > 0
     assert verify["verify_mb_per_s"] > 0
+
+
+def test_the_fsync_benchmark_reports_each_policy() -> None:
+    figures = bench_fsync_sink(300, 1)
+    assert set(figures["records_per_s"]) == {"batch", "interval", "never"}
+    assert all(rate > 0 for rate in figures["records_per_s"].values())

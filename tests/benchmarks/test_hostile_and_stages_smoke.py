@@ -30,3 +30,13 @@ def test_the_stage_benchmark_reports_every_stage_of_every_body() -> None:
     for figures in stages.values():
         assert set(figures) == {"request_parts_us", "pipeline_us", "audit_us"}
         assert all(value > 0 for value in figures.values())
+
+
+def test_the_egress_benchmark_reports_the_verifier_for_every_body() -> None:
+    out = subprocess.run(
+        [sys.executable, "benchmarks/egress.py", "--messages", "30", "--no-write"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
+    rows = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip()}
+    assert {"chat", "chat-card", "thread"} <= set(rows)
+    assert all("%" in rows[kind] for kind in ("chat", "chat-card", "thread"))

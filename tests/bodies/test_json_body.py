@@ -88,15 +88,40 @@ def test_json_body_long_integers_are_segments_and_become_strings() -> None:
     kinds = [(s.field_name, s.kind, s.text) for s in parsed.segments]
     assert kinds == [
         ("id", "json_number", "4111111111111111"),
+        ("float", "json_number", "4111111111111111"),
         ("neg", "json_number", "-4111111111111111"),
     ]
-    out = parsed.rebuild({0: [Edit(0, 16, TOKEN)], 1: [Edit(1, 17, TOKEN)]})
-    assert json.loads(out) == {
-        "id": TOKEN,
-        "short": 12345,
-        "float": 4111111111111111.0,
-        "neg": f"-{TOKEN}",
-    }
+    out = parsed.rebuild(
+        {0: [Edit(0, 16, TOKEN)], 1: [Edit(0, 16, TOKEN)], 2: [Edit(1, 17, TOKEN)]}
+    )
+    assert json.loads(out) == {"id": TOKEN, "short": 12345, "float": TOKEN, "neg": f"-{TOKEN}"}
+
+
+@pytest.mark.parametrize(
+    ("number", "digits"),
+    [
+        ("4111111111111111.0", "4111111111111111"),
+        ("4.111111111111111e15", "4111111111111111"),
+        ("4111111111111111E0", "4111111111111111"),
+        ("41111111111111110e-1", "4111111111111111"),
+        ("536904399", "536904399"),
+        ("5.36904399E8", "536904399"),
+    ],
+)
+def test_json_numbers_whole_after_their_exponent_are_read_as_their_digits(
+    number: str, digits: str
+) -> None:
+    parsed = _parse(f'{{"n": {number}}}'.encode())
+
+    assert [(s.field_name, s.text) for s in parsed.segments] == [("n", digits)]
+
+
+@pytest.mark.parametrize(
+    "number", ["12345678", "4111111111111111.5", "1e999999999", "0e30", "12345678901234567890"]
+)
+def test_numbers_that_cannot_hold_a_value_are_left_alone(number: str) -> None:
+    # Too short, not whole, too long, zero; a huge exponent is never expanded.
+    assert _parse(f'{{"n": {number}}}'.encode()).segments == []
 
 
 def test_json_body_names_array_items_by_their_key() -> None:

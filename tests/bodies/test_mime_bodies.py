@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import email
 import gzip
 import zlib
@@ -12,7 +13,12 @@ from urllib.parse import parse_qs
 import pytest
 
 from redactor.bodies import Edit, UnsupportedContentEncodingError, parse_body
-from redactor.errors import BodyTooLargeError, BodyUnparseableError, UnsupportedMediaTypeError
+from redactor.errors import (
+    BodyTooLargeError,
+    BodyUnparseableError,
+    UndeclaredCharsetError,
+    UnsupportedMediaTypeError,
+)
 
 CARD = "4111 1111 1111 1111"
 TOKEN = "tok_v1_card_abcdefghijklmnopqrst_4242"
@@ -127,7 +133,7 @@ def test_email_body_header_replacement_cannot_inject_headers() -> None:
     "raw",
     [
         b"not a message at all",
-        b"Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xff\xfe",
+        b"Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xc3\x28",
         b"Subject: x\r\nContent-Type: text/plain; charset=x-unknown-9\r\n\r\nhi",
         b"Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nhi",
         b"Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD=Q",
@@ -327,10 +333,10 @@ def test_registry_refuses_unknown_types_when_asked(content_type) -> None:
 
 
 def test_registry_unknown_types_round_trip_arbitrary_bytes() -> None:
-    raw = b"\x00\xff\xfe 4111 1111 1111 1111 \xc3"
+    raw = b"\x00\xfe\xff 4111 1111 1111 1111 \xc3"
     parsed = parse_body(raw, "application/octet-stream")
     assert parsed.rebuild({}) == raw
-    assert parsed.rebuild({0: [Edit(4, 23, "T")]}) == b"\x00\xff\xfe T \xc3"
+    assert parsed.rebuild({0: [Edit(4, 23, "T")]}) == b"\x00\xfe\xff T \xc3"
 
 
 def test_registry_declared_text_charset_is_strict() -> None:
@@ -360,3 +366,85 @@ def test_an_encoded_word_with_a_non_ascii_charset_name_is_a_typed_error() -> Non
     # A mutated body decoded with surrogateescape can carry such a charset name.
     with pytest.raises(BodyUnparseableError):
         EncodedWordsView("=?\udc80?q?4111?=", "subject")
+
+
+@pytest.mark.parametrize(
+    ("raw", "declared"),
+    [
+        (codecs.BOM_UTF16_LE + "card 4111 1111 1111 1111".encode("utf-16-le"), None),
+        (codecs.BOM_UTF16_BE + "card 4111 1111 1111 1111".encode("utf-16-be"), "iso-8859-1"),
+        (codecs.BOM_UTF8 + b"card 4111 1111 1111 1111", "utf-16"),
+    ],
+)
+def test_a_byte_order_mark_decides_the_charset_as_a_browser_does(
+    raw: bytes, declared: str | None
+) -> None:
+    content_type = "text/plain" + (f"; charset={declared}" if declared else "")
+    parsed = parse_body(raw, content_type)
+
+    assert any("4111 1111 1111 1111" in s.text for s in parsed.segments)
+    # The mark stays: encoding back gives the same bytes.
+    assert parsed.rebuild({}) == raw
+
+
+def test_iso_2022_text_is_read_with_its_full_width_digits() -> None:
+    raw = "カード番号 ４１１１ １１１１ １１１１ １１１１".encode("iso2022_jp_2")
+    assert b"\x1b$B" in raw
+
+    parsed = parse_body(raw, "text/plain")
+
+    assert any("４１１１ １１１１" in s.text for s in parsed.segments)
+
+
+def test_utf16_without_a_mark_or_charset_is_refused() -> None:
+    with pytest.raises(UndeclaredCharsetError):
+        parse_body("card 4111 1111 1111 1111".encode("utf-16-le"), "text/plain")
+
+
+def test_a_filename_split_over_rfc_2231_continuations_is_read_whole_and_rewritten() -> None:
+    raw = (
+        b"--b\r\n"
+        b"Content-Disposition: form-data; name=\"file\"; filename*0*=utf-8''card%204111%201111;"
+        b" filename*1*=%201111%201111.txt\r\n"
+        b"Content-Type: application/octet-stream\r\n\r\nhello\r\n--b--\r\n"
+    )
+    parsed = parse_body(raw, "multipart/form-data; boundary=b")
+    [segment] = [s for s in parsed.segments if "4111" in s.text]
+    assert segment.text == "card 4111 1111 1111 1111.txt"
+    start = segment.text.index("4111")
+
+    out = parsed.rebuild({segment.index: [Edit(start, start + 19, "TOKEN")]})
+
+    assert b"4111" not in out
+    assert b"filename*0*=utf-8''card%20TOKEN.txt" in out
+    assert b"filename*1" not in out
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=a; boundary=b",
+        "text/plain; charset=utf-8; charset=iso-8859-1",
+    ],
+)
+def test_a_parameter_given_twice_is_refused(content_type: str) -> None:
+    with pytest.raises(BodyUnparseableError):
+        parse_body(b"--a\r\n\r\nx\r\n--a--\r\n", content_type)
+
+
+@pytest.mark.parametrize("media_type", ["text/calendar", "text/vcard"])
+def test_a_card_folded_across_lines_is_read_unfolded_and_rewritten(media_type: str) -> None:
+    raw = (
+        b"BEGIN:VEVENT\r\nDESCRIPTION:Customer card 4111 1111 11\r\n 11 1111 call back\r\n"
+        b"END:VEVENT\r\n"
+    )
+    parsed = parse_body(raw, f"{media_type}; charset=utf-8")
+    [segment] = parsed.segments
+    assert "card 4111 1111 1111 1111 call" in segment.text
+    start = segment.text.index("4111")
+
+    out = parsed.rebuild({0: [Edit(start, start + 19, "TOKEN")]})
+
+    assert out == raw.replace(b"4111 1111 11\r\n 11 1111", b"TOKEN")
+    # Folds elsewhere and every other byte stay as they were.
+    assert parsed.rebuild({}) == raw

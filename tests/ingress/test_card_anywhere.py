@@ -20,7 +20,7 @@ from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
 from redactor.bodies.limits import BodyLimits
 from redactor.detection import Detector
 from redactor.ingress.pipeline import Pipeline
-from redactor.ingress.rewrite import Rewriter
+from redactor.redaction.rewrite import Rewriter
 from redactor.settings import DEFAULT_UNSCANNED_HEADERS
 from tests.factories import luhn_check_digit
 

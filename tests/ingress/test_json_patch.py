@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redactor.detection import Detector
-from redactor.ingress.rewrite import Rewriter, value_digits
-from redactor.ingress.scanning import JsonStringPatch, ScanRequest, rebuild_body, scan_body
+from redactor.redaction.rewrite import Rewriter, value_digits
+from redactor.redaction.scanning import JsonStringPatch, ScanRequest, rebuild_body, scan_body
 
 PAN = "4111 1111 1111 1111"
 SSN = "536-90-4399"

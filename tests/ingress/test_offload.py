@@ -9,7 +9,7 @@ from typing import Any
 
 from redactor.detection import Detector
 from redactor.ingress.pipeline import Pipeline
-from redactor.ingress.rewrite import Rewriter
+from redactor.redaction.rewrite import Rewriter
 
 PAN = "4111 1111 1111 1111"
 

@@ -120,9 +120,10 @@ async def test_upstream_down_gives_502_and_the_retry_reuses_tokens(
     resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 502
     assert (await resp.json())["error"] == "upstream_unavailable"
-    # Redacted, then not delivered: the trail says so, not "forwarded".
+    assert resp.headers["Retry-After"] == "5"
+    # Redacted, then never sent: the trail says so, not "forwarded".
     records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
-    assert [r["event"] for r in records] == ["message_redacted", "message_upstream_failed"]
+    assert [r["event"] for r in records] == ["message_redacted", "message_not_sent"]
     assert (records[1]["status"], records[1]["code"]) == (502, "upstream_unavailable")
     # The vault kept the row: tokenising the value again gives the token issued before.
     first = await proxy.resources.vault.tokenize_many("acme", [("card", PAN.replace(" ", ""))])

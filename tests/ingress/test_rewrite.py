@@ -6,7 +6,7 @@ import pytest
 
 from redactor.detection import Finding
 from redactor.errors import RedactorError
-from redactor.ingress.rewrite import Rewriter, value_digits
+from redactor.redaction.rewrite import Rewriter, value_digits
 
 
 def test_two_cards_a_space_apart_stay_two_tokens_in_text_order() -> None:

@@ -103,3 +103,38 @@ def test_every_changing_command_is_audited() -> None:
         if leaf.get_default("handler").__qualname__.startswith("audited")
     }
     assert wrapped == set(AUDITED_COMMANDS)
+
+
+def test_key_commands_record_the_operator_and_the_kek_versions_they_touch(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+    import socket
+
+    keys = env / "keys.json"
+    assert main(["keys", "init", "--key-file", str(keys)]) == 0
+    assert main(["vault", "init", "--key-file", str(keys)]) == 0
+    monkeypatch.setenv("REDACTOR_OPERATOR", "oncall-bob")
+    assert main(["keys", "rotate", "--key-file", str(keys)]) == 0
+    # The flag wins over the environment; a digit run in a name never reaches the trail.
+    named = ["--operator", "carol 4111 1111 1111 1111", "--key-file", str(keys)]
+    assert main(["keys", "retire", "1", *named]) == 0
+    capsys.readouterr()
+    records = _records(env / "logs" / "audit-cli.jsonl")
+    me, host = getpass.getuser(), socket.gethostname()
+    assert {(r["os_user"], r["host"]) for r in records} == {(me, host)}
+    by_event = {(r["event"], r["phase"]): r for r in records}
+    assert by_event["key_init", "finished"]["operator"] == f"{me}@{host}"
+    assert by_event["key_init", "started"]["keks_before"] is None  # no key file yet
+    assert by_event["key_init", "finished"]["keks_after"] == {"versions": [1], "active": 1}
+    rotate = by_event["key_rotate", "finished"]
+    assert rotate["operator"] == "oncall-bob"
+    assert (rotate["keks_before"], rotate["keks_after"]) == (
+        {"versions": [1], "active": 1},
+        {"versions": [1, 2], "active": 2},  # the new version, recorded
+    )
+    retire = by_event["key_retire", "finished"]
+    assert retire["operator"] == "carol [DIGITS]"
+    assert retire["kek_version"] == 1
+    assert retire["keks_after"] == {"versions": [2], "active": 2}
+    assert "4111" not in (env / "logs" / "audit-cli.jsonl").read_text()

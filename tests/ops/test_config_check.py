@@ -111,7 +111,7 @@ def test_every_problem_is_listed_not_just_the_first(tmp_path: Path) -> None:
     text = "\n".join(result.problems)
     assert "SLACK_IN is not set" in text
     assert "SLACK_OUT is not set" in text
-    assert "admin_listen and listen are both 127.0.0.1:8080" in text
+    assert "listen and admin_listen are both 127.0.0.1:8080" in text
     assert f"{tmp_path / 'missing-jwks.json'} does not exist" in text
     assert f"{tmp_path / 'missing-policy.yaml'}: does not exist" in text
     assert f"{tmp_path / 'no-keys.json'} does not exist" in text

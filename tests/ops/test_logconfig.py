@@ -113,3 +113,26 @@ def test_each_log_line_is_one_write_so_workers_sharing_stderr_never_interleave()
     assert len(stream.writes) == 2
     assert all(w.endswith("\n") and w.count("\n") == 1 for w in stream.writes)
     assert [json.loads(w)["event"] for w in stream.writes] == ["redactor_started", "second_line"]
+
+
+def test_audit_chain_ids_and_rotated_file_names_pass_whole_digit_runs_around_them_do_not() -> None:
+    from redactor.ops.logconfig import leak_guard
+
+    chain = "3f9c412088751e2a"  # 16 hex digits with a letter, no 13-digit run
+    rotated = "/var/log/redactor/audit-w2.20261129T231500.123456Z-000000000042.jsonl"
+    event = leak_guard(None, "info", {"chain": chain, "rotated_to": rotated})
+    assert event == {"chain": chain, "rotated_to": rotated}
+    # A card number is not an id because it is hex-shaped, nor hidden by sitting next to a
+    # file name: the parts around the stamp are masked as always.
+    smuggled = {
+        "chain": "4111111111111111",
+        "path": "/logs/4111 1111 1111 1111/audit.20261129T231500.123456Z-000000000042.jsonl",
+        "near": "536-90-4399 audit.20261129T231500.123456Z-000000000042.jsonl",
+    }
+    masked = leak_guard(None, "info", dict(smuggled))
+    assert masked["chain"] == "[MASKED]"
+    assert masked["path"] == "/logs/[MASKED]/audit.20261129T231500.123456Z-000000000042.jsonl"
+    assert masked["near"].startswith("[MASKED] audit.20261129T231500")
+    for value in masked.values():
+        assert "4111" not in value
+        assert "536-90" not in value

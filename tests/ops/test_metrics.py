@@ -145,6 +145,17 @@ async def test_every_counter_is_monotonic_and_exact_across_workers(
     assert _value(last, "redactor_audit_records_total") == lines
     assert _value(last, "redactor_audit_bytes_total") == nbytes
     assert _value(last, "redactor_audit_write_failures_total") == 0
+    # The audit sink's health: one series whatever the number of workers (the lowest of the
+    # live ones), and its counters at 0, each family exported once.
+    assert [k for k in last if k[0] == "redactor_audit_writable"] == [
+        ("redactor_audit_writable", ())
+    ]
+    assert _value(last, "redactor_audit_writable") == 1
+    assert _value(last, "redactor_audit_refused_records_total") == 0
+    for cause in ("deleted", "moved", "replaced"):
+        assert ("redactor_audit_file_replaced_total", (("cause", cause),)) in last
+    assert _value(last, "redactor_audit_file_replaced_total") == 0
+    assert _value(last, "redactor_audit_fsync_failures_total") == 0
     assert _value(last, "redactor_scan_queue_depth") == 0
     # Labels are names and codes: no card number anywhere in the exposition.
     assert not any(_luhn_card(n) in str(key) for key in last for n in range(sent))

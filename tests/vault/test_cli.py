@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from vault.cli import register
 from vault.keyring import read_key_file
 from vault.service import Erased, NotFound, Resolved
 from vault.startup import open_vault
+from vault.stores.base import SCHEMA_VERSION
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,7 +74,7 @@ async def test_init_creates_the_vault_and_migrate_is_idempotent(backend: Backend
     assert (await _cli(backend, "vault", "migrate"))[0] == 0
     code, out, _ = await _cli(backend, "vault", "migrate")
     assert code == 0
-    assert "version 2" in out
+    assert f"version {SCHEMA_VERSION}" in out
 
 
 async def test_rotate_rewrap_retire_walkthrough(backend: Backend) -> None:
@@ -93,6 +95,9 @@ async def test_rotate_rewrap_retire_walkthrough(backend: Backend) -> None:
     assert "kek version 1: decrypt-only since" in out
     assert "in key ring; wraps 1 data keys of 1 tenants" in out
     assert "kek version 2: active since" in out
+    # Times a person reads: UTC to the second, never epoch seconds.
+    assert re.search(r"kek version 2: active since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC;", out)
+    assert not re.search(r"since \d{9,}", out)
     assert "(ring's active)" in out
 
     code, out, _ = await _cli(backend, "keys", "rewrap")
@@ -158,3 +163,10 @@ async def test_rotate_in_dev_mode_writes_the_dev_key_file(tmp_path: Path) -> Non
         code = await asyncio.to_thread(args.handler, args, environ={}, out=io.StringIO())
         assert code == 0
     assert read_key_file(tmp_path / "dev-keys.json").versions == [1, 2]
+
+
+def test_key_times_read_as_utc_to_the_second() -> None:
+    from vault.keystate import readable_time
+
+    assert readable_time(1796636448) == "2026-12-07 09:40:48 UTC"
+    assert readable_time(1796636448.987) == "2026-12-07 09:40:48 UTC"

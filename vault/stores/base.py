@@ -8,14 +8,18 @@ nothing a store logs, raises or writes to disk can contain one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from vault.errors import KeyRetireError
+from vault.mark import VaultMark
 
 # 1: tokens and data keys. 2: the key records (check values, states, an epoch counter) and the
-# heartbeats of running processes. 3: full reveals counted for the reveal rate limit.
-SCHEMA_VERSION = 3
+# heartbeats of running processes. 3: the vault's id and minted counter (its high-water mark),
+# a pending rotation, and tokens recorded as lost by `vault reconcile --record`. 4: full reveals
+# counted for the reveal rate limit (reveal_events).
+SCHEMA_VERSION = 4
 
 KekState = Literal["active", "decrypt-only", "retired"]
 
@@ -81,6 +85,10 @@ class KeyState:
     epoch: int
     index_check: bytes = field(repr=False)
     keks: tuple[KekRecord, ...]
+    # A `keys rotate` claimed this version (and wrote it to its key file, or was about to)
+    # but has not recorded it as active yet.
+    pending_version: int | None = None
+    pending_check: bytes | None = field(default=None, repr=False)
 
     @property
     def active_version(self) -> int | None:
@@ -153,17 +161,86 @@ class TokenStore(Protocol):
         """Record a first key ring; False (nothing written) if one is already recorded."""
         ...
 
-    async def record_rotation(self, new: KekRecord, now: int) -> None:
+    async def record_rotation(
+        self, new: KekRecord, now: int, *, expected_epoch: int | None = None
+    ) -> None:
         """In one transaction: the active version becomes decrypt-only, `new` becomes active,
-        the epoch grows. Raises KeyRingMismatchError if `new.version` is already recorded."""
+        the epoch grows, a pending rotation is cleared.
+
+        With `expected_epoch`, only if the epoch is still that and `new` is the pending
+        version (claimed with `claim_rotation`). Raises KeyRingMismatchError if `new.version`
+        is already recorded, KeyStateChangedError if the epoch or the pending version differ.
+        """
         ...
 
-    async def record_retirement(self, version: int, now: int) -> None:
+    async def claim_rotation(self, new: KekRecord, expected_epoch: int) -> int:
+        """Record `new` as the pending version if the epoch is still `expected_epoch` and no
+        rotation is pending; the epoch grows. Returns the new epoch.
+
+        Raises KeyStateChangedError otherwise (another key command got there first).
+        """
+        ...
+
+    async def clear_pending(self, expected_epoch: int) -> int:
+        """Forget a pending rotation that never reached its key file; the epoch grows.
+
+        Returns the new epoch. Raises KeyStateChangedError if the epoch is not `expected_epoch`.
+        """
+        ...
+
+    async def record_retirement(
+        self, version: int, now: int, *, expected_epoch: int | None = None
+    ) -> None:
         """Mark `version` retired, in one transaction with the checks that allow it.
 
         Raises KeyRetireError naming what still needs it: it is active, data keys are
-        wrapped by it, or a process that checked in recently still holds it as active.
+        wrapped by it, or a process that checked in recently still holds it as active;
+        KeyStateChangedError if `expected_epoch` is given and the epoch is another.
         """
+        ...
+
+    def key_command_lock(self) -> AbstractAsyncContextManager[None]:
+        """Held across a whole `keys rotate` or `keys retire`: one at a time per vault.
+
+        Raises KeyCommandBusyError at once (never waits) if another command holds it.
+        """
+        ...
+
+    async def read_mark(self) -> VaultMark:
+        """The vault's id and counters (tokens minted, key epoch): its high-water mark."""
+        ...
+
+    async def accept_mark(self, mark: VaultMark) -> VaultMark:
+        """Raise the vault's counters past `mark` (an operator accepts a restored vault).
+
+        Returns the vault's mark afterwards.
+        """
+        ...
+
+    async def clock_now(self) -> int | None:
+        """The store's own clock in epoch seconds (PostgreSQL `now()`); None for SQLite, whose
+        clock is the host's."""
+        ...
+
+    async def newest_activity(self) -> int | None:
+        """The latest time a token was created, seen or resolved; None for an empty vault."""
+        ...
+
+    async def count_purgeable(self, cutoff: int) -> int:
+        """How many rows `purge(cutoff)` would delete."""
+        ...
+
+    async def present_tokens(self, tenant: str, tokens: Sequence[str]) -> set[str]:
+        """Which of `tokens` have a row in `tenant` (erased ones too); read-only."""
+        ...
+
+    async def record_lost(self, tenant: str, tokens: Sequence[str], now: int) -> int:
+        """Record tokens the audit trail shows minted that the vault lacks; returns how many
+        were new. A lost token that is resolved is logged at error level."""
+        ...
+
+    async def lost_tokens(self, tenant: str, tokens: Sequence[str]) -> set[str]:
+        """Which of `tokens` are recorded as lost in `tenant`; read-only."""
         ...
 
     async def heartbeat(self, beat: Heartbeat) -> None:

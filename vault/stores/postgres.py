@@ -17,10 +17,13 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from vault.errors import (
+    KeyCommandBusyError,
     KeyRingMismatchError,
+    KeyStateChangedError,
     VaultSchemaError,
     VaultUnavailableError,
 )
+from vault.mark import VaultMark
 from vault.stores.base import (
     SCHEMA_VERSION,
     DekRecord,
@@ -96,6 +99,34 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
     ),
     3: (
+        "ALTER TABLE vault_keys ADD COLUMN pending_version integer",
+        "ALTER TABLE vault_keys ADD COLUMN pending_check bytea",
+        # The minted counter is the highest mint_seq of a row: a sequence is never locked,
+        # so concurrent inserts of several processes do not queue on a counter row (a row
+        # updated by every insert would serialise their commits). A value sent again draws
+        # a number too (the default is computed before the conflict), but its row keeps its
+        # old one, so only inserted rows move the mark. Existing rows keep NULL: no rewrite.
+        "CREATE SEQUENCE token_mint_seq",
+        "ALTER TABLE tokens ADD COLUMN mint_seq bigint",
+        "ALTER TABLE tokens ALTER COLUMN mint_seq SET DEFAULT nextval('token_mint_seq')",
+        "CREATE INDEX tokens_mint_seq ON tokens (mint_seq)",
+        # One row: the vault's id (a restored copy keeps it), and the counter's floor, which
+        # purge raises before deleting (the newest row may be purged).
+        """CREATE TABLE vault_mark (
+            id integer PRIMARY KEY CHECK (id = 1),
+            vault_id text NOT NULL,
+            minted_floor bigint NOT NULL
+        )""",
+        "INSERT INTO vault_mark (id, vault_id, minted_floor) "
+        "VALUES (1, md5(random()::text || clock_timestamp()::text), 0)",
+        """CREATE TABLE lost_tokens (
+            tenant text NOT NULL,
+            token text NOT NULL,
+            recorded_at bigint NOT NULL,
+            PRIMARY KEY (tenant, token)
+        )""",
+    ),
+    4: (
         # One row per full reveal counted by the reveal rate limit; `subject_key` is a digest
         # of (tenant, subject), never the subject itself.
         """CREATE TABLE reveal_events (
@@ -106,6 +137,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
 }
+
+_READ_MARK = (
+    "SELECT m.vault_id, GREATEST(m.minted_floor, COALESCE((SELECT MAX(mint_seq) FROM tokens), 0)), "
+    "COALESCE((SELECT epoch FROM vault_keys), 0) FROM vault_mark m"
+)
 
 # Rows of several calls (tenants, data keys) in one statement, one row per (tenant, lookup)
 # (`unique_rows`): ON CONFLICT may not touch one row twice in a statement.
@@ -172,6 +208,9 @@ _SELECT_DEKS_TO_REWRAP = (
     "SELECT dek_id, tenant, generation, kek_version, wrapped FROM deks "
     "WHERE kek_version <> $1 AND dek_id > $2 ORDER BY dek_id LIMIT $3"
 )
+
+
+_PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 def _dek(row: Any) -> DekRecord:
@@ -340,7 +379,9 @@ class PostgresStore:
     async def read_key_state(self) -> KeyState | None:
         """The key records, or None if none were ever recorded."""
         async with self._connection() as conn:
-            head = await conn.fetchrow("SELECT epoch, index_check FROM vault_keys")
+            head = await conn.fetchrow(
+                "SELECT epoch, index_check, pending_version, pending_check FROM vault_keys"
+            )
             rows = await conn.fetch(
                 "SELECT version, state, check_value, active_at, decrypt_only_at, retired_at "
                 "FROM kek_versions ORDER BY version"
@@ -348,7 +389,13 @@ class PostgresStore:
         if head is None:
             return None
         keks = tuple(KekRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows)
-        return KeyState(int(head[0]), bytes(head[1]), keks)
+        return KeyState(
+            int(head[0]),
+            bytes(head[1]),
+            keks,
+            head[2],
+            None if head[3] is None else bytes(head[3]),
+        )
 
     async def init_key_state(self, state: KeyState, now: int) -> bool:
         """Record a first key ring unless one is recorded already."""
@@ -379,11 +426,16 @@ class PostgresStore:
             )
         return True
 
-    async def record_rotation(self, new: KekRecord, now: int) -> None:
-        """The active version becomes decrypt-only, `new` active, the epoch grows."""
+    async def record_rotation(
+        self, new: KekRecord, now: int, *, expected_epoch: int | None = None
+    ) -> None:
+        """The active version becomes decrypt-only, `new` active, the epoch grows.
+
+        With `expected_epoch`: only the pending version claimed at that epoch (CAS).
+        """
         async with self._connection() as conn, conn.transaction():
             # The state row lock serialises key-state changes of concurrent admin commands.
-            await conn.execute("SELECT epoch FROM vault_keys FOR UPDATE")
+            await self._expect(conn, expected_epoch, pending=new)
             if await conn.fetchval("SELECT 1 FROM kek_versions WHERE version = $1", new.version):
                 raise KeyRingMismatchError(f"kek version {new.version} is already recorded")
             await conn.execute(
@@ -398,12 +450,172 @@ class PostgresStore:
                 new.check_value,
                 now,
             )
-            await conn.execute("UPDATE vault_keys SET epoch = epoch + 1")
+            await conn.execute(
+                "UPDATE vault_keys SET epoch = epoch + 1, pending_version = NULL, "
+                "pending_check = NULL"
+            )
 
-    async def record_retirement(self, version: int, now: int) -> None:
+    @staticmethod
+    async def _expect(
+        conn: asyncpg.Connection, epoch: int | None, *, pending: KekRecord | None
+    ) -> None:
+        """Lock the state row; with `epoch`, raise KeyStateChangedError unless the epoch (and
+        the pending version) are these."""
+        row = await conn.fetchrow(
+            "SELECT epoch, pending_version, pending_check FROM vault_keys FOR UPDATE"
+        )
+        if epoch is None:
+            return
+        if row is None or row[0] != epoch:
+            raise KeyStateChangedError(f"expected key epoch {epoch}")
+        if pending is None and row[1] is not None:
+            raise KeyStateChangedError(f"kek version {row[1]} is pending")
+        if pending is not None and (
+            row[1] != pending.version or row[2] is None or bytes(row[2]) != pending.check_value
+        ):
+            raise KeyStateChangedError(f"kek version {pending.version} is not the pending one")
+
+    async def claim_rotation(self, new: KekRecord, expected_epoch: int) -> int:
+        """Record `new` as pending if the epoch is `expected_epoch` and nothing is pending."""
+        async with self._connection() as conn, conn.transaction():
+            await self._expect(conn, expected_epoch, pending=None)
+            if await conn.fetchval("SELECT 1 FROM kek_versions WHERE version = $1", new.version):
+                raise KeyStateChangedError(f"kek version {new.version} is already recorded")
+            epoch = await conn.fetchval(
+                "UPDATE vault_keys SET epoch = epoch + 1, pending_version = $1, "
+                "pending_check = $2 RETURNING epoch",
+                new.version,
+                new.check_value,
+            )
+        return int(epoch)
+
+    async def clear_pending(self, expected_epoch: int) -> int:
+        """Forget a pending rotation; the epoch grows. Returns the new epoch."""
+        async with self._connection() as conn:
+            epoch = await conn.fetchval(
+                "UPDATE vault_keys SET epoch = epoch + 1, pending_version = NULL, "
+                "pending_check = NULL WHERE epoch = $1 RETURNING epoch",
+                expected_epoch,
+            )
+        if epoch is None:
+            raise KeyStateChangedError(f"expected key epoch {expected_epoch}")
+        return int(epoch)
+
+    @contextlib.asynccontextmanager
+    async def key_command_lock(self) -> AsyncIterator[None]:
+        """A session advisory lock on a connection held for the whole command: key commands
+        on any host serialise on it; a crashed holder's lock goes with its connection."""
+        key = "vault-keys:" + self._schema
+        try:
+            conn = await self._pool.acquire(timeout=self._acquire_timeout_s)
+        except _PG_ERRORS:
+            raise VaultUnavailableError("postgresql") from None
+        try:
+            try:
+                locked = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key)
+            except _PG_ERRORS:
+                raise VaultUnavailableError("postgresql") from None
+            if not locked:
+                raise KeyCommandBusyError("the vault's key-command lock is held")
+            try:
+                yield
+            finally:
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+                except _PG_ERRORS:
+                    # A session lock must not go back to the pool with the connection.
+                    conn.terminate()
+        finally:
+            await self._pool.release(conn)
+
+    async def read_mark(self) -> VaultMark:
+        """The vault's id, minted counter and key epoch."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_READ_MARK)
+        if row is None:
+            raise VaultSchemaError("run `redactor vault migrate`")
+        return VaultMark(str(row[0]), int(row[1]), int(row[2]))
+
+    async def accept_mark(self, mark: VaultMark) -> VaultMark:
+        """Raise the counters past `mark`; the epoch grows so every process re-reads keys.
+
+        The sequence moves too: tokens minted from now on count above the accepted mark.
+        """
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE vault_mark SET minted_floor = GREATEST(minted_floor, $1)", mark.minted
+            )
+            await conn.execute(
+                "SELECT setval('token_mint_seq', GREATEST($1::bigint, "
+                "(SELECT last_value FROM token_mint_seq)))",
+                max(mark.minted, 1),
+            )
+            await conn.execute("UPDATE vault_keys SET epoch = GREATEST(epoch, $1) + 1", mark.epoch)
+        return await self.read_mark()
+
+    async def clock_now(self) -> int | None:
+        """PostgreSQL's `now()`: one clock for every host that purges."""
+        async with self._connection() as conn:
+            value = await conn.fetchval("SELECT floor(extract(epoch FROM now()))::bigint")
+        return int(value)
+
+    async def newest_activity(self) -> int | None:
+        """The latest created, seen or resolved time of any token."""
+        async with self._connection() as conn:
+            value = await conn.fetchval(
+                "SELECT GREATEST(MAX(last_seen_at), MAX(last_resolved_at)) FROM tokens"
+            )
+        return None if value is None else int(value)
+
+    async def count_purgeable(self, cutoff: int) -> int:
+        """How many rows `purge(cutoff)` would delete."""
+        async with self._connection() as conn:
+            value = await conn.fetchval(
+                "SELECT COUNT(*) FROM tokens WHERE last_seen_at < $1 "
+                "AND (last_resolved_at IS NULL OR last_resolved_at < $1)",
+                cutoff,
+            )
+        return int(value)
+
+    async def present_tokens(self, tenant: str, tokens: Sequence[str]) -> set[str]:
+        """Which of `tokens` have a row in `tenant` (erased ones too)."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT token FROM tokens WHERE tenant = $1 AND token = ANY($2::text[])",
+                tenant,
+                list(tokens),
+            )
+        return {str(r[0]) for r in rows}
+
+    async def record_lost(self, tenant: str, tokens: Sequence[str], now: int) -> int:
+        """Record tokens as lost; returns how many were new."""
+        async with self._connection() as conn:
+            status = await conn.execute(
+                "INSERT INTO lost_tokens (tenant, token, recorded_at) "
+                "SELECT $1, t, $3 FROM unnest($2::text[]) AS t "
+                "ON CONFLICT (tenant, token) DO NOTHING",
+                tenant,
+                list(tokens),
+                now,
+            )
+        return int(status.rsplit(" ", 1)[1])
+
+    async def lost_tokens(self, tenant: str, tokens: Sequence[str]) -> set[str]:
+        """Which of `tokens` are recorded as lost in `tenant`."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT token FROM lost_tokens WHERE tenant = $1 AND token = ANY($2::text[])",
+                tenant,
+                list(tokens),
+            )
+        return {str(r[0]) for r in rows}
+
+    async def record_retirement(
+        self, version: int, now: int, *, expected_epoch: int | None = None
+    ) -> None:
         """Mark `version` retired if nothing needs it; raises KeyRetireError otherwise."""
         async with self._connection() as conn, conn.transaction():
-            await conn.execute("SELECT epoch FROM vault_keys FOR UPDATE")
+            await self._expect(conn, expected_epoch, pending=None)
             # FOR UPDATE on the version's row: a data key insert under it (which takes FOR
             # SHARE on the same row) either committed before (and is counted below) or waits
             # and then finds the version no longer active.
@@ -604,8 +816,13 @@ class PostgresStore:
         return None if not tokens and not keys else tokens
 
     async def purge(self, cutoff: int) -> int:
-        """Delete rows idle since `cutoff`; return how many."""
-        async with self._connection() as conn:
+        """Delete rows idle since `cutoff`; return how many. The minted counter's floor is
+        raised first, in the same transaction: purging the newest row never lowers the mark."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE vault_mark SET minted_floor = GREATEST(minted_floor, "
+                "COALESCE((SELECT MAX(mint_seq) FROM tokens), 0))"
+            )
             status = await conn.execute(
                 "DELETE FROM tokens WHERE last_seen_at < $1 "
                 "AND (last_resolved_at IS NULL OR last_resolved_at < $1)",

@@ -20,12 +20,14 @@ import aiosqlite
 
 from vault.errors import (
     KeyRingMismatchError,
+    KeyStateChangedError,
     VaultConfigError,
     VaultGoneError,
     VaultMissingError,
     VaultSchemaError,
     VaultUnavailableError,
 )
+from vault.mark import VaultMark, acquire_lock, release_lock
 from vault.stores.base import (
     SCHEMA_VERSION,
     DekRecord,
@@ -101,6 +103,30 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
     ),
     3: (
+        "ALTER TABLE vault_keys ADD COLUMN pending_version INTEGER",
+        "ALTER TABLE vault_keys ADD COLUMN pending_check BLOB",
+        # One row: the vault's id (a restored copy keeps it) and its minted counter.
+        """CREATE TABLE vault_mark (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            vault_id TEXT NOT NULL,
+            minted INTEGER NOT NULL
+        )""",
+        "INSERT INTO vault_mark (id, vault_id, minted) "
+        "SELECT 1, lower(hex(randomblob(16))), COUNT(*) FROM tokens",
+        # Counts inserted rows only: an upsert that finds the value (DO UPDATE) fires no
+        # INSERT trigger, so sending a value again never moves the mark. Inside the insert's
+        # own statement: no extra statement or hop on the hot path, and SQLite has one
+        # writer, so the counter row costs no contention.
+        "CREATE TRIGGER tokens_minted AFTER INSERT ON tokens "
+        "BEGIN UPDATE vault_mark SET minted = minted + 1; END",
+        """CREATE TABLE lost_tokens (
+            tenant TEXT NOT NULL,
+            token TEXT NOT NULL,
+            recorded_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant, token)
+        )""",
+    ),
+    4: (
         # One row per full reveal counted by the reveal rate limit; `subject_key` is a digest
         # of (tenant, subject), never the subject itself.
         """CREATE TABLE reveal_events (
@@ -340,7 +366,9 @@ class SqliteStore:
         """The key records, or None if none were ever recorded."""
         async with self._guard():
             head = list(
-                await self._conn.execute_fetchall("SELECT epoch, index_check FROM vault_keys")
+                await self._conn.execute_fetchall(
+                    "SELECT epoch, index_check, pending_version, pending_check FROM vault_keys"
+                )
             )
             rows = await self._conn.execute_fetchall(
                 "SELECT version, state, check_value, active_at, decrypt_only_at, retired_at "
@@ -349,7 +377,14 @@ class SqliteStore:
         if not head:
             return None
         keks = tuple(KekRecord(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows)
-        return KeyState(int(head[0][0]), bytes(head[0][1]), keks)
+        epoch, index_check, pending, pending_check = head[0]
+        return KeyState(
+            int(epoch),
+            bytes(index_check),
+            keks,
+            pending,
+            None if pending_check is None else bytes(pending_check),
+        )
 
     async def init_key_state(self, state: KeyState, now: int) -> bool:
         """Record a first key ring unless one is recorded already."""
@@ -377,9 +412,16 @@ class SqliteStore:
             )
         return True
 
-    async def record_rotation(self, new: KekRecord, now: int) -> None:
-        """The active version becomes decrypt-only, `new` active, the epoch grows."""
+    async def record_rotation(
+        self, new: KekRecord, now: int, *, expected_epoch: int | None = None
+    ) -> None:
+        """The active version becomes decrypt-only, `new` active, the epoch grows.
+
+        With `expected_epoch`: only the pending version claimed at that epoch (CAS).
+        """
         async with self._transaction() as conn:
+            if expected_epoch is not None:
+                await self._expect(conn, expected_epoch, pending=new)
             known = list(
                 await conn.execute_fetchall(
                     "SELECT 1 FROM kek_versions WHERE version = ?", (new.version,)
@@ -397,11 +439,167 @@ class SqliteStore:
                 "VALUES (?, 'active', ?, ?)",
                 (new.version, new.check_value, now),
             )
-            await conn.execute("UPDATE vault_keys SET epoch = epoch + 1")
+            await conn.execute(
+                "UPDATE vault_keys SET epoch = epoch + 1, pending_version = NULL, "
+                "pending_check = NULL"
+            )
 
-    async def record_retirement(self, version: int, now: int) -> None:
+    @staticmethod
+    async def _expect(conn: aiosqlite.Connection, epoch: int, *, pending: KekRecord | None) -> None:
+        """Raises KeyStateChangedError unless the epoch (and the pending version) are these."""
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT epoch, pending_version, pending_check FROM vault_keys"
+            )
+        )
+        if not rows or rows[0][0] != epoch:
+            raise KeyStateChangedError(f"expected key epoch {epoch}")
+        _, version, check = rows[0]
+        if pending is None and version is not None:
+            raise KeyStateChangedError(f"kek version {version} is pending")
+        if pending is not None and (
+            version != pending.version or check is None or bytes(check) != pending.check_value
+        ):
+            raise KeyStateChangedError(f"kek version {pending.version} is not the pending one")
+
+    async def claim_rotation(self, new: KekRecord, expected_epoch: int) -> int:
+        """Record `new` as pending if the epoch is `expected_epoch` and nothing is pending."""
+        async with self._transaction() as conn:
+            await self._expect(conn, expected_epoch, pending=None)
+            known = list(
+                await conn.execute_fetchall(
+                    "SELECT 1 FROM kek_versions WHERE version = ?", (new.version,)
+                )
+            )
+            if known:
+                raise KeyStateChangedError(f"kek version {new.version} is already recorded")
+            rows = list(
+                await conn.execute_fetchall(
+                    "UPDATE vault_keys SET epoch = epoch + 1, pending_version = ?, "
+                    "pending_check = ? RETURNING epoch",
+                    (new.version, new.check_value),
+                )
+            )
+        return int(rows[0][0])
+
+    async def clear_pending(self, expected_epoch: int) -> int:
+        """Forget a pending rotation; the epoch grows. Returns the new epoch."""
+        async with self._transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "UPDATE vault_keys SET epoch = epoch + 1, pending_version = NULL, "
+                    "pending_check = NULL WHERE epoch = ? RETURNING epoch",
+                    (expected_epoch,),
+                )
+            )
+            if not rows:
+                raise KeyStateChangedError(f"expected key epoch {expected_epoch}")
+        return int(rows[0][0])
+
+    @contextlib.asynccontextmanager
+    async def key_command_lock(self) -> AsyncIterator[None]:
+        """An flock on `<vault file>.keys.lock`: every process of this host that opens the
+        vault file takes the same one (a SQLite vault lives on one host)."""
+        if self._path is None:
+            yield
+            return
+        path = self._path.with_name(self._path.name + ".keys.lock")
+        try:
+            fd = await asyncio.to_thread(acquire_lock, path, wait=False)
+        except OSError:
+            raise VaultUnavailableError("sqlite key lock") from None
+        try:
+            yield
+        finally:
+            release_lock(fd)
+
+    async def read_mark(self) -> VaultMark:
+        """The vault's id, minted counter and key epoch."""
+        async with self._guard():
+            rows = list(
+                await self._conn.execute_fetchall(
+                    "SELECT m.vault_id, m.minted, COALESCE(k.epoch, 0) FROM vault_mark m "
+                    "LEFT JOIN vault_keys k ON k.id = 1"
+                )
+            )
+        if not rows:
+            raise VaultSchemaError("run `redactor vault migrate`")
+        return VaultMark(str(rows[0][0]), int(rows[0][1]), int(rows[0][2]))
+
+    async def accept_mark(self, mark: VaultMark) -> VaultMark:
+        """Raise the counters past `mark`; the epoch grows so every process re-reads keys."""
+        async with self._transaction() as conn:
+            await conn.execute("UPDATE vault_mark SET minted = MAX(minted, ?)", (mark.minted,))
+            await conn.execute("UPDATE vault_keys SET epoch = MAX(epoch, ?) + 1", (mark.epoch,))
+        return await self.read_mark()
+
+    async def clock_now(self) -> int | None:
+        """None: an embedded store has no clock but the host's."""
+        return None
+
+    async def newest_activity(self) -> int | None:
+        """The latest created, seen or resolved time of any token."""
+        async with self._guard():
+            rows = list(
+                await self._conn.execute_fetchall(
+                    "SELECT MAX(last_seen_at), MAX(last_resolved_at) FROM tokens"
+                )
+            )
+        times = [t for t in rows[0] if t is not None]
+        return max(times) if times else None
+
+    async def count_purgeable(self, cutoff: int) -> int:
+        """How many rows `purge(cutoff)` would delete."""
+        async with self._guard():
+            rows = list(
+                await self._conn.execute_fetchall(
+                    "SELECT COUNT(*) FROM tokens WHERE last_seen_at < ?1 "
+                    "AND (last_resolved_at IS NULL OR last_resolved_at < ?1)",
+                    (cutoff,),
+                )
+            )
+        return int(rows[0][0])
+
+    async def _tokens_in(self, table: str, tenant: str, tokens: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        async with self._guard():
+            for start in range(0, len(tokens), RESOLVE_MAX_TOKENS):
+                chunk = list(tokens[start : start + RESOLVE_MAX_TOKENS])
+                marks = ", ".join("?" * len(chunk))
+                rows = await self._conn.execute_fetchall(
+                    f"SELECT token FROM {table} WHERE tenant = ? AND token IN ({marks})",  # noqa: S608 - a fixed table name and placeholders
+                    [tenant, *chunk],
+                )
+                found.update(str(r[0]) for r in rows)
+        return found
+
+    async def present_tokens(self, tenant: str, tokens: Sequence[str]) -> set[str]:
+        """Which of `tokens` have a row in `tenant` (erased ones too)."""
+        return await self._tokens_in("tokens", tenant, tokens)
+
+    async def record_lost(self, tenant: str, tokens: Sequence[str], now: int) -> int:
+        """Record tokens as lost; returns how many were new."""
+        async with self._transaction() as conn:
+            before = conn.total_changes
+            await conn.executemany(
+                "INSERT INTO lost_tokens (tenant, token, recorded_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant, token) DO NOTHING",
+                [(tenant, token, now) for token in tokens],
+            )
+            added = conn.total_changes - before
+        return added
+
+    async def lost_tokens(self, tenant: str, tokens: Sequence[str]) -> set[str]:
+        """Which of `tokens` are recorded as lost in `tenant`."""
+        return await self._tokens_in("lost_tokens", tenant, tokens)
+
+    async def record_retirement(
+        self, version: int, now: int, *, expected_epoch: int | None = None
+    ) -> None:
         """Mark `version` retired if nothing needs it; raises KeyRetireError otherwise."""
         async with self._transaction() as conn:
+            if expected_epoch is not None:
+                await self._expect(conn, expected_epoch, pending=None)
             rows = list(
                 await conn.execute_fetchall(
                     "SELECT state FROM kek_versions WHERE version = ?", (version,)

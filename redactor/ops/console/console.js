@@ -23,8 +23,20 @@ function fillTable(id, rows, columns) {
   for (const row of rows) {
     const tr = el("tr");
     for (const column of columns) tr.append(el("td", row[column] ?? ""));
+    // Every row says whether the chains vouch for it: a record at or after a break is shown
+    // as what it is, a claim the trail no longer proves.
+    const mark = el("td", row.verified ? "verified" : "UNVERIFIED");
+    mark.className = row.verified ? "row-verified" : "row-unverified";
+    tr.append(mark);
+    if (!row.verified) tr.classList.add("unverified");
     body.append(tr);
   }
+}
+
+function drawIntegrity(integrity) {
+  const banner = document.getElementById("integrity");
+  banner.textContent = `Integrity: ${integrity.headline}`;
+  banner.className = integrity.ok ? "integrity-ok" : "integrity-broken";
 }
 
 function drawChart(series) {
@@ -133,6 +145,7 @@ async function load(event) {
   }
   data = await response.json();
   document.getElementById("console").hidden = false;
+  drawIntegrity(data.integrity);
   drawChart(data.series);
   applyFilters();
   fillTable("denied", data.denied, ["time", "subject", "token", "reason", "event"]);

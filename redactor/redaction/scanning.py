@@ -22,7 +22,8 @@ from redactor.bodies.limits import BodyLimits
 from redactor.bodies.segments import Edit, apply_edits
 from redactor.detection import DetectionOptions, Detector, Finding
 from redactor.detection.screen import may_hold_value
-from redactor.ingress.rewrite import Rewriter, TokenKey
+from redactor.egress import SeenValues
+from redactor.redaction.rewrite import Rewriter, TokenKey
 
 __all__ = [
     "WINDOW_CHARS",
@@ -30,6 +31,7 @@ __all__ = [
     "BodyScan",
     "ScanRequest",
     "find_windowed",
+    "parse_request",
     "rebuild_body",
     "rebuild_in_worker",
     "scan_body",
@@ -63,10 +65,17 @@ class BodyScan:
     found: list[tuple[int, str, list[Finding]]]
 
 
-def find_windowed(detector: Detector, text: str, field_name: str | None) -> list[Finding]:
-    """Findings in `text`; a long text is scanned in bounded, overlapping windows."""
+def find_windowed(
+    detector: Detector, text: str, field_name: str | None, seen: SeenValues | None = None
+) -> list[Finding]:
+    """Findings in `text`; a long text is scanned in bounded, overlapping windows.
+
+    `seen` receives the digits of every candidate and run the detector weighs (egress).
+    """
+    considered = seen.considered if seen is not None else None
+    runs = seen.runs if seen is not None else None
     if len(text) <= WINDOW_CHARS:
-        return detector.find(text, field_name=field_name)
+        return detector.find(text, field_name=field_name, considered=considered, runs=runs)
     half = WINDOW_OVERLAP // 2
     step = WINDOW_CHARS - WINDOW_OVERLAP
     kept: list[Finding] = []
@@ -75,7 +84,8 @@ def find_windowed(detector: Detector, text: str, field_name: str | None) -> list
         end = min(start + WINDOW_CHARS, len(text))
         core_lo = 0 if start == 0 else start + half
         core_hi = len(text) if end == len(text) else end - half
-        for f in detector.find(text[start:end], field_name=field_name):
+        window = text[start:end]
+        for f in detector.find(window, field_name=field_name, considered=considered, runs=runs):
             absolute = f.start + start
             if core_lo <= absolute < core_hi:
                 kept.append(dataclasses.replace(f, start=absolute, end=f.end + start))
@@ -91,7 +101,8 @@ def find_windowed(detector: Detector, text: str, field_name: str | None) -> list
     return result
 
 
-def _parse(request: ScanRequest) -> Any:
+def parse_request(request: ScanRequest) -> Any:
+    """The body parsed as the proxy parses it (ParsedBody). Raises BodyError."""
     return parse_body(
         request.body,
         request.content_type,
@@ -209,7 +220,11 @@ def _locate_literal(body: bytes, text: str, count: int) -> tuple[bool, list[int]
 
 
 def scan_body(
-    detector: Detector, request: ScanRequest, *, patch_in_place: bool = False
+    detector: Detector,
+    request: ScanRequest,
+    *,
+    patch_in_place: bool = False,
+    seen: SeenValues | None = None,
 ) -> BodyScan:
     """Parse the body and find its values. Raises BodyError (4xx) or DetectionError.
 
@@ -226,7 +241,7 @@ def scan_body(
     # What the fast path found is reused below: a plain string is its codec segment.
     known: dict[tuple[str, str | None], list[Finding]] = {}
     if plain is not None:
-        known = {(t, k): find_windowed(detector, t, k) for t, k in plain}
+        known = {(t, k): find_windowed(detector, t, k, seen) for t, k in plain}
         if not any(known.values()):
             return BodyScan(None, [])
         # Past the segment limit the codec refuses the body (413): let it.
@@ -235,18 +250,20 @@ def scan_body(
             patch = JsonStringPatch.build(request.body, plain, known)
             if patch is not None:
                 return BodyScan(patch, patch.found)
-    parsed = _parse(request)
+    parsed = parse_request(request)
     found: list[tuple[int, str, list[Finding]]] = []
     for seg in parsed.segments:
         findings = known.get((seg.text, seg.field_name))
         if findings is None:
-            findings = find_windowed(detector, seg.text, seg.field_name)
+            findings = find_windowed(detector, seg.text, seg.field_name, seen)
         if findings:
             found.append((seg.index, seg.text, findings))
     return BodyScan(parsed, found)
 
 
-def proves_clean(detector: Detector, request: ScanRequest, budget_chars: int) -> bool:
+def proves_clean(
+    detector: Detector, request: ScanRequest, budget_chars: int, seen: SeenValues | None = None
+) -> bool:
     """True when the JSON fast path proves the body holds no value, having sent at most
     `budget_chars` of text to the recognizers; False when it cannot tell within that budget.
 
@@ -261,7 +278,7 @@ def proves_clean(detector: Detector, request: ScanRequest, budget_chars: int) ->
     maybe = [(t, k) for t, k in plain if may_hold_value(t)]
     if sum(len(t) for t, _ in maybe) > budget_chars:
         return False
-    return not any(find_windowed(detector, t, k) for t, k in maybe)
+    return not any(find_windowed(detector, t, k, seen) for t, k in maybe)
 
 
 def rebuild_body(
@@ -300,13 +317,16 @@ def warm_worker(options: DetectionOptions) -> None:
 
 def scan_in_worker(
     options: DetectionOptions, request: ScanRequest
-) -> list[tuple[int, list[Finding], list[str]]]:
-    """`scan_body` in a worker: (segment index, findings, each finding's span text)."""
-    scan = scan_body(_worker_detector(options), request)
-    return [
+) -> tuple[list[tuple[int, list[Finding], list[str]]], tuple[frozenset[str], frozenset[str]]]:
+    """`scan_body` in a worker: (segment index, findings, each finding's span text), and the
+    strong values of the texts it read (for the egress verifier, back over the pool's pipe)."""
+    seen = SeenValues()
+    scan = scan_body(_worker_detector(options), request, seen=seen)
+    found = [
         (index, findings, [text[f.start : f.end] for f in findings])
         for index, text, findings in scan.found
     ]
+    return found, seen.read_digits()
 
 
 def rebuild_in_worker(
@@ -317,7 +337,7 @@ def rebuild_in_worker(
     """Parse the body again (same segments) and rebuild it with tokens."""
     if not _WORKER_REWRITER:
         _WORKER_REWRITER.append(Rewriter())
-    parsed = _parse(request)
+    parsed = parse_request(request)
     segments = parsed.segments
     with_text = [(index, segments[index].text, findings) for index, findings in found]
     return rebuild_body(_WORKER_REWRITER[0], parsed, with_text, token_of)

@@ -1,0 +1,579 @@
+"""`redactor redact`: redact stored files with the proxy's codecs, detection and vault.
+
+One way per input: read pieces (formats.py) -> scan a batch of items (scan.py, in this
+process or in `--jobs` worker processes) -> one `tokenize_many` call per item with values ->
+rebuild the item -> write every piece in order. Bytes that are not a value are written as they
+came. A file output is written beside its target (`NAME.redact-partial`) and renamed over it
+only when the input is done, so an interrupted run never leaves a half-written file where the
+output belongs (with `--in-place`, the input stays as it was). Every few MB the output is
+synced and a checkpoint (`NAME.redact-checkpoint`) records how far input and output got;
+`--resume` continues from there.
+
+The run is audited before it touches anything (`redact_files`, phase `started`: operator,
+input names, tenant) and at its end (`finished`/`failed` with the counts). No value is ever
+written to a log line, an error, the progress output, a file name or the audit record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import json
+import multiprocessing
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Protocol, TextIO
+
+import structlog
+
+from redactor.audit import AuditSink, AuditWriteError, SystemEvent, now_iso
+from redactor.backfill.formats import FORMATS, Piece, detect_format, read_pieces
+from redactor.backfill.progress import Progress, Tally, summary_line
+from redactor.backfill.scan import ItemFound, detector_for, rebuild_item, scan_items
+from redactor.detection import DetectionOptions, Detector
+from redactor.errors import RedactorError, VaultTimeoutError
+from redactor.redaction.rewrite import Rewriter, TokenKey, value_digits
+from vault.config import VaultConfig
+from vault.errors import VaultError, VaultUnavailableError
+
+__all__ = ["AuditTarget", "RedactRequest", "RedactUsageError", "operator_name", "redact_files"]
+
+log = structlog.get_logger()
+
+AUDIT_EVENT = "redact_files"
+PARTIAL_SUFFIX = ".redact-partial"
+CHECKPOINT_SUFFIX = ".redact-checkpoint"
+CHECKPOINT_VERSION = 1
+_SNIFF_BYTES = 64 * 1024
+
+
+class RedactUsageError(RedactorError):
+    """The command line asks for something the run cannot do; nothing was touched."""
+
+    status = 400
+    code = "redact_usage"
+    message = "invalid redact command line"
+
+
+class ResumeError(RedactorError):
+    status = 409
+    code = "resume_mismatch"
+    message = (
+        "the checkpoint does not belong to this input (it changed since): run without --resume"
+    )
+
+
+class TokenVault(Protocol):
+    async def tokenize_many(
+        self, tenant: str, items: Sequence[tuple[str, str]]
+    ) -> Sequence[object]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTarget:
+    """Where the run's audit records go, and the key that chains them."""
+
+    path: Path
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RedactRequest:
+    """What to redact and how: the command line, checked by `redact_files`."""
+
+    inputs: tuple[str, ...]
+    output: str | None = None
+    in_place: bool = False
+    fmt: str = "auto"
+    tenant: str = "default"
+    jobs: int = 1
+    dry_run: bool = False
+    resume: bool = False
+    options: DetectionOptions = field(default_factory=DetectionOptions)
+    vault_timeout_s: float = 30.0
+    # Items are scanned in batches of about this many bytes (one worker task each).
+    batch_bytes: int = 1024 * 1024
+    # The output is synced and a checkpoint written after about this many input bytes.
+    checkpoint_bytes: int = 32 * 1024 * 1024
+
+
+def operator_name() -> str:
+    """`user@host` of the process: the account's name from the password database, not from
+    the environment (which the caller controls)."""
+    try:
+        import pwd
+
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        user = f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def masked_name(detector: Detector, name: str) -> str:
+    """An input's name with any value in it replaced by its type (a file may be named
+    after what it holds): what progress lines and audit records show."""
+    findings = detector.find(name)
+    for f in sorted(findings, key=lambda f: f.start, reverse=True):
+        name = name[: f.start] + f"[{f.entity}]" + name[f.end :]
+    return name
+
+
+def _check(request: RedactRequest) -> None:
+    if not request.inputs:
+        raise RedactUsageError("name at least one input")
+    if request.fmt != "auto" and request.fmt not in FORMATS:
+        raise RedactUsageError("unknown --format")
+    if request.jobs < 1:
+        raise RedactUsageError("--jobs must be at least 1")
+    if request.in_place and request.output is not None:
+        raise RedactUsageError("use -o OUTPUT or --in-place, not both")
+    stdin = "-" in request.inputs
+    if stdin and len(request.inputs) > 1:
+        raise RedactUsageError("'-' (standard input) must be the only input")
+    if stdin and (request.in_place or request.resume):
+        raise RedactUsageError("standard input cannot be redacted in place or resumed")
+    if request.output == "-" and (len(request.inputs) > 1 or request.resume):
+        raise RedactUsageError("standard output takes one input and cannot be resumed")
+    if not (request.dry_run or request.in_place or request.output is not None or stdin):
+        raise RedactUsageError("say where the output goes: -o OUTPUT, --in-place or --dry-run")
+    several = len(request.inputs) > 1
+    if several and request.output not in (None, "-") and not Path(request.output).is_dir():
+        raise RedactUsageError("with several inputs, -o must be an existing directory")
+    for name in request.inputs:
+        if name != "-" and not Path(name).is_file():
+            raise RedactUsageError("an input is not a readable file")
+
+
+def _target(request: RedactRequest, name: str) -> Path | None:
+    """The file an input's output goes to; None for standard output (or a dry run)."""
+    if request.dry_run:
+        return None
+    if request.in_place:
+        return Path(name)
+    if request.output in (None, "-"):
+        return None
+    out = Path(request.output)
+    return out / Path(name).name if out.is_dir() else out
+
+
+def _beside(target: Path, suffix: str, detector: Detector | None = None) -> Path:
+    # A file may be named after what it holds: the names we make never repeat a value.
+    name = masked_name(detector, target.name) if detector is not None else target.name
+    return target.with_name(name + suffix)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system can sync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    offset: int
+    state: str
+    output_offset: int
+    tally: Tally
+
+
+def _identity(stat: os.stat_result, fmt: str) -> dict[str, Any]:
+    return {"input_size": stat.st_size, "input_mtime_ns": stat.st_mtime_ns, "format": fmt}
+
+
+def _read_checkpoint(path: Path, identity: dict[str, Any]) -> _Checkpoint | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        raise ResumeError() from None
+    if data.get("version") != CHECKPOINT_VERSION or any(
+        data.get(k) != v for k, v in identity.items()
+    ):
+        raise ResumeError()
+    return _Checkpoint(
+        int(data["offset"]),
+        str(data["state"]),
+        int(data["output_offset"]),
+        Tally.from_data(data["tally"]),
+    )
+
+
+def _write_checkpoint(path: Path, identity: dict[str, Any], cp: _Checkpoint) -> None:
+    data = {
+        "version": CHECKPOINT_VERSION,
+        **identity,
+        "offset": cp.offset,
+        "state": cp.state,
+        "output_offset": cp.output_offset,
+        "tally": cp.tally.to_data(),
+    }
+    tmp = _beside(path, ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(data, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _batches(pieces: Iterator[Piece], batch_bytes: int) -> Iterator[list[Piece]]:
+    batch: list[Piece] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece.raw)
+        if size >= batch_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+class _Run:
+    """One `redact` run: the resources its inputs share (event loop, vault, workers)."""
+
+    def __init__(
+        self,
+        request: RedactRequest,
+        runner: asyncio.Runner,
+        tokens: TokenVault | None,
+        pool: concurrent.futures.Executor | None,
+        stdout: BinaryIO,
+        stderr: TextIO,
+        tty: bool,
+    ) -> None:
+        self.request = request
+        self.runner = runner
+        self.tokens = tokens
+        self.pool = pool
+        self.stdout = stdout
+        self.stderr = stderr
+        self.tty = tty
+        self.detector = detector_for(request.options)
+        self.rewriter = Rewriter()
+
+    # --- the CPU half ---------------------------------------------------------------------
+
+    def _scan(self, batch: list[Piece]) -> Any:
+        items = [(p.raw, p.kind) for p in batch if p.kind is not None]
+        if self.pool is None:
+            # --jobs 1: the event loop is idle between our own vault calls, so the scan runs
+            # here, without a pickle round trip.
+            return _Done(scan_items(self.request.options, items))
+        return self.pool.submit(scan_items, self.request.options, items)
+
+    def _scanned(self, batches: Iterator[list[Piece]]) -> Iterator[tuple[list[Piece], Any]]:
+        """(batch, scan result) in input order, with up to 2 x jobs batches in flight."""
+        ahead = 1 if self.pool is None else 2 * self.request.jobs
+        pending: collections.deque[tuple[list[Piece], Any]] = collections.deque()
+        try:
+            for batch in batches:
+                pending.append((batch, self._scan(batch)))
+                if len(pending) >= ahead:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+    # --- the vault ------------------------------------------------------------------------
+
+    async def _tokenize(self, keys: list[TokenKey]) -> list[str]:
+        if self.tokens is None:  # a dry run never gets here
+            raise RedactorError("no vault is open")
+        try:
+            async with asyncio.timeout(self.request.vault_timeout_s):
+                tokens = await self.tokens.tokenize_many(self.request.tenant, keys)
+        except TimeoutError:
+            raise VaultTimeoutError() from None
+        except VaultError:
+            raise
+        except OSError:
+            raise VaultUnavailableError() from None
+        return [str(t) for t in tokens]
+
+    def _redact_batch(
+        self, batch: list[Piece], result: tuple[list[ItemFound], int]
+    ) -> tuple[bytes, Tally]:
+        found, as_text = result
+        tally = Tally(items_as_text=as_text)
+        item_pieces = [i for i, p in enumerate(batch) if p.kind is not None]
+        tally.items = len(item_pieces)
+        tally.bytes_read = sum(len(p.raw) for p in batch)
+        out = [p.raw for p in batch]
+        for item in found:
+            at = item_pieces[item.number]
+            for _, findings, _ in item.found:
+                tally.values.update(f.entity for f in findings)
+            if self.request.dry_run:
+                tally.items_changed += 1
+                continue
+            keys = dict.fromkeys(
+                (f.entity, value_digits(span))
+                for _, findings, spans in item.found
+                for f, span in zip(findings, spans, strict=True)
+            )
+            ordered = list(keys)
+            # One vault round trip per item: what the proxy does per message.
+            tokens = self.runner.run(self._tokenize(ordered))
+            token_of = dict(zip(ordered, tokens, strict=True))
+            new = rebuild_item(self.rewriter, batch[at].raw, item, token_of)
+            if new != batch[at].raw:
+                tally.items_changed += 1
+                out[at] = new
+        return b"".join(out), tally
+
+    # --- one input ------------------------------------------------------------------------
+
+    def redact_input(self, name: str, shown: str) -> Tally:
+        """Redact one input to its target. Raises RedactorError, VaultError or OSError."""
+        request = self.request
+        target = _target(request, name)
+        if name == "-":
+            source: BinaryIO = sys.stdin.buffer
+            head = source.peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(source, "peek") else b""
+            fmt = request.fmt if request.fmt != "auto" else detect_format("", head)
+            total = None
+            identity: dict[str, Any] = {}
+        else:
+            source = Path(name).open("rb")  # noqa: SIM115 - closed in the finally below
+            fmt = request.fmt
+            if fmt == "auto":
+                fmt = detect_format(name, source.read(_SNIFF_BYTES))
+                source.seek(0)
+            stat = os.fstat(source.fileno())
+            total = stat.st_size
+            identity = _identity(stat, fmt)
+        try:
+            return self._redact_stream(source, fmt, target, shown, total, identity)
+        finally:
+            if name != "-":
+                source.close()
+
+    def _redact_stream(
+        self,
+        source: BinaryIO,
+        fmt: str,
+        target: Path | None,
+        shown: str,
+        total: int | None,
+        identity: dict[str, Any],
+    ) -> Tally:
+        request = self.request
+        checkpoint = partial = None
+        start = _Checkpoint(0, "", 0, Tally())
+        sink: IO[bytes] | None = None
+        if target is not None:
+            partial = _beside(target, PARTIAL_SUFFIX, self.detector)
+            checkpoint = _beside(target, CHECKPOINT_SUFFIX, self.detector)
+            resumed = _read_checkpoint(checkpoint, identity) if request.resume else None
+            if resumed is not None and partial.exists():
+                start = resumed
+                sink = partial.open("r+b")
+                sink.truncate(start.output_offset)
+                sink.seek(start.output_offset)
+            else:
+                checkpoint.unlink(missing_ok=True)
+                sink = partial.open("wb")
+        elif not request.dry_run:
+            sink = self.stdout
+        progress = Progress(self.stderr, shown, total, tty=self.tty, start=start.tally)
+        tally = Tally()
+        tally.add(start.tally)
+        offset, output_offset, synced_at = start.offset, start.output_offset, start.offset
+        try:
+            pieces = read_pieces(fmt, source, start.offset, start.state)
+            for batch, result in self._scanned(_batches(pieces, request.batch_bytes)):
+                data, batch_tally = self._redact_batch(batch, result)
+                if sink is not None:
+                    sink.write(data)
+                offset += batch_tally.bytes_read
+                output_offset += len(data)
+                tally.add(batch_tally)
+                progress.advance(batch_tally)
+                if (
+                    checkpoint is not None
+                    and sink is not None
+                    and offset - synced_at >= request.checkpoint_bytes
+                ):
+                    sink.flush()
+                    os.fsync(sink.fileno())
+                    _write_checkpoint(
+                        checkpoint,
+                        identity,
+                        _Checkpoint(offset, batch[-1].state, output_offset, tally),
+                    )
+                    synced_at = offset
+            if sink is not None:
+                sink.flush()
+                if target is not None:
+                    os.fsync(sink.fileno())
+        finally:
+            progress.close()
+            if sink is not None and target is not None:
+                sink.close()
+        if target is not None and partial is not None and checkpoint is not None:
+            if request.in_place:
+                os.chmod(partial, os.stat(target).st_mode & 0o7777)
+            os.replace(partial, target)
+            checkpoint.unlink(missing_ok=True)
+            _fsync_dir(target.parent)
+        return tally
+
+
+class _Done:
+    """An already computed result with a future's `result`/`cancel`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def result(self) -> Any:
+        return self._value
+
+    def cancel(self) -> bool:
+        return False
+
+
+def _redact_all(
+    run: _Run, inputs: Sequence[str], shown: Sequence[str], total: Tally, stderr: TextIO
+) -> tuple[int, str | None]:
+    """Redact each input in turn, adding to `total`; (exit code, error code). The first
+    input that fails stops the run: its output is not replaced."""
+    for name, name_shown in zip(inputs, shown, strict=True):
+        try:
+            total.add(run.redact_input(name, name_shown))
+        except (RedactorError, VaultError, OSError) as exc:
+            # Fixed texts (ours, the vault's; OSError without its file name), never input.
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            print(f"redactor: {name_shown}: {reason}; its output was not replaced", file=stderr)
+            return 1, getattr(exc, "code", None) or type(exc).__name__
+        except Exception:  # a bug of ours: its message may quote input
+            # The traceback goes to the log, whose last processor masks anything value-shaped;
+            # the terminal gets no exception text (a third-party message can quote its input).
+            log.exception("redact_failed")
+            print(
+                f"redactor: {name_shown}: internal error; its output was not replaced", file=stderr
+            )
+            return 1, "internal_error"
+    return 0, None
+
+
+async def open_tokens(config: VaultConfig) -> tuple[Any, Any]:
+    """(the proxy's adapter over the vault, the vault to close). Raises the vault's start-up
+    errors (VaultMissingError, VaultConfigError, VaultUnavailableError, ...)."""
+    from redactor.runtime.entities import VaultAdapter
+    from vault import open_vault
+
+    # Never creates a vault: a backfill must use the one the proxy uses, or stop.
+    vault = await open_vault(config, create=False)
+    return VaultAdapter(vault), vault
+
+
+def redact_files(
+    request: RedactRequest,
+    *,
+    vault_config: VaultConfig | None,
+    audit: AuditTarget,
+    stdout: BinaryIO,
+    stderr: TextIO,
+    tty: bool,
+    tokens: TokenVault | None = None,
+) -> int:
+    """Run `redactor redact`; the exit code: 0 done, 1 an input failed (outputs already
+    done stay, the failed one is untouched and resumable), 2 nothing could start.
+
+    `tokens` is an open token source to use instead of opening `vault_config`'s vault (a
+    test's stand-in); it must work on any event loop.
+    """
+    try:
+        _check(request)
+    except RedactorError as exc:
+        print(f"redactor: {exc}", file=stderr)
+        return 2
+    started = time.monotonic()
+    detector = detector_for(request.options)
+    shown = [masked_name(detector, n) for n in request.inputs]
+    details: dict[str, Any] = {
+        "operator": operator_name(),
+        "inputs": shown,
+        "tenant": request.tenant,
+        "format": request.fmt,
+        "dry_run": request.dry_run,
+        "in_place": request.in_place,
+        "resume": request.resume,
+        "jobs": request.jobs,
+    }
+    total = Tally()
+    pool: concurrent.futures.ProcessPoolExecutor | None = None
+    if request.jobs > 1:
+        # spawn: a worker must not inherit the vault's threads or the event loop.
+        pool = concurrent.futures.ProcessPoolExecutor(
+            request.jobs, mp_context=multiprocessing.get_context("spawn")
+        )
+    with asyncio.Runner() as runner:
+        sink = AuditSink(audit.path, audit.key, checkpoint_interval_s=0)
+        try:
+            runner.run(sink.open())
+            runner.run(
+                sink.write(SystemEvent(AUDIT_EVENT, now_iso(), {**details, "phase": "started"}))
+            )
+        except AuditWriteError as exc:
+            print(
+                f"redactor: cannot write the audit record ({exc}); nothing was changed", file=stderr
+            )
+            runner.run(sink.close())
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            return 2
+        # What the audit record says if the run stops on Ctrl-C or a kill it can catch.
+        code: int = 130
+        failure: str | None = "interrupted"
+        vault = None
+        try:
+            if not request.dry_run and tokens is None:
+                if vault_config is None:
+                    raise RedactUsageError("no vault configured")
+                tokens, vault = runner.run(open_tokens(vault_config))
+            run = _Run(
+                request, runner, None if request.dry_run else tokens, pool, stdout, stderr, tty
+            )
+            code, failure = _redact_all(run, request.inputs, shown, total, stderr)
+        except (RedactorError, VaultError) as exc:
+            print(f"redactor: cannot start: {exc}", file=stderr)
+            failure = getattr(exc, "code", None) or type(exc).__name__
+            code = 2
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            if vault is not None:
+                runner.run(vault.close())
+            elapsed = time.monotonic() - started
+            phase = "finished" if code == 0 else "failed"
+            record = {**details, **total.to_data(), "phase": phase, "exit_code": code}
+            record["elapsed_s"] = round(elapsed, 3)
+            if failure is not None:
+                record["error"] = failure
+            try:
+                runner.run(sink.write(SystemEvent(AUDIT_EVENT, now_iso(), record)))
+            except AuditWriteError:
+                print("redactor: the run finished but its result was not audited", file=stderr)
+                code = code or 2
+            finally:
+                runner.run(sink.close())
+    print(summary_line(total, len(request.inputs), elapsed, dry_run=request.dry_run), file=stderr)
+    return code

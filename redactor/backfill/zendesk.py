@@ -1,0 +1,457 @@
+"""`redactor backfill zendesk`: redact values already stored in Zendesk ticket comments.
+
+Walks tickets with the incremental ticket export (cursor based: `GET
+/api/v2/incremental/tickets/cursor.json?start_time=T`, then `?cursor=C` until
+`end_of_stream`), reads each ticket's comments (`GET /api/v2/tickets/{id}/comments.json`,
+following `next_page`), finds values in each comment's `html_body` with the proxy's HTML codec
+and detection, and redacts them with the comment-redaction endpoint (`PUT
+/api/v2/comment_redactions/{comment_id}` with the comment's `html_body` in which each value is
+wrapped in `<redact>`; Zendesk replaces what is inside with `▇`).
+
+Order per comment, so a permitted agent can always resolve what was removed: the values are
+tokenised in the vault (one `tokenize_many` call), then an audit record names the ticket, the
+comment and the tokens (never a value), and only then is the comment changed. Zendesk cannot
+put a token where the value was (redaction only blanks), so the audit record is where a
+token is found from its ticket and comment.
+
+HTTP 429 (and 503) are retried after `Retry-After` seconds. After each export page is done,
+its `after_cursor` is saved beside the vault (`backfill-zendesk-SUBDOMAIN.json` in the data
+directory); a later run resumes there. A redacted comment holds no value any more, so a
+comment done twice is not redacted twice. A value Zendesk cannot redact (inside an HTML
+attribute), or a redaction the API refuses, is listed for a human with the ticket and comment
+ids and no value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import json
+import os
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from redactor.audit import AuditSink, SystemEvent, now_iso
+from redactor.bodies import parse_body
+from redactor.bodies.segments import Edit
+from redactor.detection import Detector, Finding
+from redactor.errors import RedactorError, VaultTimeoutError
+from redactor.redaction.rewrite import TokenKey, value_digits
+from redactor.redaction.scanning import find_windowed
+from vault.errors import VaultError, VaultUnavailableError
+
+__all__ = [
+    "ZendeskCredentials",
+    "ZendeskError",
+    "ZendeskRequest",
+    "ZendeskResult",
+    "backfill_zendesk",
+    "credentials_from",
+]
+
+EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
+AUDIT_EVENT = "zendesk_comment_redacted"
+# Placeholders put where a value was, before each is swapped for `<redact>value</redact>` in
+# the rebuilt markup: letters only, so the HTML codec writes them back unescaped.
+_PLACEHOLDER = "zzredactorvalue{}zz"
+
+
+class ZendeskError(RedactorError):
+    status = 502
+    code = "zendesk_unavailable"
+    message = "the Zendesk API did not answer as expected"
+
+
+@dataclass(frozen=True, slots=True)
+class ZendeskCredentials:
+    """An agent's e-mail and API token (Basic auth `email/token:api_token`)."""
+
+    email: str
+    api_token: str = field(repr=False)
+
+    def header(self) -> str:
+        raw = f"{self.email}/token:{self.api_token}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def credentials_from(environ: Mapping[str, str]) -> ZendeskCredentials | None:
+    """Credentials from REDACTOR_ZENDESK_EMAIL and REDACTOR_ZENDESK_API_TOKEN (never a flag:
+    a flag shows in `ps` and in shell history); None when either is missing."""
+    email = environ.get("REDACTOR_ZENDESK_EMAIL", "").strip()
+    token = environ.get("REDACTOR_ZENDESK_API_TOKEN", "").strip()
+    return ZendeskCredentials(email, token) if email and token else None
+
+
+@dataclass(frozen=True, slots=True)
+class ZendeskRequest:
+    subdomain: str
+    tenant: str
+    state_dir: Path
+    since: int = 0  # UNIX time where a first run starts
+    base_url: str | None = None  # default https://SUBDOMAIN.zendesk.com
+    dry_run: bool = False
+    max_retries: int = 8
+    timeout_s: float = 60.0
+    vault_timeout_s: float = 30.0
+
+    @property
+    def root(self) -> str:
+        return (self.base_url or f"https://{self.subdomain}.zendesk.com").rstrip("/")
+
+    @property
+    def cursor_file(self) -> Path:
+        return self.state_dir / f"backfill-zendesk-{self.subdomain}.json"
+
+
+@dataclass(slots=True)
+class ZendeskResult:
+    tickets: int = 0
+    comments: int = 0
+    comments_changed: int = 0
+    values: Counter[str] = field(default_factory=Counter)
+    # (ticket id, comment id, why) for a human: never a value.
+    for_review: list[tuple[int, int, str]] = field(default_factory=list)
+    rate_limited: int = 0
+
+
+class _Client:
+    """JSON over HTTP with the API's rate limit honoured."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        request: ZendeskRequest,
+        credentials: ZendeskCredentials,
+        result: ZendeskResult,
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._session = session
+        self._request = request
+        self._auth = credentials.header()
+        self._result = result
+        self._sleep = sleep
+
+    async def call(self, method: str, url: str, payload: Any = None) -> tuple[int, Any]:
+        """(status, JSON body). Raises ZendeskError when retries run out or the answer is not
+        JSON."""
+        if url.startswith("/"):
+            url = self._request.root + url
+        for _attempt in range(self._request.max_retries + 1):
+            async with self._session.request(
+                method,
+                url,
+                json=payload,
+                headers={"Authorization": self._auth, "Accept": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=self._request.timeout_s),
+            ) as resp:
+                if resp.status in (429, 503):
+                    self._result.rate_limited += 1
+                    await self._sleep(_retry_after(resp.headers.get("Retry-After")))
+                    continue
+                try:
+                    body = await resp.json(content_type=None)
+                except (ValueError, aiohttp.ContentTypeError):
+                    body = None
+                return resp.status, body
+        raise ZendeskError("rate limited past the retry limit")
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or 60), 0.0), 3600.0)
+    except ValueError:
+        return 60.0
+
+
+def _placeholder(n: int) -> str:
+    letters = "".join(chr(ord("a") + int(d)) for d in str(n))
+    return _PLACEHOLDER.format(letters)
+
+
+class _Backfill:
+    def __init__(
+        self,
+        request: ZendeskRequest,
+        client: _Client,
+        detector: Detector,
+        tokens: Any,
+        audit: AuditSink,
+        out: TextIO,
+        result: ZendeskResult,
+    ) -> None:
+        self.request = request
+        self.client = client
+        self.detector = detector
+        self.tokens = tokens
+        self.audit = audit
+        self.out = out
+        self.result = result
+
+    async def run(self) -> None:
+        cursor = await asyncio.to_thread(_load_cursor, self.request.cursor_file)
+        params = f"?cursor={cursor}" if cursor else f"?start_time={self.request.since}"
+        while True:
+            status, page = await self.client.call("GET", EXPORT_PATH + params)
+            if status != 200 or not isinstance(page, dict):
+                raise ZendeskError("the ticket export failed")
+            for ticket in page.get("tickets", []):
+                await self.ticket(int(ticket["id"]))
+            after = page.get("after_cursor")
+            if after and not self.request.dry_run:
+                await asyncio.to_thread(_save_cursor, self.request.cursor_file, str(after))
+            if page.get("end_of_stream") or not after:
+                return
+            params = f"?cursor={after}"
+
+    async def ticket(self, ticket_id: int) -> None:
+        self.result.tickets += 1
+        url: str | None = f"/api/v2/tickets/{ticket_id}/comments.json"
+        while url:
+            status, page = await self.client.call("GET", url)
+            if status == 404:
+                return  # deleted since the export listed it
+            if status != 200 or not isinstance(page, dict):
+                raise ZendeskError("reading a ticket's comments failed")
+            for comment in page.get("comments", []):
+                await self.comment(ticket_id, comment)
+            url = page.get("next_page")
+
+    async def comment(self, ticket_id: int, comment: dict[str, Any]) -> None:
+        self.result.comments += 1
+        comment_id = int(comment["id"])
+        markup = comment.get("html_body") or html.escape(comment.get("body") or "", quote=False)
+        parsed = parse_body(markup.encode("utf-8"), "text/html; charset=utf-8")
+        found: list[tuple[int, str, list[Finding]]] = []
+        in_attribute = False
+        for seg in parsed.segments:
+            findings = find_windowed(self.detector, seg.text, seg.field_name)
+            if findings:
+                if seg.kind != "html_text":
+                    in_attribute = True
+                    continue
+                found.append((seg.index, seg.text, findings))
+        if in_attribute:
+            self.result.for_review.append((ticket_id, comment_id, "value in an HTML attribute"))
+        if not found:
+            return
+        counts = Counter(f.entity for _, _, findings in found for f in findings)
+        self.result.values.update(counts)
+        verb = "would redact" if self.request.dry_run else "redacted"
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        if self.request.dry_run:
+            self.result.comments_changed += 1
+            self.out.write(f"ticket {ticket_id} comment {comment_id}: {verb} {summary}\n")
+            return
+        keys = dict.fromkeys(
+            (f.entity, value_digits(text[f.start : f.end]))
+            for _, text, findings in found
+            for f in findings
+        )
+        tokens = await self._tokenize(list(keys))
+        # The vault holds the values and the audit trail names their tokens before the
+        # comment changes: if either fails, the comment stays as it is.
+        await self.audit.write(
+            SystemEvent(
+                AUDIT_EVENT,
+                now_iso(),
+                {
+                    "source": "zendesk",
+                    "subdomain": self.request.subdomain,
+                    "tenant": self.request.tenant,
+                    "ticket_id": ticket_id,
+                    "comment_id": comment_id,
+                    "counts": dict(counts),
+                    "tokens": sorted(set(tokens)),
+                },
+            )
+        )
+        new_markup = _with_redact_tags(parsed, found)
+        status, _ = await self.client.call(
+            "PUT",
+            f"/api/v2/comment_redactions/{comment_id}",
+            {"ticket_id": ticket_id, "html_body": new_markup},
+        )
+        if status != 200:
+            self.result.for_review.append((ticket_id, comment_id, f"redaction refused ({status})"))
+            return
+        self.result.comments_changed += 1
+        self.out.write(f"ticket {ticket_id} comment {comment_id}: {verb} {summary}\n")
+
+    async def _tokenize(self, keys: list[TokenKey]) -> list[str]:
+        try:
+            async with asyncio.timeout(self.request.vault_timeout_s):
+                tokens = await self.tokens.tokenize_many(self.request.tenant, keys)
+        except TimeoutError:
+            raise VaultTimeoutError() from None
+        except VaultError:
+            raise
+        except OSError:
+            raise VaultUnavailableError() from None
+        return [str(t) for t in tokens]
+
+
+def _with_redact_tags(parsed: Any, found: list[tuple[int, str, list[Finding]]]) -> str:
+    """The markup with each value wrapped in `<redact>`: every other byte as it was."""
+    spans: list[str] = []
+    edits: dict[int, list[Edit]] = {}
+    for index, text, findings in found:
+        for f in findings:
+            edits.setdefault(index, []).append(Edit(f.start, f.end, _placeholder(len(spans))))
+            spans.append(text[f.start : f.end])
+    rebuilt: str = parsed.rebuild(edits).decode("utf-8")
+    for n, span in enumerate(spans):
+        rebuilt = rebuilt.replace(
+            _placeholder(n), "<redact>" + html.escape(span, quote=False) + "</redact>", 1
+        )
+    return rebuilt
+
+
+def _load_cursor(path: Path) -> str | None:
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["after_cursor"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ZendeskError("the saved cursor cannot be read: remove it to start over") from None
+
+
+def _save_cursor(path: Path, cursor: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"after_cursor": cursor}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def backfill_zendesk(
+    request: ZendeskRequest,
+    credentials: ZendeskCredentials,
+    *,
+    detector: Detector,
+    tokens: Any,
+    audit: AuditSink,
+    out: TextIO,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> ZendeskResult:
+    """Walk and redact; the counts. `tokens` is the vault adapter (None for a dry run).
+
+    Raises ZendeskError, a vault error or AuditWriteError: the cursor then stays where the
+    last finished page left it.
+    """
+    result = ZendeskResult()
+    async with aiohttp.ClientSession() as session:
+        client = _Client(session, request, credentials, result, sleep)
+        await _Backfill(request, client, detector, tokens, audit, out, result).run()
+    return result
+
+
+def run_zendesk(
+    request: ZendeskRequest,
+    credentials: ZendeskCredentials | None,
+    *,
+    vault_config: Any,
+    audit_path: Path,
+    audit_key: bytes,
+    options: Any = None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """`redactor backfill zendesk`: audit the run, open the vault, walk; the exit code."""
+    from redactor.backfill.run import masked_name, operator_name
+    from redactor.backfill.scan import detector_for
+    from redactor.detection import DetectionOptions
+
+    if credentials is None:
+        print(
+            "redactor: set REDACTOR_ZENDESK_EMAIL and REDACTOR_ZENDESK_API_TOKEN "
+            "(credentials are never flags)",
+            file=err,
+        )
+        return 2
+    detector = detector_for(options or DetectionOptions())
+    details = {
+        "operator": operator_name(),
+        "source": "zendesk",
+        "subdomain": masked_name(detector, request.subdomain),
+        "tenant": request.tenant,
+        "dry_run": request.dry_run,
+    }
+    return asyncio.run(
+        _run(request, credentials, vault_config, audit_path, audit_key, detector, details, out, err)
+    )
+
+
+async def _run(
+    request: ZendeskRequest,
+    credentials: ZendeskCredentials,
+    vault_config: Any,
+    audit_path: Path,
+    audit_key: bytes,
+    detector: Detector,
+    details: dict[str, Any],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    from redactor.audit import AuditWriteError
+    from redactor.backfill.run import open_tokens
+
+    sink = AuditSink(audit_path, audit_key, checkpoint_interval_s=0)
+    try:
+        await sink.open()
+        await sink.write(
+            SystemEvent("backfill_zendesk", now_iso(), {**details, "phase": "started"})
+        )
+    except AuditWriteError as exc:
+        print(f"redactor: cannot write the audit record ({exc}); nothing was changed", file=err)
+        await sink.close()
+        return 2
+    vault = None
+    result = ZendeskResult()
+    code, failure = 130, "interrupted"
+    try:
+        tokens = None
+        if not request.dry_run:
+            tokens, vault = await open_tokens(vault_config)
+        result = await backfill_zendesk(
+            request, credentials, detector=detector, tokens=tokens, audit=sink, out=out
+        )
+        code, failure = 0, None
+    except (RedactorError, VaultError, aiohttp.ClientError, OSError) as exc:
+        reason = getattr(exc, "message", None) if isinstance(exc, RedactorError) else None
+        print(f"redactor: zendesk backfill stopped: {reason or type(exc).__name__}", file=err)
+        code, failure = 1, getattr(exc, "code", None) or type(exc).__name__
+    finally:
+        if vault is not None:
+            await vault.close()
+        record = {
+            **details,
+            "phase": "finished" if code == 0 else "failed",
+            "exit_code": code,
+            "tickets": result.tickets,
+            "comments": result.comments,
+            "comments_changed": result.comments_changed,
+            "values": dict(sorted(result.values.items())),
+            "for_review": len(result.for_review),
+            "rate_limited": result.rate_limited,
+        }
+        if failure is not None:
+            record["error"] = failure
+        try:
+            await sink.write(SystemEvent("backfill_zendesk", now_iso(), record))
+        finally:
+            await sink.close()
+    for ticket_id, comment_id, why in result.for_review:
+        print(f"review: ticket {ticket_id} comment {comment_id}: {why}", file=out)
+    values = ", ".join(f"{k} {v}" for k, v in sorted(result.values.items())) or "none"
+    verb = "would change" if request.dry_run else "changed"
+    print(
+        f"zendesk: {result.tickets} tickets, {result.comments} comments scanned, values: "
+        f"{values}; {result.comments_changed} comments {verb}; "
+        f"{len(result.for_review)} for review; {result.rate_limited} rate-limit waits",
+        file=err,
+    )
+    return code

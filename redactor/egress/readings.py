@@ -1,0 +1,587 @@
+"""Every way a plausible reader may read outgoing bytes, walked with bounds.
+
+A reading is bytes or text plus the path of decodings that produced it (`body>gzip>json>base64`).
+Each text reading is normalized and searched for strong evidence; then each decoding whose
+marker is present opens a deeper reading. Markers are tested with `in` and one-pass C
+translations first, so the common message (ASCII JSON, no long digit stretch, no escape that
+could hide one) costs a few passes over its bytes.
+
+The readings, deliberately more generous than any one reader:
+- bytes: gzip and zlib by magic whatever the headers say; raw deflate (and brotli, when a
+  module for it is installed) on bytes that are not text; MIME parts through the stdlib
+  `email` parser whatever their declared type (payloads decoded by their transfer encoding);
+  charset by BOM (UTF-8/16/32), UTF-16/32 by the NUL pattern, UTF-8, latin-1 as the fallback;
+- text: NFKC with every decimal digit mapped and Default_Ignorable characters removed; JSON
+  (strings and keys of a document or JSON lines) whatever the content type; percent- and
+  `+`-decoding (forms, URLs); HTML as a browser renders it; base64 and quoted-printable blobs;
+  `data:` URIs.
+
+Paths are built from the labels in this module only, never from the message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.parser
+import email.policy
+import html
+import json
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from redactor.egress.evidence import could_hold, find_strong, normalize
+from redactor.errors import UnverifiableMessageError
+
+try:  # brotli is optional: without it a body declared `br` cannot be verified (refused)
+    import brotli  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the environment
+    brotli = None
+
+__all__ = ["Check", "EgressLimits", "Reader"]
+
+# (kind, digits, reading path): raises when the value may not leave.
+Check = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EgressLimits:
+    """Bounds on the work of verifying one message; past any of them it is refused."""
+
+    max_depth: int = 8
+    # An answer listing thousands of mixed-case ids (`cus_NffrFeUfNV2Hib`) decodes each as a
+    # base64 candidate: readings are many and cheap, the decoded size is what bounds the work.
+    max_readings: int = 50_000
+    # Every byte and character read, over all readings: a zip bomb or a base64 nest past this
+    # is refused rather than read. `for_message` scales it to the message.
+    max_decoded_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def for_message(cls, size: int) -> EgressLimits:
+        """Limits for a message of `size` bytes: a large HTML e-mail with escapes is read a
+        few times over (raw, percent, HTML, quoted-printable), so the bound grows with it."""
+        return cls(max_decoded_bytes=max(64 * 1024 * 1024, 8 * size))
+
+
+# --- markers --------------------------------------------------------------------------------
+
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_QP = re.compile(r"=(?:[0-9A-Fa-f]{2}|\r?\n)")
+_TAG = re.compile(r"<[A-Za-z!/?]")
+_ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]{1,31});?")
+_MARKUP = re.compile(r"<!--.*?(?:-->|\Z)|<[A-Za-z!/?][^>]*(?:>|\Z)", re.DOTALL)
+# Markup that hides content (its text is dropped by a browser, so the digits around it join).
+_HIDING = re.compile(
+    r"(?i)hidden|display|visibility|opacity|font-size|<script|<style|<template|<noscript"
+    r"|<head|<title|<object|<iframe"
+)
+# Base64 blobs are found in C passes: a translation to classes ("U" upper, "l" lower, "d"
+# digits and the rest of both alphabets, with `\\` and line breaks so a blob goes on over
+# JSON's `\/` and `\n` and over MIME's line breaks; " " for everything else), then a literal
+# search for a lowercase letter before an uppercase one, which base64 of text always holds
+# (`NDExMTEx`) and prose, dates and ids seldom do. Only the run around such a step, when 16+
+# long (12 bytes, fewer than any strong value with its separators), is decoded. A regex over
+# the text itself costs five times more.
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
+_B64_CLASSES = bytes(
+    ord("U") if 65 <= b <= 90
+    else ord("l") if 97 <= b <= 122
+    else ord("d") if b in _B64_ALPHABET or b in b"\\\r\n"
+    else ord(" ")
+    for b in range(256)
+)  # fmt: skip
+_B64_STEP = re.compile(rb"lU")  # a literal: sre finds it faster than bytes.find here
+_B64_MIN_RUN = 16
+_B64_STRIP = bytes.maketrans(b"-_", b"+/")
+# JSON's short escapes: their letters stand for separators (`4111\n1111`), so the marker test
+# deletes them like separators; broader than the decoding, never narrower.
+_JSON_TABLE = bytes(
+    ord("1") if chr(b).isdigit() else ord("\n") if chr(b).isalpha() else b for b in range(128)
+) + bytes(range(128, 256))
+_JSON_DELETE = bytes(b for b in range(128) if not chr(b).isalnum()) + b"nrtbf"
+_NINE = b"1" * 9
+# No reading of fewer characters can spell nine digits (no decoding here expands short input:
+# the smallest gzip stream is 18 bytes).
+_MIN_CHARS = 9
+_MIN_DIGITS = 9
+_LATIN1_DIGITS = b"0123456789\xb2\xb3\xb9"
+_ANY_DIGIT = re.compile(r"\d")
+# Between JSON strings: a letter, so no chain runs from one into the next.
+_JOIN = "\n|j|\n"
+_UNICODE_ESCAPE = re.compile(r"\\u")
+_FIRST_BOUNDARY = re.compile(rb"(?m)^--([^\s]{1,200})\r?$")
+
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote br dd details dialog div dl dt fieldset figcaption "
+    "figure footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section summary table "
+    "tbody td tfoot th thead tr ul caption option".split()
+)
+_STYLE_SHEET = re.compile(r"(?i)<style|<link[^>]+stylesheet")
+_HIDDEN_TAGS = frozenset("script style template noscript head title object iframe".split())
+_VOID_TAGS = frozenset("area base br col embed hr img input link meta source track wbr".split())
+_HIDING_STYLE = re.compile(
+    r"(?i)display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)|opacity\s*:\s*0(?:\.0*)?\s*(?:;|$)"
+    r"|font-size\s*:\s*0(?:px|pt|em|rem|%)?\s*(?:;|$)"
+)
+
+
+class _Renderer(HTMLParser):
+    """Text as a browser shows it: hidden elements and comments dropped, block tags as line
+    breaks, other tags as nothing, character references decoded."""
+
+    def __init__(self, *, styled_hidden: bool = False) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._hidden: list[str] = []
+        # No CSS engine here: a style sheet may hide any element with a class or an id. The
+        # second rendering takes every such element for hidden, the way a sheet could.
+        self._styled_hidden = styled_hidden
+
+    def _hides(self, tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+        if tag in _HIDDEN_TAGS:
+            return True
+        for name, value in attrs:
+            if self._styled_hidden and name in ("class", "id"):
+                return True
+            if name == "hidden" or (name == "aria-hidden" and value == "true"):
+                return True
+            if name == "style" and value and _HIDING_STYLE.search(value):
+                return True
+            if name == "type" and value == "hidden":
+                return True
+        return False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._hidden:
+            if tag not in _VOID_TAGS:
+                self._hidden.append(tag)
+            return
+        if tag not in _VOID_TAGS and self._hides(tag, attrs):
+            self._hidden.append(tag)
+        elif tag in _BLOCK_TAGS:
+            self.out.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if not self._hidden and tag in _BLOCK_TAGS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._hidden:
+            # Close up to the matching open tag (browsers tolerate unclosed inner tags).
+            if tag in self._hidden:
+                while self._hidden and self._hidden.pop() != tag:
+                    pass
+            return
+        if tag in _BLOCK_TAGS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.out.append(data)
+
+
+def _render_html(text: str, *, styled_hidden: bool = False) -> str:
+    parser = _Renderer(styled_hidden=styled_hidden)
+    try:
+        parser.feed(text)
+        parser.close()
+    except (AssertionError, ValueError):
+        # html.parser gives up on some malformed markup; what it rendered so far stands,
+        # and the raw text is read too.
+        pass
+    return "".join(parser.out)
+
+
+def _json_strings(doc: Any) -> list[str]:
+    out: list[str] = []
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                out.append(key)
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            # A number as a reader writes it (`4.111111111111111e15` is a card too).
+            out.append(
+                str(int(item)) if isinstance(item, float) and item.is_integer() else str(item)
+            )
+    return out
+
+
+def _charset_readings(data: bytes) -> list[tuple[str, str]]:
+    """(label, text) for each charset a reader may pick for these bytes."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        codec = "utf-32-le" if data[0] == 0xFF else "utf-32-be"
+        return [(">" + codec, data[4:].decode(codec, "replace"))]
+    if data.startswith(b"\xef\xbb\xbf"):
+        return [(">utf-8", data[3:].decode("utf-8", "replace"))]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16-le" if data[0] == 0xFF else "utf-16-be"
+        return [(">" + codec, data[2:].decode(codec, "replace"))]
+    readings: list[tuple[str, str]] = []
+    if b"\x00" in data:
+        # No BOM, but NULs: UTF-16 or UTF-32 text has them in a pattern (every second or
+        # fourth byte of ASCII). Read every layout that fits; latin-1 below reads the rest.
+        sample = data[:4096]
+        for codec, step, offset in (
+            ("utf-16-le", 2, 1), ("utf-16-be", 2, 0), ("utf-32-le", 4, 3), ("utf-32-be", 4, 0),
+        ):  # fmt: skip
+            lane = sample[offset::step]
+            if lane and lane.count(0) * 2 >= len(lane):
+                readings.append((">" + codec, data.decode(codec, "replace")))
+    try:
+        readings.append(("", data.decode("utf-8")))
+    except UnicodeDecodeError:
+        readings.append((">latin-1", data.decode("latin-1")))
+        readings.append((">utf-8", data.decode("utf-8", "replace")))
+    return readings
+
+
+def _may_be_mime(data: bytes) -> bool:
+    # `b"\n" in` is one memchr; a JSON body has no raw line break and skips the slower search.
+    return data.startswith(b"--") or (b"\n" in data and b"\n--" in data)
+
+
+def _all_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _has_text_layout(data)
+    return True
+
+
+def _has_text_layout(data: bytes) -> bool:
+    """A BOM or the NUL pattern of UTF-16/32 text."""
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        return True
+    sample = data[:4096]
+    return any(
+        lane and lane.count(0) * 2 >= len(lane)
+        for lane in (sample[1::2], sample[0::2], sample[3::4], sample[0::4])
+    ) and sample.count(0) * 4 >= len(sample)
+
+
+def _looks_like_text(data: bytes) -> bool:
+    sample = data[:512]
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the sample's end is still text.
+        return exc.start >= len(sample) - 3
+    return b"\x00" not in sample
+
+
+class Reader:
+    """Reads one outgoing message every way; `check` is called for each strong value."""
+
+    __slots__ = ("_check", "_decoded", "_done", "_limits", "_readings")
+
+    def __init__(self, check: Check, limits: EgressLimits | None = None) -> None:
+        self._check = check
+        self._limits = limits or EgressLimits()
+        self._readings = 0
+        self._decoded = 0
+        # Texts already read: two decodings in either order often give the same text.
+        self._done: set[int] = set()
+
+    def _enter(self, path: str, depth: int, size: int) -> None:
+        self._readings += 1
+        self._decoded += size
+        limits = self._limits
+        if (
+            depth > limits.max_depth
+            or self._readings > limits.max_readings
+            or self._decoded > limits.max_decoded_bytes
+        ):
+            raise UnverifiableMessageError(path)
+
+    def _room(self) -> int:
+        return max(0, self._limits.max_decoded_bytes - self._decoded)
+
+    # --- bytes ------------------------------------------------------------------------------
+
+    def read_bytes(
+        self,
+        data: bytes,
+        path: str,
+        depth: int = 0,
+        *,
+        boundary: bytes | None = None,
+        binary_part: bool = False,
+    ) -> None:
+        """Read bytes: compressed layers, MIME parts, then every plausible charset.
+
+        `binary_part`: a MIME part declared with a non-text type. When its bytes are not text
+        either (a PDF, an image, an archive), only its compressed layers are read: what such a
+        part holds is for the route's policy on parts redactor cannot read (issue 18, item 9),
+        not for this reader. Its bytes are read as text when they are text.
+        """
+        if len(data) < _MIN_CHARS:
+            return
+        self._enter(path, depth, len(data))
+        if data.isascii():
+            # Parts first: a value in a part is then named by the part's reading.
+            if boundary is not None or _may_be_mime(data):
+                self._read_mime(data, path, depth, boundary)
+            self.read_text(data.decode("ascii"), path, depth, counted=True)
+            return
+        if data.startswith(b"\x1f\x8b"):
+            self._inflate(data, path + ">gzip", depth, 16 + zlib.MAX_WBITS)
+        elif len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0:
+            self._inflate(data, path + ">zlib", depth, zlib.MAX_WBITS)
+        text_like = _looks_like_text(data)
+        if not text_like:
+            # Compressed bytes need not carry a magic number: raw deflate, brotli.
+            self._inflate(data, path + ">deflate", depth, -zlib.MAX_WBITS, quiet=True)
+            if brotli is not None:
+                self._unbrotli(data, path + ">br", depth, quiet=True)
+        mime = boundary is not None or _may_be_mime(data)
+        if mime and self._read_mime(data, path, depth, boundary) and not _all_text(data):
+            # A multipart body with binary parts: each part was read on its own terms.
+            return
+        if not text_like and not _has_text_layout(data):
+            if binary_part:
+                return
+            # Bytes that are no text in any charset (decoded base64 of an id, an image): as
+            # latin-1 their digits are their ASCII digit bytes (and three superscripts), as
+            # UTF-8 those and other scripts' digits; with fewer than nine, no reading spells
+            # a value.
+            if len(data) - len(data.translate(None, _LATIN1_DIGITS)) < _MIN_DIGITS and (
+                len(_ANY_DIGIT.findall(data.decode("utf-8", "replace"))) < _MIN_DIGITS
+            ):
+                return
+        for label, text in _charset_readings(data):
+            self.read_text(text, path + label, depth)
+
+    def decode_layer(self, data: bytes, coding: str, path: str, depth: int) -> bytes:
+        """One declared Content-Encoding layer undone, bounded; raises when it cannot be."""
+        coding = coding.strip().lower()
+        if coding in ("", "identity"):
+            return data
+        try:
+            if coding in ("gzip", "x-gzip"):
+                return self._decompress(data, 16 + zlib.MAX_WBITS, path)
+            if coding == "deflate":
+                try:
+                    return self._decompress(data, zlib.MAX_WBITS, path)
+                except zlib.error:
+                    return self._decompress(data, -zlib.MAX_WBITS, path)
+            if coding == "br" and brotli is not None:
+                return self._brotli(data, path)
+        except (zlib.error, OSError, ValueError):
+            raise UnverifiableMessageError(path) from None
+        except Exception:  # noqa: BLE001 - brotli's own error type: cannot be verified
+            raise UnverifiableMessageError(path) from None
+        raise UnverifiableMessageError(path)
+
+    def _decompress(self, data: bytes, wbits: int, path: str) -> bytes:
+        out: list[bytes] = []
+        room = self._room()
+        while data:
+            inflater = zlib.decompressobj(wbits)
+            chunk = inflater.decompress(data, room + 1)
+            out.append(chunk)
+            room -= len(chunk)
+            if room < 0 or inflater.unconsumed_tail:
+                raise UnverifiableMessageError(path)
+            # gzip allows several members one after the other; readers join them.
+            data = inflater.unused_data if wbits > 16 else b""
+        return b"".join(out)
+
+    def _brotli(self, data: bytes, path: str) -> bytes:
+        out = brotli.decompress(data)
+        if len(out) > self._room():
+            raise UnverifiableMessageError(path)
+        return out  # type: ignore[no-any-return]
+
+    def _inflate(
+        self, data: bytes, path: str, depth: int, wbits: int, *, quiet: bool = False
+    ) -> None:
+        try:
+            out = self._decompress(data, wbits, path)
+        except zlib.error:
+            return  # not compressed after all: the charset readings read it
+        if out or not quiet:
+            self.read_bytes(out, path, depth + 1)
+
+    def _unbrotli(self, data: bytes, path: str, depth: int, *, quiet: bool) -> None:
+        try:
+            out = self._brotli(data, path)
+        except UnverifiableMessageError:
+            raise
+        except Exception:  # noqa: BLE001 - brotli's error type: not brotli, nothing to read
+            return
+        if out or not quiet:
+            self.read_bytes(out, path, depth + 1)
+
+    def _read_mime(self, data: bytes, path: str, depth: int, boundary: bytes | None) -> bool:
+        """Read the parts of a multipart body; False when it is not one."""
+        if boundary is None:
+            match = _FIRST_BOUNDARY.search(data[:8192])
+            if match is None:
+                return False
+            boundary = match.group(1)
+        if b"--" + boundary not in data:
+            return False
+        boundary = boundary.replace(b'"', b"")
+        head = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n'
+        self._read_message(head + data, path + ">mime", depth + 1)
+        return True
+
+    def _read_message(self, data: bytes, path: str, depth: int) -> None:
+        try:
+            message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
+        except Exception:  # noqa: BLE001 - the stdlib parser is lenient; a crash: nothing more
+            return
+        for part in message.walk():
+            if part.is_multipart():
+                continue
+            self._enter(path, depth, 0)
+            for name, value in part.items():
+                self.read_text(f"{name}: {value}", path + ">header", depth + 1)
+            # Whatever the declared type: the transfer encoding undone, the bytes read (as
+            # text when they are text, see read_bytes).
+            try:
+                payload = part.get_payload(decode=True)
+            except Exception:  # noqa: BLE001 - a broken transfer encoding: the raw text is read
+                payload = None
+            declared = part.get_content_type()
+            binary = not (
+                declared.startswith(("text/", "message/"))
+                or declared.endswith(("json", "xml", "urlencoded", "javascript", "csv"))
+            )
+            if isinstance(payload, bytes):
+                self.read_bytes(payload, path, depth + 1, binary_part=binary)
+            encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            raw = part.get_payload(decode=False)
+            if encoding in ("base64", "quoted-printable") and isinstance(raw, str) and raw:
+                # The encoded text itself, in case the decoder above was stricter than a reader.
+                self.read_text(raw, path + ">raw", depth + 1)
+
+    # --- text -------------------------------------------------------------------------------
+
+    def read_text(self, text: str, path: str, depth: int = 0, *, counted: bool = False) -> None:
+        """Read text: strong evidence in it, then every decoding whose marker it holds."""
+        if len(text) < _MIN_CHARS:
+            return
+        if not counted:
+            self._enter(path, depth, len(text))
+        text = normalize(text)
+        if depth:
+            # Two decodings in either order often give the same text: read it once.
+            key = hash(text)
+            if key in self._done:
+                return
+            self._done.add(key)
+        encoded = text.encode("utf-8", "surrogatepass")
+        unicode_escape = False
+        if "\\" in text:
+            unicode_escape = _UNICODE_ESCAPE.search(text) is not None
+            # With every short escape's letter read as a separator: broader than the text
+            # itself and than its JSON decoding, so one C pass screens both.
+            stretch = _NINE in encoded.translate(_JSON_TABLE, _JSON_DELETE)
+        else:
+            stretch = could_hold(text)
+        if stretch:
+            for kind, digits in find_strong(text):
+                self._check(kind, digits, path)
+        next_depth = depth + 1
+        if unicode_escape or ("\\" in text and stretch):
+            # Short escapes only move separators; `\uXXXX` may spell anything.
+            self._read_json(text, path + ">json", next_depth)
+        if "%" in text and _PERCENT.search(text):
+            raw = unquote_to_bytes(text.replace("+", " "))
+            self.read_bytes(raw, path + ">percent", next_depth)
+        if ("<" in text or "&" in text) and (_TAG.search(text) or _ENTITY.search(text)):
+            self._read_html(text, path + ">html", next_depth)
+        if "=" in text and _QP.search(text):
+            raw = binascii.a2b_qp(encoded)
+            self.read_bytes(raw, path + ">quoted-printable", next_depth)
+        self._read_base64(encoded, path, next_depth)
+
+    def _read_json(self, text: str, path: str, depth: int) -> None:
+        docs: list[Any] = []
+        try:
+            docs.append(json.loads(text))
+        except ValueError:
+            for line in text.splitlines():
+                if line.lstrip()[:1] in ("{", "[", '"'):
+                    try:
+                        docs.append(json.loads(line))
+                    except ValueError:
+                        continue
+        except RecursionError:
+            raise UnverifiableMessageError(path) from None
+        if not docs:
+            return
+        strings = [s for doc in docs for s in _json_strings(doc)]
+        joined = _JOIN.join(strings)
+        if joined != text:
+            self.read_text(joined, path, depth)
+        for s in strings:
+            # A JSON document inside a string, with its own escapes (`"{\"n\": \"\\u0034\"}"`).
+            if "\\" in s and s.lstrip()[:1] in ("{", "[", '"'):
+                self._read_json(s, path + ">json", depth + 1)
+
+    def _read_html(self, text: str, path: str, depth: int) -> None:
+        if not _TAG.search(text):
+            rendered = html.unescape(text)
+        else:
+            if not _HIDING.search(text):
+                # Without markup that hides content, the rendering can only join what the
+                # markup parted: prove there is no stretch to join, in C, before parsing.
+                bare = html.unescape(_MARKUP.sub("", text))
+                if not could_hold(bare) and bare.isascii():
+                    return
+            rendered = _render_html(text)
+            if _STYLE_SHEET.search(text):
+                self.read_text(_render_html(text, styled_hidden=True), path + "-styled", depth)
+        if rendered != text:
+            self.read_text(rendered, path, depth)
+
+    def _read_base64(self, encoded: bytes, path: str, depth: int) -> None:
+        classes = encoded.translate(_B64_CLASSES)
+        end = 0
+        for step in _B64_STEP.finditer(classes):
+            at = step.start()
+            if at < end:
+                continue  # in the run just read
+            start = classes.rfind(b" ", 0, at) + 1
+            end = classes.find(b" ", at)
+            end = len(classes) if end == -1 else end
+            if end - start >= _B64_MIN_RUN:
+                blob = _unescape_blob(encoded[start:end])
+                # Words and identifiers are one case, or lowercase with digits.
+                if len(blob) >= _B64_MIN_RUN and not (blob.islower() or blob.isupper()):
+                    decoded = _b64decode(blob)
+                    if decoded:
+                        # `data:text/plain;base64,...` (a percent-encoded data URI is read
+                        # by the percent reading of the whole text).
+                        uri = encoded[max(0, start - 8) : start] == b";base64,"
+                        self.read_bytes(decoded, path + (">data-uri" if uri else ">base64"), depth)
+
+
+def _unescape_blob(blob: bytes) -> bytes:
+    if b"\\" in blob:
+        blob = blob.replace(b"\\/", b"/").replace(b"\\r", b"").replace(b"\\n", b"")
+        blob = blob.replace(b"\\", b"")
+    return blob.replace(b"\r", b"").replace(b"\n", b"")
+
+
+def _b64decode(blob: bytes) -> bytes:
+    cleaned = blob.translate(_B64_STRIP, b"=").decode("ascii", "replace")
+    cleaned = cleaned[: len(cleaned) - len(cleaned) % 4] if len(cleaned) % 4 == 1 else cleaned
+    try:
+        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError):
+        return b""

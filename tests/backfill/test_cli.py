@@ -1,0 +1,119 @@
+"""`redactor redact` as an operator runs it: configuration from REDACTOR_* (as `serve`), the
+vault the proxy uses, the CLI audit trail beside the server's, and nothing but counts and
+tokens on the terminal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.backfill.conftest import CARD, DIGITS, SSN, Store
+from vault import find_tokens
+
+AUDIT_KEY_B64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes(range(32))
+
+
+def _env(store: Store) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REDACTOR_")}
+    return {
+        **base,
+        "REDACTOR_DATA_DIR": str(store.config.data_dir),
+        "REDACTOR_VAULT_URL": store.config.vault_url.reveal(),
+        "REDACTOR_KEY_FILE": str(store.config.key_file),
+        "REDACTOR_AUDIT_KEY": AUDIT_KEY_B64,
+        "REDACTOR_AUDIT_LOG": str(store.root / "audit.jsonl"),
+    }
+
+
+def _redactor(store: Store, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "redactor", *args],
+        input=stdin,
+        env=_env(store),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_standard_input_to_standard_output_with_the_serve_configuration(store: Store) -> None:
+    raw = f'{{"comment": "card {CARD}"}}\n{{"comment": "ssn {SSN}"}}\n'.encode()
+    done = _redactor(store, "redact", "-", "--tenant", "acme", stdin=raw)
+    assert done.returncode == 0, done.stderr.decode()
+    tokens = find_tokens(done.stdout.decode())
+    assert len(tokens) == 2
+    assert b"2 items changed" in done.stderr
+    for value in (*DIGITS, *DIGITS.values()):
+        assert value.encode() not in done.stdout + done.stderr
+    trail = store.root / "audit-cli.jsonl"  # beside REDACTOR_AUDIT_LOG, as key commands
+    text = trail.read_text()
+    assert '"event":"redact_files"' in text
+    assert '"inputs":["-"]' in text
+    for value in (*DIGITS, *DIGITS.values()):
+        assert value not in text
+    verified = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "redactor", "audit", "verify", str(trail)],
+        env=_env(store),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_missing_vault_stops_the_run_before_any_file_is_written(
+    store: Store, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(f'{{"c": "card {CARD}"}}\n'.encode())
+    (store.config.data_dir / "vault.db").unlink()
+    done = _redactor(store, "redact", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert done.returncode == 2
+    assert b"cannot start" in done.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+    assert not (store.config.data_dir / "vault.db").exists()  # never creates an empty vault
+
+
+def test_a_killed_in_place_run_leaves_the_input_as_it_was(store: Store, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    lines = [
+        (f'{{"n": {i}, "c": "card {CARD}"}}\n' if i % 100 == 0 else f'{{"n": {i}, "c": "ok"}}\n')
+        for i in range(150_000)
+    ]
+    raw = "".join(lines).encode()  # ~3.5 MB: seconds of work, the first 1 MiB batch well before
+    source = tmp_path / "export.jsonl"
+    source.write_bytes(raw)
+    partial = tmp_path / "export.jsonl.redact-partial"
+    proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "redactor", "redact", str(source), "--in-place"],
+        env=_env(store),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Wait (no deadline but the test's) until the first batch is on disk, then kill -9:
+        # no handler, no finally block runs.
+        while proc.poll() is None and not (partial.exists() and partial.stat().st_size > 0):
+            time.sleep(0.005)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert source.read_bytes() == raw
+    assert partial.exists()
+
+    done = _redactor(store, "redact", str(source), "--in-place", "--resume")
+    assert done.returncode == 0, done.stderr.decode()
+    assert not partial.exists()
+    out = source.read_bytes().decode().splitlines(keepends=True)
+    assert len(out) == len(lines)
+    for before, after in zip(lines, out, strict=True):
+        assert (after == before) == (CARD not in before)
+    for value in (CARD, DIGITS[CARD]):
+        assert value not in "".join(out)

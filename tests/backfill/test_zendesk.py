@@ -1,0 +1,228 @@
+"""`backfill zendesk` against the local stand-in: values tokenised before the comment changes,
+only values redacted, 429 honoured, a refused redaction listed for review, a run killed
+midway resumed from its cursor, a dry run that changes nothing, and no value in any output."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from redactor.audit import AuditSink
+from redactor.backfill.zendesk import (
+    ZendeskCredentials,
+    ZendeskError,
+    ZendeskRequest,
+    backfill_zendesk,
+    credentials_from,
+)
+from redactor.detection import DetectionOptions, Detector
+from redactor.runtime.entities import VaultAdapter
+from tests.backfill.conftest import CARD, CARD_2, DIGITS, SSN, TENANT, Store
+from tests.backfill.zendesk_standin import API_TOKEN, EMAIL, Standin
+from vault.startup import open_vault
+
+CREDENTIALS = ZendeskCredentials(EMAIL, API_TOKEN)
+
+
+def _comment(comment_id: int, markup: str) -> dict:
+    return {
+        "id": comment_id,
+        "type": "Comment",
+        "author_id": 361000000001,
+        "public": True,
+        "html_body": markup,
+        "body": markup,
+    }
+
+
+def _standin() -> Standin:
+    return Standin(
+        {
+            101: [
+                _comment(1, f'<div class="zd-comment"><p>card {CARD} &amp; thanks</p></div>'),
+                _comment(2, "<p>nothing to see, order 5521</p>"),
+                _comment(3, f"<p>ssn <b>{SSN}</b></p><p>again {CARD}</p>"),
+            ],
+            102: [_comment(4, f"<p>new card: {CARD_2}</p>")],
+            103: [_comment(5, f'<p><a href="https://x.test/?c={CARD_2}">link</a></p>')],
+            104: [_comment(6, f"<p>card {CARD_2}</p>")],
+            105: [_comment(7, "<p>plain</p>")],
+        }
+    )
+
+
+def _request(store: Store, base_url: str, **options: object) -> ZendeskRequest:
+    return ZendeskRequest(
+        subdomain="acme",
+        tenant=TENANT,
+        state_dir=store.root,
+        base_url=base_url,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def _run(store: Store, standin_url: str, **options: object):
+    out = io.StringIO()
+    sink = AuditSink(store.audit.path, store.audit.key, checkpoint_interval_s=0)
+    await sink.open()
+    vault = await open_vault(store.config, create=False)
+    try:
+        result = await backfill_zendesk(
+            _request(store, standin_url, **options),
+            CREDENTIALS,
+            detector=Detector(DetectionOptions()),
+            tokens=None if options.get("dry_run") else VaultAdapter(vault),
+            audit=sink,
+            out=out,
+        )
+    finally:
+        await vault.close()
+        await sink.close()
+    return result, out.getvalue()
+
+
+def _texts(standin: Standin) -> str:
+    return json.dumps(standin.tickets)
+
+
+def _no_value(text: str) -> None:
+    for span, digits in DIGITS.items():
+        assert span not in text
+        assert digits not in text
+
+
+async def test_values_are_tokenised_then_redacted_and_nothing_else_changes(
+    store: Store, aiohttp_server
+) -> None:
+    standin = _standin()
+    standin.rate_limit_on.add("/api/v2/tickets/102/comments.json")
+    standin.refuse_redaction_of.add(6)
+    server = await aiohttp_server(standin.app())
+    result, out = await _run(store, str(server.make_url("")))
+
+    assert standin.rate_limited == 1
+    assert result.rate_limited == 1
+    assert (result.tickets, result.comments) == (5, 7)
+    assert standin.redactions == {1: 1, 3: 1, 4: 1}  # each once; 6 refused, 5 for a human
+    assert standin.comment(2)["html_body"] == standin.original[2]
+    assert standin.comment(1)["html_body"] == (
+        '<div class="zd-comment"><p>card ' + "▇" * len(CARD) + " &amp; thanks</p></div>"
+    )
+    assert standin.comment(3)["html_body"] == (
+        f"<p>ssn <b>{'▇' * len(SSN)}</b></p><p>again {'▇' * len(CARD)}</p>"
+    )
+    assert sorted(result.for_review) == [
+        (103, 5, "value in an HTML attribute"),
+        (104, 6, "redaction refused (422)"),
+    ]
+    # Every value found has its token in the vault, under the tenant the proxy would use.
+    vault = await open_vault(store.config, create=False)
+    try:
+        for entity, span in (("card", CARD), ("card", CARD_2), ("ssn", SSN)):
+            assert await vault.find_token(TENANT, entity, DIGITS[span]) is not None
+    finally:
+        await vault.close()
+    # The audit trail names ticket, comment and tokens of each redaction; never a value.
+    records = [json.loads(line) for line in store.audit_text().splitlines()]
+    redacted = [r for r in records if r.get("event") == "zendesk_comment_redacted"]
+    assert sorted(r["comment_id"] for r in redacted) == [1, 3, 4, 6]  # written before the PUT
+    assert all(r["tokens"] for r in redacted)
+    _no_value(store.audit_text())
+    _no_value(out)
+    for comment_id in (1, 3, 4):
+        _no_value(standin.comment(comment_id)["html_body"])
+
+
+async def test_a_run_killed_midway_resumes_from_its_cursor_and_redacts_nothing_twice(
+    store: Store, aiohttp_server
+) -> None:
+    standin = _standin()
+    standin.fail_export_cursor_once = "c4"
+    server = await aiohttp_server(standin.app())
+    with pytest.raises(ZendeskError):
+        await _run(store, str(server.make_url("")))
+    assert json.loads((store.root / "backfill-zendesk-acme.json").read_text()) == {
+        "after_cursor": "c4"
+    }
+    assert set(standin.redactions) == {1, 3, 4, 6}  # tickets 101 to 104 were done
+
+    result, _ = await _run(store, str(server.make_url("")))
+    assert standin.export_queries[-2:] == ["cursor=c4", "cursor=c4"]
+    assert result.tickets == 1  # only 105 was left after the page that failed
+    assert all(times == 1 for times in standin.redactions.values())
+
+
+async def test_dry_run_lists_what_would_change_and_changes_nothing(
+    store: Store, aiohttp_server
+) -> None:
+    standin = _standin()
+    before = _texts(standin)
+    server = await aiohttp_server(standin.app())
+    result, out = await _run(store, str(server.make_url("")), dry_run=True)
+    assert _texts(standin) == before
+    assert standin.redactions == {}
+    assert result.comments_changed == 4
+    assert "ticket 101 comment 1: would redact CREDIT_CARD 1" in out
+    assert not (store.root / "backfill-zendesk-acme.json").exists()
+    _no_value(out)
+
+
+def test_credentials_come_from_the_environment_only() -> None:
+    assert credentials_from({}) is None
+    creds = credentials_from(
+        {"REDACTOR_ZENDESK_EMAIL": EMAIL, "REDACTOR_ZENDESK_API_TOKEN": API_TOKEN}
+    )
+    assert creds == CREDENTIALS
+    assert API_TOKEN not in repr(creds)
+
+
+def test_the_stand_in_refuses_a_rewrite_that_is_not_a_redaction() -> None:
+    # The check the redaction test relies on can fail: markup changed beyond <redact>.
+    from tests.backfill.zendesk_standin import _REDACT
+
+    stored = "<p>card 1</p>"
+    assert _REDACT.sub(lambda m: m.group(1), "<p>card <redact>1</redact></p>") == stored
+    assert _REDACT.sub(lambda m: m.group(1), "<p>card <redact>1</redact> </p>") != stored
+
+
+async def test_the_command_runs_with_credentials_from_the_environment(
+    store: Store, aiohttp_server
+) -> None:
+    import asyncio
+    import sys
+
+    from tests.backfill.test_cli import _env
+
+    standin = _standin()
+    server = await aiohttp_server(standin.app())
+    env = {
+        **_env(store),
+        "REDACTOR_ZENDESK_EMAIL": EMAIL,
+        "REDACTOR_ZENDESK_API_TOKEN": API_TOKEN,
+    }
+    argv = [sys.executable, "-m", "redactor", "backfill", "zendesk", "--subdomain", "acme"]
+    argv += ["--base-url", str(server.make_url("")), "--tenant", TENANT]
+
+    async def run(environ: dict[str, str]) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    no_creds = {k: v for k, v in env.items() if not k.startswith("REDACTOR_ZENDESK")}
+    code, _, err = await run(no_creds)
+    assert code == 2
+    assert "REDACTOR_ZENDESK_API_TOKEN" in err
+    code, out, err = await run(env)
+    assert code == 0, err
+    assert "review: ticket 103 comment 5: value in an HTML attribute" in out
+    assert "4 comments changed" in err
+    assert API_TOKEN not in out + err
+    _no_value(out + err)
+    trail = (store.root / "audit-cli.jsonl").read_text()
+    assert trail.count('"event":"backfill_zendesk"') == 2
+    _no_value(trail)
+    assert (store.config.data_dir / "backfill-zendesk-acme.json").is_file()
