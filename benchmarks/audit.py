@@ -181,8 +181,8 @@ def serve_child(args: argparse.Namespace) -> None:
     if args.chain in ("off", "legacy"):
         original = resources.open_audit_sink
 
-        async def unchained(settings: Any) -> AuditSink:
-            sink = await original(settings)
+        async def unchained(settings: Any, metrics: Any = None) -> AuditSink:
+            sink = await original(settings, metrics)
             await sink.close()
             plain = UnchainedSink(settings.audit_log, KEY, checkpoint_interval_s=0)
             await plain.open()

@@ -92,15 +92,40 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from redactor.config.listen import parse_listen
     from redactor.ops.demo import main_demo
     from redactor.ops.logconfig import configure_logging
     from vault.errors import VaultError
 
     configure_logging(console=True)
     try:
-        return main_demo(Path(args.data_dir), args.listen, args.admin_listen, dict(os.environ))
+        return main_demo(
+            Path(args.data_dir),
+            args.listen,
+            args.admin_listen,
+            dict(os.environ),
+            agent_listen=args.agent_listen,
+            upstream_listen=parse_listen(args.upstream_listen, "--upstream-listen"),
+        )
     except (ConfigError, VaultError, OSError) as exc:
         return _start_error(exc)
+
+
+def _cmd_dev_token(args: argparse.Namespace) -> int:
+    from redactor.ops.devtoken import mint_dev_token, refuse_production
+    from redactor.settings import Overrides, load_vault_config
+
+    try:
+        vault = load_vault_config(Overrides(config=args.config, data_dir=args.data_dir), os.environ)
+        refuse_production(vault)
+        token = mint_dev_token(
+            vault.data_dir, role=args.role, tenant=args.tenant, ttl_s=args.ttl, subject=args.sub
+        )
+    except ConfigError as exc:
+        print(f"redactor: {exc.detail or exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
@@ -141,13 +166,40 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         description=(
             "Starts the proxy on 127.0.0.1:8080 in development mode (SQLite vault and a "
             "generated key in ./redactor-demo-data) in front of a demo upstream on "
-            "127.0.0.1:9000 that answers with what it received, and prints a curl line."
+            "127.0.0.1:9000 that answers with what it received, and the agent API on "
+            "127.0.0.1:8081 trusting a development signing key (see `redactor dev-token`) "
+            "with the default reveal policy; prints a curl line for each."
         ),
     )
     demo.add_argument("--data-dir", default="redactor-demo-data", metavar="DIR")
     demo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
     demo.add_argument("--admin-listen", default="127.0.0.1:9090", metavar="HOST:PORT")
+    demo.add_argument("--agent-listen", default="127.0.0.1:8081", metavar="HOST:PORT")
+    demo.add_argument(
+        "--upstream-listen", default="127.0.0.1:9000", metavar="HOST:PORT",
+        help="where the demo upstream listens",
+    )  # fmt: skip
     demo.set_defaults(handler=_cmd_demo)
+
+    dev_token = sub.add_parser(
+        "dev-token",
+        help="print a JWT for the demo's agent API, signed by its development key",
+        description=(
+            "Prints a JWT signed by the development key `redactor demo` keeps in its data "
+            "directory (the demo's agent listener trusts its JWKS). Refuses a configuration "
+            "in force (--config, REDACTOR_* environment) with production key material or a "
+            "PostgreSQL vault: real agents get their tokens from the identity provider."
+        ),
+    )
+    dev_token.add_argument("--role", required=True, help="the role claim, e.g. support_agent")
+    dev_token.add_argument("--tenant", default="demo", help="the tenant claim (default: demo)")
+    dev_token.add_argument(
+        "--ttl", type=int, default=3600, metavar="S", help="lifetime in seconds (default 3600)"
+    )
+    dev_token.add_argument("--sub", default="dev-agent", help="the subject claim")
+    dev_token.add_argument("--data-dir", default="redactor-demo-data", metavar="DIR")
+    dev_token.add_argument("--config", default=None, metavar="FILE")
+    dev_token.set_defaults(handler=_cmd_dev_token)
 
     health = sub.add_parser(
         "health",

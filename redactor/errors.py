@@ -22,6 +22,11 @@ class RedactorError(Exception):
         self.detail = detail
         super().__init__(self.message if detail is None else f"{self.message}: {detail}")
 
+    def answer_fields(self) -> dict[str, str]:
+        """Fields the error answer carries besides `error` and `request_id`: fixed texts our
+        code chose (a field name, what it must be), never input."""
+        return {}
+
 
 class ConfigError(RedactorError):
     """A setting, key file or policy file is invalid; raised at start, never per request."""

@@ -53,9 +53,14 @@ def _request_id(request: web.Request) -> str:
     return new_request_id()
 
 
-def error_response(status: int, code: str, request_id: str, **extra: str) -> web.Response:
-    """The JSON error body every failure gets: a stable code and the request id, no value."""
-    resp = web.json_response({"error": code, "request_id": request_id}, status=status)
+def error_response(
+    status: int, code: str, request_id: str, fields: dict[str, str] | None = None, **extra: str
+) -> web.Response:
+    """The JSON error body every failure gets: a stable code and the request id, no value;
+    `fields`: what the error adds (RedactorError.answer_fields)."""
+    resp = web.json_response(
+        {"error": code, **(fields or {}), "request_id": request_id}, status=status
+    )
     resp.headers[REQUEST_ID_HEADER] = request_id
     for name, value in extra.items():
         resp.headers[name] = value
@@ -80,7 +85,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             log.info("request_refused", status=status, error=code)
         retry_after = getattr(exc, "retry_after_s", None) or (5 if status == 503 else None)
         extra = {"Retry-After": str(retry_after)} if retry_after else {}
-        resp = error_response(status, code, request_id, **extra)
+        fields = exc.answer_fields() if isinstance(exc, RedactorError) else None
+        resp = error_response(status, code, request_id, fields, **extra)
         if getattr(exc, "close_connection", False):
             # The rest of the request never came (a slow client): no keep-alive after this.
             resp.force_close()

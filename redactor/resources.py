@@ -37,6 +37,8 @@ class Resources(SharedHandles):
     shared: SharedResources
     ingress: IngressResources
     agent: AgentResources | None = None
+    # Set on SIGTERM/SIGINT: /readyz answers 503 while requests in flight finish.
+    draining: bool = False
 
     async def warm_scan_pool(self) -> None:
         """Start the scan worker and build its detectors now, not on the first large body."""
@@ -46,7 +48,33 @@ class Resources(SharedHandles):
 RESOURCES = web.AppKey("resources", Resources)
 
 
-async def open_audit_sink(settings: Settings) -> AuditSink:
+@dataclass(frozen=True, slots=True)
+class AuditMetrics:
+    """The audit sink's writes and health, counted in this process's metrics (the sink is a
+    core and knows no metrics; with several workers the exposition sums them)."""
+
+    metrics: Metrics
+
+    def written(self, records: int, nbytes: int) -> None:
+        self.metrics.audit_written(records, nbytes)
+
+    def failed(self, records: int) -> None:
+        self.metrics.audit_failed(records)
+
+    def writable(self, ok: bool) -> None:
+        self.metrics.audit_health(ok)
+
+    def file_replaced(self, cause: str) -> None:
+        self.metrics.audit_file_replaced(cause)
+
+    def tail_repaired(self) -> None:
+        self.metrics.audit_tail_repaired()
+
+    def fsync_failed(self) -> None:
+        self.metrics.audit_fsync_failed()
+
+
+async def open_audit_sink(settings: Settings, metrics: Metrics | None = None) -> AuditSink:
     """The audit sink of this process, open, with its own chain.
 
     Raises ConfigError (no or bad audit key) or AuditWriteError (the file cannot be opened).
@@ -63,6 +91,7 @@ async def open_audit_sink(settings: Settings) -> AuditSink:
         max_bytes=settings.audit_max_bytes,
         checkpoint_interval_s=settings.audit_checkpoint_interval_s,
         fsync=settings.audit_fsync,
+        observer=None if metrics is None else AuditMetrics(metrics),
     )
     await sink.open()
     return sink
@@ -81,16 +110,14 @@ async def open_resources(
     session: aiohttp.ClientSession | None = None
     scan_pool = scan_pool if scan_pool is not None else ScanPool()
     try:
-        audit = await open_audit_sink(settings)
+        metrics = Metrics(multiprocess_dir=settings.metrics_dir)
+        audit = await open_audit_sink(settings, metrics)
         # auto_decompress: responses reach redact_responses routes already decoded.
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.upstream_pool_size),
             auto_decompress=True,
             raise_for_status=False,
         )
-        metrics = Metrics()
-        # /readyz and the audit gauge read the sink's health (failed writes, a replaced file).
-        metrics.watch_audit(audit.health)
         shared = SharedResources(
             vault,
             session,
@@ -100,7 +127,8 @@ async def open_resources(
             upstream_timeout_s=settings.upstream_timeout_s,
             upstream_connect_timeout_s=settings.upstream_connect_timeout_s,
         )
-        adapter = VaultAdapter(vault)
+        scan_pool.metrics = metrics
+        adapter = VaultAdapter(vault, shared.metrics)
         ingress = IngressResources(shared, settings.ingress(), Rewriter(), scan_pool=scan_pool)
         ingress.build_pipelines(adapter)
         res = Resources(settings, shared, ingress)

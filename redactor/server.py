@@ -27,6 +27,7 @@ from redactor.ingress.app import build_proxy_app
 from redactor.ingress.scan_pool import ScanPool
 from redactor.ops.admin import build_admin_app
 from redactor.resources import Resources, open_resources
+from redactor.runtime.metrics import start_multiprocess, stop_multiprocess, worker_exited
 from redactor.settings import Listen, Settings
 from vault.errors import VaultError
 
@@ -239,6 +240,7 @@ async def run_server(
     async with open_resources(settings, scan_pool) as res:
         await _audit_start(res)
         runners: list[web.AppRunner] = []
+        admin: web.AppRunner | None = None
         reloader: PolicyReloader | None = None
         try:
             # Bound inside the try: a busy port still ends with a stop record after the start.
@@ -247,10 +249,8 @@ async def run_server(
                     build_proxy_app(res.ingress), settings.listen, settings, reuse_port=reuse_port
                 )
             )
-            runners.append(
-                await start_site(
-                    build_admin_app(res), settings.admin_listen, settings, reuse_port=reuse_port
-                )
+            admin = await start_site(
+                build_admin_app(res), settings.admin_listen, settings, reuse_port=reuse_port
             )
             if res.agent is not None and settings.agent is not None:
                 runners.append(
@@ -278,11 +278,17 @@ async def run_server(
                 await ready(res)
             await stop.wait()
         finally:
+            # Draining: /readyz says 503 from now on, so a load balancer stops sending, while
+            # the serving listeners stop accepting and their requests in flight finish. The
+            # admin listener goes last: it answers the 503 until the end.
+            res.draining = True
+            log.info("redactor_draining")
             loop.remove_signal_handler(signal.SIGHUP)
             if reloader is not None:
                 await reloader.close()
-            for runner in runners:
-                await runner.cleanup()
+            await asyncio.gather(*(runner.cleanup() for runner in runners))
+            if admin is not None:
+                await admin.cleanup()
             await _audit_stop(res)
             log.info("redactor_stopped")
 
@@ -367,15 +373,25 @@ def serve(settings: Settings) -> int:
     # worker does not touch (and so copy) those shared pages.
     gc.collect()
     gc.freeze()
+    # One metrics exposition for all workers: each writes its own files in a fresh private
+    # directory, /metrics on any of them sums them all (removed again when all have stopped).
+    metrics_dir = start_multiprocess()
     ctx = multiprocessing.get_context("fork")
     procs = [
         ctx.Process(
             target=_worker,
-            args=(replace(settings, audit_log=worker_audit_log(settings.audit_log, n)),),
+            args=(
+                replace(
+                    settings,
+                    audit_log=worker_audit_log(settings.audit_log, n),
+                    metrics_dir=metrics_dir,
+                ),
+            ),
             daemon=False,
         )
         for n in range(1, settings.workers + 1)
     ]
+    gone: set[int] = set()
     stopping = False
 
     def stop_all(_signum: int = 0, _frame: object = None) -> None:
@@ -394,6 +410,9 @@ def serve(settings: Settings) -> int:
         while any(p.is_alive() for p in procs):
             for proc in procs:
                 proc.join(timeout=0.5)
+                if proc.exitcode is not None and proc.pid is not None and proc.pid not in gone:
+                    gone.add(proc.pid)
+                    worker_exited(metrics_dir, proc.pid)
                 if proc.exitcode not in (None, 0) and not stopping:
                     # One worker died on its own: stop the rest, so the orchestrator restarts
                     # the container instead of serving at reduced capacity unnoticed.
@@ -405,3 +424,4 @@ def serve(settings: Settings) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        stop_multiprocess(metrics_dir)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,10 @@ class Settings:
     # record per message (request id, route, counts, outcome, status), and the line cost a
     # tenth of a clean message's CPU (issue 14).
     access_log: bool = False
+    # Set by the supervisor of `--workers N` (never read from a file or the environment):
+    # where every worker's metric files live, so /metrics sums all of them. Out of the repr:
+    # a fresh directory per run must not change the config digest.
+    metrics_dir: Path | None = field(default=None, repr=False)
 
     def route_for(self, path: str) -> RouteSettings | None:
         """The route with the longest matching prefix, or None."""

@@ -8,6 +8,7 @@ every value. Data keys are unwrapped once and kept in memory; nothing else is ca
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import secrets
 import time
@@ -48,6 +49,7 @@ from vault.stores.base import (
     KekUsage,
     KeyState,
     NewRow,
+    RevealBudget,
     StoredValue,
     TokenStore,
 )
@@ -614,6 +616,20 @@ class Vault:
         self._unwrapped = {k: v for k, v in self._unwrapped.items() if k[0] != tenant}
         log.warning("tenant_erased", tenant=tenant, tokens=count)
         return count
+
+    async def take_reveals(
+        self, tenant: str, subject: str, count: int, *, limit: int, window_s: float, now: float
+    ) -> RevealBudget:
+        """Count up to `count` full reveals of (`tenant`, `subject`) against `limit` per
+        `window_s` seconds, shared by every process and replica on this vault.
+
+        The subject is stored as a digest. Raises VaultUnavailableError.
+        """
+        self._raise_fault()
+        if count <= 0:
+            return RevealBudget(0, None)
+        key = hashlib.sha256(f"{tenant}\x00{subject}".encode()).hexdigest()
+        return await self._store.take_reveals(key, count, limit=limit, window_s=window_s, now=now)
 
     async def plan_purge(self, older_than_s: int, *, local_now: int | None = None) -> PurgePlan:
         """What `purge(older_than_s)` would delete, counted from the store's clock where it

@@ -102,6 +102,7 @@ SUPPORTED_ALGORITHMS = ASYMMETRIC_ALGORITHMS | {"HS256"}
 # RFC 7518 3.2: an HS256 key must be at least as long as the hash output (256 bits).
 MIN_HS256_SECRET_BYTES = 32
 MAX_LEEWAY_S = 300.0  # beyond five minutes "leeway" is a different expiry policy
+DEFAULT_JWKS_MIN_REFRESH_INTERVAL_S = 5.0
 MAX_TOKEN_CHARS = 8192  # aiohttp's header limit; a longer "token" is not one of ours
 _BEARER = re.compile(r"Bearer[ ]+(\S+)[ ]*", re.IGNORECASE)
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -130,7 +131,10 @@ class AuthSettings:
     revoked_kids: frozenset[str] = field(default_factory=frozenset)
     jwks_cache_ttl_s: float = 300.0
     jwks_timeout_s: float = 5.0
-    jwks_min_refresh_interval_s: float = 30.0
+    # An unknown kid refetches the set at once (an IdP rotated its keys), but never within
+    # this long of the last fetch: kids are attacker input. A few seconds: a rotation costs a
+    # caller at most one 401, and a flood of random kids one fetch per interval.
+    jwks_min_refresh_interval_s: float = DEFAULT_JWKS_MIN_REFRESH_INTERVAL_S
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -220,8 +224,23 @@ def _number(payload: dict[str, Any], claim: str) -> float | None:
     return seconds
 
 
+def claim_value(payload: dict[str, Any], path: str) -> Any:
+    """The claim `path` names: a top-level claim of that exact name first (namespaced claims
+    such as `https://example.com/roles` contain dots), else a dotted path into nested objects
+    (`realm_access.roles`, `resource_access.my-client.roles`, as Keycloak sends them).
+    None when any step is missing or not an object."""
+    if path in payload:
+        return payload[path]
+    value: Any = payload
+    for step in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return value
+
+
 def _text_claim(payload: dict[str, Any], claim: str) -> str:
-    value = payload.get(claim)
+    value = claim_value(payload, claim)
     if value is None or value == "":
         raise ClaimMissingError
     if not isinstance(value, str):
@@ -230,7 +249,7 @@ def _text_claim(payload: dict[str, Any], claim: str) -> str:
 
 
 def _roles_claim(payload: dict[str, Any], claim: str) -> tuple[str, ...]:
-    value = payload.get(claim)
+    value = claim_value(payload, claim)
     if value is None:
         raise ClaimMissingError
     # RFC 8693 / RFC 9068 use a space-separated string (`scope`); most IdPs send a list.

@@ -10,6 +10,7 @@ that is not there is refused, and the path a tool appends can never leave the de
 
 from __future__ import annotations
 
+import time
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -215,6 +216,8 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
     timeout = ClientTimeout(
         total=agent.shared.upstream_timeout_s, connect=agent.shared.upstream_connect_timeout_s
     )
+    started = time.perf_counter()
+    answered = False
     try:
         async with agent.session.request(
             request.method,
@@ -224,11 +227,17 @@ async def handle_outbound(request: web.Request) -> web.StreamResponse:
             allow_redirects=False,  # a redirect could lead off the allow-listed origin
             timeout=timeout,
         ) as answer:
+            answered = True
+            agent.metrics.upstream_answered(
+                "outbound", answer.status, time.perf_counter() - started
+            )
             # The client decoded any Content-Encoding: the answer is plain here. Too big to
             # scan is too big to show: UpstreamResponseTooLargeError, never a cut answer.
             raw = await read_answer_bounded(answer, route.max_body_bytes)
             status, reason, answer_headers = answer.status, answer.reason, answer.headers
     except (ClientError, OSError, TimeoutError) as exc:
+        if not answered:
+            agent.metrics.upstream_answered("outbound", None, time.perf_counter() - started)
         raise upstream_failure(exc) from None
 
     back_headers = end_to_end_headers(answer_headers, _DROP_BACK)

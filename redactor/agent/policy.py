@@ -309,6 +309,20 @@ class SlidingWindowLimiter:
             del self._events[key]
 
 
+class RevealLimiter(Protocol):
+    """What `decide` asks before granting a full reveal."""
+
+    def try_acquire(self, key: Hashable, now: float, *, limit: int, window_s: float) -> bool: ...
+
+
+class CountedElsewhere:
+    """Grants every full reveal here: the caller counts the granted ones afterwards, in the
+    vault's database, so the limit holds across workers and replicas (agent/resolve.py)."""
+
+    def try_acquire(self, key: Hashable, now: float, *, limit: int, window_s: float) -> bool:
+        return True
+
+
 # --- deciding ------------------------------------------------------------------------------------
 
 
@@ -369,7 +383,7 @@ def _check_ticket(rule: TicketRule, ticket_ref: str | None) -> Reason | None:
 
 def decide(
     policy: Policy,
-    limiter: SlidingWindowLimiter,
+    limiter: RevealLimiter,
     principal: Identity,
     token_tenant: str,
     entity_type: str,
@@ -434,11 +448,11 @@ def raise_for_decision(decision: Decision) -> None:
 class PolicyStore:
     """Holds the current policy and the full-reveal limiter; `reload` keeps the last good policy."""
 
-    def __init__(self, path: Path, *, limiter: SlidingWindowLimiter | None = None) -> None:
+    def __init__(self, path: Path, *, limiter: RevealLimiter | None = None) -> None:
         """Load `path` now. Raises PolicyFileError: a bad policy at start stops the start."""
         self._path = path
         self._policy = load_policy(path)
-        self._limiter = limiter if limiter is not None else SlidingWindowLimiter()
+        self._limiter: RevealLimiter = limiter if limiter is not None else SlidingWindowLimiter()
 
     @property
     def policy(self) -> Policy:

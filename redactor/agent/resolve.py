@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,8 @@ log = structlog.get_logger()
 # Set by handlers for the challenge middleware (agent_app.py), which adds the headers.
 CHALLENGE = web.RequestKey("www_authenticate", str)
 RETRY_AFTER_S = web.RequestKey("retry_after_s", int)
+# The level a caller asked for (a fixed word, never a value): a label of the call metric.
+LEVEL_ASKED = web.RequestKey("level_asked", str)
 
 MAX_TOKEN_CHARS = 64  # the longest token is 37 characters; longer strings are not tokens
 MAX_FREE_TEXT_CHARS = 4000  # a purpose or ticket; the policy's own maximum is 2000
@@ -65,15 +68,35 @@ class UnauthenticatedError(AuthError):
 
 
 class AgentRequestError(RedactorError):
+    """A malformed agent request: the answer names the field and what it must be (both fixed
+    texts of ours: never the caller's key or value, which may hold a card number)."""
+
     status = 400
     code = "request_invalid"
     message = "request body is not a valid agent request"
+
+    def __init__(self, field: str = "body", expected: str = "a JSON object") -> None:
+        super().__init__(field)
+        self.field = field
+        self.expected = expected
+
+    def answer_fields(self) -> dict[str, str]:
+        return {"field": self.field, "expected": self.expected}
 
 
 class TooManyTokensError(RedactorError):
     status = 400
     code = "too_many_tokens"
     message = "too many tokens in one request"
+
+    def __init__(self, max_tokens: int | None = None) -> None:
+        super().__init__()
+        self.max_tokens = max_tokens
+
+    def answer_fields(self) -> dict[str, str]:
+        if self.max_tokens is None:
+            return {}
+        return {"field": "tokens", "expected": f"at most {self.max_tokens} tokens"}
 
 
 class RevealRateLimitedError(RedactorError):
@@ -116,8 +139,14 @@ def _optional_text(doc: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_FREE_TEXT_CHARS:
-        raise AgentRequestError(key)
+        raise AgentRequestError(key, f"a string of at most {MAX_FREE_TEXT_CHARS} characters")
     return value
+
+
+_EXPECTED = {
+    "tokens": "a non-empty array of token strings",
+    "text": "a string holding tokens",
+}
 
 
 def parse_reveal_request(body: bytes, *, text: bool, max_tokens: int) -> RevealRequest:
@@ -127,30 +156,34 @@ def parse_reveal_request(body: bytes, *, text: bool, max_tokens: int) -> RevealR
     """
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise AgentRequestError() from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise AgentRequestError("body", "a JSON object (UTF-8)") from None
     main_key = "text" if text else "tokens"
-    if not isinstance(doc, dict) or main_key not in doc:
-        raise AgentRequestError(main_key)
-    unknown = set(doc) - {main_key, "purpose", "ticket", "level"}
-    if unknown:
-        raise AgentRequestError("unknown key")
+    if not isinstance(doc, dict):
+        raise AgentRequestError("body", "a JSON object")
+    if main_key not in doc:
+        raise AgentRequestError(main_key, "present: " + _EXPECTED[main_key])
+    if set(doc) - {main_key, "purpose", "ticket", "level"}:
+        # The unknown key itself is not named: it is caller input.
+        raise AgentRequestError("body", f"only the keys {main_key}, purpose, ticket, level")
     level = doc.get("level")
     if level is not None and level not in (Level.MASKED, Level.USE, Level.FULL):
-        raise AgentRequestError("level")
+        raise AgentRequestError("level", "one of masked, use, full (or absent)")
     if text:
         body_text = doc["text"]
         if not isinstance(body_text, str):
-            raise AgentRequestError("text")
+            raise AgentRequestError("text", _EXPECTED["text"])
         tokens = tuple(dict.fromkeys(m.group(0) for m in TOKEN_PATTERN.finditer(body_text)))
     else:
         body_text = None
         raw = doc["tokens"]
         if not isinstance(raw, list) or not raw or not all(isinstance(t, str) for t in raw):
-            raise AgentRequestError("tokens")
+            raise AgentRequestError("tokens", _EXPECTED["tokens"])
         tokens = tuple(raw)
-    if len(set(tokens)) > max_tokens or len(tokens) > 10 * max_tokens:
-        raise TooManyTokensError()
+    # A list counts every entry, repeats too (what the OpenAPI document's maxItems says); a
+    # text counts the different tokens in it.
+    if len(tokens) > max_tokens:
+        raise TooManyTokensError(max_tokens)
     return RevealRequest(
         tokens=tokens,
         purpose=_optional_text(doc, "purpose"),
@@ -261,6 +294,44 @@ def decide_tokens(
     return decisions
 
 
+async def count_full_reveals(
+    agent: AgentResources, principal: Principal, decisions: dict[str, Decision | None]
+) -> int | None:
+    """Count the granted full reveals in the vault's window for the subject; those past the
+    policy's limit become `rate_limited` (in `decisions`, in order). Returns the seconds until
+    the oldest counted reveal leaves the window when any was refused, else None.
+
+    Raises VaultTimeoutError or a VaultError (503): an uncounted reveal is never granted."""
+    limit = agent.policies.policy.full_rate_limit
+    full = [t for t, d in decisions.items() if d is not None and d.granted_level is Level.FULL]
+    if limit is None or not full:
+        return None
+    now = time.time()
+    try:
+        async with asyncio.timeout(agent.shared.vault_timeout_s):
+            budget = await agent.vault.take_reveals(
+                principal.tenant,
+                principal.subject,
+                len(full),
+                limit=limit.max_reveals,
+                window_s=limit.window_s,
+                now=now,
+            )
+    except TimeoutError:
+        raise VaultTimeoutError() from None
+    for token in full[budget.granted :]:
+        decision = decisions[token]
+        assert decision is not None  # noqa: S101 - `full` holds granted decisions only
+        decisions[token] = replace(
+            decision, granted_level=Level.NONE, reason_code=Reason.RATE_LIMITED
+        )
+    if budget.granted == len(full):
+        return None
+    oldest = budget.oldest_at if budget.oldest_at is not None else now
+    # RFC 9110 10.2.3: whole seconds; at least one, so a client never retries at once.
+    return max(1, math.ceil(oldest + limit.window_s - now))
+
+
 async def resolve_granted(
     agent: AgentResources, principal: Principal, tokens: Sequence[str]
 ) -> dict[str, Resolution]:
@@ -270,7 +341,10 @@ async def resolve_granted(
     if not tokens:
         return {}
     try:
-        async with asyncio.timeout(agent.shared.vault_timeout_s):
+        async with (
+            agent.metrics.vault_call("resolve"),
+            asyncio.timeout(agent.shared.vault_timeout_s),
+        ):
             return await agent.vault.resolve_many(principal.tenant, list(tokens))
     except TimeoutError:
         raise VaultTimeoutError() from None
@@ -315,10 +389,12 @@ async def reveal(
     AuditWriteError (503: then no value is answered).
     """
     agent = agent_of(request)
+    request[LEVEL_ASKED] = req.level.value if req.level is not None else "default"
     policy_version = agent.policies.policy.version
     decisions = decide_tokens(
         agent, principal, req.tokens, purpose=req.purpose, ticket=req.ticket, requested=req.level
     )
+    retry_after_s = await count_full_reveals(agent, principal, decisions)
     granted = [t for t, d in decisions.items() if d is not None and d.granted]
     found = await resolve_granted(agent, principal, granted)
 
@@ -373,9 +449,7 @@ async def reveal(
         denied=len(outcomes) - revealed,
     )
     if outcomes and all(o.reason == Reason.RATE_LIMITED for o in outcomes.values()):
-        limit = agent.policies.policy.full_rate_limit
-        # The window is an upper bound on the wait: the limiter does not expose its next slot.
-        request[RETRY_AFTER_S] = int(limit.window_s) if limit is not None else 60
+        request[RETRY_AFTER_S] = retry_after_s if retry_after_s is not None else 60
         raise RevealRateLimitedError()
     return outcomes
 

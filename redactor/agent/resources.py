@@ -11,7 +11,7 @@ from aiohttp import web
 
 from redactor.agent.auth import TokenVerifier
 from redactor.agent.config import AgentSettings
-from redactor.agent.policy import PolicyStore
+from redactor.agent.policy import CountedElsewhere, PolicyStore
 from redactor.detection import Detector
 from redactor.runtime import SharedHandles, SharedResources
 
@@ -55,7 +55,9 @@ async def open_agent(
 ) -> AgentResources:
     """Load the policy and start the JWT verifier. PolicyFileError (a ConfigError naming
     file, line and reason) stops the start."""
-    policies = PolicyStore(settings.policy_path)
+    # Full reveals are counted in the vault's database after deciding (one window per subject
+    # for every worker and replica), not in this process.
+    policies = PolicyStore(settings.policy_path, limiter=CountedElsewhere())
     verifier = TokenVerifier(settings.auth, session=shared.session)
     await verifier.start()
     log.info(

@@ -231,6 +231,50 @@ class SinkHealth:
     fsync_failures: int
 
 
+class WriteObserver(Protocol):
+    """Told of the sink's writes and of changes to its health (the composition root exports
+    them as metrics: the sink is a core and knows no metrics). Called on the loop or in the
+    sink's writer thread, one call at a time."""
+
+    def written(self, records: int, nbytes: int) -> None:
+        """A batch of `records` lines (`nbytes` bytes) was written."""
+
+    def failed(self, records: int) -> None:
+        """A batch of `records` lines could not be written and was refused."""
+
+    def writable(self, ok: bool) -> None:
+        """Writes succeed (`ok`, also said once at open) or have started to fail."""
+
+    def file_replaced(self, cause: str) -> None:
+        """The path stopped naming the open file (`deleted`, `moved`, `replaced`)."""
+
+    def tail_repaired(self) -> None:
+        """A file opened with a torn last line was ended and the cut recorded."""
+
+    def fsync_failed(self) -> None:
+        """An fsync of the audit file failed."""
+
+
+class _NoObserver:
+    def written(self, records: int, nbytes: int) -> None:
+        pass
+
+    def failed(self, records: int) -> None:
+        pass
+
+    def writable(self, ok: bool) -> None:
+        pass
+
+    def file_replaced(self, cause: str) -> None:
+        pass
+
+    def tail_repaired(self) -> None:
+        pass
+
+    def fsync_failed(self) -> None:
+        pass
+
+
 class AuditSink:
     """Appends chained JSON lines to a file (or stdout), in order.
 
@@ -272,10 +316,12 @@ class AuditSink:
         fsync: str = DEFAULT_FSYNC,
         fsync_interval_s: float = DEFAULT_FSYNC_INTERVAL_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: WriteObserver | None = None,
     ) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ValueError("fsync must be batch, interval or never")
         self._path = path
+        self._observer: WriteObserver = observer if observer is not None else _NoObserver()
         self._state = ChainState(chain_id or secrets.token_hex(8), key)
         self._signer = LineSigner(key)
         self._kid = key_id(key)
@@ -351,6 +397,7 @@ class AuditSink:
                 await asyncio.to_thread(self._open_file, self._path)
             except OSError:
                 raise AuditWriteError("open") from None
+        self._observer.writable(self._failing_since is None)
         if self._checkpoint_interval_s > 0:
             self._ticker = self._loop.create_task(self._checkpoint_every())
         if self._path is not None and self._fsync == "interval":
@@ -388,6 +435,7 @@ class AuditSink:
         self._newline_owed = True
         chain = _TORN_CHAIN.match(torn)
         self._torn_tails += 1
+        self._observer.tail_repaired()
         self._notes.append(
             {
                 "event": TAIL_REPAIRED_EVENT,
@@ -491,10 +539,12 @@ class AuditSink:
         log.error("audit_write_failed", records=len(records))
         if self._failing_since is None:
             self._failing_since = self._now()
+            self._observer.writable(False)
         self._episode_batches += 1
         self._episode_records += len(records)
         self._failed_batches += 1
         self._failed_records += len(records)
+        self._observer.failed(len(records))
 
     def _writes_inline(self, records: list[dict[str, Any]]) -> bool:
         # Only the plain case runs on the loop: a file (stdout may be a slow pipe), a small
@@ -559,12 +609,14 @@ class AuditSink:
         # Only now is the chain past these lines: a failed write leaves no gap in `seq`, and
         # nothing of it on disk to fork the chain later.
         state.advance(seq, prev)
+        self._observer.written(len(records), len(text))
         self._notes.clear()
         self._newline_owed = False
         if self._failing_since is not None:
             log.warning("audit_write_recovered", failed_batches=self._episode_batches)
             self._failing_since = None
             self._episode_batches = self._episode_records = 0
+            self._observer.writable(True)
         for cp_seq, cp_mac, data in checkpoints:
             self._append_checkpoint(cp_seq, cp_mac, data)
         if self._fd is not None and self._size >= self._max_bytes:
@@ -624,6 +676,7 @@ class AuditSink:
         # disk where an operator looks, and the first of them says what happened. The
         # chain goes on (same id, next seq), so a moved file and this one verify together.
         self._files_replaced[cause] = self._files_replaced.get(cause, 0) + 1
+        self._observer.file_replaced(cause)
         # Owed before the new file is opened: if that fails, the next batch opens it and the
         # record still goes first.
         self._notes.insert(
@@ -657,6 +710,7 @@ class AuditSink:
                 os.fdatasync(fd)
         except OSError:
             self._fsync_failures += 1
+            self._observer.fsync_failed()
             log.error("audit_fsync_failed", path=str(self._path))  # noqa: TRY400
         finally:
             self._dirty = False
@@ -724,6 +778,7 @@ class AuditSink:
                 await asyncio.to_thread(os.fdatasync, fd)
             except OSError:
                 self._fsync_failures += 1
+                self._observer.fsync_failed()
                 self._dirty = True
                 log.error("audit_fsync_failed", path=str(self._path))  # noqa: TRY400
             finally:

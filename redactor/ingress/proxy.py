@@ -90,7 +90,7 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
     try:
         return await _proxy(request, res, route)
     except RedactorError as exc:
-        res.metrics.failures.labels(route.name, exc.code).inc()
+        res.metrics.failed(route.name, exc.code)
         res.metrics.request_done(route.name, exc.status)
         if not isinstance(exc, AuditWriteError):
             # "not_sent": the upstream never got it; "upstream_failed": it may have.
@@ -106,7 +106,7 @@ async def handle_proxy(request: web.Request) -> web.StreamResponse:
         raise
     except Exception as exc:
         code = getattr(exc, "code", "internal_error")
-        res.metrics.failures.labels(route.name, str(code)).inc()
+        res.metrics.failed(route.name, str(code))
         raise
 
 
@@ -169,7 +169,7 @@ async def _proxy(
         )
     )
     for entity, n in counts.items():
-        res.metrics.findings.labels(route.name, entity).inc(n)
+        res.metrics.found(route.name, entity, n)
 
     add_forwarded_headers(request, headers)
     headers[REQUEST_ID_HEADER] = request_id
@@ -189,10 +189,14 @@ async def _forward(
 ) -> web.StreamResponse:
     session: ClientSession = res.session
     timeout = _timeout(res.shared.upstream_timeout_s, res.shared.upstream_connect_timeout_s)
+    started = time.perf_counter()
+    answered = False
     try:
         async with session.request(
             request.method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
         ) as upstream:
+            answered = True
+            res.metrics.upstream_answered("ingress", upstream.status, time.perf_counter() - started)
             if route.redact_responses:
                 redacted = await _redacted_response(request, res, route, upstream)
                 await _audit_delivery(request, res, route, "forwarded", redacted.status, None)
@@ -220,7 +224,7 @@ async def _forward(
                     # stream would corrupt it. Abort the connection, so the client sees a
                     # cut answer for what it is.
                     _abort(request)
-                    res.metrics.failures.labels(route.name, "upstream_broke_mid_answer").inc()
+                    res.metrics.failed(route.name, "upstream_broke_mid_answer")
                     log.warning("upstream_broke_mid_answer", status=response.status)
                     await _audit_delivery(
                         request, res, route, "upstream_failed", response.status,
@@ -228,6 +232,8 @@ async def _forward(
                     )  # fmt: skip
                     return response
     except (ClientError, OSError, TimeoutError) as exc:
+        if not answered:
+            res.metrics.upstream_answered("ingress", None, time.perf_counter() - started)
         raise upstream_failure(exc) from None
     res.metrics.request_done(route.name, response.status)
     if res.settings.access_log:
@@ -277,7 +283,7 @@ async def _audit_delivery(
             )
         )
     except AuditWriteError:
-        res.metrics.failures.labels(route.name, "audit_delivery_unrecorded").inc()
+        res.metrics.failed(route.name, "audit_delivery_unrecorded")
         log.error("delivery_not_audited", outcome=outcome)  # noqa: TRY400 - the sink logged why
 
 

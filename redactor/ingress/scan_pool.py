@@ -14,6 +14,7 @@ import structlog
 from redactor.detection import DetectionOptions
 from redactor.errors import RedactorError
 from redactor.redaction.scanning import warm_worker
+from redactor.runtime.metrics import Metrics
 
 log = structlog.get_logger()
 
@@ -39,6 +40,8 @@ class ScanPool:
 
     def __init__(self, executor: ProcessPoolExecutor | None = None) -> None:
         self._executor = executor if executor is not None else self._new()
+        # The process's metrics, once they exist (the pool is forked before them).
+        self.metrics: Metrics | None = None
 
     @classmethod
     def forked_now(cls, warm: Iterable[DetectionOptions]) -> ScanPool:
@@ -62,7 +65,10 @@ class ScanPool:
         """`fn(*args)` in the worker. Raises what `fn` raises, or ScanUnavailableError."""
         executor = self._executor
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+            if self.metrics is None:
+                return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+            async with self.metrics.scanning():
+                return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except BrokenProcessPool:
             log.error("scan_worker_died")  # noqa: TRY400 -- the traceback is the pool's, not ours
             if self._executor is executor:

@@ -1,4 +1,5 @@
-"""The admin listener: liveness, readiness (vault and key ring) and Prometheus metrics.
+"""The admin listener: liveness, readiness (vault, key ring, audit sink, not draining) and
+Prometheus metrics.
 
 It runs on a listener of its own, so no upstream path is ever shadowed by these.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from redactor.audit import AuditWriteError
 from redactor.resources import RESOURCES
@@ -26,10 +27,15 @@ async def readyz(request: web.Request) -> web.Response:
     and when the audit sink can write (after a failed write, it tries again here: a full disk
     keeps the answer at 503 `audit_unavailable` until space returns).
 
+    Draining (SIGTERM arrived, requests in flight finishing) is not ready either: 503
+    `draining`, whatever the vault and the audit sink say.
     Not ready says why with a stable code (`vault_gone`, `key_ring_mismatch`,
     `audit_unavailable`, ...); the versions involved are in the log, never key material.
     """
     res = request.app[RESOURCES]
+    if res.draining:
+        # Stopping: no new traffic, whatever the vault says.
+        return web.json_response({"status": "draining"}, status=503)
     vault = "ok"
     try:
         async with asyncio.timeout(res.settings.vault_timeout_s):
@@ -56,8 +62,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """The Prometheus exposition of the whole server (every worker's counters summed)."""
     res = request.app[RESOURCES]
-    body = generate_latest(res.metrics.registry)
+    body = res.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -31,7 +31,7 @@ from vault.errors import (
 )
 from vault.keyring import KeyMaterial, add_kek_version, generate_key_material, read_key_file
 from vault.service import Corrupt, Erased, KeyMissing, NotFound, Resolved, Vault
-from vault.stores.base import Heartbeat
+from vault.stores.base import SCHEMA_VERSION, Heartbeat
 from vault.tokens import EntityType, parse_token
 
 DAY_S = 86_400
@@ -334,8 +334,8 @@ async def test_migrate_is_idempotent_and_check_ready_passes(vault: Vault, backen
 
     store = await open_store(backend.config)
     try:
-        assert await store.migrate() == 3
-        assert await store.migrate() == 3
+        assert await store.migrate() == SCHEMA_VERSION
+        assert await store.migrate() == SCHEMA_VERSION
     finally:
         await store.close()
     await vault.check_ready()

@@ -17,8 +17,9 @@ from vault.mark import VaultMark
 
 # 1: tokens and data keys. 2: the key records (check values, states, an epoch counter) and the
 # heartbeats of running processes. 3: the vault's id and minted counter (its high-water mark),
-# a pending rotation, and tokens recorded as lost by `vault reconcile --record`.
-SCHEMA_VERSION = 3
+# a pending rotation, and tokens recorded as lost by `vault reconcile --record`. 4: full reveals
+# counted for the reveal rate limit (reveal_events).
+SCHEMA_VERSION = 4
 
 KekState = Literal["active", "decrypt-only", "retired"]
 
@@ -109,6 +110,15 @@ class Heartbeat:
     expires_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class RevealBudget:
+    """What `take_reveals` allowed: how many of the reveals asked for were counted, and when
+    the oldest reveal still counted in the window happened (None: none is counted)."""
+
+    granted: int
+    oldest_at: float | None
+
+
 class TokenStore(Protocol):
     """Persistence for tokens and data keys. Every method is one transaction.
 
@@ -133,6 +143,14 @@ class TokenStore(Protocol):
 
     async def read_epoch(self) -> int | None:
         """The key-state counter (one cheap read); None before keys are recorded."""
+        ...
+
+    async def take_reveals(
+        self, subject_key: str, count: int, *, limit: int, window_s: float, now: float
+    ) -> RevealBudget:
+        """In one transaction serialised per subject across processes and replicas: forget
+        reveals older than the window, count `subject_key`'s, and record up to `count` more
+        at `now` without passing `limit`."""
         ...
 
     async def read_key_state(self) -> KeyState | None:

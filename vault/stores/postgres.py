@@ -32,6 +32,7 @@ from vault.stores.base import (
     KekUsage,
     KeyState,
     NewRow,
+    RevealBudget,
     StoredValue,
     retire_refusal,
 )
@@ -124,6 +125,16 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             recorded_at bigint NOT NULL,
             PRIMARY KEY (tenant, token)
         )""",
+    ),
+    4: (
+        # One row per full reveal counted by the reveal rate limit; `subject_key` is a digest
+        # of (tenant, subject), never the subject itself.
+        """CREATE TABLE reveal_events (
+            subject_key text NOT NULL,
+            at double precision NOT NULL
+        )""",
+        "CREATE INDEX reveal_events_subject ON reveal_events (subject_key, at)",
+        "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
 }
 
@@ -338,6 +349,32 @@ class PostgresStore:
         async with self._connection() as conn:
             value = await conn.fetchval("SELECT epoch FROM vault_keys")
         return None if value is None else int(value)
+
+    async def take_reveals(
+        self, subject_key: str, count: int, *, limit: int, window_s: float, now: float
+    ) -> RevealBudget:
+        """Count and record reveals under a per-subject advisory lock: two replicas' count and
+        insert for one subject never interleave (READ COMMITTED alone would let both pass)."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                f"reveal:{self._schema}:{subject_key}",
+            )
+            await conn.execute("DELETE FROM reveal_events WHERE at <= $1", now - window_s)
+            row = await conn.fetchrow(
+                "SELECT COUNT(*), MIN(at) FROM reveal_events WHERE subject_key = $1", subject_key
+            )
+            counted = int(row[0]) if row is not None else 0
+            oldest = row[1] if row is not None else None
+            granted = max(0, min(count, limit - counted))
+            if granted:
+                await conn.executemany(
+                    "INSERT INTO reveal_events (subject_key, at) VALUES ($1, $2)",
+                    [(subject_key, now)] * granted,
+                )
+        if oldest is None and granted:
+            oldest = now
+        return RevealBudget(granted, None if oldest is None else float(oldest))
 
     async def read_key_state(self) -> KeyState | None:
         """The key records, or None if none were ever recorded."""

@@ -36,6 +36,7 @@ from vault.stores.base import (
     KekUsage,
     KeyState,
     NewRow,
+    RevealBudget,
     StoredValue,
     retire_refusal,
 )
@@ -124,6 +125,16 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             recorded_at INTEGER NOT NULL,
             PRIMARY KEY (tenant, token)
         )""",
+    ),
+    4: (
+        # One row per full reveal counted by the reveal rate limit; `subject_key` is a digest
+        # of (tenant, subject), never the subject itself.
+        """CREATE TABLE reveal_events (
+            subject_key TEXT NOT NULL,
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX reveal_events_subject ON reveal_events (subject_key, at)",
+        "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
 }
 
@@ -326,6 +337,30 @@ class SqliteStore:
         async with self._guard():
             rows = list(await self._conn.execute_fetchall("SELECT epoch FROM vault_keys"))
         return int(rows[0][0]) if rows else None
+
+    async def take_reveals(
+        self, subject_key: str, count: int, *, limit: int, window_s: float, now: float
+    ) -> RevealBudget:
+        # BEGIN IMMEDIATE takes the write lock first: the count and the inserts of two
+        # processes cannot interleave.
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM reveal_events WHERE at <= ?", (now - window_s,))
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT COUNT(*), MIN(at) FROM reveal_events WHERE subject_key = ?",
+                    (subject_key,),
+                )
+            )
+            counted, oldest = int(rows[0][0]), rows[0][1]
+            granted = max(0, min(count, limit - counted))
+            if granted:
+                await conn.executemany(
+                    "INSERT INTO reveal_events (subject_key, at) VALUES (?, ?)",
+                    [(subject_key, now)] * granted,
+                )
+        if oldest is None and granted:
+            oldest = now
+        return RevealBudget(granted, None if oldest is None else float(oldest))
 
     async def read_key_state(self) -> KeyState | None:
         """The key records, or None if none were ever recorded."""
