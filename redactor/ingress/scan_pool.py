@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -17,6 +20,26 @@ from redactor.redaction.scanning import warm_worker
 from redactor.runtime.metrics import Metrics
 
 log = structlog.get_logger()
+
+# How often a scan worker looks whether the server that started it is still there.
+_PARENT_CHECK_S = 0.5
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Initializer of a scan worker: end it when the server that started it is gone.
+
+    A SIGKILLed server never shuts its pool down; its worker, re-parented to PID 1, waited on
+    its queue forever (about 100 MB each, and a supervisor restarting the server piled them
+    up). A daemon thread polls the parent: cheap, and it needs no Linux-only prctl."""
+    if os.getppid() != parent_pid:
+        os._exit(0)  # the server died while this worker was starting
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="scan-parent-watch", daemon=True).start()
 
 
 class ScanUnavailableError(RedactorError):
@@ -51,7 +74,10 @@ class ScanPool:
         14: a spawned scan worker cost ~90 MiB per server process). A worker that dies is
         replaced by a spawned one."""
         executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("fork")
+            max_workers=1,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
         )
         for options in warm:
             executor.submit(warm_worker, options).result()
@@ -59,7 +85,12 @@ class ScanPool:
 
     @staticmethod
     def _new() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        )
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)` in the worker. Raises what `fn` raises, or ScanUnavailableError."""
