@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -29,7 +29,10 @@ from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
 from redactor.detection.digits import digit_count
 from redactor.errors import BodyUnparseableError
 
-__all__ = ["JsonView", "parse_json"]
+__all__ = ["JsonView", "ValueViews", "parse_json"]
+
+# How a string value or key is read: (decoded text, field name, kind) -> its view.
+ValueViews = Callable[[str, "str | None", str], TextView]
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
@@ -161,16 +164,27 @@ class JsonView:
         "_slots",
         "_source",
         "_table",
+        "_value_view",
         "segments",
     )
 
-    def __init__(self, source: str, start: int = 0, *, min_segment_digits: int = 0) -> None:
+    def __init__(
+        self,
+        source: str,
+        start: int = 0,
+        *,
+        value_view: ValueViews,
+        min_segment_digits: int = 0,
+    ) -> None:
         """Scan `source[start:]`. Raises BodyUnparseableError if it is not exactly one JSON value.
 
+        `value_view` reads each string (a document in a string, HTML, encoded words: the
+        caller's choice, so this module needs no import of the readings that contain it).
         Strings with fewer than `min_segment_digits` digit characters are not segments: a
         caller looking for 9+ digit values skips every key-like and short field that way, and
         decoding (JSON escapes, HTML references) only ever removes digits, never adds them.
         """
+        self._value_view = value_view
         self._min_digits = min_segment_digits
         self._members = 0
         self._source = source
@@ -200,9 +214,7 @@ class JsonView:
         text, text_map, end = _scan_string(source, pos)
         if self._too_few_digits(source[pos + 1 : end - 1]):
             return end
-        from redactor.bodies.nested import value_view
-
-        view = value_view(text, field_name, "json_string")
+        view = self._value_view(text, field_name, "json_string")
         slot_id = len(self._slots)
         self._slots.append(_StringSlot(pos + 1, end - 1, text, text_map, view))
         self._table.add(slot_id, view.segments)
@@ -216,9 +228,7 @@ class JsonView:
         text, text_map, end = _scan_string(source, pos)
         if self._too_few_digits(source[pos + 1 : end - 1], minimum):
             return end
-        from redactor.bodies.nested import value_view
-
-        view = value_view(text, field_name, "json_key")
+        view = self._value_view(text, field_name, "json_key")
         slot_id = len(self._slots)
         self._slots.append(_KeySlot(pos + 1, end - 1, text, text_map, view, object_start, member))
         self._object_ends.setdefault(object_start, -1)
@@ -379,8 +389,15 @@ def _reject_constant(_name: str) -> None:
     raise ValueError("NaN and Infinity are not JSON")
 
 
-def parse_json(body: bytes, charset: str | None = None, *, min_segment_digits: int = 0) -> TextBody:
-    """Parse a JSON body (RFC 8259, UTF-8 unless declared otherwise).
+def parse_json(
+    body: bytes,
+    charset: str | None = None,
+    *,
+    value_view: ValueViews,
+    min_segment_digits: int = 0,
+) -> TextBody:
+    """Parse a JSON body (RFC 8259, UTF-8 unless declared otherwise); `value_view` reads each
+    string value and key (`bodies.nested.value_view`).
 
     Raises BodyUnparseableError for invalid JSON, bad bytes or an unknown charset.
     """
@@ -388,7 +405,7 @@ def parse_json(body: bytes, charset: str | None = None, *, min_segment_digits: i
     text, codec, errors = decode_text(body, charset or "utf-8")
     # A UTF-8 byte order mark is tolerated on input and kept on output.
     start = 1 if text.startswith("\ufeff") else 0
-    view = JsonView(text, start, min_segment_digits=min_segment_digits)
+    view = JsonView(text, start, value_view=value_view, min_segment_digits=min_segment_digits)
     try:
         json.loads(text[start:], parse_constant=_reject_constant)
     except (ValueError, RecursionError):

@@ -38,7 +38,7 @@ def value_view(text: str, field_name: str | None, kind: str) -> TextView:
     if _looks_like_json(text):
         with nested():
             try:
-                return JsonView(text, min_segment_digits=_MIN_DIGITS)
+                return JsonView(text, value_view=value_view, min_segment_digits=_MIN_DIGITS)
             except BodyUnparseableError:
                 pass  # braces, but not JSON: plain text below
     if has_encoded_words(text):

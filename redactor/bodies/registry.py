@@ -18,6 +18,7 @@ from redactor.bodies.json_body import parse_json
 from redactor.bodies.limits import BodyLimits, budget_for, check_segments
 from redactor.bodies.mime import parse_content_type
 from redactor.bodies.multipart_body import parse_multipart
+from redactor.bodies.nested import value_view
 from redactor.bodies.segments import Edit, ParsedBody
 from redactor.bodies.text_body import parse_text
 from redactor.errors import UnsupportedMediaTypeError
@@ -60,7 +61,9 @@ def _parse_decoded(
     charset = parsed.params.get("charset") if parsed else None
     if parsed is not None and media_type is not None and content_type is not None:
         if media_type in _JSON_TYPES or media_type.endswith("+json"):
-            return parse_json(body, charset, min_segment_digits=min_segment_digits)
+            return parse_json(
+                body, charset, value_view=value_view, min_segment_digits=min_segment_digits
+            )
         if media_type in _HTML_TYPES:
             return parse_html(body, charset)
         if media_type == "application/x-www-form-urlencoded":
