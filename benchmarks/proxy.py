@@ -498,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
         }
         args.out.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {args.out.relative_to(_ROOT)}")
+        out = args.out.resolve()
+    print(f"wrote {out.relative_to(_ROOT) if out.is_relative_to(_ROOT) else out}")
     return 0
 
 
