@@ -74,8 +74,10 @@ class _Where:
             return label
         if self.root is None:
             return f"{self.source}: {label}"
-        line = node_at(self.root, path).start_mark.line + 1
-        return f"{self.source} line {line}: {label}"
+        node = node_at(self.root, path)
+        if path and node is self.root:
+            return label  # not in the file: given by a flag or an environment variable
+        return f"{self.source} line {node.start_mark.line + 1}: {label}"
 
 
 def check_config(flags: Overrides, environ: Mapping[str, str]) -> CheckResult:
