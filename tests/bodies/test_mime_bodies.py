@@ -448,3 +448,16 @@ def test_a_card_folded_across_lines_is_read_unfolded_and_rewritten(media_type: s
     assert out == raw.replace(b"4111 1111 11\r\n 11 1111", b"TOKEN")
     # Folds elsewhere and every other byte stay as they were.
     assert parsed.rebuild({}) == raw
+
+
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "text/plain", None])
+def test_compressed_bytes_under_a_label_that_does_not_say_so_are_refused(
+    content_type: str | None,
+) -> None:
+    raw = gzip.compress(b"card 4111 1111 1111 1111")
+    with pytest.raises(UnsupportedMediaTypeError) as refused:
+        parse_body(raw, content_type)
+    assert refused.value.code == "compressed_without_encoding"
+    # Declared, the same bytes are inflated and read.
+    parsed = parse_body(raw, "text/plain", content_encoding="gzip")
+    assert any("4111 1111 1111 1111" in s.text for s in parsed.segments)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redactor.bodies import Edit, parse_body
+from redactor.bodies.registry import COMPRESSED_MAGIC
 from redactor.bodies.text_body import looks_like_iso2022, looks_like_utf16
 from redactor.errors import BodyError
 from tests.bodies.shapes import SHAPE_BUILDERS, positive_items
@@ -127,10 +128,12 @@ def test_text_and_html_bodies_round_trip_any_bytes(raw, content_type) -> None:
         parsed = parse_body(raw, content_type)
     except BodyError:
         # Refused only where a reader would decode it otherwise: a byte order mark that its
-        # charset cannot decode, UTF-16-looking text with no mark and no charset, or ISO-2022
-        # escapes that do not decode.
+        # charset cannot decode, UTF-16-looking text with no mark and no charset, ISO-2022
+        # escapes that do not decode, or compressed data under a text label.
         assert (
-            raw.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE))
+            raw.startswith(
+                (codecs.BOM_UTF8, codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE, *COMPRESSED_MAGIC)
+            )
             or looks_like_utf16(raw)
             or looks_like_iso2022(raw)
         )

@@ -351,6 +351,13 @@ async def test_a_hidden_value_is_refused_with_its_reading_in_the_audit_record(
     with capture_logs() as logs:
         resp = await proxy.client.post(sent.path, data=sent.body, headers=sent.headers)
         text = await resp.text()
+    if where == "gzip body without Content-Encoding":
+        # Redaction refuses compressed bytes it was not told of before the verifier looks
+        # (scanning them as text could corrupt the stream); nothing leaves either way.
+        assert (resp.status, json.loads(text)["error"]) == (415, "compressed_without_encoding")
+        assert proxy.upstream.received == []
+        assert PAN not in proxy.audit_path.read_text() + text + repr(logs)
+        return
     if reading is None:
         # redaction may read this one itself; then it is tokenised, never forwarded raw
         assert resp.status in (200, 422)
