@@ -58,6 +58,7 @@ __all__ = [
     "load_settings",
     "load_vault_config",
     "parse_listen",
+    "paths_resolved",
     "pick",
     "resolve_file_paths",
     "with_routes",
@@ -185,9 +186,18 @@ def _config_doc(flags: Overrides, environ: Mapping[str, str]) -> dict[str, Any]:
     if not config_path:
         return {}
     path = Path(config_path)
-    doc = load_yaml_file(path, ROUTES_SCHEMA)
+    return paths_resolved(load_yaml_file(path, ROUTES_SCHEMA), path, flags, environ)
+
+
+def paths_resolved(
+    doc: Mapping[str, Any], config_path: Path, flags: Overrides, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """The file's document with its relative paths resolved by the one rule, the data
+    directory taken from the flag or the environment when given."""
     data_dir = flags.data_dir or environ.get("REDACTOR_DATA_DIR")
-    return resolve_file_paths(doc, path.resolve().parent, Path(data_dir) if data_dir else None)
+    return resolve_file_paths(
+        doc, config_path.resolve().parent, Path(data_dir) if data_dir else None
+    )
 
 
 def resolve_file_paths(

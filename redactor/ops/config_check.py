@@ -33,8 +33,8 @@ from redactor.settings import (
     load_audit_trail_config,
     load_settings,
     load_vault_config,
+    paths_resolved,
     pick,
-    resolve_file_paths,
 )
 from vault.errors import VaultError
 from vault.keyring import parse_key_material, read_key_file
@@ -90,10 +90,7 @@ def check_config(flags: Overrides, environ: Mapping[str, str]) -> CheckResult:
         result.problems += [_text(p) for p in problems]
         if data is None or problems:
             return result
-        data_dir = flags.data_dir or environ.get("REDACTOR_DATA_DIR")
-        doc = resolve_file_paths(
-            data, Path(config).resolve().parent, Path(data_dir) if data_dir else None
-        )
+        doc = paths_resolved(data, Path(config), flags, environ)
         where = _Where(config, root)
     _check_routes(doc, environ, where, result.problems)
     _check_listeners(flags, environ, doc, where, result.problems)
