@@ -318,7 +318,8 @@ class PostgresStore:
             current = await conn.fetchval("SELECT version FROM vault_schema") or 0
             if current > SCHEMA_VERSION:
                 raise VaultSchemaError("store schema is newer than this redactor")
-            for version in range(current + 1, SCHEMA_VERSION + 1):
+            # Steps are numbered by feature; a number may be unused, so walk the ones defined.
+            for version in sorted(v for v in _MIGRATIONS if current < v <= SCHEMA_VERSION):
                 for statement in _MIGRATIONS[version]:
                     await conn.execute(statement)
             await conn.execute(

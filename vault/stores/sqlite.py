@@ -296,7 +296,8 @@ class SqliteStore:
             current = int(rows[0][0]) if rows else 0
             if current > SCHEMA_VERSION:
                 raise VaultSchemaError("store schema is newer than this redactor")
-            for version in range(current + 1, SCHEMA_VERSION + 1):
+            # Steps are numbered by feature; a number may be unused, so walk the ones defined.
+            for version in sorted(v for v in _MIGRATIONS if current < v <= SCHEMA_VERSION):
                 for statement in _MIGRATIONS[version]:
                     await conn.execute(statement)
             await conn.execute(
