@@ -109,6 +109,7 @@ async def open_resources(
     audit: AuditSink | None = None
     session: aiohttp.ClientSession | None = None
     scan_pool = scan_pool if scan_pool is not None else ScanPool()
+    agent: AgentResources | None = None
     try:
         metrics = Metrics(multiprocess_dir=settings.metrics_dir)
         audit = await open_audit_sink(settings, metrics)
@@ -136,9 +137,11 @@ async def open_resources(
             # Purposes are scrubbed, and outbound answers tokenised, with the default policy.
             detector = ingress.detector(DetectionOptions())
             pipeline = Pipeline(detector, ingress.rewriter, adapter, settings.vault_timeout_s)
-            res.agent = await open_agent(shared, settings.agent, detector, pipeline)
+            agent = res.agent = await open_agent(shared, settings.agent, detector, pipeline)
         yield res
     finally:
+        if agent is not None:
+            await agent.revocations.close()
         await scan_pool.close()
         if session is not None:
             await session.close()

@@ -91,8 +91,18 @@ class ClaimInvalidError(AuthError):
 
 
 class TokenRevokedError(AuthError):
+    """A token whose signature verified is revoked (its jti is listed): the caller is told so
+    (401 token_revoked), since only the holder of a genuine token can get this far."""
+
     code = "token_revoked"
-    message = "token or its signing key has been revoked"
+    message = "token has been revoked"
+
+
+class KeyRevokedError(TokenRevokedError):
+    """A token of a revoked signing key: refused before its signature is checked, so it gets
+    the opaque 401 like any unverified token (audited as token_revoked)."""
+
+    message = "token signing key has been revoked"
 
 
 # --- settings and output -------------------------------------------------------------------------
@@ -353,7 +363,7 @@ class TokenVerifier:
             raise TokenMalformedError
         if kid is not None and kid in self._settings.revoked_kids:
             # Checked before any key lookup: a revoked key's tokens must not even cost a fetch.
-            raise TokenRevokedError
+            raise KeyRevokedError
         key = await self._key_for(alg, kid)
         payload = self._decode(token, key, alg)
         self._check_times(payload)

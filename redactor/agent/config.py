@@ -13,12 +13,45 @@ from redactor.agent.auth import AuthSettings
 from redactor.agent.jwks import is_https_or_loopback_http
 from redactor.config.listen import Listen
 from redactor.errors import ConfigError
+from vault.config import parse_duration_s
+from vault.errors import VaultConfigError
 
 # Agent requests are small JSON documents; a megabyte is far above any real one.
 DEFAULT_AGENT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_TOKENS_PER_REQUEST = 100
 # Clock skew allowed on `exp`, `nbf` and `iat` (README, "Agent API").
 DEFAULT_JWT_LEEWAY_S = 30.0
+# The revocation list (README, "Revoking agent tokens"): each process polls it this often, and
+# refuses agent calls (503) once its copy is older than REVOCATION_DELAY_S, so a revocation
+# holds on every worker and replica within that delay.
+DEFAULT_REVOCATION_POLL_S = 1.0
+MAX_REVOCATION_POLL_S = 2.0
+REVOCATION_DELAY_S = 5.0
+# How long `agents revoke --jti` refuses a token when neither --for nor --until is given: set
+# it to the longest lifetime of your IdP's access tokens (a token outliving it works again).
+DEFAULT_REVOKED_JTI_TTL = "24h"
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationSettings:
+    """How a server process follows the revocation list, and the default life of a jti entry."""
+
+    poll_interval_s: float = DEFAULT_REVOCATION_POLL_S
+    jti_ttl_s: int = 86400
+
+
+def parse_revocations(raw: Mapping[str, Any]) -> RevocationSettings:
+    """The `agent.revocations` section (already schema-checked). Raises ConfigError."""
+    poll = float(raw.get("poll_interval_s", DEFAULT_REVOCATION_POLL_S))
+    if not 0 < poll <= MAX_REVOCATION_POLL_S:
+        raise ConfigError(
+            f"agent.revocations.poll_interval_s must be above 0 and at most {MAX_REVOCATION_POLL_S:g}"
+        )
+    try:
+        ttl = parse_duration_s(str(raw.get("jti_ttl", DEFAULT_REVOKED_JTI_TTL)))
+    except VaultConfigError as exc:
+        raise ConfigError(f"agent.revocations.jti_ttl: {exc}") from None
+    return RevocationSettings(poll_interval_s=poll, jti_ttl_s=ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +73,7 @@ class AgentSettings:
     max_body_bytes: int = DEFAULT_AGENT_MAX_BODY_BYTES
     max_tokens_per_request: int = DEFAULT_MAX_TOKENS_PER_REQUEST
     outbound: tuple[OutboundRoute, ...] = ()
+    revocations: RevocationSettings = RevocationSettings()
 
     def outbound_route(self, name: str) -> OutboundRoute | None:
         """The allow-listed route called `name`, or None."""
@@ -106,4 +140,5 @@ def parse_agent(
         max_body_bytes=raw.get("max_body_bytes", DEFAULT_AGENT_MAX_BODY_BYTES),
         max_tokens_per_request=raw.get("max_tokens_per_request", DEFAULT_MAX_TOKENS_PER_REQUEST),
         outbound=outbound,
+        revocations=parse_revocations(raw.get("revocations", {})),
     )

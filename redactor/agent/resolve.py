@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from aiohttp import hdrs, web
 
-from redactor.agent.auth import Principal
+from redactor.agent.auth import KeyRevokedError, Principal, TokenRevokedError
 from redactor.agent.masking import mask_card, mask_ssn
 from redactor.agent.policy import Decision, Level, Reason
 from redactor.agent.resources import AGENT, AgentResources
@@ -65,6 +65,14 @@ class UnauthenticatedError(AuthError):
 
     code = "unauthenticated"
     message = "authentication failed"
+
+
+class TokenRevokedAnswerError(AuthError):
+    """A genuine token that is revoked (by jti or subject): told apart from other 401s so
+    the holder stops retrying and gets a new token (README, "Revoking agent tokens")."""
+
+    code = "token_revoked"
+    message = "this token has been revoked"
 
 
 class AgentRequestError(RedactorError):
@@ -229,20 +237,36 @@ def agent_of(request: web.Request) -> AgentResources:
 
 
 async def authenticate(request: web.Request, route: str) -> Principal:
-    """The verified caller. Raises UnauthenticatedError (401) after auditing the reason."""
+    """The verified caller, unless its token is revoked. Raises UnauthenticatedError (401,
+    the reason audited only) or TokenRevokedAnswerError (401 token_revoked) after auditing,
+    RevocationsUnavailableError (503) when this process's revocation list is too old."""
     agent = agent_of(request)
     authorization = request.headers.get(hdrs.AUTHORIZATION)
+    principal: Principal | None = None
     try:
-        principal = await agent.verifier.verify(authorization)
+        verified = await agent.verifier.verify(authorization)
         # The tenant claim becomes a vault tenant id: it must fit the vault's alphabet.
-        check_tenant(principal.tenant)
+        check_tenant(verified.tenant)
+    except KeyRevokedError as exc:
+        # Refused before its signature was checked: as opaque as any unverified token.
+        reason, told = exc.code, False
+    except TokenRevokedError as exc:
+        reason, told = exc.code, True
+        agent.metrics.revoked_refusal("jti")
     except AuthError as exc:
-        reason = exc.code
+        reason, told = exc.code, False
     except TenantFormatError:
-        reason = "claim_invalid"
+        reason, told = "claim_invalid", False
     else:
-        return principal
-    request[CHALLENGE] = _REALM if reason == "token_missing" else f'{_REALM}, error="invalid_token"'
+        # After the signature: only a genuine token's holder learns it is revoked.
+        revoked_by = agent.revocations.check(verified.token_id, verified.tenant, verified.subject)
+        if revoked_by is None:
+            return verified
+        principal = verified
+        reason, told = TokenRevokedError.code, True
+        agent.metrics.revoked_refusal(revoked_by)
+    challenge = f'{_REALM}, error="invalid_token"'
+    request[CHALLENGE] = _REALM if reason == "token_missing" else challenge
     log.info("agent_unauthenticated", reason=reason, route=route)
     await agent.audit.write(
         AccessEvent(
@@ -250,13 +274,16 @@ async def authenticate(request: web.Request, route: str) -> Principal:
             time=now_iso(),
             request_id=request[REQUEST_ID],
             route=route,
-            subject=None,
-            tenant=None,
+            subject=principal.subject if principal else None,
+            tenant=principal.tenant if principal else None,
             token=None,
             level=Level.NONE.value,
             reason=reason,
+            token_id=principal.token_id if principal else None,
         )
     )
+    if told:
+        raise TokenRevokedAnswerError()
     raise UnauthenticatedError()
 
 

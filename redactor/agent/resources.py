@@ -12,6 +12,7 @@ from aiohttp import web
 from redactor.agent.auth import TokenVerifier
 from redactor.agent.config import AgentSettings
 from redactor.agent.policy import CountedElsewhere, PolicyStore
+from redactor.agent.revocations import RevocationWatch
 from redactor.detection import Detector
 from redactor.runtime import SharedHandles, SharedResources
 
@@ -45,6 +46,8 @@ class AgentResources(SharedHandles):
     detector: Detector
     # Redacts answers that come back through outbound routes.
     outbound_pipeline: AnswerRedactor
+    # This process's copy of the revocation list (polled in the background; close it).
+    revocations: RevocationWatch
 
 
 async def open_agent(
@@ -53,19 +56,29 @@ async def open_agent(
     detector: Detector,
     outbound_pipeline: AnswerRedactor,
 ) -> AgentResources:
-    """Load the policy and start the JWT verifier. PolicyFileError (a ConfigError naming
-    file, line and reason) stops the start."""
+    """Load the policy, start the JWT verifier and load the revocation list. PolicyFileError
+    (a ConfigError naming file, line and reason) or a VaultError stops the start; the caller
+    closes `revocations` when it is done."""
     # Full reveals are counted in the vault's database after deciding (one window per subject
     # for every worker and replica), not in this process.
     policies = PolicyStore(settings.policy_path, limiter=CountedElsewhere())
     verifier = TokenVerifier(settings.auth, session=shared.session)
     await verifier.start()
+    revocations = RevocationWatch(
+        shared.vault.store,
+        poll_interval_s=settings.revocations.poll_interval_s,
+        timeout_s=shared.vault_timeout_s,
+    )
+    # Last: nothing after it can fail and leave its task running.
+    await revocations.start()
     log.info(
         "agent_api_ready",
         policy=str(settings.policy_path),
         outbound=[r.name for r in settings.outbound],
     )
-    return AgentResources(shared, settings, verifier, policies, detector, outbound_pipeline)
+    return AgentResources(
+        shared, settings, verifier, policies, detector, outbound_pipeline, revocations
+    )
 
 
 AGENT = web.AppKey("agent", AgentResources)

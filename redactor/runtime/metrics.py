@@ -123,6 +123,7 @@ class Metrics:
     failures: Counter = field(init=False)
     latency: Histogram = field(init=False)
     agent_calls: Counter = field(init=False)
+    revoked_refusals: Counter = field(init=False)
     vault_operations: Counter = field(init=False)
     vault_latency: Histogram = field(init=False)
     upstream_calls: Counter = field(init=False)
@@ -170,6 +171,11 @@ class Metrics:
             "redactor_agent_calls",
             "Agent API calls by endpoint, outcome (ok or the error code) and requested level",
             ["endpoint", "outcome", "level"],
+        ))  # fmt: skip
+        set_(self, "revoked_refusals", counter(
+            "redactor_agent_revoked_refusals",
+            "Agent calls refused with 401 token_revoked, by the entry that matched (jti, subject)",
+            ["by"],
         ))  # fmt: skip
         set_(self, "vault_operations", counter(
             "redactor_vault_operations",
@@ -233,6 +239,8 @@ class Metrics:
         for cause in AUDIT_FILE_CAUSES:
             # Exported at 0 from the start: an alert on the rate needs the series to exist.
             self.audit_replaced.labels(cause)
+        for by in ("jti", "subject"):
+            self.revoked_refusals.labels(by)
         set_(self, "scan_queue", Gauge(
             "redactor_scan_queue_depth",
             "Large bodies waiting for or in the scan worker",
@@ -275,6 +283,10 @@ class Metrics:
     def agent_call(self, endpoint: str, outcome: str, level: str) -> None:
         """Count one agent API call (`level`: the level asked for, `default` when none)."""
         self._child(self.agent_calls, endpoint, outcome, level).inc()
+
+    def revoked_refusal(self, by: str) -> None:
+        """Count one agent call refused because its token is revoked (`by`: jti or subject)."""
+        self._child(self.revoked_refusals, by).inc()
 
     def upstream_answered(self, side: str, status: int | None, seconds: float) -> None:
         """Count one upstream call (`status` None: no answer) and its time to headers."""

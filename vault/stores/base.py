@@ -14,12 +14,14 @@ from typing import Literal, Protocol
 
 from vault.errors import KeyRetireError
 from vault.mark import VaultMark
+from vault.revocations import Revocation
 
 # 1: tokens and data keys. 2: the key records (check values, states, an epoch counter) and the
 # heartbeats of running processes. 3: the vault's id and minted counter (its high-water mark),
 # a pending rotation, and tokens recorded as lost by `vault reconcile --record`. 4: full reveals
-# counted for the reveal rate limit (reveal_events).
-SCHEMA_VERSION = 4
+# counted for the reveal rate limit (reveal_events). 5: the agent revocation list and its
+# version counter (vault/revocations.py).
+SCHEMA_VERSION = 5
 
 KekState = Literal["active", "decrypt-only", "retired"]
 
@@ -151,6 +153,28 @@ class TokenStore(Protocol):
         """In one transaction serialised per subject across processes and replicas: forget
         reveals older than the window, count `subject_key`'s, and record up to `count` more
         at `now` without passing `limit`."""
+        ...
+
+    async def revocation_version(self) -> int:
+        """The revocation list's version counter: one cheap read, polled by every process."""
+        ...
+
+    async def read_revocations(self, now: int | None) -> list[Revocation]:
+        """Entries of the revocation list that expire after `now` (None: every entry kept)."""
+        ...
+
+    async def add_revocation(self, entry: Revocation) -> bool:
+        """Record `entry` (replacing one with the same key) and bump the version counter, in
+        one transaction. True if no entry had that key."""
+        ...
+
+    async def remove_revocation(self, kind: str, tenant: str, value: str) -> bool:
+        """Delete one entry and bump the version counter; False (nothing changed) if absent."""
+        ...
+
+    async def purge_revocations(self, before: int) -> int:
+        """Delete entries that expired at or before `before`; how many. No version bump:
+        readers ignore expired entries already."""
         ...
 
     async def read_key_state(self) -> KeyState | None:

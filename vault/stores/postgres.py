@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
+from vault import revocations as rl
 from vault.errors import (
     KeyCommandBusyError,
     KeyRingMismatchError,
@@ -136,6 +137,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_subject ON reveal_events (subject_key, at)",
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
+    5: rl.POSTGRES_MIGRATION,
 }
 
 _READ_MARK = (
@@ -376,6 +378,38 @@ class PostgresStore:
         if oldest is None and granted:
             oldest = now
         return RevealBudget(granted, None if oldest is None else float(oldest))
+
+    async def revocation_version(self) -> int:
+        async with self._connection() as conn:
+            value = await conn.fetchval(rl.READ_VERSION)
+        return 0 if value is None else int(value)
+
+    async def read_revocations(self, now: int | None) -> list[rl.Revocation]:
+        async with self._connection() as conn:
+            if now is None:
+                rows = await conn.fetch(rl.PG_SELECT_ALL)
+            else:
+                rows = await conn.fetch(rl.PG_SELECT_LIVE, now)
+        return [rl.entry_of(r) for r in rows]
+
+    async def add_revocation(self, entry: rl.Revocation) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            found = await conn.fetchval(rl.PG_EXISTS, *entry.key)
+            await conn.execute(rl.PG_UPSERT, *rl.entry_params(entry))
+            await conn.execute(rl.BUMP_VERSION)
+        return found is None
+
+    async def remove_revocation(self, kind: str, tenant: str, value: str) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            gone = await conn.fetch(rl.PG_DELETE, kind, tenant, value)
+            if gone:
+                await conn.execute(rl.BUMP_VERSION)
+        return bool(gone)
+
+    async def purge_revocations(self, before: int) -> int:
+        async with self._connection() as conn:
+            rows = await conn.fetch(rl.PG_PURGE, before)
+        return len(rows)
 
     async def read_key_state(self) -> KeyState | None:
         """The key records, or None if none were ever recorded."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from vault import revocations as rl
 from vault.errors import (
     KeyRingMismatchError,
     KeyStateChangedError,
@@ -136,6 +137,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_subject ON reveal_events (subject_key, at)",
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
+    5: rl.SQLITE_MIGRATION,
 }
 
 # Expired check-ins are kept this long (for `keys list`), then deleted by the next check-in.
@@ -362,6 +364,38 @@ class SqliteStore:
         if oldest is None and granted:
             oldest = now
         return RevealBudget(granted, None if oldest is None else float(oldest))
+
+    async def revocation_version(self) -> int:
+        async with self._guard():
+            rows = list(await self._conn.execute_fetchall(rl.READ_VERSION))
+        return int(rows[0][0]) if rows else 0
+
+    async def read_revocations(self, now: int | None) -> list[rl.Revocation]:
+        async with self._guard():
+            if now is None:
+                rows = await self._conn.execute_fetchall(rl.SQLITE_SELECT_ALL)
+            else:
+                rows = await self._conn.execute_fetchall(rl.SQLITE_SELECT_LIVE, (now,))
+        return [rl.entry_of(r) for r in rows]
+
+    async def add_revocation(self, entry: rl.Revocation) -> bool:
+        async with self._transaction() as conn:
+            found = list(await conn.execute_fetchall(rl.SQLITE_EXISTS, entry.key))
+            await conn.execute(rl.SQLITE_UPSERT, rl.entry_params(entry))
+            await conn.execute(rl.BUMP_VERSION)
+        return not found
+
+    async def remove_revocation(self, kind: str, tenant: str, value: str) -> bool:
+        async with self._transaction() as conn:
+            gone = list(await conn.execute_fetchall(rl.SQLITE_DELETE, (kind, tenant, value)))
+            if gone:
+                await conn.execute(rl.BUMP_VERSION)
+        return bool(gone)
+
+    async def purge_revocations(self, before: int) -> int:
+        async with self._guard():
+            rows = list(await self._conn.execute_fetchall(rl.SQLITE_PURGE, (before,)))
+        return len(rows)
 
     async def read_key_state(self) -> KeyState | None:
         """The key records, or None if none were ever recorded."""
