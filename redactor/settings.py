@@ -17,7 +17,9 @@ from redactor.agent.config import (
     DEFAULT_MAX_TOKENS_PER_REQUEST,
     AgentSettings,
     OutboundRoute,
+    RevocationSettings,
     parse_agent,
+    parse_revocations,
 )
 from redactor.agent.policy import load_policy
 from redactor.config.listen import Listen, parse_listen
@@ -289,6 +291,13 @@ def load_vault_config(flags: Overrides, environ: Mapping[str, str]) -> VaultConf
     Raises ConfigError (or YamlFileError) naming what is wrong.
     """
     return _vault_config(flags, environ, _config_doc(flags, environ))
+
+
+def load_revocation_settings(flags: Overrides, environ: Mapping[str, str]) -> RevocationSettings:
+    """The `agent.revocations` part of Settings alone, for `agents revoke`: the same file as
+    `serve` (the agent listener itself need not be configured). Raises ConfigError."""
+    agent = _config_doc(flags, environ).get("agent", {})
+    return parse_revocations(agent.get("revocations", {}))
 
 
 @dataclass(frozen=True, slots=True)

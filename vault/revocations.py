@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vault.errors import VaultConfigError
+from vault.errors import VaultError
 from vault.values import check_tenant
 
 RevocationKind = Literal["jti", "subject"]
@@ -29,6 +29,14 @@ MAX_REASON_CHARS = 500
 # Expired entries stay this long (`agents list-revoked --all` shows what lapsed lately), then
 # the servers and the commands delete them.
 PURGE_AFTER_S = 86400
+
+
+class RevocationInputError(VaultError):
+    """A revocation command's arguments do not make an entry (the detail says which)."""
+
+    status = 400
+    code = "revocation_invalid"
+    message = "invalid arguments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +58,17 @@ class Revocation:
 
 
 def check_entry(kind: str, tenant: str, value: str) -> None:
-    """Raise VaultConfigError unless (kind, tenant, value) can be an entry: a known kind, a
+    """Raise RevocationInputError (TenantFormatError for a bad tenant) unless (kind, tenant, value) can be an entry: a known kind, a
     tenant in the vault's alphabet (or "" for every tenant; always "" for a jti), a value of
     printable characters of bounded length. The messages never quote the value."""
     if kind not in KINDS:
-        raise VaultConfigError("a revocation is by jti or by subject")
+        raise RevocationInputError("a revocation is by jti or by subject")
     if not value or len(value) > MAX_VALUE_CHARS:
-        raise VaultConfigError(f"the {kind} must be 1 to {MAX_VALUE_CHARS} characters")
+        raise RevocationInputError(f"the {kind} must be 1 to {MAX_VALUE_CHARS} characters")
     if not value.isprintable() or value != value.strip():
-        raise VaultConfigError(f"the {kind} must be printable, without surrounding spaces")
+        raise RevocationInputError(f"the {kind} must be printable, without surrounding spaces")
     if kind == "jti" and tenant != ANY_TENANT:
-        raise VaultConfigError("a jti is revoked in every tenant: --tenant goes with --subject")
+        raise RevocationInputError("a jti is revoked in every tenant: --tenant goes with --subject")
     if tenant != ANY_TENANT:
         check_tenant(tenant)
 

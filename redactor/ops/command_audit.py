@@ -42,6 +42,8 @@ AUDITED_COMMANDS = {
     ("vault", "erase-tenant"): "vault_erase_tenant",
     ("vault", "accept-restore"): "vault_accept_restore",
     ("vault", "reconcile"): "vault_reconcile",
+    ("agents", "revoke"): "agent_revoke",
+    ("agents", "unrevoke"): "agent_unrevoke",
 }
 # Arguments worth recording (none holds a value): the record's key for each.
 _DETAIL_ARGS = {
@@ -49,6 +51,12 @@ _DETAIL_ARGS = {
     "older_than": "older_than",
     "tenant": "tenant",
     "token": "token",
+    # `agents revoke`/`unrevoke`: the reason is scrubbed when parsed (agents_cli.clean_reason).
+    "jti": "jti",
+    "subject": "subject",
+    "duration": "for",
+    "until": "until",
+    "reason": "reason",
 }
 
 Handler = Callable[..., int]
@@ -171,29 +179,31 @@ async def _run_audited(
     sink = AuditSink(trail, key, checkpoint_interval_s=0)
     await sink.open()
     environ = os.environ
+    # The KEK versions before and after: what `keys rotate` added, what `retire` removed
+    # (key and vault commands; an `agents` command touches no key).
+    keys = not event.startswith("agent_")
+
+    async def versions() -> dict[str, Any] | None:
+        return await asyncio.to_thread(key_versions, args, environ) if keys else None
+
     try:
-        # The KEK versions before and after: what `keys rotate` added, what `retire` removed.
-        before = await asyncio.to_thread(key_versions, args, environ)
+        before = await versions()
+        started = {"keks_before": before} if keys else {}
         # Raises AuditWriteError: then the command does not run.
-        await sink.write(
-            SystemEvent(event, now_iso(), {**details, "phase": "started", "keks_before": before})
-        )
+        await sink.write(SystemEvent(event, now_iso(), {**details, "phase": "started", **started}))
         # The vault handlers run their own event loop: a thread of their own.
         code = await asyncio.to_thread(handler, args)
         phase = "finished" if code == 0 else "failed"
-        after = await asyncio.to_thread(key_versions, args, environ)
+        after = await versions()
+        ended = {"keks_before": before, "keks_after": after} if keys else {}
+        # What the command found out and did, when it says (an entry's expiry, replaced...).
+        outcome = getattr(args, "audit_outcome", None) or {}
         try:
             await sink.write(
                 SystemEvent(
                     event,
                     now_iso(),
-                    {
-                        **details,
-                        "phase": phase,
-                        "exit_code": code,
-                        "keks_before": before,
-                        "keks_after": after,
-                    },
+                    {**details, "phase": phase, "exit_code": code, **ended, **outcome},
                 )
             )
         except AuditWriteError:
@@ -203,9 +213,11 @@ async def _run_audited(
         await sink.close()
 
 
-def audit_vault_commands(sub: argparse._SubParsersAction) -> None:
-    """Wrap the handlers of the audited `keys` and `vault` commands registered on `sub`."""
-    for group in ("keys", "vault"):
+def audit_vault_commands(
+    sub: argparse._SubParsersAction, groups: tuple[str, ...] = ("keys", "vault")
+) -> None:
+    """Wrap the handlers of the audited commands of `groups` registered on `sub`."""
+    for group in groups:
         parser = sub.choices[group]
         leaves = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         for name, leaf in leaves.choices.items():
