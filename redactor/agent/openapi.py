@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from redactor import __version__
-from redactor.agent.config import AgentSettings
+from redactor.agent.config import REVOCATION_DELAY_S, AgentSettings
 from redactor.agent.resolve import MAX_FREE_TEXT_CHARS
 
 LEVELS_ASKED = ["masked", "use", "full"]
@@ -47,9 +47,11 @@ def _common_errors() -> dict[str, Any]:
             ["request_invalid", "too_many_tokens"],
         ),
         "401": _error(
-            "No bearer token, or one that fails verification (the reason is audited, never "
-            "answered); with `WWW-Authenticate: Bearer`",
-            ["unauthenticated"],
+            "No bearer token, or one that fails verification (`unauthenticated`: the reason "
+            "is audited, never answered); or a genuine token that is revoked by its `jti` or "
+            "its subject (`token_revoked`: get a new token, retrying this one will not help). "
+            "With `WWW-Authenticate: Bearer`",
+            ["unauthenticated", "token_revoked"],
         ),
         "408": _error("The body did not arrive in time", ["request_timeout"]),
         "413": _error("The body is larger than the agent listener's limit", ["body_too_large"]),
@@ -59,8 +61,9 @@ def _common_errors() -> dict[str, Any]:
             ["rate_limited"],
         ),
         "503": _error(
-            "The vault or the audit trail cannot answer; nothing was revealed",
-            ["vault_unavailable", "audit_unavailable"],
+            "The vault or the audit trail cannot answer, or this server could not read the "
+            f"revocation list for more than {REVOCATION_DELAY_S:g} s; nothing was revealed",
+            ["vault_unavailable", "audit_unavailable", "revocations_unavailable"],
         ),
     }
 

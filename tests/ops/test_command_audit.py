@@ -96,7 +96,7 @@ def test_every_changing_command_is_audited() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     wrapped = {
         (group, name)
-        for group in ("keys", "vault")
+        for group in ("keys", "vault", "agents")
         for action in sub.choices[group]._actions
         if hasattr(action, "choices") and isinstance(action.choices, dict)
         for name, leaf in action.choices.items()
