@@ -1,6 +1,7 @@
 """Two replicas (two `redactor serve` processes) on one vault behave as one server: the same
-value gets the same token on both, the full-reveal limit holds across both, and killing one
-mid-load loses no request the other accepted."""
+value gets the same token on both, the full-reveal limit holds across both, a token revoked
+with `redactor agents revoke` is refused by both (and accepted again after `unrevoke`), and
+killing one mid-load loses no request the other accepted."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 
 from redactor.ops.devtoken import (
@@ -24,6 +26,9 @@ from tests.test_workers import _luhn_card, _until
 from vault import find_tokens
 
 LIMIT = 3
+# The documented delay is 5 s (README, "Revoking agent tokens"); this only bounds a broken
+# test, it asserts no speed.
+REVOCATION_BOUND_S = 30
 
 
 def _free_port() -> int:
@@ -108,6 +113,42 @@ async def test_two_replicas_on_one_vault_behave_as_one_server(deployment, tmp_pa
             # Three full reveals spread over both replicas pass; the fourth, on either, not.
             assert [await reveal(r, minted) for r in (one, two, one)] == [200, 200, 200]
             assert [await reveal(r, minted) for r in (two, one)] == [429, 429]
+
+            # A token revoked through the CLI is refused by both replicas; unrevoke lifts it.
+            other = mint_dev_token(
+                tmp_path / "idp", role="support_agent", tenant="acme", subject="agent-r"
+            )
+            jti = jwt.decode(other, options={"verify_signature": False})["jti"]
+
+            async def answers(bearer: str) -> list[tuple[int, str | None]]:
+                found = []
+                for replica in (one, two):
+                    url = f"http://127.0.0.1:{replica.agent}/v1/resolve"
+                    headers = {"Authorization": f"Bearer {bearer}"}
+                    async with session.post(url, json={"tokens": [minted]}, headers=headers) as r:
+                        found.append((r.status, (await r.json()).get("error")))
+                return found
+
+            async def until_both(bearer: str, expected: tuple[int, str | None]) -> None:
+                async with asyncio.timeout(REVOCATION_BOUND_S):
+                    while await answers(bearer) != [expected, expected]:  # noqa: ASYNC110 - another process's state
+                        await asyncio.sleep(0.2)
+
+            assert await answers(other) == [(200, None), (200, None)]
+            code, out, err = await deployment.cli(
+                "agents", "revoke", "--jti", jti, "--operator", "replica-test"
+            )
+            assert code == 0, err
+            assert out.startswith(f"revoked jti {jti} in every tenant until")
+            await until_both(other, (401, "token_revoked"))
+            # The caller's other tokens are not affected.
+            fresh = mint_dev_token(
+                tmp_path / "idp", role="support_agent", tenant="acme", subject="agent-r"
+            )
+            assert await answers(fresh) == [(200, None), (200, None)]
+            code, _, err = await deployment.cli("agents", "unrevoke", "--jti", jti)
+            assert code == 0, err
+            await until_both(other, (200, None))
 
             # One replica dies mid-load: the other answers every request it accepts.
             on_two: list[tuple[int, str | None, str]] = []
