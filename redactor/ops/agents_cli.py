@@ -157,7 +157,7 @@ def _revoke_body(args: argparse.Namespace, environ: Mapping[str, str], jti_ttl_s
         verb = "revoked" if new else "revoked again (the earlier entry is replaced):"
         print(
             f"{verb} {_describe(kind, tenant, value)} until {readable(expires_at)} "
-            f"(for {span(expires_at - now)}); every server refuses it within "
+            f"(for {span(expires_at - int(now))}); every server refuses it within "
             f"{REVOCATION_DELAY_S:g} s",
             file=out,
         )

@@ -250,6 +250,13 @@ async def test_a_jti_without_for_lasts_the_configured_token_lifetime(
     assert "(for 1h 59m" in out or "(for 2h 0m" in out
 
 
+async def test_a_jti_in_the_config_file_gets_the_same_answer(start_stack) -> None:
+    stack = await start_stack(revoked_jtis=["cfg-1"])
+    status, body, _ = await resolve(stack, jti="cfg-1")
+    assert (status, body["error"]) == (401, "token_revoked")
+    assert (await resolve(stack, jti="cfg-2"))[0] == 200
+
+
 def test_the_poll_interval_cannot_exceed_two_seconds(agent_settings) -> None:
     from redactor.errors import ConfigError
 
