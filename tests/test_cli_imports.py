@@ -100,7 +100,7 @@ def test_light_commands_import_no_heavy_package(argv: tuple[str, ...]) -> None:
     assert _loaded(_imported(*argv), HEAVY) == []
 
 
-@pytest.mark.parametrize("group", ["keys", "vault", "audit"])
+@pytest.mark.parametrize("group", ["keys", "vault", "audit", "agents"])
 def test_group_help_loads_its_group_but_not_the_proxy(group: str) -> None:
     assert _loaded(_imported(group, "--help"), PROXY_STACK) == []
 

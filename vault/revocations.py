@@ -26,6 +26,9 @@ KINDS: tuple[RevocationKind, ...] = ("jti", "subject")
 ANY_TENANT = ""
 MAX_VALUE_CHARS = 256
 MAX_REASON_CHARS = 500
+# The promise every server process keeps (README, "Revoking agent tokens"): a revocation is
+# refused everywhere within this many seconds, or the process refuses agent calls (503).
+REVOCATION_DELAY_S = 5.0
 # Expired entries stay this long (`agents list-revoked --all` shows what lapsed lately), then
 # the servers and the commands delete them.
 PURGE_AFTER_S = 86400

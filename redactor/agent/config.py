@@ -22,11 +22,10 @@ DEFAULT_MAX_TOKENS_PER_REQUEST = 100
 # Clock skew allowed on `exp`, `nbf` and `iat` (README, "Agent API").
 DEFAULT_JWT_LEEWAY_S = 30.0
 # The revocation list (README, "Revoking agent tokens"): each process polls it this often, and
-# refuses agent calls (503) once its copy is older than REVOCATION_DELAY_S, so a revocation
-# holds on every worker and replica within that delay.
+# refuses agent calls (503) once its copy is older than REVOCATION_DELAY_S (vault/revocations.py),
+# so a revocation holds on every worker and replica within that delay.
 DEFAULT_REVOCATION_POLL_S = 1.0
 MAX_REVOCATION_POLL_S = 2.0
-REVOCATION_DELAY_S = 5.0
 # How long `agents revoke --jti` refuses a token when neither --for nor --until is given: set
 # it to the longest lifetime of your IdP's access tokens (a token outliving it works again).
 DEFAULT_REVOKED_JTI_TTL = "24h"

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from redactor import __version__
-from redactor.agent.config import REVOCATION_DELAY_S, AgentSettings
+from redactor.agent.config import AgentSettings
 from redactor.agent.resolve import MAX_FREE_TEXT_CHARS
+from vault.revocations import REVOCATION_DELAY_S
 
 LEVELS_ASKED = ["masked", "use", "full"]
 

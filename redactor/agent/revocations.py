@@ -19,10 +19,9 @@ from collections.abc import Callable
 
 import structlog
 
-from redactor.agent.config import REVOCATION_DELAY_S
 from redactor.errors import RedactorError
 from vault.errors import VaultError
-from vault.revocations import PURGE_AFTER_S, RevocationKind, RevocationSet
+from vault.revocations import PURGE_AFTER_S, REVOCATION_DELAY_S, RevocationKind, RevocationSet
 from vault.stores.base import TokenStore
 
 log = structlog.get_logger()

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from redactor.agent.config import REVOCATION_DELAY_S
 from redactor.errors import ConfigError
 from redactor.ops.command_audit import MAX_OPERATOR_CHARS, audit_vault_commands, operator_of
 from vault.cli import open_existing_store, run_command
@@ -31,6 +30,7 @@ from vault.revocations import (
     ANY_TENANT,
     MAX_REASON_CHARS,
     PURGE_AFTER_S,
+    REVOCATION_DELAY_S,
     Revocation,
     RevocationInputError,
     check_entry,
