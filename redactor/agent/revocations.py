@@ -20,7 +20,7 @@ from collections.abc import Callable
 import structlog
 
 from redactor.errors import RedactorError
-from vault.errors import VaultError
+from vault.errors import VaultError, VaultUnavailableError
 from vault.revocations import PURGE_AFTER_S, REVOCATION_DELAY_S, RevocationKind, RevocationSet
 from vault.stores.base import TokenStore
 
@@ -74,7 +74,10 @@ class RevocationWatch:
     async def start(self) -> None:
         """Load the list, then poll it in the background. Raises VaultError if the first
         load fails (the server does not start without its revocation list)."""
-        await self.poll()
+        try:
+            await self.poll()
+        except TimeoutError:
+            raise VaultUnavailableError("the revocation list could not be read in time") from None
         self._task = asyncio.create_task(self._run(), name="revocation poll")
 
     async def close(self) -> None:

@@ -92,6 +92,10 @@ async def _principal(request: web.Request, res: Resources) -> Principal:
     except AuthError as exc:
         await _audit(request, res, "console_unauthenticated", None, exc.code)
         raise ConsoleUnauthenticatedError() from None
+    # The revocation list holds here as on the agent API (a stale list raises 503).
+    if agent.revocations.check(principal.token_id, principal.tenant, principal.subject):
+        await _audit(request, res, "console_unauthenticated", principal, "token_revoked")
+        raise ConsoleUnauthenticatedError()
     if SECURITY_ROLE not in principal.roles:
         await _audit(request, res, "console_denied", principal, SecurityRoleRequiredError.code)
         raise SecurityRoleRequiredError()

@@ -257,6 +257,22 @@ async def test_a_jti_in_the_config_file_gets_the_same_answer(start_stack) -> Non
     assert (await resolve(stack, jti="cfg-2"))[0] == 200
 
 
+async def test_a_revoked_token_cannot_read_the_security_console(
+    revoking: Stack, capsys, aiohttp_client
+) -> None:
+    from redactor.ops.admin import build_admin_app
+
+    stack = revoking
+    admin = await aiohttp_client(build_admin_app(stack.resources))
+    headers = stack.auth(roles=["security"], sub="sec-1")
+    assert (await admin.get("/security/api/summary", headers=headers)).status == 200
+    assert (await agents(capsys, "revoke", "--subject", "sec-1", "--for", "1h"))[0] == 0
+    await seen(stack)
+    assert (await admin.get("/security/api/summary", headers=headers)).status == 401
+    events = [(e["event"], e["reason"], e["subject"]) for e in stack.audit()]
+    assert events[-1] == ("console_unauthenticated", "token_revoked", "sec-1")
+
+
 def test_the_poll_interval_cannot_exceed_two_seconds(agent_settings) -> None:
     from redactor.errors import ConfigError
 
