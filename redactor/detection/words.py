@@ -152,6 +152,18 @@ FILLER = _words(
     "mein meine meu minha il lo al au bij lautet"
 )
 
+# What may stand between a label and its number for the label to be attached to it (`Phone:
+# `, `order # `, `passport number is `): punctuation and these words only. A label further off
+# (`order ending in`, `ticket for the`) is unattached, and a card or SSN word in the same
+# clause outweighs it.
+ATTACHING = _words(
+    "number numbers num no nr nro n nº is was es est ist é è lautet número numero numéro nummer"
+)
+# A phone word after one of these (and an article) names how a number was given, not what it
+# is: `read the card number over the phone: 4111 ...`, `por teléfono`, `am Telefon`.
+CHANNEL_PREPOSITIONS = _words("over by on via per through thru par por pelo pela am au")
+ARTICLES = _words("the a an my your our their his her el la le il lo o der die das dem den")
+
 # Japanese, matched as substrings of the clause.
 JA_CARD = ("カード", "クレジット", "デビット", "有効期限", "セキュリティコード")
 JA_PAYMENT = ("支払", "決済")
