@@ -294,6 +294,28 @@ class Context:
         )
 
 
+def _name_words(field_name: str) -> list[str]:
+    # `cc_first8`, `card-part1`, `ssnArea`: words as in text; digits and case changes end one.
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", field_name).lower()
+    return _WORD.findall(spaced.replace("_", " ").replace("-", " "))
+
+
+def names_kind(field_name: str | None) -> str | None:
+    """CARD_LABEL for a field name that names a card (`cc1`, `card_number`, `cc_first8`,
+    `pan`), SSN_LABEL for one that names an SSN (`ssn1`, `social_security_area`), else None."""
+    if not field_name:
+        return None
+    ws = _name_words(field_name)
+    kinds = _phrases(ws)
+    if not (words.CARD.isdisjoint(ws) and words.CARD_FIELD_NAMES.isdisjoint(ws)):
+        return CARD_LABEL
+    if CARD_LABEL in kinds:
+        return CARD_LABEL
+    if not (words.SSN.isdisjoint(ws) and words.SSN_FIELD_NAMES.isdisjoint(ws)):
+        return SSN_LABEL
+    return SSN_LABEL if SSN_LABEL in kinds else None
+
+
 def read_context(text: str, start: int, end: int, *, field_name: str | None = None) -> Context:
     """Context evidence for the candidate at [start, end) of `text`.
 

@@ -125,6 +125,11 @@ GLUED = _words(
     "card cc ccn cc# visa mastercard mc amex discover credit debit tarjeta carte karte kaart "
     "cartão cartao carta creditcard exp expiry expires cvv cvc"
 )
+# Field names that name a card's number, written as one word (`pan`, `ccnum`, `cardNumber`):
+# with CARD, what makes `{"x_first8": ..., "x_last8": ...}` a card's two halves.
+CARD_FIELD_NAMES = _words("pan ccnum ccnumber cardnum cardnumber cardno ccno cnum")
+# ... and an SSN (`ssn1`, `ss_num`, `socsec`), with SSN and its phrases.
+SSN_FIELD_NAMES = _words("ss ssnum ssno socsec socialsecurity")
 # Abbreviated labels whose dot does not end a sentence (`Tel. 536904399`, `No. 12345`).
 ABBREVIATIONS = (
     "tel",
