@@ -37,9 +37,7 @@ MAX_PIECE_DIGITS = 8
 
 def is_piece(text: str) -> bool:
     """True when `text` may be one piece of a value split over neighbouring fields."""
-    return (
-        MIN_PIECE_DIGITS <= len(text) <= MAX_PIECE_DIGITS and text.isascii() and text.isdigit()
-    )
+    return MIN_PIECE_DIGITS <= len(text) <= MAX_PIECE_DIGITS and text.isascii() and text.isdigit()
 
 
 def neighbours_of(owner: object) -> Sequence[tuple[int, ...]]:

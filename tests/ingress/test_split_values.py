@@ -99,11 +99,14 @@ async def test_card_fields_of_a_multipart_form(proxy) -> None:
     pan = _pans(1, seed=5)[0]
     pieces = _split(pan, PRINTED[len(pan)])
     parts = [("name", "Sam")] + [(f"cc{n}", p) for n, p in enumerate(pieces, start=1)]
-    body = b"".join(
-        b'--xyz\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
-        % (name.encode(), value.encode())
-        for name, value in parts
-    ) + b"--xyz--\r\n"
+    body = (
+        b"".join(
+            b'--xyz\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+            % (name.encode(), value.encode())
+            for name, value in parts
+        )
+        + b"--xyz--\r\n"
+    )
 
     resp = await proxy.client.post(
         "/hook", data=body, headers={"Content-Type": "multipart/form-data; boundary=xyz"}
