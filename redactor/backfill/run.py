@@ -39,7 +39,7 @@ from redactor.backfill.progress import Progress, Tally, summary_line
 from redactor.backfill.scan import ItemFound, detector_for, rebuild_item, scan_items
 from redactor.detection import DetectionOptions, Detector
 from redactor.errors import RedactorError, VaultTimeoutError
-from redactor.redaction.rewrite import Rewriter, TokenKey, value_digits
+from redactor.redaction.rewrite import Rewriter, TokenKey, finding_value
 from vault.config import VaultConfig
 from vault.errors import VaultError, VaultUnavailableError
 
@@ -317,12 +317,12 @@ class _Run:
         for item in found:
             at = item_pieces[item.number]
             for _, findings, _ in item.found:
-                tally.values.update(f.entity for f in findings)
+                tally.values.update(f.entity for f in findings if f.lead)
             if self.request.dry_run:
                 tally.items_changed += 1
                 continue
             keys = dict.fromkeys(
-                (f.entity, value_digits(span))
+                (f.entity, finding_value(f, span))
                 for _, findings, spans in item.found
                 for f, span in zip(findings, spans, strict=True)
             )

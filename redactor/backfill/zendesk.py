@@ -42,7 +42,7 @@ from redactor.bodies import parse_body
 from redactor.bodies.segments import Edit
 from redactor.detection import Detector, Finding
 from redactor.errors import RedactorError, VaultTimeoutError
-from redactor.redaction.rewrite import TokenKey, value_digits
+from redactor.redaction.rewrite import TokenKey, finding_value
 from redactor.redaction.scanning import find_windowed
 from vault.errors import VaultError, VaultUnavailableError
 
@@ -240,7 +240,7 @@ class _Backfill:
             self.result.for_review.append((ticket_id, comment_id, "value in an HTML attribute"))
         if not found:
             return
-        counts = Counter(f.entity for _, _, findings in found for f in findings)
+        counts = Counter(f.entity for _, _, findings in found for f in findings if f.lead)
         self.result.values.update(counts)
         verb = "would redact" if self.request.dry_run else "redacted"
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
@@ -249,7 +249,7 @@ class _Backfill:
             self.out.write(f"ticket {ticket_id} comment {comment_id}: {verb} {summary}\n")
             return
         keys = dict.fromkeys(
-            (f.entity, value_digits(text[f.start : f.end]))
+            (f.entity, finding_value(f, text[f.start : f.end]))
             for _, text, findings in found
             for f in findings
         )

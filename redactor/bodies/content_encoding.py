@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping, Sequence
 
-from redactor.bodies.segments import Edit, ParsedBody, Segment, has_edits
+from redactor.bodies.segments import Edit, ParsedBody, Segment, has_edits, neighbours_of
 from redactor.errors import BodyTooLargeError, BodyUnparseableError, UnsupportedMediaTypeError
 
 __all__ = [
@@ -128,6 +128,11 @@ class EncodedBody:
     def segments(self) -> Sequence[Segment]:
         """The decoded body's segments."""
         return self._inner.segments
+
+    @property
+    def neighbours(self) -> Sequence[tuple[int, ...]]:
+        """The decoded body's runs of neighbouring pieces (segment indices)."""
+        return neighbours_of(self._inner)
 
     def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
         """The input bytes when there are no edits, else the re-encoded rebuilt body.

@@ -1,5 +1,8 @@
 """application/x-www-form-urlencoded bodies (Mailgun routes): each field value is a segment.
 
+Fields of 2-8 digits that follow each other (`cc1=4111&cc2=1111&...`) are named as a run of
+neighbours: a reader may take them for one number (`redaction/neighbours.py`).
+
 Unchanged fields keep their bytes. A changed field is percent-encoded again in the style it
 came in: `+` for spaces when the sender used `+` (or used neither form), `%20` otherwise, and
 the same hex case. The charset is the declared one (Content-Type `charset`, else the
@@ -24,13 +27,15 @@ from redactor.bodies.segments import (
     TextView,
     apply_edits,
     has_edits,
+    is_piece,
+    neighbours_of,
     splice_bytes,
 )
 from redactor.bodies.text_body import decode_text, encode_text
 from redactor.detection.digits import digit_count
 from redactor.errors import BodyUnparseableError
 
-__all__ = ["EMAIL_FIELD_NAMES", "FormBody", "field_view", "parse_form"]
+__all__ = ["EMAIL_FIELD_NAMES", "FormBody", "PieceRun", "field_view", "parse_form"]
 
 # Fields that carry a whole raw message: SendGrid Inbound Parse in raw mode (`email`) and
 # Mailgun routes whose URL ends in `mime` (`body-mime`).
@@ -67,6 +72,29 @@ def email_child(name: str | None, value: bytes) -> EmailBody | None:
     return None
 
 
+class PieceRun:
+    """Collects the segment indices of neighbouring fields that are pieces (`is_piece`)."""
+
+    __slots__ = ("_run", "_table")
+
+    def __init__(self, table: SegmentTable) -> None:
+        self._table = table
+        self._run: list[int] = []
+
+    def add(self, text: str, view: TextView, first_index: int) -> None:
+        """A field just added at `first_index`: a piece extends the run, anything else ends it."""
+        if isinstance(view, PlainView) and is_piece(text):
+            self._run.append(first_index)
+        else:
+            self.end()
+
+    def end(self) -> None:
+        """Close the run: two or more pieces are a neighbour run."""
+        if len(self._run) >= 2:
+            self._table.neighbours.append(tuple(self._run))
+        self._run = []
+
+
 @dataclass(frozen=True, slots=True)
 class _Field:
     value_start: int
@@ -90,7 +118,7 @@ def _percent_encode(value: bytes, original: bytes) -> bytes:
 class FormBody:
     """A parsed urlencoded form; field values (or the messages in them) are the segments."""
 
-    __slots__ = ("_fields", "_raw", "_table", "segments")
+    __slots__ = ("_fields", "_raw", "_table", "neighbours", "segments")
 
     def __init__(self, raw: bytes, charset: str | None) -> None:
         """Parse the form. Raises BodyUnparseableError for undecodable values or bad charsets."""
@@ -111,6 +139,7 @@ class FormBody:
             # The HTML form-submission rule: a `_charset_` field names the encoding used.
             start, end = pairs[names.index(b"_charset_")][1:]
             charset = unquote_to_bytes(raw[start:end]).decode("ascii", "replace")
+        pieces = PieceRun(self._table)
         for (raw_name, start, end), name_bytes in zip(pairs, names, strict=True):
             raw_value = raw[start:end]
             value = unquote_to_bytes(raw_value.replace(b"+", b" "))
@@ -119,6 +148,7 @@ class FormBody:
                 # A field *name* can carry a value too (`card_4111...=1`): scanned like a value.
                 name_start = start - len(raw_name) - (1 if raw[start - 1 : start] == b"=" else 0)
                 name_view = PlainView(name, None, "form_name")
+                pieces.end()
                 self._table.add(len(self._fields), name_view.segments)
                 self._fields.append(
                     _Field(
@@ -129,14 +159,18 @@ class FormBody:
             child = email_child(name, value)
             index = len(self._fields)
             if child is not None:
+                pieces.end()
                 self._fields.append(_Field(start, end, raw_value, "", "", "", None, child))
                 self._table.add(index, child.segments)
                 continue
             text, codec, errors = decode_text(value, charset)
             view = field_view(name, text)
             self._fields.append(_Field(start, end, raw_value, codec, errors, text, view, None))
-            self._table.add(index, view.segments)
+            pieces.add(text, view, len(self._table.segments))
+            self._table.add(index, view.segments, neighbours=neighbours_of(view))
+        pieces.end()
         self.segments: Sequence[Segment] = self._table.segments
+        self.neighbours: Sequence[tuple[int, ...]] = self._table.neighbours
 
     def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
         """The form with edits applied; the input bytes exactly when there are none.

@@ -1,11 +1,23 @@
-"""HTML bodies: text and attribute values are segments, markup is kept byte for byte.
+"""HTML (and XML) bodies: text and attribute values are segments, markup is kept byte for byte.
 
-Character references are decoded for detection (`4111&#32;1111` reads `4111 1111`) and an
-edit maps back to the raw bytes of the references it covers. Inline tags (`<b>`, `<span>`,
-...) do not break a text segment: they read as nothing, and `<br>` reads as a newline, so a
-card number written `4111 1111<br>1111 1111` or `<b>4111</b> 1111 ...` is one finding. An edit
-that spans such a tag replaces it together with the digits (the markup inside a card number
-is lost, never the redaction). Block tags, comments and raw-text elements end a segment.
+Character references are decoded for detection (`4111&#32;1111`, `4111&ensp;1111` read
+`4111 1111`) and an edit maps back to the raw bytes of the references it covers. The text is
+read the way a browser shows it:
+- block tags (`<div>`, `<p>`, `<td>`, `<li>`, ...) and `<br>` read as one line break, so the
+  text of a whole document is one run: a card typed one group per `<div>` (webmail) or per
+  table cell reads `4111\n1111\n1111\n1111`, whitespace between blocks as nothing;
+- every other tag reads as nothing (`<b>`, `<big>`, Outlook's `<o:p>`, `<img>`), and so do
+  comments, `<script>`/`<style>` and elements a style hides (`display:none`,
+  `visibility:hidden`, `font-size:0`, the `hidden` attribute): a decoy there does not break
+  the number around it; what they hold is scanned as segments of its own.
+An edit over markup replaces only the text around it (the tags stay where they were; the
+token goes where the first digit was), so no byte outside a value changes.
+
+That reading is for text: a body whose bytes are not all text (stray bytes kept as lone
+surrogates, control characters: a binary file labelled HTML) is read the old, narrow way,
+where block and unknown tags, comments and raw-text elements end a segment, so no digits are
+joined across binary data. XML (`application/xml`, `text/xml`, `+xml`) is read like HTML
+text, every element boundary a line break, with no element special.
 The scanner is a small tokenizer, not a tree builder: it never re-serialises, so it cannot
 change bytes it was not asked to change.
 """
@@ -18,11 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from redactor.bodies.limits import count_entities
-from redactor.bodies.segments import Edit, Segment, SegmentTable
+from redactor.bodies.segments import Edit, PlainView, Segment, SegmentTable
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
 
-__all__ = ["HtmlView", "looks_like_html", "parse_html"]
+__all__ = ["HtmlView", "looks_like_html", "parse_html", "parse_xml", "reads_as_text"]
 
 _INLINE_TAGS = frozenset(
     [
@@ -60,6 +72,21 @@ _INLINE_TAGS = frozenset(
         "wbr",
     ]
 )
+# Tags a browser lays out as blocks: each reads as a line break (rendered reading).
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote body caption center dd details dialog dir div dl dt "
+    "fieldset figcaption figure footer form frameset h1 h2 h3 h4 h5 h6 head header hgroup hr "
+    "html legend li listing main menu nav ol optgroup option p plaintext pre section summary "
+    "table tbody td tfoot th thead tr ul".split()
+)
+_VOID_TAGS = frozenset("area base br col embed hr img input link meta source track wbr".split())
+# Styles that hide an element from the reader (its text is not shown).
+_HIDING_STYLE = re.compile(
+    r"(?i)display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)"
+    r"|opacity\s*:\s*0(?:\.0*)?\s*(?:;|$)|font-size\s*:\s*0(?:px|pt|em|rem|%)?\s*(?:;|$)"
+)
+# What is not text: stray bytes kept as lone surrogates, C0 controls but tab and line breaks.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\udc80-\udcff]")
 _RAW_TEXT_TAGS = frozenset({"script", "style", "xmp", "noembed", "noframes"})
 _RCDATA_TAGS = frozenset({"textarea", "title"})
 _SPACE = "\t\n\f\r "
@@ -81,6 +108,12 @@ _HTML_HINT = re.compile(
     re.IGNORECASE,
 )
 _UNQUOTED_UNSAFE = re.compile(r"[\t\n\f\r =`]")
+
+
+def reads_as_text(source: str) -> bool:
+    """True when `source` is all text (no stray byte, no control character): it is read as a
+    browser shows it (see the module docstring)."""
+    return _NOT_TEXT.search(source) is None
 
 
 def looks_like_html(text: str) -> bool:
@@ -129,14 +162,46 @@ def _add_decoded(builder: TextMapBuilder, source: str, start: int, end: int) -> 
 class HtmlView:
     """Segments for the text runs, attribute values, comments and scripts of an HTML text."""
 
-    __slots__ = ("_field_name", "_run", "_slots", "_table", "segments")
+    __slots__ = (
+        "_at_break",
+        "_field_name",
+        "_hidden",
+        "_rendered",
+        "_run",
+        "_slots",
+        "_table",
+        "_trailing_break",
+        "_xml",
+        "segments",
+    )
 
-    def __init__(self, source: str, field_name: str | None = "body") -> None:
-        """Scan `source`. Never raises for malformed markup: what is not a tag is text."""
+    def __init__(
+        self,
+        source: str,
+        field_name: str | None = "body",
+        *,
+        rendered: bool | None = None,
+        xml: bool = False,
+    ) -> None:
+        """Scan `source`. Never raises for malformed markup: what is not a tag is text.
+
+        `rendered`: read as a browser shows it (module docstring); by default, when `source`
+        is all text. `xml`: every tag is an element boundary, none is special.
+        """
         self._field_name = field_name
         self._slots: list[_Slot] = []
         self._table = SegmentTable()
         self._run: TextMapBuilder | None = None
+        self._rendered = reads_as_text(source) if rendered is None else rendered
+        self._xml = xml
+        # No visible text since the last line break (or the start): where whitespace between
+        # blocks reads as nothing, so two blocks are one line break apart, never a blank line.
+        self._at_break = True
+        # The text so far ends in whitespace that holds a line break.
+        self._trailing_break = False
+        # Open hidden elements: [tag, depth of that tag inside, start, the run it interrupts,
+        # _at_break then].
+        self._hidden: list[list] = []
         self._scan(source)
         self.segments: Sequence[Segment] = self._table.segments
 
@@ -154,6 +219,10 @@ class HtmlView:
 
     def _flush(self) -> None:
         run, self._run = self._run, None
+        self._at_break = True
+        self._trailing_break = False
+        if run is not None:
+            run.drop_trailing_markup()
         if run is not None and run.text_len:
             text, text_map = run.build()
             self._add_slot(text, text_map, _escape_text, self._field_name, "html_text")
@@ -170,6 +239,38 @@ class HtmlView:
         if text:
             self._add_slot(text, text_map, _keep, self._field_name, kind)
 
+    def _invisible(self, start: int, end: int) -> None:
+        """Markup read as nothing that does not end the run (rendered reading only)."""
+        self._run_builder(start).unit("", start, end, markup=True)
+
+    def _add_text(self, source: str, start: int, end: int) -> None:
+        builder = self._run_builder(start)
+        if self._rendered and self._at_break:
+            # Whitespace right after a line break is not shown.
+            visible = start
+            while visible < end and source[visible] in _SPACE:
+                visible += 1
+            if visible > start:
+                builder.unit("", start, visible, markup=True)
+                start = visible
+            if start == end:
+                return
+        _add_decoded(builder, source, start, end)
+        chunk = source[start:end]
+        stripped = chunk.rstrip(_SPACE)
+        trailing = "\n" in chunk[len(stripped) :] or "\r" in chunk[len(stripped) :]
+        self._trailing_break = trailing or (not stripped and self._trailing_break)
+        self._at_break = False
+
+    def _line_break(self, start: int, end: int) -> None:
+        """A block tag: one line break between the text before and after (rendered reading)."""
+        builder = self._run_builder(start)
+        if self._at_break or self._trailing_break:
+            builder.unit("", start, end, markup=True)
+        else:
+            builder.unit("\n", start, end, markup=True)
+        self._at_break = True
+
     def _scan(self, source: str) -> None:
         pos = 0
         length = len(source)
@@ -178,80 +279,139 @@ class HtmlView:
             if lt < 0:
                 lt = length
             if lt > pos:
-                _add_decoded(self._run_builder(pos), source, pos, lt)
+                self._add_text(source, pos, lt)
             if lt >= length:
                 break
             pos = self._scan_markup(source, lt)
+        while self._hidden:
+            self._end_hidden(length)
         self._flush()
 
     def _scan_markup(self, source: str, lt: int) -> int:
         """Handle the markup at `lt`; return where text resumes."""
         if source.startswith("<!--", lt):
-            self._flush()
             close = source.find("-->", lt + 4)
             end = len(source) if close < 0 else close
-            self._add_verbatim(source, lt + 4, end, "html_comment")
-            return len(source) if close < 0 else close + 3
+            resume = len(source) if close < 0 else close + 3
+            return self._aside(source, lt, lt + 4, end, resume)
         end_tag = _END_TAG.match(source, lt)
         if end_tag is not None:
-            self._markup_unit(end_tag.group(1).lower(), lt, end_tag.end())
+            name = end_tag.group(1).lower()
+            if self._hidden and self._closes_hidden(name):
+                self._end_hidden(end_tag.end())
+            else:
+                self._markup_unit(name, lt, end_tag.end())
             return end_tag.end()
         if source.startswith(("<!", "<?", "</"), lt):
             # Doctype, CDATA, processing instruction, bogus comment: scan what they hold.
-            self._flush()
             close = source.find(">", lt + 2)
             end = len(source) if close < 0 else close
-            self._add_verbatim(source, lt + 2, end, "html_comment")
-            return len(source) if close < 0 else close + 1
+            return self._aside(source, lt, lt + 2, end, len(source) if close < 0 else close + 1)
         start_tag = _START_TAG.match(source, lt)
         if start_tag is None:
             # A lone `<` is text.
-            self._run_builder(lt).literal("<", lt)
+            self._add_text(source, lt, lt + 1)
             return lt + 1
-        tag_end = self._scan_attributes(source, start_tag.end())
-        if tag_end is None:
+        scanned = self._scan_attributes(source, start_tag.end())
+        if scanned is None:
             # Unterminated tag: browsers drop it; we scan it as text so nothing hides in it.
-            self._run_builder(lt).literal("<", lt)
+            self._add_text(source, lt, lt + 1)
             return lt + 1
+        tag_end, hides = scanned
         name = start_tag.group(1).lower()
+        if hides and self._rendered and not self._xml and name not in _VOID_TAGS:
+            # Hidden: its text is scanned on its own, and the run around reads it as nothing.
+            self._hidden.append([name, 1, lt, self._run, self._at_break])
+            self._run = None
+            self._at_break = True
+            return tag_end
+        if self._hidden and name == self._hidden[-1][0] and name not in _VOID_TAGS:
+            self._hidden[-1][1] += 1
         self._markup_unit(name, lt, tag_end)
-        if name in _RAW_TEXT_TAGS or name in _RCDATA_TAGS:
+        special = name in _RAW_TEXT_TAGS or name in _RCDATA_TAGS
+        if special and not self._xml:
             closer = re.compile(rf"</{re.escape(name)}[\t\n\f\r />]", re.IGNORECASE).search(
                 source, tag_end
             )
             content_end = len(source) if closer is None else closer.start()
-            self._flush()
-            if name in _RAW_TEXT_TAGS:
-                self._add_verbatim(source, tag_end, content_end, "html_raw_text")
+            if self._rendered:
+                self._content(source, name, tag_end, content_end)
+                self._invisible(tag_end, content_end)
             else:
-                builder = TextMapBuilder(tag_end)
-                _add_decoded(builder, source, tag_end, content_end)
-                text, text_map = builder.build(content_end)
-                if text:
-                    self._add_slot(text, text_map, _escape_text, self._field_name, "html_text")
+                self._flush()
+                self._content(source, name, tag_end, content_end)
             return content_end
         return tag_end
 
-    def _markup_unit(self, name: str, start: int, end: int) -> None:
-        if name == "br":
-            self._run_builder(start).unit("\n", start, end)
-        elif name in _INLINE_TAGS:
-            self._run_builder(start).unit("", start, end)
+    def _content(self, source: str, name: str, start: int, end: int) -> None:
+        """The content of a raw-text or RCDATA element, as a segment of its own."""
+        if name in _RAW_TEXT_TAGS:
+            self._add_verbatim(source, start, end, "html_raw_text")
+            return
+        builder = TextMapBuilder(start)
+        _add_decoded(builder, source, start, end)
+        text, text_map = builder.build(end)
+        if text:
+            self._add_slot(text, text_map, _escape_text, self._field_name, "html_text")
+
+    def _aside(self, source: str, lt: int, start: int, end: int, resume: int) -> int:
+        """A comment, doctype, CDATA or processing instruction: its content is a segment of
+        its own; the run reads it as nothing (rendered) or ends at it."""
+        if self._rendered:
+            self._add_verbatim(source, start, end, "html_comment")
+            self._invisible(lt, resume)
         else:
             self._flush()
+            self._add_verbatim(source, start, end, "html_comment")
+        return resume
 
-    def _scan_attributes(self, source: str, pos: int) -> int | None:
-        """Add a segment per attribute value; return the index after `>`, None if unterminated."""
+    def _closes_hidden(self, name: str) -> bool:
+        top = self._hidden[-1]
+        if name != top[0]:
+            return False
+        top[1] -= 1
+        return top[1] == 0
+
+    def _end_hidden(self, end: int) -> None:
+        """Close the innermost hidden element at `end`: its run becomes segments; the run it
+        interrupted goes on, reading the element as nothing."""
+        self._flush()
+        _name, _depth, start, run, at_break = self._hidden.pop()
+        self._run, self._at_break = run, at_break
+        self._invisible(start, end)
+        self._trailing_break = False
+
+    def _markup_unit(self, name: str, start: int, end: int) -> None:
+        if name == "br":
+            self._run_builder(start).unit("\n", start, end, markup=True)
+            self._at_break = True
+        elif not self._rendered:
+            if name in _INLINE_TAGS:
+                self._run_builder(start).unit("", start, end, markup=True)
+            else:
+                self._flush()
+        elif self._xml or name in _BLOCK_TAGS:
+            self._line_break(start, end)
+        else:
+            self._invisible(start, end)
+
+    def _scan_attributes(self, source: str, pos: int) -> tuple[int, bool] | None:
+        """Add a segment per attribute value; return (the index after `>`, whether the
+        attributes hide the element), or None if the tag is unterminated."""
         length = len(source)
+        hides = False
         while True:
             pos = _ATTR_GAP.match(source, pos).end()  # type: ignore[union-attr]
             if pos >= length:
                 return None
             if source[pos] == ">":
-                return pos + 1
+                return pos + 1, hides
             attribute = _ATTRIBUTE.match(source, pos)
             if attribute is None:  # defensive: the pattern matches any non-gap character
                 return None
+            name = attribute.group(1).lower()
+            if name == "hidden":
+                hides = True
             for group, escape in ((2, _escape_quoted), (3, _escape_quoted), (4, _escape_unquoted)):
                 if attribute.group(group) is not None:
                     start, end = attribute.span(group)
@@ -260,20 +420,24 @@ class HtmlView:
                     text, text_map = builder.build(end)
                     if text:
                         self._add_slot(text, text_map, escape, attribute.group(1), "html_attr")
+                        if name == "style" and _HIDING_STYLE.search(text):
+                            hides = True
                     break
             pos = attribute.end()
 
     def source_edits(self, edits: Mapping[int, Sequence[Edit]]) -> list[Edit]:
-        """Edits on the HTML source. Raises ValueError for invalid edits."""
+        """Edits on the HTML source: markup inside a value stays. Raises ValueError for
+        invalid edits."""
         mapped: list[Edit] = []
         for slot_id, local_edits in self._table.route(edits).items():
             slot = self._slots[slot_id]  # type: ignore[index]
-            mapped.extend(map_edits(slot.text, slot.text_map, local_edits[0], slot.escape))
+            mapped.extend(
+                map_edits(slot.text, slot.text_map, local_edits[0], slot.escape, keep_markup=True)
+            )
         mapped.sort(key=lambda e: (e.start, -e.end))
         result: list[Edit] = []
         for edit in mapped:
-            # A text edit that spans an inline tag replaces the whole tag, so an edit inside
-            # one of that tag's attributes is already covered by it.
+            # Defensive: an edit inside one already made (markup is kept, so none should be).
             if result and edit.end <= result[-1].end and edit.start < result[-1].end:
                 continue
             result.append(edit)
@@ -284,3 +448,22 @@ def parse_html(body: bytes, charset: str | None = None) -> TextBody:
     """Parse an HTML body. Raises BodyUnparseableError for bytes invalid in a declared charset."""
     text, codec, errors = decode_text(body, charset)
     return TextBody(body, text, codec, errors, HtmlView(text, "body"))
+
+
+# The encoding an XML declaration names, when the Content-Type does not (RFC 7303 section 3).
+_XML_ENCODING = re.compile(rb"""\A<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]{1,40})["']""")
+
+
+def parse_xml(body: bytes, charset: str | None = None) -> TextBody:
+    """Parse an XML body: text and attribute values with character references decoded, every
+    element boundary a line break. Raises BodyUnparseableError for bytes invalid in the
+    declared charset (the Content-Type's, else the XML declaration's)."""
+    if charset is None:
+        declared = _XML_ENCODING.match(body[:256])
+        if declared is not None and declared.group(1).lower() not in (b"utf-16", b"utf-32"):
+            charset = declared.group(1).decode("ascii")
+    text, codec, errors = decode_text(body, charset)
+    if not reads_as_text(text):
+        # Not text (a binary file labelled XML): scanned as the bytes it is, nothing decoded.
+        return TextBody(body, text, codec, errors, PlainView(text, "body", "text"))
+    return TextBody(body, text, codec, errors, HtmlView(text, "body", xml=True))

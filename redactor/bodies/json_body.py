@@ -12,6 +12,10 @@ JSON and no member silently replaces another in the upstream's parser.
 
 A string that holds a document of its own (JSON in a JSON string, RFC 2047 encoded words, HTML)
 is scanned as that document and re-encoded in place (`bodies/nested.py`).
+
+Strings of 2-8 digits that follow each other in one array or object (`["4111", "1111", "1111",
+"1111"]`, `{"cc_first8": "41111111", "cc_last8": "11111111"}`) are segments too, named as a
+run of neighbours: a reader may take them for one number (`redaction/neighbours.py`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from redactor.bodies.limits import check_depth, count_entities, count_fields
-from redactor.bodies.segments import Edit, Segment, SegmentTable, TextView, apply_edits
+from redactor.bodies.segments import (
+    Edit,
+    PlainView,
+    Segment,
+    SegmentTable,
+    TextView,
+    apply_edits,
+    is_piece,
+    neighbours_of,
+)
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
 from redactor.detection.digits import digit_count
@@ -161,10 +174,13 @@ class JsonView:
         "_members",
         "_min_digits",
         "_object_ends",
+        "_piece_container",
+        "_pieces",
         "_slots",
         "_source",
         "_table",
         "_value_view",
+        "neighbours",
         "segments",
     )
 
@@ -192,9 +208,14 @@ class JsonView:
         # object start -> index after its `}`, for objects with a key segment.
         self._object_ends: dict[int, int] = {}
         self._table = SegmentTable()
+        # The run of neighbouring pieces being read: (string position, key), and its container.
+        self._pieces: list[tuple[int, str | None]] = []
+        self._piece_container = -1
         self._scan(source, start)
+        self._end_pieces()
         count_fields(self._members % _FIELD_BATCH)
         self.segments: Sequence[Segment] = self._table.segments
+        self.neighbours: Sequence[tuple[int, ...]] = self._table.neighbours
 
     def _too_few_digits(self, raw: str, minimum: int | None = None) -> bool:
         # Encoded words hide digits in base64: never skipped for want of digits (an encoded
@@ -206,19 +227,54 @@ class JsonView:
             return True
         return digit_count(raw) < minimum and "=?" not in raw
 
-    def _add_string(self, source: str, pos: int, field_name: str | None) -> int:
-        if self._min_digits:
-            plain = _PLAIN_STRING.match(source, pos)
-            if plain is not None and self._too_few_digits(plain.group(1)):
+    def _add_string(
+        self, source: str, pos: int, field_name: str | None, container: int = -1
+    ) -> int:
+        plain = _PLAIN_STRING.match(source, pos)
+        if plain is not None:
+            if is_piece(plain.group(1)):
+                self._add_piece(pos, field_name, container)
+                return plain.end()
+            self._end_pieces()
+            if self._min_digits and self._too_few_digits(plain.group(1)):
                 return plain.end()
         text, text_map, end = _scan_string(source, pos)
+        if plain is None:
+            if is_piece(text):
+                self._add_piece(pos, field_name, container)
+                return end
+            self._end_pieces()
         if self._too_few_digits(source[pos + 1 : end - 1]):
             return end
         view = self._value_view(text, field_name, "json_string")
         slot_id = len(self._slots)
         self._slots.append(_StringSlot(pos + 1, end - 1, text, text_map, view))
-        self._table.add(slot_id, view.segments)
+        self._table.add(slot_id, view.segments, neighbours=neighbours_of(view))
         return end
+
+    def _add_piece(self, pos: int, field_name: str | None, container: int) -> None:
+        """A short digit string: it continues the run of the value before it in its container."""
+        if self._pieces and self._piece_container != container:
+            self._end_pieces()
+        self._pieces.append((pos, field_name))
+        self._piece_container = container
+
+    def _end_pieces(self) -> None:
+        """Close the run of pieces: two or more become segments and one neighbour run (a lone
+        piece is a segment only when every string is)."""
+        run, self._pieces = self._pieces, []
+        if not run or (len(run) < 2 and self._min_digits):
+            return
+        indices: list[int] = []
+        for pos, field_name in run:
+            text, text_map, end = _scan_string(self._source, pos)
+            view = PlainView(text, field_name, "json_string")
+            slot_id = len(self._slots)
+            self._slots.append(_StringSlot(pos + 1, end - 1, text, text_map, view))
+            indices.append(len(self._table.segments))
+            self._table.add(slot_id, view.segments)
+        if len(run) >= 2:
+            self._table.neighbours.append(tuple(indices))
 
     def _add_key(
         self, source: str, pos: int, field_name: str | None, object_start: int, member: int
@@ -260,8 +316,11 @@ class JsonView:
                     raise BodyUnparseableError("truncated JSON")
                 char = source[pos]
                 if char == '"':
-                    pos = self._add_string(source, pos, key)
-                elif char in "{[":
+                    pos = self._add_string(source, pos, key, stack[-1][2] if stack else -1)
+                    expect_value = False
+                    continue
+                self._end_pieces()
+                if char in "{[":
                     if len(stack) >= MAX_JSON_DEPTH:
                         raise BodyUnparseableError("JSON nested too deeply")
                     check_depth(len(stack) + 1)

@@ -96,6 +96,8 @@ def plain_json_texts(
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None  # the codec raises the proper error
+    if _NEIGHBOUR_PIECES.search(body) is not None:
+        return None  # two short digit strings side by side: the codec names them neighbours
     plain_ascii = _plain_ascii(body)
     if plain_ascii and _clean_at_a_glance(body, doc, limits):
         return []
@@ -117,6 +119,14 @@ def plain_json_texts(
         return None
     return walk.texts
 
+
+# Two strings of 2-8 digits side by side in an array or an object (`"4111", "1111"`,
+# `"41111111", "cc_last8": "11111111"`), digits escaped or not: the codec reads them as a run of
+# neighbours (json_body.py), this path does not. Broader than the codec, never narrower.
+_PIECE = rb'"(?:[0-9]|\\u003[0-9]){2,8}"'
+_NEIGHBOUR_PIECES = re.compile(
+    _PIECE + rb'[ \t\r\n]*,[ \t\r\n]*(?:"(?:[^"\\]|\\.)*"[ \t\r\n]*:[ \t\r\n]*)?' + _PIECE
+)
 
 # A JSON integer this large could be a PAN: the codec makes it a segment.
 _PAN_SIZED = 10**11

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from redactor.bodies.email_body import EmailBody, looks_like_email
-from redactor.bodies.form_body import email_child, field_view
+from redactor.bodies.form_body import PieceRun, email_child, field_view
 from redactor.bodies.mime import (
     ContentType,
     HeaderBlockView,
@@ -41,6 +41,7 @@ from redactor.bodies.segments import (
     TextView,
     apply_edits,
     has_edits,
+    neighbours_of,
     splice_bytes,
 )
 from redactor.bodies.text_body import decode_text, encode_text
@@ -178,7 +179,16 @@ def _declared_charsets(raw: bytes, parts: Sequence[_Part]) -> tuple[dict[str, st
 class MultipartFormBody:
     """A parsed multipart/form-data body; text fields (and messages in fields) are segments."""
 
-    __slots__ = ("_fields", "_header_parts", "_headers", "_raw", "_table", "segments")
+    __slots__ = (
+        "_fields",
+        "_header_parts",
+        "_headers",
+        "_pieces",
+        "_raw",
+        "_table",
+        "neighbours",
+        "segments",
+    )
 
     def __init__(self, raw: bytes, boundary: str) -> None:
         """Parse the body. Raises BodyUnparseableError for a missing close delimiter, bad
@@ -194,14 +204,22 @@ class MultipartFormBody:
         charsets, default_charset = _declared_charsets(raw, parts)
         self._headers: list[_PartHeaders] = []
         self._header_parts: list[_Part] = []
+        # Text fields of 2-8 digits one after the other (`cc1`..`cc4`): a neighbour run.
+        self._pieces = PieceRun(self._table)
         for part in parts:
             headers = _PartHeaders(part)
             if headers.segments:
+                self._pieces.end()
                 self._table.add(("headers", len(self._headers)), headers.segments)
                 self._headers.append(headers)
                 self._header_parts.append(part)
+            before = len(self._table.segments)
             self._add_part(part, charsets, default_charset)
+            if len(self._table.segments) == before:
+                self._pieces.end()  # an attachment between: the fields are not neighbours
+        self._pieces.end()
         self.segments: Sequence[Segment] = self._table.segments
+        self.neighbours: Sequence[tuple[int, ...]] = self._table.neighbours
 
     def _add_part(self, part: _Part, charsets: Mapping[str, str], default: str | None) -> None:
         media_type = part.content_type.media_type if part.content_type else "text/plain"
@@ -216,6 +234,7 @@ class MultipartFormBody:
         if child is None and part.filename is None:
             child = email_child(part.name, value)
         if child is not None:
+            self._pieces.end()
             self._fields.append(_MessageField(part, child))
             self._table.add(index, child.segments)
             return
@@ -225,7 +244,8 @@ class MultipartFormBody:
         text, codec, errors = decode_text(value, charset)
         view = field_view(part.name, text)
         self._fields.append(_TextField(part, text, codec, errors, view))
-        self._table.add(index, view.segments)
+        self._pieces.add(text, view, len(self._table.segments))
+        self._table.add(index, view.segments, neighbours=neighbours_of(view))
 
     def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
         """The body with edits applied; the input bytes exactly when there are none.

@@ -13,7 +13,7 @@ from redactor.bodies.content_encoding import DEFAULT_MAX_DECODED_BYTES, EncodedB
 from redactor.bodies.email_body import EmailBody, parse_email
 from redactor.bodies.folding import FOLDED_TYPES
 from redactor.bodies.form_body import parse_form
-from redactor.bodies.html_body import parse_html
+from redactor.bodies.html_body import parse_html, parse_xml
 from redactor.bodies.json_body import parse_json
 from redactor.bodies.limits import BodyLimits, budget_for, check_segments
 from redactor.bodies.mime import parse_content_type
@@ -28,6 +28,7 @@ __all__ = ["parse_body"]
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _JSON_TYPES = frozenset({"application/json", "text/json"})
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+_XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 
 class _BareMultipart:
@@ -94,6 +95,9 @@ def _parse_decoded(
             )
         if media_type in _HTML_TYPES:
             return parse_html(body, charset)
+        if media_type in _XML_TYPES or media_type.endswith("+xml"):
+            _refuse_compressed(body)
+            return parse_xml(body, charset)
         if media_type == "application/x-www-form-urlencoded":
             return parse_form(body, charset)
         if media_type == "multipart/form-data":

@@ -1,7 +1,10 @@
 """The values the body codecs hand to detection and take back from rewrite.
 
 A codec turns a body into `Segment`s (decoded, scannable text plus a context hint) and later
-rebuilds the body from per-segment `Edit`s. Nested formats (HTML inside a JSON string, an
+rebuilds the body from per-segment `Edit`s. A codec may also name *neighbours*: runs of
+segments that stand next to each other in the body and are each a short string of digits
+(`["4111", "1111", "1111", "1111"]`, form fields `cc1`..`cc4`), which a reader may take for
+one number; redaction scans them joined (`redaction/neighbours.py`). Nested formats (HTML inside a JSON string, an
 e-mail inside a form field) are composed from small *views*: a view exposes segments over a
 source text and turns edits on its segments into edits on that source text.
 """
@@ -22,7 +25,24 @@ __all__ = [
     "TextView",
     "apply_edits",
     "check_edits",
+    "is_piece",
+    "neighbours_of",
 ]
+
+# A piece of a value split over neighbouring fields: a string of 2-8 ASCII digits (a card in
+# four groups of 4, two halves of 8, an SSN as 3-2-4). Longer strings are segments of their own.
+MIN_PIECE_DIGITS = 2
+MAX_PIECE_DIGITS = 8
+
+
+def is_piece(text: str) -> bool:
+    """True when `text` may be one piece of a value split over neighbouring fields."""
+    return MIN_PIECE_DIGITS <= len(text) <= MAX_PIECE_DIGITS and text.isascii() and text.isdigit()
+
+
+def neighbours_of(owner: object) -> Sequence[tuple[int, ...]]:
+    """The neighbour runs a parsed body or view names (segment indices), if any."""
+    return getattr(owner, "neighbours", ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,25 +154,33 @@ class SegmentTable:
     edits addressed to that owner's own (local) segment indices.
     """
 
-    __slots__ = ("_routes", "segments")
+    __slots__ = ("_routes", "neighbours", "segments")
 
     def __init__(self) -> None:
         self.segments: list[Segment] = []
         self._routes: list[tuple[Hashable, int]] = []
+        # Runs of neighbouring pieces, as global segment indices (see `is_piece`).
+        self.neighbours: list[tuple[int, ...]] = []
 
     def add(
         self,
         key: Hashable,
         segments: Sequence[Segment],
         rename: Callable[[Segment], str | None] | None = None,
+        neighbours: Sequence[tuple[int, ...]] = (),
     ) -> None:
-        """Append an owner's segments, renumbered; `rename` may replace their field_name."""
+        """Append an owner's segments, renumbered; `rename` may replace their field_name.
+        `neighbours`: the owner's neighbour runs, in its local indices."""
+        global_of: dict[int, int] = {}
         for local in segments:
+            global_of[local.index] = len(self.segments)
             global_segment = dataclasses.replace(local, index=len(self.segments))
             if rename is not None:
                 global_segment = dataclasses.replace(global_segment, field_name=rename(local))
             self.segments.append(global_segment)
             self._routes.append((key, local.index))
+        for run in neighbours:
+            self.neighbours.append(tuple(global_of[i] for i in run))
 
     def route(self, edits: Mapping[int, Sequence[Edit]]) -> dict[Hashable, dict[int, list[Edit]]]:
         """Group non-empty edit lists by owner key. Raises ValueError for an unknown index."""

@@ -17,7 +17,15 @@ import codecs
 from collections.abc import Mapping, Sequence
 
 from redactor.bodies.folding import UnfoldedView
-from redactor.bodies.segments import Edit, PlainView, Segment, TextView, apply_edits, has_edits
+from redactor.bodies.segments import (
+    Edit,
+    PlainView,
+    Segment,
+    TextView,
+    apply_edits,
+    has_edits,
+    neighbours_of,
+)
 from redactor.errors import BodyUnparseableError, RedactorError, UndeclaredCharsetError
 
 # Python "text encodings" that are really transforms: a declared charset must never make
@@ -115,6 +123,11 @@ class TextBody:
     def segments(self) -> Sequence[Segment]:
         """The view's segments."""
         return self._view.segments
+
+    @property
+    def neighbours(self) -> Sequence[tuple[int, ...]]:
+        """The view's runs of neighbouring pieces (segment indices)."""
+        return neighbours_of(self._view)
 
     def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
         """Return the input bytes with edits applied; exactly the input when there are none.

@@ -2,8 +2,10 @@
 
 Read from the clause the number stands in (a clause ends at a sentence end or a line break):
 - card / SSN words in the clause before the number (`my credit card is ...`, `SSN: ...`);
-- the label directly in front (`Tracking: `, `routing number `, `passport no. `, `注文番号`),
-  with only filler (`number`, `is`, `#`, `no.`) between: what kind it names;
+- the label in front (`Tracking: `, `routing number `, `passport no. `, `注文番号`): what kind it
+  names, and whether it is attached to the number (only `number`, `is`, `#`, `no.` and
+  punctuation between, and not `over the phone`): a card or SSN word in the clause outweighs
+  an unattached one;
 - words of another kind anywhere in the clause (`call me at ... after 5pm`, `order ... shipped`);
 - words that call the number invalid or a test value (`is not accepted`, `invalid card`).
 The words themselves are data (`words.py`); `evidence.py` weighs what is read here.
@@ -83,30 +85,45 @@ def _kind_of(word: str) -> str | None:
     return None
 
 
-def _label(clause: str, clause_words: list[str]) -> str | None:
-    """The kind the label directly in front of the number names, if any."""
+def _label(clause: str, clause_words: list[str]) -> tuple[str | None, bool]:
+    """The kind the label in front of the number names, if any, and whether it is attached to
+    the number (only punctuation and `number`, `is`, `#`, `no.` and their kin between, and not a
+    phone word naming how the number was given: `over the phone: ...`)."""
     if not clause.isascii():
         ja = _ja_label(clause)
         if ja is not None:
-            return ja
+            return ja, True
     nonfiller = [w for w in clause_words if w not in _FILLER_WORDS and len(w) > 2]
     if not nonfiller:
-        return None
+        return None, False
     last = nonfiller[-1]
     kind = _kind_of(last)
     if kind is None:
         if len(nonfiller) >= 2 and _PHRASES.get((nonfiller[-2], last)):
-            return _PHRASES[(nonfiller[-2], last)]
-        return None
+            return _PHRASES[(nonfiller[-2], last)], True
+        return None, False
     # Only filler words (by construction: `last` is the last other word) and punctuation may
     # stand between the label and the number: not `$`, `@` or digits.
     label_end = clause.rfind(last) + len(last)
     if _FILLER.fullmatch(clause, label_end) is None:
-        return None
+        return None, False
+    attached = words.ATTACHING.issuperset(_WORD.findall(clause, label_end)) and not _channel(
+        clause_words, last
+    )
     if kind == ACCOUNT_LABEL and len(nonfiller) >= 2 and _kind_of(nonfiller[-2]) == CARD_LABEL:
         # `credit card account 4111 ...`: the account is a card's.
-        return CARD_LABEL
-    return kind
+        return CARD_LABEL, attached
+    return kind, attached
+
+
+def _channel(clause_words: list[str], label: str) -> bool:
+    """`label` is a phone word after a preposition (`over the phone`, `by fax`): it says how the
+    number was given, not what it is."""
+    if label not in words.PHONE:
+        return False
+    at = len(clause_words) - 1 - clause_words[::-1].index(label)
+    before = [w for w in clause_words[:at] if w not in words.ARTICLES]
+    return bool(before) and before[-1] in words.CHANNEL_PREPOSITIONS
 
 
 def _ja_label(clause: str) -> str | None:
@@ -133,7 +150,7 @@ class Context:
     runs for every candidate of every message.
     """
 
-    __slots__ = ("_after", "_after_clause", "_before", "_clause", "_label", "_near")
+    __slots__ = ("_after", "_after_clause", "_attached", "_before", "_clause", "_label", "_near")
 
     def __init__(self, text: str, start: int, end: int, field_name: str | None) -> None:
         before = text[max(0, start - BEFORE_CHARS) : start].lower()
@@ -145,6 +162,7 @@ class Context:
         self._clause: tuple[str, list[str]] | None = None
         self._after_clause: tuple[str, list[str]] | None = None
         self._label: str | bool | None = False  # False: not read yet
+        self._attached = False
 
     def _near_words(self) -> tuple[list[str], set[str]]:
         # Every word of the window, whatever its clause: what raises a score.
@@ -227,12 +245,31 @@ class Context:
         ACCOUNT_LABEL or None."""
         if self._label is False:
             clause, ws = self._clause_words()
-            self._label = _label(clause, ws)
+            self._label, self._attached = _label(clause, ws)
         return self._label  # type: ignore[return-value]
+
+    @property
+    def label_attached(self) -> bool:
+        """The label in front is attached to the number (see `_label`)."""
+        return self.label is not None and self._attached
 
     @property
     def other_label(self) -> bool:
         return self.label == OTHER_LABEL
+
+    @property
+    def rules_out_card(self) -> bool:
+        """Another identifier's label in front that a card word does not outweigh: attached
+        to the number, or unattached with no card word in the clause."""
+        return self.label == OTHER_LABEL and (self._attached or not self.card_word_in_clause)
+
+    @property
+    def rules_out_ssn(self) -> bool:
+        """Another identifier's or an account's label in front that an SSN word does not
+        outweigh: attached to the number, or unattached with no SSN word in the clause."""
+        return self.label in (OTHER_LABEL, ACCOUNT_LABEL) and (
+            self._attached or not self.ssn_word_in_clause
+        )
 
     @property
     def other_in_clause(self) -> bool:
@@ -255,6 +292,28 @@ class Context:
         return not (clause.isascii() and after_clause.isascii()) and _has_ja(
             clause + " " + after_clause, words.JA_INVALID
         )
+
+
+def _name_words(field_name: str) -> list[str]:
+    # `cc_first8`, `card-part1`, `ssnArea`: words as in text; digits and case changes end one.
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", field_name).lower()
+    return _WORD.findall(spaced.replace("_", " ").replace("-", " "))
+
+
+def names_kind(field_name: str | None) -> str | None:
+    """CARD_LABEL for a field name that names a card (`cc1`, `card_number`, `cc_first8`,
+    `pan`), SSN_LABEL for one that names an SSN (`ssn1`, `social_security_area`), else None."""
+    if not field_name:
+        return None
+    ws = _name_words(field_name)
+    kinds = _phrases(ws)
+    if not (words.CARD.isdisjoint(ws) and words.CARD_FIELD_NAMES.isdisjoint(ws)):
+        return CARD_LABEL
+    if CARD_LABEL in kinds:
+        return CARD_LABEL
+    if not (words.SSN.isdisjoint(ws) and words.SSN_FIELD_NAMES.isdisjoint(ws)):
+        return SSN_LABEL
+    return SSN_LABEL if SSN_LABEL in kinds else None
 
 
 def read_context(text: str, start: int, end: int, *, field_name: str | None = None) -> Context:

@@ -6,7 +6,8 @@ table per entity, first matching row wins. The README shows the same tables in w
 
 CREDIT_CARD
   1. a whole URL path segment (`/tickets/4111111111111111`), not labelled by a card word -> no
-  2. another identifier's label in front, no card grouping and no glued card word       -> no
+  2. another identifier's label in front, no card grouping and no glued card word, and
+     the label attached to the number or no card word in the clause                      -> no
   3. Luhn and IIN valid, but in phone/other-id context with a grouping no scheme prints
      and no card word in the clause                                                      -> no
   4. Luhn and IIN valid                                                                  -> yes
@@ -18,7 +19,8 @@ CREDIT_CARD
   7. anything else                                                                       -> no
 US_SSN
   1. a whole URL path segment                                                            -> no
-  2. another identifier's or an account's label in front                                 -> no
+  2. another identifier's or an account's label in front, attached to the number or
+     with no SSN word in the clause                                                      -> no
   3. AAA-GG-SSSS with one separator                                                      -> yes
   4. 9 bare digits with an SSN word around                                               -> yes
   5. 9 bare digits with another identifier's or phone words in the clause                -> no
@@ -81,8 +83,10 @@ def card_evidence(cand: Candidate, ctx: Context) -> tuple[list[str], list[str]]:
         pro.append("url-card-label")
     if cand.url_path:
         con.append("url-path")
-    if ctx.label == OTHER_LABEL:
+    if ctx.rules_out_card:
         con.append("other-label")
+    elif ctx.label == OTHER_LABEL:
+        con.append("unattached-label")
     if ctx.other_in_clause:
         con.append("other-context")
     if ctx.called_invalid:
@@ -100,10 +104,10 @@ def ssn_evidence(cand: Candidate, ctx: Context) -> tuple[list[str], list[str]]:
         pro.append("ssn-word-nearby")
     if cand.url_path:
         con.append("url-path")
-    if ctx.label == OTHER_LABEL:
-        con.append("other-label")
-    elif ctx.label == ACCOUNT_LABEL:
-        con.append("account-label")
+    if ctx.rules_out_ssn:
+        con.append("account-label" if ctx.label == ACCOUNT_LABEL else "other-label")
+    elif ctx.label in (OTHER_LABEL, ACCOUNT_LABEL):
+        con.append("unattached-label")
     if ctx.other_in_clause:
         con.append("other-context")
     return pro, con
@@ -116,7 +120,7 @@ def _decide_card(
     # (context.py), and a card in a scheme's grouping needs little of it.
     if cand.url_path and not cand.url_card_label:
         return False, 0.0, "card.1 url path segment"
-    if cand.grouping != "standard" and not cand.glued_card_word and ctx.label == OTHER_LABEL:
+    if cand.grouping != "standard" and not cand.glued_card_word and ctx.rules_out_card:
         return False, 0.0, "card.2 another identifier's label"
     boost = CONTEXT_BOOST if cand.glued_card_word or ctx.supports_card else 0.0
     if cand.luhn_ok and cand.scheme:
@@ -143,7 +147,7 @@ def _decide_card(
     if (
         options.luhn_invalid_with_card_word
         and named
-        and ctx.label != OTHER_LABEL
+        and not ctx.rules_out_card
         and not ctx.called_invalid
         and cand.grouping != "other"
     ):
@@ -156,7 +160,7 @@ def _decide_ssn(
 ) -> tuple[bool, float, str]:
     if cand.url_path:
         return False, 0.0, "ssn.1 url path segment"
-    if ctx.label in (OTHER_LABEL, ACCOUNT_LABEL):
+    if ctx.rules_out_ssn:
         return False, 0.0, "ssn.2 another identifier's label"
     if cand.group_count == 3:
         boost = CONTEXT_BOOST if ctx.supports_ssn else 0.0

@@ -125,6 +125,11 @@ GLUED = _words(
     "card cc ccn cc# visa mastercard mc amex discover credit debit tarjeta carte karte kaart "
     "cartão cartao carta creditcard exp expiry expires cvv cvc"
 )
+# Field names that name a card's number, written as one word (`pan`, `ccnum`, `cardNumber`):
+# with CARD, what makes `{"x_first8": ..., "x_last8": ...}` a card's two halves.
+CARD_FIELD_NAMES = _words("pan ccnum ccnumber cardnum cardnumber cardno ccno cnum")
+# ... and an SSN (`ssn1`, `ss_num`, `socsec`), with SSN and its phrases.
+SSN_FIELD_NAMES = _words("ss ssnum ssno socsec socialsecurity")
 # Abbreviated labels whose dot does not end a sentence (`Tel. 536904399`, `No. 12345`).
 ABBREVIATIONS = (
     "tel",
@@ -151,6 +156,18 @@ FILLER = _words(
     "número numero numéro nummer es est ist é è é del de da do di van het le la el mi mon ma "
     "mein meine meu minha il lo al au bij lautet"
 )
+
+# What may stand between a label and its number for the label to be attached to it (`Phone:
+# `, `order # `, `passport number is `): punctuation and these words only. A label further off
+# (`order ending in`, `ticket for the`) is unattached, and a card or SSN word in the same
+# clause outweighs it.
+ATTACHING = _words(
+    "number numbers num no nr nro n nº is was es est ist é è lautet número numero numéro nummer"
+)
+# A phone word after one of these (and an article) names how a number was given, not what it
+# is: `read the card number over the phone: 4111 ...`, `por teléfono`, `am Telefon`.
+CHANNEL_PREPOSITIONS = _words("over by on via per through thru par por pelo pela am au")
+ARTICLES = _words("the a an my your our their his her el la le il lo o der die das dem den")
 
 # Japanese, matched as substrings of the clause.
 JA_CARD = ("カード", "クレジット", "デビット", "有効期限", "セキュリティコード")

@@ -23,7 +23,7 @@ from redactor.bodies.segments import Edit, Segment
 from redactor.detection import Detector, Finding
 from redactor.egress import SeenValues, verify_answer, verify_request
 from redactor.errors import VaultTimeoutError
-from redactor.redaction.rewrite import Rewriter, TokenKey, value_digits
+from redactor.redaction.rewrite import Rewriter, TokenKey, finding_value
 from redactor.redaction.scanning import (
     WINDOW_CHARS,
     WINDOW_OVERLAP,
@@ -163,7 +163,7 @@ class Pipeline:
         keys: dict[TokenKey, None] = {}
         for *_, findings, spans in found:
             for f, span in zip(findings, spans, strict=True):
-                keys[(f.entity, value_digits(span))] = None
+                keys[(f.entity, finding_value(f, span))] = None
         ordered = list(keys)
         seen.note_tokenised(digits for _entity, digits in ordered)
         try:
@@ -187,7 +187,7 @@ class Pipeline:
             self._rebuild_extra(part, number, found, token_of)
             for number, part in enumerate(extras, start=1)
         )
-        counts = Counter(f.entity for _, _, findings, _ in found for f in findings)
+        counts = Counter(f.entity for _, _, findings, _ in found for f in findings if f.lead)
         return Redaction(new_body, True, dict(counts), tuple(token_of.values()), new_extras, seen)
 
     async def verify(

@@ -31,6 +31,12 @@ def value_digits(span: str) -> str:
 _ASCII_NON_DIGITS = {c: None for c in range(128) if not chr(c).isdigit()}
 
 
+def finding_value(finding: Finding, span: str) -> str:
+    """The vault's value for a finding whose text is `span`: its digits, or those of the whole
+    value when the finding is one piece of a split value."""
+    return finding.joined if finding.joined is not None else value_digits(span)
+
+
 class VaultTokenOperator(Operator):
     """Anonymize operator: the token the vault gave for this span's value."""
 
@@ -68,7 +74,11 @@ class Rewriter:
     def token_edits(
         self, text: str, findings: Sequence[Finding], tokens: Mapping[TokenKey, str]
     ) -> list[Edit]:
-        """One edit per finding, in text order, replacing its span with its token."""
+        """One edit per finding, in text order, replacing its span with its token.
+
+        A piece of a split value: the lead piece becomes the whole value's token, the others
+        become empty (the token resolves to every digit).
+        """
         if not findings:
             return []
         self._operator.validate({"tokens": tokens})
@@ -76,8 +86,11 @@ class Rewriter:
             Edit(
                 f.start,
                 f.end,
-                self._operator.operate(
-                    text[f.start : f.end], {"tokens": tokens, "entity_type": f.entity}
+                ""
+                if not f.lead
+                else self._operator.operate(
+                    text[f.start : f.end] if f.joined is None else f.joined,
+                    {"tokens": tokens, "entity_type": f.entity},
                 ),
             )
             for f in sorted(findings, key=lambda f: f.start)

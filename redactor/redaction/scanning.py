@@ -19,10 +19,11 @@ from typing import Any, Literal
 from redactor.bodies import parse_body
 from redactor.bodies.json_prescan import plain_json_texts
 from redactor.bodies.limits import BodyLimits
-from redactor.bodies.segments import Edit, apply_edits
+from redactor.bodies.segments import Edit, apply_edits, neighbours_of
 from redactor.detection import DetectionOptions, Detector, Finding
 from redactor.detection.screen import may_hold_value
 from redactor.egress import SeenValues
+from redactor.redaction.neighbours import find_split_values
 from redactor.redaction.rewrite import Rewriter, TokenKey
 
 __all__ = [
@@ -258,6 +259,15 @@ def scan_body(
             findings = find_windowed(detector, seg.text, seg.field_name, seen)
         if findings:
             found.append((seg.index, seg.text, findings))
+    runs = neighbours_of(parsed)
+    if runs:
+        # Values split over neighbouring fields, read joined (redaction/neighbours.py).
+        split = find_split_values(detector, parsed.segments, runs, seen)
+        have = {index for index, _, _ in found}
+        for index, findings in split.items():
+            if index not in have:  # always: a piece holds fewer digits than any value
+                found.append((index, parsed.segments[index].text, findings))
+        found.sort(key=lambda item: item[0])
     return BodyScan(parsed, found)
 
 

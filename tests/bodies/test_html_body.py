@@ -32,8 +32,8 @@ def _redact(raw: str) -> str:
     ("raw", "expected"),
     [
         ("<p>4111&#32;1111&#x20;1111&nbsp;1111</p>", f"<p>{TOKEN}</p>"),
-        ("<p>card: 4111 1111<br>1111 1111 ok</p>", f"<p>card: {TOKEN} ok</p>"),
-        ("<p>card: <b>4111 1111</b> 1111 1111 ok</p>", f"<p>card: <b>{TOKEN} ok</p>"),
+        ("<p>card: 4111 1111<br>1111 1111 ok</p>", f"<p>card: {TOKEN}<br> ok</p>"),
+        ("<p>card: <b>4111 1111</b> 1111 1111 ok</p>", f"<p>card: <b>{TOKEN}</b> ok</p>"),
         (
             "<div>a &amp; b 4111 1111 1111 1111 &lt;x&gt;</div>",
             f"<div>a &amp; b {TOKEN} &lt;x&gt;</div>",
@@ -54,14 +54,22 @@ def test_html_body_maps_edits_back_to_raw_markup(raw, expected) -> None:
     assert _redact(raw) == expected
 
 
-def test_html_body_br_reads_as_newline_and_inline_tags_as_nothing() -> None:
-    parsed = _parse("<p>4111 1111<br>1111 <span>1111</span></p><div>next</div>")
-    assert [s.text for s in parsed.segments] == ["4111 1111\n1111 1111", "next"]
+def test_html_body_br_and_blocks_read_as_one_newline_and_inline_tags_as_nothing() -> None:
+    parsed = _parse("<p>4111 1111<br>1111 <span>1111</span></p>\n  <div>next</div>")
+    assert [s.text for s in parsed.segments] == ["4111 1111\n1111 1111\nnext"]
 
 
-def test_html_body_block_tags_split_segments() -> None:
-    parsed = _parse("<p>a</p><p>b</p><table><tr><td>c</td></tr></table>")
-    assert [s.text for s in parsed.segments] == ["a", "b", "c"]
+def test_html_body_blocks_are_line_breaks_of_one_run() -> None:
+    parsed = _parse("<p>a</p><p>b</p><table><tr><td>c</td> <td>d</td></tr></table>")
+    assert [s.text for s in parsed.segments] == ["a\nb\nc\nd"]
+
+
+def test_html_body_that_is_not_all_text_keeps_the_narrow_reading() -> None:
+    # A stray byte (a binary file labelled HTML): blocks end segments, nothing is joined.
+    raw = b"<p>a\xff</p><p>b</p><x>c</x>d"
+    parsed = parse_body(raw, "text/html")
+    assert [s.text for s in parsed.segments] == ["a\udcff", "b", "c", "d"]
+    assert parsed.rebuild({}) == raw
 
 
 def test_html_body_attribute_segments_name_the_attribute() -> None:
@@ -87,7 +95,7 @@ def test_html_body_edit_inside_a_multi_character_reference_keeps_its_other_chara
     assert out == "<p>aX\u0338b</p>"
 
 
-def test_html_body_text_edit_over_a_tag_with_an_edited_attribute_wins() -> None:
+def test_html_body_text_edit_over_a_tag_keeps_the_tag_and_its_edited_attribute() -> None:
     parsed = _parse('<p>4111 <a title="4111">1111</a></p>')
     by_kind = {s.kind: s for s in parsed.segments}
     out = parsed.rebuild(
@@ -96,7 +104,7 @@ def test_html_body_text_edit_over_a_tag_with_an_edited_attribute_wins() -> None:
             by_kind["html_attr"].index: [Edit(0, 4, "A")],
         }
     )
-    assert out == b"<p>T</a></p>"
+    assert out == b'<p>T<a title="A"></a></p>'
 
 
 def test_html_body_undeclared_charset_round_trips_stray_bytes() -> None:

@@ -1,0 +1,77 @@
+"""The codecs name runs of neighbouring short digit strings (issue 18, item 2): which strings
+are neighbours, and that the JSON fast path hands such bodies to the codec."""
+
+from __future__ import annotations
+
+import pytest
+
+from redactor.bodies import parse_body
+from redactor.bodies.json_prescan import plain_json_texts
+from redactor.bodies.segments import neighbours_of
+
+
+def _runs(body: bytes, content_type: str) -> list[list[str]]:
+    parsed = parse_body(body, content_type, min_segment_digits=9)
+    segments = parsed.segments
+    return [[segments[i].text for i in run] for run in neighbours_of(parsed)]
+
+
+@pytest.mark.parametrize(
+    ("body", "runs"),
+    [
+        (b'["4111", "1111", "1111", "1111"]', [["4111", "1111", "1111", "1111"]]),
+        (b'{"a": "12", "b": "345", "c": "6789"}', [["12", "345", "6789"]]),
+        # A JSON escape spelling a digit reads as the digit.
+        (b'{"a": ["\\u00341", "22"]}', [["41", "22"]]),
+        # Another value ends a run; a lone piece is none; one piece is 2-8 digits.
+        (b'["11", "x", "22", "33", 4, "44"]', [["22", "33"]]),
+        (b'["1", "22", "123456789", "33"]', []),
+        # Neighbours share their container.
+        (b'[["11", "22"], "33", "44"]', [["11", "22"], ["33", "44"]]),
+        # Numbers are not pieces.
+        (b"[4111, 1111, 1111, 1111]", []),
+    ],
+)
+def test_json_names_adjacent_digit_strings_of_one_container(body: bytes, runs) -> None:
+    assert _runs(body, "application/json") == runs
+
+
+def test_a_form_names_adjacent_digit_fields() -> None:
+    body = b"name=Sam&cc1=4111&cc2=1111&cc3=1111&cc4=1111&zip=&a=12&b=34"
+    assert _runs(body, "application/x-www-form-urlencoded") == [
+        ["4111", "1111", "1111", "1111"],
+        ["12", "34"],
+    ]
+
+
+def test_a_multipart_form_names_adjacent_digit_fields_but_not_across_a_file() -> None:
+    def part(name: str, value: str, extra: str = "") -> bytes:
+        head = f'Content-Disposition: form-data; name="{name}"{extra}\r\n'
+        return f"--b\r\n{head}\r\n{value}\r\n".encode()
+
+    body = (
+        part("cc1", "4111")
+        + part("cc2", "1111")
+        + part("f", "x", '; filename="a.bin"\r\nContent-Type: image/png')
+        + part("cc3", "1111")
+        + part("cc4", "1111")
+        + b"--b--\r\n"
+    )
+    assert _runs(body, "multipart/form-data; boundary=b") == [["4111", "1111"], ["1111", "1111"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"card": ["4111", "1111", "1111", "1111"]}',
+        b'{"cc_first8": "41111111", "cc_last8": "11111111"}',
+        b'{"a": "\\u0034111", "b": "1111"}',
+    ],
+)
+def test_the_fast_path_hands_neighbouring_pieces_to_the_codec(body: bytes) -> None:
+    assert plain_json_texts(body, "application/json", None) is None
+
+
+def test_the_fast_path_keeps_bodies_without_neighbouring_pieces() -> None:
+    body = b'{"qty": [1234, 5678], "zip": "94107", "note": "order 12 of 34"}'
+    assert plain_json_texts(body, "application/json", None) == []
