@@ -12,14 +12,16 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from vault.chains import ChainUpdate, RegisteredChain
 from vault.errors import KeyRetireError
 from vault.mark import VaultMark
 
 # 1: tokens and data keys. 2: the key records (check values, states, an epoch counter) and the
 # heartbeats of running processes. 3: the vault's id and minted counter (its high-water mark),
 # a pending rotation, and tokens recorded as lost by `vault reconcile --record`. 4: full reveals
-# counted for the reveal rate limit (reveal_events).
-SCHEMA_VERSION = 4
+# counted for the reveal rate limit (reveal_events). 7: the audit chain registry
+# (audit_chains, audit_chain_files; vault/chains.py). Steps 5, 6 and 8 belong to other features.
+SCHEMA_VERSION = 7
 
 KekState = Literal["active", "decrypt-only", "retired"]
 
@@ -327,6 +329,16 @@ class TokenStore(Protocol):
 
     async def kek_usage(self) -> list[KekUsage]:
         """Live data keys per KEK version."""
+        ...
+
+    async def record_chain(self, update: ChainUpdate) -> None:
+        """Record an audit chain's genesis, a checkpoint and files left behind, in one
+        transaction (a repeated genesis or file is kept as first recorded; a checkpoint
+        never moves back)."""
+        ...
+
+    async def list_chains(self) -> list[RegisteredChain]:
+        """Every audit chain recorded, oldest first, with the files it left behind."""
         ...
 
 
