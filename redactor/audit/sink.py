@@ -454,7 +454,7 @@ class AuditSink:
             if self._registry_required:
                 # Fail closed: a chain the registry does not know could vanish unnoticed.
                 log.error("audit_chain_registry_failed", code=exc.code, step="genesis")  # noqa: TRY400
-                raise AuditWriteError("chain registry") from None
+                raise AuditWriteError(f"chain registry: {exc.code}") from None
             log.info("audit_chain_registration_deferred", code=exc.code)
             self._genesis_owed = genesis
 

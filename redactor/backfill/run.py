@@ -559,7 +559,8 @@ def redact_files(
             )
         except AuditWriteError as exc:
             print(
-                f"redactor: cannot write the audit record ({exc}); nothing was changed", file=stderr
+                f"redactor: cannot start: cannot write the audit record ({exc}); nothing was changed",
+                file=stderr,
             )
             runner.run(sink.close())
             if audit.registry is not None:

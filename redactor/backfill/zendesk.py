@@ -415,7 +415,10 @@ async def _run(
             SystemEvent("backfill_zendesk", now_iso(), {**details, "phase": "started"})
         )
     except AuditWriteError as exc:
-        print(f"redactor: cannot write the audit record ({exc}); nothing was changed", file=err)
+        print(
+            f"redactor: cannot start: cannot write the audit record ({exc}); nothing was changed",
+            file=err,
+        )
         await sink.close()
         if registry is not None:
             await registry.close()
