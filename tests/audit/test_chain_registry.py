@@ -23,6 +23,7 @@ from redactor.audit.integrity import read_trail
 from redactor.audit.registration import StoreChainRegistry
 from redactor.cli import main
 from redactor.settings import Overrides, load_vault_config
+from tests.audit.conftest import Trail
 from tests.vault.conftest import PG_DSN
 from vault.cli import open_existing_store
 from vault.config import VaultConfig
@@ -335,3 +336,18 @@ def test_a_command_whose_chain_cannot_be_registered_does_not_run(
             return (await vault.resolve_many("acme", [token]))[token]
 
     assert isinstance(asyncio.run(resolve()), Resolved)
+
+
+def test_a_served_trail_removed_whole_is_named_by_the_serving_process(
+    trail: Trail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev = ["--dev", "--data-dir", str(trail.data_dir)]
+    assert main(["audit", "verify", str(trail.log), *dev]) == 0
+    assert "verified: ok; every registered chain accounted for" in capsys.readouterr().out
+    chain = json.loads(trail.lines()[0])["chain"]
+    trail.write([])
+    trail.checkpoints.unlink()
+    assert main(["audit", "verify", str(trail.log), *dev]) == 1
+    out = capsys.readouterr().out
+    assert f"MISSING: chain {chain} (serve, host {socket.gethostname()}, pid " in out
+    assert "registered through seq " in out
