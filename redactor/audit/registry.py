@@ -182,11 +182,21 @@ def check_completeness(
     logs: Iterable[Path],
     *,
     whole_directories: bool,
+    since: str | None = None,
 ) -> Completeness:
-    """Hold the verified trail (`result`, from the files `logs`) against the registry."""
+    """Hold the verified trail (`result`, from the files `logs`) against the registry.
+
+    `since` (an ISO time as the trail writes them, UTC): a chain closed before it, and a file
+    left behind before it, are not expected (retention removed them on purpose).
+    """
     names = {path.name for path in logs}
     gaps: list[ChainGap] = []
-    scoped = [c for c in chains if in_scope(c, names, whole_directories)]
+    scoped = [
+        c
+        for c in chains
+        if in_scope(c, names, whole_directories)
+        and not (since and c.closed and (c.checkpoint_at or c.genesis.started_at) < since)
+    ]
     for chain in scoped:
         report = result.chains.get(chain.chain_id)
         cp = chain.checkpoint_seq
@@ -208,6 +218,8 @@ def check_completeness(
             )
             continue
         for left in chain.files:
+            if since and left.recorded_at < since:
+                continue  # left behind before the period: retention may have removed it
             if _covered(report, left.first_seq, left.last_seq):
                 continue
             if left.file is not None and _present(Path(left.file).name, names):

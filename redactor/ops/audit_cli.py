@@ -108,6 +108,22 @@ def registry_chains(args: argparse.Namespace, environ: Mapping[str, str]) -> Any
         return not_checked(f"the chain registry could not be read: {exc.code}", unreadable=True)
 
 
+def registry_since(args: argparse.Namespace) -> str | None:
+    """--since as the trail spells times (UTC, milliseconds), or None. Raises ConfigError."""
+    from datetime import UTC, datetime
+
+    text = getattr(args, "since", None)
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError("--since must be an ISO time like 2026-11-01T00:00:00Z") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def run_verify(
     args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO
 ) -> int:
@@ -132,7 +148,11 @@ def run_verify(
     else:
         logs, _ = expand_paths(paths)
         completeness = check_completeness(
-            result, registry, logs, whole_directories=any(p.is_dir() for p in paths)
+            result,
+            registry,
+            logs,
+            whole_directories=any(p.is_dir() for p in paths),
+            since=registry_since(args),
         )
     if not result.chains and not result.problems and not completeness.gaps:
         print("redactor: no audit records found", file=err)
@@ -172,7 +192,11 @@ def run_chains(
     else:
         logs, _ = expand_paths(paths)
         completeness = check_completeness(
-            result, registry, logs, whole_directories=any(p.is_dir() for p in paths)
+            result,
+            registry,
+            logs,
+            whole_directories=any(p.is_dir() for p in paths),
+            since=registry_since(args),
         )
     rows = chain_rows(result, chains, completeness)
     failed = not result.ok or bool(completeness.gaps) or completeness.unreadable
@@ -297,6 +321,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         )
         parser.add_argument(
             "--vault-url", metavar="URL", help="the vault holding the chain registry"
+        )
+        parser.add_argument(
+            "--since",
+            metavar="ISO_TIME",
+            help="registered chains closed (and files left behind) before this time are not "
+            "expected: retention removed them",
         )
         add_key_flags(parser)
     report = cmds.add_parser(

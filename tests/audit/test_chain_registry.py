@@ -351,3 +351,20 @@ def test_a_served_trail_removed_whole_is_named_by_the_serving_process(
     out = capsys.readouterr().out
     assert f"MISSING: chain {chain} (serve, host {socket.gethostname()}, pid " in out
     assert "registered through seq " in out
+
+
+def test_chains_closed_before_since_are_not_expected(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Retention removed old files on purpose: --since says from when chains are expected.
+    _erase_twice(site)
+    runs = _runs(site)
+    for chain in list(runs)[:2]:
+        _remove_chain(site, chain)
+    last_started = json.loads(list(runs.values())[2][0])["time"]
+    capsys.readouterr()
+    assert site.run("audit", "verify", str(site.logs)) == 1
+    assert capsys.readouterr().out.count("MISSING:") == 2
+    assert site.run("audit", "verify", str(site.logs), "--since", last_started) == 0
+    out = capsys.readouterr().out
+    assert "verified: ok; every registered chain accounted for (1 in the registry)" in out
