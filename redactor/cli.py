@@ -306,7 +306,7 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_redact(args: argparse.Namespace) -> int:
-    from redactor.backfill.run import AuditTarget, RedactRequest, redact_files
+    from redactor.backfill.run import AuditTarget, RedactRequest, redact_files, registry_for
     from redactor.ops.logconfig import configure_logging
 
     configure_logging(level="warning", console=False)
@@ -314,7 +314,7 @@ def _cmd_redact(args: argparse.Namespace) -> int:
         vault_config, trail, key = _backfill_trail(args)
     except ConfigError as exc:
         return _start_error(exc)
-    audit = AuditTarget(trail, key)
+    audit = AuditTarget(trail, key, registry_for(vault_config))
     request = RedactRequest(
         inputs=tuple(args.inputs),
         output=args.output,

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from redactor.agent.resources import AgentResources, open_agent
 from redactor.audit import AuditSink, load_audit_key
+from redactor.audit.registration import ChainRegistry, StoreChainRegistry
 from redactor.detection import DetectionOptions
 from redactor.ingress.pipeline import Pipeline
 from redactor.ingress.resources import IngressResources
@@ -74,10 +75,14 @@ class AuditMetrics:
         self.metrics.audit_fsync_failed()
 
 
-async def open_audit_sink(settings: Settings, metrics: Metrics | None = None) -> AuditSink:
-    """The audit sink of this process, open, with its own chain.
+async def open_audit_sink(
+    settings: Settings, metrics: Metrics | None = None, registry: ChainRegistry | None = None
+) -> AuditSink:
+    """The audit sink of this process, open, with its own chain (recorded in `registry`,
+    the vault's chain registry, before its first record).
 
-    Raises ConfigError (no or bad audit key) or AuditWriteError (the file cannot be opened).
+    Raises ConfigError (no or bad audit key) or AuditWriteError (the file cannot be opened,
+    or the chain cannot be registered: a serving process needs its vault anyway).
     """
     key = await asyncio.to_thread(
         load_audit_key,
@@ -92,6 +97,9 @@ async def open_audit_sink(settings: Settings, metrics: Metrics | None = None) ->
         checkpoint_interval_s=settings.audit_checkpoint_interval_s,
         fsync=settings.audit_fsync,
         observer=None if metrics is None else AuditMetrics(metrics),
+        registry=registry,
+        writer="serve" if settings.worker is None else "worker",
+        command=None if settings.worker is None else f"worker {settings.worker}",
     )
     await sink.open()
     return sink
@@ -112,7 +120,7 @@ async def open_resources(
     agent: AgentResources | None = None
     try:
         metrics = Metrics(multiprocess_dir=settings.metrics_dir)
-        audit = await open_audit_sink(settings, metrics)
+        audit = await open_audit_sink(settings, metrics, StoreChainRegistry(vault.store))
         # auto_decompress: responses reach redact_responses routes already decoded.
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.upstream_pool_size),

@@ -385,6 +385,7 @@ def serve(settings: Settings) -> int:
                     settings,
                     audit_log=worker_audit_log(settings.audit_log, n),
                     metrics_dir=metrics_dir,
+                    worker=n,
                 ),
             ),
             daemon=False,

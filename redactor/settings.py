@@ -117,6 +117,10 @@ class Settings:
     # where every worker's metric files live, so /metrics sums all of them. Out of the repr:
     # a fresh directory per run must not change the config digest.
     metrics_dir: Path | None = field(default=None, repr=False)
+    # Set by the supervisor of `--workers N` for each worker (never read from a file or the
+    # environment): its number, for the audit chain registry ("worker 2"). Out of the repr,
+    # like metrics_dir: every worker reports the same config digest.
+    worker: int | None = field(default=None, repr=False)
 
     def route_for(self, path: str) -> RouteSettings | None:
         """The route with the longest matching prefix, or None."""

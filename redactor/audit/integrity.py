@@ -18,12 +18,18 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from redactor.audit.registry import (
+    Completeness,
+    RegisteredChain,
+    check_completeness,
+    not_checked,
+)
 from redactor.audit.verify import VerifyResult, expand_paths, open_log, result_as_json, verify_paths
 
 # The first `chain` and `seq` keys of a line, found the way the verifier finds them: a line
@@ -46,11 +52,15 @@ class TrailIntegrity:
 
     result: VerifyResult
     checked_at: datetime
+    # Held against the vault's chain registry (None: not compared with one).
+    completeness: Completeness | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether every chain verified end to end and no file had a problem."""
-        return self.result.ok and bool(self.result.chains)
+        """Whether every chain verified end to end, no file had a problem, and no chain the
+        registry knows is missing (when the trail was compared with it)."""
+        gaps = self.completeness is not None and bool(self.completeness.gaps)
+        return self.result.ok and bool(self.result.chains) and not gaps
 
     def vouches(self, chain: object, seq: object) -> bool:
         """Whether the record at (`chain`, `seq`) is in the verified part of its chain."""
@@ -67,7 +77,8 @@ class TrailIntegrity:
         """The sentence every view shows first."""
         at = readable_time(self.checked_at)
         chains = sorted(self.result.chains.values(), key=lambda r: r.chain_id)
-        if not chains and not self.result.problems:
+        completeness = self.completeness or not_checked("no chain registry given")
+        if not chains and not self.result.problems and not completeness.gaps:
             return f"does not verify: no audit records found (checked at {at})"
         if self.ok:
             named = [f"seq {r.last_seq} of chain {r.chain_id}" for r in chains[:_NAMED_CHAINS]]
@@ -75,8 +86,11 @@ class TrailIntegrity:
                 named.append(
                     f"{len(chains) - _NAMED_CHAINS} more chains each through its last record"
                 )
-            return f"verified through {', '.join(named)} (every chain) at {at}"
-        faults = []
+            return (
+                f"verified through {', '.join(named)} (every chain) at {at}; "
+                f"{completeness.sentence()}"
+            )
+        faults = [gap.describe() for gap in completeness.gaps]
         for report in chains:
             b = report.broken
             if b is None:
@@ -91,11 +105,13 @@ class TrailIntegrity:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready: ok, the sentence, when, and verify's per-chain result."""
+        completeness = self.completeness or not_checked("no chain registry given")
         return {
             "ok": self.ok,
             "headline": self.headline(),
             "checked_at": self.checked_at.isoformat(timespec="seconds"),
             **{k: v for k, v in result_as_json(self.result).items() if k != "ok"},
+            "completeness": completeness.to_json(),
         }
 
 
@@ -144,9 +160,20 @@ def _lines(path: Path, size: int) -> Iterator[bytes]:
             yield raw
 
 
-def read_trail(key: bytes, paths: Iterable[Path], *, now: datetime, jobs: int = 1) -> Trail:
+def read_trail(
+    key: bytes,
+    paths: Iterable[Path],
+    *,
+    now: datetime,
+    jobs: int = 1,
+    registry: Sequence[RegisteredChain] | Completeness | None = None,
+) -> Trail:
     """Verify the trail at `paths` under `key` (`now`: when, as the caller's clock says), then
-    give its records marked. `jobs` as for `verify_paths` (1 inside a server: it forks)."""
+    give its records marked. `jobs` as for `verify_paths` (1 inside a server: it forks).
+
+    `registry`: the chains the vault's registry knows (the trail is held against them: a
+    missing chain makes it not verify), or a Completeness saying why it was not (None: not
+    compared, and the sentence says so)."""
     paths = list(paths)
     logs, _checkpoints = expand_paths(paths)
     files: list[tuple[Path, int]] = []
@@ -157,7 +184,14 @@ def read_trail(key: bytes, paths: Iterable[Path], *, now: datetime, jobs: int = 
         except OSError:
             continue
     result = verify_paths(key, paths, jobs=jobs)
-    return Trail(TrailIntegrity(result, now), tuple(files))
+    completeness: Completeness | None
+    if registry is None or isinstance(registry, Completeness):
+        completeness = registry
+    else:
+        completeness = check_completeness(
+            result, registry, logs, whole_directories=any(p.is_dir() for p in paths)
+        )
+    return Trail(TrailIntegrity(result, now, completeness), tuple(files))
 
 
 def is_verified(record: Mapping[str, Any]) -> bool:

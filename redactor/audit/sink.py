@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,9 @@ from redactor.audit.chain import (
     checkpoint_text,
     key_id,
 )
+from redactor.audit.registration import ChainRegistry, ChainRegistryError
 from redactor.errors import RedactorError
+from vault.chains import ChainCheckpoint, ChainFile, ChainGenesis, ChainUpdate
 
 log = structlog.get_logger()
 
@@ -303,6 +306,15 @@ class AuditSink:
     started; the chain goes on across files. `reopen()` (SIGHUP) reopens the path for external
     rotators. Checkpoints (a chained record plus a signed line in `<path>.checkpoints`) are
     written every `checkpoint_interval_s` and at close, so a cut tail is detectable.
+
+    With a `registry` (the vault's database, `redactor.audit.registration`), the chain is
+    recorded there too: its genesis (`writer`, `command`, host, pid, file, time) when the sink
+    opens, each checkpoint and each file left behind (rotated or moved away) when the
+    checkpoint is written, the final checkpoint at close. `registry_required`: a genesis that
+    cannot be recorded fails `open` (AuditWriteError: nothing is written, the caller does not
+    act); otherwise it is owed and recorded with the next checkpoint (for commands that create
+    or migrate the vault). A checkpoint that cannot be recorded is logged and recorded with
+    the next one: the records themselves are on disk.
     """
 
     def __init__(
@@ -317,6 +329,10 @@ class AuditSink:
         fsync_interval_s: float = DEFAULT_FSYNC_INTERVAL_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: WriteObserver | None = None,
+        registry: ChainRegistry | None = None,
+        writer: str = "serve",
+        command: str | None = None,
+        registry_required: bool = True,
     ) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ValueError("fsync must be batch, interval or never")
@@ -357,6 +373,16 @@ class AuditSink:
         self._files_replaced: dict[str, int] = {}
         self._torn_tails = 0
         self._fsync_failures = 0
+        # The chain registry: what is owed to it, and how far it knows the chain.
+        self._registry = registry
+        self._writer_kind = writer
+        self._command = command
+        self._registry_required = registry_required
+        self._genesis_owed: ChainGenesis | None = None
+        self._files_owed: list[ChainFile] = []
+        self._file_first_seq = 0  # the first seq written to the live file
+        self._last_checkpoint: ChainCheckpoint | None = None
+        self._registered_seq = -1
 
     @property
     def chain_id(self) -> str:
@@ -397,11 +423,65 @@ class AuditSink:
                 await asyncio.to_thread(self._open_file, self._path)
             except OSError:
                 raise AuditWriteError("open") from None
+        if self._registry is not None:
+            try:
+                await self._register_genesis(self._registry)
+            except AuditWriteError:
+                if self._fd is not None:
+                    await asyncio.to_thread(self._close_fd)
+                self._closed = True
+                raise
         self._observer.writable(self._failing_since is None)
         if self._checkpoint_interval_s > 0:
             self._ticker = self._loop.create_task(self._checkpoint_every())
         if self._path is not None and self._fsync == "interval":
             self._syncer = self._loop.create_task(self._sync_every())
+
+    async def _register_genesis(self, registry: ChainRegistry) -> None:
+        genesis = ChainGenesis(
+            chain_id=self.chain_id,
+            writer=self._writer_kind,
+            command=self._command,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            file=None if self._path is None else str(self._path.absolute()),
+            key_id=self._kid,
+            started_at=self._now(),
+        )
+        try:
+            await registry.record(ChainUpdate(genesis=genesis))
+        except ChainRegistryError as exc:
+            if self._registry_required:
+                # Fail closed: a chain the registry does not know could vanish unnoticed.
+                log.error("audit_chain_registry_failed", code=exc.code, step="genesis")  # noqa: TRY400
+                raise AuditWriteError(f"chain registry: {exc.code}") from None
+            log.info("audit_chain_registration_deferred", code=exc.code)
+            self._genesis_owed = genesis
+
+    async def _register(self) -> None:
+        # What the registry is owed (a deferred genesis, files left behind, the newest
+        # checkpoint), in one transaction; on failure it stays owed for the next checkpoint.
+        registry = self._registry
+        if registry is None:
+            return
+        checkpoint = self._last_checkpoint
+        if checkpoint is not None and checkpoint.seq <= self._registered_seq:
+            checkpoint = None
+        files = tuple(self._files_owed)
+        genesis = self._genesis_owed
+        if genesis is None and checkpoint is None and not files:
+            return
+        try:
+            await registry.record(ChainUpdate(genesis, checkpoint, files))
+        except ChainRegistryError as exc:
+            log.error("audit_chain_registry_failed", code=exc.code, step="checkpoint")  # noqa: TRY400
+            return
+        if genesis is not None:
+            self._genesis_owed = None
+        # Files left behind meanwhile (a rotation in the writer thread) stay owed.
+        del self._files_owed[: len(files)]
+        if checkpoint is not None:
+            self._registered_seq = checkpoint.seq
 
     def _open_file(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -568,7 +648,7 @@ class AuditSink:
                 raise ValueError("audit sink is closed")
             if self._fd is None or self._reopen_requested:
                 self._reopen_requested = False
-                self._swap_file(None)
+                self._swap_file(None, "reopened")
             self._follow_path()
         owed = list(self._notes)
         if self._failing_since is not None:
@@ -619,8 +699,13 @@ class AuditSink:
             self._observer.writable(True)
         for cp_seq, cp_mac, data in checkpoints:
             self._append_checkpoint(cp_seq, cp_mac, data)
+            self._last_checkpoint = ChainCheckpoint(
+                chain_id, cp_seq, cp_mac.hex(), str(data["time"]), bool(data.get("final"))
+            )
         if self._fd is not None and self._size >= self._max_bytes:
-            self._swap_file(rotated_name(self._path, self._clock(), seq) if self._path else None)
+            self._swap_file(
+                rotated_name(self._path, self._clock(), seq) if self._path else None, "rotated"
+            )
 
     def _append(self, text: bytes) -> None:
         """Write `text` whole (and fsync it under the batch policy), or leave the file as it
@@ -693,7 +778,7 @@ class AuditSink:
             log.error(event, cause=cause, path=str(self._path), next_seq=self._state.next_seq)
         else:
             log.warning(event, cause=cause, path=str(self._path), next_seq=self._state.next_seq)
-        self._swap_file(None)
+        self._swap_file(None, cause)
 
     def _close_fd(self) -> None:
         fd, self._fd = self._fd, None
@@ -716,14 +801,31 @@ class AuditSink:
             self._dirty = False
             os.close(fd)
 
-    def _swap_file(self, move_to: Path | None) -> None:
+    def _swap_file(self, move_to: Path | None, how: str) -> None:
         # Close the live file, optionally move it aside (size rotation), open the path afresh.
         assert self._path is not None  # noqa: S101 - only called for a file sink
+        left, left_name = self._ident, self._path
         self._close_fd()
         if move_to is not None:
             os.replace(self._path, move_to)
+            left_name = move_to
             log.info("audit_file_rotated", rotated_to=str(move_to), next_seq=self._state.next_seq)
         self._open_file(self._path)
+        next_seq = self._state.next_seq
+        if left != (-1, -1) and self._ident != left and next_seq > self._file_first_seq:
+            # The chain goes on in another file: the registry learns where the records before
+            # went (with the next checkpoint), so a file that disappears later is named.
+            self._files_owed.append(
+                ChainFile(
+                    self.chain_id,
+                    self._file_first_seq,
+                    next_seq - 1,
+                    str(left_name.absolute()),
+                    how,
+                    self._now(),
+                )
+            )
+            self._file_first_seq = next_seq
 
     def _append_checkpoint(self, seq: int, mac: bytes, data: dict[str, Any]) -> None:
         if self._path is None:
@@ -750,11 +852,13 @@ class AuditSink:
         Raises AuditWriteError when it cannot be written.
         """
         if not final and self._state.next_seq == self._checkpointed_seq + 1:
+            await self._register()  # anything still owed from a failed attempt
             return
         await self.write(
             SystemEvent(CHECKPOINT_EVENT, self._now(), {"final": final, "kid": self._kid})
         )
         self._checkpointed_seq = self._state.next_seq - 1
+        await self._register()
 
     async def _checkpoint_every(self) -> None:
         while True:

@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from redactor.audit.chain import (
     CHECKPOINT_EVENT,
@@ -51,6 +51,9 @@ from redactor.audit.chain import (
 from redactor.audit.parallel import verify_spans
 from redactor.audit.sink import CHECKPOINT_SUFFIX, FILE_REPLACED_EVENT, TAIL_REPAIRED_EVENT
 
+if TYPE_CHECKING:
+    from redactor.audit.registry import Completeness
+
 # Keys of a canonical record, found without parsing it: in JSON text a quote inside a string
 # is always escaped, so `,"seq":` can only be the key itself.
 _SEQ = re.compile(rb'[{,]"seq":([0-9]{1,18})[,}]')
@@ -62,6 +65,7 @@ _CAUSE = re.compile(rb'[{,]"cause":"([a-z]{1,16})"')
 _TORN_BYTES = re.compile(rb'[{,]"torn_bytes":([0-9]{1,12})[,}]')
 _TORN_SHA = re.compile(rb'[{,]"torn_sha256":"([0-9a-f]{64})"')
 _HEAD_CHAIN = re.compile(rb'^\{"chain":"([0-9A-Za-z_-]{1,64})"')
+_TIME = re.compile(rb'[{,]"time":"([0-9T:.+-]{1,40}Z?)"')
 
 EDITED = "edited"
 INSERTED = "inserted"
@@ -94,6 +98,10 @@ class ChainReport:
     closed: bool = False  # the last verified record is a final checkpoint (a clean stop)
     broken: Break | None = None
     checkpoint_seq: int | None = None
+    # The `time` of the first record read and of the last verified one (None: not read, as
+    # when the parallel check vouched for the whole chain).
+    first_time: str | None = field(default=None, compare=False)
+    last_time: str | None = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -340,6 +348,7 @@ def _scan(
     prev = b""
     records = 0
     held: tuple[bytes, int] | None = None  # a line that is not a record, judged by the next
+    last_raw = b""  # the last line verified inline (its time is the chain's last, so far)
 
     def settle() -> None:
         # Hand the inline state back to the chain's walk.
@@ -349,6 +358,7 @@ def _scan(
             if records:
                 walk.report.last_seq = seq - 1
                 walk.report.closed = False
+                walk.report.last_time = _time_of(last_raw) or walk.report.last_time
 
     while True:
         chunk = handle.read(_CHUNK_BYTES)
@@ -373,6 +383,7 @@ def _scan(
                     seq += 1
                     prev = mac
                     records += 1
+                    last_raw = raw
                     continue
             settle()
             walk, records = None, 0
@@ -412,6 +423,11 @@ def _scan(
             )
     if held is not None:
         _settle_held(held, b"", _BAD, file, result)
+
+
+def _time_of(body: bytes) -> str | None:
+    found = _TIME.search(body)
+    return found[1].decode() if found else None
 
 
 _ODD = 0  # not a chained record at all
@@ -506,6 +522,7 @@ def _take_line(
     report.records += 1
     if report.first_seq is None:
         report.first_seq = line.seq
+        report.first_time = _time_of(body)
     event = _EVENT.search(body)
     is_checkpoint = event is not None and event[1] == CHECKPOINT_EVENT.encode()
     if is_checkpoint:
@@ -526,6 +543,7 @@ def _take_line(
         walk.next_seq = line.seq + 1
         walk.prev_mac = mac
         report.last_seq = line.seq
+        report.last_time = _time_of(body) or report.last_time
         report.closed = is_checkpoint and _FINAL in body
         return _OK
     if walk.kid is not None and walk.kid != kid:
@@ -605,8 +623,10 @@ def _check_tail(walk: _Walk, tail: tuple[int, bytes, str]) -> None:
         )
 
 
-def render_text(result: VerifyResult) -> Iterator[str]:
-    """Human-readable lines: one per chain, then each problem."""
+def render_text(result: VerifyResult, completeness: Completeness | None = None) -> Iterator[str]:
+    """Human-readable lines: one per chain, then each problem, then each registered chain
+    the trail does not account for; the last line says whether it all verified, and
+    whether chain completeness was checked (`completeness` None: no registry was given)."""
     for report in sorted(result.chains.values(), key=lambda r: r.chain_id):
         span = f"seq {report.first_seq}..{report.last_seq}" if report.records else "no records"
         if report.ok:
@@ -635,7 +655,20 @@ def render_text(result: VerifyResult) -> Iterator[str]:
         )
     for problem in result.problems:
         yield f"problem: {problem}"
-    yield "verified: ok" if result.ok else "verified: FAILED"
+    if completeness is None:
+        from redactor.audit.registry import not_checked
+
+        completeness = not_checked("no chain registry: give --config")
+    for gap in completeness.gaps:
+        yield f"MISSING: {gap.describe()}"
+    for chain_id in completeness.unregistered:
+        yield f"chain {chain_id}: not in the chain registry (written before it, or not recorded)"
+    if not result.ok or completeness.gaps or completeness.unreadable:
+        yield f"verified: FAILED; {completeness.sentence()}"
+    elif completeness.checked:
+        yield f"verified: ok; {completeness.sentence()}"
+    else:
+        yield f"verified: the chains found are intact; {completeness.sentence()}"
 
 
 def result_as_json(result: VerifyResult) -> dict[str, object]:
@@ -649,6 +682,8 @@ def result_as_json(result: VerifyResult) -> dict[str, object]:
                 "first_seq": r.first_seq,
                 "last_seq": r.last_seq,
                 "closed": r.closed,
+                "first_time": r.first_time,
+                "last_time": r.last_time,
                 "ok": r.ok,
                 "broken": None
                 if r.broken is None

@@ -34,6 +34,7 @@ from typing import IO, Any, BinaryIO, Protocol, TextIO
 import structlog
 
 from redactor.audit import AuditSink, AuditWriteError, SystemEvent, now_iso
+from redactor.audit.registration import LazyStoreRegistry
 from redactor.backfill.formats import FORMATS, Piece, detect_format, read_pieces
 from redactor.backfill.progress import Progress, Tally, summary_line
 from redactor.backfill.scan import ItemFound, detector_for, rebuild_item, scan_items
@@ -82,6 +83,21 @@ class AuditTarget:
 
     path: Path
     key: bytes = field(repr=False)
+    # The vault's chain registry (`registry_for`): the run's chain is recorded there.
+    registry: LazyStoreRegistry | None = None
+
+
+def registry_for(vault_config: VaultConfig | None) -> LazyStoreRegistry | None:
+    """The chain registry in the vault a run uses, opened on first use; None without one."""
+    if vault_config is None:
+        return None
+
+    async def opener() -> Any:
+        from vault.cli import open_existing_store
+
+        return await open_existing_store(vault_config)
+
+    return LazyStoreRegistry(opener)
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,7 +542,16 @@ def redact_files(
             request.jobs, mp_context=multiprocessing.get_context("spawn")
         )
     with asyncio.Runner() as runner:
-        sink = AuditSink(audit.path, audit.key, checkpoint_interval_s=0)
+        # A dry run needs no vault: its chain is registered at close if the vault is there.
+        sink = AuditSink(
+            audit.path,
+            audit.key,
+            checkpoint_interval_s=0,
+            registry=audit.registry,
+            writer="cli",
+            command="redact",
+            registry_required=not request.dry_run,
+        )
         try:
             runner.run(sink.open())
             runner.run(
@@ -534,9 +559,12 @@ def redact_files(
             )
         except AuditWriteError as exc:
             print(
-                f"redactor: cannot write the audit record ({exc}); nothing was changed", file=stderr
+                f"redactor: cannot start: cannot write the audit record ({exc}); nothing was changed",
+                file=stderr,
             )
             runner.run(sink.close())
+            if audit.registry is not None:
+                runner.run(audit.registry.close())
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
             return 2
@@ -575,5 +603,7 @@ def redact_files(
                 code = code or 2
             finally:
                 runner.run(sink.close())
+                if audit.registry is not None:
+                    runner.run(audit.registry.close())
     print(summary_line(total, len(request.inputs), elapsed, dry_run=request.dry_run), file=stderr)
     return code

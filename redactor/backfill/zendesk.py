@@ -397,17 +397,31 @@ async def _run(
     err: TextIO,
 ) -> int:
     from redactor.audit import AuditWriteError
-    from redactor.backfill.run import open_tokens
+    from redactor.backfill.run import open_tokens, registry_for
 
-    sink = AuditSink(audit_path, audit_key, checkpoint_interval_s=0)
+    registry = registry_for(vault_config)
+    sink = AuditSink(
+        audit_path,
+        audit_key,
+        checkpoint_interval_s=0,
+        registry=registry,
+        writer="cli",
+        command="backfill zendesk",
+        registry_required=not request.dry_run,
+    )
     try:
         await sink.open()
         await sink.write(
             SystemEvent("backfill_zendesk", now_iso(), {**details, "phase": "started"})
         )
     except AuditWriteError as exc:
-        print(f"redactor: cannot write the audit record ({exc}); nothing was changed", file=err)
+        print(
+            f"redactor: cannot start: cannot write the audit record ({exc}); nothing was changed",
+            file=err,
+        )
         await sink.close()
+        if registry is not None:
+            await registry.close()
         return 2
     vault = None
     result = ZendeskResult()
@@ -444,6 +458,8 @@ async def _run(
             await sink.write(SystemEvent("backfill_zendesk", now_iso(), record))
         finally:
             await sink.close()
+            if registry is not None:
+                await registry.close()
     for ticket_id, comment_id, why in result.for_review:
         print(f"review: ticket {ticket_id} comment {comment_id}: {why}", file=out)
     values = ", ".join(f"{k} {v}" for k, v in sorted(result.values.items())) or "none"

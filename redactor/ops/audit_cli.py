@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from redactor.audit import load_audit_key, write_audit_key_file
 from redactor.audit.chain import key_id
@@ -62,13 +64,76 @@ def run_init_key(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def registry_chains(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    """The chains the vault's registry knows (a list of RegisteredChain), or a Completeness
+    saying why there are none to compare with: no vault named (--config, REDACTOR_CONFIG,
+    --vault-url, REDACTOR_VAULT_URL or --dev), or the registry could not be read."""
+    from redactor.audit.registration import ChainRegistryError, StoreChainRegistry
+    from redactor.audit.registry import not_checked
+    from redactor.settings import Overrides, load_vault_config
+    from vault.cli import open_existing_store
+    from vault.errors import VaultError
+
+    config_file = getattr(args, "config", None) or environ.get("REDACTOR_CONFIG")
+    vault_url = getattr(args, "vault_url", None) or environ.get("REDACTOR_VAULT_URL")
+    if not (config_file or vault_url or getattr(args, "dev", False)):
+        return not_checked(
+            "no chain registry: give --config (or --vault-url) to hold the trail against "
+            "the vault's registry of chains"
+        )
+    flags = Overrides(
+        config=getattr(args, "config", None),
+        data_dir=getattr(args, "data_dir", None),
+        vault_url=getattr(args, "vault_url", None),
+        dev=True if getattr(args, "dev", False) else None,
+    )
+    config = load_vault_config(flags, environ)
+
+    async def read() -> list[Any]:
+        try:
+            store = await open_existing_store(config)
+        except VaultError as exc:
+            raise ChainRegistryError(exc.code) from None
+        try:
+            chains: list[Any] = await StoreChainRegistry(store).chains()
+            return chains
+        finally:
+            await store.close()
+
+    try:
+        # A thread of its own: the caller may be inside an event loop (a test, the console).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, read()).result()
+    except ChainRegistryError as exc:
+        return not_checked(f"the chain registry could not be read: {exc.code}", unreadable=True)
+
+
+def registry_since(args: argparse.Namespace) -> str | None:
+    """--since as the trail spells times (UTC, milliseconds), or None. Raises ConfigError."""
+    from datetime import UTC, datetime
+
+    text = getattr(args, "since", None)
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError("--since must be an ISO time like 2026-11-01T00:00:00Z") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def run_verify(
     args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO
 ) -> int:
-    """Verify the chains in the given files; exit 1 at the first broken link of any chain."""
+    """Verify the chains in the given files, and hold them against the vault's chain registry
+    when one is named; exit 1 at the first broken link of any chain, a registered chain the
+    trail lacks, or a registry that cannot be read."""
     import json
 
-    from redactor.audit.verify import render_text, result_as_json, verify_paths
+    from redactor.audit.registry import Completeness, check_completeness
+    from redactor.audit.verify import expand_paths, render_text, result_as_json, verify_paths
 
     key = audit_key_from(args, environ)
     paths = [Path(p) for p in args.paths]
@@ -77,15 +142,80 @@ def run_verify(
         print(f"redactor: no such file: {missing[0]}", file=err)
         return 2
     result = verify_paths(key, paths, jobs=args.jobs)
-    if not result.chains and not result.problems:
+    registry = registry_chains(args, environ)
+    if isinstance(registry, Completeness):
+        completeness = registry
+    else:
+        logs, _ = expand_paths(paths)
+        completeness = check_completeness(
+            result,
+            registry,
+            logs,
+            whole_directories=any(p.is_dir() for p in paths),
+            since=registry_since(args),
+        )
+    if not result.chains and not result.problems and not completeness.gaps:
         print("redactor: no audit records found", file=err)
         return 2
+    failed = not result.ok or bool(completeness.gaps) or completeness.unreadable
     if args.format == "json":
-        print(json.dumps(result_as_json(result), indent=2), file=out)
+        doc = {**result_as_json(result), "ok": not failed}
+        doc["completeness"] = completeness.to_json()
+        print(json.dumps(doc, indent=2), file=out)
     else:
-        for line in render_text(result):
+        for line in render_text(result, completeness):
             print(line, file=out)
-    return 0 if result.ok else 1
+    return 1 if failed else 0
+
+
+def run_chains(
+    args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO
+) -> int:
+    """List every chain, in the registry or the trail: writer, host, pid, file, first and
+    last time, records, and its verify state. Exit as `verify` does."""
+    import json
+
+    from redactor.audit.registry import Completeness, chain_rows, check_completeness
+    from redactor.audit.verify import expand_paths, verify_paths
+
+    key = audit_key_from(args, environ)
+    paths = [Path(p) for p in args.paths]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"redactor: no such file: {missing[0]}", file=err)
+        return 2
+    result = verify_paths(key, paths, jobs=args.jobs)
+    registry = registry_chains(args, environ)
+    chains = [] if isinstance(registry, Completeness) else registry
+    if isinstance(registry, Completeness):
+        completeness = registry
+    else:
+        logs, _ = expand_paths(paths)
+        completeness = check_completeness(
+            result,
+            registry,
+            logs,
+            whole_directories=any(p.is_dir() for p in paths),
+            since=registry_since(args),
+        )
+    rows = chain_rows(result, chains, completeness)
+    failed = not result.ok or bool(completeness.gaps) or completeness.unreadable
+    if args.format == "json":
+        doc = {"ok": not failed, "completeness": completeness.to_json(), "chains": rows}
+        print(json.dumps(doc, indent=2), file=out)
+        return 1 if failed else 0
+    columns = ("state", "writer", "host", "pid", "file", "first", "last", "records", "chain")
+    table = [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)), file=out)
+    for cells in table:
+        print("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip(), file=out)
+    print(completeness.sentence(), file=out)
+    return 1 if failed else 0
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
 
 
 # What a shell reports for a command killed by SIGPIPE (128 + 13): the reader went away.
@@ -126,6 +256,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_init_key(args, sys.stdout)
     if args.audit_command == "verify":
         return run_verify(args, os.environ, sys.stdout, sys.stderr)
+    if args.audit_command == "chains":
+        return run_chains(args, os.environ, sys.stdout, sys.stderr)
     if args.audit_command == "report":
         from redactor.ops.audit_report_cli import run_report
 
@@ -156,19 +288,47 @@ def register(sub: argparse._SubParsersAction) -> None:
         "files) and reports, per chain, the first broken link and its kind: edited, "
         "deleted, inserted, reordered, truncated_tail or wrong_key; a line cut by a crash "
         "is reported as torn_tail and is not a failure. Files are taken in each chain's "
-        "order (by seq, not name; .gz read). Exit 0 when all verify, "
-        "1 when one does not, 2 on a usage error.",
+        "order (by seq, not name; .gz read). With --config (or --vault-url), the trail is "
+        "held against the vault's chain registry: a registered chain with no lines, fewer "
+        "records than its last registered checkpoint, or a missing rotated file fails, "
+        "named by writer, host, pid, file and times; without one, completeness is reported "
+        "as not checked. Exit 0 when all verify, 1 when one does not (or the named "
+        "registry cannot be read), 2 on a usage error.",
     )
-    verify.add_argument("paths", nargs="+", metavar="PATH")
-    verify.add_argument("--format", choices=["text", "json"], default="text")
-    verify.add_argument(
-        "--jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help="processes for a large trail (default: one per CPU)",
+    chains = cmds.add_parser(
+        "chains",
+        help="list every chain: writer, host, pid, file, times, records, verify state",
+        description="Lists every chain found in the trail or recorded in the vault's chain "
+        "registry (--config): writer kind (serve, worker, cli) and command, host, pid, "
+        "file, first and last time, record count and its state (ok, closed, broken, "
+        "missing, unregistered). Exit as verify does.",
     )
-    add_key_flags(verify)
+    for parser in (verify, chains):
+        parser.add_argument("paths", nargs="+", metavar="PATH")
+        parser.add_argument("--format", choices=["text", "json"], default="text")
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=os.cpu_count() or 1,
+            metavar="N",
+            help="processes for a large trail (default: one per CPU)",
+        )
+        parser.add_argument(
+            "--config",
+            metavar="FILE",
+            help="the YAML file `serve` reads: its audit key, and its vault, whose chain "
+            "registry the trail is held against (REDACTOR_CONFIG)",
+        )
+        parser.add_argument(
+            "--vault-url", metavar="URL", help="the vault holding the chain registry"
+        )
+        parser.add_argument(
+            "--since",
+            metavar="ISO_TIME",
+            help="registered chains closed (and files left behind) before this time are not "
+            "expected: retention removed them",
+        )
+        add_key_flags(parser)
     report = cmds.add_parser(
         "report",
         help="who revealed what, tokenisations, denials, auth failures, reveal-rate jumps",

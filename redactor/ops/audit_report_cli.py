@@ -22,7 +22,7 @@ from redactor.audit.report import (
     render_report,
 )
 from redactor.errors import ConfigError
-from redactor.ops.audit_cli import audit_key_from
+from redactor.ops.audit_cli import audit_key_from, registry_chains
 from vault import EntityType, VaultConfig, VaultError, open_vault
 
 # One value on stdin is a few dozen characters; refuse to slurp anything large.
@@ -42,8 +42,13 @@ def _checked_trail(
     args: argparse.Namespace, environ: Mapping[str, str], paths: list[Path]
 ) -> Trail:
     # Every view verifies what it shows: no key, no view (ConfigError names what is missing).
+    # With a vault named (--config, --vault-url, --dev), the trail is held against its chain
+    # registry: a chain that vanished whole is a break like any other.
     key = audit_key_from(args, environ)
-    return read_trail(key, paths, now=datetime.now(UTC), jobs=getattr(args, "jobs", 1))
+    registry = registry_chains(args, environ)
+    return read_trail(
+        key, paths, now=datetime.now(UTC), jobs=getattr(args, "jobs", 1), registry=registry
+    )
 
 
 def run_report(

@@ -59,6 +59,11 @@ _DETAIL_ARGS = {
     "reason": "reason",
 }
 
+# Commands that run before the vault (or its chain registry) exists, or that create it: their
+# chain is registered at close, once the vault is there. Every other command refuses to run
+# when its chain cannot be registered (fail closed, as when its record cannot be written).
+REGISTERED_AT_CLOSE = {("keys", "init"), ("vault", "init"), ("vault", "migrate")}
+
 Handler = Callable[..., int]
 # An operator name is free text from a flag or the environment: kept short and printable.
 MAX_OPERATOR_CHARS = 128
@@ -136,8 +141,28 @@ def cli_audit_key(config: AuditTrailConfig) -> bytes:
     )
 
 
-def audited(event: str, handler: Handler) -> Handler:
-    """`handler` with a `started` record before and a `finished`/`failed` record after."""
+def chain_registry(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    """The chain registry in the vault the command's configuration names, opened on first
+    use (a LazyStoreRegistry); None when the command has no vault configuration."""
+    from redactor.audit.registration import LazyStoreRegistry
+
+    load_config = getattr(args, "load_config", None)
+    if load_config is None:
+        return None
+
+    async def opener() -> Any:
+        from vault.cli import open_existing_store
+
+        return await open_existing_store(load_config(args, environ))
+
+    return LazyStoreRegistry(opener)
+
+
+def audited(event: str, handler: Handler, command: str | None = None) -> Handler:
+    """`handler` with a `started` record before and a `finished`/`failed` record after.
+
+    `command` (`vault erase-token`) names the run's chain in the chain registry.
+    """
 
     def run(args: argparse.Namespace) -> int:
         from redactor.audit import AuditWriteError
@@ -154,7 +179,9 @@ def audited(event: str, handler: Handler) -> Handler:
             config = _trail_config(args, environ)
             key = cli_audit_key(config)
             trail = cli_trail(config)
-            return asyncio.run(_run_audited(event, handler, args, trail, key, details))
+            return asyncio.run(
+                _run_audited(event, handler, args, trail, key, details, command=command)
+            )
         except (ConfigError, AuditWriteError) as exc:
             print(
                 f"redactor: cannot write the audit record ({exc}); nothing was changed",
@@ -173,11 +200,12 @@ async def _run_audited(
     trail: Path,
     key: bytes,
     details: dict[str, Any],
+    *,
+    command: str | None = None,
 ) -> int:
     from redactor.audit import AuditSink, AuditWriteError, SystemEvent, now_iso
+    from vault.errors import VaultError
 
-    sink = AuditSink(trail, key, checkpoint_interval_s=0)
-    await sink.open()
     environ = os.environ
     # The KEK versions before and after: what `keys rotate` added, what `retire` removed
     # (key and vault commands; an `agents` command touches no key).
@@ -186,6 +214,26 @@ async def _run_audited(
     async def versions() -> dict[str, Any] | None:
         return await asyncio.to_thread(key_versions, args, environ) if keys else None
 
+    try:
+        registry = chain_registry(args, environ)
+    except VaultError:
+        registry = None  # a bad vault configuration: the command itself says what is wrong
+    group_name = tuple(command.split(" ", 1)) if command else ()
+    sink = AuditSink(
+        trail,
+        key,
+        checkpoint_interval_s=0,
+        registry=registry,
+        writer="cli",
+        command=command,
+        registry_required=group_name not in REGISTERED_AT_CLOSE,
+    )
+    try:
+        await sink.open()
+    except AuditWriteError:
+        if registry is not None:
+            await registry.close()
+        raise
     try:
         before = await versions()
         started = {"keks_before": before} if keys else {}
@@ -211,6 +259,8 @@ async def _run_audited(
         return code
     finally:
         await sink.close()
+        if registry is not None:
+            await registry.close()
 
 
 def audit_vault_commands(
@@ -229,4 +279,6 @@ def audit_vault_commands(
                     help="who runs this, for the audit record (REDACTOR_OPERATOR; "
                     "default: the OS user at this host, which is recorded anyway)",
                 )
-                leaf.set_defaults(handler=audited(event, leaf.get_default("handler")))
+                leaf.set_defaults(
+                    handler=audited(event, leaf.get_default("handler"), f"{group} {name}")
+                )

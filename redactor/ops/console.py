@@ -201,7 +201,12 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load(
-    audit_log: Path | None, key: bytes, since: datetime, until: datetime, tenant: str
+    audit_log: Path | None,
+    key: bytes,
+    since: datetime,
+    until: datetime,
+    tenant: str,
+    registry: Any = None,
 ) -> dict[str, Any]:
     files = trail_files(audit_log)
     if not files:
@@ -214,7 +219,7 @@ def _load(
             "trail_ok": False,
         }
     # Verified first, then read: every row says whether the chains vouch for it.
-    trail = read_trail(key, files, now=datetime.now(UTC))
+    trail = read_trail(key, files, now=datetime.now(UTC), registry=registry)
     checked = trail.integrity.to_json()
     data = {"integrity": checked, **summarise(list(trail.records()), since, until, tenant)}
     data["chains"] = checked["chains"]
@@ -229,11 +234,24 @@ async def summary(request: web.Request) -> web.Response:
     principal = await _principal(request, res)
     since, until = _period(request, datetime.now(UTC))
     await _audit(request, res, "console_viewed", principal, "granted")
+    registry = await _registry(res)
     # Reading and verifying the trail is file I/O and CPU: a thread, not the loop.
     data = await asyncio.to_thread(
-        _load, res.settings.audit_log, res.audit.key, since, until, principal.tenant
+        _load, res.settings.audit_log, res.audit.key, since, until, principal.tenant, registry
     )
     return web.json_response(data, headers={"Cache-Control": "no-store"})
+
+
+async def _registry(res: Resources) -> Any:
+    """The chains the vault's registry knows, or a Completeness saying it could not be read
+    (the headline then says completeness was not checked)."""
+    from redactor.audit.registration import ChainRegistryError, StoreChainRegistry
+    from redactor.audit.registry import not_checked
+
+    try:
+        return await StoreChainRegistry(res.shared.vault.store).chains()
+    except ChainRegistryError as exc:
+        return not_checked(f"the chain registry could not be read: {exc.code}", unreadable=True)
 
 
 def add_console_routes(app: web.Application) -> None:

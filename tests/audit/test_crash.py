@@ -4,6 +4,7 @@ is a `torn_tail`, the crashed chain and the new one both verify."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,15 @@ def _crash_while_stopping(root: Path) -> None:
     stopping = lines[-2]
     log.write_bytes(b"".join(lines[:-2]) + stopping[: len(stopping) // 3])
     (root / "audit.jsonl.checkpoints").unlink()
+    # Nor in the vault's chain registry, which learns of a checkpoint after it is written.
+    chain = json.loads(lines[-1])["chain"]
+    with sqlite3.connect(root / "data" / "vault.db") as db:
+        db.execute(
+            "UPDATE audit_chains SET checkpoint_seq = NULL, checkpoint_mac = NULL, "
+            "checkpoint_at = NULL, closed = 0 WHERE chain_id = ?",
+            (chain,),
+        )
+    db.close()
 
 
 def _verify(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from vault.chains import ChainUpdate, RegisteredChain
 from vault.errors import KeyRetireError
 from vault.mark import VaultMark
 from vault.revocations import Revocation
@@ -20,8 +21,10 @@ from vault.revocations import Revocation
 # heartbeats of running processes. 3: the vault's id and minted counter (its high-water mark),
 # a pending rotation, and tokens recorded as lost by `vault reconcile --record`. 4: full reveals
 # counted for the reveal rate limit (reveal_events). 5: the agent revocation list and its
-# version counter (vault/revocations.py).
-SCHEMA_VERSION = 5
+# version counter (vault/revocations.py). 6: the outbox of queued deliveries (vault/outbox.py).
+# 7: the audit chain registry (audit_chains, audit_chain_files; vault/chains.py). 8: backfill
+# cursors (vault/cursors.py).
+SCHEMA_VERSION = 7
 
 KekState = Literal["active", "decrypt-only", "retired"]
 
@@ -351,6 +354,16 @@ class TokenStore(Protocol):
 
     async def kek_usage(self) -> list[KekUsage]:
         """Live data keys per KEK version."""
+        ...
+
+    async def record_chain(self, update: ChainUpdate) -> None:
+        """Record an audit chain's genesis, a checkpoint and files left behind, in one
+        transaction (a repeated genesis or file is kept as first recorded; a checkpoint
+        never moves back)."""
+        ...
+
+    async def list_chains(self) -> list[RegisteredChain]:
+        """Every audit chain recorded, oldest first, with the files it left behind."""
         ...
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
+from vault import chains
 from vault import revocations as rl
 from vault.errors import (
     KeyCommandBusyError,
@@ -138,6 +139,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
     5: rl.POSTGRES_MIGRATION,
+    # The audit chain registry (vault/chains.py).
+    7: chains.POSTGRES_STEP,
 }
 
 _READ_MARK = (
@@ -893,6 +896,19 @@ class PostgresStore:
                 old.wrapped,
             )
         return found is not None
+
+    async def record_chain(self, update: chains.ChainUpdate) -> None:
+        """Record an audit chain's genesis, checkpoint or files (vault/chains.py), at once."""
+        async with self._connection() as conn, conn.transaction():
+            for statement, params in chains.statements(update):
+                await conn.execute(chains.postgres_sql(statement), *params)
+
+    async def list_chains(self) -> list[chains.RegisteredChain]:
+        """Every audit chain the registry knows, oldest first."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(chains.SELECT_CHAINS)
+            files = await conn.fetch(chains.SELECT_FILES)
+        return chains.build_chains(rows, files)
 
     async def kek_usage(self) -> list[KekUsage]:
         """Live data keys per KEK version."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from vault import chains
 from vault import revocations as rl
 from vault.errors import (
     KeyRingMismatchError,
@@ -138,6 +139,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
     5: rl.SQLITE_MIGRATION,
+    # The audit chain registry (vault/chains.py).
+    7: chains.SQLITE_STEP,
 }
 
 # Expired check-ins are kept this long (for `keys list`), then deleted by the next check-in.
@@ -938,6 +941,19 @@ class SqliteStore:
                 )
             )
         return bool(rows)
+
+    async def record_chain(self, update: chains.ChainUpdate) -> None:
+        """Record an audit chain's genesis, checkpoint or files (vault/chains.py), at once."""
+        async with self._transaction() as conn:
+            for statement, params in chains.statements(update):
+                await conn.execute(statement, params)
+
+    async def list_chains(self) -> list[chains.RegisteredChain]:
+        """Every audit chain the registry knows, oldest first."""
+        async with self._guard():
+            rows = list(await self._conn.execute_fetchall(chains.SELECT_CHAINS))
+            files = list(await self._conn.execute_fetchall(chains.SELECT_FILES))
+        return chains.build_chains(rows, files)
 
     async def kek_usage(self) -> list[KekUsage]:
         """Live data keys per KEK version."""
