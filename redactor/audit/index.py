@@ -160,6 +160,19 @@ def category(event: object) -> str:
     return "other"
 
 
+def trail_files(audit_log: Path | None) -> list[Path]:
+    """Every file of a server's trail: rotated, per-worker, CLI, and the live one."""
+    if audit_log is None or not audit_log.parent.exists():
+        return []
+    # A worker writes `audit-w2.jsonl`; its console shows the whole trail, every worker's.
+    stem = re.sub(r"-w[0-9]+$", "", audit_log.stem)
+    return sorted(
+        p
+        for p in audit_log.parent.iterdir()
+        if p.name.startswith(stem) and ".jsonl" in p.name and not p.name.endswith(CHECKPOINT_SUFFIX)
+    )
+
+
 def index_path_for(audit_log: Path) -> Path:
     """Where a trail's index lives: `<dir>/.<stem>.index.sqlite` (one for every worker's
     files: `audit-w2.jsonl` shares `audit`'s)."""
@@ -726,7 +739,8 @@ def _row(record: dict[str, Any], verified: bool, raw: bytes) -> tuple[Any, ...]:
         _text(record.get("token")),
         _text(record.get("level")),
         _text(record.get("purpose")),
-        _text(record.get("reason")),
+        # A refused webhook's why is its `code` (signature_invalid, body_too_large, ...).
+        _text(record.get("reason") if "reason" in record else record.get("code")),
         _text(record.get("route")),
         _text(record.get("request_id")),
         _text(record.get("ticket") or record.get("ticket_id")),
@@ -915,4 +929,5 @@ __all__ = [
     "UpdateResult",
     "category",
     "index_path_for",
+    "trail_files",
 ]
