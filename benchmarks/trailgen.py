@@ -84,14 +84,15 @@ def _record(i: int, tenant: str) -> dict[str, Any]:
             "reason": "token_expired",
         }
     if slot == 98:
-        code = "signature_invalid" if i % 2 else "body_too_large"
+        odd = (i // 100) % 2
+        code = "signature_invalid" if odd else "body_too_large"
         return {
             "event": "message_refused",
             "request_id": rid,
             "route": "zendesk",
             "tenant": tenant,
             "outcome": "refused",
-            "status": 401 if i % 2 else 413,
+            "status": 401 if odd else 413,
             "code": code,
         }
     if i % 1000 == 99:
