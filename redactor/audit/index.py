@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import re
+import secrets
 import sqlite3
 import time
 from collections import defaultdict
@@ -239,6 +240,12 @@ class TrailIndex:
         self.db.executescript(_SCHEMA)
         self._lock_path = path.with_name(path.name + ".lock")
         self.full_checked_at = 0.0  # time.monotonic() of the last full re-hash
+        # Answers derived from the activity table, by (what, build, activity generation, ...).
+        self.cache: dict[tuple[Any, ...], Any] = {}
+
+    def activity_key(self) -> tuple[str | None, str | None]:
+        """Changes whenever the activity table does (or the index is rebuilt)."""
+        return self.meta("build"), self.meta("activity_gen")
 
     def close(self) -> None:
         """Close the database."""
@@ -269,7 +276,9 @@ class TrailIndex:
             self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
         self._set_meta("version", INDEX_VERSION)
         self._set_meta("kid", self._kid)
+        self._set_meta("build", secrets.token_hex(8))  # names this build in caches' keys
         self.db.execute("COMMIT")
+        self.cache.clear()
 
     # -- updating ---------------------------------------------------------------------------
 
@@ -610,6 +619,8 @@ class TrailIndex:
             " reveals = reveals + excluded.reveals",
             [(t, q, v[0], v[1]) for (t, q), v in buckets.items()],
         )
+        if activity:
+            self._set_meta("activity_gen", str(int(self.meta("activity_gen") or 0) + 1))
         self.db.executemany(
             "INSERT INTO activity(tenant, subject, day, hour, reveals, denials) "
             "VALUES (?,?,?,?,?,?) ON CONFLICT(tenant, subject, day, hour) DO UPDATE SET "

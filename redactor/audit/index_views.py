@@ -15,7 +15,7 @@ import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -254,31 +254,41 @@ def alerts(index: TrailIndex, query: Query) -> list[Alert]:
     """Alerts on the period's UTC days for the tenant (filtered by subject when asked)."""
     first_day = query.since.astimezone(UTC).date()
     last_day = (query.until - timedelta(milliseconds=1)).astimezone(UTC).date()
+    key = ("alerts", *index.activity_key(), query.tenant, first_day, last_day)
+    found = index.cache.get(key)
+    if found is None:
+        found = _find_alerts(index, query.tenant, first_day, last_day)
+        if len(index.cache) > 64:
+            index.cache.clear()
+        index.cache[key] = found
+    wanted = query.filters.get("subject", "").lower()
+    if wanted:
+        found = [a for a in found if wanted in a.subject.lower()]
+    return list(found)
+
+
+def _find_alerts(index: TrailIndex, tenant: str, first_day: date, last_day: date) -> list[Alert]:
     earliest = first_day - timedelta(days=BASELINE_WINDOW_DAYS)
     activity = [
-        Activity(query.tenant, *row)
+        Activity(tenant, *row)
         for row in index.db.execute(
             "SELECT subject, day, hour, reveals, denials FROM activity "
             "WHERE tenant = ? AND day >= ? AND day <= ?",
-            (query.tenant, earliest.isoformat(), last_day.isoformat()),
+            (tenant, earliest.isoformat(), last_day.isoformat()),
         )
     ]
     first_seen = {
-        (query.tenant, subject): day
+        (tenant, subject): day
         for subject, day in index.db.execute(
             "SELECT subject, MIN(day) FROM activity WHERE tenant = ? AND reveals > 0 "
             "GROUP BY subject",
-            (query.tenant,),
+            (tenant,),
         )
     }
     days = [
         (first_day + timedelta(days=i)).isoformat() for i in range((last_day - first_day).days + 1)
     ]
-    found = find_alerts(activity, days, first_seen)
-    wanted = query.filters.get("subject", "").lower()
-    if wanted:
-        found = [a for a in found if wanted in a.subject.lower()]
-    return found
+    return find_alerts(activity, days, first_seen)
 
 
 def _alert_row(alert: Alert, query: Query) -> dict[str, Any]:
@@ -297,36 +307,68 @@ def _alert_row(alert: Alert, query: Query) -> dict[str, Any]:
     }
 
 
+def _offset(zone: ZoneInfo, q: int) -> int:
+    moment = datetime.fromtimestamp(q * QUARTER_S, UTC)
+    return int((moment.astimezone(zone).utcoffset() or timedelta()).total_seconds())
+
+
+def _pieces(first: int, last: int, zone: ZoneInfo) -> list[tuple[int, int, int]]:
+    """[(first quarter, last quarter, UTC offset in seconds)]: the period cut where the
+    viewer's zone changes its offset (daylight saving), probed daily (no zone changes twice
+    in a day), then to the quarter."""
+    pieces = []
+    start, offset = first, _offset(zone, first)
+    q = first
+    while q < last:
+        probe = min(q + 96, last)
+        if _offset(zone, probe) != offset:
+            while _offset(zone, q + 1) == offset:
+                q += 1
+            pieces.append((start, q, offset))
+            start, offset = q + 1, _offset(zone, q + 1)
+        q = probe
+    pieces.append((start, last, offset))
+    return pieces
+
+
 def series(index: TrailIndex, query: Query) -> tuple[str, list[dict[str, Any]]]:
     """Values redacted and reveals per hour (periods up to two days) or per day, in the
-    viewer's zone: ('hour' | 'day', [{at, redactions, reveals}])."""
+    viewer's zone: ('hour' | 'day', [{at, redactions, reveals}]). Summed in SQL over each
+    stretch of constant UTC offset: the answer's size, not the period's quarters."""
     hourly = query.until - query.since <= timedelta(days=2)
     label = "%Y-%m-%d %H:00" if hourly else "%Y-%m-%d"
+    width = 3600 if hourly else 86400
     first = int(query.since.timestamp()) // QUARTER_S
     last = (int(query.until.timestamp()) - 1) // QUARTER_S
-    keys: dict[int, str] = {}
     buckets: dict[str, dict[str, Any]] = {}
-    for q in range(first, last + 1):
-        key = datetime.fromtimestamp(q * QUARTER_S, query.zone).strftime(label)
-        keys[q] = key
-        buckets.setdefault(key, {"at": key, "redactions": 0, "reveals": 0})
-    narrowed = any(query.filters.get(f) for f in FILTERS if f not in ("reason",))
-    for q, redactions, reveals in index.db.execute(
-        "SELECT q, redactions, reveals FROM buckets WHERE tenant = ? AND q >= ? AND q <= ?",
-        (query.tenant, first, last),
-    ):
-        buckets[keys[q]]["redactions"] += redactions
-        if not narrowed:
-            buckets[keys[q]]["reveals"] += reveals
-    if narrowed:
-        where, args = _where(PANELS["reveals"], query)
-        for q, n in index.db.execute(
-            f"SELECT ts / {QUARTER_S * 1000}, COUNT(*) FROM records WHERE {where} "  # noqa: S608
-            "GROUP BY 1",
-            args,
+
+    def at(k: int) -> dict[str, Any]:
+        key = datetime.fromtimestamp(k * width, UTC).strftime(label)  # local wall time
+        return buckets.setdefault(key, {"at": key, "redactions": 0, "reveals": 0})
+
+    narrowed = any(query.filters.get(f) for f in FILTERS if f != "reason")
+    where, args = _where(PANELS["reveals"], query)
+    for q_from, q_to, offset in _pieces(first, last, query.zone):
+        for k in range(
+            (q_from * QUARTER_S + offset) // width, (q_to * QUARTER_S + offset) // width + 1
         ):
-            if q in keys:
-                buckets[keys[q]]["reveals"] += n
+            at(k)
+        for k, redactions, reveals in index.db.execute(
+            "SELECT (q * ? + ?) / ?, SUM(redactions), SUM(reveals) FROM buckets "
+            "WHERE tenant = ? AND q >= ? AND q <= ? GROUP BY 1",
+            (QUARTER_S, offset, width, query.tenant, q_from, q_to),
+        ):
+            bucket = at(k)
+            bucket["redactions"] += redactions
+            if not narrowed:
+                bucket["reveals"] += reveals
+        if narrowed:
+            for k, n in index.db.execute(
+                f"SELECT (ts / 1000 + ?) / ?, COUNT(*) FROM records WHERE {where} "  # noqa: S608
+                "AND ts >= ? AND ts < ? GROUP BY 1",
+                [offset, width, *args, q_from * QUARTER_S * 1000, (q_to + 1) * QUARTER_S * 1000],
+            ):
+                at(k)["reveals"] += n
     return ("hour" if hourly else "day"), list(buckets.values())
 
 

@@ -151,7 +151,7 @@ class Worker:
 def main() -> None:
     """Serve requests on stdin until it closes."""
     with contextlib.suppress(OSError):
-        os.nice(10)  # the server's requests come first
+        os.nice(19)  # the server's requests come first: the console waits, never the proxy
     frames = _Frames(sys.stdin.fileno())
     out = sys.stdout.buffer
     setup_frame = frames.read()

@@ -13,6 +13,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -26,7 +27,7 @@ from redactor.audit.alerts import (
     find_alerts,
 )
 from redactor.audit.index import TrailIndex, index_path_for, trail_files
-from redactor.audit.index_views import Query, count, export, panel_page, rows, summary
+from redactor.audit.index_views import Query, count, export, panel_page, rows, series, summary
 from redactor.audit.integrity import TrailIntegrity
 from redactor.audit.report import build_report
 from redactor.audit.verify import verify_paths
@@ -198,9 +199,7 @@ def test_totals_are_true_and_pages_cover_them_in_order(tmp_path: Path) -> None:
     assert [r["time"] for r in seen] == sorted((r["time"] for r in seen), reverse=True)
     assert len({r["request_id"] for r in seen}) == expected
     # Times in the viewer's zone, to the second.
-    paris = panel_page(
-        index, "reveals", _query(limit=1, zone=__import__("zoneinfo").ZoneInfo("Europe/Paris"))
-    )
+    paris = panel_page(index, "reveals", _query(limit=1, zone=ZoneInfo("Europe/Paris")))
     utc = panel_page(index, "reveals", _query(limit=1))
     assert len(paris["rows"][0]["time"]) == 19
     assert paris["rows"][0]["time"] != utc["rows"][0]["time"]
@@ -318,4 +317,53 @@ def test_many_denials_from_one_subject_in_a_day_are_flagged() -> None:
     )
     assert [(a.kind, a.subject, a.count) for a in found] == [
         (MANY_DENIALS, "mallory", DENIALS_PER_DAY)
+    ]
+
+
+def test_the_series_follows_the_viewers_zone_across_daylight_saving(tmp_path: Path) -> None:
+    # Paris leaves summer time on 2026-10-25 at 01:00 UTC (03:00 CEST -> 02:00 CET).
+    live = tmp_path / "audit.jsonl"
+    times = ["2026-10-24T22:30", "2026-10-25T00:30", "2026-10-25T01:30", "2026-10-25T22:30",
+             "2026-10-25T23:30"]  # fmt: skip
+    write_trail(
+        live,
+        KEY,
+        [
+            {
+                "event": "token_revealed",
+                "time": f"{t}:00.000+00:00",
+                "tenant": "acme",
+                "subject": "sam",
+                "token": "tok",
+                "level": "masked",
+            }
+            for t in times
+        ],
+    )
+    index = _index(live)
+    index.update(trail_files(live))
+    paris = ZoneInfo("Europe/Paris")
+    days = Query(
+        "acme", datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 10, 27, tzinfo=UTC), zone=paris
+    )
+    bucket, points = series(index, days)
+    assert bucket == "day"
+    per_day = {p["at"]: p["reveals"] for p in points}
+    assert list(per_day) == sorted(per_day)
+    assert (per_day["2026-10-24"], per_day["2026-10-25"], per_day["2026-10-26"]) == (0, 4, 1)
+    hours = Query(
+        "acme",
+        datetime(2026, 10, 24, 22, tzinfo=UTC),
+        datetime(2026, 10, 25, 4, tzinfo=UTC),
+        zone=paris,
+    )
+    bucket, points = series(index, hours)
+    assert bucket == "hour"
+    # 02:00-03:00 happened twice (summer, then winter time): one label, both reveals.
+    assert [(p["at"], p["reveals"]) for p in points] == [
+        ("2026-10-25 00:00", 1),
+        ("2026-10-25 01:00", 0),
+        ("2026-10-25 02:00", 2),
+        ("2026-10-25 03:00", 0),
+        ("2026-10-25 04:00", 0),
     ]
