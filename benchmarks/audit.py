@@ -551,15 +551,51 @@ async def _console_loop(port: int, bearer: str, stop: asyncio.Event, times: list
                 times.append(time.perf_counter() - sent)
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def _cpu_or_zero(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        return _cpu_s(pid)
+    except OSError:
+        return 0.0
+
+
 async def _proxy_rounds(
-    proxy_port: int, admin_port: int, bearer: str, seconds: float, rounds: int, concurrency: int
+    server_pid: int,
+    proxy_port: int,
+    admin_port: int,
+    bearer: str,
+    seconds: float,
+    rounds: int,
+    concurrency: int,
 ) -> dict[str, Any]:
     p99: dict[str, list[float]] = {"quiet": [], "console": []}
     p50: dict[str, list[float]] = {"quiet": [], "console": []}
+    server_cpu: dict[str, list[float]] = {"quiet": [], "console": []}
+    requests: dict[str, int] = {"quiet": 0, "console": 0}
+    worker_cpu = 0.0
     console_ms: list[float] = []
     await _load_timed(proxy_port, 1.0, concurrency)  # warm-up
-    for _ in range(rounds):
-        for variant in ("quiet", "console"):
+    worker: int | None = None
+    for round_no in range(rounds):
+        # Alternating order: a burst of load from other processes hits both variants alike.
+        order = ("quiet", "console") if round_no % 2 == 0 else ("console", "quiet")
+        for variant in order:
             stop = asyncio.Event()
             times: list[float] = []
             task = (
@@ -567,18 +603,34 @@ async def _proxy_rounds(
                 if variant == "console"
                 else None
             )
+            cpu0, worker_cpu0 = _cpu_s(server_pid), _cpu_or_zero(worker)
             _rate, latencies = await _load_timed(proxy_port, seconds, concurrency)
             stop.set()
             if task is not None:
                 await task
                 console_ms.extend(t * 1000 for t in times)
+            server_cpu[variant].append(_cpu_s(server_pid) - cpu0)
+            requests[variant] += len(latencies)
+            if worker is None:
+                # The index worker, started by the first console request.
+                found = [c for c in _children(server_pid) if "index_worker" in _cmdline(c)]
+                worker = found[0] if found else None
+            else:
+                worker_cpu += _cpu_or_zero(worker) - worker_cpu0
             p99[variant].append(_percentile(latencies, 0.99) * 1000)
             p50[variant].append(_percentile(latencies, 0.50) * 1000)
     quiet, busy = statistics.median(p99["quiet"]), statistics.median(p99["console"])
     return {
+        "server_cpu_ms_per_request": {
+            v: round(1000 * sum(server_cpu[v]) / max(requests[v], 1), 3) for v in server_cpu
+        },
+        "index_worker_cpu_s_after_start": round(worker_cpu, 2),
         "p99_ms_quiet": round(quiet, 2),
         "p99_ms_with_console": round(busy, 2),
         "p99_delta_ms": round(busy - quiet, 2),
+        "p99_delta_ms_paired_median": round(
+            statistics.median(b - q for b, q in zip(p99["console"], p99["quiet"], strict=True)), 2
+        ),
         "p50_ms_quiet": round(statistics.median(p50["quiet"]), 2),
         "p50_ms_with_console": round(statistics.median(p50["console"]), 2),
         "p99_ms_rounds": {k: [round(v, 2) for v in vs] for k, vs in p99.items()},
@@ -659,7 +711,9 @@ def bench_console(records: int, seconds: float, rounds: int, concurrency: int) -
                 asyncio.run(_wait_ready(up_port))
                 asyncio.run(_wait_ready(proxy_port))
                 proxy = asyncio.run(
-                    _proxy_rounds(proxy_port, admin_port, bearer, seconds, rounds, concurrency)
+                    _proxy_rounds(
+                        server.pid, proxy_port, admin_port, bearer, seconds, rounds, concurrency
+                    )
                 )
             except BaseException:
                 print((tmp / "server.log").read_text()[-4000:], file=sys.stderr)

@@ -223,6 +223,7 @@ async def test_console_in_a_real_browser(stack: Stack, aiohttp_server, browser: 
     assert await page.locator("tr.unverified").count() == 0
 
     ARTIFACTS.mkdir(exist_ok=True)
+    await page.locator("#chart").screenshot(path=str(ARTIFACTS / "security-console-chart.png"))
     for panel in ("alerts", "reveals", "denials", "auth_failures", "webhooks", "commands"):
         await page.locator(f"#panel-{panel}").screenshot(
             path=str(ARTIFACTS / f"security-console-{panel}.png")
