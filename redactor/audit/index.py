@@ -664,6 +664,8 @@ class TrailIndex:
         stale = None
         with self._locked():
             for entry in self._known():
+                if not entry.offset:
+                    continue  # nothing read from it: nothing to vouch for
                 path = Path(entry.name)
                 try:
                     if _prefix_blocks(path, entry.offset) != (entry.blocks or [], entry.part):
