@@ -6,6 +6,7 @@ broken, and never shows a value. A screenshot is saved under test-artifacts/."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from benchmarks.trailgen import write_trail
 from redactor.audit import SystemEvent, now_iso
 from redactor.ops.admin import build_admin_app
+from redactor.ops.console import INDEX_CLIENT
 from tests.agent.conftest import CARD, RAW_VALUES, SSN, TENANT, Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -177,7 +179,8 @@ async def test_console_in_a_real_browser(stack: Stack, aiohttp_server, browser: 
     assert await page.locator("#chart .tick-y").count() >= 3
     assert await page.locator("#chart .tick-y2").count() >= 3
     assert await page.locator("#chart .tick-x").count() >= 5
-    assert "Europe/Paris" in await page.text_content("#chart .axis-title")
+    titles = await page.locator("#chart .axis-title").all_text_contents()
+    assert titles == ["values redacted", "reveals", "day (Europe/Paris)"]
 
     reveals = page.locator("#reveals tbody tr")
     assert await reveals.count() == 50  # one page
@@ -388,3 +391,25 @@ async def test_console_panels_page_sort_and_refuse_bad_queries(
         assert resp.status == 400, params
     resp = await admin.get("/security/api/panel/nothing", headers=auth)
     assert resp.status == 400
+
+
+async def test_the_index_worker_is_started_again_after_it_dies(
+    stack: Stack, aiohttp_client
+) -> None:
+    admin = await aiohttp_client(build_admin_app(stack.resources))
+    auth = stack.auth(roles=["security"])
+    resp = await admin.get("/security/api/summary", headers=auth)
+    assert resp.status == 200
+    client = admin.app[INDEX_CLIENT]
+    proc = client._proc
+    assert proc is not None
+    assert proc.pid != os.getpid()  # the index lives in a process of its own
+    proc.kill()
+    await proc.wait()
+    resp = await admin.get("/security/api/summary", headers=auth)
+    assert resp.status in (200, 503)  # the answer in flight is lost, never a wrong one
+    resp = await admin.get("/security/api/summary", headers=auth)
+    assert resp.status == 200
+    assert (await resp.json())["integrity"]["ok"] is True
+    assert client._proc is not None
+    assert client._proc.pid != proc.pid

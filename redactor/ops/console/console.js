@@ -76,7 +76,7 @@ function niceStep(max, ticks) {
 }
 
 function drawChart(series, bucket) {
-  const width = 900, height = 260, left = 64, right = 56, top = 16, bottom = 48;
+  const width = 900, height = 270, left = 64, right = 56, top = 26, bottom = 48;
   const plotW = width - left - right, plotH = height - top - bottom;
   const box = svg("svg", { width, height, role: "img", class: "chart" });
   const axes = [["redactions", left, "start"], ["reveals", width - right, "end"]];
@@ -108,6 +108,8 @@ function drawChart(series, bucket) {
     box.append(svg("line", { x1: x(i), x2: x(i), y1: top + plotH, y2: top + plotH + 4, class: "axis" }));
     box.append(svg("text", { x: x(i), y: top + plotH + 18, "text-anchor": "middle", class: "tick tick-x" }, label));
   });
+  box.append(svg("text", { x: left, y: top - 4, "text-anchor": "start", class: "axis-title title-redactions" }, "values redacted"));
+  box.append(svg("text", { x: width - right, y: top - 4, "text-anchor": "end", class: "axis-title title-reveals" }, "reveals"));
   box.append(svg("text", { x: left + plotW / 2, y: height - 6, "text-anchor": "middle", class: "axis-title" },
     `${bucket === "hour" ? "hour" : "day"} (${state.tz})`));
   for (const [key] of axes) {
