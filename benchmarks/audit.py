@@ -493,6 +493,254 @@ def bench_verify(megabytes: int) -> dict[str, Any]:
     }
 
 
+# --- the console on its index (issue 22) -----------------------------------------------------
+
+CONSOLE_RESULTS = _ROOT / "benchmarks" / "results" / "audit_console.json"
+CONSOLE_TARGETS = {"summary_30d_warm_ms": 500.0, "p99_delta_ms": 5.0}
+_ISSUER = "https://idp.bench.invalid/"
+_AUDIENCE = "redactor-bench"
+_POLICY = (
+    "version: 1\nfull_reveal:\n  purpose: {min_length: 20}\n"
+    "default:\n  roles:\n    support_agent: {CREDIT_CARD: masked}\n"
+)
+
+
+def _security_bearer(tmp: Path) -> str:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    jwk["kid"] = "e1"
+    (tmp / "jwks.json").write_text(json.dumps({"keys": [jwk]}), encoding="utf-8")
+    now = int(time.time())
+    claims = {
+        "iss": _ISSUER, "aud": _AUDIENCE, "sub": "sec-officer", "tenant": "acme",
+        "roles": ["security"], "iat": now, "exp": now + 7200, "jti": "bench",
+    }  # fmt: skip
+    return "Bearer " + jwt.encode(claims, key, algorithm="ES256", headers={"kid": "e1"})
+
+
+def _summary_query(days: int) -> dict[str, str]:
+    from datetime import UTC, datetime, timedelta
+
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days)
+    return {"since": since.isoformat(), "until": until.isoformat(), "tz": "Europe/Paris"}
+
+
+async def _console_loop(port: int, bearer: str, stop: asyncio.Event, times: list[float]) -> None:
+    """One analyst clicking through the console as fast as it answers: the 30-day summary,
+    then a page of reveals sorted by subject, again and again."""
+    import aiohttp
+
+    params = _summary_query(30)
+    base = f"http://127.0.0.1:{port}/security/api"
+    async with aiohttp.ClientSession(headers={"Authorization": bearer}) as session:
+        while not stop.is_set():
+            for path, extra in (
+                ("summary", {}),
+                ("panel/reveals", {"sort": "subject", "offset": "100", "limit": "50"}),
+            ):
+                sent = time.perf_counter()
+                async with session.get(f"{base}/{path}", params={**params, **extra}) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"console answered {resp.status}")
+                times.append(time.perf_counter() - sent)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def _cpu_or_zero(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        return _cpu_s(pid)
+    except OSError:
+        return 0.0
+
+
+async def _proxy_rounds(
+    server_pid: int,
+    proxy_port: int,
+    admin_port: int,
+    bearer: str,
+    seconds: float,
+    rounds: int,
+    concurrency: int,
+) -> dict[str, Any]:
+    p99: dict[str, list[float]] = {"quiet": [], "console": []}
+    p50: dict[str, list[float]] = {"quiet": [], "console": []}
+    server_cpu: dict[str, list[float]] = {"quiet": [], "console": []}
+    requests: dict[str, int] = {"quiet": 0, "console": 0}
+    worker_cpu = 0.0
+    console_ms: list[float] = []
+    await _load_timed(proxy_port, 1.0, concurrency)  # warm-up
+    worker: int | None = None
+    for round_no in range(rounds):
+        # Alternating order: a burst of load from other processes hits both variants alike.
+        order = ("quiet", "console") if round_no % 2 == 0 else ("console", "quiet")
+        for variant in order:
+            stop = asyncio.Event()
+            times: list[float] = []
+            task = (
+                asyncio.create_task(_console_loop(admin_port, bearer, stop, times))
+                if variant == "console"
+                else None
+            )
+            cpu0, worker_cpu0 = _cpu_s(server_pid), _cpu_or_zero(worker)
+            _rate, latencies = await _load_timed(proxy_port, seconds, concurrency)
+            stop.set()
+            if task is not None:
+                await task
+                console_ms.extend(t * 1000 for t in times)
+            server_cpu[variant].append(_cpu_s(server_pid) - cpu0)
+            requests[variant] += len(latencies)
+            if worker is None:
+                # The index worker, started by the first console request.
+                found = [c for c in _children(server_pid) if "index_worker" in _cmdline(c)]
+                worker = found[0] if found else None
+            else:
+                worker_cpu += _cpu_or_zero(worker) - worker_cpu0
+            p99[variant].append(_percentile(latencies, 0.99) * 1000)
+            p50[variant].append(_percentile(latencies, 0.50) * 1000)
+    quiet, busy = statistics.median(p99["quiet"]), statistics.median(p99["console"])
+    return {
+        "server_cpu_ms_per_request": {
+            v: round(1000 * sum(server_cpu[v]) / max(requests[v], 1), 3) for v in server_cpu
+        },
+        "index_worker_cpu_s_after_start": round(worker_cpu, 2),
+        "p99_ms_quiet": round(quiet, 2),
+        "p99_ms_with_console": round(busy, 2),
+        "p99_delta_ms": round(busy - quiet, 2),
+        "p99_delta_ms_paired_median": round(
+            statistics.median(b - q for b, q in zip(p99["console"], p99["quiet"], strict=True)), 2
+        ),
+        "p50_ms_quiet": round(statistics.median(p50["quiet"]), 2),
+        "p50_ms_with_console": round(statistics.median(p50["console"]), 2),
+        "p99_ms_rounds": {k: [round(v, 2) for v in vs] for k, vs in p99.items()},
+        "console_requests": len(console_ms),
+        "console_request_ms_median": round(statistics.median(console_ms), 1)
+        if console_ms
+        else None,
+        "seconds_per_run": seconds,
+        "rounds": rounds,
+        "concurrency": concurrency,
+    }
+
+
+def bench_console(records: int, seconds: float, rounds: int, concurrency: int) -> dict[str, Any]:
+    """A trail of `records` over 60 days: the index's build rate, the console's 30-day summary
+    warm (in the index worker, and through the API), and the proxy's p99 with and without an
+    analyst using the console."""
+    from datetime import UTC, datetime
+
+    from benchmarks.trailgen import records as trail_records
+    from benchmarks.trailgen import write_trail
+    from redactor.audit.index import TrailIndex, index_path_for, trail_files
+    from redactor.audit.keys import DEV_AUDIT_KEY_FILE_NAME, write_audit_key_file
+    from redactor.ops.index_worker import Worker
+
+    me = str(Path(__file__).resolve())
+    with tempfile.TemporaryDirectory(prefix="audit-console-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        data_dir, logs = tmp / "data", tmp / "logs"
+        data_dir.mkdir()
+        logs.mkdir()
+        key = write_audit_key_file(data_dir / DEV_AUDIT_KEY_FILE_NAME)
+        live = logs / "audit.jsonl"
+        start = time.perf_counter()
+        write_trail(
+            logs / "audit.20260101T000000.000000Z-000000000000.jsonl",
+            key,
+            trail_records(records, end=datetime.now(UTC), days=60),
+            chain="bench",
+        )
+        generate_s = time.perf_counter() - start
+        trail_mb = sum(p.stat().st_size for p in trail_files(live)) / 1e6
+        index = TrailIndex(index_path_for(live), key)
+        start = time.perf_counter()
+        built = index.update(trail_files(live))
+        build_s = time.perf_counter() - start
+        start = time.perf_counter()
+        index.full_check(trail_files(live))
+        rehash_s = time.perf_counter() - start
+        index.close()
+        index_mb = index_path_for(live).stat().st_size / 1e6
+        worker = Worker(key, live)
+        worker.answer({"op": "summary", "tenant": "acme", "params": _summary_query(30)})
+        warm = []
+        for _ in range(7):
+            start = time.perf_counter()
+            _meta, body = worker.answer(
+                {"op": "summary", "tenant": "acme", "params": _summary_query(30)}
+            )
+            warm.append((time.perf_counter() - start) * 1000)
+        doc = json.loads(body)
+        worker.index.close()
+        bearer = _security_bearer(tmp)
+        (tmp / "policy.yaml").write_text(_POLICY, encoding="utf-8")
+        up_port, proxy_port, admin_port = _free_port(), _free_port(), _free_port()
+        upstream = subprocess.Popen([sys.executable, me, "_upstream", "--port", str(up_port)])
+        command = [
+            sys.executable, "-m", "redactor", "serve", "--dev", "--data-dir", str(data_dir),
+            "--upstream", f"http://127.0.0.1:{up_port}", "--listen", f"127.0.0.1:{proxy_port}",
+            "--admin-listen", f"127.0.0.1:{admin_port}", "--agent-listen",
+            f"127.0.0.1:{_free_port()}", "--jwks", str(tmp / "jwks.json"), "--jwt-issuer",
+            _ISSUER, "--jwt-audience", _AUDIENCE, "--policy", str(tmp / "policy.yaml"),
+            "--audit-log", str(live), "--log-level", "warning",
+        ]  # fmt: skip
+        with (tmp / "server.log").open("wb") as server_log:
+            server = subprocess.Popen(command, stdout=server_log, stderr=server_log, cwd=_ROOT)
+            try:
+                asyncio.run(_wait_ready(up_port))
+                asyncio.run(_wait_ready(proxy_port))
+                proxy = asyncio.run(
+                    _proxy_rounds(
+                        server.pid, proxy_port, admin_port, bearer, seconds, rounds, concurrency
+                    )
+                )
+            except BaseException:
+                print((tmp / "server.log").read_text()[-4000:], file=sys.stderr)
+                raise
+            finally:
+                server.send_signal(2)
+                server.wait(timeout=60)
+                upstream.terminate()
+                upstream.wait(timeout=10)
+    totals = doc["totals"]
+    return {
+        "records": records,
+        "trail_mb": round(trail_mb, 1),
+        "generate_s": round(generate_s, 1),
+        "index_build_s": round(build_s, 2),
+        "index_build_records_per_s": round(built.records / build_s),
+        "index_mb": round(index_mb, 1),
+        "full_rehash_s": round(rehash_s, 2),
+        "summary_30d_warm_ms_median": round(statistics.median(warm), 1),
+        "summary_30d_warm_ms_max": round(max(warm), 1),
+        "summary_30d_reveals": totals["reveals"],
+        "summary_30d_denials": totals["denials"],
+        "proxy": proxy,
+        "targets": CONSOLE_TARGETS,
+    }
+
+
 def _machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -523,6 +771,10 @@ def main() -> None:
     parser.add_argument(
         "--fsync-only", action="store_true", help="only the fsync policies' figures"
     )
+    parser.add_argument(
+        "--console-only", action="store_true", help="only the console/index figures"
+    )
+    parser.add_argument("--console-records", type=int, default=1_000_000)
     args = parser.parse_args()
     if args.cmd == "_serve":
         serve_child(args)
@@ -532,6 +784,18 @@ def main() -> None:
         return
     if args.quick:
         args.verify_mb, args.sink_records, args.proxy_seconds, args.proxy_rounds = 5, 3000, 1, 1
+    if args.console_only:
+        if args.quick:
+            args.console_records = 20_000
+        console = bench_console(
+            args.console_records, args.proxy_seconds, args.proxy_rounds, args.concurrency
+        )
+        print(f"console: {json.dumps(console)}", flush=True)
+        if not args.no_write:
+            CONSOLE_RESULTS.write_text(
+                json.dumps({"machine": _machine(), "console": console}, indent=2) + "\n"
+            )
+        return
     if args.fsync_only:
         fsync = {
             "sink": bench_fsync_sink(args.sink_records, 1 if args.quick else 3),

@@ -13,7 +13,6 @@ import dataclasses
 import html
 import io
 import json
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from redactor.audit.alerts import JUMP, Activity, find_alerts
 from redactor.audit.integrity import TrailIntegrity, is_verified
 from redactor.audit.verify import expand_paths, open_log
 
@@ -28,10 +28,6 @@ REVEAL_EVENTS = frozenset({"token_revealed", "token_resolved", "token_used"})
 DENY_EVENTS = frozenset({"token_denied", "token_use_denied", "console_denied"})
 MESSAGE_EVENTS = frozenset({"message_redacted", "message_scanned", "response_redacted"})
 AUTH_FAILURE_EVENTS = frozenset({"agent_unauthenticated", "console_unauthenticated"})
-# A day's reveals are a jump when they are at least this many and this many times the
-# subject's usual day (the median of its other days in the period, at least 1).
-JUMP_MIN_REVEALS = 5
-JUMP_FACTOR = 3.0
 
 
 def parse_time(text: str) -> datetime:
@@ -233,16 +229,19 @@ def build_report(
 
 
 def find_jumps(per_day: dict[tuple[str, str], Counter[str]], days: list[str]) -> list[JumpRow]:
-    """Days on which a subject revealed far more than on its usual day in the period."""
-    jumps: list[JumpRow] = []
-    for (subject, tenant), counts in sorted(per_day.items()):
-        for day in days:
-            n = counts.get(day, 0)
-            others = [counts.get(d, 0) for d in days if d != day]
-            usual = statistics.median(others) if others else 0.0
-            if n >= JUMP_MIN_REVEALS and n > JUMP_FACTOR * max(usual, 1.0):
-                jumps.append(JumpRow(subject, tenant, day, n, float(usual)))
-    return jumps
+    """Days on which a subject revealed far more than on its baseline day (`alerts`: the
+    subject's first days in the period are its baseline's start, never a jump)."""
+    activity = (
+        Activity(tenant, subject, day, 0, n, 0)
+        for (subject, tenant), counts in per_day.items()
+        for day, n in counts.items()
+    )
+    jumps = [
+        JumpRow(a.subject, a.tenant, a.day, a.count, a.baseline)
+        for a in find_alerts(activity, days)
+        if a.kind == JUMP
+    ]
+    return sorted(jumps, key=lambda j: (j.subject, j.tenant, j.day))
 
 
 _SECTIONS = (

@@ -1,18 +1,16 @@
 """The security console: a page on the admin listener for the `security` role.
 
 `/security/` serves a static page and script (no build step, nothing downloaded); the page
-asks `/security/api/summary` for a period's figures with the caller's JWT. The API verifies
-the JWT with the agent API's verifier and requires the `security` role; it answers from the
-audit trail (tokens and masked forms only: records never hold a value) and verifies every
-chain in it. Failed and refused attempts are audited like the agent API's.
+asks `/security/api/summary` for a period's figures and `/security/api/panel/NAME` for a page
+of one panel (or all of it as CSV or JSON) with the caller's JWT. The API verifies the JWT
+with the agent API's verifier and requires the `security` role; it answers from the trail's
+index (`redactor.audit.index`), which an index worker process keeps up to date and verified
+(tokens and masked forms only: records never hold a value). Failed and refused attempts are
+audited like the agent API's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
-from collections import Counter
-from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,21 +19,15 @@ from aiohttp import hdrs, web
 
 from redactor.agent.auth import Principal
 from redactor.audit import AccessEvent, now_iso
-from redactor.audit.integrity import is_verified, read_trail
-from redactor.audit.report import (
-    DENY_EVENTS,
-    MESSAGE_EVENTS,
-    REVEAL_EVENTS,
-    in_period,
-    parse_time,
-)
+from redactor.audit.index import trail_files as index_trail_files
 from redactor.errors import AuthError, PermissionDeniedError, RedactorError
 from redactor.middleware import REQUEST_ID
+from redactor.ops.console_index import IndexClient, IndexUnavailableError
 from redactor.resources import RESOURCES, Resources
 
 SECURITY_ROLE = "security"
 API_ROUTE = "/security/api/summary"
-MAX_ROWS = 1000  # a table beyond this is a report's job, not a page's
+PANEL_ROUTE = "/security/api/panel/{name}"
 _STATIC = resources.files("redactor.ops") / "console"
 # The page loads only its own script and style; no inline script, nothing from elsewhere.
 _CSP = (
@@ -57,6 +49,17 @@ class ConsoleRequestError(RedactorError):
     status = 400
     code = "bad_request"
     message = "since and until must be ISO times, since before until"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__()
+        if message:
+            self.message = message
+
+
+class ConsoleIndexUnavailableError(RedactorError):
+    status = 503
+    code = "audit_index_unavailable"
+    message = "the audit index could not answer; try again"
 
 
 def _static(name: str, content_type: str) -> web.Response:
@@ -111,7 +114,7 @@ async def _audit(
             event=event,
             time=now_iso(),
             request_id=request[REQUEST_ID],
-            route=API_ROUTE,
+            route=request.path,
             subject=who.subject if who else None,
             tenant=who.tenant if who else None,
             token=None,
@@ -122,124 +125,76 @@ async def _audit(
     )
 
 
-def _period(request: web.Request, now: datetime) -> tuple[datetime, datetime]:
-    try:
-        until = parse_time(request.query["until"]) if "until" in request.query else now
-        since = (
-            parse_time(request.query["since"])
-            if "since" in request.query
-            else until - timedelta(days=7)
-        )
-    except ValueError:
-        raise ConsoleRequestError() from None
-    if since >= until:
-        raise ConsoleRequestError()
-    return since, until
-
-
 def trail_files(audit_log: Path | None) -> list[Path]:
     """Every file of this server's trail: rotated, per-worker, CLI, and the live one."""
-    if audit_log is None or not audit_log.parent.exists():
-        return []
-    # A worker writes `audit-w2.jsonl`; its console shows the whole trail, every worker's.
-    stem = re.sub(r"-w[0-9]+$", "", audit_log.stem)
-    return sorted(
-        p
-        for p in audit_log.parent.iterdir()
-        if p.name.startswith(stem) and ".jsonl" in p.name and not p.name.endswith(".checkpoints")
-    )
+    return index_trail_files(audit_log)
 
 
-def summarise(
-    records: list[dict[str, Any]], since: datetime, until: datetime, tenant: str
-) -> dict[str, Any]:
-    """What the page shows for `tenant` in [since, until): a series, reveals and denials."""
-    hourly = until - since <= timedelta(days=2)
-    width = 13 if hourly else 10  # "2026-11-29T10" or "2026-11-29"
-    redactions: Counter[str] = Counter()
-    reveals_by: Counter[str] = Counter()
-    reveals: list[dict[str, Any]] = []
-    denied: list[dict[str, Any]] = []
-    for record in records:
-        if not in_period(record, since, until, tenant):
-            continue
-        bucket = str(record.get("time", ""))[:width]
-        event = record.get("event")
-        if event in MESSAGE_EVENTS:
-            redactions[bucket] += sum(int(n) for n in dict(record.get("counts") or {}).values())
-        elif event in REVEAL_EVENTS:
-            reveals_by[bucket] += 1
-            reveals.append(_row(record))
-        elif event in DENY_EVENTS:
-            denied.append(_row(record))
-    buckets = []
-    step = timedelta(hours=1) if hourly else timedelta(days=1)
-    at = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    if not hourly:
-        at = at.replace(hour=0)
-    while at < until:
-        key = at.isoformat()[:width]
-        buckets.append({"at": key, "redactions": redactions[key], "reveals": reveals_by[key]})
-        at += step
-    return {
-        "tenant": tenant,
-        "since": since.isoformat(),
-        "until": until.isoformat(),
-        "bucket": "hour" if hourly else "day",
-        "series": buckets,
-        "reveals": reveals[-MAX_ROWS:],
-        "denied": denied[-MAX_ROWS:],
-    }
+INDEX_CLIENT = web.AppKey("index_client", IndexClient)
 
 
-def _row(record: dict[str, Any]) -> dict[str, Any]:
-    # Only these fields leave: a token (with at most a card's last four), never a value.
-    keys = ("time", "event", "subject", "token", "level", "purpose", "reason", "route")
-    row = {k: record.get(k) for k in keys}
-    row["verified"] = is_verified(record)  # False: at or after a break, or not in a chain
-    return row
+def _client(request: web.Request) -> IndexClient | None:
+    return request.app.get(INDEX_CLIENT)
 
 
-def _load(
-    audit_log: Path | None,
-    key: bytes,
-    since: datetime,
-    until: datetime,
-    tenant: str,
-    registry: Any = None,
-) -> dict[str, Any]:
-    files = trail_files(audit_log)
-    if not files:
-        integrity = {"ok": False, "headline": "does not verify: the trail is not a file"}
-        return {
-            "integrity": integrity,
-            **summarise([], since, until, tenant),
-            "chains": [],
-            "trail_problems": ["the trail is not a file"],
-            "trail_ok": False,
-        }
-    # Verified first, then read: every row says whether the chains vouch for it.
-    trail = read_trail(key, files, now=datetime.now(UTC), registry=registry)
-    checked = trail.integrity.to_json()
-    data = {"integrity": checked, **summarise(list(trail.records()), since, until, tenant)}
-    data["chains"] = checked["chains"]
-    data["trail_problems"] = checked["problems"]
-    data["trail_ok"] = checked["ok"]
-    return data
+async def _close_client(app: web.Application) -> None:
+    client = app.get(INDEX_CLIENT)
+    if client is not None:
+        await client.close()
+
+
+_NO_TRAIL = {
+    "integrity": {"ok": False, "headline": "does not verify: the trail is not a file"},
+    "series": [],
+    "totals": {},
+    "panels": {},
+    "chains": [],
+    "trail_problems": ["the trail is not a file"],
+    "trail_ok": False,
+}
+
+
+async def _ask(request: web.Request, op: str, **extra: Any) -> web.Response:
+    res = request.app[RESOURCES]
+    principal = await _principal(request, res)
+    await _audit(request, res, "console_viewed", principal, "granted")
+    client = _client(request)
+    headers = {"Cache-Control": "no-store"}
+    if client is None:
+        return web.json_response(_NO_TRAIL, headers=headers)
+    # The index is built and read in a process of its own: the loop only moves bytes.
+    try:
+        meta, body = await client.ask(
+            {"op": op, "tenant": principal.tenant, "params": dict(request.query), **extra}
+        )
+    except IndexUnavailableError:
+        raise ConsoleIndexUnavailableError() from None
+    if not meta.get("ok"):
+        if meta.get("status") == 400:
+            raise ConsoleRequestError(str(meta.get("error")))
+        raise ConsoleIndexUnavailableError()
+    content_type = str(meta.get("content_type", "application/json"))
+    if extra.get("format") in ("csv", "json"):
+        extension = "csv" if extra["format"] == "csv" else "json"
+        headers["Content-Disposition"] = (
+            f'attachment; filename="redactor-{extra.get("panel")}.{extension}"'
+        )
+    return web.Response(body=body, content_type=content_type, headers=headers)
 
 
 async def summary(request: web.Request) -> web.Response:
-    """The period's figures for a caller with the security role, from the audit trail."""
-    res = request.app[RESOURCES]
-    principal = await _principal(request, res)
-    since, until = _period(request, datetime.now(UTC))
-    await _audit(request, res, "console_viewed", principal, "granted")
-    registry = await _registry(res)
-    # Reading and verifying the trail is file I/O and CPU: a thread, not the loop.
-    data = await asyncio.to_thread(
-        _load, res.settings.audit_log, res.audit.key, since, until, principal.tenant, registry
-    )
-    return web.json_response(data, headers={"Cache-Control": "no-store"})
+    """The period's figures for a caller with the security role, from the trail's index."""
+    return await _ask(request, "summary")
+
+
+async def panel(request: web.Request) -> web.Response:
+    """One page of a panel (`?offset=&limit=&sort=&order=`), or all of it with
+    `?format=csv|json`."""
+    name = request.match_info["name"]
+    fmt = request.query.get("format")
+    if fmt not in (None, "csv", "json"):
+        raise ConsoleRequestError("format is csv or json")
+    return await _ask(request, "panel", panel=name, format=fmt)
 
 
 async def _registry(res: Resources) -> Any:
@@ -260,3 +215,9 @@ def add_console_routes(app: web.Application) -> None:
     app.router.add_get("/security/console.js", script)
     app.router.add_get("/security/console.css", style)
     app.router.add_get(API_ROUTE, summary)
+    app.router.add_get(PANEL_ROUTE, panel)
+    res = app[RESOURCES]
+    if res.settings.audit_log is not None:
+        # Started at the first request; stopped with the app.
+        app[INDEX_CLIENT] = IndexClient(res.audit.key, res.settings.audit_log)
+        app.on_cleanup.append(_close_client)
