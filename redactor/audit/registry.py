@@ -15,7 +15,7 @@ checkpoints shipped elsewhere (the SIEM, a WORM store) are the anchor against th
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from redactor.audit.registration import (
     StoreChainRegistry,
 )
 from redactor.audit.verify import DELETED, ChainReport, VerifyResult
-from vault.chains import ChainFile, RegisteredChain
+from vault.chains import ChainFile, ChainGenesis, RegisteredChain
 
 __all__ = [
     "ChainFile",
@@ -309,3 +309,45 @@ def chain_rows(
             }
         )
     return rows
+
+
+def registry_message(registry: Sequence[RegisteredChain] | Completeness) -> dict[str, Any]:
+    """The registry as JSON, to hand to a process that holds a trail against it (the
+    console's index worker), or why it could not be read."""
+    if isinstance(registry, Completeness):
+        return {"not_checked": registry.reason, "unreadable": registry.unreadable}
+    return {
+        "chains": [
+            {
+                "genesis": asdict(chain.genesis),
+                "checkpoint_seq": chain.checkpoint_seq,
+                "checkpoint_mac": chain.checkpoint_mac,
+                "checkpoint_at": chain.checkpoint_at,
+                "closed": chain.closed,
+                "files": [asdict(f) for f in chain.files],
+            }
+            for chain in registry
+        ]
+    }
+
+
+def registry_from_message(
+    message: dict[str, Any] | None,
+) -> list[RegisteredChain] | Completeness | None:
+    """What `registry_message` wrote (None: no registry was given)."""
+    if message is None:
+        return None
+    if "chains" not in message:
+        reason = str(message.get("not_checked") or "no chain registry given")
+        return not_checked(reason, unreadable=bool(message.get("unreadable")))
+    return [
+        RegisteredChain(
+            genesis=ChainGenesis(**chain["genesis"]),
+            checkpoint_seq=chain["checkpoint_seq"],
+            checkpoint_mac=chain["checkpoint_mac"],
+            checkpoint_at=chain["checkpoint_at"],
+            closed=bool(chain["closed"]),
+            files=tuple(ChainFile(**f) for f in chain["files"]),
+        )
+        for chain in message["chains"]
+    ]

@@ -20,6 +20,7 @@ from aiohttp import hdrs, web
 from redactor.agent.auth import Principal
 from redactor.audit import AccessEvent, now_iso
 from redactor.audit.index import trail_files as index_trail_files
+from redactor.audit.registry import registry_message
 from redactor.errors import AuthError, PermissionDeniedError, RedactorError
 from redactor.middleware import REQUEST_ID
 from redactor.ops.console_index import IndexClient, IndexUnavailableError
@@ -162,10 +163,19 @@ async def _ask(request: web.Request, op: str, **extra: Any) -> web.Response:
     headers = {"Cache-Control": "no-store"}
     if client is None:
         return web.json_response(_NO_TRAIL, headers=headers)
+    # The trail is held against the vault's chain registry (one query, here where the vault
+    # is open); the index worker compares, so a missing chain is a break on every panel.
+    registry = registry_message(await _registry(res))
     # The index is built and read in a process of its own: the loop only moves bytes.
     try:
         meta, body = await client.ask(
-            {"op": op, "tenant": principal.tenant, "params": dict(request.query), **extra}
+            {
+                "op": op,
+                "tenant": principal.tenant,
+                "params": dict(request.query),
+                "registry": registry,
+                **extra,
+            }
         )
     except IndexUnavailableError:
         raise ConsoleIndexUnavailableError() from None

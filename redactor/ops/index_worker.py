@@ -39,6 +39,7 @@ from redactor.audit.index_views import (
     zone,
 )
 from redactor.audit.integrity import TrailIntegrity
+from redactor.audit.registry import Completeness, check_completeness, registry_from_message
 from redactor.audit.report import parse_time
 
 IDLE_CHECK_S = FULL_CHECK_MAX_AGE_S / 2
@@ -123,15 +124,22 @@ class Worker:
         if time.monotonic() - self.index.full_checked_at > FULL_CHECK_MAX_AGE_S:
             self.index.full_check(logs)
 
-    def integrity(self, now: datetime) -> TrailIntegrity:
-        """What verify says of the indexed trail now."""
-        return TrailIntegrity(self.index.integrity_result(trail_files(self.audit_log)), now)
+    def integrity(self, now: datetime, registry: dict[str, Any] | None = None) -> TrailIntegrity:
+        """What verify says of the indexed trail now, held against the chain registry the
+        console read from the vault (`registry_message`; None: not compared)."""
+        logs = trail_files(self.audit_log)
+        result = self.index.integrity_result(logs)
+        chains = registry_from_message(registry)
+        if chains is None or isinstance(chains, Completeness):
+            return TrailIntegrity(result, now, chains)
+        completeness = check_completeness(result, chains, logs, whole_directories=False)
+        return TrailIntegrity(result, now, completeness)
 
     def answer(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         """(meta, body) for one request."""
         now = datetime.now(UTC)
         self.refresh()
-        integrity = self.integrity(now)
+        integrity = self.integrity(now, request.get("registry"))
         checked = integrity.to_json()
         query = build_query(str(request["tenant"]), dict(request.get("params") or {}), now)
         op = request.get("op")

@@ -21,7 +21,9 @@ import pytest
 from redactor.audit import AuditSink, SystemEvent
 from redactor.audit.integrity import read_trail
 from redactor.audit.registration import StoreChainRegistry
+from redactor.audit.registry import not_checked, registry_message
 from redactor.cli import main
+from redactor.ops.index_worker import Worker
 from redactor.settings import Overrides, load_vault_config
 from tests.audit.conftest import Trail
 from tests.vault.conftest import PG_DSN
@@ -298,6 +300,19 @@ def test_every_view_headline_names_a_missing_chain(
     assert headline.startswith(f"does not verify: chain {chain} (cli vault erase-token, host ")
     assert " missing: " in headline
     assert trail.integrity.to_json()["completeness"]["gaps"][0]["chain"] == chain
+
+    # The console's index worker holds its index against the registry the console read.
+    worker = Worker(key, site.logs / "audit.jsonl")
+    ask = {"op": "summary", "tenant": "acme", "params": {}}
+    _meta, body = worker.answer({**ask, "registry": registry_message(asyncio.run(chains()))})
+    shown = json.loads(body)["integrity"]
+    assert not shown["ok"]
+    assert shown["headline"].startswith(f"does not verify: chain {chain} (cli vault erase-token")
+    unread = registry_message(
+        not_checked("the chain registry could not be read: x", unreadable=True)
+    )
+    _meta, body = worker.answer({**ask, "registry": unread})
+    assert "chain completeness NOT checked" in json.loads(body)["integrity"]["headline"]
 
 
 def test_a_command_whose_chain_cannot_be_registered_does_not_run(
