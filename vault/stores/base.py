@@ -18,8 +18,9 @@ from vault.mark import VaultMark
 # 1: tokens and data keys. 2: the key records (check values, states, an epoch counter) and the
 # heartbeats of running processes. 3: the vault's id and minted counter (its high-water mark),
 # a pending rotation, and tokens recorded as lost by `vault reconcile --record`. 4: full reveals
-# counted for the reveal rate limit (reveal_events).
-SCHEMA_VERSION = 4
+# counted for the reveal rate limit (reveal_events). 5-7: reserved (revocations, outbox, audit
+# chain registry). 8: backfill cursors (vault/cursors.py).
+SCHEMA_VERSION = 8
 
 KekState = Literal["active", "decrypt-only", "retired"]
 
@@ -327,6 +328,24 @@ class TokenStore(Protocol):
 
     async def kek_usage(self) -> list[KekUsage]:
         """Live data keys per KEK version."""
+        ...
+
+    async def read_cursor(self, source: str, scope: str) -> str | None:
+        """The backfill cursor saved for (source, scope), or None (vault/cursors.py).
+
+        Raises CursorFormatError for a malformed key.
+        """
+        ...
+
+    async def save_cursor(self, source: str, scope: str, cursor: str, now: int) -> None:
+        """Record (or move) the backfill cursor of (source, scope).
+
+        Raises CursorFormatError for a malformed key or an empty or oversized cursor.
+        """
+        ...
+
+    async def clear_cursor(self, source: str, scope: str) -> bool:
+        """Forget the cursor of (source, scope); False if there was none."""
         ...
 
 

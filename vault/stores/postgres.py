@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
+from vault import cursors
 from vault.errors import (
     KeyCommandBusyError,
     KeyRingMismatchError,
@@ -136,6 +137,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_subject ON reveal_events (subject_key, at)",
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
+    8: cursors.POSTGRES_STEP,
 }
 
 _READ_MARK = (
@@ -868,6 +870,25 @@ class PostgresStore:
                 "GROUP BY kek_version ORDER BY kek_version"
             )
         return [KekUsage(r[0], r[1], r[2]) for r in rows]
+
+    async def read_cursor(self, source: str, scope: str) -> str | None:
+        """The backfill cursor saved for (source, scope), or None."""
+        cursors.check_key(source, scope)
+        async with self._connection() as conn:
+            return await cursors.postgres_read(conn, source, scope)
+
+    async def save_cursor(self, source: str, scope: str, cursor: str, now: int) -> None:
+        """Record (or move) the backfill cursor of (source, scope)."""
+        cursors.check_key(source, scope)
+        cursors.check_cursor(cursor)
+        async with self._connection() as conn:
+            await cursors.postgres_save(conn, source, scope, cursor, now)
+
+    async def clear_cursor(self, source: str, scope: str) -> bool:
+        """Forget the cursor of (source, scope); False if there was none."""
+        cursors.check_key(source, scope)
+        async with self._connection() as conn:
+            return await cursors.postgres_clear(conn, source, scope)
 
 
 def connect_failure(exc: BaseException, dsn: str) -> str:

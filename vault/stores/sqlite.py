@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from vault import cursors
 from vault.errors import (
     KeyRingMismatchError,
     KeyStateChangedError,
@@ -136,6 +137,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_subject ON reveal_events (subject_key, at)",
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
+    8: cursors.SQLITE_STEP,
 }
 
 # Expired check-ins are kept this long (for `keys list`), then deleted by the next check-in.
@@ -913,6 +915,26 @@ class SqliteStore:
                 "GROUP BY kek_version ORDER BY kek_version"
             )
         return [KekUsage(r[0], r[1], r[2]) for r in rows]
+
+    async def read_cursor(self, source: str, scope: str) -> str | None:
+        """The backfill cursor saved for (source, scope), or None."""
+        cursors.check_key(source, scope)
+        async with self._guard():
+            return await cursors.sqlite_read(self._conn, source, scope)
+
+    async def save_cursor(self, source: str, scope: str, cursor: str, now: int) -> None:
+        """Record (or move) the backfill cursor of (source, scope)."""
+        cursors.check_key(source, scope)
+        cursors.check_cursor(cursor)
+        self._verify_identity()
+        async with self._guard():
+            await cursors.sqlite_save(self._conn, source, scope, cursor, now)
+
+    async def clear_cursor(self, source: str, scope: str) -> bool:
+        """Forget the cursor of (source, scope); False if there was none."""
+        cursors.check_key(source, scope)
+        async with self._guard():
+            return await cursors.sqlite_clear(self._conn, source, scope)
 
 
 def _uri(path: Path) -> str:
