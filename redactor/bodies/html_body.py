@@ -62,6 +62,8 @@ _INLINE_TAGS = frozenset(
 )
 _RAW_TEXT_TAGS = frozenset({"script", "style", "xmp", "noembed", "noframes"})
 _RCDATA_TAGS = frozenset({"textarea", "title"})
+# How this scanner reads tags, for the JSON fast path's screen (json_prescan.py).
+INLINE_TAGS, RAW_TEXT_TAGS, RCDATA_TAGS = _INLINE_TAGS, _RAW_TEXT_TAGS, _RCDATA_TAGS
 _SPACE = "\t\n\f\r "
 
 _CHARREF = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")

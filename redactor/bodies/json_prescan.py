@@ -7,10 +7,13 @@ scan that rewriting needs (benchmarks/README.md, Proxy: the scan was a third of 
 CPU).
 
 It answers only where the answer is certain to match the full codec (json_body.py): a plain
-string is that codec's segment text exactly, under the same field name. Anything the codec
-treats specially (HTML inside a string, a 12-19 digit integer, a large float, a charset other than UTF-8,
-a BOM, invalid JSON, a string that holds a document of its own: JSON or encoded words) sends
-the body to the codec instead. Object keys are texts too, under the key their object sits
+string is that codec's segment text exactly, under the same field name; a 9-19 digit integer
+is the codec's segment of its digits (the literal, as `str` writes a JSON integer); an HTML
+string is either proved clean by `html_may_hold_value` or read into the very segments the
+codec would make of it (`HtmlView`, the view the codec picks for it). Anything else the codec
+treats specially (a large float, a charset other than UTF-8, a BOM, invalid JSON, a string
+that holds a document of its own: JSON or encoded words) sends the body to the codec
+instead. Object keys are texts too, under the key their object sits
 under. Bodies over `MAX_PRESCAN_BYTES` go to the codec directly: its limits (fields,
 nesting) stop a hostile document before it is built, where `json.loads` would build it whole.
 """
@@ -24,14 +27,20 @@ from typing import Any
 
 import orjson
 
-from redactor.bodies.html_body import looks_like_html
+from redactor.bodies.html_body import (
+    INLINE_TAGS,
+    RAW_TEXT_TAGS,
+    RCDATA_TAGS,
+    HtmlView,
+    looks_like_html,
+)
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
 from redactor.detection.digits import digit_count
 from redactor.detection.screen import ascii_may_hold_value, raw_json_may_hold_value
-from redactor.errors import NestingTooDeepError, TooManyFieldsError
+from redactor.errors import NestingTooDeepError, RedactorError, TooManyFieldsError
 
-__all__ = ["plain_json_texts"]
+__all__ = ["html_may_hold_value", "plain_json_texts"]
 
 # Fewer digits than this cannot hold a PAN (12+) or an SSN (9).
 MIN_DIGITS = 9
@@ -118,10 +127,9 @@ def plain_json_texts(
     return walk.texts
 
 
-# A JSON integer this large could be a PAN: the codec makes it a segment.
-_PAN_SIZED = 10**11
-# From 9 digits a JSON number could be an SSN.
+# From 9 digits a JSON number could be an SSN; past 19 digits the codec makes no segment of it.
 _SSN_SIZED = 10**8
+_PAN_DIGITS_END = 10**19
 # An escape other than the short ones for a separator (`\n`, `\t`, `\"`, ...): `\uXXXX` can
 # spell a digit or an invisible character, and `\\` puts a backslash in the text, which
 # detection reads as the start of a literal escape.
@@ -246,10 +254,11 @@ class _Walk:
             if len(value) >= MIN_DIGITS:
                 self.text(value, key)
         elif kind is int:
-            if abs(value) >= _PAN_SIZED:
-                raise _NeedsCodec  # a JSON number that could be a PAN: the codec rewrites it
-            if abs(value) >= _SSN_SIZED:
-                # 9-11 digits: an SSN or an id; the codec's segment is these digits.
+            if _SSN_SIZED <= abs(value) < _PAN_DIGITS_END:
+                # 9-19 digits: an SSN, a PAN or an id (Zendesk's are 12 digits). The codec's
+                # segment is the literal, which `str` gives back exactly (a JSON integer has no
+                # leading zero or `+`). One with a finding is rewritten by the codec, as
+                # JsonStringPatch only patches strings.
                 self.text(str(value), key)
         elif kind is float and not abs(value) < _SSN_SIZED:
             raise _NeedsCodec  # `4111111111111111.0`, `4.1e15`: the codec reads it exactly
@@ -282,6 +291,99 @@ class _Walk:
     def _maybe(self, text: str, key: str | None) -> None:
         # A text that may hold a value: the fast path hands it on, unless the codec would read
         # it as a document of its own.
-        if looks_like_html(text) or _looks_like_document(text):
+        if _looks_like_document(text):
             raise _NeedsCodec
+        if looks_like_html(text):
+            self._html(text, key)
+            return
         self.texts.append((text, key))
+
+    def _html(self, text: str, key: str | None) -> None:
+        # Zendesk's and Intercom's `html_body`: dates and order numbers give most of them 9
+        # digits. The codec reads such a string with HtmlView(text, key) (`nested.value_view`:
+        # not a document, no encoded words, so HTML): the same view here gives its segments
+        # exactly, and the screen first spares the parse where no segment can hold a value.
+        if not html_may_hold_value(text):
+            return
+        try:
+            view = HtmlView(text, key)
+        except RedactorError:
+            raise _NeedsCodec from None  # a limit: the codec raises it properly
+        for seg in view.segments:
+            if digit_count(seg.text) >= MIN_DIGITS:
+                self.texts.append((seg.text, seg.field_name))
+
+
+# HtmlView's character references (html_body._CHARREF). Each is read here as a digit followed
+# by the digits it is written with: at least what it adds to a stretch whether it decodes
+# (`&#52;`, `&sup2;`, `&amp4399` as `&4399`) or stays as written (`&foo4399`), never a letter.
+_CHARREF = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
+def _as_digits(reference: re.Match[str]) -> str:
+    return "1" + _NOT_DIGIT.sub("", reference.group())
+
+
+def _references_as_digits(text: str) -> str:
+    return _CHARREF.sub(_as_digits, text) if "&" in text else text
+
+
+# A start or end tag whose extent is certain: HtmlView's tag name, then attributes without
+# quotes or `<`, so it ends at the first `>` as HtmlView's does. Any other `<` that could
+# open markup makes the screen say "maybe".
+_PLAIN_TAG = re.compile(r"""<(/?)([A-Za-z][^\t\n\f\r />]*)(?:[\t\n\f\r /][^<>"']*)?>""")
+_RAW_ELEMENTS = RAW_TEXT_TAGS | RCDATA_TAGS
+_JOINING_TAGS = INLINE_TAGS | {"br"}
+
+
+def _text_runs(text: str) -> str | None:
+    """HtmlView's text runs of `text`, joined, references read as digits: an inline tag or
+    `<br>` reads as nothing (a newline is no letter either), a block tag or a comment as a
+    letter (it ends the run). None when the markup is not plain enough to be sure (a quoted
+    attribute, a script, a doctype): one pass, as HtmlView's own loop."""
+    out: list[str] = []
+    pos = 0
+    while (lt := text.find("<", pos)) >= 0:
+        out.append(_references_as_digits(text[pos:lt]))
+        if text.startswith("<!--", lt):
+            close = text.find("-->", lt + 4)
+            out.append("x")
+            pos = len(text) if close < 0 else close + 3
+            continue
+        tag = _PLAIN_TAG.match(text, lt)
+        if tag is None:
+            if text[lt + 1 : lt + 2].isalpha() or text[lt + 1 : lt + 2] in ("/", "!", "?"):
+                return None
+            out.append("<")  # a lone `<` is text
+            pos = lt + 1
+            continue
+        name = tag.group(2).lower()
+        if name in _RAW_ELEMENTS and not tag.group(1):
+            return None
+        out.append("" if name in _JOINING_TAGS else "x")
+        pos = tag.end()
+    out.append(_references_as_digits(text[pos:]))
+    return "".join(out)
+
+
+def html_may_hold_value(text: str) -> bool:
+    """False only when no segment HtmlView makes of `text` can hold a card number or SSN.
+
+    HtmlView's segments are comments read as written, attribute values with references
+    decoded, and text runs with references decoded in which inline tags read as nothing and
+    `<br>` as a newline. So a stretch of any segment is a stretch, at least as long and with
+    at least as many digits, of the text as written (comments), of the text with every
+    reference made a digit (attributes), or of `_text_runs` (text): three screens. Non-ASCII
+    text, a backslash, or markup `_text_runs` is not sure of is "maybe".
+    """
+    if len(text) < MIN_DIGITS:
+        return False
+    if not text.isascii() or "\\" in text:
+        return True
+    if ascii_may_hold_value(text.encode("ascii")):
+        return True  # in a comment or a script a reference is text, its digits too
+    if ascii_may_hold_value(_references_as_digits(text).encode("ascii")):
+        return True
+    runs = _text_runs(text)
+    return runs is None or ascii_may_hold_value(runs.encode("ascii"))
