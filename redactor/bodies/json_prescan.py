@@ -27,13 +27,7 @@ from typing import Any
 
 import orjson
 
-from redactor.bodies.html_body import (
-    INLINE_TAGS,
-    RAW_TEXT_TAGS,
-    RCDATA_TAGS,
-    HtmlView,
-    looks_like_html,
-)
+from redactor.bodies.html_body import HtmlView, joined_text_runs, looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
 from redactor.detection.digits import digit_count
@@ -329,61 +323,30 @@ def _references_as_digits(text: str) -> str:
     return _CHARREF.sub(_as_digits, text) if "&" in text else text
 
 
-# A start or end tag whose extent is certain: HtmlView's tag name, then attributes without
-# quotes or `<`, so it ends at the first `>` as HtmlView's does. Any other `<` that could
-# open markup makes the screen say "maybe".
-_PLAIN_TAG = re.compile(r"""<(/?)([A-Za-z][^\t\n\f\r />]*)(?:[\t\n\f\r /][^<>"']*)?>""")
-_RAW_ELEMENTS = RAW_TEXT_TAGS | RCDATA_TAGS
-_JOINING_TAGS = INLINE_TAGS | {"br"}
-
-
-def _text_runs(text: str) -> str | None:
-    """HtmlView's text runs of `text`, joined, references read as digits: an inline tag or
-    `<br>` reads as nothing (a newline is no letter either), a block tag or a comment as a
-    letter (it ends the run). None when the markup is not plain enough to be sure (a quoted
-    attribute, a script, a doctype): one pass, as HtmlView's own loop."""
-    out: list[str] = []
-    pos = 0
-    while (lt := text.find("<", pos)) >= 0:
-        out.append(_references_as_digits(text[pos:lt]))
-        if text.startswith("<!--", lt):
-            close = text.find("-->", lt + 4)
-            out.append("x")
-            pos = len(text) if close < 0 else close + 3
-            continue
-        tag = _PLAIN_TAG.match(text, lt)
-        if tag is None:
-            if text[lt + 1 : lt + 2].isalpha() or text[lt + 1 : lt + 2] in ("/", "!", "?"):
-                return None
-            out.append("<")  # a lone `<` is text
-            pos = lt + 1
-            continue
-        name = tag.group(2).lower()
-        if name in _RAW_ELEMENTS and not tag.group(1):
-            return None
-        out.append("" if name in _JOINING_TAGS else "x")
-        pos = tag.end()
-    out.append(_references_as_digits(text[pos:]))
-    return "".join(out)
+# Any character outside ASCII read as a digit: whether it is a digit of another script, a
+# separator or a letter, a digit is at least what it adds to a stretch, and never ends one.
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def html_may_hold_value(text: str) -> bool:
     """False only when no segment HtmlView makes of `text` can hold a card number or SSN.
 
-    HtmlView's segments are comments read as written, attribute values with references
-    decoded, and text runs with references decoded in which inline tags read as nothing and
-    `<br>` as a newline. So a stretch of any segment is a stretch, at least as long and with
-    at least as many digits, of the text as written (comments), of the text with every
-    reference made a digit (attributes), or of `_text_runs` (text): three screens. Non-ASCII
-    text, a backslash, or markup `_text_runs` is not sure of is "maybe".
+    HtmlView's segments are comments and scripts read as written, attribute values and
+    textareas with references decoded, and text runs with references decoded in which inline
+    tags read as nothing and `<br>` as a newline. So a stretch of any segment is a stretch, at
+    least as long and with at least as many digits, of the text as written, of the text with
+    every reference made digits, or of its `joined_text_runs`: three screens, after every
+    non-ASCII character is made a digit. A backslash or an unterminated tag is "maybe".
     """
     if len(text) < MIN_DIGITS:
         return False
-    if not text.isascii() or "\\" in text:
-        return True
+    if "\\" in text:
+        return True  # a literal escape (`\\u200b`) that detection reads as a separator
+    if not text.isascii():
+        text = _NON_ASCII.sub("1", text)
     if ascii_may_hold_value(text.encode("ascii")):
         return True  # in a comment or a script a reference is text, its digits too
-    if ascii_may_hold_value(_references_as_digits(text).encode("ascii")):
+    if "&" in text and ascii_may_hold_value(_references_as_digits(text).encode("ascii")):
         return True
-    runs = _text_runs(text)
+    runs = joined_text_runs(text, _references_as_digits)
     return runs is None or ascii_may_hold_value(runs.encode("ascii"))

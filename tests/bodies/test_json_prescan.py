@@ -300,7 +300,7 @@ HTML_PIECES = [
 ]  # fmt: skip
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.sampled_from(HTML_PIECES), max_size=24).map("".join))
 def test_html_the_screen_clears_has_no_segment_that_may_hold_a_value(text: str) -> None:
     from redactor.bodies.html_body import HtmlView
