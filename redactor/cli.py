@@ -431,6 +431,71 @@ def _cmd_backfill_zendesk(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_backfill_slack(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from redactor.backfill.slack import TOKEN_ENV, SlackRequest, credentials_from, run_slack
+    from redactor.ops.logconfig import configure_logging
+
+    if args.token_flag:
+        # Never echoed: the value would be in this message, `ps` and the shell's history.
+        print(
+            f"redactor: a Slack token is never taken from a flag; set {TOKEN_ENV} instead",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(level="warning", console=False)
+    try:
+        vault_config, trail, key = _backfill_trail(args)
+        since = datetime.fromisoformat(args.since).replace(tzinfo=UTC) if args.since else None
+    except ConfigError as exc:
+        return _start_error(exc)
+    except ValueError:
+        print("redactor: --since takes a date, e.g. 2024-01-31", file=sys.stderr)
+        return 2
+    request = SlackRequest(
+        channel=args.channel,
+        tenant=args.tenant,
+        since=since.timestamp() if since else None,
+        base_url=args.base_url,
+        dry_run=args.dry_run,
+    )
+    return run_slack(
+        request,
+        credentials_from(os.environ),
+        vault_config=vault_config,
+        audit_path=trail,
+        audit_key=key,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+def _add_backfill_slack(kinds: argparse._SubParsersAction) -> None:
+    slack = kinds.add_parser(
+        "slack",
+        help="redact values in a Slack channel's messages and threads (chat.update)",
+        description=(
+            "Walks the channel's history and threads, tokenises each value found in a "
+            "message's text, blocks or attachments (vault first, then an audit record with "
+            "the tokens), then rewrites the message with chat.update. Messages Slack will not "
+            "edit are listed for review with their links. Token: REDACTOR_SLACK_TOKEN (a bot "
+            "or user token; never a flag). Resumes from the cursor kept in the vault."
+        ),
+    )
+    add = slack.add_argument
+    add("--channel", required=True, help="the channel id, e.g. C0123456789")
+    add("--since", metavar="DATE", help="first run: messages since DATE (default: all)")
+    add("--base-url", metavar="URL", help="another Web API root (a stand-in, a proxy)")
+    add("--tenant", default="default", help="the vault tenant")
+    add("--dry-run", action="store_true", help="list what would change; no vault, no change")
+    # Accepted only to be refused without repeating the value (argparse would echo it).
+    for flag in ("--token", "--slack-token", "--bot-token", "--user-token"):
+        add(flag, dest="token_flag", metavar="TOKEN", help=argparse.SUPPRESS)
+    _add_store_flags(slack)
+    slack.set_defaults(handler=_cmd_backfill_slack)
+
+
 def _add_backfill(sub: argparse._SubParsersAction) -> None:
     backfill = sub.add_parser("backfill", help="redact what a helpdesk already stores")
     kinds = backfill.add_subparsers(dest="backfill_command", metavar="SOURCE", required=True)
@@ -452,6 +517,7 @@ def _add_backfill(sub: argparse._SubParsersAction) -> None:
     add("--dry-run", action="store_true", help="list what would change; no vault, no change")
     _add_store_flags(zendesk)
     zendesk.set_defaults(handler=_cmd_backfill_zendesk)
+    _add_backfill_slack(kinds)
 
 
 def _register_audit(sub: argparse._SubParsersAction) -> None:

@@ -15,9 +15,12 @@ put a token where the value was (redaction only blanks), so the audit record is 
 token is found from its ticket and comment.
 
 HTTP 429 (and 503) are retried after `Retry-After` seconds. After each export page is done,
-its `after_cursor` is saved beside the vault (`backfill-zendesk-SUBDOMAIN.json` in the data
-directory); a later run resumes there. A redacted comment holds no value any more, so a
-comment done twice is not redacted twice. A value Zendesk cannot redact (inside an HTML
+its `after_cursor` is saved in the vault's database (source `zendesk`, scope the subdomain;
+see `vault/cursors.py`); a later run resumes there. Earlier versions kept it in a file in the
+data directory (`backfill-zendesk-SUBDOMAIN.json`): such a file is read once, its cursor
+copied to the database (unless the database already holds a newer one) and the file removed.
+A dry run neither reads nor moves the cursor: it walks from `--since`. A redacted comment
+holds no value any more, so a comment done twice is not redacted twice. A value Zendesk cannot redact (inside an HTML
 attribute), or a redaction the API refuses, is listed for a human with the ticket and comment
 ids and no value.
 """
@@ -29,6 +32,7 @@ import base64
 import html
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +42,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from redactor.audit import AuditSink, SystemEvent, now_iso
+from redactor.backfill.cursors import CursorStore, SavedCursor
 from redactor.bodies import parse_body
 from redactor.bodies.segments import Edit
 from redactor.detection import Detector, Finding
@@ -56,6 +61,8 @@ __all__ = [
 ]
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
+CURSOR_SOURCE = "zendesk"
+_SUBDOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 AUDIT_EVENT = "zendesk_comment_redacted"
 # Placeholders put where a value was, before each is swapped for `<redact>value</redact>` in
 # the rebuilt markup: letters only, so the HTML codec writes them back unescaped.
@@ -105,7 +112,8 @@ class ZendeskRequest:
         return (self.base_url or f"https://{self.subdomain}.zendesk.com").rstrip("/")
 
     @property
-    def cursor_file(self) -> Path:
+    def legacy_cursor_file(self) -> Path:
+        """Where versions before the vault-kept cursor saved it (migrated once)."""
         return self.state_dir / f"backfill-zendesk-{self.subdomain}.json"
 
 
@@ -184,7 +192,9 @@ class _Backfill:
         audit: AuditSink,
         out: TextIO,
         result: ZendeskResult,
+        cursor: SavedCursor,
     ) -> None:
+        self.cursor = cursor
         self.request = request
         self.client = client
         self.detector = detector
@@ -194,7 +204,7 @@ class _Backfill:
         self.result = result
 
     async def run(self) -> None:
-        cursor = await asyncio.to_thread(_load_cursor, self.request.cursor_file)
+        cursor = await self.cursor.load()
         params = f"?cursor={cursor}" if cursor else f"?start_time={self.request.since}"
         while True:
             status, page = await self.client.call("GET", EXPORT_PATH + params)
@@ -203,8 +213,8 @@ class _Backfill:
             for ticket in page.get("tickets", []):
                 await self.ticket(int(ticket["id"]))
             after = page.get("after_cursor")
-            if after and not self.request.dry_run:
-                await asyncio.to_thread(_save_cursor, self.request.cursor_file, str(after))
+            if after:
+                await self.cursor.save(str(after))
             if page.get("end_of_stream") or not after:
                 return
             params = f"?cursor={after}"
@@ -312,19 +322,30 @@ def _with_redact_tags(parsed: Any, found: list[tuple[int, str, list[Finding]]]) 
     return rebuilt
 
 
-def _load_cursor(path: Path) -> str | None:
+def _read_legacy_cursor(path: Path) -> str | None:
     try:
         return str(json.loads(path.read_text(encoding="utf-8"))["after_cursor"])
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError):
-        raise ZendeskError("the saved cursor cannot be read: remove it to start over") from None
+        raise ZendeskError(
+            "the old cursor file in the data directory cannot be read: remove it to start over"
+        ) from None
 
 
-def _save_cursor(path: Path, cursor: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"after_cursor": cursor}), encoding="utf-8")
-    os.replace(tmp, path)
+async def adopt_legacy_cursor(request: ZendeskRequest, store: Any) -> bool:
+    """Move the cursor of an old `backfill-zendesk-SUBDOMAIN.json` into the vault's database,
+    once: copied unless the database already has one (it is then the newer), then the file is
+    removed. True when a file was adopted. Raises ZendeskError (unreadable file), the store's
+    errors (the file then stays for the next run)."""
+    path = request.legacy_cursor_file
+    cursor = await asyncio.to_thread(_read_legacy_cursor, path)
+    if cursor is None:
+        return False
+    if await store.read_cursor(CURSOR_SOURCE, request.subdomain) is None:
+        await SavedCursor(store, CURSOR_SOURCE, request.subdomain).save(cursor)
+    await asyncio.to_thread(os.remove, path)
+    return True
 
 
 async def backfill_zendesk(
@@ -335,17 +356,22 @@ async def backfill_zendesk(
     tokens: Any,
     audit: AuditSink,
     out: TextIO,
+    cursors: CursorStore | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> ZendeskResult:
-    """Walk and redact; the counts. `tokens` is the vault adapter (None for a dry run).
+    """Walk and redact; the counts. `tokens` is the vault adapter and `cursors` the vault's
+    store (both None for a dry run).
 
     Raises ZendeskError, a vault error or AuditWriteError: the cursor then stays where the
     last finished page left it.
     """
+    if not request.dry_run and (tokens is None or cursors is None):
+        raise ZendeskError("a backfill that changes comments needs the vault and its cursors")
     result = ZendeskResult()
+    cursor = SavedCursor(None if request.dry_run else cursors, CURSOR_SOURCE, request.subdomain)
     async with aiohttp.ClientSession() as session:
         client = _Client(session, request, credentials, result, sleep)
-        await _Backfill(request, client, detector, tokens, audit, out, result).run()
+        await _Backfill(request, client, detector, tokens, audit, out, result, cursor).run()
     return result
 
 
@@ -371,6 +397,9 @@ def run_zendesk(
             "(credentials are never flags)",
             file=err,
         )
+        return 2
+    if not _SUBDOMAIN.fullmatch(request.subdomain):
+        print("redactor: --subdomain takes letters, digits and '-'", file=err)
         return 2
     detector = detector_for(options or DetectionOptions())
     details = {
@@ -427,11 +456,20 @@ async def _run(
     result = ZendeskResult()
     code, failure = 130, "interrupted"
     try:
-        tokens = None
+        tokens = store = None
         if not request.dry_run:
             tokens, vault = await open_tokens(vault_config)
+            store = vault.store
+            if await adopt_legacy_cursor(request, store):
+                print("redactor: the cursor file was moved into the vault's database", file=err)
         result = await backfill_zendesk(
-            request, credentials, detector=detector, tokens=tokens, audit=sink, out=out
+            request,
+            credentials,
+            detector=detector,
+            tokens=tokens,
+            audit=sink,
+            out=out,
+            cursors=store,
         )
         code, failure = 0, None
     except (RedactorError, VaultError, aiohttp.ClientError, OSError) as exc:

@@ -34,7 +34,14 @@ from redactor.bodies.segments import Edit, PlainView, Segment, SegmentTable
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
 
-__all__ = ["HtmlView", "looks_like_html", "parse_html", "parse_xml", "reads_as_text"]
+__all__ = [
+    "HtmlView",
+    "joined_text_runs",
+    "looks_like_html",
+    "parse_html",
+    "parse_xml",
+    "reads_as_text",
+]
 
 _INLINE_TAGS = frozenset(
     [
@@ -442,6 +449,70 @@ class HtmlView:
                 continue
             result.append(edit)
         return result
+
+
+def _attributes_end(source: str, pos: int) -> int | None:
+    """`HtmlView._scan_attributes` without the segments: the index after the tag's `>`."""
+    length = len(source)
+    while True:
+        pos = _ATTR_GAP.match(source, pos).end()  # type: ignore[union-attr]
+        if pos >= length:
+            return None
+        if source[pos] == ">":
+            return pos + 1
+        attribute = _ATTRIBUTE.match(source, pos)
+        if attribute is None:
+            return None
+        pos = attribute.end()
+
+
+def joined_text_runs(source: str, decode: Callable[[str], str]) -> str | None:
+    """The text runs HtmlView makes of `source`, each piece of text passed through `decode`,
+    joined into one string: an inline tag reads as nothing, `<br>` as a newline, and markup
+    that ends a run (a block tag, a comment, a script or textarea with its content) as `x`.
+    For the JSON fast path's screen (json_prescan.py): it follows `_scan`/`_scan_markup` step
+    for step but builds no segment. None for an unterminated tag (HtmlView reads its `<` as
+    text and scans on from the next character; the screen leaves that to HtmlView)."""
+    out: list[str] = []
+    pos = 0
+    length = len(source)
+    while (lt := source.find("<", pos)) >= 0:
+        out.append(decode(source[pos:lt]))
+        if source.startswith("<!--", lt):
+            close = source.find("-->", lt + 4)
+            out.append("x")
+            pos = length if close < 0 else close + 3
+            continue
+        end_tag = _END_TAG.match(source, lt)
+        if end_tag is not None:
+            name = end_tag.group(1).lower()
+            out.append("\n" if name == "br" else "" if name in _INLINE_TAGS else "x")
+            pos = end_tag.end()
+            continue
+        if source.startswith(("<!", "<?", "</"), lt):
+            close = source.find(">", lt + 2)
+            out.append("x")
+            pos = length if close < 0 else close + 1
+            continue
+        start_tag = _START_TAG.match(source, lt)
+        if start_tag is None:
+            out.append("<")  # a lone `<` is text
+            pos = lt + 1
+            continue
+        tag_end = _attributes_end(source, start_tag.end())
+        if tag_end is None:
+            return None
+        name = start_tag.group(1).lower()
+        out.append("\n" if name == "br" else "" if name in _INLINE_TAGS else "x")
+        pos = tag_end
+        if name in _RAW_TEXT_TAGS or name in _RCDATA_TAGS:
+            closer = re.compile(rf"</{re.escape(name)}[\t\n\f\r />]", re.IGNORECASE).search(
+                source, tag_end
+            )
+            out.append("x")  # its content is a segment of its own
+            pos = length if closer is None else closer.start()
+    out.append(decode(source[pos:]))
+    return "".join(out)
 
 
 def parse_html(body: bytes, charset: str | None = None) -> TextBody:

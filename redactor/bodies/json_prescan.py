@@ -7,10 +7,13 @@ scan that rewriting needs (benchmarks/README.md, Proxy: the scan was a third of 
 CPU).
 
 It answers only where the answer is certain to match the full codec (json_body.py): a plain
-string is that codec's segment text exactly, under the same field name. Anything the codec
-treats specially (HTML inside a string, a 12-19 digit integer, a large float, a charset other than UTF-8,
-a BOM, invalid JSON, a string that holds a document of its own: JSON or encoded words) sends
-the body to the codec instead. Object keys are texts too, under the key their object sits
+string is that codec's segment text exactly, under the same field name; a 9-19 digit integer
+is the codec's segment of its digits (the literal, as `str` writes a JSON integer); an HTML
+string is either proved clean by `html_may_hold_value` or read into the very segments the
+codec would make of it (`HtmlView`, the view the codec picks for it). Anything else the codec
+treats specially (a large float, a charset other than UTF-8, a BOM, invalid JSON, a string
+that holds a document of its own: JSON or encoded words) sends the body to the codec
+instead. Object keys are texts too, under the key their object sits
 under. Bodies over `MAX_PRESCAN_BYTES` go to the codec directly: its limits (fields,
 nesting) stop a hostile document before it is built, where `json.loads` would build it whole.
 """
@@ -24,14 +27,14 @@ from typing import Any
 
 import orjson
 
-from redactor.bodies.html_body import looks_like_html
+from redactor.bodies.html_body import HtmlView, joined_text_runs, looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
 from redactor.detection.digits import digit_count
 from redactor.detection.screen import ascii_may_hold_value, raw_json_may_hold_value
-from redactor.errors import NestingTooDeepError, TooManyFieldsError
+from redactor.errors import NestingTooDeepError, RedactorError, TooManyFieldsError
 
-__all__ = ["plain_json_texts"]
+__all__ = ["html_may_hold_value", "plain_json_texts"]
 
 # Fewer digits than this cannot hold a PAN (12+) or an SSN (9).
 MIN_DIGITS = 9
@@ -128,10 +131,9 @@ _NEIGHBOUR_PIECES = re.compile(
     _PIECE + rb'[ \t\r\n]*,[ \t\r\n]*(?:"(?:[^"\\]|\\.)*"[ \t\r\n]*:[ \t\r\n]*)?' + _PIECE
 )
 
-# A JSON integer this large could be a PAN: the codec makes it a segment.
-_PAN_SIZED = 10**11
-# From 9 digits a JSON number could be an SSN.
+# From 9 digits a JSON number could be an SSN; past 19 digits the codec makes no segment of it.
 _SSN_SIZED = 10**8
+_PAN_DIGITS_END = 10**19
 # An escape other than the short ones for a separator (`\n`, `\t`, `\"`, ...): `\uXXXX` can
 # spell a digit or an invisible character, and `\\` puts a backslash in the text, which
 # detection reads as the start of a literal escape.
@@ -256,10 +258,11 @@ class _Walk:
             if len(value) >= MIN_DIGITS:
                 self.text(value, key)
         elif kind is int:
-            if abs(value) >= _PAN_SIZED:
-                raise _NeedsCodec  # a JSON number that could be a PAN: the codec rewrites it
-            if abs(value) >= _SSN_SIZED:
-                # 9-11 digits: an SSN or an id; the codec's segment is these digits.
+            if _SSN_SIZED <= abs(value) < _PAN_DIGITS_END:
+                # 9-19 digits: an SSN, a PAN or an id (Zendesk's are 12 digits). The codec's
+                # segment is the literal, which `str` gives back exactly (a JSON integer has no
+                # leading zero or `+`). One with a finding is rewritten by the codec, as
+                # JsonStringPatch only patches strings.
                 self.text(str(value), key)
         elif kind is float and not abs(value) < _SSN_SIZED:
             raise _NeedsCodec  # `4111111111111111.0`, `4.1e15`: the codec reads it exactly
@@ -292,6 +295,68 @@ class _Walk:
     def _maybe(self, text: str, key: str | None) -> None:
         # A text that may hold a value: the fast path hands it on, unless the codec would read
         # it as a document of its own.
-        if looks_like_html(text) or _looks_like_document(text):
+        if _looks_like_document(text):
             raise _NeedsCodec
+        if looks_like_html(text):
+            self._html(text, key)
+            return
         self.texts.append((text, key))
+
+    def _html(self, text: str, key: str | None) -> None:
+        # Zendesk's and Intercom's `html_body`: dates and order numbers give most of them 9
+        # digits. The codec reads such a string with HtmlView(text, key) (`nested.value_view`:
+        # not a document, no encoded words, so HTML): the same view here gives its segments
+        # exactly, and the screen first spares the parse where no segment can hold a value.
+        if not html_may_hold_value(text):
+            return
+        try:
+            view = HtmlView(text, key)
+        except RedactorError:
+            raise _NeedsCodec from None  # a limit: the codec raises it properly
+        for seg in view.segments:
+            if digit_count(seg.text) >= MIN_DIGITS:
+                self.texts.append((seg.text, seg.field_name))
+
+
+# HtmlView's character references (html_body._CHARREF). Each is read here as a digit followed
+# by the digits it is written with: at least what it adds to a stretch whether it decodes
+# (`&#52;`, `&sup2;`, `&amp4399` as `&4399`) or stays as written (`&foo4399`), never a letter.
+_CHARREF = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
+def _as_digits(reference: re.Match[str]) -> str:
+    return "1" + _NOT_DIGIT.sub("", reference.group())
+
+
+def _references_as_digits(text: str) -> str:
+    return _CHARREF.sub(_as_digits, text) if "&" in text else text
+
+
+# Any character outside ASCII read as a digit: whether it is a digit of another script, a
+# separator or a letter, a digit is at least what it adds to a stretch, and never ends one.
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def html_may_hold_value(text: str) -> bool:
+    """False only when no segment HtmlView makes of `text` can hold a card number or SSN.
+
+    HtmlView's segments are comments and scripts read as written, attribute values and
+    textareas with references decoded, and text runs with references decoded in which inline
+    tags read as nothing and `<br>` as a newline. So a stretch of any segment is a stretch, at
+    least as long and with at least as many digits, of the text as written, of the text with
+    every reference made digits, or of its `joined_text_runs`: three screens, after every
+    non-ASCII character is made a digit. A backslash or an unterminated tag is "maybe".
+    """
+    if len(text) < MIN_DIGITS:
+        return False
+    if "\\" in text:
+        return True  # a literal escape (`\\u200b`) that detection reads as a separator
+    if not text.isascii():
+        text = _NON_ASCII.sub("1", text)
+    if ascii_may_hold_value(text.encode("ascii")):
+        return True  # in a comment or a script a reference is text, its digits too
+    if "&" in text and ascii_may_hold_value(_references_as_digits(text).encode("ascii")):
+        return True
+    runs = joined_text_runs(text, _references_as_digits)
+    return runs is None or ascii_may_hold_value(runs.encode("ascii"))

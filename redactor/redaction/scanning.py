@@ -149,6 +149,10 @@ class JsonStringPatch:
                 if text in findings_of and findings_of[text] != findings:
                     return None  # one text read two ways (by field name): the codec decides
                 findings_of[text] = findings
+        if any(not findings and text in findings_of for (text, _key), findings in known.items()):
+            # One text with a value under one key and none under another (`ssn` vs `order_id`):
+            # patching every literal would rewrite the one the codec leaves alone.
+            return None
         expected = dict.fromkeys(findings_of, 0)
         for text, _key in plain:
             if text in expected:

@@ -76,6 +76,7 @@ async def _run(store: Store, standin_url: str, **options: object):
             tokens=None if options.get("dry_run") else VaultAdapter(vault),
             audit=sink,
             out=out,
+            cursors=None if options.get("dry_run") else vault.store,
         )
     finally:
         await vault.close()
@@ -143,9 +144,8 @@ async def test_a_run_killed_midway_resumes_from_its_cursor_and_redacts_nothing_t
     server = await aiohttp_server(standin.app())
     with pytest.raises(ZendeskError):
         await _run(store, str(server.make_url("")))
-    assert json.loads((store.root / "backfill-zendesk-acme.json").read_text()) == {
-        "after_cursor": "c4"
-    }
+    assert await _saved_cursor(store) == "c4"  # in the vault's database, not a file
+    assert not (store.root / "backfill-zendesk-acme.json").exists()
     assert set(standin.redactions) == {1, 3, 4, 6}  # tickets 101 to 104 were done
 
     result, _ = await _run(store, str(server.make_url("")))
@@ -166,7 +166,67 @@ async def test_dry_run_lists_what_would_change_and_changes_nothing(
     assert result.comments_changed == 4
     assert "ticket 101 comment 1: would redact CREDIT_CARD 1" in out
     assert not (store.root / "backfill-zendesk-acme.json").exists()
+    assert await _saved_cursor(store) is None
     _no_value(out)
+
+
+async def _saved_cursor(store: Store) -> str | None:
+    vault = await open_vault(store.config, create=False)
+    try:
+        return await vault.store.read_cursor("zendesk", "acme")
+    finally:
+        await vault.close()
+
+
+async def test_an_old_cursor_file_is_moved_into_the_vault_once(
+    store: Store, aiohttp_server
+) -> None:
+    from redactor.backfill.zendesk import adopt_legacy_cursor
+
+    legacy = store.root / "backfill-zendesk-acme.json"
+    legacy.write_text(json.dumps({"after_cursor": "c4"}))
+    request = _request(store, "http://127.0.0.1:9")
+    vault = await open_vault(store.config, create=False)
+    try:
+        assert await adopt_legacy_cursor(request, vault.store) is True
+        assert not legacy.exists()
+        assert await vault.store.read_cursor("zendesk", "acme") == "c4"
+        assert await adopt_legacy_cursor(request, vault.store) is False
+        # A file left behind by an old version never moves a newer database cursor back.
+        await vault.store.save_cursor("zendesk", "acme", "c6", 2)
+        legacy.write_text(json.dumps({"after_cursor": "c2"}))
+        assert await adopt_legacy_cursor(request, vault.store) is True
+        assert await vault.store.read_cursor("zendesk", "acme") == "c6"
+    finally:
+        await vault.close()
+    # The run then resumes from the database's cursor: only ticket 105 is left after c4.
+    standin = _standin()
+    server = await aiohttp_server(standin.app())
+    legacy.write_text(json.dumps({"after_cursor": "c4"}))
+    vault = await open_vault(store.config, create=False)
+    try:
+        await vault.store.clear_cursor("zendesk", "acme")
+        await adopt_legacy_cursor(_request(store, str(server.make_url(""))), vault.store)
+    finally:
+        await vault.close()
+    result, _ = await _run(store, str(server.make_url("")))
+    assert standin.export_queries[0] == "cursor=c4"
+    assert result.tickets == 1
+
+
+async def test_an_unreadable_old_cursor_file_stops_the_run_before_anything_changes(
+    store: Store,
+) -> None:
+    from redactor.backfill.zendesk import adopt_legacy_cursor
+
+    (store.root / "backfill-zendesk-acme.json").write_text("{not json")
+    vault = await open_vault(store.config, create=False)
+    try:
+        with pytest.raises(ZendeskError, match="remove it to start over"):
+            await adopt_legacy_cursor(_request(store, "http://127.0.0.1:9"), vault.store)
+        assert await vault.store.read_cursor("zendesk", "acme") is None
+    finally:
+        await vault.close()
 
 
 def test_credentials_come_from_the_environment_only() -> None:
@@ -225,4 +285,5 @@ async def test_the_command_runs_with_credentials_from_the_environment(
     trail = (store.root / "audit-cli.jsonl").read_text()
     assert trail.count('"event":"backfill_zendesk"') == 2
     _no_value(trail)
-    assert (store.config.data_dir / "backfill-zendesk-acme.json").is_file()
+    assert not (store.config.data_dir / "backfill-zendesk-acme.json").exists()
+    assert await _saved_cursor(store) == "c6"

@@ -71,11 +71,26 @@ def _assert_fast_path_agrees(body: bytes) -> None:
     assert fast_finds == _full_path_finds(body)
 
 
-def test_fast_path_steps_aside_for_html_numbers_encodings_and_other_charsets() -> None:
+def test_fast_path_reads_html_and_long_integers_as_codec_segments_and_steps_aside_otherwise() -> (
+    None
+):
+    # HTML and 9-19 digit integers are the codec's own segments (issue 24: every Zendesk
+    # ticket has 12-digit ids and an html_body, and all went to the codec).
     html = json.dumps({"body": "<p>4111&#32;1111&#32;1111&#32;1111</p>"}).encode()
-    assert plain_json_texts(html, "application/json", None) is None
-    number = json.dumps({"pan": 4111111111111111}).encode()
-    assert plain_json_texts(number, "application/json", None) is None
+    assert plain_json_texts(html, "application/json", None) == [("4111 1111 1111 1111", "body")]
+    link = json.dumps({"body": '<a href="https://x.test/?c=4111 1111 1111 1111">pay</a>'})
+    assert plain_json_texts(link.encode(), "application/json", None) == [
+        ("https://x.test/?c=4111 1111 1111 1111", "href")
+    ]
+    clean_html = json.dumps({"body": "<p>Order 5521 of 2024-03-12 at 10:30</p>"}).encode()
+    assert plain_json_texts(clean_html, "application/json", None) == []
+    number = json.dumps({"pan": 4111111111111111, "n": -536904399}).encode()
+    assert plain_json_texts(number, "application/json", None) == [
+        ("4111111111111111", "pan"),
+        ("-536904399", "n"),
+    ]
+    assert plain_json_texts(b'{"big": 12345678901234567890}', "application/json", None) == []
+    assert plain_json_texts(b'{"f": 4111111111111111.0}', "application/json", None) is None
     plain = json.dumps({"text": "card 4111 1111 1111 1111"}).encode()
     assert plain_json_texts(plain, "application/json", "gzip") is None
     assert plain_json_texts(plain, "application/json; charset=utf-16", None) is None
@@ -201,3 +216,117 @@ def test_limits_hold_on_documents_too_large_for_the_small_walk() -> None:
     too_many = {f"k{i}": i for i in range(3000)}
     with pytest.raises(TooManyFieldsError):
         plain_json_texts(json.dumps(too_many).encode(), "application/json", None, limits)
+
+
+# --- the fast path's rewrite is the codec's, byte for byte ------------------------------------
+
+HTML_VALUES = [
+    "<p>card 4111 1111 1111 1111</p>",
+    "<p>Order 5521 of 2024-03-12, call 555-123-4567</p>",
+    '<div class="zd-comment"><p>ssn <b>536-90</b>-4399 thanks</p></div>',
+    "<p>4111&nbsp;1111&nbsp;1111&nbsp;1111</p>",
+    '<p><a href="https://pay.test/?c=5555555555554444">pay</a> 2024-01-01</p>',
+    "<p>a < b 1234 5678 9</p><!-- 536-90-4399 -->",
+    "<p>4111<br>1111<br>1111<br>1111</p>",
+    "<p>order&#32;123456789&#32;shipped</p>",
+]
+INTEGERS = [4111111111111111, -4111111111111111, 360123456789, 536904399, 123456789012345678]
+codec_leaves = st.one_of(
+    st.sampled_from(VALUES + HTML_VALUES),
+    st.text(max_size=30),
+    st.sampled_from(INTEGERS),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.sampled_from([True, None, 1.5]),
+)
+codec_documents = st.recursive(
+    codec_leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.sampled_from(KEYS), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+class _AnyToken(dict):
+    """Every finding's token: its entity and digits spelled in letters (a Mapping)."""
+
+    def __missing__(self, key: tuple[str, str]) -> str:
+        entity, digits = key
+        return f"tok_{entity.lower()}_" + "".join(chr(ord("a") + int(d)) for d in digits)
+
+
+def _rewritten_by_codec(body: bytes) -> bytes:
+    from redactor.redaction.rewrite import Rewriter
+    from redactor.redaction.scanning import rebuild_body
+
+    detector = default_detector()
+    parsed = parse_body(body, "application/json", min_segment_digits=9)
+    found = []
+    for seg in parsed.segments:
+        findings = detector.find(seg.text, field_name=seg.field_name)
+        if findings:
+            found.append((seg.index, seg.text, findings))
+    return rebuild_body(Rewriter(), parsed, found, _AnyToken()) if found else body
+
+
+def _rewritten_by_scan(body: bytes, patch_in_place: bool) -> bytes:
+    from redactor.redaction.rewrite import Rewriter
+    from redactor.redaction.scanning import ScanRequest, rebuild_body, scan_body
+
+    request = ScanRequest(body, "application/json", None, "text", 10**7, None)
+    scan = scan_body(default_detector(), request, patch_in_place=patch_in_place)
+    if not scan.found:
+        return body
+    return rebuild_body(Rewriter(), scan.parsed, scan.found, _AnyToken())
+
+
+@settings(max_examples=400, deadline=None)
+@given(codec_documents, st.booleans(), st.booleans())
+def test_the_fast_path_rewrites_a_body_byte_for_byte_as_the_codec_does(
+    doc, ascii_only: bool, patch_in_place: bool
+) -> None:
+    body = json.dumps(doc, ensure_ascii=ascii_only).encode()
+    assert _rewritten_by_scan(body, patch_in_place) == _rewritten_by_codec(body)
+
+
+# Pieces of HTML as helpdesks write it, and as an attacker might: digits with separators,
+# inline and block tags, references that decode to digits or separators, quotes, comments,
+# a lone `<`, script text.
+HTML_PIECES = [
+    "4111", "1111", "536", "90", "4399", "12", "7", " ", "-", ".", "/", "\n",
+    "<b>", "</b>", "<br>", "<p>", "</p>", "<span class='x>y'>", "</span>", '<a href="',
+    '">', "&#32;", "&nbsp;", "&#52;", "&#x34;", "&amp;", "&foo", "<!--", "-->", "<", ">",
+    "'", '"', "<script>", "</script>", "card", "x", "=", "&#1633;", "&sup2;",
+]  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(HTML_PIECES), max_size=24).map("".join))
+def test_html_the_screen_clears_has_no_segment_that_may_hold_a_value(text: str) -> None:
+    from redactor.bodies.html_body import HtmlView
+    from redactor.bodies.json_prescan import html_may_hold_value
+    from redactor.detection.screen import may_hold_value
+
+    if html_may_hold_value(text):
+        return
+    segments = HtmlView(text, "body").segments
+    # The screen's own claim (`may_hold_value` says "maybe" to any non-ASCII text, such as a
+    # decoded `&nbsp;`), then detection's.
+    assert not any(may_hold_value(s.text) for s in segments if s.text.isascii())
+    assert not any(default_detector().find(s.text, field_name=s.field_name) for s in segments)
+
+
+def test_the_html_screen_reads_a_value_split_by_markup_or_references() -> None:
+    from redactor.bodies.json_prescan import html_may_hold_value
+
+    for text in (
+        "<p>4111 1111 <a title='x>y'>1111 1111</a></p>",
+        "<p>4111&nbsp;1111&nbsp;1111&nbsp;1111</p>",
+        "<b>536</b>-90-<i>4399</i>",
+        '<a href="?c=4111&#32;1111&#32;1111&#32;1111">x</a>',
+        "<p>unclosed <a title='x>4111 1111 1111 1111</p>",
+    ):
+        assert html_may_hold_value(text), text
+    assert not html_may_hold_value("<p>Order 5521 of 2024-03-12 at 10:30</p>")
+    # A comment ends a text run (HtmlView makes two segments): no stretch spans it.
+    assert not html_may_hold_value("<p>4111 1111 <!-- a > b -->1111 1111</p>")

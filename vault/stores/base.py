@@ -24,7 +24,7 @@ from vault.revocations import Revocation
 # version counter (vault/revocations.py). 6: the outbox of queued deliveries (vault/outbox.py).
 # 7: the audit chain registry (audit_chains, audit_chain_files; vault/chains.py). 8: backfill
 # cursors (vault/cursors.py).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 KekState = Literal["active", "decrypt-only", "retired"]
 
@@ -364,6 +364,24 @@ class TokenStore(Protocol):
 
     async def list_chains(self) -> list[RegisteredChain]:
         """Every audit chain recorded, oldest first, with the files it left behind."""
+        ...
+
+    async def read_cursor(self, source: str, scope: str) -> str | None:
+        """The backfill cursor saved for (source, scope), or None (vault/cursors.py).
+
+        Raises CursorFormatError for a malformed key.
+        """
+        ...
+
+    async def save_cursor(self, source: str, scope: str, cursor: str, now: int) -> None:
+        """Record (or move) the backfill cursor of (source, scope).
+
+        Raises CursorFormatError for a malformed key or an empty or oversized cursor.
+        """
+        ...
+
+    async def clear_cursor(self, source: str, scope: str) -> bool:
+        """Forget the cursor of (source, scope); False if there was none."""
         ...
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
-from vault import chains
+from vault import chains, cursors
 from vault import revocations as rl
 from vault.errors import (
     KeyCommandBusyError,
@@ -141,6 +141,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: rl.POSTGRES_MIGRATION,
     # The audit chain registry (vault/chains.py).
     7: chains.POSTGRES_STEP,
+    8: cursors.POSTGRES_STEP,
 }
 
 _READ_MARK = (
@@ -918,6 +919,25 @@ class PostgresStore:
                 "GROUP BY kek_version ORDER BY kek_version"
             )
         return [KekUsage(r[0], r[1], r[2]) for r in rows]
+
+    async def read_cursor(self, source: str, scope: str) -> str | None:
+        """The backfill cursor saved for (source, scope), or None."""
+        cursors.check_key(source, scope)
+        async with self._connection() as conn:
+            return await cursors.postgres_read(conn, source, scope)
+
+    async def save_cursor(self, source: str, scope: str, cursor: str, now: int) -> None:
+        """Record (or move) the backfill cursor of (source, scope)."""
+        cursors.check_key(source, scope)
+        cursors.check_cursor(cursor)
+        async with self._connection() as conn:
+            await cursors.postgres_save(conn, source, scope, cursor, now)
+
+    async def clear_cursor(self, source: str, scope: str) -> bool:
+        """Forget the cursor of (source, scope); False if there was none."""
+        cursors.check_key(source, scope)
+        async with self._connection() as conn:
+            return await cursors.postgres_clear(conn, source, scope)
 
 
 def connect_failure(exc: BaseException, dsn: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 
-from vault import chains
+from vault import chains, cursors
 from vault import revocations as rl
 from vault.errors import (
     KeyRingMismatchError,
@@ -138,9 +138,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_subject ON reveal_events (subject_key, at)",
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
+    # The agent revocation list (vault/revocations.py).
     5: rl.SQLITE_MIGRATION,
     # The audit chain registry (vault/chains.py).
     7: chains.SQLITE_STEP,
+    # Backfill cursors (vault/cursors.py).
+    8: cursors.SQLITE_STEP,
 }
 
 # Expired check-ins are kept this long (for `keys list`), then deleted by the next check-in.
@@ -963,6 +966,26 @@ class SqliteStore:
                 "GROUP BY kek_version ORDER BY kek_version"
             )
         return [KekUsage(r[0], r[1], r[2]) for r in rows]
+
+    async def read_cursor(self, source: str, scope: str) -> str | None:
+        """The backfill cursor saved for (source, scope), or None."""
+        cursors.check_key(source, scope)
+        async with self._guard():
+            return await cursors.sqlite_read(self._conn, source, scope)
+
+    async def save_cursor(self, source: str, scope: str, cursor: str, now: int) -> None:
+        """Record (or move) the backfill cursor of (source, scope)."""
+        cursors.check_key(source, scope)
+        cursors.check_cursor(cursor)
+        self._verify_identity()
+        async with self._guard():
+            await cursors.sqlite_save(self._conn, source, scope, cursor, now)
+
+    async def clear_cursor(self, source: str, scope: str) -> bool:
+        """Forget the cursor of (source, scope); False if there was none."""
+        cursors.check_key(source, scope)
+        async with self._guard():
+            return await cursors.sqlite_clear(self._conn, source, scope)
 
 
 def _uri(path: Path) -> str:
