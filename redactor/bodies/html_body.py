@@ -466,34 +466,35 @@ def _attributes_end(source: str, pos: int) -> int | None:
         pos = attribute.end()
 
 
+# Markup whose content a rendered run may step over (comments, declarations, raw-text and
+# RCDATA elements, elements a `hidden` attribute or a style hides): the screen leaves such
+# text to HtmlView rather than follow its every rule.
+_MAY_BE_STEPPED_OVER = re.compile(
+    r"(?i)<[!?]|hidden|<(?:script|style|xmp|noembed|noframes|textarea|title|plaintext)"
+)
+
+
 def joined_text_runs(source: str, decode: Callable[[str], str]) -> str | None:
-    """The text runs HtmlView makes of `source`, each piece of text passed through `decode`,
-    joined into one string: an inline tag reads as nothing, `<br>` as a newline, and markup
-    that ends a run (a block tag, a comment, a script or textarea with its content) as `x`.
-    For the JSON fast path's screen (json_prescan.py): it follows `_scan`/`_scan_markup` step
-    for step but builds no segment. None for an unterminated tag (HtmlView reads its `<` as
-    text and scans on from the next character; the screen leaves that to HtmlView)."""
+    """An upper bound of the text runs HtmlView makes of `source`, for the JSON fast path's
+    screen (json_prescan.py): every tag read as nothing, each piece of text passed through
+    `decode`. HtmlView joins text over inline and unknown tags and breaks it at blocks; a run
+    with every tag deleted holds every stretch of digits any of its runs holds, and longer.
+    None ("maybe") for markup whose content a run may step over, or a style that could hide
+    an element, and for an unterminated tag."""
+    if _MAY_BE_STEPPED_OVER.search(source) is not None:
+        return None
+    if "style" in source.lower() and ("&" in source or _HIDING_STYLE.search(source)):
+        return None
     out: list[str] = []
     pos = 0
-    length = len(source)
     while (lt := source.find("<", pos)) >= 0:
         out.append(decode(source[pos:lt]))
-        if source.startswith("<!--", lt):
-            close = source.find("-->", lt + 4)
-            out.append("x")
-            pos = length if close < 0 else close + 3
-            continue
         end_tag = _END_TAG.match(source, lt)
         if end_tag is not None:
-            name = end_tag.group(1).lower()
-            out.append("\n" if name == "br" else "" if name in _INLINE_TAGS else "x")
             pos = end_tag.end()
             continue
-        if source.startswith(("<!", "<?", "</"), lt):
-            close = source.find(">", lt + 2)
-            out.append("x")
-            pos = length if close < 0 else close + 1
-            continue
+        if source.startswith("</", lt):
+            return None
         start_tag = _START_TAG.match(source, lt)
         if start_tag is None:
             out.append("<")  # a lone `<` is text
@@ -502,15 +503,7 @@ def joined_text_runs(source: str, decode: Callable[[str], str]) -> str | None:
         tag_end = _attributes_end(source, start_tag.end())
         if tag_end is None:
             return None
-        name = start_tag.group(1).lower()
-        out.append("\n" if name == "br" else "" if name in _INLINE_TAGS else "x")
         pos = tag_end
-        if name in _RAW_TEXT_TAGS or name in _RCDATA_TAGS:
-            closer = re.compile(rf"</{re.escape(name)}[\t\n\f\r />]", re.IGNORECASE).search(
-                source, tag_end
-            )
-            out.append("x")  # its content is a segment of its own
-            pos = length if closer is None else closer.start()
     out.append(decode(source[pos:]))
     return "".join(out)
 

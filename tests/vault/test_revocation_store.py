@@ -4,6 +4,7 @@ counter that moves with every change (and only then), expired entries left out a
 from __future__ import annotations
 
 from vault.revocations import Revocation
+from vault.stores.base import SCHEMA_VERSION
 from vault.startup import open_store
 
 
@@ -14,7 +15,7 @@ def _entry(value: str, expires_at: int, kind: str = "jti", tenant: str = "") -> 
 async def test_entries_are_added_replaced_read_and_removed_with_the_counter(backend) -> None:
     store = await open_store(backend.config, create=True)
     try:
-        assert await store.migrate() == 5
+        assert await store.migrate() == SCHEMA_VERSION
         start = await store.revocation_version()
         assert await store.add_revocation(_entry("j1", 1000)) is True
         assert await store.add_revocation(_entry("s1", 1000, "subject", "acme")) is True
