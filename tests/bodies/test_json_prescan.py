@@ -331,4 +331,4 @@ def test_the_html_screen_reads_a_value_split_by_markup_or_references() -> None:
     # A browser shows a comment as nothing, and so does HtmlView: the run spans it.
     assert html_may_hold_value("<p>4111 1111 <!-- a > b -->1111 1111</p>")
     # A hidden element's text is stepped over by the run around it.
-    assert html_may_hold_value('<p>4111 1111 <span hidden>x</span>1111 1111</p>')
+    assert html_may_hold_value("<p>4111 1111 <span hidden>x</span>1111 1111</p>")

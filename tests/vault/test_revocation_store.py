@@ -4,8 +4,8 @@ counter that moves with every change (and only then), expired entries left out a
 from __future__ import annotations
 
 from vault.revocations import Revocation
-from vault.stores.base import SCHEMA_VERSION
 from vault.startup import open_store
+from vault.stores.base import SCHEMA_VERSION
 
 
 def _entry(value: str, expires_at: int, kind: str = "jti", tenant: str = "") -> Revocation:
