@@ -299,7 +299,8 @@ class TokenVerifier:
         # call for its lifetime, and checking its signature again each time is the largest
         # cost of a resolve (benchmarks/README.md, Resolve). An entry lives until the token's
         # exp or VERIFIED_TTL_S, whichever comes first, so a key removed from the JWKS stops
-        # working within that bound; revocation lists are checked before anything is cached.
+        # working within that bound; the config file's revocation lists are checked before
+        # anything is cached, the vault's on every call after it (resolve.authenticate).
         self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
         self._keys: KeySource | None = None
         self._remote: RemoteKeys | None = None
