@@ -141,8 +141,11 @@ def run_verify(
     if missing:
         print(f"redactor: no such file: {missing[0]}", file=err)
         return 2
-    result = verify_paths(key, paths, jobs=args.jobs)
+    # The registry first, then the files: a checkpoint is registered only once it is in its
+    # file, so every checkpoint read here is in the files read next (the other way round, a
+    # chain started in between would read as missing).
     registry = registry_chains(args, environ)
+    result = verify_paths(key, paths, jobs=args.jobs)
     if isinstance(registry, Completeness):
         completeness = registry
     else:
@@ -184,8 +187,11 @@ def run_chains(
     if missing:
         print(f"redactor: no such file: {missing[0]}", file=err)
         return 2
-    result = verify_paths(key, paths, jobs=args.jobs)
+    # The registry first, then the files: a checkpoint is registered only once it is in its
+    # file, so every checkpoint read here is in the files read next (the other way round, a
+    # chain started in between would read as missing).
     registry = registry_chains(args, environ)
+    result = verify_paths(key, paths, jobs=args.jobs)
     chains = [] if isinstance(registry, Completeness) else registry
     if isinstance(registry, Completeness):
         completeness = registry
@@ -207,7 +213,8 @@ def run_chains(
     columns = ("state", "writer", "host", "pid", "file", "first", "last", "records", "chain")
     table = [[_cell(row[c]) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)), file=out)
+    header = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    print(header.rstrip(), file=out)
     for cells in table:
         print("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip(), file=out)
     print(completeness.sentence(), file=out)
