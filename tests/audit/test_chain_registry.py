@@ -18,13 +18,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from redactor.audit import AuditSink, SystemEvent
+from redactor.audit import AuditSink, AuditWriteError, SystemEvent
 from redactor.audit.integrity import read_trail
-from redactor.audit.registration import StoreChainRegistry
+from redactor.audit.registration import ChainRegistryError, StoreChainRegistry
 from redactor.cli import main
 from redactor.settings import Overrides, load_vault_config
 from tests.audit.conftest import Trail
 from tests.vault.conftest import PG_DSN
+from vault.chains import ChainUpdate
 from vault.cli import open_existing_store
 from vault.config import VaultConfig
 from vault.keyring import generate_key_material, write_key_file
@@ -368,3 +369,50 @@ def test_chains_closed_before_since_are_not_expected(
     assert site.run("audit", "verify", str(site.logs), "--since", last_started) == 0
     out = capsys.readouterr().out
     assert "verified: ok; every registered chain accounted for (1 in the registry)" in out
+
+
+class _Registry:
+    """A registry that is down until `up` is set, and remembers what it recorded."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.updates: list[ChainUpdate] = []
+
+    async def record(self, update: ChainUpdate) -> None:
+        if not self.up:
+            raise ChainRegistryError("vault_unavailable")
+        self.updates.append(update)
+
+
+async def test_a_writer_whose_chain_cannot_be_registered_writes_nothing(tmp_path: Path) -> None:
+    # A server (and every command on an existing vault) fails closed: no record, no action.
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(path, bytes(32), checkpoint_interval_s=0, registry=_Registry())
+    with pytest.raises(AuditWriteError):
+        await sink.open()
+    assert not path.exists() or path.read_bytes() == b""
+
+
+async def test_a_deferred_chain_is_registered_with_its_next_checkpoint(tmp_path: Path) -> None:
+    # `vault init` and the like: the genesis is owed, and recorded with the final checkpoint.
+    registry = _Registry()
+    sink = AuditSink(
+        tmp_path / "audit.jsonl",
+        bytes(32),
+        checkpoint_interval_s=0,
+        registry=registry,
+        writer="cli",
+        command="vault init",
+        registry_required=False,
+    )
+    await sink.open()
+    await sink.write(SystemEvent("vault_init", "2026-12-07T10:00:00.000+00:00", {}))
+    await sink.checkpoint()  # the registry is still down: owed, logged, nothing raised
+    registry.up = True
+    await sink.close()
+    (update,) = registry.updates
+    assert update.genesis is not None
+    assert (update.genesis.writer, update.genesis.command) == ("cli", "vault init")
+    assert update.genesis.pid == os.getpid()
+    assert update.checkpoint is not None
+    assert (update.checkpoint.seq, update.checkpoint.final) == (2, True)
