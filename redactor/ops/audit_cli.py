@@ -132,7 +132,7 @@ def run_verify(
     trail lacks, or a registry that cannot be read."""
     import json
 
-    from redactor.audit.registry import Completeness, check_completeness
+    from redactor.audit.registry import Completeness, check_completeness, describe_chain
     from redactor.audit.verify import expand_paths, render_text, result_as_json, verify_paths
 
     key = audit_key_from(args, environ)
@@ -166,7 +166,12 @@ def run_verify(
         doc["completeness"] = completeness.to_json()
         print(json.dumps(doc, indent=2), file=out)
     else:
-        for line in render_text(result, completeness):
+        writers = (
+            {}
+            if isinstance(registry, Completeness)
+            else {c.chain_id: describe_chain(c, result.chains.get(c.chain_id)) for c in registry}
+        )
+        for line in render_text(result, completeness, writers):
             print(line, file=out)
     return 1 if failed else 0
 

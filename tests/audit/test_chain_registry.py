@@ -130,6 +130,8 @@ def test_an_untouched_trail_verifies_with_every_registered_chain_accounted_for(
     out = capsys.readouterr().out
     assert "verified: ok; every registered chain accounted for (3 in the registry)" in out
     assert "MISSING" not in out
+    # Each chain's line says who wrote it, not only its id.
+    assert out.count(f"[cli vault erase-token, host {socket.gethostname()}, pid {os.getpid()}") == 2
     # `audit chains` lists each with its writer, host, pid, file, times, records and state.
     assert site.run("audit", "chains", str(site.logs), "--format", "json") == 0
     doc = json.loads(capsys.readouterr().out)
