@@ -418,3 +418,29 @@ async def test_a_deferred_chain_is_registered_with_its_next_checkpoint(tmp_path:
     assert update.genesis.pid == os.getpid()
     assert update.checkpoint is not None
     assert (update.checkpoint.seq, update.checkpoint.final) == (2, True)
+
+
+async def test_a_worker_registers_its_chain_as_worker_n(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from redactor.resources import open_audit_sink
+    from redactor.settings import load_settings
+    from tests.conftest import AUDIT_KEY
+
+    flags = Overrides(
+        upstream="http://127.0.0.1:9/",
+        data_dir=str(tmp_path / "data"),
+        audit_log=str(tmp_path / "audit.jsonl"),
+    )
+    settings = load_settings(
+        flags, {"REDACTOR_AUDIT_KEY": AUDIT_KEY, "REDACTOR_KEY_FILE": str(tmp_path / "k")}
+    )
+    for worker, expected in ((None, ("serve", None)), (2, ("worker", "worker 2"))):
+        registry = _Registry()
+        registry.up = True
+        sink = await open_audit_sink(replace(settings, worker=worker), None, registry)
+        await sink.close()
+        genesis = registry.updates[0].genesis
+        assert genesis is not None
+        assert (genesis.writer, genesis.command) == expected
+        assert genesis.file == str(tmp_path / "audit.jsonl")
