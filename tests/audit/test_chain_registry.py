@@ -435,7 +435,7 @@ async def test_a_worker_registers_its_chain_as_worker_n(tmp_path: Path) -> None:
     settings = load_settings(
         flags, {"REDACTOR_AUDIT_KEY": AUDIT_KEY, "REDACTOR_KEY_FILE": str(tmp_path / "k")}
     )
-    for worker, expected in ((None, ("serve", None)), (2, ("worker", "worker 2"))):
+    for worker, expected in ((None, ("serve", None)), (2, ("worker", "2"))):
         registry = _Registry()
         registry.up = True
         sink = await open_audit_sink(replace(settings, worker=worker), None, registry)
