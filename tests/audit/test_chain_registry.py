@@ -23,7 +23,7 @@ from redactor.audit.integrity import read_trail
 from redactor.audit.registration import ChainRegistryError, StoreChainRegistry
 from redactor.cli import main
 from redactor.settings import Overrides, load_vault_config
-from tests.audit.conftest import Trail
+from tests.audit.conftest import Trail, free_port
 from tests.vault.conftest import PG_DSN
 from vault.chains import ChainUpdate
 from vault.cli import open_existing_store
@@ -444,3 +444,26 @@ async def test_a_worker_registers_its_chain_as_worker_n(tmp_path: Path) -> None:
         assert genesis is not None
         assert (genesis.writer, genesis.command) == expected
         assert genesis.file == str(tmp_path / "audit.jsonl")
+
+
+def test_a_server_whose_chain_cannot_be_registered_does_not_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDACTOR_")}
+    argv = [sys.executable, "-m", "redactor"]
+    common = ["--dev", "--data-dir", str(tmp_path / "data")]
+    done = subprocess.run(  # noqa: S603 - our own CLI
+        [*argv, "vault", "init", *common], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "data" / "vault.db") as db:
+        db.execute("DROP TABLE audit_chains")
+    db.close()
+    serve = [*argv, "serve", *common, "--audit-log", str(tmp_path / "audit.jsonl")]
+    serve += ["--upstream", "http://127.0.0.1:9/", "--listen", f"127.0.0.1:{free_port()}"]
+    serve += ["--admin-listen", f"127.0.0.1:{free_port()}"]
+    done = subprocess.run(serve, env=env, capture_output=True, timeout=120, check=False)  # noqa: S603
+    assert done.returncode == 2
+    assert b"cannot start: audit record could not be written: chain registry" in done.stderr
+    assert not (tmp_path / "audit.jsonl").exists() or (tmp_path / "audit.jsonl").stat().st_size == 0
