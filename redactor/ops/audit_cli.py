@@ -156,6 +156,7 @@ def run_verify(
             logs,
             whole_directories=any(p.is_dir() for p in paths),
             since=registry_since(args),
+            hosts=getattr(args, "host", None) or None,
         )
     if not result.chains and not result.problems and not completeness.gaps:
         print("redactor: no audit records found", file=err)
@@ -208,6 +209,7 @@ def run_chains(
             logs,
             whole_directories=any(p.is_dir() for p in paths),
             since=registry_since(args),
+            hosts=getattr(args, "host", None) or None,
         )
     rows = chain_rows(result, chains, completeness)
     failed = not result.ok or bool(completeness.gaps) or completeness.unreadable
@@ -339,6 +341,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             metavar="ISO_TIME",
             help="registered chains closed (and files left behind) before this time are not "
             "expected: retention removed them",
+        )
+        parser.add_argument(
+            "--host",
+            action="append",
+            metavar="NAME",
+            help="only chains written on this host are expected (repeatable; replicas that "
+            "share one vault, each verified with its own trail); default: every host's",
         )
         add_key_flags(parser)
     report = cmds.add_parser(

@@ -182,6 +182,11 @@ def test_removing_one_erase_token_run_and_its_checkpoint_line_fails_verify_namin
     )
     assert "missing: no record of it in the trail (registered through seq 2" in missing[0]
     assert out.rstrip().endswith("verified: FAILED; 1 of 3 registered chains not accounted for")
+    # Replicas sharing the vault: another host's trail is not expected to hold this host's.
+    assert site.run("audit", "verify", str(site.logs), "--host", "elsewhere") == 0
+    assert "every registered chain accounted for (0 in the registry)" in capsys.readouterr().out
+    assert site.run("audit", "verify", str(site.logs), "--host", socket.gethostname()) == 1
+    capsys.readouterr()
     # Every view's headline says so first, and the report exits non-zero.
     assert site.run("audit", "report", str(site.logs)) == 1
     report = capsys.readouterr().out
