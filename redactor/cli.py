@@ -73,6 +73,7 @@ def _start_error(exc: Exception) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from redactor.audit import AuditWriteError
     from redactor.ops.logconfig import configure_logging
     from redactor.server import serve
     from redactor.settings import load_settings
@@ -85,7 +86,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(level=settings.log_level, console=settings.log_console, cache=True)
     try:
         return serve(settings)
-    except (ConfigError, VaultError) as exc:
+    except (ConfigError, VaultError, AuditWriteError) as exc:
+        # AuditWriteError: the audit file cannot be opened, or its chain cannot be registered
+        # in the vault's chain registry; nothing was served.
         return _start_error(exc)
 
 

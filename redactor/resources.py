@@ -99,7 +99,7 @@ async def open_audit_sink(
         observer=None if metrics is None else AuditMetrics(metrics),
         registry=registry,
         writer="serve" if settings.worker is None else "worker",
-        command=None if settings.worker is None else f"worker {settings.worker}",
+        command=None if settings.worker is None else str(settings.worker),
     )
     await sink.open()
     return sink

@@ -319,7 +319,7 @@ def _worker(settings: Settings) -> None:
         signal.signal(sig, signal.SIG_DFL)
     try:
         _serve_here(settings, reuse_port=True)
-    except (ConfigError, VaultError) as exc:
+    except (ConfigError, VaultError, AuditWriteError) as exc:
         # The same one line `redactor serve` prints for a single process; the supervisor
         # sees exit code 2 and stops the others.
         print(f"redactor: cannot start: {exc}", file=sys.stderr)

@@ -79,7 +79,7 @@ class ChainGenesis:
 
     chain_id: str
     writer: str  # serve, worker, cli, redact, backfill
-    command: str | None  # `vault erase-token`, `worker 2`, ...
+    command: str | None  # `vault erase-token`, `redact`, a worker's number, ...
     host: str
     pid: int
     file: str | None  # the live file (None: standard output)

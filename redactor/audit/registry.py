@@ -183,18 +183,23 @@ def check_completeness(
     *,
     whole_directories: bool,
     since: str | None = None,
+    hosts: Iterable[str] | None = None,
 ) -> Completeness:
     """Hold the verified trail (`result`, from the files `logs`) against the registry.
 
     `since` (an ISO time as the trail writes them, UTC): a chain closed before it, and a file
-    left behind before it, are not expected (retention removed them on purpose).
+    left behind before it, are not expected (retention removed them on purpose). `hosts`:
+    only the chains written on these hosts are expected (replicas sharing one vault, each
+    with its own trail); None: every host's.
     """
     names = {path.name for path in logs}
+    only = None if hosts is None else set(hosts)
     gaps: list[ChainGap] = []
     scoped = [
         c
         for c in chains
         if in_scope(c, names, whole_directories)
+        and (only is None or c.genesis.host in only)
         and not (since and c.closed and (c.checkpoint_at or c.genesis.started_at) < since)
     ]
     for chain in scoped:

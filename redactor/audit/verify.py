@@ -33,7 +33,7 @@ import hmac
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -623,15 +623,22 @@ def _check_tail(walk: _Walk, tail: tuple[int, bytes, str]) -> None:
         )
 
 
-def render_text(result: VerifyResult, completeness: Completeness | None = None) -> Iterator[str]:
+def render_text(
+    result: VerifyResult,
+    completeness: Completeness | None = None,
+    writers: Mapping[str, str] | None = None,
+) -> Iterator[str]:
     """Human-readable lines: one per chain, then each problem, then each registered chain
     the trail does not account for; the last line says whether it all verified, and
-    whether chain completeness was checked (`completeness` None: no registry was given)."""
+    whether chain completeness was checked (`completeness` None: no registry was given).
+    `writers`: chain id -> who wrote it (from the registry), added to its line."""
+    writers = writers or {}
     for report in sorted(result.chains.values(), key=lambda r: r.chain_id):
         span = f"seq {report.first_seq}..{report.last_seq}" if report.records else "no records"
+        who = f" [{writers[report.chain_id]}]" if report.chain_id in writers else ""
         if report.ok:
             state = "closed" if report.closed else "open (still running, or stopped uncleanly)"
-            yield f"chain {report.chain_id}: ok, {report.records} records, {span}, {state}"
+            yield f"chain {report.chain_id}: ok, {report.records} records, {span}, {state}{who}"
         else:
             b = report.broken
             assert b is not None  # noqa: S101
@@ -639,7 +646,7 @@ def render_text(result: VerifyResult, completeness: Completeness | None = None) 
             extra = f" ({b.detail})" if b.detail else ""
             yield (
                 f"chain {report.chain_id}: BROKEN at seq {b.seq}: {b.kind} at {place}{extra}; "
-                f"{report.records} records"
+                f"{report.records} records{who}"
             )
     for torn in result.torn:
         whose = f", chain {torn.chain}" if torn.chain else ""

@@ -132,7 +132,7 @@ def run_verify(
     trail lacks, or a registry that cannot be read."""
     import json
 
-    from redactor.audit.registry import Completeness, check_completeness
+    from redactor.audit.registry import Completeness, check_completeness, describe_chain
     from redactor.audit.verify import expand_paths, render_text, result_as_json, verify_paths
 
     key = audit_key_from(args, environ)
@@ -141,8 +141,11 @@ def run_verify(
     if missing:
         print(f"redactor: no such file: {missing[0]}", file=err)
         return 2
-    result = verify_paths(key, paths, jobs=args.jobs)
+    # The registry first, then the files: a checkpoint is registered only once it is in its
+    # file, so every checkpoint read here is in the files read next (the other way round, a
+    # chain started in between would read as missing).
     registry = registry_chains(args, environ)
+    result = verify_paths(key, paths, jobs=args.jobs)
     if isinstance(registry, Completeness):
         completeness = registry
     else:
@@ -153,6 +156,7 @@ def run_verify(
             logs,
             whole_directories=any(p.is_dir() for p in paths),
             since=registry_since(args),
+            hosts=getattr(args, "host", None) or None,
         )
     if not result.chains and not result.problems and not completeness.gaps:
         print("redactor: no audit records found", file=err)
@@ -163,7 +167,12 @@ def run_verify(
         doc["completeness"] = completeness.to_json()
         print(json.dumps(doc, indent=2), file=out)
     else:
-        for line in render_text(result, completeness):
+        writers = (
+            {}
+            if isinstance(registry, Completeness)
+            else {c.chain_id: describe_chain(c, result.chains.get(c.chain_id)) for c in registry}
+        )
+        for line in render_text(result, completeness, writers):
             print(line, file=out)
     return 1 if failed else 0
 
@@ -184,8 +193,11 @@ def run_chains(
     if missing:
         print(f"redactor: no such file: {missing[0]}", file=err)
         return 2
-    result = verify_paths(key, paths, jobs=args.jobs)
+    # The registry first, then the files: a checkpoint is registered only once it is in its
+    # file, so every checkpoint read here is in the files read next (the other way round, a
+    # chain started in between would read as missing).
     registry = registry_chains(args, environ)
+    result = verify_paths(key, paths, jobs=args.jobs)
     chains = [] if isinstance(registry, Completeness) else registry
     if isinstance(registry, Completeness):
         completeness = registry
@@ -197,6 +209,7 @@ def run_chains(
             logs,
             whole_directories=any(p.is_dir() for p in paths),
             since=registry_since(args),
+            hosts=getattr(args, "host", None) or None,
         )
     rows = chain_rows(result, chains, completeness)
     failed = not result.ok or bool(completeness.gaps) or completeness.unreadable
@@ -207,7 +220,8 @@ def run_chains(
     columns = ("state", "writer", "host", "pid", "file", "first", "last", "records", "chain")
     table = [[_cell(row[c]) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)), file=out)
+    header = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    print(header.rstrip(), file=out)
     for cells in table:
         print("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip(), file=out)
     print(completeness.sentence(), file=out)
@@ -327,6 +341,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             metavar="ISO_TIME",
             help="registered chains closed (and files left behind) before this time are not "
             "expected: retention removed them",
+        )
+        parser.add_argument(
+            "--host",
+            action="append",
+            metavar="NAME",
+            help="only chains written on this host are expected (repeatable; replicas that "
+            "share one vault, each verified with its own trail); default: every host's",
         )
         add_key_flags(parser)
     report = cmds.add_parser(

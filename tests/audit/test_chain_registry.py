@@ -18,15 +18,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from redactor.audit import AuditSink, SystemEvent
+from redactor.audit import AuditSink, AuditWriteError, SystemEvent
 from redactor.audit.integrity import read_trail
-from redactor.audit.registration import StoreChainRegistry
+from redactor.audit.registration import ChainRegistryError, StoreChainRegistry
 from redactor.audit.registry import not_checked, registry_message
 from redactor.cli import main
 from redactor.ops.index_worker import Worker
 from redactor.settings import Overrides, load_vault_config
-from tests.audit.conftest import Trail
+from tests.audit.conftest import Trail, free_port
 from tests.vault.conftest import PG_DSN
+from vault.chains import ChainUpdate
 from vault.cli import open_existing_store
 from vault.config import VaultConfig
 from vault.keyring import generate_key_material, write_key_file
@@ -131,6 +132,8 @@ def test_an_untouched_trail_verifies_with_every_registered_chain_accounted_for(
     out = capsys.readouterr().out
     assert "verified: ok; every registered chain accounted for (3 in the registry)" in out
     assert "MISSING" not in out
+    # Each chain's line says who wrote it, not only its id.
+    assert out.count(f"[cli vault erase-token, host {socket.gethostname()}, pid {os.getpid()}") == 2
     # `audit chains` lists each with its writer, host, pid, file, times, records and state.
     assert site.run("audit", "chains", str(site.logs), "--format", "json") == 0
     doc = json.loads(capsys.readouterr().out)
@@ -181,6 +184,11 @@ def test_removing_one_erase_token_run_and_its_checkpoint_line_fails_verify_namin
     )
     assert "missing: no record of it in the trail (registered through seq 2" in missing[0]
     assert out.rstrip().endswith("verified: FAILED; 1 of 3 registered chains not accounted for")
+    # Replicas sharing the vault: another host's trail is not expected to hold this host's.
+    assert site.run("audit", "verify", str(site.logs), "--host", "elsewhere") == 0
+    assert "every registered chain accounted for (0 in the registry)" in capsys.readouterr().out
+    assert site.run("audit", "verify", str(site.logs), "--host", socket.gethostname()) == 1
+    capsys.readouterr()
     # Every view's headline says so first, and the report exits non-zero.
     assert site.run("audit", "report", str(site.logs)) == 1
     report = capsys.readouterr().out
@@ -383,3 +391,99 @@ def test_chains_closed_before_since_are_not_expected(
     assert site.run("audit", "verify", str(site.logs), "--since", last_started) == 0
     out = capsys.readouterr().out
     assert "verified: ok; every registered chain accounted for (1 in the registry)" in out
+
+
+class _Registry:
+    """A registry that is down until `up` is set, and remembers what it recorded."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.updates: list[ChainUpdate] = []
+
+    async def record(self, update: ChainUpdate) -> None:
+        if not self.up:
+            raise ChainRegistryError("vault_unavailable")
+        self.updates.append(update)
+
+
+async def test_a_writer_whose_chain_cannot_be_registered_writes_nothing(tmp_path: Path) -> None:
+    # A server (and every command on an existing vault) fails closed: no record, no action.
+    path = tmp_path / "audit.jsonl"
+    sink = AuditSink(path, bytes(32), checkpoint_interval_s=0, registry=_Registry())
+    with pytest.raises(AuditWriteError):
+        await sink.open()
+    assert not path.exists() or path.read_bytes() == b""
+
+
+async def test_a_deferred_chain_is_registered_with_its_next_checkpoint(tmp_path: Path) -> None:
+    # `vault init` and the like: the genesis is owed, and recorded with the final checkpoint.
+    registry = _Registry()
+    sink = AuditSink(
+        tmp_path / "audit.jsonl",
+        bytes(32),
+        checkpoint_interval_s=0,
+        registry=registry,
+        writer="cli",
+        command="vault init",
+        registry_required=False,
+    )
+    await sink.open()
+    await sink.write(SystemEvent("vault_init", "2026-12-07T10:00:00.000+00:00", {}))
+    await sink.checkpoint()  # the registry is still down: owed, logged, nothing raised
+    registry.up = True
+    await sink.close()
+    (update,) = registry.updates
+    assert update.genesis is not None
+    assert (update.genesis.writer, update.genesis.command) == ("cli", "vault init")
+    assert update.genesis.pid == os.getpid()
+    assert update.checkpoint is not None
+    assert (update.checkpoint.seq, update.checkpoint.final) == (2, True)
+
+
+async def test_a_worker_registers_its_chain_as_worker_n(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from redactor.resources import open_audit_sink
+    from redactor.settings import load_settings
+    from tests.conftest import AUDIT_KEY
+
+    flags = Overrides(
+        upstream="http://127.0.0.1:9/",
+        data_dir=str(tmp_path / "data"),
+        audit_log=str(tmp_path / "audit.jsonl"),
+    )
+    settings = load_settings(
+        flags, {"REDACTOR_AUDIT_KEY": AUDIT_KEY, "REDACTOR_KEY_FILE": str(tmp_path / "k")}
+    )
+    for worker, expected in ((None, ("serve", None)), (2, ("worker", "2"))):
+        registry = _Registry()
+        registry.up = True
+        sink = await open_audit_sink(replace(settings, worker=worker), None, registry)
+        await sink.close()
+        genesis = registry.updates[0].genesis
+        assert genesis is not None
+        assert (genesis.writer, genesis.command) == expected
+        assert genesis.file == str(tmp_path / "audit.jsonl")
+
+
+def test_a_server_whose_chain_cannot_be_registered_does_not_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDACTOR_")}
+    argv = [sys.executable, "-m", "redactor"]
+    common = ["--dev", "--data-dir", str(tmp_path / "data")]
+    done = subprocess.run(  # noqa: S603 - our own CLI
+        [*argv, "vault", "init", *common], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "data" / "vault.db") as db:
+        db.execute("DROP TABLE audit_chains")
+    db.close()
+    serve = [*argv, "serve", *common, "--audit-log", str(tmp_path / "audit.jsonl")]
+    serve += ["--upstream", "http://127.0.0.1:9/", "--listen", f"127.0.0.1:{free_port()}"]
+    serve += ["--admin-listen", f"127.0.0.1:{free_port()}"]
+    done = subprocess.run(serve, env=env, capture_output=True, timeout=120, check=False)  # noqa: S603
+    assert done.returncode == 2
+    assert b"cannot start: audit record could not be written: chain registry" in done.stderr
+    assert not (tmp_path / "audit.jsonl").exists() or (tmp_path / "audit.jsonl").stat().st_size == 0
