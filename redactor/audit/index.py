@@ -409,12 +409,25 @@ class TrailIndex:
         if not entry.unread():
             self._save_file(entry)
             return
-        file = str(path)
         try:
-            handle = open_log(path)
-        except OSError:
-            return
-        with handle:
+            self._read_lines(entry, path, walks, result)
+        except (OSError, EOFError, gzip.BadGzipFile):
+            # As `verify` says of it (the lines read before the fault stay indexed); kept until
+            # the index is rebuilt: fail closed.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            problem = f"{path}: cannot be read"
+            problems = json.loads(self.meta("problems") or "[]")
+            if problem not in problems:
+                self._set_meta("problems", json.dumps([*problems, problem]))
+            entry.complete = entry.gz
+            self._save_file(entry)
+
+    def _read_lines(
+        self, entry: _File, path: Path, walks: dict[str, _Walk], result: UpdateResult
+    ) -> None:
+        file = str(path)
+        with open_log(path) as handle:
             start = (entry.offset // BLOCK_BYTES) * BLOCK_BYTES
             handle.seek(start)
             prefix = handle.read(entry.offset - start)
@@ -425,10 +438,7 @@ class TrailIndex:
             pos = entry.offset
             rest = b""
             while True:
-                try:
-                    chunk = handle.read(CHUNK_BYTES)
-                except (OSError, EOFError, gzip.BadGzipFile):
-                    break
+                chunk = handle.read(CHUNK_BYTES)
                 if not chunk:
                     break
                 data = rest + chunk
