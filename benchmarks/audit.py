@@ -648,11 +648,12 @@ def bench_console(records: int, seconds: float, rounds: int, concurrency: int) -
     """A trail of `records` over 60 days: the index's build rate, the console's 30-day summary
     warm (in the index worker, and through the API), and the proxy's p99 with and without an
     analyst using the console."""
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from benchmarks.trailgen import records as trail_records
     from benchmarks.trailgen import write_trail
     from redactor.audit.index import TrailIndex, index_path_for, trail_files
+    from redactor.audit.index_report import report_from_index
     from redactor.audit.keys import DEV_AUDIT_KEY_FILE_NAME, write_audit_key_file
     from redactor.ops.index_worker import Worker
 
@@ -680,6 +681,13 @@ def bench_console(records: int, seconds: float, rounds: int, concurrency: int) -
         start = time.perf_counter()
         index.full_check(trail_files(live))
         rehash_s = time.perf_counter() - start
+        report_ms = []
+        for _ in range(3):
+            start = time.perf_counter()
+            report_from_index(
+                index, since=datetime.now(UTC) - timedelta(days=30), until=datetime.now(UTC)
+            )
+            report_ms.append((time.perf_counter() - start) * 1000)
         index.close()
         index_mb = index_path_for(live).stat().st_size / 1e6
         worker = Worker(key, live)
@@ -733,6 +741,7 @@ def bench_console(records: int, seconds: float, rounds: int, concurrency: int) -
         "index_mb": round(index_mb, 1),
         "full_rehash_s": round(rehash_s, 2),
         "summary_30d_warm_ms_median": round(statistics.median(warm), 1),
+        "report_30d_from_index_ms_median": round(statistics.median(report_ms), 1),
         "summary_30d_warm_ms_max": round(max(warm), 1),
         "summary_30d_reveals": totals["reveals"],
         "summary_30d_denials": totals["denials"],
