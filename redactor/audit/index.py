@@ -402,7 +402,11 @@ class TrailIndex:
             return entry  # read (and reported) by the main pass
         for old in known:
             if old.offset and old.head_len <= len(head) and _sha(head[: old.head_len]) == old.head:
-                if _prefix_blocks(path, old.offset) != (old.blocks, old.part):
+                try:
+                    same = _prefix_blocks(path, old.offset) == (old.blocks, old.part)
+                except (OSError, EOFError, gzip.BadGzipFile):
+                    same = False
+                if not same:
                     raise IndexStaleError(f"{path.name} differs from what was read as {old.name}")
                 old.name, old.dev, old.ino, old.gz = str(path), st.st_dev, st.st_ino, gz
                 old.complete = False
@@ -421,13 +425,26 @@ class TrailIndex:
             # As `verify` says of it (the lines read before the fault stay indexed); kept until
             # the index is rebuilt: fail closed.
             if self.db.in_transaction:
+                # The chunk being indexed is undone: so is what it did to the chains' walks
+                # and to the file's place, in memory.
                 self.db.execute("ROLLBACK")
+                walks.clear()
+                walks.update(self._load_walks())
+                self._restore(entry)
             problem = f"{path}: cannot be read"
             problems = json.loads(self.meta("problems") or "[]")
             if problem not in problems:
                 self._set_meta("problems", json.dumps([*problems, problem]))
             entry.complete = entry.gz
             self._save_file(entry)
+
+    def _restore(self, entry: _File) -> None:
+        """Set a file's place back to what the database holds (nothing: not read yet)."""
+        saved = next((f for f in self._known() if f.id == entry.id), None)
+        if saved is None:
+            saved = _File(None, entry.name, entry.dev, entry.ino, entry.gz, entry.size, 0)
+        for name in ("id", "offset", "lines", "head_len", "head", "blocks", "part", "held"):
+            setattr(entry, name, getattr(saved, name))
 
     def _read_lines(
         self, entry: _File, path: Path, walks: dict[str, _Walk], result: UpdateResult
