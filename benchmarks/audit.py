@@ -495,6 +495,7 @@ def bench_verify(megabytes: int) -> dict[str, Any]:
 
 # --- the console on its index (issue 22) -----------------------------------------------------
 
+_ME = str(Path(__file__).resolve())
 CONSOLE_RESULTS = _ROOT / "benchmarks" / "results" / "audit_console.json"
 CONSOLE_TARGETS = {"summary_30d_warm_ms": 500.0, "p99_delta_ms": 5.0}
 _ISSUER = "https://idp.bench.invalid/"
@@ -530,7 +531,28 @@ def _summary_query(days: int) -> dict[str, str]:
     return {"since": since.isoformat(), "until": until.isoformat(), "tz": "Europe/Paris"}
 
 
-async def _console_loop(port: int, bearer: str, stop: asyncio.Event, times: list[float]) -> None:
+def console_child(args: argparse.Namespace) -> None:
+    """Child process: on each `go` line, the analyst for `--seconds`; then a line with each
+    request's milliseconds. Ends when its stdin closes."""
+    bearer = sys.stdin.readline().strip()
+
+    async def run() -> list[float]:
+        stop = asyncio.Event()
+        times: list[float] = []
+        task = asyncio.create_task(_console_loop(args.port, bearer, stop, times))
+        await asyncio.sleep(args.seconds)
+        stop.set()
+        await task
+        return times
+
+    for line in sys.stdin:
+        if line.strip() == "go":
+            print(json.dumps([round(t * 1000, 2) for t in asyncio.run(run())]), flush=True)
+
+
+async def _console_loop(
+    port: int, bearer: str, stop: asyncio.Event, times: list[float], *, once: bool = False
+) -> None:
     """One analyst clicking through the console as fast as it answers: the 30-day summary,
     then a page of reveals sorted by subject, again and again."""
     import aiohttp
@@ -538,7 +560,8 @@ async def _console_loop(port: int, bearer: str, stop: asyncio.Event, times: list
     params = _summary_query(30)
     base = f"http://127.0.0.1:{port}/security/api"
     async with aiohttp.ClientSession(headers={"Authorization": bearer}) as session:
-        while not stop.is_set():
+        while once or not stop.is_set():
+            once = False
             for path, extra in (
                 ("summary", {}),
                 ("panel/reveals", {"sort": "subject", "offset": "100", "limit": "50"}),
@@ -590,25 +613,40 @@ async def _proxy_rounds(
     requests: dict[str, int] = {"quiet": 0, "console": 0}
     worker_cpu = 0.0
     console_ms: list[float] = []
-    await _load_timed(proxy_port, 1.0, concurrency)  # warm-up
+    # The analyst runs in a process of its own, started once: the load generator's own loop
+    # must not carry the console's answers (they would be measured as proxy latency).
+    analyst = await asyncio.create_subprocess_exec(
+        sys.executable,
+        _ME,
+        "_console",
+        "--port",
+        str(admin_port),
+        "--seconds",
+        str(seconds),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert analyst.stdin is not None  # noqa: S101 - a pipe
+    analyst.stdin.write(bearer.encode() + b"\n")
+    # Warm-up: the index worker started and caught up, the proxy's pools filled.
+    warm_stop = asyncio.Event()
+    warm_stop.set()
+    await _console_loop(admin_port, bearer, warm_stop, [], once=True)
+    await _load_timed(proxy_port, 1.0, concurrency)
     worker: int | None = None
     for round_no in range(rounds):
         # Alternating order: a burst of load from other processes hits both variants alike.
         order = ("quiet", "console") if round_no % 2 == 0 else ("console", "quiet")
         for variant in order:
-            stop = asyncio.Event()
-            times: list[float] = []
-            task = (
-                asyncio.create_task(_console_loop(admin_port, bearer, stop, times))
-                if variant == "console"
-                else None
-            )
+            if variant == "console":
+                assert analyst.stdin is not None  # noqa: S101 - a pipe
+                analyst.stdin.write(b"go\n")
+                await analyst.stdin.drain()
             cpu0, worker_cpu0 = _cpu_s(server_pid), _cpu_or_zero(worker)
             _rate, latencies = await _load_timed(proxy_port, seconds, concurrency)
-            stop.set()
-            if task is not None:
-                await task
-                console_ms.extend(t * 1000 for t in times)
+            if variant == "console":
+                assert analyst.stdout is not None  # noqa: S101 - a pipe
+                console_ms.extend(json.loads(await analyst.stdout.readline()))
             server_cpu[variant].append(_cpu_s(server_pid) - cpu0)
             requests[variant] += len(latencies)
             if worker is None:
@@ -619,6 +657,8 @@ async def _proxy_rounds(
                 worker_cpu += _cpu_or_zero(worker) - worker_cpu0
             p99[variant].append(_percentile(latencies, 0.99) * 1000)
             p50[variant].append(_percentile(latencies, 0.50) * 1000)
+    analyst.stdin.close()
+    await analyst.wait()
     quiet, busy = statistics.median(p99["quiet"]), statistics.median(p99["console"])
     return {
         "server_cpu_ms_per_request": {
@@ -648,11 +688,12 @@ def bench_console(records: int, seconds: float, rounds: int, concurrency: int) -
     """A trail of `records` over 60 days: the index's build rate, the console's 30-day summary
     warm (in the index worker, and through the API), and the proxy's p99 with and without an
     analyst using the console."""
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from benchmarks.trailgen import records as trail_records
     from benchmarks.trailgen import write_trail
     from redactor.audit.index import TrailIndex, index_path_for, trail_files
+    from redactor.audit.index_report import report_from_index
     from redactor.audit.keys import DEV_AUDIT_KEY_FILE_NAME, write_audit_key_file
     from redactor.ops.index_worker import Worker
 
@@ -680,6 +721,13 @@ def bench_console(records: int, seconds: float, rounds: int, concurrency: int) -
         start = time.perf_counter()
         index.full_check(trail_files(live))
         rehash_s = time.perf_counter() - start
+        report_ms = []
+        for _ in range(3):
+            start = time.perf_counter()
+            report_from_index(
+                index, since=datetime.now(UTC) - timedelta(days=30), until=datetime.now(UTC)
+            )
+            report_ms.append((time.perf_counter() - start) * 1000)
         index.close()
         index_mb = index_path_for(live).stat().st_size / 1e6
         worker = Worker(key, live)
@@ -733,6 +781,7 @@ def bench_console(records: int, seconds: float, rounds: int, concurrency: int) -
         "index_mb": round(index_mb, 1),
         "full_rehash_s": round(rehash_s, 2),
         "summary_30d_warm_ms_median": round(statistics.median(warm), 1),
+        "report_30d_from_index_ms_median": round(statistics.median(report_ms), 1),
         "summary_30d_warm_ms_max": round(max(warm), 1),
         "summary_30d_reveals": totals["reveals"],
         "summary_30d_denials": totals["denials"],
@@ -759,6 +808,9 @@ def main() -> None:
     serve.add_argument("--upstream")
     serve.add_argument("--data-dir")
     serve.add_argument("--fsync", choices=FSYNC_POLICIES)
+    analyst = sub.add_parser("_console")
+    analyst.add_argument("--port", type=int)
+    analyst.add_argument("--seconds", type=float)
     up = sub.add_parser("_upstream")
     up.add_argument("--port", type=int)
     parser.add_argument("--quick", action="store_true")
@@ -778,6 +830,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "_serve":
         serve_child(args)
+        return
+    if args.cmd == "_console":
+        console_child(args)
         return
     if args.cmd == "_upstream":
         upstream_child(args)

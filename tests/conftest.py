@@ -35,7 +35,6 @@ def detector() -> Detector:
 # The audit trail's key (32 bytes, base64): serve needs one outside development mode.
 AUDIT_KEY = base64.b64encode(bytes(range(32))).decode()
 
-
 @dataclass
 class Deployment:
     """A data directory, a key file, a vault URL, the upstream, and what was minted."""

@@ -251,7 +251,5 @@ def test_a_flag_overrides_the_file(tmp_path: Path, flag: str) -> None:
     from_file = load_settings(Overrides(config=str(config), dev=True), env)
     from_flag = load_settings(Overrides(config=str(config), dev=True, **{flag: flag_value}), env)
 
-    assert shown(from_flag) == (
-        str(flag_value) if isinstance(shown(from_flag), str) else flag_value
-    )
+    assert shown(from_flag) == (str(flag_value) if isinstance(shown(from_flag), str) else flag_value)
     assert shown(from_file) != shown(from_flag)

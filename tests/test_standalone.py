@@ -25,8 +25,7 @@ def _checked_files() -> list[Path]:
         files += [
             p
             for p in (ROOT / folder).rglob("*")
-            if p.is_file()
-            and p.suffix in {".py", ".md", ".yaml", ".yml", ".json", ".sh", ""}
+            if p.is_file() and p.suffix in {".py", ".md", ".yaml", ".yml", ".json", ".sh", ""}
             and "data" not in p.relative_to(ROOT).parts[:2]
         ]
     return [p for p in files if p.exists() and p != Path(__file__).resolve()]
@@ -46,10 +45,7 @@ def test_the_copied_data_is_in_the_repository() -> None:
     assert DATA.is_relative_to(ROOT)
     assert sum(1 for _ in DEV_SET.open(encoding="utf-8")) > 100
     shapes = {p.name for p in PAYLOAD_SHAPES.iterdir()}
-    assert {
-        "zendesk_webhook_ticket_comment_added.json",
-        "rfc5322_multipart_qp_base64.eml",
-    } <= shapes
+    assert {"zendesk_webhook_ticket_comment_added.json", "rfc5322_multipart_qp_base64.eml"} <= shapes
 
 
 def test_the_guard_recognises_each_way_out() -> None:

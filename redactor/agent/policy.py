@@ -266,9 +266,7 @@ def load_policy(path: Path) -> Policy:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyFileError(
-            str(path), None, file_problem("file", exc).removeprefix("file ")
-        ) from None
+        raise PolicyFileError(str(path), None, file_problem("file", exc).removeprefix("file ")) from None
     return parse_policy(text, str(path))
 
 

@@ -72,7 +72,7 @@ from redactor.audit.verify import (
     open_log,
 )
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 BLOCK_BYTES = 1 << 20
 HEAD_BYTES = 4096
 CHUNK_BYTES = 4 << 20
@@ -82,6 +82,8 @@ QUARTER_S = 900  # the series' finest bucket: a quarter hour (every zone's offse
 _SEQ = re.compile(rb'[{,]"seq":([0-9]{1,18})[,}]')
 _CHAIN = re.compile(rb'[{,]"chain":"([0-9A-Za-z_-]{1,64})"')
 _EVENT = re.compile(rb'[{,]"event":"([a-z_]{1,64})"')
+_TIME = re.compile(rb'[{,]"time":"([0-9T:.+Z-]{10,40})"')
+_TENANT = re.compile(rb'[{,]"tenant":"([^"\\]{0,200})"')
 _CHAIN_HEAD = b'{"chain":"'
 _COMMANDS = frozenset({"redact_files", "backfill_zendesk"})
 REFUSED_EVENT = "message_refused"
@@ -106,13 +108,17 @@ CREATE INDEX IF NOT EXISTS records_chain ON records(chain, seq);
 CREATE INDEX IF NOT EXISTS records_unverified ON records(ts) WHERE verified = 0;
 CREATE TABLE IF NOT EXISTS buckets(
   tenant TEXT NOT NULL, q INTEGER NOT NULL, redactions INTEGER NOT NULL,
-  reveals INTEGER NOT NULL, PRIMARY KEY(tenant, q)) WITHOUT ROWID;
+  reveals INTEGER NOT NULL, records INTEGER NOT NULL, PRIMARY KEY(tenant, q)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokenisations(
+  tenant TEXT NOT NULL, route TEXT NOT NULL, entity TEXT NOT NULL, q INTEGER NOT NULL,
+  vals INTEGER NOT NULL, messages INTEGER NOT NULL, unverified INTEGER NOT NULL,
+  PRIMARY KEY(tenant, q, route, entity)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS activity(
   tenant TEXT NOT NULL, subject TEXT NOT NULL, day TEXT NOT NULL, hour INTEGER NOT NULL,
   reveals INTEGER NOT NULL, denials INTEGER NOT NULL,
   PRIMARY KEY(tenant, subject, day, hour)) WITHOUT ROWID;
 """
-_TABLES = ("meta", "files", "walks", "records", "buckets", "activity")
+_TABLES = ("meta", "files", "walks", "records", "buckets", "tokenisations", "activity")
 RECORD_COLUMNS = (
     "ts",
     "cat",
@@ -396,7 +402,11 @@ class TrailIndex:
             return entry  # read (and reported) by the main pass
         for old in known:
             if old.offset and old.head_len <= len(head) and _sha(head[: old.head_len]) == old.head:
-                if _prefix_blocks(path, old.offset) != (old.blocks, old.part):
+                try:
+                    same = _prefix_blocks(path, old.offset) == (old.blocks, old.part)
+                except (OSError, EOFError, gzip.BadGzipFile):
+                    same = False
+                if not same:
                     raise IndexStaleError(f"{path.name} differs from what was read as {old.name}")
                 old.name, old.dev, old.ino, old.gz = str(path), st.st_dev, st.st_ino, gz
                 old.complete = False
@@ -409,12 +419,38 @@ class TrailIndex:
         if not entry.unread():
             self._save_file(entry)
             return
-        file = str(path)
         try:
-            handle = open_log(path)
-        except OSError:
-            return
-        with handle:
+            self._read_lines(entry, path, walks, result)
+        except (OSError, EOFError, gzip.BadGzipFile):
+            # As `verify` says of it (the lines read before the fault stay indexed); kept until
+            # the index is rebuilt: fail closed.
+            if self.db.in_transaction:
+                # The chunk being indexed is undone: so is what it did to the chains' walks
+                # and to the file's place, in memory.
+                self.db.execute("ROLLBACK")
+                walks.clear()
+                walks.update(self._load_walks())
+                self._restore(entry)
+            problem = f"{path}: cannot be read"
+            problems = json.loads(self.meta("problems") or "[]")
+            if problem not in problems:
+                self._set_meta("problems", json.dumps([*problems, problem]))
+            entry.complete = entry.gz
+            self._save_file(entry)
+
+    def _restore(self, entry: _File) -> None:
+        """Set a file's place back to what the database holds (nothing: not read yet)."""
+        saved = next((f for f in self._known() if f.id == entry.id), None)
+        if saved is None:
+            saved = _File(None, entry.name, entry.dev, entry.ino, entry.gz, entry.size, 0)
+        for name in ("id", "offset", "lines", "head_len", "head", "blocks", "part", "held"):
+            setattr(entry, name, getattr(saved, name))
+
+    def _read_lines(
+        self, entry: _File, path: Path, walks: dict[str, _Walk], result: UpdateResult
+    ) -> None:
+        file = str(path)
+        with open_log(path) as handle:
             start = (entry.offset // BLOCK_BYTES) * BLOCK_BYTES
             handle.seek(start)
             prefix = handle.read(entry.offset - start)
@@ -425,10 +461,7 @@ class TrailIndex:
             pos = entry.offset
             rest = b""
             while True:
-                try:
-                    chunk = handle.read(CHUNK_BYTES)
-                except (OSError, EOFError, gzip.BadGzipFile):
-                    break
+                chunk = handle.read(CHUNK_BYTES)
                 if not chunk:
                     break
                 data = rest + chunk
@@ -509,7 +542,10 @@ class TrailIndex:
         verify = VerifyResult({}, [])
         broken_before = {c: w.report.broken.seq for c, w in walks.items() if w.report.broken}
         rows: list[tuple[Any, ...]] = []
-        buckets: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+        # (tenant, quarter) -> [values redacted, reveals, records]
+        buckets: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+        # (tenant, route, entity, quarter) -> [values, messages, unverified messages]
+        tokenised: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
         activity: dict[tuple[str, str, str, int], list[int]] = defaultdict(lambda: [0, 0])
         number = entry.lines
         held = entry.held
@@ -567,7 +603,13 @@ class TrailIndex:
             event_m = _EVENT.search(raw)
             cat = category(event_m[1].decode() if event_m else None)
             if took == _OK and cat == "other":
-                continue  # no panel shows it, and the chains vouch for it: no row
+                # No panel shows it, and the chains vouch for it: counted, no row.
+                time_m, tenant_m = _TIME.search(raw), _TENANT.search(raw)
+                ts = _epoch_ms(time_m[1].decode()) if time_m else 0
+                if ts:
+                    slot = (tenant_m[1].decode() if tenant_m else "", ts // 1000 // QUARTER_S)
+                    buckets[slot][2] += 1
+                continue
             try:
                 record = loads(raw)
             except orjson.JSONDecodeError:
@@ -582,25 +624,33 @@ class TrailIndex:
                 and record.get("chain") == chain_m.group(1).decode()
                 and record.get("seq") == int(seq_m.group(1))
             )
-            if verified and cat == "message":
-                # Counted in the series only (no panel lists messages): no row.
+            if cat == "message":
+                # Counted in the series and per route and entity type (no panel lists
+                # messages): a row only when unverified.
                 counts = record.get("counts")
                 ts = _epoch_ms(record.get("time"))
-                if ts and isinstance(counts, dict):
-                    tenant = record.get("tenant")
-                    bucket = buckets[
-                        tenant if isinstance(tenant, str) else "", ts // 1000 // QUARTER_S
-                    ]
-                    bucket[0] += sum(n for n in counts.values() if isinstance(n, int))
-                continue
+                held_tenant = record.get("tenant")
+                tenant = held_tenant if isinstance(held_tenant, str) else ""
+                if ts:
+                    q = ts // 1000 // QUARTER_S
+                    buckets[tenant, q][2] += 1
+                    if isinstance(counts, dict):
+                        route = str(record.get("route"))
+                        for entity, n in counts.items():
+                            if isinstance(n, int):
+                                buckets[tenant, q][0] += n
+                                item = tokenised[tenant, route, str(entity), q]
+                                item[0] += n
+                                item[1] += 1
+                                item[2] += not verified
+                if verified:
+                    continue
             row = _row(record, verified, raw)
             ts, cat, tenant = row[0], row[1], row[5] or ""
-            if ts and cat in ("message", "reveal"):
+            if ts and cat != "message":
                 bucket = buckets[tenant, ts // 1000 // QUARTER_S]
-                if cat == "message":
-                    bucket[0] += row[20]
-                else:
-                    bucket[1] += 1
+                bucket[2] += 1
+                bucket[1] += cat == "reveal"
             if ts and cat in ("reveal", "deny") and row[6] is not None:
                 when = datetime.fromtimestamp(ts / 1000, UTC)
                 act = activity[tenant, row[6], when.date().isoformat(), when.hour]
@@ -614,10 +664,17 @@ class TrailIndex:
         entry.held = held
         self.db.executemany(_INSERT, rows)
         self.db.executemany(
-            "INSERT INTO buckets(tenant, q, redactions, reveals) VALUES (?,?,?,?) "
+            "INSERT INTO buckets(tenant, q, redactions, reveals, records) VALUES (?,?,?,?,?) "
             "ON CONFLICT(tenant, q) DO UPDATE SET redactions = redactions + excluded.redactions,"
-            " reveals = reveals + excluded.reveals",
-            [(t, q, v[0], v[1]) for (t, q), v in buckets.items()],
+            " reveals = reveals + excluded.reveals, records = records + excluded.records",
+            [(t, q, *v) for (t, q), v in buckets.items()],
+        )
+        self.db.executemany(
+            "INSERT INTO tokenisations(tenant, route, entity, q, vals, messages, unverified) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(tenant, q, route, entity) DO UPDATE SET "
+            "vals = vals + excluded.vals, messages = messages + excluded.messages, "
+            "unverified = unverified + excluded.unverified",
+            [(*k, *v) for k, v in tokenised.items()],
         )
         if activity:
             self._set_meta("activity_gen", str(int(self.meta("activity_gen") or 0) + 1))
@@ -632,10 +689,15 @@ class TrailIndex:
         for chain_id, walk in walks.items():
             broken = walk.report.broken
             if broken is not None and broken_before.get(chain_id) != broken.seq:
-                self.db.execute(
+                cur = self.db.execute(
                     "UPDATE records SET verified = 0 WHERE chain = ? AND seq >= ? AND verified",
                     (chain_id, broken.seq),
                 )
+                last = walk.report.last_seq
+                if cur.rowcount or (last is not None and broken.seq <= last):
+                    # The sums kept as lines were read may count some of those as verified:
+                    # views that show sums' verification (the report) must not use them.
+                    self._set_meta("retroactive_break", "1")
         self._add_findings(verify)
 
     def _add_findings(self, verify: VerifyResult) -> None:

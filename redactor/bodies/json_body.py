@@ -87,7 +87,6 @@ def integral_digits(match: re.Match[str]) -> str | None:
         return None
     return str(int(number))
 
-
 # No SSN (9) or PAN (12+) has fewer digits.
 _MIN_KEY_DIGITS = 9
 # Object members are counted against the body's budget this many at a time.

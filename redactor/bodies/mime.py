@@ -533,7 +533,9 @@ def _join_continuation_spans(spans: list[ParamSpan]) -> list[ParamSpan]:
             index += 1
             continue
         run = [spans[index]]
-        while index + len(run) < len(spans) and spans[index + len(run)].name.startswith(stem + "*"):
+        while index + len(run) < len(spans) and spans[index + len(run)].name.startswith(
+            stem + "*"
+        ):
             run.append(spans[index + len(run)])
         if [s.name for s in run] != [f"{stem}*{n}" for n in range(len(run))]:
             raise BodyUnparseableError("parameter continuations out of order")

@@ -62,9 +62,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def _check_fresh(timestamp: str, now: float, window_s: int) -> None:
     try:
-        ts = (
-            int(timestamp) if timestamp.isdigit() else datetime.fromisoformat(timestamp).timestamp()
-        )
+        ts = int(timestamp) if timestamp.isdigit() else datetime.fromisoformat(timestamp).timestamp()
     except ValueError:
         raise SignatureInvalidError("timestamp") from None
     if abs(now - float(ts)) > window_s:
@@ -121,3 +119,4 @@ def sign(config: SignatureConfig, headers: Mapping[str, str], body: bytes) -> di
     if config.scheme == "intercom":
         return {"X-Hub-Signature": _intercom_mac(config.upstream_secret, body)}
     return {}
+

@@ -378,6 +378,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="processes to verify a large trail (default: one per CPU)",
     )
     report.add_argument(
+        "--index",
+        action="store_true",
+        help="answer from the trail's index (the console's, beside the audit log; brought up "
+        "to date and every byte re-hashed first): PATH is the audit log or its directory. "
+        "Tokenisations and the record total count the quarter hours that start in the period",
+    )
+    report.add_argument(
         "--config", metavar="FILE", help="the YAML file `serve` reads (for audit_key_file)"
     )
     add_key_flags(report)

@@ -9,8 +9,8 @@ never logged) and the trail's path. It exits when stdin closes (its server is go
 
 Each request first reads what was appended to the trail; at most every
 `FULL_CHECK_MAX_AGE_S` (and when idle) every indexed byte is re-hashed, so a trail edited under
-the index is never shown as verified for longer than that. It runs at a lower CPU priority than
-the server.
+the index is never shown as verified for longer than that. It runs at the lowest CPU priority
+(SCHED_IDLE on Linux: a waking server thread preempts it at once).
 """
 
 from __future__ import annotations
@@ -156,10 +156,20 @@ class Worker:
         return {"ok": True, "content_type": "application/json"}, json.dumps(page).encode()
 
 
+def lower_priority() -> None:
+    """The server's requests come first: the console waits, never the proxy. SCHED_IDLE (Linux)
+    lets a waking server thread preempt the worker at once; elsewhere the lowest nice."""
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, idle, os.sched_param(0))
+
+
 def main() -> None:
     """Serve requests on stdin until it closes."""
-    with contextlib.suppress(OSError):
-        os.nice(19)  # the server's requests come first: the console waits, never the proxy
+    lower_priority()
     frames = _Frames(sys.stdin.fileno())
     out = sys.stdout.buffer
     setup_frame = frames.read()

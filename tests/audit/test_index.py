@@ -367,3 +367,19 @@ def test_the_series_follows_the_viewers_zone_across_daylight_saving(tmp_path: Pa
         ("2026-10-25 03:00", 0),
         ("2026-10-25 04:00", 0),
     ]
+
+
+def test_an_unreadable_segment_is_a_problem_and_the_index_is_private(tmp_path: Path) -> None:
+    live, _, _ = _trail(tmp_path, 200)
+    (tmp_path / "audit.20261129T000000.000000Z-000000000000.jsonl.gz").write_bytes(b"not gzip")
+    index = _index(live)
+    index.update(trail_files(live))
+    assert index.update(trail_files(live)).rebuilt is None
+    result = index.integrity_result(trail_files(live))
+    assert result.problems == [
+        f"{tmp_path}/audit.20261129T000000.000000Z-000000000000.jsonl.gz: cannot be read"
+    ]
+    assert not TrailIntegrity(result, END).ok
+    assert verify_paths(KEY, trail_files(live)).problems == result.problems
+    # What the records hold (subjects, tokens) is for the audit key's holders only.
+    assert index_path_for(live).stat().st_mode & 0o777 == 0o600

@@ -361,3 +361,67 @@ def test_a_rotated_gzipped_file_is_read_and_verified_by_the_views(tmp_path) -> N
     assert [r["request_id"] for r in scanned] == ["0", "1", "2"]
     assert all(r[VERIFIED_KEY] for r in scanned)
     assert trail.integrity.ok
+
+
+def test_report_from_the_index_is_the_report_from_the_trail(
+    revealed_trail: Trail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The served trail with reveals, denials and tokenisations: same report, both ways.
+    assert main(_report(revealed_trail, "--format", "json")) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main(_report(revealed_trail, "--format", "json", "--index")) == 0
+    indexed = json.loads(capsys.readouterr().out)
+    assert indexed["integrity"]["ok"] is True
+    assert indexed["integrity"]["headline"].startswith("verified through seq ")
+    for section in ("reveals", "tokenisations", "denials", "auth_failures", "jumps"):
+        assert indexed[section] == plain[section], section
+    assert (indexed["records"], indexed["unverified"]) == (plain["records"], 0)
+    assert revealed_trail.log.with_name(".audit.index.sqlite").exists()  # the console's index
+    # A forged reveal: flagged the same way, exit 1.
+    lines = revealed_trail.lines()
+    at = next(i for i, line in enumerate(lines) if '"event":"token_revealed"' in line)
+    lines[at] = lines[at].replace('"level":"masked"', '"level":"full"  ')
+    revealed_trail.write(lines)
+    assert main(_report(revealed_trail, "--format", "json")) == 1
+    plain = json.loads(capsys.readouterr().out)
+    assert main(_report(revealed_trail, "--format", "json", "--index")) == 1
+    indexed = json.loads(capsys.readouterr().out)
+    # The same sentence, up to the time of the check.
+    assert indexed["integrity"]["headline"].startswith("does not verify: chain ")
+    assert (
+        indexed["integrity"]["headline"].split(" (checked at")[0]
+        == plain["integrity"]["headline"].split(" (checked at")[0]
+    )
+    for section in ("reveals", "denials"):
+        assert indexed[section] == plain[section], section
+    assert indexed["unverified"] == plain["unverified"] > 0
+    assert main(_report(revealed_trail, "--index", "--format", "json", "--since", "x")) == 2
+
+
+def test_report_from_the_index_on_a_generated_trail_and_quarter_hours(tmp_path: Path) -> None:
+    from benchmarks.trailgen import records, write_trail
+    from redactor.audit.index import TrailIndex, index_path_for, trail_files
+    from redactor.audit.index_report import report_from_index
+    from redactor.audit.integrity import read_trail
+
+    key = bytes(range(32))
+    live = tmp_path / "audit.jsonl"
+    end = datetime(2026, 12, 1, tzinfo=UTC)
+    write_trail(live, key, records(3000, end=end, days=20))
+    index = TrailIndex(index_path_for(live), key)
+    index.update(trail_files(live))
+    trail = read_trail(key, [live], now=end)
+    for since, until, tenant in (
+        (None, None, None),
+        (
+            datetime(2026, 11, 20, 6, 15, tzinfo=UTC),
+            datetime(2026, 11, 25, 18, 45, tzinfo=UTC),
+            "acme",
+        ),
+        (datetime(2026, 11, 20, tzinfo=UTC), None, "globex"),
+    ):
+        plain = build_report(trail.records(), since=since, until=until, tenant=tenant)
+        indexed = report_from_index(index, since=since, until=until, tenant=tenant)
+        for section in ("reveals", "tokenisations", "denials", "auth_failures", "jumps"):
+            assert getattr(indexed, section) == getattr(plain, section), section
+        assert (indexed.records, indexed.unverified) == (plain.records, plain.unverified)

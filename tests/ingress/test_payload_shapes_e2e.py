@@ -18,15 +18,11 @@ def items():
 
 
 @pytest.mark.parametrize("shape_name", sorted(SHAPE_BUILDERS))
-async def test_shape_reaches_upstream_tokenised_with_vendor_bytes_intact(
-    proxy, items, shape_name: str
-) -> None:
+async def test_shape_reaches_upstream_tokenised_with_vendor_bytes_intact(proxy, items, shape_name: str) -> None:
     build = SHAPE_BUILDERS[shape_name]
     for n, item in enumerate(items):
         shape = build(item, items[n - 1])
-        resp = await proxy.client.post(
-            "/hook", data=shape.body, headers={"Content-Type": shape.content_type}
-        )
+        resp = await proxy.client.post("/hook", data=shape.body, headers={"Content-Type": shape.content_type})
         assert resp.status == 200, (shape_name, item.id, await resp.text())
         got = proxy.upstream.received[-1].body
         for kept in shape.kept:

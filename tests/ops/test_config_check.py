@@ -57,9 +57,7 @@ def test_the_shipped_example_passes_with_its_documented_variables(tmp_path: Path
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 1
-    assert done.stdout.startswith(
-        "config ok: 4 route(s) (zendesk, slack, inbound-mail, agent-tools)"
-    )
+    assert done.stdout.startswith("config ok: 4 route(s) (zendesk, slack, inbound-mail, agent-tools)")
     assert str(data / "vault.db") in done.stdout
     # Checking changes nothing.
     assert sorted(p.name for p in data.iterdir()) == before
@@ -151,9 +149,7 @@ def test_a_vault_serve_would_not_find_is_a_problem(tmp_path: Path, missing_vault
         "REDACTOR_AUDIT_KEY_FILE": str(tmp_path / "audit.key"),
     }
     assert _redactor("audit", "init-key", env["REDACTOR_AUDIT_KEY_FILE"], env=env).returncode == 0
-    assert (
-        _redactor("keys", "init", "--key-file", env["REDACTOR_KEY_FILE"], env=env).returncode == 0
-    )
+    assert _redactor("keys", "init", "--key-file", env["REDACTOR_KEY_FILE"], env=env).returncode == 0
     if not missing_vault:
         assert _redactor("vault", "init", env=env).returncode == 0
     flags = Overrides(upstream="http://127.0.0.1:9000")
