@@ -57,3 +57,29 @@ async def test_malformed_keys_and_cursors_are_refused(
         assert await backend.sql("SELECT COUNT(*) FROM backfill_cursors") == [(0,)]
     finally:
         await store.close()
+
+
+async def test_a_vault_from_before_the_cursors_is_told_to_migrate_then_gets_them(
+    backend: Backend,
+) -> None:
+    from vault.errors import VaultSchemaError
+    from vault.stores.base import SCHEMA_VERSION
+
+    store = await open_store(backend.config, create=True)
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+    # As a vault made by the previous release (schema 4) looks.
+    await backend.sql("DROP TABLE backfill_cursors")
+    await backend.sql("UPDATE vault_schema SET version = 4")
+    store = await open_store(backend.config)
+    try:
+        with pytest.raises(VaultSchemaError):
+            await store.check_schema()
+        assert await store.migrate() == SCHEMA_VERSION
+        await store.check_schema()
+        await store.save_cursor("zendesk", "acme", "c2", 1)
+        assert await store.read_cursor("zendesk", "acme") == "c2"
+    finally:
+        await store.close()
