@@ -316,6 +316,35 @@ async def test_the_openapi_document_lists_the_revocation_answers(revoking: Stack
     jsonschema.validate(body, doc["components"]["schemas"]["Error"])
 
 
+async def test_a_server_that_cannot_read_the_list_refuses_agent_calls_until_it_can(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = stack.resources.vault.store
+    real = store.revocation_version
+
+    async def unreachable() -> int:
+        raise VaultUnavailableError("test")
+
+    assert (await resolve(stack))[0] == 200
+    monkeypatch.setattr(store, "revocation_version", unreachable)
+    # Refused from 5 s after the last good read (the bound only stops a broken test).
+    statuses = []
+    for _ in range(150):
+        status, body, _ = await resolve(stack)
+        statuses.append(status)
+        if status == 503:
+            assert body["error"] == "revocations_unavailable"
+            break
+        await asyncio.sleep(0.2)
+    assert statuses[-1] == 503
+    monkeypatch.setattr(store, "revocation_version", real)
+    for _ in range(150):
+        if (await resolve(stack))[0] == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert (await resolve(stack))[0] == 200
+
+
 # --- one process's copy of the list, on its own ---------------------------------------------
 
 
