@@ -46,12 +46,16 @@ from typing import Any, BinaryIO
 import orjson
 
 from redactor.audit.chain import MAC_PREFIX, MAC_TAIL_BYTES, key_id
-from redactor.audit.report import (
-    AUTH_FAILURE_EVENTS,
-    DENY_EVENTS,
-    MESSAGE_EVENTS,
-    REVEAL_EVENTS,
+from redactor.audit.index_rows import (
+    INSERT_RECORD,
+    RECORD_COLUMNS,
+    SCHEMA,
+    TABLES,
+    category,
+    epoch_ms,
+    row_of,
 )
+from redactor.audit.index_walks import walk_from_json, walk_to_json
 from redactor.audit.sink import CHECKPOINT_SUFFIX
 from redactor.audit.verify import (
     _BAD,
@@ -64,7 +68,6 @@ from redactor.audit.verify import (
     VerifyResult,
     _check_tail,
     _finish,
-    _Line,
     _read_checkpoints,
     _settle_held,
     _take_line,
@@ -85,86 +88,6 @@ _EVENT = re.compile(rb'[{,]"event":"([a-z_]{1,64})"')
 _TIME = re.compile(rb'[{,]"time":"([0-9T:.+Z-]{10,40})"')
 _TENANT = re.compile(rb'[{,]"tenant":"([^"\\]{0,200})"')
 _CHAIN_HEAD = b'{"chain":"'
-_COMMANDS = frozenset({"redact_files", "backfill_zendesk"})
-REFUSED_EVENT = "message_refused"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files(
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,
-  gz INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-  offset INTEGER NOT NULL, lines INTEGER NOT NULL, head_len INTEGER NOT NULL,
-  head TEXT NOT NULL, blocks TEXT NOT NULL, part TEXT NOT NULL, held TEXT,
-  complete INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS walks(chain TEXT PRIMARY KEY, state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records(
-  id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, cat TEXT NOT NULL, event TEXT,
-  chain TEXT, seq INTEGER, tenant TEXT, subject TEXT, token TEXT, level TEXT, purpose TEXT,
-  reason TEXT, route TEXT, request_id TEXT, ticket TEXT, policy_version TEXT,
-  operator TEXT, host TEXT, phase TEXT, exit_code INTEGER, status INTEGER,
-  redactions INTEGER NOT NULL, verified INTEGER NOT NULL, detail TEXT);
-CREATE INDEX IF NOT EXISTS records_cat ON records(cat, tenant, ts);
-CREATE INDEX IF NOT EXISTS records_chain ON records(chain, seq);
-CREATE INDEX IF NOT EXISTS records_unverified ON records(ts) WHERE verified = 0;
-CREATE TABLE IF NOT EXISTS buckets(
-  tenant TEXT NOT NULL, q INTEGER NOT NULL, redactions INTEGER NOT NULL,
-  reveals INTEGER NOT NULL, records INTEGER NOT NULL, PRIMARY KEY(tenant, q)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tokenisations(
-  tenant TEXT NOT NULL, route TEXT NOT NULL, entity TEXT NOT NULL, q INTEGER NOT NULL,
-  vals INTEGER NOT NULL, messages INTEGER NOT NULL, unverified INTEGER NOT NULL,
-  PRIMARY KEY(tenant, q, route, entity)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS activity(
-  tenant TEXT NOT NULL, subject TEXT NOT NULL, day TEXT NOT NULL, hour INTEGER NOT NULL,
-  reveals INTEGER NOT NULL, denials INTEGER NOT NULL,
-  PRIMARY KEY(tenant, subject, day, hour)) WITHOUT ROWID;
-"""
-_TABLES = ("meta", "files", "walks", "records", "buckets", "tokenisations", "activity")
-RECORD_COLUMNS = (
-    "ts",
-    "cat",
-    "event",
-    "chain",
-    "seq",
-    "tenant",
-    "subject",
-    "token",
-    "level",
-    "purpose",
-    "reason",
-    "route",
-    "request_id",
-    "ticket",
-    "policy_version",
-    "operator",
-    "host",
-    "phase",
-    "exit_code",
-    "status",
-    "redactions",
-    "verified",
-    "detail",
-)
-_INSERT = (
-    f"INSERT INTO records({','.join(RECORD_COLUMNS)}) "  # noqa: S608 - our own column names
-    f"VALUES ({','.join('?' * len(RECORD_COLUMNS))})"
-)
-
-
-def category(event: object) -> str:
-    """Which panel a record belongs to."""
-    if event in MESSAGE_EVENTS:
-        return "message"
-    if event in REVEAL_EVENTS:
-        return "reveal"
-    if event in DENY_EVENTS:
-        return "deny"
-    if event in AUTH_FAILURE_EVENTS:
-        return "auth"
-    if event == REFUSED_EVENT:
-        return "refused"
-    if isinstance(event, str) and (event.startswith(("key_", "vault_")) or event in _COMMANDS):
-        return "command"
-    return "other"
 
 
 def trail_files(audit_log: Path | None) -> list[Path]:
@@ -243,7 +166,7 @@ class TrailIndex:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA cache_size=-65536")
-        self.db.executescript(_SCHEMA)
+        self.db.executescript(SCHEMA)
         self._lock_path = path.with_name(path.name + ".lock")
         self.full_checked_at = 0.0  # time.monotonic() of the last full re-hash
         # Answers derived from the activity table, by (what, build, activity generation, ...).
@@ -278,7 +201,7 @@ class TrailIndex:
     def reset(self) -> None:
         """Throw everything away (the next update reads the trail from its start)."""
         self.db.execute("BEGIN IMMEDIATE")
-        for table in _TABLES:
+        for table in TABLES:
             self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
         self._set_meta("version", INDEX_VERSION)
         self._set_meta("kid", self._kid)
@@ -316,26 +239,13 @@ class TrailIndex:
             "SELECT id, name, dev, ino, gz, size, mtime_ns, offset, lines, head_len, head, "
             "blocks, part, held, complete FROM files"
         ).fetchall()
+        # fmt: off
         return [
-            _File(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                bool(r[4]),
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                r[10],
-                json.loads(r[11]),
-                r[12],
-                json.loads(r[13]) if r[13] else None,
-                bool(r[14]),
-            )
+            _File(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10],
+                  json.loads(r[11]), r[12], json.loads(r[13]) if r[13] else None, bool(r[14]))
             for r in rows
         ]
+        # fmt: on
 
     def _update(self, logs: Sequence[Path]) -> UpdateResult:
         known = self._known()
@@ -605,7 +515,7 @@ class TrailIndex:
             if took == _OK and cat == "other":
                 # No panel shows it, and the chains vouch for it: counted, no row.
                 time_m, tenant_m = _TIME.search(raw), _TENANT.search(raw)
-                ts = _epoch_ms(time_m[1].decode()) if time_m else 0
+                ts = epoch_ms(time_m[1].decode()) if time_m else 0
                 if ts:
                     slot = (tenant_m[1].decode() if tenant_m else "", ts // 1000 // QUARTER_S)
                     buckets[slot][2] += 1
@@ -628,7 +538,7 @@ class TrailIndex:
                 # Counted in the series and per route and entity type (no panel lists
                 # messages): a row only when unverified.
                 counts = record.get("counts")
-                ts = _epoch_ms(record.get("time"))
+                ts = epoch_ms(record.get("time"))
                 held_tenant = record.get("tenant")
                 tenant = held_tenant if isinstance(held_tenant, str) else ""
                 if ts:
@@ -645,7 +555,7 @@ class TrailIndex:
                                 item[2] += not verified
                 if verified:
                     continue
-            row = _row(record, verified, raw)
+            row = row_of(record, verified, raw)
             ts, cat, tenant = row[0], row[1], row[5] or ""
             if ts and cat != "message":
                 bucket = buckets[tenant, ts // 1000 // QUARTER_S]
@@ -662,7 +572,7 @@ class TrailIndex:
         result.records += number - entry.lines
         entry.lines = number
         entry.held = held
-        self.db.executemany(_INSERT, rows)
+        self.db.executemany(INSERT_RECORD, rows)
         self.db.executemany(
             "INSERT INTO buckets(tenant, q, redactions, reveals, records) VALUES (?,?,?,?,?) "
             "ON CONFLICT(tenant, q) DO UPDATE SET redactions = redactions + excluded.redactions,"
@@ -710,12 +620,12 @@ class TrailIndex:
 
     def _load_walks(self) -> dict[str, _Walk]:
         rows = self.db.execute("SELECT chain, state FROM walks").fetchall()
-        return {chain: _walk_from(json.loads(state)) for chain, state in rows}
+        return {chain: walk_from_json(json.loads(state)) for chain, state in rows}
 
     def _save_walks(self, walks: dict[str, _Walk]) -> None:
         self.db.executemany(
             "INSERT OR REPLACE INTO walks(chain, state) VALUES (?, ?)",
-            [(c, json.dumps(_walk_to(w))) for c, w in walks.items()],
+            [(c, json.dumps(walk_to_json(w))) for c, w in walks.items()],
         )
 
     # -- checking ---------------------------------------------------------------------------
@@ -792,140 +702,6 @@ def _prefix_blocks(path: Path, offset: int) -> tuple[list[str], str]:
         if len(data) < left:
             raise IndexStaleError(f"{path.name} shrank")
         return blocks, _sha(data)
-
-
-def _row(record: dict[str, Any], verified: bool, raw: bytes) -> tuple[Any, ...]:
-    event = record.get("event")
-    cat = category(event)
-    counts = record.get("counts")
-    redactions = 0
-    if cat == "message" and isinstance(counts, dict):
-        redactions = sum(n for n in counts.values() if isinstance(n, int))
-    exit_code = record.get("exit_code")
-    status = record.get("status")
-    return (
-        _epoch_ms(record.get("time")),
-        cat,
-        _text(event),
-        _text(record.get("chain")),
-        record.get("seq") if isinstance(record.get("seq"), int) else None,
-        _text(record.get("tenant")),
-        _text(record.get("subject")),
-        _text(record.get("token")),
-        _text(record.get("level")),
-        _text(record.get("purpose")),
-        # A refused webhook's why is its `code` (signature_invalid, body_too_large, ...).
-        _text(record.get("reason") if "reason" in record else record.get("code")),
-        _text(record.get("route")),
-        _text(record.get("request_id")),
-        _text(record.get("ticket") or record.get("ticket_id")),
-        _text(record.get("policy_version")),
-        _text(record.get("operator")),
-        _text(record.get("host")),
-        _text(record.get("phase")),
-        exit_code if isinstance(exit_code, int) else None,
-        status if isinstance(status, int) else None,
-        redactions,
-        int(verified),
-        # Commands have many fields of their own (versions, counts): kept whole for export.
-        raw.decode("utf-8", "replace") if cat in ("command", "refused") else None,
-    )
-
-
-def _text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
-
-
-_EPOCH_CACHE: dict[str, int] = {}
-
-
-def _epoch_ms(value: object) -> int:
-    """Milliseconds since the epoch of an ISO time (0 when it is not one)."""
-    if not isinstance(value, str):
-        return 0
-    if len(value) == 29 and value.endswith("+00:00") and value[19] == ".":
-        # The sink's own form: the second is parsed once (many records share it).
-        second = _EPOCH_CACHE.get(value[:19])
-        if second is None:
-            try:
-                second = int(datetime.fromisoformat(value[:19] + "+00:00").timestamp())
-            except ValueError:
-                return 0
-            if len(_EPOCH_CACHE) > 100_000:
-                _EPOCH_CACHE.clear()
-            _EPOCH_CACHE[value[:19]] = second
-        frac = value[20:23]
-        return second * 1000 + (int(frac) if frac.isdigit() else 0)
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return 0
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
-
-
-def _walk_to(walk: _Walk) -> dict[str, Any]:
-    report = walk.report
-    suspect = walk.suspect
-    return {
-        "report": {
-            "chain_id": report.chain_id,
-            "records": report.records,
-            "first_seq": report.first_seq,
-            "last_seq": report.last_seq,
-            "closed": report.closed,
-            "checkpoint_seq": report.checkpoint_seq,
-            "broken": asdict(report.broken) if report.broken else None,
-        },
-        "next_seq": walk.next_seq,
-        "prev_mac": walk.prev_mac.hex(),
-        "suspect": None
-        if suspect is None
-        else {
-            "seq": suspect.seq,
-            "mac": suspect.mac.hex(),
-            "body": suspect.body.hex(),
-            "file": suspect.file,
-            "line": suspect.line,
-        },
-        "suspect_prev": walk.suspect_prev.hex(),
-        "missing_seq": walk.missing_seq,
-        "missing_at": list(walk.missing_at),
-        "seen_after": walk.seen_after,
-        "kid": walk.kid,
-    }
-
-
-def _walk_from(data: dict[str, Any]) -> _Walk:
-    r = data["report"]
-    report = ChainReport(
-        r["chain_id"],
-        r["records"],
-        r["first_seq"],
-        r["last_seq"],
-        r["closed"],
-        Break(**r["broken"]) if r["broken"] else None,
-        r["checkpoint_seq"],
-    )
-    s = data["suspect"]
-    return _Walk(
-        report,
-        next_seq=data["next_seq"],
-        prev_mac=bytes.fromhex(data["prev_mac"]),
-        suspect=None
-        if s is None
-        else _Line(
-            s["seq"], bytes.fromhex(s["mac"]), bytes.fromhex(s["body"]), s["file"], s["line"]
-        ),
-        suspect_prev=bytes.fromhex(data["suspect_prev"]),
-        missing_seq=data["missing_seq"],
-        missing_at=(data["missing_at"][0], data["missing_at"][1]),
-        seen_after=data["seen_after"],
-        kid=data["kid"],
-    )
 
 
 def _pending_starts(entry: _File, path: Path) -> dict[str, int]:
