@@ -32,6 +32,7 @@ from redactor.bodies.segments import (
     splice_bytes,
 )
 from redactor.bodies.text_body import decode_text, encode_text
+from redactor.detection.context import names_kind
 from redactor.detection.digits import digit_count
 from redactor.errors import BodyUnparseableError
 
@@ -89,8 +90,12 @@ class PieceRun:
             self.end()
 
     def end(self) -> None:
-        """Close the run: two or more pieces are a neighbour run."""
-        if len(self._run) >= 2:
+        """Close the run: two or more pieces, one under a name that names a card or an SSN
+        (`cc1`, `ssn_area`), are a neighbour run."""
+        segments = self._table.segments
+        if len(self._run) >= 2 and any(
+            names_kind(segments[i].field_name) is not None for i in self._run
+        ):
             self._table.neighbours.append(tuple(self._run))
         self._run = []
 

@@ -94,6 +94,9 @@ _HIDING_STYLE = re.compile(
 )
 # What is not text: stray bytes kept as lone surrogates, C0 controls but tab and line breaks.
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\udc80-\udcff]")
+# Hidden elements inside hidden elements are hidden already: past this depth they are not
+# set apart again (a body of a million nested hidden spans costs no more than one).
+_MAX_HIDDEN_DEPTH = 32
 _RAW_TEXT_TAGS = frozenset({"script", "style", "xmp", "noembed", "noframes"})
 _RCDATA_TAGS = frozenset({"textarea", "title"})
 _SPACE = "\t\n\f\r "
@@ -263,10 +266,13 @@ class HtmlView:
             if start == end:
                 return
         _add_decoded(builder, source, start, end)
-        chunk = source[start:end]
-        stripped = chunk.rstrip(_SPACE)
-        trailing = "\n" in chunk[len(stripped) :] or "\r" in chunk[len(stripped) :]
-        self._trailing_break = trailing or (not stripped and self._trailing_break)
+        if source[end - 1] in _SPACE:
+            chunk = source[start:end]
+            stripped = chunk.rstrip(_SPACE)
+            trailing = "\n" in chunk[len(stripped) :] or "\r" in chunk[len(stripped) :]
+            self._trailing_break = trailing or (not stripped and self._trailing_break)
+        else:
+            self._trailing_break = False
         self._at_break = False
 
     def _line_break(self, start: int, end: int) -> None:
@@ -326,7 +332,13 @@ class HtmlView:
             return lt + 1
         tag_end, hides = scanned
         name = start_tag.group(1).lower()
-        if hides and self._rendered and not self._xml and name not in _VOID_TAGS:
+        if (
+            hides
+            and self._rendered
+            and not self._xml
+            and name not in _VOID_TAGS
+            and len(self._hidden) < _MAX_HIDDEN_DEPTH
+        ):
             # Hidden: its text is scanned on its own, and the run around reads it as nothing.
             self._hidden.append([name, 1, lt, self._run, self._at_break])
             self._run = None

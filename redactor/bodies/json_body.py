@@ -39,6 +39,7 @@ from redactor.bodies.segments import (
 )
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
+from redactor.detection.context import names_kind
 from redactor.detection.digits import digit_count
 from redactor.errors import BodyUnparseableError
 
@@ -260,10 +261,12 @@ class JsonView:
         self._piece_container = container
 
     def _end_pieces(self) -> None:
-        """Close the run of pieces: two or more become segments and one neighbour run (a lone
-        piece is a segment only when every string is)."""
+        """Close the run of pieces: two or more, one of them under a name that names a card
+        or an SSN, become segments and one neighbour run (other pieces are segments only when
+        every string is: ids side by side, `"actor_id": "2097", "brand_id": "123"`)."""
         run, self._pieces = self._pieces, []
-        if not run or (len(run) < 2 and self._min_digits):
+        named = len(run) >= 2 and any(names_kind(key) is not None for _, key in run)
+        if not run or (not named and self._min_digits):
             return
         indices: list[int] = []
         for pos, field_name in run:
@@ -273,7 +276,7 @@ class JsonView:
             self._slots.append(_StringSlot(pos + 1, end - 1, text, text_map, view))
             indices.append(len(self._table.segments))
             self._table.add(slot_id, view.segments)
-        if len(run) >= 2:
+        if named:
             self._table.neighbours.append(tuple(indices))
 
     def _add_key(

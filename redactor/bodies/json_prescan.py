@@ -30,6 +30,7 @@ import orjson
 from redactor.bodies.html_body import HtmlView, joined_text_runs, looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
+from redactor.detection.context import names_kind
 from redactor.detection.digits import digit_count
 from redactor.detection.screen import ascii_may_hold_value, raw_json_may_hold_value
 from redactor.errors import NestingTooDeepError, RedactorError, TooManyFieldsError
@@ -99,8 +100,8 @@ def plain_json_texts(
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None  # the codec raises the proper error
-    if _NEIGHBOUR_PIECES.search(body) is not None:
-        return None  # two short digit strings side by side: the codec names them neighbours
+    if _named_pieces(body):
+        return None  # short digit strings side by side under a card's or an SSN's name
     plain_ascii = _plain_ascii(body)
     if plain_ascii and _clean_at_a_glance(body, doc, limits):
         return []
@@ -123,13 +124,82 @@ def plain_json_texts(
     return walk.texts
 
 
-# Two strings of 2-8 digits side by side in an array or an object (`"4111", "1111"`,
-# `"41111111", "cc_last8": "11111111"`), digits escaped or not: the codec reads them as a run of
-# neighbours (json_body.py), this path does not. Broader than the codec, never narrower.
-_PIECE = rb'"(?:[0-9]|\\u003[0-9]){2,8}"'
-_NEIGHBOUR_PIECES = re.compile(
-    _PIECE + rb'[ \t\r\n]*,[ \t\r\n]*(?:"(?:[^"\\]|\\.)*"[ \t\r\n]*:[ \t\r\n]*)?' + _PIECE
+# Strings of 2-8 digits side by side, digits escaped or not, in an array under a key or as
+# adjacent members (`"card": ["4111", "1111", ...]`, `"cc_first8": "41111111", "cc_last8": ...`):
+# under a name that names a card or an SSN, the codec reads them as a run of neighbours
+# (json_body.py, redaction/neighbours.py); this path does not. Every adjacent pair is tried
+# (the second member is a lookahead), so a named piece anywhere in a run is seen. Webhooks
+# carry ids as digit strings side by side (`"actor_id": "20978392", "assignee_id": ...`):
+# their names are looked up once (cached) and they stay on this path.
+_WS = rb"[ \t\r\n]*"
+# A string of digits (or `\u003X` escapes) followed by another, as the next array item or the
+# next member's value: one C pass over the body with single-character repeats only (sre's
+# fast path; an alternation repeated costs ten times more).
+_PIECE_THEN_COMMA = re.compile(
+    rb'"[0-9\\u]{2,48}"(?='
+    + _WS
+    + rb","
+    + _WS
+    + rb'(?:"[^"\\]{1,128}"'
+    + _WS
+    + rb":"
+    + _WS
+    + rb')?"[0-9\\u]{2,48}")'
 )
+# From after such a string: the comma, the next member's key (captured) or nothing, a piece.
+# (A key with an escape is not matched: no card's field is named that way.)
+_NEXT_PIECE = re.compile(
+    _WS + rb"," + _WS + rb'(?:"([^"\\]{1,128})"' + _WS + rb":" + _WS + rb')?"[0-9\\u]{2,48}"'
+)
+_ESCAPED_DIGIT = re.compile(rb"\\u003([0-9])")
+_JSON_SPACE = b" \t\r\n"
+_OPEN_BRACKET, _COLON, _QUOTE = ord("["), ord(":"), ord('"')
+
+
+def _is_piece(literal: bytes) -> bool:
+    digits = _ESCAPED_DIGIT.sub(rb"\1", literal[1:-1]) if b"\\" in literal else literal[1:-1]
+    return 2 <= len(digits) <= 8 and digits.isdigit()
+
+
+def _key_before(body: bytes, at: int) -> bytes | None:
+    """The key of the member whose value starts at `at` (a string, or an array holding it
+    first): `"key": "4111"`, `"key": ["4111"`; None when there is none. Walks back from `at`
+    (no copy of the body: this runs per candidate on every webhook)."""
+    i = _skip_space_back(body, at - 1)
+    if i >= 0 and body[i] == _OPEN_BRACKET:
+        i = _skip_space_back(body, i - 1)
+    if i < 0 or body[i] != _COLON:
+        return None
+    i = _skip_space_back(body, i - 1)
+    if i < 0 or body[i] != _QUOTE:
+        return None
+    start = body.rfind(b'"', max(0, i - 129), i)
+    return body[start + 1 : i] if start >= 0 else None
+
+
+def _skip_space_back(body: bytes, i: int) -> int:
+    while i >= 0 and body[i] in _JSON_SPACE:
+        i -= 1
+    return i
+
+
+def _named(key: bytes | None) -> bool:
+    return key is not None and names_kind(key.decode("utf-8", "replace")) is not None
+
+
+def _named_pieces(body: bytes) -> bool:
+    """Two short digit strings side by side where a key names a card or an SSN (every
+    adjacent pair is tried, so a named piece anywhere in a run is seen)."""
+    for match in _PIECE_THEN_COMMA.finditer(body):
+        after = _NEXT_PIECE.match(body, match.end())
+        if after is None:
+            continue
+        if (_named(after.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
+            match.group()
+        ):
+            return True
+    return False
+
 
 # From 9 digits a JSON number could be an SSN; past 19 digits the codec makes no segment of it.
 _SSN_SIZED = 10**8

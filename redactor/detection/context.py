@@ -16,6 +16,7 @@ model, so the recognizers read context here instead.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 
@@ -300,9 +301,11 @@ def _name_words(field_name: str) -> list[str]:
     return _WORD.findall(spaced.replace("_", " ").replace("-", " "))
 
 
+@functools.lru_cache(maxsize=4096)
 def names_kind(field_name: str | None) -> str | None:
     """CARD_LABEL for a field name that names a card (`cc1`, `card_number`, `cc_first8`,
-    `pan`), SSN_LABEL for one that names an SSN (`ssn1`, `social_security_area`), else None."""
+    `pan`), SSN_LABEL for one that names an SSN (`ssn1`, `social_security_area`), else None.
+    Cached: a route sees the same few field names in every message."""
     if not field_name:
         return None
     ws = _name_words(field_name)

@@ -19,17 +19,21 @@ def _runs(body: bytes, content_type: str) -> list[list[str]]:
 @pytest.mark.parametrize(
     ("body", "runs"),
     [
-        (b'["4111", "1111", "1111", "1111"]', [["4111", "1111", "1111", "1111"]]),
-        (b'{"a": "12", "b": "345", "c": "6789"}', [["12", "345", "6789"]]),
-        # A JSON escape spelling a digit reads as the digit.
-        (b'{"a": ["\\u00341", "22"]}', [["41", "22"]]),
+        (b'{"card": ["4111", "1111", "1111", "1111"]}', [["4111", "1111", "1111", "1111"]]),
+        (b'{"ssn_a": "12", "ssn_b": "345", "ssn_c": "6789"}', [["12", "345", "6789"]]),
+        # One named member is enough; a JSON escape spelling a digit reads as the digit.
+        (b'{"x": "\\u00341", "cc_last": "22"}', [["41", "22"]]),
         # Another value ends a run; a lone piece is none; one piece is 2-8 digits.
-        (b'["11", "x", "22", "33", 4, "44"]', [["22", "33"]]),
-        (b'["1", "22", "123456789", "33"]', []),
+        (b'{"cc": ["11", "x", "22", "33", 4, "44"]}', [["22", "33"]]),
+        (b'{"cc": ["1", "22", "123456789", "33"]}', []),
         # Neighbours share their container.
-        (b'[["11", "22"], "33", "44"]', [["11", "22"], ["33", "44"]]),
+        (b'{"cc": [["11", "22"], "33", "44"]}', [["11", "22"], ["33", "44"]]),
         # Numbers are not pieces.
-        (b"[4111, 1111, 1111, 1111]", []),
+        (b'{"cc": [4111, 1111, 1111, 1111]}', []),
+        # Ids side by side under names that name no card or SSN: no run (webhooks are full
+        # of them: `"actor_id": "20978392", "brand_id": "123"`).
+        (b'{"actor_id": "20978392", "assignee_id": "235324", "brand_id": "123"}', []),
+        (b'["4111", "1111", "1111", "1111"]', []),
     ],
 )
 def test_json_names_adjacent_digit_strings_of_one_container(body: bytes, runs) -> None:
@@ -37,10 +41,11 @@ def test_json_names_adjacent_digit_strings_of_one_container(body: bytes, runs) -
 
 
 def test_a_form_names_adjacent_digit_fields() -> None:
-    body = b"name=Sam&cc1=4111&cc2=1111&cc3=1111&cc4=1111&zip=&a=12&b=34"
+    body = b"name=Sam&cc1=4111&cc2=1111&cc3=1111&cc4=1111&zip=&a=12&b=34&n=x&ssn_1=536&x=90"
+    # `a`, `b`: adjacent pieces, but no name in the run names a card or an SSN.
     assert _runs(body, "application/x-www-form-urlencoded") == [
         ["4111", "1111", "1111", "1111"],
-        ["12", "34"],
+        ["536", "90"],
     ]
 
 
@@ -65,13 +70,21 @@ def test_a_multipart_form_names_adjacent_digit_fields_but_not_across_a_file() ->
     [
         b'{"card": ["4111", "1111", "1111", "1111"]}',
         b'{"cc_first8": "41111111", "cc_last8": "11111111"}',
-        b'{"a": "\\u0034111", "b": "1111"}',
+        b'{"cc1": "\\u0034111", "cc2": "1111"}',
+        b'{"x": "11", "y": "22", "card": "33"}',
     ],
 )
 def test_the_fast_path_hands_neighbouring_pieces_to_the_codec(body: bytes) -> None:
     assert plain_json_texts(body, "application/json", None) is None
 
 
-def test_the_fast_path_keeps_bodies_without_neighbouring_pieces() -> None:
-    body = b'{"qty": [1234, 5678], "zip": "94107", "note": "order 12 of 34"}'
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"qty": [1234, 5678], "zip": "94107", "note": "order 12 of 34"}',
+        b'{"actor_id": "20978392", "assignee_id": "235324", "brand_id": "123"}',
+        b'{"codes": ["4111", "1111", "1111", "1111"]}',
+    ],
+)
+def test_the_fast_path_keeps_bodies_without_named_neighbouring_pieces(body: bytes) -> None:
     assert plain_json_texts(body, "application/json", None) == []
