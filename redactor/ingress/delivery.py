@@ -216,6 +216,8 @@ class Deliverer:
                 await self.read_depth()
             except VaultError as exc:
                 log.warning("outbox_depth_unread", error=exc.code)
+            except Exception:  # a bug must not end the depth reads for good
+                log.exception("outbox_depth_crashed")
             await asyncio.sleep(self._depth_interval_s)
 
     async def _claim_loop(self) -> None:
@@ -231,6 +233,8 @@ class Deliverer:
                     )
                 except VaultError as exc:
                     log.warning("outbox_claim_failed", error=exc.code)
+                except Exception:  # a bug must not end delivery for good
+                    log.exception("outbox_claim_crashed")
             for item in items:
                 task = asyncio.create_task(self._deliver(item), name="outbox-deliver")
                 self._in_flight.add(task)
@@ -276,6 +280,10 @@ class Deliverer:
                 answer.release()
         except (ClientError, OSError, TimeoutError) as exc:
             failure = upstream_failure(exc).code
+        except ValueError:
+            # aiohttp refuses what it cannot send (a header it will not write, a URL it
+            # cannot build): retried like a failure, so the limits end it as a dead letter.
+            failure = "request_invalid"
         self._metrics.upstream_answered("outbox", status, time.perf_counter() - started)
         decision = decide(
             route.delivery, item, status, retry_after, self._clock(), self._rng, failure
