@@ -44,6 +44,8 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 _RETRY_STATUSES = frozenset({408, 425, 429})
 # Answers whose Retry-After is honoured.
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+# Upstream answers up to this size are read (and dropped) to keep the connection.
+_DRAINED_ANSWER_BYTES = 64 * 1024
 # Outcomes (audit `outcome`, metric label) and their audit events.
 DELIVERY_EVENTS = {
     "delivered": "message_delivered",
@@ -276,8 +278,13 @@ class Deliverer:
             ) as answer:
                 status = answer.status
                 retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._clock())
-                # The answer's body is not wanted: the connection goes back to the pool.
-                answer.release()
+                # The answer's body is not wanted; a small one is read so the connection goes
+                # back to the pool (a new connection per delivery costs more than the read).
+                length = answer.content_length
+                if length is not None and length <= _DRAINED_ANSWER_BYTES:
+                    await answer.read()
+                else:
+                    answer.release()
         except (ClientError, OSError, TimeoutError) as exc:
             failure = upstream_failure(exc).code
         except ValueError:
