@@ -161,10 +161,6 @@ class Deliverer:
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[str]] = set()
 
-    @property
-    def routes(self) -> list[str]:
-        return list(self._routes)
-
     def start(self) -> None:
         """Start the claim loop and the depth reader (no-op without a queued route)."""
         if not self._routes or self._tasks:
