@@ -547,6 +547,12 @@ def _register_agents(sub: argparse._SubParsersAction) -> None:
     register(sub, _vault_config)
 
 
+def _register_outbox(sub: argparse._SubParsersAction) -> None:
+    from redactor.ops.outbox_cli import register
+
+    register(sub, _vault_config)
+
+
 # Groups whose parsers import their packages, with the one-line help of each command they
 # add (tests/test_cli_imports.py checks these against the full parsers' help).
 _DEFERRED_GROUPS = (
@@ -561,6 +567,10 @@ _DEFERRED_GROUPS = (
     (
         _register_agents,
         {"agents": "revoke agent tokens by jti or subject, list and lift revocations"},
+    ),
+    (
+        _register_outbox,
+        {"outbox": "list, show, retry or drop queued messages (routes with delivery: queued)"},
     ),
 )
 

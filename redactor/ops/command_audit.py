@@ -57,6 +57,9 @@ _DETAIL_ARGS = {
     "duration": "for",
     "until": "until",
     "reason": "reason",
+    "outbox_id": "outbox_id",
+    "route": "route",
+    "dead": "dead",
 }
 
 # Commands that run before the vault (or its chain registry) exists, or that create it: their

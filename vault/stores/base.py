@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 from vault.chains import ChainUpdate, RegisteredChain
 from vault.errors import KeyRetireError
 from vault.mark import VaultMark
+from vault.outbox import OutboxStore
 from vault.revocations import Revocation
 
 # 1: tokens and data keys. 2: the key records (check values, states, an epoch counter) and the
@@ -288,6 +289,10 @@ class TokenStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+    def outbox(self) -> OutboxStore:
+        """The outbox of queued routes, in this store's database."""
         ...
 
     async def get_active_dek(self, tenant: str, generation: int) -> DekRecord | None:

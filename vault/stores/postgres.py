@@ -47,6 +47,8 @@ from vault.stores.combiner import (
     tokenize_answers,
     unique_rows,
 )
+from vault.stores.outbox_postgres import MIGRATION as OUTBOX_MIGRATION
+from vault.stores.outbox_postgres import PostgresOutbox
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -139,6 +141,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
     5: rl.POSTGRES_MIGRATION,
+    # The outbox of queued routes (vault/outbox.py).
+    6: OUTBOX_MIGRATION,
     # The audit chain registry (vault/chains.py).
     7: chains.POSTGRES_STEP,
     8: cursors.POSTGRES_STEP,
@@ -249,6 +253,14 @@ class PostgresStore:
             max_size=RESOLVE_MAX_TOKENS,
             wait_timeout_s=wait_timeout_s,
         )
+        self._outbox: PostgresOutbox | None = None
+        self._wait_timeout_s = wait_timeout_s
+
+    def outbox(self) -> PostgresOutbox:
+        """The outbox in this vault's schema, on this pool (made on first use)."""
+        if self._outbox is None:
+            self._outbox = PostgresOutbox(self._connection, self._wait_timeout_s)
+        return self._outbox
 
     @classmethod
     async def open(
@@ -306,6 +318,8 @@ class PostgresStore:
         try:
             await self._tokenizer.close()
             await self._resolver.close()
+            if self._outbox is not None:
+                await self._outbox.close()
         finally:
             await self._pool.close()
 

@@ -52,6 +52,8 @@ from vault.stores.combiner import (
     tokenize_answers,
     unique_rows,
 )
+from vault.stores.outbox_sqlite import MIGRATION as OUTBOX_MIGRATION
+from vault.stores.outbox_sqlite import SqliteOutbox
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -140,6 +142,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # The agent revocation list (vault/revocations.py).
     5: rl.SQLITE_MIGRATION,
+    # The outbox of queued routes (vault/outbox.py).
+    6: OUTBOX_MIGRATION,
     # The audit chain registry (vault/chains.py).
     7: chains.SQLITE_STEP,
     # Backfill cursors (vault/cursors.py).
@@ -200,6 +204,14 @@ class SqliteStore:
             max_size=RESOLVE_MAX_TOKENS,
             wait_timeout_s=statement_timeout_s,
         )
+        self._outbox: SqliteOutbox | None = None
+        self._statement_timeout_s = statement_timeout_s
+
+    def outbox(self) -> SqliteOutbox:
+        """The outbox in this vault's file, on this connection (made on first use)."""
+        if self._outbox is None:
+            self._outbox = SqliteOutbox(self._conn, self._guard, self._statement_timeout_s)
+        return self._outbox
 
     @classmethod
     async def open(
@@ -290,6 +302,8 @@ class SqliteStore:
         try:
             await self._tokenizer.close()
             await self._resolver.close()
+            if self._outbox is not None:
+                await self._outbox.close()
         finally:
             await self._conn.close()
 
