@@ -70,9 +70,9 @@ async def test_a_vault_from_before_the_cursors_is_told_to_migrate_then_gets_them
         await store.migrate()
     finally:
         await store.close()
-    # As a vault made by the previous release (schema 4) looks.
+    # As a vault migrated up to the step before the cursors (7) looks.
     await backend.sql("DROP TABLE backfill_cursors")
-    await backend.sql("UPDATE vault_schema SET version = 4")
+    await backend.sql("UPDATE vault_schema SET version = 7")
     store = await open_store(backend.config)
     try:
         with pytest.raises(VaultSchemaError):
