@@ -1,0 +1,90 @@
+"""One load run with a fault in its middle: the shared timeline of the suites and the benchmark.
+
+Three phases, each a bounded load at concurrency 64: a quarter of the messages before the
+fault; half of them paced over the fault's span, with the fault injected once they flow and
+healed after `fault_s`; the last quarter after it is healed. Then the run waits (bounded) for
+the outbox to drain, scrapes /metrics, stops the servers and tallies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from tests.load.checks import Tally, tally
+from tests.load.driver import Load, Outcome
+from tests.load.harness import Server, Site
+from tests.load.messages import Message
+
+Fault = Callable[["Run"], Awaitable[None]]
+Heal = Callable[["Run"], Awaitable[None]]
+# Time between the start of the paced phase and the fault: requests are in flight by then.
+LEAD_S = 0.3
+
+
+@dataclass
+class Run:
+    """What a fault may act on: the site, its servers and the outcomes so far."""
+
+    site: Site
+    servers: Sequence[Server]
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+
+async def push(
+    servers: Sequence[Server], messages: Sequence[Message], rate: float | None = None
+) -> dict[str, Outcome]:
+    """One bounded load over `servers` (round robin); the outcome of every message."""
+    return await Load(messages, [s.url for s in servers], rate=rate).run()
+
+
+async def run_scenario(
+    site: Site,
+    servers: Sequence[Server],
+    messages: Sequence[Message],
+    *,
+    mode: str,
+    fault: tuple[Fault, Heal] | None = None,
+    fault_s: float = 1.5,
+    drain_s: float = 30.0,
+) -> Tally:
+    """Push `messages` through `servers`, with `fault` in the middle; the tally afterwards."""
+    run = Run(site, servers)
+    if fault is None:
+        run.outcomes.update(await push(servers, messages))
+    else:
+        inject, heal = fault
+        first, last = len(messages) // 4, len(messages) - len(messages) // 4
+        run.outcomes.update(await push(servers, messages[:first]))
+        during = asyncio.create_task(
+            push(servers, messages[first:last], rate=(last - first) / (LEAD_S + fault_s))
+        )
+        try:
+            await asyncio.sleep(LEAD_S)
+            await inject(run)
+            await asyncio.sleep(fault_s)
+            await heal(run)
+            run.outcomes.update(await during)
+        finally:
+            if not during.done():
+                during.cancel()
+        run.outcomes.update(await push(servers, messages[last:]))
+    if mode == "queued":
+        await wait_drained(site, run.outcomes, timeout_s=drain_s)
+    live = [s for s in site.servers if s.proc is not None and s.proc.returncode is None]
+    metrics = [(await s.get("/metrics"))[1] for s in live]
+    for server in live:
+        await server.stop()
+    return await tally(site, messages, run.outcomes, mode=mode, metrics=metrics)
+
+
+async def wait_drained(site: Site, outcomes: dict[str, Outcome], timeout_s: float) -> None:
+    """Until every accepted message was answered 2xx by the upstream, at most `timeout_s`."""
+    accepted = {m for m, o in outcomes.items() if o.status == 202}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        if accepted <= {r.message_id for r in site.upstream.delivered()}:
+            return
+        await asyncio.sleep(0.2)
