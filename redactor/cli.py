@@ -472,6 +472,12 @@ def _register_keys_and_vault(sub: argparse._SubParsersAction) -> None:
     audit_vault_commands(sub)
 
 
+def _register_outbox(sub: argparse._SubParsersAction) -> None:
+    from redactor.ops.outbox_cli import register
+
+    register(sub, _vault_config)
+
+
 # Groups whose parsers import their packages, with the one-line help of each command they
 # add (tests/test_cli_imports.py checks these against the full parsers' help).
 _DEFERRED_GROUPS = (
@@ -482,6 +488,10 @@ _DEFERRED_GROUPS = (
             "keys": "rotate, re-wrap, retire and list key-encryption keys",
             "vault": "migrate the vault store, purge old tokens, erase tokens or tenants",
         },
+    ),
+    (
+        _register_outbox,
+        {"outbox": "list, show, retry or drop queued messages (routes with delivery: queued)"},
     ),
 )
 

@@ -131,6 +131,7 @@ async def open_resources(
         adapter = VaultAdapter(vault, shared.metrics)
         ingress = IngressResources(shared, settings.ingress(), Rewriter(), scan_pool=scan_pool)
         ingress.build_pipelines(adapter)
+        ingress.open_outbox()
         res = Resources(settings, shared, ingress)
         if settings.agent is not None:
             # Purposes are scrubbed, and outbound answers tokenised, with the default policy.

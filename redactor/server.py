@@ -274,6 +274,9 @@ async def run_server(
             # The scan worker's start (an interpreter and a detector) is paid now, not by
             # the first large body.
             await res.warm_scan_pool()
+            # Queued routes: this worker delivers too (every worker and replica shares the
+            # outbox; leases keep them from delivering one item twice at once).
+            await res.ingress.start_delivery()
             if ready is not None:
                 await ready(res)
             await stop.wait()
@@ -286,7 +289,11 @@ async def run_server(
             loop.remove_signal_handler(signal.SIGHUP)
             if reloader is not None:
                 await reloader.close()
-            await asyncio.gather(*(runner.cleanup() for runner in runners))
+            # Delivery stops with the listeners: attempts in flight finish (bounded), and
+            # this worker's leases end so another worker or replica takes those items.
+            await asyncio.gather(
+                res.ingress.stop_delivery(), *(runner.cleanup() for runner in runners)
+            )
             if admin is not None:
                 await admin.cleanup()
             await _audit_stop(res)

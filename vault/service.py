@@ -42,6 +42,7 @@ from vault.keyring import (
 )
 from vault.keystate import initial_key_state, key_ring_problems
 from vault.mark import VaultMark, advance_mark, behind, highest, read_mark
+from vault.outbox import OutboxStore
 from vault.retention import PurgePlan
 from vault.stores.base import (
     DekRecord,
@@ -213,6 +214,11 @@ class Vault:
     def process_id(self) -> str:
         """The id this process checks in with (the heartbeat table's key)."""
         return self._process_id
+
+    @property
+    def outbox(self) -> OutboxStore:
+        """The outbox of queued routes, in the vault's database (vault/outbox.py)."""
+        return self._store.outbox()
 
     async def check_ready(self) -> None:
         """Readiness for /readyz: the store, its schema and file, and the key ring's fit.

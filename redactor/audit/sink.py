@@ -108,7 +108,9 @@ class DeliveryEvent:
     `upstream_failed` (we tried: timeout or connection failure, `code` says which).
     """
 
-    event: str  # message_delivered, message_refused, message_upstream_failed
+    # message_delivered, message_refused, message_upstream_failed, message_not_sent; queued
+    # routes: message_queued, then message_delivered, message_retrying or message_dead.
+    event: str
     time: str
     request_id: str
     route: str
@@ -120,12 +122,17 @@ class DeliveryEvent:
     # our own labels, never the value. Left out of the record when there is none, so records
     # written before it existed keep their exact form.
     reading: str | None = None
+    # Queued delivery: the outbox item (its Idempotency-Key) and the attempt's number. Left
+    # out when None, like `reading`.
+    outbox_id: str | None = None
+    attempt: int | None = None
 
     def to_data(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
         data = {name: getattr(self, name) for name in _DELIVERY_FIELDS}
-        if data["reading"] is None:
-            del data["reading"]
+        for optional in _OPTIONAL_DELIVERY_FIELDS:
+            if data[optional] is None:
+                del data[optional]
         return data
 
     def to_json(self) -> str:
@@ -134,6 +141,7 @@ class DeliveryEvent:
 
 
 _DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryEvent))
+_OPTIONAL_DELIVERY_FIELDS = ("reading", "outbox_id", "attempt")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ these; the ingress side only ever sees the types below.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,6 +43,43 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_MIN_BODY_RATE_BYTES_S = 4096
 
 
+# Queued delivery (`delivery: queued`): what a route allows its outbox before it answers 503.
+DEFAULT_MAX_ATTEMPTS = 12
+DEFAULT_MAX_AGE_S = 24 * 3600.0
+DEFAULT_HIGH_WATER_ITEMS = 10_000
+DEFAULT_BACKOFF_BASE_S = 1.0
+DEFAULT_BACKOFF_CAP_S = 300.0
+ANSWER_STATUSES = (200, 202, 204)
+# An RFC 6901 JSON pointer: `/ticket/id`, `/event/channel` (`~0` is `~`, `~1` is `/`).
+_POINTER = re.compile(r"^(/([^~/]|~[01])*)+$")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """How a route delivers: `sync` (call the upstream, answer with its answer) or `queued`
+    (answer once the redacted request is in the outbox; deliver later, at least once)."""
+
+    mode: Literal["sync", "queued"] = "sync"
+    # What a queued route answers once the message is in the outbox.
+    answer_status: int = 202
+    # An item is dead (dead-letter state) after this many attempts or this age.
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_age_s: float = DEFAULT_MAX_AGE_S
+    # Above either, the route answers 503 with Retry-After instead of queueing (None: no limit).
+    high_water_items: int | None = DEFAULT_HIGH_WATER_ITEMS
+    high_water_age_s: float | None = None
+    # Exponential backoff between attempts: base * 2^(attempt-1), capped, with jitter.
+    backoff_base_s: float = DEFAULT_BACKOFF_BASE_S
+    backoff_cap_s: float = DEFAULT_BACKOFF_CAP_S
+    # Where the conversation id is in a JSON body: items of one conversation are delivered
+    # in order. None: no order is kept between items.
+    conversation: str | None = None
+
+    @property
+    def queued(self) -> bool:
+        return self.mode == "queued"
+
+
 @dataclass(frozen=True, slots=True)
 class RouteSettings:
     """One ingress route: which requests, to which upstream, for which tenant, how."""
@@ -58,6 +96,7 @@ class RouteSettings:
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     limits: BodyLimits = field(default_factory=BodyLimits)
     unscanned_headers: frozenset[str] = DEFAULT_UNSCANNED_HEADERS
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     def matches(self, path: str) -> bool:
         return path.startswith(self.path_prefix)
@@ -139,6 +178,7 @@ def parse_route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSett
         )
     det = raw.get("detection", {})
     lim = raw.get("limits", {})
+    delivery = parse_delivery(raw, where)
     unscanned = raw.get("unscanned_headers")
     return RouteSettings(
         name=raw["name"],
@@ -159,7 +199,53 @@ def parse_route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSett
         unscanned_headers=DEFAULT_UNSCANNED_HEADERS
         if unscanned is None
         else frozenset(h.lower() for h in unscanned),
+        delivery=delivery,
     )
+
+
+def parse_delivery(raw: Mapping[str, Any], where: str) -> DeliverySettings:
+    """A route's `delivery` and `outbox` settings. Raises ConfigError naming the key."""
+    mode = raw.get("delivery", "sync")
+    box = raw.get("outbox")
+    if mode != "queued":
+        if box is not None:
+            raise ConfigError(f"{where}.outbox: only a route with `delivery: queued` has an outbox")
+        return DeliverySettings()
+    if raw.get("redact_responses"):
+        # A queued sender gets 202, never the upstream's answer: there is none to redact.
+        raise ConfigError(f"{where}: redact_responses needs `delivery: sync`")
+    box = box or {}
+    settings = DeliverySettings(
+        mode="queued",
+        answer_status=int(box.get("answer_status", 202)),
+        max_attempts=int(box.get("max_attempts", DEFAULT_MAX_ATTEMPTS)),
+        max_age_s=float(box.get("max_age_s", DEFAULT_MAX_AGE_S)),
+        high_water_items=box.get("high_water_items", DEFAULT_HIGH_WATER_ITEMS),
+        high_water_age_s=box.get("high_water_age_s"),
+        backoff_base_s=float(box.get("backoff_base_s", DEFAULT_BACKOFF_BASE_S)),
+        backoff_cap_s=float(box.get("backoff_cap_s", DEFAULT_BACKOFF_CAP_S)),
+        conversation=box.get("conversation"),
+    )
+    check_delivery(settings, where)
+    return settings
+
+
+def check_delivery(settings: DeliverySettings, where: str) -> None:
+    """What the schema cannot say about a route's outbox. Raises ConfigError."""
+    if settings.answer_status not in ANSWER_STATUSES:
+        raise ConfigError(f"{where}.outbox.answer_status must be one of 200, 202, 204")
+    if settings.max_attempts < 1:
+        raise ConfigError(f"{where}.outbox.max_attempts must be at least 1")
+    for name in ("max_age_s", "backoff_base_s", "backoff_cap_s", "high_water_age_s"):
+        value = getattr(settings, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{where}.outbox.{name} must be positive")
+    if settings.high_water_items is not None and settings.high_water_items < 1:
+        raise ConfigError(f"{where}.outbox.high_water_items must be at least 1")
+    if settings.backoff_cap_s < settings.backoff_base_s:
+        raise ConfigError(f"{where}.outbox.backoff_cap_s is below backoff_base_s")
+    if settings.conversation is not None and not _POINTER.match(settings.conversation):
+        raise ConfigError(f"{where}.outbox.conversation must be a JSON pointer such as /ticket/id")
 
 
 def route_conflicts(routes: tuple[RouteSettings, ...]) -> list[str]:

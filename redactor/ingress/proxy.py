@@ -3,11 +3,13 @@
 Fail closed: a body that cannot be parsed, a vault that is down, an audit record that cannot be
 written all end the request here with an error, and nothing is forwarded. The upstream is
 called once; redactor never retries on its own (a webhook sender retries, and the vault gives
-the same tokens again).
+the same tokens again). A `delivery: queued` route stores the redacted request in the outbox
+instead and answers 202; `delivery.py` delivers it, and retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 
@@ -18,9 +20,10 @@ from yarl import URL
 
 from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent, now_iso
 from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
-from redactor.errors import RedactorError
+from redactor.errors import RedactorError, VaultTimeoutError
 from redactor.ingress.config import RouteSettings
 from redactor.ingress.links import LinkRewriter
+from redactor.ingress.outbox import is_url_verification, new_item
 from redactor.ingress.pipeline import Redaction, ScannedPart
 from redactor.ingress.resources import INGRESS, IngressResources
 from redactor.ingress.signatures import sign, verify
@@ -114,6 +117,9 @@ async def _proxy(
     request: web.Request, res: IngressResources, route: RouteSettings
 ) -> web.StreamResponse:
     request_id = request[REQUEST_ID]
+    if route.delivery.queued:
+        # Back-pressure before any work: above the high-water mark the sender retries later.
+        res.outbox_depth.check(route, time.time())
     body = await read_bounded(
         request,
         route.max_body_bytes,
@@ -174,8 +180,48 @@ async def _proxy(
     add_forwarded_headers(request, headers)
     headers[REQUEST_ID_HEADER] = request_id
     headers.update(sign(route.signature, request.headers, new_body))
+    if route.delivery.queued and not is_url_verification(new_body, headers.get(hdrs.CONTENT_TYPE)):
+        target = f"{raw_path}?{raw_query}" if raw_query else raw_path
+        return await _enqueue(request, res, route, target, headers, new_body)
     url = route.upstream_url(raw_path, raw_query)
     return await _forward(request, res, route, url, headers, new_body, counts)
+
+
+async def _enqueue(
+    request: web.Request,
+    res: IngressResources,
+    route: RouteSettings,
+    target: str,
+    headers: CIMultiDict[str],
+    body: bytes,
+) -> web.StreamResponse:
+    # The tokens this body holds were committed by the vault before the rewrite (the
+    # tokenize group commit), so the outbox row is written after them: nothing in the outbox
+    # ever refers to a token that is not durable. If this write fails the sender gets 503 and
+    # sends again (the same values get the same tokens); nothing was accepted.
+    item = new_item(
+        route, request[REQUEST_ID], request.method, target, list(headers.items()), body,
+        headers.get(hdrs.CONTENT_TYPE), time.time(),
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(res.shared.vault_timeout_s):
+            await res.vault.outbox.enqueue(item)
+    except TimeoutError:
+        raise VaultTimeoutError() from None
+    res.outbox_depth.enqueued(route.name)
+    if res.deliverer is not None:
+        res.deliverer.wake()
+    status = route.delivery.answer_status
+    res.metrics.request_done(route.name, status)
+    await _audit_delivery(request, res, route, "queued", status, None, outbox_id=item.id)
+    answer_headers = {REQUEST_ID_HEADER: request[REQUEST_ID]}
+    if status == 204:
+        return web.Response(status=status, headers=answer_headers)
+    return web.json_response(
+        {"status": "queued", "outbox_id": item.id, "request_id": request[REQUEST_ID]},
+        status=status,
+        headers=answer_headers,
+    )
 
 
 async def _forward(
@@ -250,6 +296,7 @@ def _abort(request: web.Request) -> None:
 
 
 _DELIVERY_EVENTS = {
+    "queued": "message_queued",
     "forwarded": "message_delivered",
     "refused": "message_refused",
     "upstream_failed": "message_upstream_failed",
@@ -265,6 +312,7 @@ async def _audit_delivery(
     status: int,
     code: str | None,
     reading: str | None = None,
+    outbox_id: str | None = None,
 ) -> None:
     # After the fact: the message was already forwarded or refused, so a failed write here
     # cannot stop anything; it is logged and counted, and the redaction record stands.
@@ -280,6 +328,7 @@ async def _audit_delivery(
                 status=status,
                 code=code,
                 reading=reading,
+                outbox_id=outbox_id,
             )
         )
     except AuditWriteError:

@@ -49,6 +49,9 @@ _DETAIL_ARGS = {
     "older_than": "older_than",
     "tenant": "tenant",
     "token": "token",
+    "outbox_id": "outbox_id",
+    "route": "route",
+    "dead": "dead",
 }
 
 Handler = Callable[..., int]

@@ -7,6 +7,8 @@ It runs on a listener of its own, so no upstream path is ever shadowed by these.
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -26,6 +28,9 @@ async def readyz(request: web.Request) -> web.Response:
     schema version, and its key records fit the key ring (the check `serve` runs at start);
     and when the audit sink can write (after a failed write, it tries again here: a full disk
     keeps the answer at 503 `audit_unavailable` until space returns).
+
+    With queued routes the answer has `outbox`: per route `pending`, `dead`, `oldest_age_s`
+    and `accepting` (below its high-water marks).
 
     Draining (SIGTERM arrived, requests in flight finishing) is not ready either: 503
     `draining`, whatever the vault and the audit sink say.
@@ -54,11 +59,15 @@ async def readyz(request: web.Request) -> web.Response:
         audit = exc.code
     except TimeoutError:
         audit = AuditWriteError.code
+    answer: dict[str, Any] = {"vault": vault, "audit": audit}
+    if res.ingress.outbox_depth.routes:
+        # Queued routes: what waits for delivery (as last read, at most a few seconds old),
+        # and whether each route still takes messages. Reported, not a reason to be unready:
+        # every replica shares the outbox, so all would turn unready together.
+        answer["outbox"] = res.ingress.outbox_depth.report(time.time())
     if vault != "ok" or audit != "ok":
-        return web.json_response(
-            {"status": "unavailable", "vault": vault, "audit": audit}, status=503
-        )
-    return web.json_response({"status": "ready", "vault": vault, "audit": audit})
+        return web.json_response({"status": "unavailable", **answer}, status=503)
+    return web.json_response({"status": "ready", **answer})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -137,6 +137,10 @@ class Metrics:
     audit_fsync_failures: Counter = field(init=False)
     scan_queue: Gauge = field(init=False)
     scan_latency: Histogram = field(init=False)
+    outbox_depth: Gauge = field(init=False)
+    outbox_oldest: Gauge = field(init=False)
+    outbox_deliveries: Counter = field(init=False)
+    outbox_latency: Histogram = field(init=False)
     _children: dict[tuple[Any, tuple[str, ...]], Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -244,6 +248,30 @@ class Metrics:
             "redactor_scan_seconds", "Time of one step in the scan worker, queueing included",
             [], (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         ))  # fmt: skip
+        # The outbox is one table for every worker and replica: each worker reads the same
+        # figures from it (they differ only by when each read), so the exposition shows the
+        # highest.
+        set_(self, "outbox_depth", Gauge(
+            "redactor_outbox_depth", "Outbox items by route and state (pending, dead)",
+            ["route", "state"], registry=reg, multiprocess_mode="livemax",
+        ))  # fmt: skip
+        set_(self, "outbox_oldest", Gauge(
+            "redactor_outbox_oldest_age_seconds",
+            "Age of the oldest pending outbox item, by route (0 when none is pending)",
+            ["route"], registry=reg, multiprocess_mode="livemax",
+        ))  # fmt: skip
+        set_(self, "outbox_deliveries", counter(
+            "redactor_outbox_deliveries",
+            "Delivery attempts of queued messages by route and outcome (delivered, retrying, "
+            "dead, expired)",
+            ["route", "outcome"],
+        ))  # fmt: skip
+        set_(self, "outbox_latency", histogram(
+            "redactor_outbox_delivery_seconds",
+            "Time from enqueue to delivery of a queued message, by route", ["route"],
+            (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+             3600.0, 21600.0, 86400.0),
+        ))  # fmt: skip
         set_(self, "_children", {})
 
     def exposition(self) -> bytes:
@@ -328,6 +356,20 @@ class Metrics:
         finally:
             self.scan_queue.dec()
             self.scan_latency.observe(time.perf_counter() - started)
+
+    def outbox_read(self, route: str, pending: int, dead: int, oldest_age_s: float) -> None:
+        """The outbox figures of `route` as last read from the database."""
+        self._child(self.outbox_depth, route, "pending").set(pending)
+        self._child(self.outbox_depth, route, "dead").set(dead)
+        self._child(self.outbox_oldest, route).set(oldest_age_s)
+
+    def outbox_attempted(self, route: str, outcome: str) -> None:
+        """Count one delivery attempt of a queued message and its outcome."""
+        self._child(self.outbox_deliveries, route, outcome).inc()
+
+    def outbox_delivered(self, route: str, seconds: float) -> None:
+        """A queued message reached its upstream `seconds` after it was enqueued."""
+        self._child(self.outbox_latency, route).observe(seconds)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric, labels)

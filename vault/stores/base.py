@@ -14,12 +14,13 @@ from typing import Literal, Protocol
 
 from vault.errors import KeyRetireError
 from vault.mark import VaultMark
+from vault.outbox import OutboxStore
 
 # 1: tokens and data keys. 2: the key records (check values, states, an epoch counter) and the
 # heartbeats of running processes. 3: the vault's id and minted counter (its high-water mark),
 # a pending rotation, and tokens recorded as lost by `vault reconcile --record`. 4: full reveals
-# counted for the reveal rate limit (reveal_events).
-SCHEMA_VERSION = 4
+# counted for the reveal rate limit (reveal_events). 6: the outbox of queued routes (outbox).
+SCHEMA_VERSION = 6
 
 KekState = Literal["active", "decrypt-only", "retired"]
 
@@ -261,6 +262,10 @@ class TokenStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+    def outbox(self) -> OutboxStore:
+        """The outbox of queued routes, in this store's database."""
         ...
 
     async def get_active_dek(self, tenant: str, generation: int) -> DekRecord | None:

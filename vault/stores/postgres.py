@@ -45,6 +45,8 @@ from vault.stores.combiner import (
     tokenize_answers,
     unique_rows,
 )
+from vault.stores.outbox_postgres import MIGRATION as OUTBOX_MIGRATION
+from vault.stores.outbox_postgres import PostgresOutbox
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -136,6 +138,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_subject ON reveal_events (subject_key, at)",
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
+    # The outbox of queued routes (vault/outbox.py).
+    6: OUTBOX_MIGRATION,
 }
 
 _READ_MARK = (
@@ -243,6 +247,14 @@ class PostgresStore:
             max_size=RESOLVE_MAX_TOKENS,
             wait_timeout_s=wait_timeout_s,
         )
+        self._outbox: PostgresOutbox | None = None
+        self._wait_timeout_s = wait_timeout_s
+
+    def outbox(self) -> PostgresOutbox:
+        """The outbox in this vault's schema, on this pool (made on first use)."""
+        if self._outbox is None:
+            self._outbox = PostgresOutbox(self._connection, self._wait_timeout_s)
+        return self._outbox
 
     @classmethod
     async def open(
@@ -300,6 +312,8 @@ class PostgresStore:
         try:
             await self._tokenizer.close()
             await self._resolver.close()
+            if self._outbox is not None:
+                await self._outbox.close()
         finally:
             await self._pool.close()
 

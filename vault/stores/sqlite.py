@@ -50,6 +50,8 @@ from vault.stores.combiner import (
     tokenize_answers,
     unique_rows,
 )
+from vault.stores.outbox_sqlite import MIGRATION as OUTBOX_MIGRATION
+from vault.stores.outbox_sqlite import SqliteOutbox
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -136,6 +138,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX reveal_events_subject ON reveal_events (subject_key, at)",
         "CREATE INDEX reveal_events_at ON reveal_events (at)",
     ),
+    # The outbox of queued routes (vault/outbox.py).
+    6: OUTBOX_MIGRATION,
 }
 
 # Expired check-ins are kept this long (for `keys list`), then deleted by the next check-in.
@@ -192,6 +196,14 @@ class SqliteStore:
             max_size=RESOLVE_MAX_TOKENS,
             wait_timeout_s=statement_timeout_s,
         )
+        self._outbox: SqliteOutbox | None = None
+        self._statement_timeout_s = statement_timeout_s
+
+    def outbox(self) -> SqliteOutbox:
+        """The outbox in this vault's file, on this connection (made on first use)."""
+        if self._outbox is None:
+            self._outbox = SqliteOutbox(self._conn, self._guard, self._statement_timeout_s)
+        return self._outbox
 
     @classmethod
     async def open(
@@ -282,6 +294,8 @@ class SqliteStore:
         try:
             await self._tokenizer.close()
             await self._resolver.close()
+            if self._outbox is not None:
+                await self._outbox.close()
         finally:
             await self._conn.close()
 
