@@ -8,6 +8,7 @@ assert it is empty and the benchmark prints the figures.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,37 @@ def _took(r: Received) -> bool:
     return 200 <= r.answer < 300 or r.answer == 0
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    """An outbox item as stored (read with SQL, beside the store's own code)."""
+
+    id: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    lease_owner: str | None
+
+
+async def outbox_rows(site: Site) -> list[OutboxRow]:
+    """Every item in the site's outbox now, pending and dead."""
+    sql = "SELECT id, target, headers, body, lease_owner FROM outbox"
+    if site.backend == "sqlite":
+        import aiosqlite
+
+        async with aiosqlite.connect(site.sqlite_file) as db:
+            rows = [tuple(r) for r in await db.execute_fetchall(sql)]
+    else:
+        conn = await asyncpg.connect(PG_DSN, server_settings={"search_path": site.schema})
+        try:
+            rows = [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+    return [
+        OutboxRow(r[0], r[1], [(n, v) for n, v in json.loads(r[2])], bytes(r[3]), r[4])
+        for r in rows
+    ]
+
+
 async def tally(
     site: Site,
     messages: Sequence[Message],
@@ -72,6 +104,7 @@ async def tally(
     *,
     mode: str,
     metrics: Iterable[str] = (),
+    outbox: Iterable[OutboxRow] = (),
 ) -> Tally:
     """Check a finished run (servers stopped or idle, outbox drained). Never prints a value."""
     t = Tally(mode, pushed=len(messages), outcomes=outcomes)
@@ -118,8 +151,19 @@ async def tally(
         _check_leaks(f"/metrics scrape {n}", text.encode(), known, t)
     for name, data in (await database_bytes(site)).items():
         _check_leaks(name, data, known, t)
+    for row in outbox:
+        _check_outbox_row(row, known, t)
     await _check_tools(site, known, t)
     return t
+
+
+def _check_outbox_row(row: OutboxRow, known: set[str], t: Tally) -> None:
+    """A queued item holds what the upstream will get: read it as the upstream would."""
+    headers = {n.lower(): v for n, v in row.headers}
+    where = f"outbox item {row.id}"
+    _check_leaks(where, row.target.encode() + json.dumps(row.headers).encode() + row.body, known, t)
+    texts = decoded_texts(row.body, headers.get("content-type", "application/octet-stream"))
+    _check_leaks(where + " as read", "\n".join(texts).encode(), known, t)
 
 
 def _dedupe(per_message: Mapping[str, list[Received]], t: Tally) -> int:
@@ -185,9 +229,7 @@ async def _check_redaction(
 
 async def resolve(site: Site, tokens: Sequence[str]) -> dict[str, str]:
     """token -> digits, through the vault the site's servers use (in this process)."""
-    settings = load_settings(
-        Overrides(config=str(site.config_file("check", 1, 2))), site.env()
-    )
+    settings = load_settings(Overrides(config=str(site.config_file("check", 1, 2))), site.env())
     out: dict[str, str] = {}
     async with await open_vault(settings.vault, create=False) as vault:
         for start in range(0, len(tokens), 500):
@@ -255,13 +297,23 @@ async def _check_tools(site: Site, known: set[str], t: Tally) -> None:
     """The README's checks: the audit chains verify, the vault lacks no token a message
     carried, the key ring fits the vault."""
     trail = str(site.data_dir)
-    commands = (
-        ("audit", "verify", trail),
+    commands: list[tuple[str, ...]] = [
+        ("audit", "verify", "--jobs", "1", trail),
         ("vault", "reconcile", "--audit", trail),
         ("keys", "list"),
-    )
+    ]
+    if t.mode == "queued":
+        config = str(site.config_file("check", 1, 2))
+        commands += [
+            ("outbox", "list", "--json", "--config", config),
+            ("outbox", "list", "--dead", "--json", "--config", config),
+        ]
     runs = await site.cli_batch(*commands)
     for argv, (code, out, err) in zip(commands, runs, strict=True):
+        name = " ".join(a for a in argv if not a.startswith("/"))
         if code != 0:
-            t.problems.append(f"`redactor {' '.join(argv[:2])}` exited {code}: {(out + err)[-1500:]}")
-        _check_leaks(f"`redactor {' '.join(argv[:2])}` output", (out + err).encode(), known, t)
+            t.problems.append(f"`redactor {name}` exited {code}: {(out + err)[-1500:]}")
+        _check_leaks(f"`redactor {name}` output", (out + err).encode(), known, t)
+        if argv[0] == "outbox" and out.strip():
+            # Drained: nothing pending, nothing dead.
+            t.problems.append(f"`redactor {name}` lists {len(out.splitlines())} message(s)")

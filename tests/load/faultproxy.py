@@ -51,9 +51,7 @@ class FaultProxy:
         await self.close()
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept, HOST, self.port, reuse_address=True
-        )
+        self._server = await asyncio.start_server(self._accept, HOST, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _stop_listening(self) -> None:

@@ -79,7 +79,9 @@ def _card(rng: random.Random) -> Value:
 
 def _ssn(rng: random.Random) -> Value:
     digits = make_ssn(rng)
-    typed = rng.choice((f"{digits[:3]}-{digits[3:5]}-{digits[5:]}", f"{digits[:3]} {digits[3:5]} {digits[5:]}"))
+    typed = rng.choice(
+        (f"{digits[:3]}-{digits[3:5]}-{digits[5:]}", f"{digits[:3]} {digits[3:5]} {digits[5:]}")
+    )
     return Value(typed, digits, "ssn")
 
 

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from tests.load.checks import Tally, tally
+from tests.load.checks import OutboxRow, Tally, outbox_rows, tally
 from tests.load.driver import Load, Outcome
 from tests.load.harness import Server, Site
 from tests.load.messages import Message
@@ -21,6 +21,8 @@ Fault = Callable[["Run"], Awaitable[None]]
 Heal = Callable[["Run"], Awaitable[None]]
 # Time between the start of the paced phase and the fault: requests are in flight by then.
 LEAD_S = 0.3
+# The longest a fault stays in, whatever the load's progress.
+MAX_FAULT_S = 20.0
 
 
 @dataclass
@@ -29,7 +31,10 @@ class Run:
 
     site: Site
     servers: Sequence[Server]
+    mode: str
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    # Queued: the outbox as it stood at the height of the fault (checked for values).
+    outbox: list[OutboxRow] = field(default_factory=list)
 
 
 async def push(
@@ -50,20 +55,28 @@ async def run_scenario(
     drain_s: float = 30.0,
 ) -> Tally:
     """Push `messages` through `servers`, with `fault` in the middle; the tally afterwards."""
-    run = Run(site, servers)
+    run = Run(site, servers, mode)
     if fault is None:
         run.outcomes.update(await push(servers, messages))
     else:
         inject, heal = fault
         first, last = len(messages) // 4, len(messages) - len(messages) // 4
         run.outcomes.update(await push(servers, messages[:first]))
-        during = asyncio.create_task(
-            push(servers, messages[first:last], rate=(last - first) / (LEAD_S + fault_s))
+        paced = Load(
+            messages[first:last], [s.url for s in servers], rate=(last - first) / (LEAD_S + fault_s)
         )
+        during = asyncio.create_task(paced.run())
         try:
             await asyncio.sleep(LEAD_S)
             await inject(run)
+            # At least `fault_s`, and until half the paced messages were answered: on a busy
+            # machine the fault still meets the load, not only its tail.
             await asyncio.sleep(fault_s)
+            async with asyncio.timeout(MAX_FAULT_S):
+                while len(paced.outcomes) < (last - first) // 2:  # noqa: ASYNC110 - polled
+                    await asyncio.sleep(0.05)
+            if mode == "queued":
+                run.outbox = await outbox_rows(site)
             await heal(run)
             run.outcomes.update(await during)
         finally:
@@ -76,15 +89,18 @@ async def run_scenario(
     metrics = [(await s.get("/metrics"))[1] for s in live]
     for server in live:
         await server.stop()
-    return await tally(site, messages, run.outcomes, mode=mode, metrics=metrics)
+    return await tally(site, messages, run.outcomes, mode=mode, metrics=metrics, outbox=run.outbox)
 
 
 async def wait_drained(site: Site, outcomes: dict[str, Outcome], timeout_s: float) -> None:
-    """Until every accepted message was answered 2xx by the upstream, at most `timeout_s`."""
+    """Until every accepted message was answered 2xx by the upstream and the outbox holds
+    nothing (a message queued just before its sender lost the connection is delivered too),
+    at most `timeout_s`."""
     accepted = {m for m, o in outcomes.items() if o.status == 202}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while loop.time() < deadline:
-        if accepted <= {r.message_id for r in site.upstream.delivered()}:
+        delivered = {r.message_id for r in site.upstream.delivered()}
+        if accepted <= delivered and not await outbox_rows(site):
             return
         await asyncio.sleep(0.2)

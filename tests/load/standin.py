@@ -2,8 +2,8 @@
 
 It listens on a fixed 127.0.0.1 port so that `refuse` can stop listening and `resume` can
 listen again where the proxy expects it. Modes: `ok` (200), `hang` (hold the request until
-`resume` or `hang_s`), `error` (500), `throttle` (429 with Retry-After), `cut` (the status
-line and part of the body, then the connection closes). Every request is recorded with the
+`resume` or `hang_s`), `error` (500), `throttle` (429 with Retry-After), `cut` (the
+connection closes before the answer, or after its status line and part of its body). Every request is recorded with the
 answer it got, so a test can count deliveries per message and per idempotency key.
 """
 
@@ -58,6 +58,7 @@ class StandInUpstream:
     _runner: web.AppRunner | None = None
     _site: web.TCPSite | None = None
     _resumed: asyncio.Event = field(default_factory=asyncio.Event)
+    _cuts: int = 0
 
     @property
     def url(self) -> str:
@@ -127,11 +128,18 @@ class StandInUpstream:
                 self.received.append(_unanswered(record))
                 raise
         if mode == "cut":
-            self.received.append(record)
+            # Every other request loses its answer whole; the others get the status line and
+            # part of the body before the connection goes (the status was said: it counts).
+            self._cuts += 1
+            assert request.transport is not None
+            if self._cuts % 2:
+                self.received.append(record)
+                request.transport.abort()
+                return web.Response(status=200)
+            self.received.append(_answered(record, 200))
             response = web.StreamResponse(status=200, headers={"Content-Length": "100"})
             await response.prepare(request)
             await response.write(b'{"status": "rec')
-            assert request.transport is not None
             request.transport.abort()
             return response
         self.received.append(record)
@@ -151,6 +159,8 @@ class StandInUpstream:
 
 
 def _unanswered(record: Received) -> Received:
-    return Received(
-        record.at, record.method, record.path, record.headers, record.body, answer=0
-    )
+    return _answered(record, 0)
+
+
+def _answered(record: Received, status: int) -> Received:
+    return Received(record.at, record.method, record.path, record.headers, record.body, status)

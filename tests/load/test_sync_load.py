@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.load import faults
 from tests.load.conftest import BACKENDS
 from tests.load.messages import generate
-from tests.load.scenario import Run, run_scenario
+from tests.load.scenario import run_scenario
 
 COUNT = 240
 
@@ -32,16 +33,6 @@ async def test_sync_load_delivers_every_accepted_message_once_and_redacted(
     assert (tally.accepted, tally.delivered, tally.receipts) == (COUNT, COUNT, COUNT)
     assert tally.leaked == tally.duplicates == tally.lost == 0
     assert tally.tokens > COUNT  # every message held at least one value
-
-
-def _upstream(mode: str):
-    async def inject(run: Run) -> None:
-        await run.site.upstream.set_mode(mode)
-
-    async def heal(run: Run) -> None:
-        await run.site.upstream.set_mode("ok")
-
-    return inject, heal
 
 
 # fault -> (how, the answers senders must have seen while it lasted); the proxy gives up on
@@ -64,24 +55,13 @@ async def test_sync_load_when_the_upstream_fails_loses_nothing_it_accepted(
     server = site.server("one")
     await server.start()
     tally = await run_scenario(
-        site, [server], generate(COUNT, seed=2), mode="sync", fault=_upstream(mode)
+        site, [server], generate(COUNT, seed=2), mode="sync", fault=faults.upstream(mode)
     )
     assert tally.problems == []
     assert seen <= set(tally.statuses), tally.statuses  # the fault bit
     assert tally.refused > 0
     assert tally.accepted > 0
     assert tally.lost == tally.leaked == tally.duplicates == 0
-
-
-async def _cut_postgres(run: Run) -> None:
-    assert run.site.pg_proxy is not None
-    await run.site.pg_proxy.refuse()
-    run.site.pg_proxy.cut()
-
-
-async def _restore_postgres(run: Run) -> None:
-    assert run.site.pg_proxy is not None
-    await run.site.pg_proxy.resume()
 
 
 @pytest.mark.postgres
@@ -91,24 +71,13 @@ async def test_sync_load_while_postgres_is_unreachable_refuses_and_recovers(make
     await server.start()
     messages = generate(COUNT, seed=3)
     tally = await run_scenario(
-        site, [server], messages, mode="sync", fault=(_cut_postgres, _restore_postgres)
+        site, [server], messages, mode="sync", fault=faults.POSTGRES_UNREACHABLE
     )
     assert tally.problems == []
     assert 503 in tally.statuses, tally.statuses  # refused while the vault was away
     assert tally.lost == tally.leaked == 0
     # It came back: the last messages were accepted again.
     assert {tally.outcomes[m.id].status for m in messages[-20:]} == {200}
-
-
-async def _kill_and_restart(run: Run) -> None:
-    server = run.servers[0]
-    server.kill()
-    await server.wait()
-    await server.start()
-
-
-async def _nothing(_run: Run) -> None:
-    return None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -120,7 +89,7 @@ async def test_sync_load_across_a_sigkill_and_restart_loses_nothing_accepted(
     await server.start()
     tally = await run_scenario(
         site, [server], generate(COUNT, seed=4), mode="sync",
-        fault=(_kill_and_restart, _nothing), fault_s=0.0,
+        fault=(faults.kill_and_restart, faults.nothing), fault_s=0.0,
     )  # fmt: skip
     assert tally.problems == []
     assert 0 in tally.statuses  # some senders saw the connection go
