@@ -37,9 +37,8 @@ CARD_FORMS: tuple[tuple[str, int, tuple[int, ...]], ...] = (
 SEPARATORS = (" ", "-", " ", "")
 # Shapes whose text positions a JSON or form body holds plainly; e-mail shapes are in too.
 SHAPES = tuple(sorted(SHAPE_BUILDERS))
-# A message id the upstream's copy still carries (letters only around it: never a value).
+# Message ids start with it (the X-Load-Message header carries them to the upstream).
 MARK = "loadmsg"
-_MARK_RE = re.compile(rb"X-Load-Message", re.I)
 
 
 @dataclass(frozen=True)
@@ -110,8 +109,11 @@ def _text(rng: random.Random, values: Iterable[Value]) -> str:
     return "\n".join(lines)
 
 
-def generate(count: int, seed: int, *, shapes: tuple[str, ...] = SHAPES) -> list[Message]:
-    """`count` messages with fresh known values (about 1 in 10 repeats an earlier card)."""
+def generate(
+    count: int, seed: int, *, shapes: tuple[str, ...] = SHAPES, prefix: str = MARK
+) -> list[Message]:
+    """`count` messages with fresh known values (about 1 in 10 repeats an earlier card),
+    with ids `prefix` + a number (letters only in `prefix`: an id is never a value)."""
     rng = random.Random(seed)
     items: list[tuple[Item, tuple[Value, ...]]] = []
     messages: list[Message] = []
@@ -125,7 +127,7 @@ def generate(count: int, seed: int, *, shapes: tuple[str, ...] = SHAPES) -> list
         if seen_cards and rng.random() < 0.1:
             own.append(rng.choice(seen_cards))  # the same card again, maybe at the same time
         seen_cards.extend(v for v in own if v.kind == "card")
-        item = Item(f"{MARK}{n:06d}", _text(rng, own), tuple(v.typed for v in own))
+        item = Item(f"{prefix}{n:06d}", _text(rng, own), tuple(v.typed for v in own))
         previous, prev_values = items[-1] if items else (item, tuple(own))
         shape = SHAPES[n % len(SHAPES)] if shapes == SHAPES else shapes[n % len(shapes)]
         filled = SHAPE_BUILDERS[shape](item, previous)

@@ -17,6 +17,8 @@ stay near 20 s.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.load import faults
@@ -89,6 +91,22 @@ async def test_queued_load_when_the_upstream_fails_accepts_all_and_delivers_all_
     if how == "cut":
         # The upstream took a copy whose answer was lost: it came again, with the same key.
         assert tally.duplicates > 0
+    if how == "throttle":
+        # Retry-After is honoured: no throttled message came back sooner than it said.
+        by_key: dict[str | None, list[float]] = {}
+        throttled: set[tuple[str | None, float]] = set()
+        for r in site.upstream.received:
+            by_key.setdefault(r.idempotency_key, []).append(r.at)
+            if r.answer == 429:
+                throttled.add((r.idempotency_key, r.at))
+        gaps = [
+            later - at
+            for key, times in by_key.items()
+            for at, later in itertools.pairwise(times)
+            if (key, at) in throttled
+        ]
+        assert gaps
+        assert min(gaps) >= site.upstream.retry_after_s - 0.1
 
 
 async def test_queued_outbox_commands_show_pending_messages_redacted(make_site) -> None:
