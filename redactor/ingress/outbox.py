@@ -33,6 +33,15 @@ class OutboxFullError(RedactorError):
     retry_after_s = 30
 
 
+class OutboxUnavailableError(RedactorError):
+    """The outbox could not take the message (database down or slow): nothing was accepted."""
+
+    status = 503
+    code = "outbox_unavailable"
+    message = "the message could not be queued; try again later"
+    retry_after_s = 5
+
+
 def new_item(
     route: RouteSettings,
     request_id: str,

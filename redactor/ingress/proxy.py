@@ -20,10 +20,10 @@ from yarl import URL
 
 from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent, now_iso
 from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
-from redactor.errors import RedactorError, VaultTimeoutError
+from redactor.errors import RedactorError
 from redactor.ingress.config import RouteSettings
 from redactor.ingress.links import LinkRewriter
-from redactor.ingress.outbox import is_url_verification, new_item
+from redactor.ingress.outbox import OutboxUnavailableError, is_url_verification, new_item
 from redactor.ingress.pipeline import Redaction, ScannedPart
 from redactor.ingress.resources import INGRESS, IngressResources
 from redactor.ingress.signatures import sign, verify
@@ -37,6 +37,7 @@ from redactor.relay import (
     read_bounded,
     upstream_failure,
 )
+from vault.errors import VaultError
 
 log = structlog.get_logger()
 
@@ -206,8 +207,10 @@ async def _enqueue(
     try:
         async with asyncio.timeout(res.shared.vault_timeout_s):
             await res.vault.outbox.enqueue(item)
-    except TimeoutError:
-        raise VaultTimeoutError() from None
+    except (TimeoutError, VaultError):
+        # A RedactorError, so the message's record says it was refused (after its
+        # redaction record): the sender got 503 and nothing was queued.
+        raise OutboxUnavailableError() from None
     res.outbox_depth.enqueued(route.name)
     if res.deliverer is not None:
         res.deliverer.wake()

@@ -121,19 +121,17 @@ class Site:
     servers: list[Server] = field(default_factory=list)
 
     def settings(self, *routes: RouteSettings, **overrides: Any) -> Settings:
-        settings = load_settings(
-            Overrides(
-                upstream=self.helpdesk.url,
-                tenant="acme",
-                data_dir=str(self.root / "data"),
-                vault_url=self.vault_url,
-                key_file=str(self.key_file),
-                audit_log=str(self.root / "audit.jsonl"),
-                create_vault=True,
-                **overrides,
-            ),
-            {"REDACTOR_AUDIT_KEY": AUDIT_KEY},
-        )
+        flags: dict[str, Any] = {
+            "upstream": self.helpdesk.url,
+            "tenant": "acme",
+            "data_dir": str(self.root / "data"),
+            "vault_url": self.vault_url,
+            "key_file": str(self.key_file),
+            "audit_log": str(self.root / "audit.jsonl"),
+            "create_vault": True,
+            **overrides,
+        }
+        settings = load_settings(Overrides(**flags), {"REDACTOR_AUDIT_KEY": AUDIT_KEY})
         return with_routes(settings, routes or (queued_route(self.helpdesk.url),))
 
     @property

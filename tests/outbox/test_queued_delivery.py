@@ -183,3 +183,35 @@ async def test_a_slack_url_verification_is_answered_synchronously(site: Site) ->
     assert len(site.helpdesk.received) == 1
     assert site.helpdesk.received[0].key is None
     assert (await server.res.vault.outbox.depth()) == []
+
+
+async def test_metrics_show_depth_attempts_and_delivery_latency(site: Site) -> None:
+    site.helpdesk.script = [(500, {})]
+    server = await site.start()
+    resp = await server.client.post("/hook", json={"comment": "hello"})
+    outbox_id = (await resp.json())["outbox_id"]
+    await _wait_events(site, outbox_id, "message_delivered")
+    await server.res.ingress.deliverer.read_depth()
+    text = await (await server.admin.get("/metrics")).text()
+    assert 'redactor_outbox_deliveries_total{outcome="retrying",route="hook"} 1.0' in text
+    assert 'redactor_outbox_deliveries_total{outcome="delivered",route="hook"} 1.0' in text
+    assert 'redactor_outbox_delivery_seconds_count{route="hook"} 1.0' in text
+    assert 'redactor_outbox_depth{route="hook",state="pending"} 0.0' in text
+    assert 'redactor_outbox_oldest_age_seconds{route="hook"} 0.0' in text
+    assert 'redactor_upstream_calls_total{side="outbox",status_class="2xx"} 1.0' in text
+    assert 'redactor_requests_total{route="hook",status="202"} 1.0' in text
+
+
+async def test_an_outbox_that_cannot_take_the_message_is_a_503_and_a_refusal_record(
+    site: Site,
+) -> None:
+    server = await site.start(deliver=False)
+    await server.res.vault.outbox.close()  # as a database that stopped answering would
+    resp = await server.client.post("/hook", json={"comment": f"card {CARD}"})
+    assert resp.status == 503
+    assert (await resp.json())["error"] == "outbox_unavailable"
+    assert "Retry-After" in resp.headers
+    events = [r["event"] for r in site.audit_records() if r.get("route") == "hook"]
+    assert events == ["message_redacted", "message_refused"]
+    refused = [r for r in site.audit_records() if r["event"] == "message_refused"]
+    assert refused[0]["code"] == "outbox_unavailable"

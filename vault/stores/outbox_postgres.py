@@ -102,10 +102,21 @@ class PostgresOutbox:
             max_size=ENQUEUE_MAX_ITEMS,
             wait_timeout_s=wait_timeout_s,
         )
+        # Deliveries end in a delete each: combined too, so a busy outbox pays one commit
+        # for every delivery settled meanwhile, not one per message.
+        self._finisher: Combiner[tuple[str, str], bool] = Combiner(
+            self._finish_batch,
+            name="postgresql outbox finish",
+            size=lambda _call: 1,
+            max_size=ENQUEUE_MAX_ITEMS,
+            wait_timeout_s=wait_timeout_s,
+        )
         self._enqueuer.start()
+        self._finisher.start()
 
     async def close(self) -> None:
         await self._enqueuer.close()
+        await self._finisher.close()
 
     async def enqueue(self, item: NewItem) -> None:
         await self._enqueuer.submit(item)
@@ -146,11 +157,18 @@ class PostgresOutbox:
         return int(str(result).rsplit(" ", 1)[-1])
 
     async def finish(self, item_id: str, owner: str) -> bool:
-        return bool(
-            await self._change(
-                "DELETE FROM outbox WHERE id = $1 AND lease_owner = $2", item_id, owner
+        return await self._finisher.submit((item_id, owner))
+
+    async def _finish_batch(self, batch: Sequence[tuple[str, str]]) -> list[bool]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "DELETE FROM outbox o USING unnest($1::text[], $2::text[]) AS f(id, owner) "
+                "WHERE o.id = f.id AND o.lease_owner = f.owner RETURNING o.id",
+                [item_id for item_id, _owner in batch],
+                [owner for _item_id, owner in batch],
             )
-        )
+        gone = {r[0] for r in rows}
+        return [item_id in gone for item_id, _owner in batch]
 
     async def reschedule(
         self, item_id: str, owner: str, next_at: float, status: int | None, error: str | None

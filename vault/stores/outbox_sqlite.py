@@ -87,10 +87,21 @@ class SqliteOutbox:
             max_size=ENQUEUE_MAX_ITEMS,
             wait_timeout_s=wait_timeout_s,
         )
+        # Deliveries end in a delete each: combined too, so a busy outbox pays one commit
+        # for every delivery settled meanwhile, not one per message.
+        self._finisher: Combiner[tuple[str, str], bool] = Combiner(
+            self._finish_batch,
+            name="sqlite outbox finish",
+            size=lambda _call: 1,
+            max_size=ENQUEUE_MAX_ITEMS,
+            wait_timeout_s=wait_timeout_s,
+        )
         self._enqueuer.start()
+        self._finisher.start()
 
     async def close(self) -> None:
         await self._enqueuer.close()
+        await self._finisher.close()
 
     async def enqueue(self, item: NewItem) -> None:
         await self._enqueuer.submit(item)
@@ -126,11 +137,18 @@ class SqliteOutbox:
             return cursor.rowcount
 
     async def finish(self, item_id: str, owner: str) -> bool:
-        return bool(
-            await self._change(
-                "DELETE FROM outbox WHERE id = ? AND lease_owner = ?", (item_id, owner)
+        return await self._finisher.submit((item_id, owner))
+
+    async def _finish_batch(self, batch: Sequence[tuple[str, str]]) -> list[bool]:
+        async with self._guard():
+            rows = await self._conn.execute_fetchall(
+                "DELETE FROM outbox WHERE (id, lease_owner) IN "
+                "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                "FROM json_each(?)) RETURNING id",
+                (json.dumps([list(call) for call in batch]),),
             )
-        )
+        gone = {r[0] for r in rows}
+        return [item_id in gone for item_id, _owner in batch]
 
     async def reschedule(
         self, item_id: str, owner: str, next_at: float, status: int | None, error: str | None
