@@ -50,6 +50,7 @@ class Tally:
     tokens: int = 0  # distinct tokens seen upstream
     vault_rows: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)  # error answers by code
     problems: list[str] = field(default_factory=list)
     outcomes: Mapping[str, Outcome] = field(default_factory=dict)
 
@@ -109,6 +110,7 @@ async def tally(
     """Check a finished run (servers stopped or idle, outbox drained). Never prints a value."""
     t = Tally(mode, pushed=len(messages), outcomes=outcomes)
     t.statuses = Counter(o.status for o in outcomes.values())
+    t.errors = Counter(f"{o.status} {o.error}" for o in outcomes.values() if o.error)
     known = known_digits(messages)
     by_id = {m.id: m for m in messages}
     received = site.upstream.received
