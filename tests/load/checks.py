@@ -106,8 +106,10 @@ async def tally(
     mode: str,
     metrics: Iterable[str] = (),
     outbox: Iterable[OutboxRow] = (),
+    blobs: Mapping[str, bytes] | None = None,
 ) -> Tally:
-    """Check a finished run (servers stopped or idle, outbox drained). Never prints a value."""
+    """Check a finished run (servers stopped or idle, outbox drained). `blobs` are more bytes
+    to search (the database files as they were while the servers ran). Never prints a value."""
     t = Tally(mode, pushed=len(messages), outcomes=outcomes)
     t.statuses = Counter(o.status for o in outcomes.values())
     t.errors = Counter(f"{o.status} {o.error}" for o in outcomes.values() if o.error)
@@ -151,7 +153,7 @@ async def tally(
         _check_leaks(path.name, path.read_bytes(), known, t)
     for n, text in enumerate(metrics):
         _check_leaks(f"/metrics scrape {n}", text.encode(), known, t)
-    for name, data in (await database_bytes(site)).items():
+    for name, data in {**(blobs or {}), **(await database_bytes(site))}.items():
         _check_leaks(name, data, known, t)
     for row in outbox:
         _check_outbox_row(row, known, t)

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from tests.load.checks import OutboxRow, Tally, outbox_rows, tally
+from tests.load.checks import OutboxRow, Tally, database_bytes, outbox_rows, tally
 from tests.load.driver import Load, Outcome
 from tests.load.harness import Server, Site
 from tests.load.messages import Message
@@ -87,9 +87,13 @@ async def run_scenario(
         await wait_drained(site, run.outcomes, timeout_s=drain_s)
     live = [s for s in site.servers if s.proc is not None and s.proc.returncode is None]
     metrics = [(await s.get("/metrics"))[1] for s in live]
+    # SQLite's WAL as the running servers left it (a clean stop checkpoints and removes it).
+    running = {f"{k} while serving": v for k, v in (await database_bytes(site)).items()}
     for server in live:
         await server.stop()
-    return await tally(site, messages, run.outcomes, mode=mode, metrics=metrics, outbox=run.outbox)
+    return await tally(
+        site, messages, run.outcomes, mode=mode, metrics=metrics, outbox=run.outbox, blobs=running
+    )
 
 
 async def wait_drained(site: Site, outcomes: dict[str, Outcome], timeout_s: float) -> None:
