@@ -102,8 +102,9 @@ class Site:
             "data_dir": str(self.data_dir),
             "audit_log": f"audit-{name}.jsonl",
             "audit_fsync": "never",  # durability is not what these suites measure
-            "upstream_timeout_s": 2,
-            "upstream_connect_timeout_s": 2,
+            # Faults that need a quick give-up set 1 s; otherwise a busy box is no fault.
+            "upstream_timeout_s": 10,
+            "upstream_connect_timeout_s": 5,
             # Generous: on a busy test box a vault call may wait for a CPU; the faults these
             # suites inject are their own (a cut database fails at once, not by timing out).
             "vault": {"timeout_s": 10},
