@@ -44,6 +44,8 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 _RETRY_STATUSES = frozenset({408, 425, 429})
 # Answers whose Retry-After is honoured.
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+# Upstream answers up to this size are read (and dropped) to keep the connection.
+_DRAINED_ANSWER_BYTES = 64 * 1024
 # Outcomes (audit `outcome`, metric label) and their audit events.
 DELIVERY_EVENTS = {
     "delivered": "message_delivered",
@@ -159,10 +161,6 @@ class Deliverer:
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[str]] = set()
 
-    @property
-    def routes(self) -> list[str]:
-        return list(self._routes)
-
     def start(self) -> None:
         """Start the claim loop and the depth reader (no-op without a queued route)."""
         if not self._routes or self._tasks:
@@ -216,6 +214,8 @@ class Deliverer:
                 await self.read_depth()
             except VaultError as exc:
                 log.warning("outbox_depth_unread", error=exc.code)
+            except Exception:  # a bug must not end the depth reads for good
+                log.exception("outbox_depth_crashed")
             await asyncio.sleep(self._depth_interval_s)
 
     async def _claim_loop(self) -> None:
@@ -231,6 +231,8 @@ class Deliverer:
                     )
                 except VaultError as exc:
                     log.warning("outbox_claim_failed", error=exc.code)
+                except Exception:  # a bug must not end delivery for good
+                    log.exception("outbox_claim_crashed")
             for item in items:
                 task = asyncio.create_task(self._deliver(item), name="outbox-deliver")
                 self._in_flight.add(task)
@@ -272,10 +274,19 @@ class Deliverer:
             ) as answer:
                 status = answer.status
                 retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._clock())
-                # The answer's body is not wanted: the connection goes back to the pool.
-                answer.release()
+                # The answer's body is not wanted; a small one is read so the connection goes
+                # back to the pool (a new connection per delivery costs more than the read).
+                length = answer.content_length
+                if length is not None and length <= _DRAINED_ANSWER_BYTES:
+                    await answer.read()
+                else:
+                    answer.release()
         except (ClientError, OSError, TimeoutError) as exc:
             failure = upstream_failure(exc).code
+        except ValueError:
+            # aiohttp refuses what it cannot send (a header it will not write, a URL it
+            # cannot build): retried like a failure, so the limits end it as a dead letter.
+            failure = "request_invalid"
         self._metrics.upstream_answered("outbox", status, time.perf_counter() - started)
         decision = decide(
             route.delivery, item, status, retry_after, self._clock(), self._rng, failure

@@ -212,11 +212,12 @@ async def _enqueue(
         # redaction record): the sender got 503 and nothing was queued.
         raise OutboxUnavailableError() from None
     res.outbox_depth.enqueued(route.name)
-    if res.deliverer is not None:
-        res.deliverer.wake()
     status = route.delivery.answer_status
     res.metrics.request_done(route.name, status)
     await _audit_delivery(request, res, route, "queued", status, None, outbox_id=item.id)
+    # Woken after the record: this worker's trail says `queued` before `delivered`.
+    if res.deliverer is not None:
+        res.deliverer.wake()
     answer_headers = {REQUEST_ID_HEADER: request[REQUEST_ID]}
     if status == 204:
         return web.Response(status=status, headers=answer_headers)

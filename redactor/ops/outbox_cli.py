@@ -30,6 +30,8 @@ OUTBOX_EVENTS = {
     "drop": "outbox_drop",
 }
 _LIST_LIMIT = 1000
+# Credentials a sender passed on to the upstream: kept for delivery, never printed.
+_HIDDEN = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
 
 def _flags() -> argparse.ArgumentParser:
@@ -175,7 +177,8 @@ def _handle_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
         # The redacted request, as the upstream gets it (plus Idempotency-Key).
         print(f"{item.method} {item.target}", file=out)
         for name, value in item.headers:
-            print(f"{name}: {value}", file=out)
+            shown = f"[hidden: {len(value)} characters]" if name.lower() in _HIDDEN else value
+            print(f"{name}: {shown}", file=out)
         print(file=out)
         print(item.body.decode("utf-8", errors="replace"), file=out)
         return 0

@@ -7,7 +7,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +215,3 @@ async def site(
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             finally:
                 await conn.close()
-
-
-def with_delivery(route: RouteSettings, **changes: Any) -> RouteSettings:
-    return replace(route, delivery=replace(route.delivery, **changes))

@@ -35,7 +35,11 @@ async def test_operators_list_show_retry_and_drop_dead_messages_and_each_action_
     server = await site.start(site.settings(queued_route(site.helpdesk.url, max_attempts=1)))
     ids = []
     for n in range(2):
-        resp = await server.client.post("/hook", json={"comment": f"card {CARD}", "n": n})
+        resp = await server.client.post(
+            "/hook",
+            json={"comment": f"card {CARD}", "n": n},
+            headers={"Authorization": "Bearer sender-credential"},
+        )
         ids.append((await resp.json())["outbox_id"])
     await _dead(site, 2)
 
@@ -53,6 +57,9 @@ async def test_operators_list_show_retry_and_drop_dead_messages_and_each_action_
     assert '"n":0' in out.replace(" ", "")
     assert CARD_DIGITS not in out.replace(" ", "")
     assert len(find_tokens(out)) == 1
+    # A credential the sender passed on is kept for delivery, never printed.
+    assert "sender-credential" not in out
+    assert "Authorization: [hidden: 24 characters]" in out
     code, _, err = await _cli(site, "show", "ob_nosuch")
     assert code == 1
     assert "no outbox message" in err

@@ -9,8 +9,7 @@ deliverer that dies leaves a lease that simply expires. Enqueues are combined: o
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -138,20 +137,15 @@ class PostgresOutbox:
             )
         return [None] * len(batch)
 
-    @contextlib.asynccontextmanager
-    async def _conn(self) -> AsyncIterator[Any]:
-        async with self._connection() as conn:
-            yield conn
-
     async def claim(
         self, routes: Sequence[str], owner: str, now: float, lease_s: float, limit: int
     ) -> list[OutboxItem]:
-        async with self._conn() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(_CLAIM, now, list(routes), limit, owner, now + lease_s)
         return sorted((item_from_row(tuple(r)) for r in rows), key=lambda item: item.seq)
 
     async def _change(self, sql: str, *params: object) -> int:
-        async with self._conn() as conn:
+        async with self._connection() as conn:
             result = await conn.execute(sql, *params)
         # asyncpg answers with the command tag: "UPDATE 3", "DELETE 1".
         return int(str(result).rsplit(" ", 1)[-1])
@@ -204,7 +198,7 @@ class PostgresOutbox:
         )
 
     async def depth(self) -> list[RouteDepth]:
-        async with self._conn() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(
                 "SELECT route, COUNT(*) FILTER (WHERE state = 'pending'), "
                 "COUNT(*) FILTER (WHERE state = 'dead'), "
@@ -216,7 +210,7 @@ class PostgresOutbox:
         ]
 
     async def items(self, state: OutboxState, route: str | None, limit: int) -> list[OutboxItem]:
-        async with self._conn() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(
                 f"SELECT {ITEM_COLUMNS} FROM outbox WHERE state = $1 "  # noqa: S608 - constant columns
                 "AND ($2::text IS NULL OR route = $2) ORDER BY seq LIMIT $3",
@@ -227,7 +221,7 @@ class PostgresOutbox:
         return [item_from_row(tuple(r)) for r in rows]
 
     async def item(self, item_id: str) -> OutboxItem | None:
-        async with self._conn() as conn:
+        async with self._connection() as conn:
             row = await conn.fetchrow(
                 f"SELECT {ITEM_COLUMNS} FROM outbox WHERE id = $1",  # noqa: S608 - constant columns
                 item_id,
