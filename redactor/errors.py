@@ -138,6 +138,11 @@ class TooManyDigitsError(BodyLimitError):
     message = "request body holds more digits to scan than allowed"
 
 
+class TooManyTagsError(BodyLimitError):
+    code = "too_many_tags"
+    message = "request body holds more HTML tags than allowed"
+
+
 class NestingTooDeepError(BodyLimitError):
     status = 422
     code = "nesting_too_deep"

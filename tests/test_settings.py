@@ -232,7 +232,7 @@ def test_route_limits_unscanned_headers_and_slow_client_settings_come_from_the_f
     config.write_text(
         "header_timeout_s: 3\nmin_body_rate_bytes_s: 100\nmax_connections: 7\n"
         "routes:\n  - name: r\n    path_prefix: /\n    upstream: http://127.0.0.1:9000\n"
-        "    tenant: t\n    limits: {max_parts: 5, max_digits: 1000}\n"
+        "    tenant: t\n    limits: {max_parts: 5, max_digits: 1000, max_tags: 30}\n"
         "    unscanned_headers: [X-Opaque]\n",
         encoding="utf-8",
     )
@@ -240,6 +240,7 @@ def test_route_limits_unscanned_headers_and_slow_client_settings_come_from_the_f
     [route] = settings.routes
     assert route.limits.max_parts == 5
     assert route.limits.max_digits == 1000
+    assert route.limits.max_tags == 30
     assert route.limits.max_fields == 100_000
     assert route.unscanned_headers == frozenset({"x-opaque"})
     assert (settings.header_timeout_s, settings.min_body_rate_bytes_s) == (3, 100)

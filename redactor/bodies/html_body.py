@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from redactor.bodies.limits import count_entities
+from redactor.bodies.limits import count_entities, count_tags
 from redactor.bodies.segments import Edit, Segment, SegmentTable
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
@@ -60,6 +60,8 @@ _INLINE_TAGS = frozenset(
         "wbr",
     ]
 )
+# Tags counted against the body's `max_tags` this many at a time.
+_TAG_BATCH = 1024
 _RAW_TEXT_TAGS = frozenset({"script", "style", "xmp", "noembed", "noframes"})
 _RCDATA_TAGS = frozenset({"textarea", "title"})
 _SPACE = "\t\n\f\r "
@@ -173,6 +175,9 @@ class HtmlView:
     def _scan(self, source: str) -> None:
         pos = 0
         length = len(source)
+        # Tags are counted against the body's budget in batches (a context-variable lookup
+        # per tag would cost more than the tag), so a million tiny tags stop early (413).
+        unbudgeted = 0
         while pos < length:
             lt = source.find("<", pos)
             if lt < 0:
@@ -182,6 +187,11 @@ class HtmlView:
             if lt >= length:
                 break
             pos = self._scan_markup(source, lt)
+            unbudgeted += 1
+            if unbudgeted == _TAG_BATCH:
+                count_tags(unbudgeted)
+                unbudgeted = 0
+        count_tags(unbudgeted)
         self._flush()
 
     def _scan_markup(self, source: str, lt: int) -> int:
