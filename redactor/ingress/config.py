@@ -40,6 +40,12 @@ DEFAULT_UNSCANNED_HEADERS = frozenset(
 # the minimum rate.
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_MIN_BODY_RATE_BYTES_S = 4096
+# Seconds one step (scan, rebuild or verify) of a body may take in a scan worker.
+DEFAULT_SCAN_TIMEOUT_S = 10.0
+# Bodies up to this size go to the medium lane's scan worker, larger ones to the large
+# lane's: a webhook never waits behind a hostile 9 MB body (issue 18: a 22 KB webhook
+# waited 6-15 s).
+DEFAULT_SCAN_LANE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,9 @@ class TokenVault(Protocol):
 class ScanRunner(Protocol):
     """Runs a scan function in a worker process (ingress.scan_pool.ScanPool)."""
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+    async def run(self, fn: Callable[..., Any], *args: Any, size: int = 0) -> Any:
+        """`fn(*args)` in a worker; `size` (the body's bytes) picks the lane."""
+        ...
 
 
 class ScannedPart(Protocol):
@@ -147,7 +149,9 @@ class Pipeline:
             pool = None
             local_scan = BodyScan(None, [])
         elif pool is not None:
-            scanned, read_digits = await pool.run(scan_in_worker, self.detector.options, request)
+            scanned, read_digits = await pool.run(
+                scan_in_worker, self.detector.options, request, size=len(body)
+            )
             seen.note_read(read_digits)
             found.extend((0, index, findings, spans) for index, findings, spans in scanned)
         else:
@@ -180,7 +184,9 @@ class Pipeline:
         body_found = [(index, findings) for part, index, findings, _ in found if part == 0]
         new_body = body
         if body_found and pool is not None:
-            new_body = await pool.run(rebuild_in_worker, request, body_found, token_of)
+            new_body = await pool.run(
+                rebuild_in_worker, request, body_found, token_of, size=len(body)
+            )
         elif body_found and local_scan is not None:
             new_body = rebuild_body(self.rewriter, local_scan.parsed, local_scan.found, token_of)
         new_extras = tuple(
@@ -208,7 +214,7 @@ class Pipeline:
         pool = self.scan_pool if len(body) > max(self.offload_bytes, VERIFY_OFFLOAD_BYTES) else None
         args = (answer, body, content_type, content_encoding, url, tuple(headers))
         if pool is not None:
-            await pool.run(verify_in_worker, *args, unscanned_headers, seen)
+            await pool.run(verify_in_worker, *args, unscanned_headers, seen, size=len(body))
         else:
             verify_in_worker(*args, unscanned_headers, seen)
 
