@@ -96,6 +96,19 @@ class UndeclaredCharsetError(UnsupportedMediaTypeError):
     message = "text that is not UTF-8 needs a declared charset or a byte order mark"
 
 
+class UnreadablePartError(UnsupportedMediaTypeError):
+    """A part redactor cannot read (a PDF, an image, an archive) on a route whose
+    `unreadable_parts` policy is `reject` (415)."""
+
+    code = "unreadable_part"
+    message = "message holds a part that cannot be scanned (PDF, image, archive)"
+
+    def __init__(self, kinds: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        # What the refused parts were (pdf, image, archive, binary), for the metric.
+        self.kinds = kinds
+
+
 class BodyTooLargeError(BodyError):
     """The body exceeds the route's size limit (413)."""
 

@@ -266,3 +266,16 @@ def test_scan_budget_and_lane_come_from_the_file_and_the_environment(tmp_path) -
     assert (defaults.scan_timeout_s, defaults.scan_lane_bytes) == (10.0, 256 * 1024)
     with pytest.raises(ConfigError, match="scan_timeout_s"):
         load_settings(overrides, {"REDACTOR_SCAN_TIMEOUT_S": "0"})
+
+
+def test_a_route_names_its_policy_for_parts_it_cannot_read(tmp_path) -> None:
+    config = tmp_path / "config.yaml"
+    route = "routes:\n  - name: r\n    path_prefix: /\n    upstream: http://127.0.0.1:9000\n"
+    config.write_text(route + "    tenant: t\n    unreadable_parts: strip\n", encoding="utf-8")
+    overrides = Overrides(config=str(config), dev=True, data_dir=str(tmp_path))
+    assert load_settings(overrides, {}).routes[0].unreadable_parts == "strip"
+    config.write_text(route + "    tenant: t\n", encoding="utf-8")
+    assert load_settings(overrides, {}).routes[0].unreadable_parts == "pass"
+    config.write_text(route + "    tenant: t\n    unreadable_parts: drop\n", encoding="utf-8")
+    with pytest.raises((ConfigError, YamlFileError), match="unreadable_parts"):
+        load_settings(overrides, {})

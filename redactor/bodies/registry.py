@@ -37,17 +37,20 @@ class _BareMultipart:
     Content-Type and strip it again on rebuild (Content-Type is never a segment).
     """
 
-    __slots__ = ("_inner", "_prefix_len", "segments")
+    __slots__ = ("_inner", "_prefix_len", "segments", "unread_parts")
 
     def __init__(self, body: bytes, content_type: str) -> None:
         prefix = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
         self._prefix_len = len(prefix)
         self._inner = EmailBody(prefix + body)
         self.segments = self._inner.segments
+        self.unread_parts = self._inner.unread_parts
 
-    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
+    def rebuild(
+        self, edits: Mapping[int, Sequence[Edit]], strip: frozenset[int] = frozenset()
+    ) -> bytes:
         """The body without the synthetic header block. Raises ValueError for invalid edits."""
-        return self._inner.rebuild(edits)[self._prefix_len :]
+        return self._inner.rebuild(edits, strip)[self._prefix_len :]
 
 
 # gzip, zlib (the common window sizes and levels), bzip2, xz, zstd.

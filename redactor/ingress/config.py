@@ -64,6 +64,11 @@ class RouteSettings:
     detection: DetectionOptions = field(default_factory=DetectionOptions)
     limits: BodyLimits = field(default_factory=BodyLimits)
     unscanned_headers: frozenset[str] = DEFAULT_UNSCANNED_HEADERS
+    # Parts that are not text (a PDF, an image, an archive): forwarded and listed in the
+    # audit record (`pass`), replaced by a placeholder text part (`strip`) or refused with
+    # 415 unreadable_part (`reject`). One whose text layer holds a value is stripped even
+    # under `pass`: it cannot be rewritten in place.
+    unreadable_parts: Literal["pass", "strip", "reject"] = "pass"
 
     def matches(self, path: str) -> bool:
         return path.startswith(self.path_prefix)
@@ -165,7 +170,18 @@ def parse_route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSett
         unscanned_headers=DEFAULT_UNSCANNED_HEADERS
         if unscanned is None
         else frozenset(h.lower() for h in unscanned),
+        unreadable_parts=_unreadable_policy(raw.get("unreadable_parts", "pass"), where),
     )
+
+
+def _unreadable_policy(value: Any, where: str) -> Literal["pass", "strip", "reject"]:
+    if value == "pass":
+        return "pass"
+    if value == "strip":
+        return "strip"
+    if value == "reject":
+        return "reject"
+    raise ConfigError(f"{where}.unreadable_parts must be pass, strip or reject")
 
 
 def route_conflicts(routes: tuple[RouteSettings, ...]) -> list[str]:

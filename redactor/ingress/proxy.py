@@ -18,7 +18,7 @@ from yarl import URL
 
 from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent, now_iso
 from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
-from redactor.errors import RedactorError
+from redactor.errors import RedactorError, UnreadablePartError
 from redactor.ingress.config import RouteSettings
 from redactor.ingress.links import LinkRewriter
 from redactor.ingress.pipeline import Redaction, ScannedPart
@@ -65,7 +65,41 @@ async def _redact(
     extras: tuple[ScannedPart, ...] = (),
 ) -> Redaction:
     started = time.perf_counter()
-    redaction = await res.pipeline_for(route).redact(
+    try:
+        redaction = await _redact_in_pipeline(res, route, body, headers, extras)
+    except UnreadablePartError as exc:
+        for kind in exc.kinds:
+            res.metrics.unread_part(route.name, kind, "refused")
+        raise
+    res.metrics.redaction_took(route.name, time.perf_counter() - started)
+    for number, part in enumerate(redaction.unread):
+        action = "stripped" if number in redaction.stripped else "passed"
+        res.metrics.unread_part(route.name, part.kind, action)
+    return redaction
+
+
+def unread_record(redaction: Redaction) -> tuple[dict[str, object], ...]:
+    """The audit record's list of unread parts: type, size, kind, what became of each."""
+    return tuple(
+        {
+            "type": part.media_type,
+            "size": part.size,
+            "kind": part.kind,
+            "action": "stripped" if number in redaction.stripped else "passed",
+            "value_found": part.value_found,
+        }
+        for number, part in enumerate(redaction.unread)
+    )
+
+
+async def _redact_in_pipeline(
+    res: IngressResources,
+    route: RouteSettings,
+    body: bytes,
+    headers: CIMultiDictProxy[str] | CIMultiDict[str],
+    extras: tuple[ScannedPart, ...],
+) -> Redaction:
+    return await res.pipeline_for(route).redact(
         body,
         content_type=headers.get(hdrs.CONTENT_TYPE),
         # Every Content-Encoding line, in order: a reader applies them all (`gzip` then `gzip`).
@@ -75,9 +109,8 @@ async def _redact(
         max_decoded_bytes=route.max_body_bytes,
         limits=route.limits,
         extras=extras,
+        unreadable_parts=route.unreadable_parts,
     )
-    res.metrics.redaction_took(route.name, time.perf_counter() - started)
-    return redaction
 
 
 async def handle_proxy(request: web.Request) -> web.StreamResponse:
@@ -166,6 +199,7 @@ async def _proxy(
             tenant=route.tenant,
             counts=counts,
             tokens=tokens,
+            unread_parts=unread_record(redaction),
         )
     )
     for entity, n in counts.items():
