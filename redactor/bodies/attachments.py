@@ -25,6 +25,7 @@ __all__ = [
     "is_text",
     "placeholder_text",
     "sniff_kind",
+    "text_charset",
     "text_layer",
     "unread_part",
 ]
@@ -83,18 +84,43 @@ def unread_part(data: bytes, declared: str | None) -> UnreadPart:
     return UnreadPart(media_type, len(data), sniff_kind(data, media_type), data)
 
 
-def is_text(data: bytes) -> bool:
-    """True when `data` is text a reader shows as such: a Unicode byte order mark, or valid
-    UTF-8 (ASCII included) without NUL bytes. An empty part is text (nothing to hide)."""
+def text_charset(data: bytes) -> str | None:
+    """How `data` reads as text, or None when it is not text: "" for a Unicode byte order
+    mark or valid UTF-8 (ASCII included) without NUL bytes, the codec (`utf-16-le`,
+    `utf-16-be`) for UTF-16 without a byte order mark, known by its NUL bytes at every other
+    position and its validity. An empty part is text (nothing to hide)."""
     if data.startswith(_TEXT_BOMS):
-        return True
+        return ""
     if b"\x00" in data:
-        return False
+        return _bomless_utf16(data)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        return False
-    return True
+        return None
+    return ""
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    if len(data) % 2:
+        return None
+    head = data[:4096]
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    pairs = len(head) // 2
+    if max(even, odd) < 0.8 * pairs or min(even, odd) > 0:
+        return None
+    codec = "utf-16-le" if odd > even else "utf-16-be"
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    if any(c < " " and c not in "\t\n\r\f" for c in text[:4096]):
+        return None
+    return codec
+
+
+def is_text(data: bytes) -> bool:
+    """True when `data` is text a reader shows as such (`text_charset`)."""
+    return text_charset(data) is not None
 
 
 def sniff_kind(data: bytes, media_type: str) -> str:
@@ -161,14 +187,17 @@ def _zip_text(data: bytes) -> str | None:
                 break
             with archive.open(info) as member:
                 content = member.read(_MAX_ZIP_MEMBER_BYTES + 1)
-            if len(content) <= _MAX_ZIP_MEMBER_BYTES and is_text(content):
-                texts.append(_decode_text(content))
+            charset = text_charset(content) if len(content) <= _MAX_ZIP_MEMBER_BYTES else None
+            if charset is not None:
+                texts.append(_decode_text(content, charset))
     except Exception:  # noqa: BLE001 - a corrupt or encrypted archive: no text layer
         return None
     return "\n".join(texts) or None
 
 
-def _decode_text(data: bytes) -> str:
+def _decode_text(data: bytes, charset: str) -> str:
+    if charset:
+        return data.decode(charset, "replace")
     for bom, codec in (
         (codecs.BOM_UTF8, "utf-8-sig"),
         (codecs.BOM_UTF16_BE, "utf-16"),

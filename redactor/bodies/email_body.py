@@ -15,7 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Mapping, Sequence
 
-from redactor.bodies.attachments import UnreadPart, is_pdf, is_text, placeholder_text, unread_part
+from redactor.bodies.attachments import (
+    UnreadPart,
+    is_pdf,
+    placeholder_text,
+    text_charset,
+    unread_part,
+)
 from redactor.bodies.html_body import HtmlView
 from redactor.bodies.limits import check_depth, count_parts
 from redactor.bodies.mime import (
@@ -165,13 +171,15 @@ class _Entity:
             if declared_text:
                 raise
             decoded, broken = body, True  # a binary part with a broken encoding: unread
-        if not declared_text and (broken or is_pdf(decoded) or not is_text(decoded)):
+        sniffed = None if declared_text or broken else text_charset(decoded)
+        if not declared_text and (broken or is_pdf(decoded) or sniffed is None):
             # Not text (an image, a PDF, an archive): kept verbatim unless stripped.
             self._unread = unread_part(decoded, media_type if content_type else None)
             unread.parts.append(self._unread)
             unread.owners.append((self, None))
             return
-        text, codec, errors = decode_text(decoded, params.get("charset"))
+        # UTF-16 without a byte order mark is known by its bytes; else the declared charset.
+        text, codec, errors = decode_text(decoded, sniffed or params.get("charset"))
         view: TextView
         if media_type == "text/html":
             view = HtmlView(text, "body")

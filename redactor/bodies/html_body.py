@@ -17,8 +17,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from redactor.bodies.hidden import hidden_view, may_hide_text
 from redactor.bodies.limits import count_entities, count_tags
-from redactor.bodies.segments import Edit, Segment, SegmentTable
+from redactor.bodies.segments import Edit, PlainView, Segment, SegmentTable, TextView
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
 
@@ -112,6 +113,14 @@ class _Slot:
     text: str
     text_map: TextMap
     escape: Callable[[str], str]
+    # What the text hides behind percent escapes or a `data:` URI (bodies.hidden), if anything.
+    view: TextView | None = None
+
+
+def _hidden_or_plain(text: str, field_name: str | None, kind: str) -> TextView:
+    return hidden_view(text, field_name, kind, _hidden_or_plain) or PlainView(
+        text, field_name, kind
+    )
 
 
 def _add_decoded(builder: TextMapBuilder, source: str, start: int, end: int) -> None:
@@ -151,8 +160,15 @@ class HtmlView:
         kind: str,
     ) -> None:
         slot_id = len(self._slots)
-        self._slots.append(_Slot(text, text_map, escape))
-        self._table.add(slot_id, (Segment(0, text, name, kind),))
+        view = None
+        if kind in ("html_text", "html_attr") and may_hide_text(text):
+            # A link with `%34%31...`, a `data:` URI: read decoded (issue 18, item 5).
+            view = hidden_view(text, name, kind, _hidden_or_plain)
+        self._slots.append(_Slot(text, text_map, escape, view))
+        if view is not None:
+            self._table.add(slot_id, view.segments)
+        else:
+            self._table.add(slot_id, (Segment(0, text, name, kind),))
 
     def _flush(self) -> None:
         run, self._run = self._run, None
@@ -278,7 +294,8 @@ class HtmlView:
         mapped: list[Edit] = []
         for slot_id, local_edits in self._table.route(edits).items():
             slot = self._slots[slot_id]  # type: ignore[index]
-            mapped.extend(map_edits(slot.text, slot.text_map, local_edits[0], slot.escape))
+            on_text = slot.view.source_edits(local_edits) if slot.view else local_edits[0]
+            mapped.extend(map_edits(slot.text, slot.text_map, on_text, slot.escape))
         mapped.sort(key=lambda e: (e.start, -e.end))
         result: list[Edit] = []
         for edit in mapped:

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from redactor.bodies.hidden import base64_text, may_hide_text
 from redactor.bodies.html_body import looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
@@ -68,7 +69,38 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _looks_like_document(text: str) -> bool:
     stripped = text.strip()
+    if stripped[:1] == '"' and stripped[-1:] == '"' and len(stripped) >= 2:
+        return True  # a JSON string literal: the codec reads its escapes
     return stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]")
+
+
+# bytes.translate table: a byte of the base64 alphabet becomes "a", any other a space, so a
+# run of 16 "a" marks a stretch that may be a blob (one C pass, like the screen's).
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
+_BASE64_TABLE = bytes(0x61 if b in _BASE64_ALPHABET else 0x20 for b in range(256))
+_BASE64_RUN = b"a" * 16
+_BASE64_STRING = re.compile(rb'"((?:[A-Za-z0-9+/\-_]|\\[nr])+=*)"')
+
+
+def _may_hide_text(body: bytes) -> bool:
+    """True when a string of the body may hide text behind percent escapes, a `data:` URI
+    or base64 (a long stretch of the base64 alphabet that decodes to text): the glance at
+    the raw bytes cannot vouch for it, the walk looks at each string (bodies.hidden)."""
+    if b"%" in body or b"data:" in body or b"DATA:" in body:
+        return True
+    if _BASE64_RUN not in body.translate(_BASE64_TABLE):
+        return False
+    # A stretch of the alphabet: an id (a ULID, a hex digest) or a blob; base64_text decides
+    # for each whole string of the alphabet (JSON's `\n` between the lines of a wrapped one).
+    for match in _BASE64_STRING.finditer(body):
+        raw = match.group(1).decode("ascii").replace("\\n", "\n").replace("\\r", "\r")
+        if len(raw) >= _MIN_BASE64 and base64_text(raw) is not None:
+            return True
+    return False
+
+
+# Base64 of 9 digits is 12 characters; a shorter string is no blob.
+_MIN_BASE64 = 16
 
 
 def plain_json_texts(
@@ -97,7 +129,7 @@ def plain_json_texts(
     except orjson.JSONDecodeError:
         return None  # the codec raises the proper error
     plain_ascii = _plain_ascii(body)
-    if plain_ascii and _clean_at_a_glance(body, doc, limits):
+    if plain_ascii and not _may_hide_text(body) and _clean_at_a_glance(body, doc, limits):
         return []
     if not _all_members_kept(body, doc):
         # A value in the first of two members with one name would never be looked at here,
@@ -265,6 +297,13 @@ class _Walk:
             raise TooManyFieldsError()
 
     def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
+        if (
+            "%" in text
+            or "data:" in text
+            or "DATA:" in text
+            or (len(text) >= _MIN_BASE64 and " " not in text)
+        ) and may_hide_text(text):
+            raise _NeedsCodec  # base64, a data: URI, percent escapes: the codec decodes
         if self.plain_ascii:
             if ascii_may_hold_value(text.encode("ascii")):
                 self._maybe(text, key)

@@ -17,7 +17,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from redactor.bodies.attachments import UnreadPart, is_pdf, is_text, placeholder_text, unread_part
+from redactor.bodies.attachments import (
+    UnreadPart,
+    is_pdf,
+    placeholder_text,
+    text_charset,
+    unread_part,
+)
 from redactor.bodies.email_body import EmailBody, looks_like_email
 from redactor.bodies.form_body import email_child, field_view
 from redactor.bodies.mime import (
@@ -232,7 +238,8 @@ class MultipartFormBody:
             if declared_text:
                 raise
             value, broken = raw_value, True  # a binary file with a broken encoding: unread
-        if not declared_text and (broken or is_pdf(value) or not is_text(value)):
+        sniffed = None if declared_text or broken else text_charset(value)
+        if not declared_text and (broken or is_pdf(value) or sniffed is None):
             # A file redactor cannot read (a PDF even when its bytes are ASCII: rewriting one
             # would break its offsets). A text file under any label or none is read below.
             self.unread_parts.append(
@@ -254,6 +261,8 @@ class MultipartFormBody:
         charset = part.content_type.params.get("charset") if part.content_type else None
         if charset is None and part.name is not None:
             charset = charsets.get(part.name, default)
+        if sniffed:
+            charset = sniffed  # UTF-16 without a byte order mark, known by its bytes
         text, codec, errors = decode_text(value, charset)
         view = field_view(part.name, text)
         self._fields.append(_TextField(part, text, codec, errors, view))

@@ -21,6 +21,7 @@ from redactor.bodies.multipart_body import parse_multipart
 from redactor.bodies.nested import value_view
 from redactor.bodies.segments import Edit, ParsedBody
 from redactor.bodies.text_body import parse_text
+from redactor.bodies.text_readings import parse_text_readings
 from redactor.errors import UnsupportedMediaTypeError
 
 __all__ = ["parse_body"]
@@ -107,12 +108,15 @@ def _parse_decoded(
             return _BareMultipart(body, content_type.strip())
         if media_type.startswith("text/"):
             _refuse_compressed(body)
-            return parse_text(body, charset, folded=media_type in FOLDED_TYPES)
+            if media_type in FOLDED_TYPES:
+                return parse_text(body, charset, folded=True)
+            # JSON, JSON lines or a form labelled text is read as what it is (issue 18, item 5).
+            return parse_text_readings(body, charset)
     if unknown_types == "refuse":
         raise UnsupportedMediaTypeError()
     _refuse_compressed(body)
     # Scanned as text, never passed through: surrogateescape keeps arbitrary bytes exact.
-    return parse_text(body, None)
+    return parse_text_readings(body, None)
 
 
 def parse_body(

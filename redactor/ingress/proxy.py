@@ -41,6 +41,8 @@ log = structlog.get_logger()
 _BUFFERED_RESPONSE_BYTES = 256 * 1024
 # Recomputed for the body we send, or set by the client for the upstream host.
 _RECOMPUTED = frozenset({"content-length", "host"})
+# Headers the client must not invent for the upstream.
+_NO_AUTO_HEADERS = frozenset({"Content-Type"})
 # Set again for the answer we send (aiohttp frames and, where it compresses, encodes it).
 _RESPONSE_RECOMPUTED = frozenset({"content-length", "content-encoding"})
 
@@ -227,7 +229,15 @@ async def _forward(
     answered = False
     try:
         async with session.request(
-            request.method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
+            request.method,
+            url,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            timeout=timeout,
+            # aiohttp labels bytes `application/octet-stream` when no type is given: a body
+            # the sender sent untyped goes on untyped (issue 18, item 5).
+            skip_auto_headers=_NO_AUTO_HEADERS,
         ) as upstream:
             answered = True
             res.metrics.upstream_answered("ingress", upstream.status, time.perf_counter() - started)
