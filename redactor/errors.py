@@ -109,6 +109,12 @@ class UnreadablePartError(UnsupportedMediaTypeError):
         self.kinds = kinds
 
 
+class UnreadableAnswerPartError(UnreadablePartError):
+    """The same in an upstream's answer on a `redact_responses` route: the upstream's fault."""
+
+    status = 502
+
+
 class BodyTooLargeError(BodyError):
     """The body exceeds the route's size limit (413)."""
 

@@ -44,6 +44,15 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 # time budget bounds a slow parse).
 _MAX_PDF_PAGES = 500
 _MAX_LAYER_CHARS = 4 * 1024 * 1024
+# pypdf's own bounds on what one stream may inflate to (its defaults are 75 MB each).
+_PDF_LIMITS = {
+    "maximum_declared_stream_length": 16 * 1024 * 1024,
+    "zlib_maximum_output_length": 8 * 1024 * 1024,
+    "lzw_maximum_output_length": 8 * 1024 * 1024,
+    "run_length_maximum_output_length": 8 * 1024 * 1024,
+    "array_based_stream_maximum_output_length": 8 * 1024 * 1024,
+    "jbig2_maximum_output_length": 8 * 1024 * 1024,
+}
 _MAX_ZIP_MEMBERS = 200
 _MAX_ZIP_MEMBER_BYTES = 1024 * 1024
 _MAX_ZIP_TOTAL_BYTES = 8 * 1024 * 1024
@@ -152,9 +161,10 @@ def text_layer(part: UnreadPart) -> str | None:
 
 def _pdf_text(data: bytes) -> str | None:
     try:
-        from pypdf import PdfReader  # deferred: only a message with a PDF pays the import
+        # Deferred: only a message with a PDF pays the import.
+        from pypdf import PdfReader, apply_configuration
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), apply_configuration(**_PDF_LIMITS):
             warnings.simplefilter("ignore")
             reader = PdfReader(io.BytesIO(data))
             texts: list[str] = []

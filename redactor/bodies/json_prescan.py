@@ -17,6 +17,8 @@ nesting) stop a hostile document before it is built, where `json.loads` would bu
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import re
@@ -24,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from redactor.bodies.hidden import base64_text, may_hide_text
+from redactor.bodies.attachments import text_charset
+from redactor.bodies.hidden import may_hide_text
 from redactor.bodies.html_body import looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
@@ -74,29 +77,40 @@ def _looks_like_document(text: str) -> bool:
     return stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]")
 
 
-# bytes.translate table: a byte of the base64 alphabet becomes "a", any other a space, so a
-# run of 16 "a" marks a stretch that may be a blob (one C pass, like the screen's).
-_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
-_BASE64_TABLE = bytes(0x61 if b in _BASE64_ALPHABET else 0x20 for b in range(256))
-_BASE64_RUN = b"a" * 16
-_BASE64_STRING = re.compile(rb'"((?:[A-Za-z0-9+/\-_]|\\[nr])+=*)"')
-
-
 def _may_hide_text(body: bytes) -> bool:
-    """True when a string of the body may hide text behind percent escapes, a `data:` URI
-    or base64 (a long stretch of the base64 alphabet that decodes to text): the glance at
-    the raw bytes cannot vouch for it, the walk looks at each string (bodies.hidden)."""
-    if b"%" in body or b"data:" in body or b"DATA:" in body:
+    """True when a string of the body may hide text behind percent escapes or base64 (a
+    blob, or a `data:` URI's payload, in a string without a space that decodes to text): the
+    glance at the raw bytes cannot vouch for it, the walk looks at each string
+    (bodies.hidden). A `data:` URI in prose, after a space, is left to the walk's cousin, the
+    egress verifier: it refuses what redaction did not read."""
+    if b"%" in body:
         return True
-    if _BASE64_RUN not in body.translate(_BASE64_TABLE):
+    # Strings of 16 or more bytes without a space (prose has one early, so the search is a
+    # memchr for each quote and a few steps). An id (a ULID, a hex digest) is no blob.
+    return any(_base64_of_text(m) for m in _SPACELESS_STRING.findall(body))
+
+
+_SPACELESS_STRING = re.compile(rb'"([^" ]{16,})"')
+
+
+def _base64_of_text(run: bytes) -> bool:
+    _, comma, payload = run.partition(b";base64,")
+    if comma:
+        run = payload  # a data: URI: its payload (up to the closing quote or backslash)
+        run = run.split(b"\\", 1)[0] if run.count(b"\\") and b"\\n" not in run else run
+    # JSON's `\n` between the lines of a wrapped blob; the first whole groups decide.
+    whole = run.replace(b"\\n", b"").replace(b"\\r", b"")
+    whole = whole[: len(whole) // 4 * 4]
+    if len(whole) < 12 or whole.isupper() or whole.islower() or whole.isdigit():
         return False
-    # A stretch of the alphabet: an id (a ULID, a hex digest) or a blob; base64_text decides
-    # for each whole string of the alphabet (JSON's `\n` between the lines of a wrapped one).
-    for match in _BASE64_STRING.finditer(body):
-        raw = match.group(1).decode("ascii").replace("\\n", "\n").replace("\\r", "\r")
-        if len(raw) >= _MIN_BASE64 and base64_text(raw) is not None:
-            return True
-    return False
+    try:
+        if b"-" in whole or b"_" in whole:
+            raw = base64.urlsafe_b64decode(whole)
+        else:
+            raw = base64.b64decode(whole, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return text_charset(raw) is not None
 
 
 # Base64 of 9 digits is 12 characters; a shorter string is no blob.
@@ -298,10 +312,7 @@ class _Walk:
 
     def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
         if (
-            "%" in text
-            or "data:" in text
-            or "DATA:" in text
-            or (len(text) >= _MIN_BASE64 and " " not in text)
+            "%" in text or "ata:" in text or (len(text) >= _MIN_BASE64 and " " not in text)
         ) and may_hide_text(text):
             raise _NeedsCodec  # base64, a data: URI, percent escapes: the codec decodes
         if self.plain_ascii:

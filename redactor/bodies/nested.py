@@ -57,8 +57,13 @@ def value_view(text: str, field_name: str | None, kind: str) -> TextView:
         return HtmlView(text, field_name)
     # Base64 (an inbound-mail attachment), `data:` URIs, percent-escaped URLs: read decoded,
     # encoded again in place.
-    with nested():
-        hidden = hidden_view(text, field_name, kind, value_view)
+    hidden = hidden_view(text, field_name, kind, _decoded_view)
     if hidden is not None:
         return hidden
     return PlainView(text, field_name, kind)
+
+
+def _decoded_view(text: str, field_name: str | None, kind: str) -> TextView:
+    """The view for text decoded from base64 or a `data:` URI: one document level deeper."""
+    with nested():
+        return value_view(text, field_name, kind)

@@ -18,7 +18,7 @@ from yarl import URL
 
 from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent, now_iso
 from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
-from redactor.errors import RedactorError, UnreadablePartError
+from redactor.errors import RedactorError, UnreadableAnswerPartError, UnreadablePartError
 from redactor.ingress.config import RouteSettings
 from redactor.ingress.links import LinkRewriter
 from redactor.ingress.pipeline import Redaction, ScannedPart
@@ -339,7 +339,11 @@ async def _redacted_response(
     # to scan is too big to show, and a cut answer is never sent.
     raw = await read_answer_bounded(upstream, route.max_body_bytes)
     headers = end_to_end_headers(upstream.headers, _RESPONSE_RECOMPUTED)
-    redaction = await _redact(request, res, route, raw, headers)
+    try:
+        redaction = await _redact(request, res, route, raw, headers)
+    except UnreadablePartError as exc:
+        # An answer with a part `reject` refuses: the upstream's fault, a 502 like the others.
+        raise UnreadableAnswerPartError(exc.kinds) from None
     counts, tokens = redaction.counts, redaction.tokens
     # Links to the upstream (links.next, Location, Link) lead back through redactor, so a
     # client that follows them stays behind redaction and the audit.

@@ -189,3 +189,27 @@ def test_utf16_text_with_or_without_a_byte_order_mark_is_read(seed: int, codec: 
     )
     rebuilt = _replace(parse_body(form, "multipart/form-data; boundary=B"), pan)
     assert rebuilt == form.replace(text.encode(codec), text.replace(pan, TOKEN).encode(codec))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_json_fast_path_never_proves_a_hidden_value_clean(seed: int) -> None:
+    from redactor.bodies.json_prescan import plain_json_texts
+
+    pan, _ssn = _values(seed)
+    blob = base64.b64encode(f"card {pan}".encode()).decode()
+    for doc in (
+        {"content": blob},
+        {"content": base64.encodebytes(("x" * 80 + f" card {pan}").encode()).decode()},
+        {"img": f"data:text/plain;base64,{blob}"},
+        {"link": "https://x.example/?q=" + quote(pan)},
+    ):
+        body = json.dumps(doc).encode()
+        texts = plain_json_texts(body, "application/json", None)
+        assert texts is None, doc  # the codec reads it
+
+
+def test_the_json_fast_path_still_proves_ids_and_prose_clean() -> None:
+    from redactor.bodies.json_prescan import plain_json_texts
+
+    doc = {"id": "01JRT2GZSKYPD8J86G9K64NY6P", "sha": "9f" * 32, "body": "Order 1234 shipped."}
+    assert plain_json_texts(json.dumps(doc).encode(), "application/json", None) == []

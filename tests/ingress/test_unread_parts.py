@@ -206,3 +206,15 @@ async def test_a_sender_written_type_with_digits_is_not_repeated_in_the_audit(pr
     # The type itself is not a scanned place: the egress verifier refuses the message.
     assert (resp.status, (await resp.json())["error"]) == (422, "unreadable_value")
     assert pan not in proxy.audit_path.read_text()
+
+
+async def test_an_answer_with_an_unreadable_part_on_a_reject_route_is_a_502(
+    start_proxy, make_settings
+) -> None:
+    settings = make_settings()
+    route = replace(settings.routes[0], unreadable_parts="reject", redact_responses=True)
+    proxy = await start_proxy(replace(settings, routes=(route,)))
+    proxy.upstream.reply = (200, FORM, _form(("f", "p.png", "image/png", PNG)))
+    resp = await proxy.client.get("/files/1")
+    assert resp.status == 502
+    assert (await resp.json())["error"] == "unreadable_part"
