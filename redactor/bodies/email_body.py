@@ -22,6 +22,7 @@ from redactor.bodies.attachments import (
     text_charset,
     unread_part,
 )
+from redactor.bodies.hidden import hidden_view
 from redactor.bodies.html_body import HtmlView
 from redactor.bodies.limits import check_depth, count_parts
 from redactor.bodies.mime import (
@@ -82,6 +83,11 @@ class _Strip:
                 self.entities.add(id(entity))
             else:
                 self.children.setdefault(id(entity), set()).add(child_number)
+
+
+def _decoded(text: str, field_name: str | None, kind: str) -> TextView:
+    """The view for text decoded from a part's base64 blob or `data:` URI."""
+    return hidden_view(text, field_name, kind, _decoded) or PlainView(text, field_name, kind)
 
 
 def looks_like_email(raw: bytes) -> bool:
@@ -184,7 +190,10 @@ class _Entity:
         if media_type == "text/html":
             view = HtmlView(text, "body")
         else:
-            view = PlainView(text, "body", "mime_text")
+            # A link with `%34%31...`, a `data:` URI, a base64 blob pasted in: read decoded.
+            view = hidden_view(text, "body", "mime_text", _decoded) or PlainView(
+                text, "body", "mime_text"
+            )
         self._text = (view, text, codec, errors, body)
         table.add((self._key, "body"), view.segments)
 

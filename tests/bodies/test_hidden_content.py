@@ -213,3 +213,12 @@ def test_the_json_fast_path_still_proves_ids_and_prose_clean() -> None:
 
     doc = {"id": "01JRT2GZSKYPD8J86G9K64NY6P", "sha": "9f" * 32, "body": "Order 1234 shipped."}
     assert plain_json_texts(json.dumps(doc).encode(), "application/json", None) == []
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_percent_escaped_url_in_an_e_mail_text_part(seed: int) -> None:
+    pan, _ssn = _values(seed)
+    url = "https://shop.example/s?q=" + quote(f"card {pan}")
+    message = f"From: a@example.com\r\nContent-Type: text/plain\r\n\r\nsee {url}\r\n".encode()
+    out = _replace(parse_body(message, "message/rfc822"), pan)
+    assert out == message.replace(quote(f"card {pan}").encode(), f"card%20{TOKEN}".encode())

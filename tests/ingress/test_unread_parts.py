@@ -218,3 +218,22 @@ async def test_an_answer_with_an_unreadable_part_on_a_reject_route_is_a_502(
     resp = await proxy.client.get("/files/1")
     assert resp.status == 502
     assert (await resp.json())["error"] == "unreadable_part"
+
+
+async def test_a_broken_pdf_holding_a_value_leaks_it_to_no_log(
+    proxy: Proxy, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from structlog.testing import capture_logs
+
+    pan = _pan(random.Random(11))
+    broken = pdf_with_text(f"card {pan}").replace(b"xref", b"xrfe").replace(b"/Root", b"/Rot")
+    body = _form(("attachment1", "x.pdf", "application/pdf", broken + f" {pan} ".encode()))
+    caplog.set_level(logging.DEBUG)
+    with capture_logs() as logs:
+        resp = await proxy.client.post("/x", data=body, headers=FORM)
+    assert resp.status in (200, 422)
+    out = capsys.readouterr()
+    for text in (caplog.text, repr(logs), out.out, out.err, proxy.audit_path.read_text()):
+        assert pan not in text
