@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import html
 import json
 import re
 from typing import Any
@@ -141,6 +142,10 @@ def plain_json_texts(
         return None
     if limits is not None and len(body) > limits.max_digits:
         # It may hold more digits than the limit allows: the codec counts them as it scans.
+        return None
+    if limits is not None and _may_hold_too_many_tags(body, limits.max_tags):
+        # HTML in its strings may hold more tags than the limit allows: HtmlView, in the
+        # codec, counts them as it scans (413 too_many_tags), even where no digit is near.
         return None
     try:
         doc = orjson.loads(body)
@@ -398,6 +403,10 @@ class _Walk:
             "%" in text or "ata:" in text or (len(text) >= _MIN_BASE64 and " " not in text)
         ) and may_hide_text(text):
             raise _NeedsCodec  # base64, a data: URI, percent escapes: the codec decodes
+        if "<" in text and looks_like_html(text) and _html_may_hide_text(text):
+            # HtmlView reads an attribute value or a text run (tags read as nothing) through
+            # a decoding view (bodies.hidden), whatever digits the string shows: the codec.
+            raise _NeedsCodec
         if self.plain_ascii:
             if ascii_may_hold_value(text.encode("ascii")):
                 self._maybe(text, key)
@@ -436,6 +445,36 @@ class _Walk:
         for seg in view.segments:
             if digit_count(seg.text) >= MIN_DIGITS:
                 self.texts.append((seg.text, seg.field_name))
+
+
+def _may_hold_too_many_tags(body: bytes, max_tags: int) -> bool:
+    # HtmlView counts at most one tag per `<` (written as is or as a JSON escape).
+    if len(body) <= max_tags:
+        return False
+    return body.count(b"<") + body.count(b"\\u003c") + body.count(b"\\u003C") > max_tags
+
+
+# A stretch that may be base64 (bodies.hidden reads a slot that is all base64 of 16 or more
+# characters, lines allowed): mixed case, as base64 of text is.
+_BASE64_STRETCH = re.compile(r"[A-Za-z0-9+/\-_=\r\n]{16,}")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _html_may_hide_text(text: str) -> bool:
+    """True when an HTML string may hold text behind base64, a `data:` URI or percent escapes
+    in a text run (tags read as nothing) or an attribute value, references decoded. Broader
+    than HtmlView's decoding views, never narrower."""
+    readings = [text, _TAG.sub("", text)]
+    if "&" in text:
+        readings = [html.unescape(reading) for reading in readings]
+    for reading in readings:
+        if "%" in reading or "ata:" in reading.lower():
+            return True
+        for match in _BASE64_STRETCH.finditer(reading):
+            stretch = match.group()
+            if not (stretch.islower() or stretch.isupper() or stretch.isdigit()):
+                return True
+    return False
 
 
 # HtmlView's character references (html_body._CHARREF). Each is read here as a digit followed

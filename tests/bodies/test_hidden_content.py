@@ -208,6 +208,38 @@ def test_the_json_fast_path_never_proves_a_hidden_value_clean(seed: int) -> None
         assert texts is None, doc  # the codec reads it
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_json_fast_path_never_proves_html_hiding_a_value_clean(seed: int) -> None:
+    # The fast path reads HTML strings itself (its screen, then HtmlView); a value behind
+    # base64 in an attribute or in a text run split by tags is left to the codec, which
+    # decodes it, and the rebuilt HTML carries the token there.
+    from redactor.bodies.json_prescan import plain_json_texts
+
+    pan, _ssn = _values(seed)
+    blob = base64.b64encode(f"card {pan}".encode()).decode()
+    half = len(blob) // 2
+    for html_text in (
+        f'<p>Hi <span title="{blob}">there</span></p>',
+        f"<div><b>{blob[:half]}</b>{blob[half:]}</div>",
+        f"<p>{blob[:4]}&#{ord(blob[4])};{blob[5:]}</p>",
+    ):
+        body = json.dumps({"ticket": {"html_body": html_text}}).encode()
+        assert plain_json_texts(body, "application/json", None) is None, html_text
+        parsed = parse_body(body, "application/json")
+        out = json.loads(_replace(parsed, pan))["ticket"]["html_body"]
+        assert blob[8:] not in out
+        assert out.startswith("<")
+
+
+def test_the_json_fast_path_leaves_html_with_many_tags_to_the_codec() -> None:
+    from redactor.bodies.json_prescan import plain_json_texts
+    from redactor.bodies.limits import BodyLimits
+
+    body = json.dumps({"html": "<p>" + "<i>1</i>" * 100}).encode()
+    assert plain_json_texts(body, "application/json", None, BodyLimits()) is not None
+    assert plain_json_texts(body, "application/json", None, BodyLimits(max_tags=100)) is None
+
+
 def test_the_json_fast_path_still_proves_ids_and_prose_clean() -> None:
     from redactor.bodies.json_prescan import plain_json_texts
 
