@@ -12,6 +12,10 @@ read the way a browser shows it:
   the number around it; what they hold is scanned as segments of its own.
 An edit over markup replaces only the text around it (the tags stay where they were; the
 token goes where the first digit was), so no byte outside a value changes.
+A text run or an attribute value that hides text (percent escapes, a `data:` URI, base64:
+bodies.hidden) is read through that decoding view, its edits mapped back the same way. Every
+tag and comment counts against the body's `max_tags` (413 too_many_tags), in HTML bodies and
+in HTML inside JSON strings alike.
 
 That reading is for text: a body whose bytes are not all text (stray bytes kept as lone
 surrogates, control characters: a binary file labelled HTML) is read the old, narrow way,
