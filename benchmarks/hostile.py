@@ -64,6 +64,11 @@ def _html_refs() -> tuple[bytes, str]:
     return ("<p>" + "&#52;" * 1_000_000 + "</p>").encode(), "text/html"
 
 
+def _html_inline_tags() -> tuple[bytes, str]:
+    # Issue 18: 8.8 MB of tiny inline tags cost 14.7 s and 494 MB before the tag limit.
+    return ("<p>" + "<b>1</b>" * 1_100_000 + "</p>").encode(), "text/html"
+
+
 def _deep_json() -> tuple[bytes, str]:
     return b"[" * 4_000_000 + b"]" * 4_000_000, "application/json"
 
@@ -105,6 +110,7 @@ BODIES: dict[str, Callable[[], tuple[bytes, str]]] = {
     "json_1m_keys": _million_keys,
     "form_500k_fields": _form_fields,
     "html_1m_char_refs": _html_refs,
+    "html_1m_inline_tags": _html_inline_tags,
     "json_4m_deep": _deep_json,
     "multipart_150k_parts": _multipart_parts,
     "json_2mb_2000_cards": _big_json_many_cards,

@@ -96,6 +96,25 @@ class UndeclaredCharsetError(UnsupportedMediaTypeError):
     message = "text that is not UTF-8 needs a declared charset or a byte order mark"
 
 
+class UnreadablePartError(UnsupportedMediaTypeError):
+    """A part redactor cannot read (a PDF, an image, an archive) on a route whose
+    `unreadable_parts` policy is `reject` (415)."""
+
+    code = "unreadable_part"
+    message = "message holds a part that cannot be scanned (PDF, image, archive)"
+
+    def __init__(self, kinds: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        # What the refused parts were (pdf, image, archive, binary), for the metric.
+        self.kinds = kinds
+
+
+class UnreadableAnswerPartError(UnreadablePartError):
+    """The same in an upstream's answer on a `redact_responses` route: the upstream's fault."""
+
+    status = 502
+
+
 class BodyTooLargeError(BodyError):
     """The body exceeds the route's size limit (413)."""
 
@@ -136,6 +155,11 @@ class TooManyEntitiesError(BodyLimitError):
 class TooManyDigitsError(BodyLimitError):
     code = "too_many_digits"
     message = "request body holds more digits to scan than allowed"
+
+
+class TooManyTagsError(BodyLimitError):
+    code = "too_many_tags"
+    message = "request body holds more HTML tags than allowed"
 
 
 class NestingTooDeepError(BodyLimitError):

@@ -116,7 +116,8 @@ async def open_resources(
     vault = await open_vault(settings.vault, watch=True)
     audit: AuditSink | None = None
     session: aiohttp.ClientSession | None = None
-    scan_pool = scan_pool if scan_pool is not None else ScanPool()
+    if scan_pool is None:
+        scan_pool = ScanPool(timeout_s=settings.scan_timeout_s, lane_bytes=settings.scan_lane_bytes)
     agent: AgentResources | None = None
     try:
         metrics = Metrics(multiprocess_dir=settings.metrics_dir)

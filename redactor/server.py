@@ -336,7 +336,11 @@ def _worker(settings: Settings) -> None:
 def _serve_here(settings: Settings, *, reuse_port: bool) -> None:
     # The scan worker is forked first, while this process has no thread: it shares the code
     # this process (and the supervisor) loaded instead of loading its own.
-    pool = ScanPool.forked_now({route.detection for route in settings.routes})
+    pool = ScanPool.forked_now(
+        {route.detection for route in settings.routes},
+        timeout_s=settings.scan_timeout_s,
+        lane_bytes=settings.scan_lane_bytes,
+    )
     run_on_loop(
         settings, run_server(settings, reuse_port=reuse_port, scan_pool=pool, ready=_settle_heap)
     )

@@ -29,6 +29,8 @@ from redactor.ingress.config import (
     DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MIN_BODY_RATE_BYTES_S,
+    DEFAULT_SCAN_LANE_BYTES,
+    DEFAULT_SCAN_TIMEOUT_S,
     DEFAULT_TENANT,
     DEFAULT_UNSCANNED_HEADERS,
     IngressSettings,
@@ -107,6 +109,11 @@ class Settings:
     min_body_rate_bytes_s: float = DEFAULT_MIN_BODY_RATE_BYTES_S
     # Concurrent connections per listener; more are closed at once.
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # Seconds one step of a body may take in a scan worker before the worker is replaced and
+    # the message refused (503 scan_timeout); bodies up to `scan_lane_bytes` have a worker
+    # of their own, so they never wait behind a larger one.
+    scan_timeout_s: float = DEFAULT_SCAN_TIMEOUT_S
+    scan_lane_bytes: int = DEFAULT_SCAN_LANE_BYTES
     # "uvloop" (libuv's loop, the default where it is installed) or "asyncio" (the stdlib's).
     event_loop: str = "uvloop"
     # One log line per forwarded message. Off by default: the audit trail already holds a
@@ -479,6 +486,28 @@ def load_settings(flags: Overrides, environ: Mapping[str, str]) -> Settings:
                     DEFAULT_MAX_CONNECTIONS,
                 ),
                 "max_connections",
+            )
+        ),
+        scan_timeout_s=_positive(
+            pick(
+                None,
+                environ,
+                "REDACTOR_SCAN_TIMEOUT_S",
+                doc.get("scan_timeout_s"),
+                DEFAULT_SCAN_TIMEOUT_S,
+            ),
+            "scan_timeout_s",
+        ),
+        scan_lane_bytes=int(
+            _positive(
+                pick(
+                    None,
+                    environ,
+                    "REDACTOR_SCAN_LANE_BYTES",
+                    doc.get("scan_lane_bytes"),
+                    DEFAULT_SCAN_LANE_BYTES,
+                ),
+                "scan_lane_bytes",
             )
         ),
         event_loop=_event_loop(

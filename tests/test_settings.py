@@ -232,7 +232,7 @@ def test_route_limits_unscanned_headers_and_slow_client_settings_come_from_the_f
     config.write_text(
         "header_timeout_s: 3\nmin_body_rate_bytes_s: 100\nmax_connections: 7\n"
         "routes:\n  - name: r\n    path_prefix: /\n    upstream: http://127.0.0.1:9000\n"
-        "    tenant: t\n    limits: {max_parts: 5, max_digits: 1000}\n"
+        "    tenant: t\n    limits: {max_parts: 5, max_digits: 1000, max_tags: 30}\n"
         "    unscanned_headers: [X-Opaque]\n",
         encoding="utf-8",
     )
@@ -240,7 +240,42 @@ def test_route_limits_unscanned_headers_and_slow_client_settings_come_from_the_f
     [route] = settings.routes
     assert route.limits.max_parts == 5
     assert route.limits.max_digits == 1000
+    assert route.limits.max_tags == 30
     assert route.limits.max_fields == 100_000
     assert route.unscanned_headers == frozenset({"x-opaque"})
     assert (settings.header_timeout_s, settings.min_body_rate_bytes_s) == (3, 100)
     assert settings.max_connections == 7
+
+
+def test_scan_budget_and_lane_come_from_the_file_and_the_environment(tmp_path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "scan_timeout_s: 4.5\nscan_lane_bytes: 65536\n"
+        "routes:\n  - name: r\n    path_prefix: /\n    upstream: http://127.0.0.1:9000\n"
+        "    tenant: t\n",
+        encoding="utf-8",
+    )
+    overrides = Overrides(config=str(config), dev=True, data_dir=str(tmp_path))
+    settings = load_settings(overrides, {})
+    assert (settings.scan_timeout_s, settings.scan_lane_bytes) == (4.5, 65536)
+    settings = load_settings(overrides, {"REDACTOR_SCAN_TIMEOUT_S": "2"})
+    assert settings.scan_timeout_s == 2
+    defaults = load_settings(
+        Overrides(dev=True, data_dir=str(tmp_path), upstream="http://127.0.0.1:9000"), {}
+    )
+    assert (defaults.scan_timeout_s, defaults.scan_lane_bytes) == (10.0, 256 * 1024)
+    with pytest.raises(ConfigError, match="scan_timeout_s"):
+        load_settings(overrides, {"REDACTOR_SCAN_TIMEOUT_S": "0"})
+
+
+def test_a_route_names_its_policy_for_parts_it_cannot_read(tmp_path) -> None:
+    config = tmp_path / "config.yaml"
+    route = "routes:\n  - name: r\n    path_prefix: /\n    upstream: http://127.0.0.1:9000\n"
+    config.write_text(route + "    tenant: t\n    unreadable_parts: strip\n", encoding="utf-8")
+    overrides = Overrides(config=str(config), dev=True, data_dir=str(tmp_path))
+    assert load_settings(overrides, {}).routes[0].unreadable_parts == "strip"
+    config.write_text(route + "    tenant: t\n", encoding="utf-8")
+    assert load_settings(overrides, {}).routes[0].unreadable_parts == "pass"
+    config.write_text(route + "    tenant: t\n    unreadable_parts: drop\n", encoding="utf-8")
+    with pytest.raises((ConfigError, YamlFileError), match="unreadable_parts"):
+        load_settings(overrides, {})

@@ -84,11 +84,15 @@ class AuditEvent:
     tenant: str
     counts: Mapping[str, int]
     tokens: tuple[str, ...]
+    # Parts redactor could not read (a PDF, an image, an archive): per part its `type`,
+    # `size`, `kind`, `action` (passed, stripped) and `value_found`; never content. Only
+    # in the record when there is one.
+    unread_parts: tuple[Mapping[str, Any], ...] = ()
 
     def to_data(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
         # Fields read directly, not `asdict` (a deep copy per message on the proxy path).
-        return {
+        data = {
             "event": self.event,
             "time": self.time,
             "request_id": self.request_id,
@@ -97,6 +101,9 @@ class AuditEvent:
             "counts": dict(self.counts),
             "tokens": list(self.tokens),
         }
+        if self.unread_parts:
+            data["unread_parts"] = [dict(part) for part in self.unread_parts]
+        return data
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no spaces, UTF-8."""

@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from redactor.bodies.segments import Edit, ParsedBody, Segment, has_edits, neighbours_of
+from redactor.bodies.segments import (
+    Edit,
+    ParsedBody,
+    Segment,
+    has_edits,
+    neighbours_of,
+    rebuild_stripped,
+    unread_parts_of,
+)
 from redactor.errors import BodyTooLargeError, BodyUnparseableError, UnsupportedMediaTypeError
 
 __all__ = [
@@ -134,11 +143,19 @@ class EncodedBody:
         """The decoded body's runs of neighbouring pieces (segment indices)."""
         return neighbours_of(self._inner)
 
-    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
-        """The input bytes when there are no edits, else the re-encoded rebuilt body.
+    @property
+    def unread_parts(self) -> Sequence[Any]:
+        """The decoded body's parts that are not text (attachments.UnreadPart)."""
+        return unread_parts_of(self._inner)
+
+    def rebuild(
+        self, edits: Mapping[int, Sequence[Edit]], strip: frozenset[int] = frozenset()
+    ) -> bytes:
+        """The input bytes when there are no edits and nothing to strip, else the re-encoded
+        rebuilt body.
 
         Raises ValueError for invalid edits.
         """
-        if not has_edits(edits):
+        if not has_edits(edits) and not strip:
             return self._raw
-        return encode_content(self._inner.rebuild(edits), self._applied)
+        return encode_content(rebuild_stripped(self._inner, edits, strip), self._applied)

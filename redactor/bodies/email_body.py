@@ -3,8 +3,11 @@
 The MIME tree is walked on the raw bytes. Text parts are decoded (quoted-printable, base64,
 then the part's charset) for detection; a changed part is re-encoded with its own transfer
 encoding and charset, and only that part's body bytes change. Unchanged parts, boundaries,
-preamble and epilogue stay byte-identical. Non-text parts (images, PDFs, ...) are never
-decoded. Nested multiparts and attached messages (`message/rfc822`) are walked recursively.
+preamble and epilogue stay byte-identical. A part of any other type is read as text when its
+bytes are text (a `.log` attached as application/octet-stream); else (images, PDFs, archives)
+it is an unread part, listed for the route's `unreadable_parts` policy, and replaced whole by
+a small text part when stripped. Nested multiparts and attached messages (`message/rfc822`)
+are walked recursively.
 """
 
 from __future__ import annotations
@@ -12,6 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Mapping, Sequence
 
+from redactor.bodies.attachments import (
+    UnreadPart,
+    is_pdf,
+    placeholder_text,
+    text_charset,
+    unread_part,
+)
+from redactor.bodies.hidden import hidden_view
 from redactor.bodies.html_body import HtmlView
 from redactor.bodies.limits import check_depth, count_parts
 from redactor.bodies.mime import (
@@ -47,6 +58,38 @@ _IDENTITY = frozenset({"", "7bit", "8bit", "binary"})
 _Routed = Mapping[Hashable, Mapping[int, Sequence[Edit]]]
 
 
+class _Unread:
+    """The unread parts of one message, in order, and which entity holds each: the entity
+    itself (None) or the n-th unread part of the message attached in it."""
+
+    __slots__ = ("owners", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[UnreadPart] = []
+        self.owners: list[tuple[_Entity, int | None]] = []
+
+
+class _Strip:
+    """Which entities a rebuild replaces whole, and which parts of attached messages."""
+
+    __slots__ = ("children", "entities")
+
+    def __init__(self, unread: _Unread, strip: frozenset[int]) -> None:
+        self.entities: set[int] = set()
+        self.children: dict[int, set[int]] = {}
+        for number in strip:
+            entity, child_number = unread.owners[number]
+            if child_number is None:
+                self.entities.add(id(entity))
+            else:
+                self.children.setdefault(id(entity), set()).add(child_number)
+
+
+def _decoded(text: str, field_name: str | None, kind: str) -> TextView:
+    """The view for text decoded from a part's base64 blob or `data:` URI."""
+    return hidden_view(text, field_name, kind, _decoded) or PlainView(text, field_name, kind)
+
+
 def looks_like_email(raw: bytes) -> bool:
     """True when `raw` starts with a header field line (or an mbox `From ` line and one)."""
     return _HEADERS_START.match(raw) is not None
@@ -67,6 +110,7 @@ class _Entity:
         "_start",
         "_text",
         "_transfer",
+        "_unread",
     )
 
     def __init__(
@@ -78,6 +122,7 @@ class _Entity:
         default_type: str,
         depth: int,
         top: bool,
+        unread: _Unread,
     ) -> None:
         if depth > MAX_MIME_DEPTH:
             raise BodyUnparseableError("MIME nesting too deep")
@@ -93,6 +138,7 @@ class _Entity:
         self._text: tuple[TextView, str, str, str, bytes] | None = None
         self._child: EmailBody | None = None
         self._parts: list[_Entity] = []
+        self._unread: UnreadPart | None = None
         self._transfer = self._header_view.get("content-transfer-encoding")
 
         content_type = parse_content_type(self._header_view.get("content-type"))
@@ -109,26 +155,52 @@ class _Entity:
             layout = split_multipart(raw, self._body_start, self._end, boundary)
             part_default = "message/rfc822" if media_type == "multipart/digest" else "text/plain"
             self._parts = [
-                _Entity(table, raw, part, default_type=part_default, depth=depth + 1, top=False)
+                _Entity(
+                    table, raw, part, default_type=part_default, depth=depth + 1, top=False,
+                    unread=unread,
+                )
                 for part in layout.parts
-            ]
-        elif media_type in _MESSAGE_TYPES:
+            ]  # fmt: skip
+            return
+        if media_type in _MESSAGE_TYPES:
             self._child = EmailBody(decode_transfer(body, self._transfer), depth=depth + 1)
             table.add((self._key, "body"), self._child.segments)
-        elif media_type.startswith(("text/", "message/")):
+            for number, part in enumerate(self._child.unread_parts):
+                unread.parts.append(part)
+                unread.owners.append((self, number))
+            return
+        declared_text = media_type.startswith(("text/", "message/"))
+        broken = False
+        try:
             decoded = decode_transfer(body, self._transfer)
-            text, codec, errors = decode_text(decoded, params.get("charset"))
-            view: TextView
-            if media_type == "text/html":
-                view = HtmlView(text, "body")
-            else:
-                view = PlainView(text, "body", "mime_text")
-            self._text = (view, text, codec, errors, body)
-            table.add((self._key, "body"), view.segments)
-        # Anything else (images, PDFs, archives) is not text: never decoded, kept verbatim.
+        except BodyUnparseableError:
+            if declared_text:
+                raise
+            decoded, broken = body, True  # a binary part with a broken encoding: unread
+        sniffed = None if declared_text or broken else text_charset(decoded)
+        if not declared_text and (broken or is_pdf(decoded) or sniffed is None):
+            # Not text (an image, a PDF, an archive): kept verbatim unless stripped.
+            self._unread = unread_part(decoded, media_type if content_type else None)
+            unread.parts.append(self._unread)
+            unread.owners.append((self, None))
+            return
+        # UTF-16 without a byte order mark is known by its bytes; else the declared charset.
+        text, codec, errors = decode_text(decoded, sniffed or params.get("charset"))
+        view: TextView
+        if media_type == "text/html":
+            view = HtmlView(text, "body")
+        else:
+            # A link with `%34%31...`, a `data:` URI, a base64 blob pasted in: read decoded.
+            view = hidden_view(text, "body", "mime_text", _decoded) or PlainView(
+                text, "body", "mime_text"
+            )
+        self._text = (view, text, codec, errors, body)
+        table.add((self._key, "body"), view.segments)
 
-    def rebuild(self, raw: bytes, routed: _Routed) -> bytes | None:
+    def rebuild(self, raw: bytes, routed: _Routed, strip: _Strip) -> bytes | None:
         """New bytes of this entity, or None when nothing in it changed."""
+        if self._unread is not None and id(self) in strip.entities:
+            return self._placeholder(raw)
         replacements: list[tuple[int, int, bytes]] = []
         header_edits = routed.get((self._key, "headers"))
         if header_edits:
@@ -139,9 +211,11 @@ class _Entity:
                 (self._start, self._header_end, new_header.encode("utf-8", "surrogateescape"))
             )
         body_edits = routed.get((self._key, "body"))
-        if body_edits and self._child is not None:
+        child_strip = frozenset(strip.children.get(id(self), ()))
+        if (body_edits or child_strip) and self._child is not None:
             original = raw[self._body_start : self._end]
-            new_body = encode_transfer(self._child.rebuild(body_edits), self._transfer, original)
+            new_child = self._child.rebuild(body_edits or {}, child_strip)
+            new_body = encode_transfer(new_child, self._transfer, original)
             replacements.append((self._body_start, self._end, new_body))
         elif body_edits and self._text is not None:
             view, text, codec, errors, original = self._text
@@ -151,7 +225,7 @@ class _Entity:
             )
             replacements.append((self._body_start, self._end, new_body))
         for part in self._parts:
-            new_part = part.rebuild(raw, routed)
+            new_part = part.rebuild(raw, routed, strip)
             if new_part is not None:
                 replacements.append((part._start, part._end, new_part))
         if not replacements:
@@ -161,29 +235,49 @@ class _Entity:
             entity, [(s - self._start, e - self._start, b) for s, e, b in replacements]
         )
 
+    def _placeholder(self, raw: bytes) -> bytes:
+        """This entity replaced whole by a small text part naming its type and size."""
+        if self._unread is None:
+            raise ValueError("only an unread part has a placeholder")
+        header = raw[self._start : self._header_end]
+        eol = b"\r\n" if b"\r\n" in header or not header else b"\n"
+        return (
+            b"Content-Type: text/plain; charset=us-ascii" + eol
+            + b"Content-Transfer-Encoding: 7bit" + eol + eol
+            + placeholder_text(self._unread).encode("ascii", "replace") + eol
+        )  # fmt: skip
+
 
 class EmailBody:
-    """A parsed raw message. `segments` are its header values and decoded text parts."""
+    """A parsed raw message. `segments` are its header values and decoded text parts;
+    `unread_parts` the parts that are not text (images, PDFs, archives), in order."""
 
-    __slots__ = ("_raw", "_root", "_table", "segments")
+    __slots__ = ("_raw", "_root", "_table", "_unread", "segments", "unread_parts")
 
     def __init__(self, raw: bytes, *, depth: int = 0) -> None:
         """Walk the message. Raises BodyUnparseableError for malformed headers, MIME or encodings."""
         self._raw = raw
         self._table = SegmentTable()
+        self._unread = _Unread()
         self._root = _Entity(
-            self._table, raw, (0, len(raw)), default_type="text/plain", depth=depth, top=True
-        )
+            self._table, raw, (0, len(raw)), default_type="text/plain", depth=depth, top=True,
+            unread=self._unread,
+        )  # fmt: skip
         self.segments: Sequence[Segment] = self._table.segments
+        self.unread_parts: Sequence[UnreadPart] = self._unread.parts
 
-    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
-        """The message with edits applied; the input bytes exactly when there are none.
+    def rebuild(
+        self, edits: Mapping[int, Sequence[Edit]], strip: frozenset[int] = frozenset()
+    ) -> bytes:
+        """The message with edits applied and the unread parts numbered in `strip` replaced
+        by a placeholder text part; the input bytes exactly when there is neither.
 
         Raises ValueError for invalid edits.
         """
-        if not has_edits(edits):
+        if not has_edits(edits) and not strip:
             return self._raw
-        new = self._root.rebuild(self._raw, self._table.route(edits))
+        routed = self._table.route(edits)
+        new = self._root.rebuild(self._raw, routed, _Strip(self._unread, strip))
         return self._raw if new is None else new
 
 

@@ -12,6 +12,10 @@ read the way a browser shows it:
   the number around it; what they hold is scanned as segments of its own.
 An edit over markup replaces only the text around it (the tags stay where they were; the
 token goes where the first digit was), so no byte outside a value changes.
+A text run or an attribute value that hides text (percent escapes, a `data:` URI, base64:
+bodies.hidden) is read through that decoding view, its edits mapped back the same way. Every
+tag and comment counts against the body's `max_tags` (413 too_many_tags), in HTML bodies and
+in HTML inside JSON strings alike.
 
 That reading is for text: a body whose bytes are not all text (stray bytes kept as lone
 surrogates, control characters: a binary file labelled HTML) is read the old, narrow way,
@@ -29,8 +33,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from redactor.bodies.limits import count_entities
-from redactor.bodies.segments import Edit, PlainView, Segment, SegmentTable
+from redactor.bodies.hidden import hidden_view, may_hide_text
+from redactor.bodies.limits import count_entities, count_tags
+from redactor.bodies.segments import Edit, PlainView, Segment, SegmentTable, TextView
 from redactor.bodies.text_body import TextBody, decode_text
 from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
 
@@ -97,6 +102,8 @@ _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\udc80-\udcff]")
 # Hidden elements inside hidden elements are hidden already: past this depth they are not
 # set apart again (a body of a million nested hidden spans costs no more than one).
 _MAX_HIDDEN_DEPTH = 32
+# Tags counted against the body's `max_tags` this many at a time.
+_TAG_BATCH = 1024
 _RAW_TEXT_TAGS = frozenset({"script", "style", "xmp", "noembed", "noframes"})
 _RCDATA_TAGS = frozenset({"textarea", "title"})
 _SPACE = "\t\n\f\r "
@@ -153,6 +160,14 @@ class _Slot:
     text: str
     text_map: TextMap
     escape: Callable[[str], str]
+    # What the text hides behind percent escapes or a `data:` URI (bodies.hidden), if anything.
+    view: TextView | None = None
+
+
+def _hidden_or_plain(text: str, field_name: str | None, kind: str) -> TextView:
+    return hidden_view(text, field_name, kind, _hidden_or_plain) or PlainView(
+        text, field_name, kind
+    )
 
 
 def _add_decoded(builder: TextMapBuilder, source: str, start: int, end: int) -> None:
@@ -224,8 +239,15 @@ class HtmlView:
         kind: str,
     ) -> None:
         slot_id = len(self._slots)
-        self._slots.append(_Slot(text, text_map, escape))
-        self._table.add(slot_id, (Segment(0, text, name, kind),))
+        view = None
+        if kind in ("html_text", "html_attr") and may_hide_text(text):
+            # A link with `%34%31...`, a `data:` URI: read decoded (issue 18, item 5).
+            view = hidden_view(text, name, kind, _hidden_or_plain)
+        self._slots.append(_Slot(text, text_map, escape, view))
+        if view is not None:
+            self._table.add(slot_id, view.segments)
+        else:
+            self._table.add(slot_id, (Segment(0, text, name, kind),))
 
     def _flush(self) -> None:
         run, self._run = self._run, None
@@ -287,6 +309,9 @@ class HtmlView:
     def _scan(self, source: str) -> None:
         pos = 0
         length = len(source)
+        # Tags are counted against the body's budget in batches (a context-variable lookup
+        # per tag would cost more than the tag), so a million tiny tags stop early (413).
+        unbudgeted = 0
         while pos < length:
             lt = source.find("<", pos)
             if lt < 0:
@@ -296,6 +321,11 @@ class HtmlView:
             if lt >= length:
                 break
             pos = self._scan_markup(source, lt)
+            unbudgeted += 1
+            if unbudgeted == _TAG_BATCH:
+                count_tags(unbudgeted)
+                unbudgeted = 0
+        count_tags(unbudgeted)
         while self._hidden:
             self._end_hidden(length)
         self._flush()
@@ -450,8 +480,9 @@ class HtmlView:
         mapped: list[Edit] = []
         for slot_id, local_edits in self._table.route(edits).items():
             slot = self._slots[slot_id]  # type: ignore[index]
+            on_text = slot.view.source_edits(local_edits) if slot.view else local_edits[0]
             mapped.extend(
-                map_edits(slot.text, slot.text_map, local_edits[0], slot.escape, keep_markup=True)
+                map_edits(slot.text, slot.text_map, on_text, slot.escape, keep_markup=True)
             )
         mapped.sort(key=lambda e: (e.start, -e.end))
         result: list[Edit] = []

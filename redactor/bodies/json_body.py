@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from redactor.bodies.hidden import raw_may_hide_text
 from redactor.bodies.limits import check_depth, count_entities, count_fields
 from redactor.bodies.segments import (
     Edit,
@@ -87,6 +88,7 @@ def integral_digits(match: re.Match[str]) -> str | None:
     if number != number.to_integral_value():
         return None
     return str(int(number))
+
 
 # No SSN (9) or PAN (12+) has fewer digits.
 _MIN_KEY_DIGITS = 9
@@ -226,7 +228,8 @@ class JsonView:
             return False
         if len(raw) < minimum:
             return True
-        return digit_count(raw) < minimum and "=?" not in raw
+        # Base64, percent escapes and `data:` URIs hide digits too (bodies.hidden).
+        return digit_count(raw) < minimum and "=?" not in raw and not raw_may_hide_text(raw)
 
     def _add_string(
         self, source: str, pos: int, field_name: str | None, container: int = -1

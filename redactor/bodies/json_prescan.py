@@ -20,13 +20,18 @@ nesting) stop a hostile document before it is built, where `json.loads` would bu
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import html
 import json
 import re
 from typing import Any
 
 import orjson
 
+from redactor.bodies.attachments import text_charset
+from redactor.bodies.hidden import may_hide_text
 from redactor.bodies.html_body import HtmlView, joined_text_runs, looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
@@ -72,7 +77,49 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _looks_like_document(text: str) -> bool:
     stripped = text.strip()
+    if stripped[:1] == '"' and stripped[-1:] == '"' and len(stripped) >= 2:
+        return True  # a JSON string literal: the codec reads its escapes
     return stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]")
+
+
+def _may_hide_text(body: bytes) -> bool:
+    """True when a string of the body may hide text behind percent escapes or base64 (a
+    blob, or a `data:` URI's payload, in a string without a space that decodes to text): the
+    glance at the raw bytes cannot vouch for it, the walk looks at each string
+    (bodies.hidden). A `data:` URI in prose, after a space, is left to the walk's cousin, the
+    egress verifier: it refuses what redaction did not read."""
+    if b"%" in body:
+        return True
+    # Strings of 16 or more bytes without a space (prose has one early, so the search is a
+    # memchr for each quote and a few steps). An id (a ULID, a hex digest) is no blob.
+    return any(_base64_of_text(m) for m in _SPACELESS_STRING.findall(body))
+
+
+_SPACELESS_STRING = re.compile(rb'"([^" ]{16,})"')
+
+
+def _base64_of_text(run: bytes) -> bool:
+    _, comma, payload = run.partition(b";base64,")
+    if comma:
+        run = payload  # a data: URI: its payload (up to the closing quote or backslash)
+        run = run.split(b"\\", 1)[0] if run.count(b"\\") and b"\\n" not in run else run
+    # JSON's `\n` between the lines of a wrapped blob; the first whole groups decide.
+    whole = run.replace(b"\\n", b"").replace(b"\\r", b"")
+    whole = whole[: len(whole) // 4 * 4]
+    if len(whole) < 12 or whole.isupper() or whole.islower() or whole.isdigit():
+        return False
+    try:
+        if b"-" in whole or b"_" in whole:
+            raw = base64.urlsafe_b64decode(whole)
+        else:
+            raw = base64.b64decode(whole, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return text_charset(raw) is not None
+
+
+# Base64 of 9 digits is 12 characters; a shorter string is no blob.
+_MIN_BASE64 = 16
 
 
 def plain_json_texts(
@@ -96,6 +143,10 @@ def plain_json_texts(
     if limits is not None and len(body) > limits.max_digits:
         # It may hold more digits than the limit allows: the codec counts them as it scans.
         return None
+    if limits is not None and _may_hold_too_many_tags(body, limits.max_tags):
+        # HTML in its strings may hold more tags than the limit allows: HtmlView, in the
+        # codec, counts them as it scans (413 too_many_tags), even where no digit is near.
+        return None
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -103,7 +154,7 @@ def plain_json_texts(
     if _named_pieces(body):
         return None  # short digit strings side by side under a card's or an SSN's name
     plain_ascii = _plain_ascii(body)
-    if plain_ascii and _clean_at_a_glance(body, doc, limits):
+    if plain_ascii and not _may_hide_text(body) and _clean_at_a_glance(body, doc, limits):
         return []
     if not _all_members_kept(body, doc):
         # A value in the first of two members with one name would never be looked at here,
@@ -348,6 +399,14 @@ class _Walk:
             raise TooManyFieldsError()
 
     def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
+        if (
+            "%" in text or "ata:" in text or (len(text) >= _MIN_BASE64 and " " not in text)
+        ) and may_hide_text(text):
+            raise _NeedsCodec  # base64, a data: URI, percent escapes: the codec decodes
+        if "<" in text and looks_like_html(text) and _html_may_hide_text(text):
+            # HtmlView reads an attribute value or a text run (tags read as nothing) through
+            # a decoding view (bodies.hidden), whatever digits the string shows: the codec.
+            raise _NeedsCodec
         if self.plain_ascii:
             if ascii_may_hold_value(text.encode("ascii")):
                 self._maybe(text, key)
@@ -386,6 +445,36 @@ class _Walk:
         for seg in view.segments:
             if digit_count(seg.text) >= MIN_DIGITS:
                 self.texts.append((seg.text, seg.field_name))
+
+
+def _may_hold_too_many_tags(body: bytes, max_tags: int) -> bool:
+    # HtmlView counts at most one tag per `<` (written as is or as a JSON escape).
+    if len(body) <= max_tags:
+        return False
+    return body.count(b"<") + body.count(b"\\u003c") + body.count(b"\\u003C") > max_tags
+
+
+# A stretch that may be base64 (bodies.hidden reads a slot that is all base64 of 16 or more
+# characters, lines allowed): mixed case, as base64 of text is.
+_BASE64_STRETCH = re.compile(r"[A-Za-z0-9+/\-_=\r\n]{16,}")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _html_may_hide_text(text: str) -> bool:
+    """True when an HTML string may hold text behind base64, a `data:` URI or percent escapes
+    in a text run (tags read as nothing) or an attribute value, references decoded. Broader
+    than HtmlView's decoding views, never narrower."""
+    readings = [text, _TAG.sub("", text)]
+    if "&" in text:
+        readings = [html.unescape(reading) for reading in readings]
+    for reading in readings:
+        if "%" in reading or "ata:" in reading.lower():
+            return True
+        for match in _BASE64_STRETCH.finditer(reading):
+            stretch = match.group()
+            if not (stretch.islower() or stretch.isupper() or stretch.isdigit()):
+                return True
+    return False
 
 
 # HtmlView's character references (html_body._CHARREF). Each is read here as a digit followed

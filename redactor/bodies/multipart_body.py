@@ -17,6 +17,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from redactor.bodies.attachments import (
+    UnreadPart,
+    is_pdf,
+    placeholder_text,
+    text_charset,
+    unread_part,
+)
 from redactor.bodies.email_body import EmailBody, looks_like_email
 from redactor.bodies.form_body import PieceRun, email_child, field_view
 from redactor.bodies.mime import (
@@ -51,8 +58,9 @@ from redactor.errors import BodyUnparseableError
 __all__ = ["MultipartFormBody", "parse_multipart"]
 
 # Types read as text even when the part has a filename: a .txt or .json upload can hold a
-# card number as well as a typed field. Everything else with a filename, and every other
-# type, is an attachment: never decoded, kept verbatim.
+# card number as well as a typed field. A part of any other type or none is read as text when
+# its bytes are text (attachments.is_text); else it is an unread part (a PDF, an image, an
+# archive) that the route's `unreadable_parts` policy passes, strips or refuses.
 _TEXT_APPLICATION_TYPES = frozenset({"application/json", "application/xml"})
 
 
@@ -186,8 +194,10 @@ class MultipartFormBody:
         "_pieces",
         "_raw",
         "_table",
+        "_unread_owners",
         "neighbours",
         "segments",
+        "unread_parts",
     )
 
     def __init__(self, raw: bytes, boundary: str) -> None:
@@ -196,6 +206,10 @@ class MultipartFormBody:
         self._raw = raw
         self._table = SegmentTable()
         self._fields: list[_TextField | _MessageField] = []
+        # Every part that is not text, this body's and those of messages in its fields, in
+        # order; per entry, the part it replaces (or the field whose message holds it).
+        self.unread_parts: list[UnreadPart] = []
+        self._unread_owners: list[_Part | tuple[int, int]] = []
         layout = split_multipart(raw, 0, len(raw), boundary)
         if not layout.closed:
             # A form upload without its close delimiter was cut short: fail closed.
@@ -224,11 +238,26 @@ class MultipartFormBody:
     def _add_part(self, part: _Part, charsets: Mapping[str, str], default: str | None) -> None:
         media_type = part.content_type.media_type if part.content_type else "text/plain"
         is_message = media_type in ("message/rfc822", "message/global")
-        if not is_message and not _is_text_type(media_type):
-            return  # a binary attachment
-        if part.filename is not None and part.content_type is None:
-            return  # a file upload without a declared type: treated as binary
-        value = decode_transfer(self._raw[part.body_start : part.body_end], part.transfer)
+        declared_text = is_message or (
+            _is_text_type(media_type) and (part.filename is None or part.content_type is not None)
+        )
+        raw_value = self._raw[part.body_start : part.body_end]
+        broken = False
+        try:
+            value = decode_transfer(raw_value, part.transfer)
+        except BodyUnparseableError:
+            if declared_text:
+                raise
+            value, broken = raw_value, True  # a binary file with a broken encoding: unread
+        sniffed = None if declared_text or broken else text_charset(value)
+        if not declared_text and (broken or is_pdf(value) or sniffed is None):
+            # A file redactor cannot read (a PDF even when its bytes are ASCII: rewriting one
+            # would break its offsets). A text file under any label or none is read below.
+            self.unread_parts.append(
+                unread_part(value, part.content_type.media_type if part.content_type else None)
+            )
+            self._unread_owners.append(part)
+            return
         index = len(self._fields)
         child = EmailBody(value) if is_message and looks_like_email(value) else None
         if child is None and part.filename is None:
@@ -237,28 +266,52 @@ class MultipartFormBody:
             self._pieces.end()
             self._fields.append(_MessageField(part, child))
             self._table.add(index, child.segments)
+            for number in range(len(child.unread_parts)):
+                self._unread_owners.append((index, number))
+            self.unread_parts.extend(child.unread_parts)
             return
         charset = part.content_type.params.get("charset") if part.content_type else None
         if charset is None and part.name is not None:
             charset = charsets.get(part.name, default)
+        if sniffed:
+            charset = sniffed  # UTF-16 without a byte order mark, known by its bytes
         text, codec, errors = decode_text(value, charset)
         view = field_view(part.name, text)
         self._fields.append(_TextField(part, text, codec, errors, view))
         self._pieces.add(text, view, len(self._table.segments))
         self._table.add(index, view.segments, neighbours=neighbours_of(view))
 
-    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
-        """The body with edits applied; the input bytes exactly when there are none.
+    def rebuild(
+        self, edits: Mapping[int, Sequence[Edit]], strip: frozenset[int] = frozenset()
+    ) -> bytes:
+        """The body with edits applied and the unread parts numbered in `strip` replaced by
+        a placeholder text part; the input bytes exactly when there is neither.
 
         Raises ValueError for invalid edits, RedactorError for an unencodable replacement.
         """
-        if not has_edits(edits):
+        if not has_edits(edits) and not strip:
             return self._raw
         replacements: list[tuple[int, int, bytes]] = []
-        for index, local_edits in self._table.route(edits).items():
+        stripped: set[int] = set()  # part starts replaced whole
+        child_strip: dict[int, set[int]] = {}
+        for number in sorted(strip):
+            owner = self._unread_owners[number]
+            if isinstance(owner, tuple):
+                child_strip.setdefault(owner[0], set()).add(owner[1])
+            else:
+                stripped.add(owner.start)
+                replacements.append(
+                    (owner.start, owner.body_end, _placeholder(owner, self.unread_parts[number]))
+                )
+        routed = dict(self._table.route(edits))
+        for index in child_strip:
+            routed.setdefault(index, {})
+        for index, local_edits in routed.items():
             if isinstance(index, tuple):
                 number = index[1]
                 part = self._header_parts[number]
+                if part.start in stripped:
+                    continue  # replaced whole by its placeholder
                 new_block = self._headers[number].rebuild(local_edits)
                 replacements.append(
                     (part.start, part.header_end, new_block.encode("utf-8", "surrogateescape"))
@@ -266,7 +319,10 @@ class MultipartFormBody:
                 continue
             field = self._fields[index]  # type: ignore[index]
             if isinstance(field, _MessageField):
-                new_value = field.child.rebuild(local_edits)
+                new_value = field.child.rebuild(
+                    local_edits,
+                    frozenset(child_strip.get(index, ())),  # type: ignore[arg-type]
+                )
             else:
                 new_text = apply_edits(field.text, field.view.source_edits(local_edits))
                 new_value = encode_text(new_text, field.codec, field.errors)
@@ -275,6 +331,22 @@ class MultipartFormBody:
             encoded = encode_transfer(new_value, part.transfer, original)
             replacements.append((part.body_start, part.body_end, encoded))
         return splice_bytes(self._raw, replacements)
+
+
+def _placeholder(part: _Part, unread: UnreadPart) -> bytes:
+    """A small text part in place of a stripped one: same field name (when it is a plain
+    one), its type and size as text, the line ends of the original header block."""
+    eol = "\r\n" if "\r\n" in part.header_block or not part.header_block else "\n"
+    name = part.name or "attachment"
+    if not (name.isascii() and name.isprintable()) or '"' in name or "\\" in name:
+        name = "attachment"
+    if digit_count(name) >= _MIN_DIGITS:
+        name = "attachment"
+    head = (
+        f'Content-Disposition: form-data; name="{name}"{eol}'
+        f"Content-Type: text/plain; charset=us-ascii{eol}{eol}"
+    )
+    return (head + placeholder_text(unread)).encode("ascii", "replace")
 
 
 def parse_multipart(body: bytes, boundary: str | None) -> MultipartFormBody:

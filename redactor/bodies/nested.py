@@ -9,6 +9,7 @@ re-encoded in place; the codecs nest, and `limits.nested` bounds how deep.
 
 from __future__ import annotations
 
+from redactor.bodies.hidden import hidden_view
 from redactor.bodies.html_body import HtmlView, looks_like_html
 from redactor.bodies.json_body import JsonView
 from redactor.bodies.limits import nested
@@ -24,8 +25,12 @@ _MIN_DIGITS = 9
 
 def _looks_like_json(text: str) -> bool:
     stripped = text.strip()
+    # A JSON string literal too (`"\"card \\u0034111...\""`): a reader that parses the
+    # value twice reads its escapes (issue 18, item 5).
     return len(stripped) >= 2 and (
-        (stripped[0] == "{" and stripped[-1] == "}") or (stripped[0] == "[" and stripped[-1] == "]")
+        (stripped[0] == "{" and stripped[-1] == "}")
+        or (stripped[0] == "[" and stripped[-1] == "]")
+        or (stripped[0] == '"' and stripped[-1] == '"' and "\\" in stripped)
     )
 
 
@@ -50,4 +55,15 @@ def value_view(text: str, field_name: str | None, kind: str) -> TextView:
     if looks_like_html(text):
         # Intercom/Zendesk keep HTML in JSON strings: scan text nodes, not markup.
         return HtmlView(text, field_name)
+    # Base64 (an inbound-mail attachment), `data:` URIs, percent-escaped URLs: read decoded,
+    # encoded again in place.
+    hidden = hidden_view(text, field_name, kind, _decoded_view)
+    if hidden is not None:
+        return hidden
     return PlainView(text, field_name, kind)
+
+
+def _decoded_view(text: str, field_name: str | None, kind: str) -> TextView:
+    """The view for text decoded from base64 or a `data:` URI: one document level deeper."""
+    with nested():
+        return value_view(text, field_name, kind)

@@ -21,6 +21,7 @@ from redactor.bodies.multipart_body import parse_multipart
 from redactor.bodies.nested import value_view
 from redactor.bodies.segments import Edit, ParsedBody
 from redactor.bodies.text_body import parse_text
+from redactor.bodies.text_readings import parse_text_readings
 from redactor.errors import UnsupportedMediaTypeError
 
 __all__ = ["parse_body"]
@@ -38,17 +39,20 @@ class _BareMultipart:
     Content-Type and strip it again on rebuild (Content-Type is never a segment).
     """
 
-    __slots__ = ("_inner", "_prefix_len", "segments")
+    __slots__ = ("_inner", "_prefix_len", "segments", "unread_parts")
 
     def __init__(self, body: bytes, content_type: str) -> None:
         prefix = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
         self._prefix_len = len(prefix)
         self._inner = EmailBody(prefix + body)
         self.segments = self._inner.segments
+        self.unread_parts = self._inner.unread_parts
 
-    def rebuild(self, edits: Mapping[int, Sequence[Edit]]) -> bytes:
+    def rebuild(
+        self, edits: Mapping[int, Sequence[Edit]], strip: frozenset[int] = frozenset()
+    ) -> bytes:
         """The body without the synthetic header block. Raises ValueError for invalid edits."""
-        return self._inner.rebuild(edits)[self._prefix_len :]
+        return self._inner.rebuild(edits, strip)[self._prefix_len :]
 
 
 # gzip, zlib (the common window sizes and levels), bzip2, xz, zstd.
@@ -108,12 +112,15 @@ def _parse_decoded(
             return _BareMultipart(body, content_type.strip())
         if media_type.startswith("text/"):
             _refuse_compressed(body)
-            return parse_text(body, charset, folded=media_type in FOLDED_TYPES)
+            if media_type in FOLDED_TYPES:
+                return parse_text(body, charset, folded=True)
+            # JSON, JSON lines or a form labelled text is read as what it is (issue 18, item 5).
+            return parse_text_readings(body, charset)
     if unknown_types == "refuse":
         raise UnsupportedMediaTypeError()
     _refuse_compressed(body)
     # Scanned as text, never passed through: surrogateescape keeps arbitrary bytes exact.
-    return parse_text(body, None)
+    return parse_text_readings(body, None)
 
 
 def parse_body(

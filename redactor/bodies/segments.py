@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "Edit",
@@ -193,6 +193,22 @@ class SegmentTable:
             key, local_index = self._routes[index]
             routed.setdefault(key, {})[local_index] = list(segment_edits)
         return routed
+
+
+def unread_parts_of(parsed: object) -> Sequence[Any]:
+    """The parts of a parsed body that are not text (attachments.UnreadPart), in order; a
+    codec without attachments has none."""
+    return getattr(parsed, "unread_parts", ())  # type: ignore[no-any-return]
+
+
+def rebuild_stripped(
+    parsed: ParsedBody, edits: Mapping[int, Sequence[Edit]], strip: frozenset[int]
+) -> bytes:
+    """`parsed.rebuild(edits)`, with the unread parts numbered in `strip` replaced by a
+    placeholder (only codecs with attachments take `strip`)."""
+    if not strip:
+        return parsed.rebuild(edits)
+    return parsed.rebuild(edits, strip)  # type: ignore[call-arg]
 
 
 def has_edits(edits: Mapping[int, Sequence[Edit]]) -> bool:

@@ -41,6 +41,12 @@ DEFAULT_UNSCANNED_HEADERS = frozenset(
 # the minimum rate.
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_MIN_BODY_RATE_BYTES_S = 4096
+# Seconds one step (scan, rebuild or verify) of a body may take in a scan worker.
+DEFAULT_SCAN_TIMEOUT_S = 10.0
+# Bodies up to this size go to the medium lane's scan worker, larger ones to the large
+# lane's: a webhook never waits behind a hostile 9 MB body (issue 18: a 22 KB webhook
+# waited 6-15 s).
+DEFAULT_SCAN_LANE_BYTES = 256 * 1024
 
 
 # Queued delivery (`delivery: queued`): what a route allows its outbox before it answers 503.
@@ -97,6 +103,11 @@ class RouteSettings:
     limits: BodyLimits = field(default_factory=BodyLimits)
     unscanned_headers: frozenset[str] = DEFAULT_UNSCANNED_HEADERS
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    # Parts that are not text (a PDF, an image, an archive): forwarded and listed in the
+    # audit record (`pass`), replaced by a placeholder text part (`strip`) or refused with
+    # 415 unreadable_part (`reject`). One whose text layer holds a value is stripped even
+    # under `pass`: it cannot be rewritten in place.
+    unreadable_parts: Literal["pass", "strip", "reject"] = "pass"
 
     def matches(self, path: str) -> bool:
         return path.startswith(self.path_prefix)
@@ -200,6 +211,7 @@ def parse_route(raw: Mapping[str, Any], environ: Mapping[str, str]) -> RouteSett
         if unscanned is None
         else frozenset(h.lower() for h in unscanned),
         delivery=delivery,
+        unreadable_parts=_unreadable_policy(raw.get("unreadable_parts", "pass"), where),
     )
 
 
@@ -246,6 +258,16 @@ def check_delivery(settings: DeliverySettings, where: str) -> None:
         raise ConfigError(f"{where}.outbox.backoff_cap_s is below backoff_base_s")
     if settings.conversation is not None and not _POINTER.match(settings.conversation):
         raise ConfigError(f"{where}.outbox.conversation must be a JSON pointer such as /ticket/id")
+
+
+def _unreadable_policy(value: Any, where: str) -> Literal["pass", "strip", "reject"]:
+    if value == "pass":
+        return "pass"
+    if value == "strip":
+        return "strip"
+    if value == "reject":
+        return "reject"
+    raise ConfigError(f"{where}.unreadable_parts must be pass, strip or reject")
 
 
 def route_conflicts(routes: tuple[RouteSettings, ...]) -> list[str]:

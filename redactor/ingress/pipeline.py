@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from redactor.bodies.attachments import UnreadSummary
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.segments import Edit, Segment
 from redactor.detection import Detector, Finding
 from redactor.egress import SeenValues, verify_answer, verify_request
-from redactor.errors import VaultTimeoutError
+from redactor.errors import UnreadablePartError, VaultTimeoutError
 from redactor.redaction.rewrite import Rewriter, TokenKey, finding_value
 from redactor.redaction.scanning import (
     WINDOW_CHARS,
@@ -73,7 +74,9 @@ class TokenVault(Protocol):
 class ScanRunner(Protocol):
     """Runs a scan function in a worker process (ingress.scan_pool.ScanPool)."""
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+    async def run(self, fn: Callable[..., Any], *args: Any, size: int = 0) -> Any:
+        """`fn(*args)` in a worker; `size` (the body's bytes) picks the lane."""
+        ...
 
 
 class ScannedPart(Protocol):
@@ -97,6 +100,10 @@ class Redaction:
     extras: tuple[Any, ...] = ()
     # What redaction read and tokenised, for the egress verifier (never logged: repr=False).
     seen: SeenValues | None = field(default=None, repr=False, compare=False)
+    # The parts it could not read (PDFs, images, archives), in order, and which of them the
+    # new body carries as a placeholder instead.
+    unread: tuple[UnreadSummary, ...] = ()
+    stripped: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +127,15 @@ class Pipeline:
         max_decoded_bytes: int = 10 * 1024 * 1024,
         limits: BodyLimits | None = None,
         extras: Sequence[ScannedPart] = (),
+        unreadable_parts: Literal["pass", "strip", "reject"] = "pass",
     ) -> Redaction:
         """Redact one message: its body and the `extras` around it. Raises BodyError (4xx),
-        DetectionError or a vault error (503): in every case nothing may be forwarded."""
+        UnreadablePartError (415, `unreadable_parts: reject`), DetectionError or a vault
+        error (503): in every case nothing may be forwarded.
+
+        A part that is not text (a PDF, an image, an archive) is passed, replaced by a
+        placeholder part (`strip`) or refused (`reject`); one whose text layer holds a value
+        cannot be rewritten in place, so it is stripped even under `pass`."""
         request = ScanRequest(
             body, content_type, content_encoding, unknown_types, max_decoded_bytes, limits
         )
@@ -137,6 +150,7 @@ class Pipeline:
                     found.append((number, seg.index, findings, spans))
         pool = self.scan_pool if len(body) > self.offload_bytes else None
         local_scan = None
+        unread: tuple[UnreadSummary, ...] = ()
         if (
             pool is not None
             and len(body) <= INLINE_PROOF_MAX_BYTES
@@ -147,9 +161,12 @@ class Pipeline:
             pool = None
             local_scan = BodyScan(None, [])
         elif pool is not None:
-            scanned, read_digits = await pool.run(scan_in_worker, self.detector.options, request)
+            scanned, read_digits, unread_list = await pool.run(
+                scan_in_worker, self.detector.options, request, size=len(body)
+            )
             seen.note_read(read_digits)
             found.extend((0, index, findings, spans) for index, findings, spans in scanned)
+            unread = tuple(unread_list)
         else:
             local_scan = scan_body(self.detector, request, patch_in_place=True, seen=seen)
         if local_scan is not None:
@@ -157,9 +174,44 @@ class Pipeline:
                 (0, index, findings, [text[f.start : f.end] for f in findings])
                 for index, text, findings in local_scan.found
             )
-        if not found:
-            return Redaction(body, False, {}, (), (None,) * len(extras), seen)
+            unread = tuple(local_scan.unread)
+        if unread and unreadable_parts == "reject":
+            raise UnreadablePartError(tuple(part.kind for part in unread))
+        strip = frozenset(
+            number
+            for number, part in enumerate(unread)
+            if unreadable_parts == "strip" or part.value_found
+        )
+        if not found and not strip:
+            return Redaction(body, False, {}, (), (None,) * len(extras), seen, unread)
 
+        token_of = await self._tokens(found, tenant, seen) if found else {}
+        body_found = [(index, findings) for part, index, findings, _ in found if part == 0]
+        new_body = body
+        if (body_found or strip) and pool is not None:
+            new_body = await pool.run(
+                rebuild_in_worker, request, body_found, token_of, strip, size=len(body)
+            )
+        elif (body_found or strip) and local_scan is not None:
+            new_body = rebuild_body(
+                self.rewriter, local_scan.parsed, local_scan.found, token_of, strip
+            )
+        new_extras = tuple(
+            self._rebuild_extra(part, number, found, token_of)
+            for number, part in enumerate(extras, start=1)
+        )
+        counts = Counter(f.entity for _, _, findings, _ in found for f in findings if f.lead)
+        return Redaction(
+            new_body, True, dict(counts), tuple(token_of.values()), new_extras, seen, unread, strip
+        )
+
+    async def _tokens(
+        self,
+        found: list[tuple[int, int, list[Finding], list[str]]],
+        tenant: str,
+        seen: SeenValues,
+    ) -> dict[TokenKey, str]:
+        """The token of each value found, from one vault call."""
         keys: dict[TokenKey, None] = {}
         for *_, findings, spans in found:
             for f, span in zip(findings, spans, strict=True):
@@ -175,20 +227,7 @@ class Pipeline:
             raise
         except OSError:
             raise VaultUnavailableError() from None
-        token_of = {key: str(tok) for key, tok in zip(ordered, tokens, strict=True)}
-
-        body_found = [(index, findings) for part, index, findings, _ in found if part == 0]
-        new_body = body
-        if body_found and pool is not None:
-            new_body = await pool.run(rebuild_in_worker, request, body_found, token_of)
-        elif body_found and local_scan is not None:
-            new_body = rebuild_body(self.rewriter, local_scan.parsed, local_scan.found, token_of)
-        new_extras = tuple(
-            self._rebuild_extra(part, number, found, token_of)
-            for number, part in enumerate(extras, start=1)
-        )
-        counts = Counter(f.entity for _, _, findings, _ in found for f in findings if f.lead)
-        return Redaction(new_body, True, dict(counts), tuple(token_of.values()), new_extras, seen)
+        return {key: str(tok) for key, tok in zip(ordered, tokens, strict=True)}
 
     async def verify(
         self,
@@ -208,7 +247,7 @@ class Pipeline:
         pool = self.scan_pool if len(body) > max(self.offload_bytes, VERIFY_OFFLOAD_BYTES) else None
         args = (answer, body, content_type, content_encoding, url, tuple(headers))
         if pool is not None:
-            await pool.run(verify_in_worker, *args, unscanned_headers, seen)
+            await pool.run(verify_in_worker, *args, unscanned_headers, seen, size=len(body))
         else:
             verify_in_worker(*args, unscanned_headers, seen)
 

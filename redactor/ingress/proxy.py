@@ -20,7 +20,7 @@ from yarl import URL
 
 from redactor.audit import AuditEvent, AuditWriteError, DeliveryEvent, now_iso
 from redactor.bodies.http_parts import HeaderValues, UrlPath, UrlQuery
-from redactor.errors import RedactorError
+from redactor.errors import RedactorError, UnreadableAnswerPartError, UnreadablePartError
 from redactor.ingress.config import RouteSettings
 from redactor.ingress.links import LinkRewriter
 from redactor.ingress.outbox import OutboxUnavailableError, is_url_verification, new_item
@@ -45,6 +45,8 @@ log = structlog.get_logger()
 _BUFFERED_RESPONSE_BYTES = 256 * 1024
 # Recomputed for the body we send, or set by the client for the upstream host.
 _RECOMPUTED = frozenset({"content-length", "host"})
+# Headers the client must not invent for the upstream.
+_NO_AUTO_HEADERS = frozenset({"Content-Type"})
 # Set again for the answer we send (aiohttp frames and, where it compresses, encodes it).
 _RESPONSE_RECOMPUTED = frozenset({"content-length", "content-encoding"})
 
@@ -69,7 +71,41 @@ async def _redact(
     extras: tuple[ScannedPart, ...] = (),
 ) -> Redaction:
     started = time.perf_counter()
-    redaction = await res.pipeline_for(route).redact(
+    try:
+        redaction = await _redact_in_pipeline(res, route, body, headers, extras)
+    except UnreadablePartError as exc:
+        for kind in exc.kinds:
+            res.metrics.unread_part(route.name, kind, "refused")
+        raise
+    res.metrics.redaction_took(route.name, time.perf_counter() - started)
+    for number, part in enumerate(redaction.unread):
+        action = "stripped" if number in redaction.stripped else "passed"
+        res.metrics.unread_part(route.name, part.kind, action)
+    return redaction
+
+
+def unread_record(redaction: Redaction) -> tuple[dict[str, object], ...]:
+    """The audit record's list of unread parts: type, size, kind, what became of each."""
+    return tuple(
+        {
+            "type": part.media_type,
+            "size": part.size,
+            "kind": part.kind,
+            "action": "stripped" if number in redaction.stripped else "passed",
+            "value_found": part.value_found,
+        }
+        for number, part in enumerate(redaction.unread)
+    )
+
+
+async def _redact_in_pipeline(
+    res: IngressResources,
+    route: RouteSettings,
+    body: bytes,
+    headers: CIMultiDictProxy[str] | CIMultiDict[str],
+    extras: tuple[ScannedPart, ...],
+) -> Redaction:
+    return await res.pipeline_for(route).redact(
         body,
         content_type=headers.get(hdrs.CONTENT_TYPE),
         # Every Content-Encoding line, in order: a reader applies them all (`gzip` then `gzip`).
@@ -79,9 +115,8 @@ async def _redact(
         max_decoded_bytes=route.max_body_bytes,
         limits=route.limits,
         extras=extras,
+        unreadable_parts=route.unreadable_parts,
     )
-    res.metrics.redaction_took(route.name, time.perf_counter() - started)
-    return redaction
 
 
 async def handle_proxy(request: web.Request) -> web.StreamResponse:
@@ -173,6 +208,7 @@ async def _proxy(
             tenant=route.tenant,
             counts=counts,
             tokens=tokens,
+            unread_parts=unread_record(redaction),
         )
     )
     for entity, n in counts.items():
@@ -243,7 +279,15 @@ async def _forward(
     answered = False
     try:
         async with session.request(
-            request.method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
+            request.method,
+            url,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            timeout=timeout,
+            # aiohttp labels bytes `application/octet-stream` when no type is given: a body
+            # the sender sent untyped goes on untyped (issue 18, item 5).
+            skip_auto_headers=_NO_AUTO_HEADERS,
         ) as upstream:
             answered = True
             res.metrics.upstream_answered("ingress", upstream.status, time.perf_counter() - started)
@@ -348,7 +392,11 @@ async def _redacted_response(
     # to scan is too big to show, and a cut answer is never sent.
     raw = await read_answer_bounded(upstream, route.max_body_bytes)
     headers = end_to_end_headers(upstream.headers, _RESPONSE_RECOMPUTED)
-    redaction = await _redact(request, res, route, raw, headers)
+    try:
+        redaction = await _redact(request, res, route, raw, headers)
+    except UnreadablePartError as exc:
+        # An answer with a part `reject` refuses: the upstream's fault, a 502 like the others.
+        raise UnreadableAnswerPartError(exc.kinds) from None
     counts, tokens = redaction.counts, redaction.tokens
     # Links to the upstream (links.next, Location, Link) lead back through redactor, so a
     # client that follows them stays behind redaction and the audit.

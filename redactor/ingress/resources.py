@@ -15,7 +15,6 @@ from redactor.ingress.outbox import OutboxDepth
 from redactor.ingress.pipeline import Pipeline, TokenVault
 from redactor.ingress.scan_pool import ScanPool
 from redactor.redaction.rewrite import Rewriter
-from redactor.redaction.scanning import warm_worker
 from redactor.runtime import SharedHandles, SharedResources
 
 
@@ -91,8 +90,7 @@ class IngressResources(SharedHandles):
         """Start the scan worker and build its detectors now, not on the first large body."""
         if self.scan_pool is None:
             return
-        for options in {route.detection for route in self.settings.routes}:
-            await self.scan_pool.run(warm_worker, options)
+        await self.scan_pool.warm({route.detection for route in self.settings.routes})
 
 
 INGRESS = web.AppKey("ingress", IngressResources)

@@ -17,9 +17,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from redactor.bodies import parse_body
+from redactor.bodies.attachments import UnreadSummary, text_layer
 from redactor.bodies.json_prescan import plain_json_texts
 from redactor.bodies.limits import BodyLimits
-from redactor.bodies.segments import Edit, apply_edits, neighbours_of
+from redactor.bodies.segments import (
+    Edit,
+    apply_edits,
+    neighbours_of,
+    rebuild_stripped,
+    unread_parts_of,
+)
 from redactor.detection import DetectionOptions, Detector, Finding
 from redactor.detection.screen import may_hold_value
 from redactor.egress import SeenValues
@@ -64,6 +71,19 @@ class BodyScan:
     parsed: Any  # ParsedBody, or None when the fast path proved the body clean
     # (segment index, segment text, findings) for each segment with findings.
     found: list[tuple[int, str, list[Finding]]]
+    # The parts that are not text (PDFs, images, archives), in order.
+    unread: list[UnreadSummary] = dataclasses.field(default_factory=list)
+
+
+def summarise_unread(detector: Detector, parsed: Any) -> list[UnreadSummary]:
+    """Each unread part of `parsed` by type and size, with whether its text layer (a PDF's
+    text, a zip's text members) holds a value."""
+    summaries: list[UnreadSummary] = []
+    for part in unread_parts_of(parsed):
+        layer = text_layer(part)
+        found = bool(layer) and bool(find_windowed(detector, layer or "", None))
+        summaries.append(UnreadSummary(part.media_type, part.size, part.kind, found))
+    return summaries
 
 
 def find_windowed(
@@ -272,7 +292,7 @@ def scan_body(
             if index not in have:  # always: a piece holds fewer digits than any value
                 found.append((index, parsed.segments[index].text, findings))
         found.sort(key=lambda item: item[0])
-    return BodyScan(parsed, found)
+    return BodyScan(parsed, found, summarise_unread(detector, parsed))
 
 
 def proves_clean(
@@ -300,12 +320,14 @@ def rebuild_body(
     parsed: Any,
     found: list[tuple[int, str, list[Finding]]],
     token_of: Mapping[TokenKey, str],
+    strip: frozenset[int] = frozenset(),
 ) -> bytes:
-    """The body with each finding replaced by its token."""
+    """The body with each finding replaced by its token, and the unread parts numbered in
+    `strip` replaced by a placeholder part."""
     edits: dict[int, list[Edit]] = {
         index: rewriter.token_edits(text, findings, token_of) for index, text, findings in found
     }
-    return parsed.rebuild(edits)  # type: ignore[no-any-return]
+    return rebuild_stripped(parsed, edits, strip)
 
 
 # --- in a worker process -----------------------------------------------------------------------
@@ -331,27 +353,33 @@ def warm_worker(options: DetectionOptions) -> None:
 
 def scan_in_worker(
     options: DetectionOptions, request: ScanRequest
-) -> tuple[list[tuple[int, list[Finding], list[str]]], tuple[frozenset[str], frozenset[str]]]:
-    """`scan_body` in a worker: (segment index, findings, each finding's span text), and the
-    strong values of the texts it read (for the egress verifier, back over the pool's pipe)."""
+) -> tuple[
+    list[tuple[int, list[Finding], list[str]]],
+    tuple[frozenset[str], frozenset[str]],
+    list[UnreadSummary],
+]:
+    """`scan_body` in a worker: (segment index, findings, each finding's span text), the
+    strong values of the texts it read (for the egress verifier, back over the pool's pipe),
+    and the unread parts."""
     seen = SeenValues()
     scan = scan_body(_worker_detector(options), request, seen=seen)
     found = [
         (index, findings, [text[f.start : f.end] for f in findings])
         for index, text, findings in scan.found
     ]
-    return found, seen.read_digits()
+    return found, seen.read_digits(), scan.unread
 
 
 def rebuild_in_worker(
     request: ScanRequest,
     found: list[tuple[int, list[Finding]]],
     token_of: Mapping[TokenKey, str],
+    strip: frozenset[int] = frozenset(),
 ) -> bytes:
-    """Parse the body again (same segments) and rebuild it with tokens."""
+    """Parse the body again (same segments, same unread parts) and rebuild it with tokens."""
     if not _WORKER_REWRITER:
         _WORKER_REWRITER.append(Rewriter())
     parsed = parse_request(request)
     segments = parsed.segments
     with_text = [(index, segments[index].text, findings) for index, findings in found]
-    return rebuild_body(_WORKER_REWRITER[0], parsed, with_text, token_of)
+    return rebuild_body(_WORKER_REWRITER[0], parsed, with_text, token_of, strip)

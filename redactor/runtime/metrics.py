@@ -121,6 +121,7 @@ class Metrics:
     requests: Counter = field(init=False)
     findings: Counter = field(init=False)
     failures: Counter = field(init=False)
+    unread_parts: Counter = field(init=False)
     latency: Histogram = field(init=False)
     agent_calls: Counter = field(init=False)
     revoked_refusals: Counter = field(init=False)
@@ -166,6 +167,12 @@ class Metrics:
         set_(self, "failures", counter(
             "redactor_failures", "Requests refused or failed, by route and error code",
             ["route", "code"],
+        ))  # fmt: skip
+        set_(self, "unread_parts", counter(
+            "redactor_unread_parts",
+            "Message parts redactor cannot read (PDF, image, archive, other binary), by route, "
+            "kind and action (passed, stripped, refused)",
+            ["route", "kind", "action"],
         ))  # fmt: skip
         set_(self, "latency", histogram(
             "redactor_redaction_seconds", "Time spent in the redaction pipeline", ["route"],
@@ -303,6 +310,10 @@ class Metrics:
     def failed(self, route: str, code: str) -> None:
         """Count one refusal or failure of `route` with its error code."""
         self._child(self.failures, route, code).inc()
+
+    def unread_part(self, route: str, kind: str, action: str) -> None:
+        """Count one part of `kind` that `route` could not read, and what became of it."""
+        self._child(self.unread_parts, route, kind, action).inc()
 
     def found(self, route: str, entity: str, n: int) -> None:
         """Count `n` values of `entity` replaced on `route`."""

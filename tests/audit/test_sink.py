@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import given
@@ -156,8 +157,14 @@ async def test_records_are_canonical_json_with_the_mac_last(tmp_path: Path) -> N
 def test_every_field_of_an_audit_event_is_in_its_record() -> None:
     from dataclasses import fields
 
+    names = {f.name for f in fields(AuditEvent)}
     record = json.loads(_event(1).to_json())
-    assert set(record) == {f.name for f in fields(AuditEvent)}
+    # `unread_parts` is written only when a message held a part redactor cannot read.
+    assert set(record) == names - {"unread_parts"}
+    part = {"type": "image/png", "size": 66, "kind": "image", "action": "passed"}
+    with_part = replace(_event(1), unread_parts=(part,))
+    assert set(json.loads(with_part.to_json())) == names
+    assert json.loads(with_part.to_json())["unread_parts"] == [part]
 
 
 async def test_checkpoints_are_written_at_an_interval_and_signed_beside_the_log(

@@ -13,6 +13,7 @@ from aiohttp import web
 from redactor.bodies.limits import BodyLimits
 from redactor.server import start_site
 from redactor.settings import Listen
+from tests.ingress.conftest import Proxy
 
 PAN = "4111 1111 1111 1111"
 
@@ -169,6 +170,8 @@ async def test_pagination_links_lead_back_through_redactor(
         (BodyLimits(max_fields=100), json.dumps({f"k{i}": 1 for i in range(500)}), "application/json", "too_many_fields"),
         (BodyLimits(max_nesting=10), "[" * 20 + "]" * 20, "application/json", "nesting_too_deep"),
         (BodyLimits(max_entities=100), "&#52;" * 500, "text/html", "too_many_entities"),
+        (BodyLimits(max_tags=100), "<p>" + "<b>1</b>" * 100 + "</p>", "text/html", "too_many_tags"),
+        (BodyLimits(max_tags=100), json.dumps({"html": "<p>" + "<i>1</i>" * 100}), "application/json", "too_many_tags"),
         (BodyLimits(max_segments=10), json.dumps([f"card {PAN} {i}" for i in range(50)]), "application/json", "too_many_segments"),
     ],
 )  # fmt: skip
@@ -182,6 +185,28 @@ async def test_a_body_over_a_route_limit_is_refused_with_a_code_naming_it(
     assert resp.status in (413, 422)
     assert (await resp.json())["error"] == code
     assert proxy.upstream.received == []
+
+
+async def test_a_million_inline_tags_are_refused_under_the_default_limit(proxy: Proxy) -> None:
+    # Issue 18: 8.8 MB of tiny inline tags (under the 10 MiB size limit) cost 14.7 s and
+    # 494 MB; the tag budget stops the tokenizer at 200,000 tags.
+    body = ("<p>" + "<b>1</b>" * 550_000 + "</p>").encode()
+    resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "text/html"})
+    assert resp.status == 413
+    assert (await resp.json())["error"] == "too_many_tags"
+    assert proxy.upstream.received == []
+
+
+async def test_html_under_the_tag_limit_is_redacted(start_proxy, make_settings) -> None:
+    settings = make_settings()
+    route = replace(settings.routes[0], limits=BodyLimits(max_tags=8))
+    proxy = await start_proxy(replace(settings, routes=(route,)))
+    body = f"<p>card <b>{PAN}</b></p>".encode()
+    resp = await proxy.client.post("/x", data=body, headers={"Content-Type": "text/html"})
+    assert resp.status == 200
+    [got] = proxy.upstream.received
+    assert PAN.encode() not in got.body
+    assert got.body.startswith(b"<p>card <b>tok_v1_card_")
 
 
 @pytest.fixture

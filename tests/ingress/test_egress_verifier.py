@@ -80,10 +80,28 @@ def _json_strings(body: bytes) -> list[str]:
     return out
 
 
-def _unb64(text: str) -> str:
+def _unb64(text: str, codec: str = "utf-8") -> str:
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4)).decode("utf-8", "replace")
+        return base64.b64decode(text + "=" * (-len(text) % 4)).decode(codec, "replace")
     except ValueError:
+        return ""
+
+
+# Redaction reads base64 of text (issue 18, item 5), UTF-16 without a byte order mark too
+# (the verifier did not: the property test found such a value forwarded). Base64 of gzip
+# stays unread by redaction (its bytes are not text), and the verifier inflates it.
+UNREAD = "utf-16-le"
+
+
+def _b64gz(text: str) -> str:
+    return base64.b64encode(gzip.compress(text.encode(), mtime=0)).decode()
+
+
+def _ungz(text: str) -> str:
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4))
+        return gzip.decompress(raw).decode("utf-8", "replace")
+    except (ValueError, OSError, EOFError):
         return ""
 
 
@@ -113,6 +131,24 @@ HIDINGS: dict[str, Hiding] = {
     "base64 in a JSON string": Hiding(
         lambda v: Sent("/hook", JSON, json.dumps({"attachment": _b64(v)}).encode()),
         lambda g: [_unb64(s) for s in _json_strings(g.body)],
+    ),
+    "base64 of UTF-16 in a JSON string": Hiding(
+        lambda v: Sent("/hook", JSON, json.dumps({"attachment": _b64(v, UNREAD)}).encode()),
+        lambda g: [_unb64(s, UNREAD) for s in _json_strings(g.body)],
+    ),
+    "base64 of gzip in a JSON string": Hiding(
+        lambda v: Sent("/hook", JSON, json.dumps({"attachment": _b64gz(v)}).encode()),
+        lambda g: [_ungz(s) for s in _json_strings(g.body)],
+    ),
+    "data: URI of gzip": Hiding(
+        lambda v: Sent(
+            "/hook",
+            {"Content-Type": "text/html"},
+            f'<img src="data:application/gzip;base64,{_b64gz(v)}">'.encode(),
+        ),
+        lambda g: [
+            _ungz(m) for m in re.findall(r"base64,([A-Za-z0-9+/=]+)", g.body.decode("latin-1"))
+        ],
     ),
     "UTF-16 body": Hiding(
         lambda v: Sent("/hook", {"Content-Type": "text/plain"}, ("note: " + v).encode("utf-16")),
@@ -338,8 +374,11 @@ def _records(proxy: Proxy) -> list[dict]:
     ("where", "reading"),
     [
         ("gzip body without Content-Encoding", "body>gzip"),
-        ("base64 in a JSON string", "body>base64"),
-        ("data: URI", "body>data-uri"),
+        ("base64 in a JSON string", None),
+        ("data: URI", None),
+        ("base64 of UTF-16 in a JSON string", None),
+        ("base64 of gzip in a JSON string", "body>base64>gzip"),
+        ("data: URI of gzip", "body>data-uri>gzip"),
         ("base64 header value", "header>base64"),
         ("MIME part labelled application/octet-stream", None),
     ],
@@ -386,8 +425,8 @@ async def test_a_value_the_detector_read_and_kept_is_forwarded(proxy: Proxy) -> 
 
 
 async def test_a_copy_of_a_tokenised_value_hidden_elsewhere_is_refused(proxy: Proxy) -> None:
-    body = json.dumps({"note": f"card {PAN}", "attachment": _b64(f"card {PAN}")}).encode()
-    resp = await proxy.client.post("/hook", data=body, headers=JSON)
+    body = json.dumps({"note": f"card {PAN}", "attachment": _b64gz(f"card {PAN}")})
+    resp = await proxy.client.post("/hook", data=body.encode(), headers=JSON)
     assert resp.status == 422
     assert (await resp.json())["error"] == "unreadable_value"
     assert proxy.upstream.received == []
@@ -402,7 +441,7 @@ async def test_a_hidden_value_in_an_answer_is_refused(start_proxy, make_settings
     proxy.upstream.reply = (
         200,
         {"Content-Type": "application/json"},
-        json.dumps({"attachment": _b64(f"card {PAN}")}).encode(),
+        json.dumps({"attachment": _b64gz(f"card {PAN}")}).encode(),
     )
     resp = await proxy.client.get("/tickets/1")
     assert resp.status == 502
@@ -420,13 +459,13 @@ async def test_a_large_body_is_verified_in_the_scan_worker_with_what_redaction_w
     assert len(kept) > 128 * 1024
     resp = await proxy.client.post("/hook", data=kept, headers=JSON)
     assert resp.status == 200
-    hidden = json.dumps({"notes": filler, "attachment": _b64(f"card {PAN}")}).encode()
+    hidden = json.dumps({"notes": filler, "attachment": _b64gz(f"card {PAN}")}).encode()
     resp = await proxy.client.post("/hook", data=hidden, headers=JSON)
     assert resp.status == 422
     assert (await resp.json())["error"] == "unreadable_value"
     assert len(proxy.upstream.received) == 1
     [refused] = [r for r in _records(proxy) if r["event"] == "message_refused"]
-    assert refused["reading"] == "body>base64"
+    assert refused["reading"] == "body>base64>gzip"
 
 
 async def test_a_value_in_an_answer_header_redaction_does_not_read_is_refused(

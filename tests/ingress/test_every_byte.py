@@ -270,7 +270,7 @@ async def test_a_dead_scan_worker_fails_the_message_closed_and_is_replaced(proxy
     assert (await proxy.client.post("/x", data=body, headers=headers)).status == 200
     pool = proxy.resources.ingress.scan_pool
     assert pool is not None
-    [pid] = list(pool._executor._processes)  # the one worker process
+    [pid] = pool.worker_pids()["medium"]  # the worker of this body's lane
     os.kill(pid, signal.SIGKILL)
     resp = await proxy.client.post("/x", data=body, headers=headers)
     assert resp.status == 503

@@ -25,7 +25,7 @@ class _InlineRunner:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(self, fn: Callable[..., Any], *args: Any, size: int = 0) -> Any:
         self.calls.append(fn.__name__)
         return fn(*args)
 
