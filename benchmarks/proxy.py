@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.out.write_text(json.dumps(doc, indent=2) + "\n")
         out = args.out.resolve()
-    print(f"wrote {out.relative_to(_ROOT) if out.is_relative_to(_ROOT) else out}")
+        print(f"wrote {out.relative_to(_ROOT) if out.is_relative_to(_ROOT) else out}")
     return 0
 
 
