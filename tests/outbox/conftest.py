@@ -65,11 +65,19 @@ async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None
             await asyncio.sleep(0.02)
 
 
+# Paths a redactor process serves on its admin listener; no route here delivers to them.
+_PROBES = frozenset({"/readyz", "/healthz", "/metrics"})
+
+
 @pytest.fixture
 async def helpdesk(aiohttp_server) -> Helpdesk:
     desk = Helpdesk()
 
     async def answer(request: web.Request) -> web.Response:
+        if request.method == "GET" and request.path in _PROBES:
+            # Another test's readiness poller, knocking on a port that its server freed and
+            # this stand-in was given: not a delivery (seen in CI under `-n 2`).
+            return web.json_response({"status": 404}, status=404)
         key = request.headers.get("Idempotency-Key")
         body = await request.read()
         if key is not None:
