@@ -27,9 +27,7 @@ import contextlib
 import fcntl
 import gzip
 import hashlib
-import heapq
 import hmac
-import itertools
 import json
 import os
 import re
@@ -72,6 +70,7 @@ from redactor.audit.verify import (
     _settle_held,
     _take_line,
     _Walk,
+    chain_order,
     open_log,
 )
 
@@ -741,35 +740,7 @@ def _chain_order(pending: list[tuple[_File, Path]]) -> list[tuple[_File, Path]]:
     if len(pending) < 2:
         return pending
     starts = [_pending_starts(entry, path) for entry, path in pending]
-    by_chain: dict[str, list[tuple[int, int]]] = {}
-    for index, chains in enumerate(starts):
-        for chain, seq in chains.items():
-            by_chain.setdefault(chain, []).append((seq, index))
-    after: list[set[int]] = [set() for _ in pending]
-    waiting = [0] * len(pending)
-    for files in by_chain.values():
-        files.sort()
-        for (_, first), (_, second) in itertools.pairwise(files):
-            if second not in after[first]:
-                after[first].add(second)
-                waiting[second] += 1
-    ready = [index for index, count in enumerate(waiting) if count == 0]
-    heapq.heapify(ready)
-    done: list[int] = []
-    placed = [False] * len(pending)
-    while len(done) < len(pending):
-        if not ready:
-            ready.append(next(i for i, p in enumerate(placed) if not p))
-        index = heapq.heappop(ready)
-        if placed[index]:
-            continue
-        placed[index] = True
-        done.append(index)
-        for nxt in after[index]:
-            waiting[nxt] -= 1
-            if waiting[nxt] == 0 and not placed[nxt]:
-                heapq.heappush(ready, nxt)
-    return [pending[i] for i in done]
+    return [pending[i] for i in chain_order(starts)]
 
 
 __all__ = [

@@ -33,7 +33,7 @@ import hmac
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -204,13 +204,19 @@ def order_logs(logs: list[Path]) -> list[Path]:
     """
     if len(logs) < 2:
         return logs
-    starts = [_chain_starts(path) for path in logs]
+    return [logs[i] for i in chain_order([_chain_starts(path) for path in logs])]
+
+
+def chain_order(starts: Sequence[Mapping[str, int]]) -> list[int]:
+    """The indices of files, given each file's first `seq` per chain, in the order their
+    chains wrote them: every chain's files in sequence, and files that share no chain in the
+    order given (`order_logs`; the audit index orders the unread parts of files with it)."""
     by_chain: dict[str, list[tuple[int, int]]] = {}
     for index, chains in enumerate(starts):
         for chain, seq in chains.items():
             by_chain.setdefault(chain, []).append((seq, index))
-    after: list[set[int]] = [set() for _ in logs]
-    waiting = [0] * len(logs)
+    after: list[set[int]] = [set() for _ in starts]
+    waiting = [0] * len(starts)
     for files in by_chain.values():
         files.sort()
         for (_, first), (_, second) in itertools.pairwise(files):
@@ -220,8 +226,8 @@ def order_logs(logs: list[Path]) -> list[Path]:
     ready = [index for index, count in enumerate(waiting) if count == 0]
     heapq.heapify(ready)
     done: list[int] = []
-    placed = [False] * len(logs)
-    while len(done) < len(logs):
+    placed = [False] * len(starts)
+    while len(done) < len(starts):
         if not ready:
             # A cycle (only a tampered trail has one): take the first file left, by the order
             # given, and go on.
@@ -235,7 +241,7 @@ def order_logs(logs: list[Path]) -> list[Path]:
             waiting[nxt] -= 1
             if waiting[nxt] == 0 and not placed[nxt]:
                 heapq.heappush(ready, nxt)
-    return [logs[i] for i in done]
+    return done
 
 
 def _chain_starts(path: Path) -> dict[str, int]:
