@@ -100,6 +100,69 @@ def registry_for(vault_config: VaultConfig | None) -> LazyStoreRegistry | None:
     return LazyStoreRegistry(opener)
 
 
+@dataclass(slots=True)
+class RunAudit:
+    """The audit chain of one helpdesk backfill run (`backfill zendesk`, `backfill slack`),
+    registered in the vault's chain registry like every other command's."""
+
+    sink: AuditSink
+    registry: LazyStoreRegistry | None
+    event: str
+    details: dict[str, Any]
+
+    @classmethod
+    async def start(
+        cls,
+        vault_config: VaultConfig | None,
+        trail: Path,
+        key: bytes,
+        *,
+        command: str,
+        event: str,
+        details: dict[str, Any],
+        dry_run: bool,
+    ) -> RunAudit:
+        """Open the chain and write the run's `started` record. Raises AuditWriteError (then
+        nothing was opened and the run must not start)."""
+        registry = registry_for(vault_config)
+        sink = AuditSink(
+            trail,
+            key,
+            checkpoint_interval_s=0,
+            registry=registry,
+            writer="cli",
+            command=command,
+            # A dry run changes nothing: its chain may be registered when it closes.
+            registry_required=not dry_run,
+        )
+        try:
+            await sink.open()
+            await sink.write(SystemEvent(event, now_iso(), {**details, "phase": "started"}))
+        except AuditWriteError:
+            await sink.close()
+            if registry is not None:
+                await registry.close()
+            raise
+        return cls(sink, registry, event, details)
+
+    async def finish(self, code: int, failure: str | None, counts: dict[str, Any]) -> None:
+        """Write the run's last record (its exit code, counts and error), then close."""
+        record = {
+            **self.details,
+            "phase": "finished" if code == 0 else "failed",
+            "exit_code": code,
+            **counts,
+        }
+        if failure is not None:
+            record["error"] = failure
+        try:
+            await self.sink.write(SystemEvent(self.event, now_iso(), record))
+        finally:
+            await self.sink.close()
+            if self.registry is not None:
+                await self.registry.close()
+
+
 @dataclass(frozen=True, slots=True)
 class RedactRequest:
     """What to redact and how: the command line, checked by `redact_files`."""

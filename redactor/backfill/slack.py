@@ -588,16 +588,25 @@ async def _run(
     err: TextIO,
 ) -> int:
     from redactor.audit import AuditWriteError
-    from redactor.backfill.run import open_tokens
+    from redactor.backfill.run import RunAudit, open_tokens
 
-    sink = AuditSink(audit_path, audit_key, checkpoint_interval_s=0)
     try:
-        await sink.open()
-        await sink.write(SystemEvent(RUN_EVENT, now_iso(), {**details, "phase": "started"}))
+        run = await RunAudit.start(
+            vault_config,
+            audit_path,
+            audit_key,
+            command="backfill slack",
+            event=RUN_EVENT,
+            details=details,
+            dry_run=request.dry_run,
+        )
     except AuditWriteError as exc:
-        print(f"redactor: cannot write the audit record ({exc}); nothing was changed", file=err)
-        await sink.close()
+        print(
+            f"redactor: cannot start: cannot write the audit record ({exc}); nothing was changed",
+            file=err,
+        )
         return 2
+    sink = run.sink
     vault = None
     result = SlackResult()
     code, failure = 130, "interrupted"
@@ -623,23 +632,18 @@ async def _run(
     finally:
         if vault is not None:
             await vault.close()
-        record = {
-            **details,
-            "phase": "finished" if code == 0 else "failed",
-            "exit_code": code,
-            "messages": result.messages,
-            "threads": result.threads,
-            "messages_changed": result.messages_changed,
-            "values": dict(sorted(result.values.items())),
-            "for_review": len(result.for_review),
-            "rate_limited": result.rate_limited,
-        }
-        if failure is not None:
-            record["error"] = failure
-        try:
-            await sink.write(SystemEvent(RUN_EVENT, now_iso(), record))
-        finally:
-            await sink.close()
+        await run.finish(
+            code,
+            failure,
+            {
+                "messages": result.messages,
+                "threads": result.threads,
+                "messages_changed": result.messages_changed,
+                "values": dict(sorted(result.values.items())),
+                "for_review": len(result.for_review),
+                "rate_limited": result.rate_limited,
+            },
+        )
     for link, why in result.for_review:
         print(f"review: {link}: {why}", file=out)
     values = ", ".join(f"{k} {v}" for k, v in sorted(result.values.items())) or "none"

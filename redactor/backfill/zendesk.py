@@ -60,6 +60,9 @@ __all__ = [
     "credentials_from",
 ]
 
+# The audit record of each run (started, then finished or failed).
+RUN_EVENT = "backfill_zendesk"
+
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 CURSOR_SOURCE = "zendesk"
 _SUBDOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
@@ -426,32 +429,25 @@ async def _run(
     err: TextIO,
 ) -> int:
     from redactor.audit import AuditWriteError
-    from redactor.backfill.run import open_tokens, registry_for
+    from redactor.backfill.run import RunAudit, open_tokens
 
-    registry = registry_for(vault_config)
-    sink = AuditSink(
-        audit_path,
-        audit_key,
-        checkpoint_interval_s=0,
-        registry=registry,
-        writer="cli",
-        command="backfill zendesk",
-        registry_required=not request.dry_run,
-    )
     try:
-        await sink.open()
-        await sink.write(
-            SystemEvent("backfill_zendesk", now_iso(), {**details, "phase": "started"})
+        run = await RunAudit.start(
+            vault_config,
+            audit_path,
+            audit_key,
+            command="backfill zendesk",
+            event=RUN_EVENT,
+            details=details,
+            dry_run=request.dry_run,
         )
     except AuditWriteError as exc:
         print(
             f"redactor: cannot start: cannot write the audit record ({exc}); nothing was changed",
             file=err,
         )
-        await sink.close()
-        if registry is not None:
-            await registry.close()
         return 2
+    sink = run.sink
     vault = None
     result = ZendeskResult()
     code, failure = 130, "interrupted"
@@ -479,25 +475,18 @@ async def _run(
     finally:
         if vault is not None:
             await vault.close()
-        record = {
-            **details,
-            "phase": "finished" if code == 0 else "failed",
-            "exit_code": code,
-            "tickets": result.tickets,
-            "comments": result.comments,
-            "comments_changed": result.comments_changed,
-            "values": dict(sorted(result.values.items())),
-            "for_review": len(result.for_review),
-            "rate_limited": result.rate_limited,
-        }
-        if failure is not None:
-            record["error"] = failure
-        try:
-            await sink.write(SystemEvent("backfill_zendesk", now_iso(), record))
-        finally:
-            await sink.close()
-            if registry is not None:
-                await registry.close()
+        await run.finish(
+            code,
+            failure,
+            {
+                "tickets": result.tickets,
+                "comments": result.comments,
+                "comments_changed": result.comments_changed,
+                "values": dict(sorted(result.values.items())),
+                "for_review": len(result.for_review),
+                "rate_limited": result.rate_limited,
+            },
+        )
     for ticket_id, comment_id, why in result.for_review:
         print(f"review: ticket {ticket_id} comment {comment_id}: {why}", file=out)
     values = ", ".join(f"{k} {v}" for k, v in sorted(result.values.items())) or "none"

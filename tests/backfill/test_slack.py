@@ -147,6 +147,17 @@ async def _cursor(store: Store) -> dict[str, Any] | None:
     return None if saved is None else json.loads(saved)
 
 
+async def _registered_commands(store: Store) -> list[str | None]:
+    from redactor.audit.registration import StoreChainRegistry
+
+    vault = await open_vault(store.config, create=False)
+    try:
+        chains = await StoreChainRegistry(vault.store).chains()
+    finally:
+        await vault.close()
+    return [chain.genesis.command for chain in chains]
+
+
 def _with_tokens(node: Any, tokens: dict[str, str | None]) -> Any:
     text = json.dumps(node)
     for span, token in tokens.items():
@@ -326,3 +337,5 @@ async def test_the_command_takes_the_token_from_the_environment_and_refuses_a_fl
     assert trail.count('"event":"backfill_slack"') == 2
     _no_value(trail)
     assert await _cursor(store) == {"done_through": M8}
+    # The run's chain is in the vault's chain registry, so deleting it from the trail is seen.
+    assert "backfill slack" in await _registered_commands(store)
