@@ -148,15 +148,22 @@ class _Client:
         self._result = result
         self._sleep = sleep
 
-    async def call(self, method: str, url: str, payload: Any = None) -> tuple[int, Any]:
-        """(status, JSON body). Raises ZendeskError when retries run out or the answer is not
-        JSON."""
-        if url.startswith("/"):
-            url = self._request.root + url
+    async def call(
+        self,
+        method: str,
+        url: str,
+        payload: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """(status, JSON body) of `url`, a path under the API root (query values in `params`,
+        encoded here: a cursor is base64 and may hold `+`, `/` and `=`). Raises ZendeskError
+        when retries run out."""
+        url = self._request.root + url
         for _attempt in range(self._request.max_retries + 1):
             async with self._session.request(
                 method,
                 url,
+                params=params,
                 json=payload,
                 headers={"Authorization": self._auth, "Accept": "application/json"},
                 timeout=aiohttp.ClientTimeout(total=self._request.timeout_s),
@@ -171,6 +178,23 @@ class _Client:
                     body = None
                 return resp.status, body
         raise ZendeskError("rate limited past the retry limit")
+
+
+def _api_path(root: str, next_page: Any) -> str | None:
+    """The path (and query) under the API root of a `next_page` URL, or None at the end.
+
+    The URL comes from the answer: it names Zendesk's own host even behind `--base-url` (a
+    proxy, a stand-in), and the credentials must never go anywhere but the root. So only its
+    path from `/api/v2/` on is kept, and it is asked of the root."""
+    if not next_page:
+        return None
+    text = str(next_page)
+    if text.startswith(root + "/"):
+        return text[len(root) :]
+    at = text.find("/api/v2/")
+    if at < 0:
+        raise ZendeskError("a next_page link outside the API")
+    return text[at:]
 
 
 def _retry_after(value: str | None) -> float:
@@ -208,9 +232,9 @@ class _Backfill:
 
     async def run(self) -> None:
         cursor = await self.cursor.load()
-        params = f"?cursor={cursor}" if cursor else f"?start_time={self.request.since}"
+        params = {"cursor": cursor} if cursor else {"start_time": str(self.request.since)}
         while True:
-            status, page = await self.client.call("GET", EXPORT_PATH + params)
+            status, page = await self.client.call("GET", EXPORT_PATH, params=params)
             if status != 200 or not isinstance(page, dict):
                 raise ZendeskError("the ticket export failed")
             for ticket in page.get("tickets", []):
@@ -220,7 +244,7 @@ class _Backfill:
                 await self.cursor.save(str(after))
             if page.get("end_of_stream") or not after:
                 return
-            params = f"?cursor={after}"
+            params = {"cursor": str(after)}
 
     async def ticket(self, ticket_id: int) -> None:
         self.result.tickets += 1
@@ -233,7 +257,7 @@ class _Backfill:
                 raise ZendeskError("reading a ticket's comments failed")
             for comment in page.get("comments", []):
                 await self.comment(ticket_id, comment)
-            url = page.get("next_page")
+            url = _api_path(self.request.root, page.get("next_page"))
 
     async def comment(self, ticket_id: int, comment: dict[str, Any]) -> None:
         self.result.comments += 1

@@ -287,3 +287,24 @@ async def test_the_command_runs_with_credentials_from_the_environment(
     _no_value(trail)
     assert not (store.config.data_dir / "backfill-zendesk-acme.json").exists()
     assert await _saved_cursor(store) == "c6"
+
+
+async def test_cursors_and_next_page_links_are_followed_as_zendesk_gives_them(
+    store: Store, aiohttp_server
+) -> None:
+    # A real after_cursor is base64 (`+`, `/`, `=`): sent unencoded, `+` reads as a space and
+    # the walk breaks. A real next_page names Zendesk's own host even behind --base-url: the
+    # credentials must still only go to the root given.
+    standin = _standin()
+    standin.cursor_tail = "+/=="
+    standin.next_page_host = "acme.zendesk.invalid"
+    server = await aiohttp_server(standin.app())
+    result, _ = await _run(store, str(server.make_url("")))
+    assert (result.tickets, result.comments) == (5, 7)  # ticket 101's second comment page too
+    assert standin.redactions == {1: 1, 3: 1, 4: 1, 6: 1}
+    assert standin.hosts_called == {f"{server.host}:{server.port}"}
+    assert await _saved_cursor(store) == "c6+/=="
+
+    again, _ = await _run(store, str(server.make_url("")))  # resumes from the saved cursor
+    assert standin.export_queries[-1] == "cursor=c6%2B/%3D%3D"
+    assert again.tickets == 0

@@ -7,6 +7,8 @@
 - `PUT /api/v2/comment_redactions/{comment_id}` with `{"ticket_id", "html_body"}`: the
   html_body must be the stored one with some text wrapped in `<redact>`; each wrapped character
   becomes `▇`. Anything else changed in the markup is refused (400), as it would be a rewrite.
+- `after_cursor` values may end in `cursor_tail` (base64's `+`, `/`, `=`); `next_page` links
+  may name another host (`next_page_host`), as Zendesk's name its own behind a proxy.
 - Basic auth `email/token:api_token`; 429 with `Retry-After` on request; a comment whose
   redaction fails (422); an export page that fails once (500), for a run killed midway.
 """
@@ -36,6 +38,12 @@ class Standin:
     export_queries: list[str] = field(default_factory=list)
     rate_limited: int = 0
     original: dict[int, str] = field(default_factory=dict)
+    # Real cursors are base64 (`MTU3NjYxMzUzOS4wfHw0Njd8`): set e.g. "+/==" to end each with
+    # characters a query string must encode.
+    cursor_tail: str = ""
+    # The host `next_page` links name (Zendesk names its own, whatever address was called).
+    next_page_host: str | None = None
+    hosts_called: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for comments in self.tickets.values():
@@ -55,6 +63,7 @@ class Standin:
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         expected = "Basic " + base64.b64encode(f"{EMAIL}/token:{API_TOKEN}".encode()).decode()
+        self.hosts_called.add(request.host)
         if request.headers.get("Authorization") != expected:
             return web.json_response({"error": "Couldn't authenticate you"}, status=401)
         if request.path in self.rate_limit_on:
@@ -71,10 +80,14 @@ class Standin:
         if cursor is not None and cursor == self.fail_export_cursor_once:
             self.fail_export_cursor_once = None
             return web.json_response({"error": "InternalError"}, status=500)
-        start = int(cursor[1:]) if cursor else 0
+        if cursor is not None and not (
+            cursor.startswith("c") and cursor.endswith(self.cursor_tail)
+        ):
+            return web.json_response({"error": "InvalidPaginationParameter"}, status=400)
+        start = int(cursor[1 : len(cursor) - len(self.cursor_tail)]) if cursor else 0
         ids = sorted(self.tickets)
         page = ids[start : start + 2]
-        after = f"c{start + 2}"
+        after = f"c{start + 2}{self.cursor_tail}"
         return web.json_response(
             {
                 "tickets": [{"id": i, "subject": "s", "status": "open"} for i in page],
@@ -92,7 +105,10 @@ class Standin:
         page = int(request.query.get("page", "1"))
         comments = self.tickets[ticket][(page - 1) * 2 : page * 2]
         more = page * 2 < len(self.tickets[ticket])
-        next_page = str(request.url.with_query({"page": str(page + 1)})) if more else None
+        url = request.url.with_query({"page": str(page + 1)})
+        if self.next_page_host is not None:
+            url = url.with_host(self.next_page_host).with_port(None).with_scheme("https")
+        next_page = str(url) if more else None
         return web.json_response(
             {"comments": comments, "next_page": next_page, "count": len(self.tickets[ticket])}
         )
