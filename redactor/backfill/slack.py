@@ -21,8 +21,8 @@ Before sending, the rewritten message is scanned again; if a value is still foun
 sent (fail closed) and goes to the review list. A message the API will not edit
 (`cant_update_message` for another user's message with a bot token, `edit_window_closed`,
 `message_not_found`, ...) is listed for a human with its permalink (built from the
-workspace URL `auth.test` gives) and the error, never a value; the run goes on. HTTP 429 is
-retried after `Retry-After`.
+workspace URL `auth.test` gives) and the error, never a value; the run goes on. HTTP 429, and
+an answer whose error is `ratelimited`, are retried after `Retry-After`.
 
 Cursor: after each history page (and its threads) is done, the vault's database records how
 far the pass got (source `slack`, scope `TEAM/CHANNEL`): `{"oldest", "latest", "top"}` while
@@ -96,6 +96,10 @@ MESSAGE_ERRORS = frozenset(
         "no_dual_broadcast_content_update",
     }
 )
+
+
+# The envelope's rate-limit errors: retried after Retry-After, like HTTP 429.
+RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited"})
 
 
 class SlackError(RedactorError):
@@ -205,6 +209,12 @@ class _Client:
                     answer = await resp.json(content_type=None)
                 except (ValueError, aiohttp.ContentTypeError):
                     answer = None
+                if isinstance(answer, dict) and answer.get("error") in RATE_LIMIT_ERRORS:
+                    # Slack also says it in the envelope (`ratelimited`, with Retry-After):
+                    # the same call is made again, the message is not given up.
+                    self._result.rate_limited += 1
+                    await self._sleep(_retry_after(resp.headers.get("Retry-After")))
+                    continue
                 if resp.status != 200 or not isinstance(answer, dict):
                     raise SlackError(f"{method} answered HTTP {resp.status}")
                 return answer

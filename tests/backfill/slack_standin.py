@@ -2,7 +2,8 @@
 
 - Every answer is HTTP 200 with the `{"ok": true, ...}` / `{"ok": false, "error": code}`
   envelope; `Authorization: Bearer TOKEN` or `invalid_auth`; HTTP 429 with `Retry-After`
-  (and `{"ok": false, "error": "ratelimited"}`) on request, once per method named.
+  (and `{"ok": false, "error": "ratelimited"}`) on request, once per method named; the same
+  envelope with HTTP 200 and `Retry-After` (`ratelimited_in_body_once`).
 - `auth.test`: `url`, `team_id`, `user_id` of the token's (bot) user.
 - `conversations.history?channel&limit&oldest&latest&inclusive&cursor`: top-level messages
   newest first, `has_more`, `response_metadata.next_cursor` (base64 of `next_ts:TS`, as
@@ -51,6 +52,8 @@ class SlackStandin:
     messages: dict[str, dict[str, Any]]
     rate_limit_once: set[str] = field(default_factory=set)  # method names
     retry_after: str = "0"
+    # Method names answered HTTP 200 `{"ok": false, "error": "ratelimited"}` once.
+    ratelimited_in_body_once: set[str] = field(default_factory=set)
     edit_window_closed: set[str] = field(default_factory=set)
     fail_history_once_at: str | None = None  # a `latest` or cursor ts answered HTTP 500 once
     updates: dict[str, int] = field(default_factory=dict)  # ts -> times updated
@@ -85,6 +88,11 @@ class SlackStandin:
                 {"ok": False, "error": "ratelimited"},
                 status=429,
                 headers={"Retry-After": self.retry_after},
+            )
+        if method in self.ratelimited_in_body_once:
+            self.ratelimited_in_body_once.discard(method)
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, headers={"Retry-After": self.retry_after}
             )
         return await handler(request)
 

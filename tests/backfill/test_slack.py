@@ -339,3 +339,20 @@ async def test_the_command_takes_the_token_from_the_environment_and_refuses_a_fl
     assert await _cursor(store) == {"done_through": M8}
     # The run's chain is in the vault's chain registry, so deleting it from the trail is seen.
     assert "backfill slack" in await _registered_commands(store)
+
+
+async def test_a_ratelimited_error_in_the_envelope_is_waited_out_not_fatal(
+    store: Store, aiohttp_server
+) -> None:
+    # Slack may say `{"ok": false, "error": "ratelimited"}` with Retry-After: the same call is
+    # made again after the wait, for reads and for chat.update alike.
+    standin = _standin()
+    standin.ratelimited_in_body_once |= {"conversations.history", "chat.update"}
+    standin.retry_after = "7"
+    server = await aiohttp_server(standin.app())
+    sleeps = Sleeps()
+    result, _ = await _run(store, str(server.make_url("/")), sleep=sleeps)
+    assert sleeps.seconds == [7.0, 7.0]
+    assert result.rate_limited == 2
+    assert standin.updates == {M1: 1, R1: 1, M5: 1, M6: 1, M7: 1}
+    assert await _cursor(store) == {"done_through": M8}
