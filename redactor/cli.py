@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -664,5 +665,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `redactor` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_of(argv)
-    args = build_parser({command} if command else ()).parse_args(argv)
+    parser = build_parser({command} if command else ())
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(_unknown_arguments(unknown))
     return int(args.handler(args))
+
+
+_FLAG_NAME = re.compile(r"--?[A-Za-z][A-Za-z0-9_-]{0,40}")
+
+
+def _unknown_arguments(unknown: Sequence[str]) -> str:
+    """argparse's complaint about arguments it does not know, without their values: a
+    credential typed as a flag (`--api-token X`, `--password=X`) must not reach the terminal,
+    a CI log or a cron mail. Only flag names are repeated."""
+    names = [
+        name
+        for arg in unknown
+        if (name := arg.split("=", 1)[0]) and _FLAG_NAME.fullmatch(name)
+    ]
+    hidden = len(unknown) - len(names) + sum("=" in arg for arg in unknown)
+    text = "unrecognized arguments: " + (" ".join(dict.fromkeys(names)) or "(not shown)")
+    if hidden:
+        text += f" ({hidden} value(s) not shown)"
+    return text

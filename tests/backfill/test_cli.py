@@ -117,3 +117,21 @@ def test_a_killed_in_place_run_leaves_the_input_as_it_was(store: Store, tmp_path
         assert (after == before) == (CARD not in before)
     for value in (CARD, DIGITS[CARD]):
         assert value not in "".join(out)
+
+
+def test_a_credential_typed_as_an_unknown_flag_is_never_echoed(store: Store) -> None:
+    # argparse repeats unknown arguments with their values: a token given as a flag the
+    # command does not have would land on the terminal, a CI log or a cron mail.
+    secret = "zd-secret-0c5e3a9f"
+    for args in (
+        ("backfill", "zendesk", "--subdomain", "acme", "--api-token", secret),
+        ("backfill", "slack", "--channel", "C0123456789", f"--slack_token={secret}"),
+        ("redact", "-", "--dry-run", "--password", secret),
+    ):
+        done = _redactor(store, *args)
+        assert done.returncode == 2
+        err = done.stderr.decode()
+        assert "unrecognized arguments: --" in err
+        assert "value(s) not shown" in err
+        assert secret not in err + done.stdout.decode()
+    assert not (store.root / "audit-cli.jsonl").exists()  # nothing ran
