@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -235,7 +236,9 @@ def _target(request: RedactRequest, name: str) -> Path | None:
     if request.dry_run:
         return None
     if request.in_place:
-        return Path(name)
+        # Through a symbolic link, the file it names is redacted: replacing the link with a
+        # clean copy would leave every value in the file it pointed to.
+        return Path(os.path.realpath(name))
     if request.output in (None, "-"):
         return None
     out = Path(request.output)
@@ -246,6 +249,33 @@ def _beside(target: Path, suffix: str, detector: Detector | None = None) -> Path
     # A file may be named after what it holds: the names we make never repeat a value.
     name = masked_name(detector, target.name) if detector is not None else target.name
     return target.with_name(name + suffix)
+
+
+def _open_partial(path: Path, like: os.stat_result | None) -> BinaryIO:
+    """A new, empty output file with the input's permission bits from the start (an output
+    holds everything of its input but the values: a private file's copy must not be readable
+    by others while it is written). Standard input's output gets the umask's default."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if like else 0o666)
+    try:
+        if like is not None:
+            # Also for a partial file left by an earlier run, which keeps its old mode.
+            os.fchmod(fd, stat.S_IMODE(like.st_mode) & 0o777)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _keep_owner(partial: Path, like: os.stat_result) -> bool:
+    """Give `partial` the owner and group of the file it replaces; False when the system
+    does not let this user (then the run says so: the file changes hands)."""
+    try:
+        os.chown(partial, like.st_uid, like.st_gid)
+    except PermissionError:
+        with contextlib.suppress(PermissionError):
+            os.chown(partial, -1, like.st_gid)  # a group this user is in
+    now = os.stat(partial)
+    return (now.st_uid, now.st_gid) == (like.st_uid, like.st_gid)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -265,8 +295,8 @@ class _Checkpoint:
     tally: Tally
 
 
-def _identity(stat: os.stat_result, fmt: str) -> dict[str, Any]:
-    return {"input_size": stat.st_size, "input_mtime_ns": stat.st_mtime_ns, "format": fmt}
+def _identity(st: os.stat_result, fmt: str) -> dict[str, Any]:
+    return {"input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns, "format": fmt}
 
 
 def _read_checkpoint(path: Path, identity: dict[str, Any]) -> _Checkpoint | None:
@@ -427,17 +457,24 @@ class _Run:
             fmt = request.fmt if request.fmt != "auto" else detect_format("", head)
             total = None
             identity: dict[str, Any] = {}
+            source_stat: os.stat_result | None = None
         else:
             source = Path(name).open("rb")  # noqa: SIM115 - closed in the finally below
             fmt = request.fmt
             if fmt == "auto":
                 fmt = detect_format(name, source.read(_SNIFF_BYTES))
                 source.seek(0)
-            stat = os.fstat(source.fileno())
-            total = stat.st_size
-            identity = _identity(stat, fmt)
+            source_stat = os.fstat(source.fileno())
+            total = source_stat.st_size
+            identity = _identity(source_stat, fmt)
+            if request.in_place and source_stat.st_nlink > 1:
+                print(
+                    f"redactor: {shown}: {source_stat.st_nlink - 1} other hard link(s) to this "
+                    "file keep the original bytes; redact those names too",
+                    file=self.stderr,
+                )
         try:
-            return self._redact_stream(source, fmt, target, shown, total, identity)
+            return self._redact_stream(source, fmt, target, shown, total, identity, source_stat)
         finally:
             if name != "-":
                 source.close()
@@ -450,6 +487,7 @@ class _Run:
         shown: str,
         total: int | None,
         identity: dict[str, Any],
+        source_stat: os.stat_result | None = None,
     ) -> Tally:
         request = self.request
         checkpoint = partial = None
@@ -466,7 +504,7 @@ class _Run:
                 sink.seek(start.output_offset)
             else:
                 checkpoint.unlink(missing_ok=True)
-                sink = partial.open("wb")
+                sink = _open_partial(partial, source_stat)
         elif not request.dry_run:
             sink = self.stdout
         progress = Progress(self.stderr, shown, total, tty=self.tty, start=start.tally)
@@ -506,7 +544,15 @@ class _Run:
                 sink.close()
         if target is not None and partial is not None and checkpoint is not None:
             if request.in_place:
-                os.chmod(partial, os.stat(target).st_mode & 0o7777)
+                original = os.stat(target)
+                if not _keep_owner(partial, original):
+                    print(
+                        f"redactor: {shown}: its owner or group could not be kept "
+                        "(only its owner or root can); the redacted file is this user's",
+                        file=self.stderr,
+                    )
+                # After chown, which clears set-id bits.
+                os.chmod(partial, stat.S_IMODE(original.st_mode))
             os.replace(partial, target)
             checkpoint.unlink(missing_ok=True)
             _fsync_dir(target.parent)

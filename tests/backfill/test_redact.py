@@ -364,3 +364,64 @@ def test_without_a_terminal_progress_is_a_plain_line(
     assert " values, " in lines[0]
     assert "MB/s" in lines[0]
     _no_value(result.stderr)
+
+
+def test_in_place_keeps_mode_and_owner_and_the_partial_file_is_never_more_readable(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    raw = _many_lines(300)
+    source = store.root / "private.jsonl"
+    source.write_bytes(raw)
+    source.chmod(0o640)
+    if os.geteuid() == 0:
+        os.chown(source, 4321, 4322)  # another user's file, redacted by root
+    owner = (source.stat().st_uid, source.stat().st_gid)
+    small = {"batch_bytes": 200, "checkpoint_bytes": 400}
+    real = run_module.rebuild_item
+    calls = 0
+
+    def interrupted(*args: object) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 40:
+            raise KeyboardInterrupt
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "rebuild_item", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.redact([source], in_place=True, tokens=FakeVault(), **small)
+    partial = source.with_name(source.name + PARTIAL_SUFFIX)
+    # Whatever the umask, the copy in progress is no more readable than its input.
+    assert stat.S_IMODE(partial.stat().st_mode) == 0o640
+
+    monkeypatch.setattr(run_module, "rebuild_item", real)
+    done = store.redact([source], in_place=True, resume=True, tokens=FakeVault(), **small)
+    assert done.code == 0, done.stderr
+    assert restore(source.read_bytes()) == raw
+    assert stat.S_IMODE(source.stat().st_mode) == 0o640
+    assert (source.stat().st_uid, source.stat().st_gid) == owner
+
+
+def test_in_place_through_a_symbolic_link_redacts_the_file_it_names(store: Store) -> None:
+    real = _write(store.root, "export.jsonl")
+    link = store.root / "latest.jsonl"
+    link.symlink_to(real.name)
+    result = store.redact([link], in_place=True, tokens=FakeVault())
+    assert result.code == 0, result.stderr
+    assert link.is_symlink()  # still the operator's link, now to a clean file
+    _no_value(real.read_bytes())
+    assert restore(real.read_bytes()) == SAMPLES["export.jsonl"]
+    assert not list(store.root.glob("*.redact-*"))  # no partial or checkpoint left
+
+
+def test_in_place_warns_that_other_hard_links_keep_the_original(store: Store) -> None:
+    source = _write(store.root, "export.jsonl")
+    other = store.root / "backup.jsonl"
+    other.hardlink_to(source)
+    result = store.redact([source], in_place=True, tokens=FakeVault())
+    assert result.code == 0, result.stderr
+    assert "1 other hard link(s) to this file keep the original bytes" in result.stderr
+    _no_value(source.read_bytes())
