@@ -510,7 +510,7 @@ def _add_backfill(sub: argparse._SubParsersAction) -> None:
             "Walks tickets with the incremental export, tokenises each value found in a "
             "comment (vault first, then an audit record with the tokens), then redacts it with "
             "the comment-redaction endpoint. Credentials: REDACTOR_ZENDESK_EMAIL and "
-            "REDACTOR_ZENDESK_API_TOKEN. Resumes from the cursor saved in the data directory."
+            "REDACTOR_ZENDESK_API_TOKEN. Resumes from the cursor kept in the vault."
         ),
     )
     add = zendesk.add_argument

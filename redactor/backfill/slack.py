@@ -68,6 +68,7 @@ TOKEN_ENV = "REDACTOR_SLACK_TOKEN"  # noqa: S105 - the variable's name, not a to
 DEFAULT_API = "https://slack.com/api"
 CURSOR_SOURCE = "slack"
 AUDIT_EVENT = "slack_message_redacted"
+REVIEW_EVENT = "slack_message_for_review"
 RUN_EVENT = "backfill_slack"
 CHANNEL_PATTERN = re.compile(r"[CGD][A-Z0-9]{2,30}")
 _TEAM = re.compile(r"[A-Z0-9]{2,30}")
@@ -496,7 +497,7 @@ class _Backfill:
         except KeyError:  # a value seen only once the text around it changed
             new = None
         if new is None or find_values(self.detector, new):
-            self.result.for_review.append((link, "a value could not be rewritten; not sent"))
+            await self.review(link, ts, thread_ts, "a value could not be rewritten; not sent")
             return
         payload: dict[str, Any] = {"channel": self.request.channel, "ts": ts, **new}
         answer = await self.client.call("chat.update", body=payload)
@@ -504,11 +505,35 @@ class _Backfill:
             error = _error_code(answer)
             if error not in MESSAGE_ERRORS:
                 raise SlackError(f"chat.update failed: {error}")
-            self.result.for_review.append((link, error))
+            await self.review(link, ts, thread_ts, error)
             return
         self.updated.add(ts)
         self.result.messages_changed += 1
         self.out.write(f"{link}: redacted {summary}\n")
+
+    async def review(self, link: str, ts: str, thread_ts: str | None, why: str) -> None:
+        """List a message whose values stay in Slack for a human, as it is met: printed at
+        once and audited, so a run killed later, whose cursor has moved past the message,
+        does not lose it."""
+        self.result.for_review.append((link, why))
+        await self.audit.write(
+            SystemEvent(
+                REVIEW_EVENT,
+                now_iso(),
+                {
+                    "source": "slack",
+                    "team": self.team,
+                    "channel": self.request.channel,
+                    "ts": ts,
+                    "thread_ts": thread_ts,
+                    "tenant": self.request.tenant,
+                    "permalink": link,
+                    "reason": why,
+                },
+            )
+        )
+        self.out.write(f"review: {link}: {why}\n")
+        self.out.flush()
 
     async def _tokenize(self, keys: list[TokenKey]) -> list[str]:
         try:
@@ -654,8 +679,6 @@ async def _run(
                 "rate_limited": result.rate_limited,
             },
         )
-    for link, why in result.for_review:
-        print(f"review: {link}: {why}", file=out)
     values = ", ".join(f"{k} {v}" for k, v in sorted(result.values.items())) or "none"
     verb = "would change" if request.dry_run else "changed"
     print(

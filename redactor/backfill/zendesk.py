@@ -67,6 +67,7 @@ EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 CURSOR_SOURCE = "zendesk"
 _SUBDOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 AUDIT_EVENT = "zendesk_comment_redacted"
+REVIEW_EVENT = "zendesk_comment_for_review"
 # Placeholders put where a value was, before each is swapped for `<redact>value</redact>` in
 # the rebuilt markup: letters only, so the HTML codec writes them back unescaped.
 _PLACEHOLDER = "zzredactorvalue{}zz"
@@ -274,7 +275,7 @@ class _Backfill:
                     continue
                 found.append((seg.index, seg.text, findings))
         if in_attribute:
-            self.result.for_review.append((ticket_id, comment_id, "value in an HTML attribute"))
+            await self.review(ticket_id, comment_id, "value in an HTML attribute")
         if not found:
             return
         counts = Counter(f.entity for _, _, findings in found for f in findings if f.lead)
@@ -315,10 +316,33 @@ class _Backfill:
             {"ticket_id": ticket_id, "html_body": new_markup},
         )
         if status != 200:
-            self.result.for_review.append((ticket_id, comment_id, f"redaction refused ({status})"))
+            await self.review(ticket_id, comment_id, f"redaction refused ({status})")
             return
         self.result.comments_changed += 1
         self.out.write(f"ticket {ticket_id} comment {comment_id}: {verb} {summary}\n")
+
+    async def review(self, ticket_id: int, comment_id: int, why: str) -> None:
+        """List a comment whose values stay in Zendesk for a human, as it is met: printed at
+        once and (unless a dry run) audited, so a run killed later, whose cursor has moved
+        past the comment, does not lose it."""
+        self.result.for_review.append((ticket_id, comment_id, why))
+        if not self.request.dry_run:
+            await self.audit.write(
+                SystemEvent(
+                    REVIEW_EVENT,
+                    now_iso(),
+                    {
+                        "source": "zendesk",
+                        "subdomain": self.request.subdomain,
+                        "tenant": self.request.tenant,
+                        "ticket_id": ticket_id,
+                        "comment_id": comment_id,
+                        "reason": why,
+                    },
+                )
+            )
+        self.out.write(f"review: ticket {ticket_id} comment {comment_id}: {why}\n")
+        self.out.flush()
 
     async def _tokenize(self, keys: list[TokenKey]) -> list[str]:
         try:
@@ -511,8 +535,6 @@ async def _run(
                 "rate_limited": result.rate_limited,
             },
         )
-    for ticket_id, comment_id, why in result.for_review:
-        print(f"review: ticket {ticket_id} comment {comment_id}: {why}", file=out)
     values = ", ".join(f"{k} {v}" for k, v in sorted(result.values.items())) or "none"
     verb = "would change" if request.dry_run else "changed"
     print(

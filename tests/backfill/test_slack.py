@@ -216,6 +216,14 @@ async def test_values_are_tokenised_then_rewritten_and_nothing_else_changes(
     redacted = [r for r in records if r.get("event") == "slack_message_redacted"]
     assert sorted(r["ts"] for r in redacted) == sorted([M1, R1, M3, M5, M6, M7])
     assert [r["thread_ts"] for r in redacted if r["ts"] == R1] == [M4]
+    # What stays in Slack is listed as it is met and kept in the trail: a run killed later
+    # (its cursor past these messages) does not lose it.
+    review = [r for r in records if r.get("event") == "slack_message_for_review"]
+    assert sorted((r["ts"], r["reason"], r["permalink"]) for r in review) == [
+        (M3, "cant_update_message", link + "1700000003000300"),
+        (M7, "edit_window_closed", link + "1700000007000700"),
+    ]
+    assert f"review: {link}1700000007000700: edit_window_closed\n" in out
     _no_value(store.audit_text())
     _no_value(out)
     assert f"{link}1700000004000500?thread_ts={M4}&cid={CHANNEL}: redacted CREDIT_CARD 1" in out

@@ -130,6 +130,14 @@ async def test_values_are_tokenised_then_redacted_and_nothing_else_changes(
     redacted = [r for r in records if r.get("event") == "zendesk_comment_redacted"]
     assert sorted(r["comment_id"] for r in redacted) == [1, 3, 4, 6]  # written before the PUT
     assert all(r["tokens"] for r in redacted)
+    # What stays in Zendesk is listed as it is met and kept in the trail: a run killed later
+    # (its cursor past these comments) does not lose it.
+    review = [r for r in records if r.get("event") == "zendesk_comment_for_review"]
+    assert sorted((r["ticket_id"], r["comment_id"], r["reason"]) for r in review) == [
+        (103, 5, "value in an HTML attribute"),
+        (104, 6, "redaction refused (422)"),
+    ]
+    assert "review: ticket 104 comment 6: redaction refused (422)\n" in out
     _no_value(store.audit_text())
     _no_value(out)
     for comment_id in (1, 3, 4):
