@@ -492,7 +492,7 @@ def _add_backfill_slack(kinds: argparse._SubParsersAction) -> None:
     add("--since", metavar="DATE", help="first run: messages since DATE (default: all)")
     add("--base-url", metavar="URL", help="another Web API root (a stand-in, a proxy)")
     add("--tenant", default="default", help="the vault tenant")
-    add("--dry-run", action="store_true", help="list what would change; no vault, no change")
+    add("--dry-run", action="store_true", help="list what would change; no token, no change")
     # Accepted only to be refused without repeating the value (argparse would echo it).
     for flag in ("--token", "--slack-token", "--bot-token", "--user-token"):
         add(flag, dest="token_flag", metavar="TOKEN", help=argparse.SUPPRESS)
@@ -518,7 +518,7 @@ def _add_backfill(sub: argparse._SubParsersAction) -> None:
     add("--since", metavar="DATE", help="first run: tickets updated since DATE (default: all)")
     add("--base-url", metavar="URL", help="another address for the API (a stand-in, a proxy)")
     add("--tenant", default="default", help="the vault tenant")
-    add("--dry-run", action="store_true", help="list what would change; no vault, no change")
+    add("--dry-run", action="store_true", help="list what would change; no token, no change")
     _add_store_flags(zendesk)
     zendesk.set_defaults(handler=_cmd_backfill_zendesk)
     _add_backfill_slack(kinds)

@@ -75,7 +75,7 @@ def summary_line(tally: Tally, inputs: int, elapsed_s: float, *, dry_run: bool) 
             f"; {tally.items_as_text} items did not parse as their format and were scanned as text"
         )
     if dry_run:
-        line += "; dry run: no file and no vault was touched"
+        line += "; dry run: no file changed, no value stored"
     return line
 
 

@@ -135,3 +135,36 @@ def test_a_credential_typed_as_an_unknown_flag_is_never_echoed(store: Store) -> 
         assert "value(s) not shown" in err
         assert secret not in err + done.stdout.decode()
     assert not (store.root / "audit-cli.jsonl").exists()  # nothing ran
+
+
+def test_a_dry_run_from_the_command_line_stores_no_token_and_changes_no_file(
+    store: Store, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from vault.startup import open_vault
+
+    source = tmp_path / "in.jsonl"
+    raw = f'{{"c": "card {CARD}", "s": "ssn {SSN}"}}\n'.encode()
+    source.write_bytes(raw)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = _redactor(store, "redact", str(source), "--dry-run")
+    assert done.returncode == 0, done.stderr.decode()
+    err = done.stderr.decode()
+    assert "CREDIT_CARD 1, US_SSN 1; 1 items would change" in err
+    assert "dry run: no file changed, no value stored" in err
+    assert source.read_bytes() == raw
+    after = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("audit-cli."))
+    assert after == before  # the command trail beside the server's is the only thing written
+
+    async def tokens() -> list[object]:
+        vault = await open_vault(store.config, create=False)
+        try:
+            return [
+                await vault.find_token("default", entity, DIGITS[span])
+                for entity, span in (("card", CARD), ("ssn", SSN))
+            ]
+        finally:
+            await vault.close()
+
+    assert asyncio.run(tokens()) == [None, None]
