@@ -502,7 +502,18 @@ class _Run:
                 sink = partial.open("r+b")
                 sink.truncate(start.output_offset)
                 sink.seek(start.output_offset)
+                print(
+                    f"redactor: {shown}: resuming at {start.offset / 1e6:.1f} MB "
+                    f"({start.tally.items} items done)",
+                    file=self.stderr,
+                )
             else:
+                if request.resume:
+                    print(
+                        f"redactor: {shown}: no checkpoint to resume from; starting at the "
+                        "beginning",
+                        file=self.stderr,
+                    )
                 checkpoint.unlink(missing_ok=True)
                 sink = _open_partial(partial, source_stat)
         elif not request.dry_run:

@@ -4,6 +4,7 @@ tokens on the terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -168,3 +169,74 @@ def test_a_dry_run_from_the_command_line_stores_no_token_and_changes_no_file(
             await vault.close()
 
     assert asyncio.run(tokens()) == [None, None]
+
+
+_SMALL_CHECKPOINTS = """
+import dataclasses, sys
+from redactor.backfill import run
+full = run.redact_files
+def often(request, **kw):  # checkpoints every 64 KB instead of 32 MB: a kill lands after some
+    return full(dataclasses.replace(request, checkpoint_bytes=65536, batch_bytes=16384), **kw)
+run.redact_files = often
+from redactor.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_kill_9_after_checkpoints_then_resume_equals_an_uninterrupted_run(
+    store: Store, tmp_path: Path
+) -> None:
+    import json
+    import signal
+    import time
+
+    lines = [
+        (f'{{"n": {i}, "c": "card {CARD}"}}\n' if i % 50 == 0 else f'{{"n": {i}, "c": "ok"}}\n')
+        for i in range(60_000)
+    ]
+    raw = "".join(lines).encode()
+    source = tmp_path / "export.jsonl"
+    source.write_bytes(raw)
+    reference = tmp_path / "reference.jsonl"
+    whole = _redactor(store, "redact", str(source), "-o", str(reference))
+    assert whole.returncode == 0, whole.stderr.decode()
+
+    script = tmp_path / "often.py"
+    script.write_text(_SMALL_CHECKPOINTS)
+    partial = tmp_path / "export.jsonl.redact-partial"
+    checkpoint = tmp_path / "export.jsonl.redact-checkpoint"
+    proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, str(script), "redact", str(source), "--in-place"],
+        env=_env(store),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Kill -9 once a checkpoint is on disk and the output has gone past it: the bytes
+        # after the checkpoint must be thrown away and redone, not kept twice.
+        done_at = 0
+        while proc.poll() is None:
+            if checkpoint.exists():
+                with contextlib.suppress(FileNotFoundError, ValueError):
+                    done_at = json.loads(checkpoint.read_text())["output_offset"]
+            if done_at and partial.stat().st_size > done_at + 1000:
+                break
+            time.sleep(0.002)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert source.read_bytes() == raw  # the input is whole
+    assert checkpoint.exists()
+    assert partial.exists()
+
+    resumed = _redactor(store, "redact", str(source), "--in-place", "--resume")
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert "export.jsonl: resuming at " in resumed.stderr.decode()  # not started over
+    assert "60000 items scanned" in resumed.stderr.decode()
+    assert "1200 items changed" in resumed.stderr.decode()
+    assert source.read_bytes() == reference.read_bytes()
+    assert not partial.exists()
+    assert not checkpoint.exists()
