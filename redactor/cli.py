@@ -680,9 +680,7 @@ def _unknown_arguments(unknown: Sequence[str]) -> str:
     credential typed as a flag (`--api-token X`, `--password=X`) must not reach the terminal,
     a CI log or a cron mail. Only flag names are repeated."""
     names = [
-        name
-        for arg in unknown
-        if (name := arg.split("=", 1)[0]) and _FLAG_NAME.fullmatch(name)
+        name for arg in unknown if (name := arg.split("=", 1)[0]) and _FLAG_NAME.fullmatch(name)
     ]
     hidden = len(unknown) - len(names) + sum("=" in arg for arg in unknown)
     text = "unrecognized arguments: " + (" ".join(dict.fromkeys(names)) or "(not shown)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class Standin:
     # The host `next_page` links name (Zendesk names its own, whatever address was called).
     next_page_host: str | None = None
     hosts_called: set[str] = field(default_factory=set)
+    # Called with the comment id once a redaction is stored, before the answer is sent.
+    on_redaction: Callable[[int], None] | None = None
 
     def __post_init__(self) -> None:
         for comments in self.tickets.values():
@@ -125,4 +128,6 @@ class Standin:
         self.redactions[comment_id] = self.redactions.get(comment_id, 0) + 1
         comment["html_body"] = _REDACT.sub(lambda m: "▇" * len(m.group(1)), new)
         comment["body"] = re.sub(r"<[^>]+>", "", comment["html_body"])
+        if self.on_redaction is not None:
+            self.on_redaction(comment_id)
         return web.json_response({"comment": comment})
