@@ -242,11 +242,12 @@ class HeaderBlockView:
     (UTF-8 when that cannot hold the new text). Unchanged fields keep their bytes and folding.
     """
 
-    __slots__ = ("_fields", "_scanned", "_table", "fields", "segments")
+    __slots__ = ("_block", "_fields", "_scanned", "_table", "fields", "segments")
 
     def __init__(self, block: str, *, allow_mbox_from: bool = False) -> None:
         """Parse the block. Raises BodyUnparseableError for malformed lines or encoded words."""
         self.fields = parse_header_fields(block, allow_mbox_from=allow_mbox_from)
+        self._block = block
         self._scanned: list[tuple[HeaderField, str, str | None]] = []
         self._table = SegmentTable()
         for header in self.fields:
@@ -268,11 +269,43 @@ class HeaderBlockView:
         result: list[Edit] = []
         for slot, local_edits in self._table.route(edits).items():
             header, text, charset = self._scanned[slot]  # type: ignore[index]
+            if charset is None and all(_plain(e) for e in local_edits[0]):
+                # No encoded words: each edit lands on the field's own bytes, so its folding,
+                # spacing and raw UTF-8 (RFC 6532) stay as they came.
+                result.extend(_in_place(self._block, header, local_edits[0]))
+                continue
             new_text = apply_edits(text, local_edits[0])
             result.append(
                 Edit(header.value_start, header.value_end, _encode_value(header, new_text, charset))
             )
         return sorted(result, key=lambda e: e.start)
+
+
+def _plain(edit: Edit) -> bool:
+    """An edit that can stand in a header's own bytes: it replaces something, with printable
+    text and no line break (a token)."""
+    return edit.end > edit.start and edit.replacement.isprintable()
+
+
+def _in_place(block: str, header: HeaderField, edits: Sequence[Edit]) -> list[Edit]:
+    """`edits` on the unfolded, stripped value of `header`, moved onto the block's own
+    characters (a value split by a fold is replaced together with the fold)."""
+    start, end = header.value_start, header.value_end
+    folds = {m.start(): len(m.group()) for m in _UNFOLD.finditer(block, start, end)}
+    source: list[int] = []  # block offset of each character of the unfolded value
+    i = start
+    while i < end:
+        if i in folds:
+            i += folds[i]
+            continue
+        source.append(i)
+        i += 1
+    lead = 0
+    while lead < len(source) and block[source[lead]] in " \t\r\n":
+        lead += 1
+    return [
+        Edit(source[lead + e.start], source[lead + e.end - 1] + 1, e.replacement) for e in edits
+    ]
 
 
 def _encode_value(header: HeaderField, text: str, charset: str | None) -> str:
@@ -533,9 +566,7 @@ def _join_continuation_spans(spans: list[ParamSpan]) -> list[ParamSpan]:
             index += 1
             continue
         run = [spans[index]]
-        while index + len(run) < len(spans) and spans[index + len(run)].name.startswith(
-            stem + "*"
-        ):
+        while index + len(run) < len(spans) and spans[index + len(run)].name.startswith(stem + "*"):
             run.append(spans[index + len(run)])
         if [s.name for s in run] != [f"{stem}*{n}" for n in range(len(run))]:
             raise BodyUnparseableError("parameter continuations out of order")

@@ -1,6 +1,7 @@
 """Property: whatever surrounds them, only the values change. Inputs of every streaming format
 are generated with card numbers and SSNs among text full of what each format must get right
-(quotes, commas, backslashes, escapes, line ends, non-ASCII); putting each token back to the
+(quotes, commas, backslashes, escapes, line ends, non-ASCII, a CSV byte-order mark, mbox's
+`>From ` lines, HTML markup); putting each token back to the
 span it replaced gives the input byte for byte, and no card number is left."""
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def texts(draw: st.DrawFn) -> str:
 
 @st.composite
 def inputs(draw: st.DrawFn) -> tuple[str, bytes]:
-    fmt = draw(st.sampled_from(["jsonl", "json", "csv", "text"]))
+    fmt = draw(st.sampled_from(["jsonl", "json", "csv", "text", "mbox", "html"]))
     rows = draw(st.lists(st.tuples(texts(), texts()), min_size=1, max_size=5))
     if fmt == "jsonl":
         ascii_only = draw(st.booleans())
@@ -48,7 +49,20 @@ def inputs(draw: st.DrawFn) -> tuple[str, bytes]:
         writer = csv.writer(out, quoting=quoting)
         writer.writerow(["body", "note"])
         writer.writerows(rows)
-        return fmt, out.getvalue().encode()
+        bom = draw(st.sampled_from(["", "\ufeff"]))  # Excel writes one
+        return fmt, (bom + out.getvalue()).encode()
+    if fmt == "mbox":
+        # mboxo/mboxrd: a body line that began with "From " is stored as ">From ".
+        messages = [
+            f"From ada@example.com Mon Dec  7 07:0{n % 10}:00 2026\n"
+            f"From: ada@example.com\nSubject: {a.splitlines()[0] if a else ''}\n"
+            f"Content-Type: text/plain; charset=utf-8\n\n{b}\n>From the desk: {a}\n\n"
+            for n, (a, b) in enumerate(rows)
+        ]
+        return fmt, "".join(messages).encode()
+    if fmt == "html":
+        cells = "".join(f"<tr><td>{a}</td><td title=x>{b}</td></tr>\n" for a, b in rows)
+        return fmt, f"<!doctype html><table>\n{cells}</table>\n".encode()
     return fmt, "\n".join(f"{a}\n\n{b}" for a, b in rows).encode()
 
 

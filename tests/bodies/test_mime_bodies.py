@@ -462,3 +462,20 @@ def test_compressed_bytes_under_a_label_that_does_not_say_so_are_refused(
     # Declared, the same bytes are inflated and read.
     parsed = parse_body(raw, "text/plain", content_encoding="gzip")
     assert any("4111 1111 1111 1111" in s.text for s in parsed.segments)
+
+
+def test_a_header_without_encoded_words_keeps_its_own_bytes_around_the_value() -> None:
+    # Raw UTF-8 (RFC 6532), its spacing and its folds: only the value's characters change.
+    raw = (
+        "From: ada@example.com\r\n"
+        "Subject:  café order\r\n\tcard 4111 1111\r\n 1111 1111  (urgent)\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
+    ).encode()
+    parsed = parse_body(raw, "message/rfc822")
+    subject = next(s for s in parsed.segments if s.field_name == "Subject")
+    start = subject.text.index("4111")
+    out = parsed.rebuild({subject.index: [Edit(start, start + 19, TOKEN)]})
+    assert out == raw.replace(b"4111 1111\r\n 1111 1111", TOKEN.encode())
+    header = email.message_from_bytes(out, policy=policy.default)["subject"]
+    assert TOKEN in str(header)
+    assert "café" in str(header)
