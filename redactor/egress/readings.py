@@ -45,8 +45,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = ["Check", "EgressLimits", "Reader"]
 
-# (kind, digits, reading path): raises when the value may not leave.
-Check = Callable[[str, str, str], None]
+# (kind, digits, reading path, inside a longer chain): raises when the value may not leave.
+Check = Callable[[str, str, str, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,8 +493,8 @@ class Reader:
         else:
             stretch = could_hold(text)
         if stretch:
-            for kind, digits in find_strong(text):
-                self._check(kind, digits, path)
+            for kind, digits, inside in find_strong(text):
+                self._check(kind, digits, path, inside)
         next_depth = depth + 1
         if unicode_escape or ("\\" in text and stretch):
             # Short escapes only move separators; `\uXXXX` may spell anything.

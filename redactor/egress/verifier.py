@@ -42,8 +42,8 @@ def _verify(
     seen: SeenValues | None,
     limits: EgressLimits | None,
 ) -> None:
-    def check(_kind: str, digits: str, path: str) -> None:
-        if seen is None or not seen.kept(digits):
+    def check(_kind: str, digits: str, path: str, inside: bool) -> None:
+        if seen is None or not seen.kept(digits, inside=inside):
             raise error(path)
 
     reader = Reader(check, limits or EgressLimits.for_message(len(body)))

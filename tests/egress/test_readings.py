@@ -330,6 +330,24 @@ def test_a_run_of_exactly_the_value_that_the_detector_did_not_weigh_is_refused()
     assert _refused_in(text.encode(), seen=seen) == "body"
 
 
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("cc%23%20" + PAN, "body>percent"),  # `%20` glues `20` to the card in the raw text
+        ("social=20security=20number=20536904399", "body>quoted-printable"),
+        ("note=card%20no.%20" + PAN + "&x=1", "body>percent"),
+    ],
+)
+def test_a_value_alone_in_a_reading_is_not_vouched_for_by_a_longer_run(
+    text: str, reading: str
+) -> None:
+    # The detector read `20` + the value as one longer run in the raw text and weighed it as
+    # no candidate; the value itself, alone in the decoded reading, was never weighed.
+    seen = SeenValues()
+    default_detector().find(text, considered=seen.considered, runs=seen.runs)
+    assert _refused_in(text.encode(), seen=seen) == reading
+
+
 def test_two_content_encoding_lines_joined_are_both_undone() -> None:
     # Two Content-Encoding lines arrive joined: both layers are undone.
     body = gzip.compress(gzip.compress(f"card {PAN}".encode(), mtime=0), mtime=0)
