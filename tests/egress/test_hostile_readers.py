@@ -237,7 +237,6 @@ KNOWN_OPEN: dict[tuple[str, str], str] = {
     ("params", "h:Cookie"): "credential headers are neither redacted nor verified",
     ("split", "form"): "form fields parted by `;`, an SSN over three fields",
     ("split", "objs"): "an SSN over three JSON objects, no SSN word",
-    ("params", "hsplit"): "a value split over two lines of one header name",
     ("unread", "png-text"): "text chunks of an image",
     ("unread", "docx"): "XML members of an archive",
 }

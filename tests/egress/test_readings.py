@@ -352,3 +352,11 @@ def test_two_content_encoding_lines_joined_are_both_undone() -> None:
     # Two Content-Encoding lines arrive joined: both layers are undone.
     body = gzip.compress(gzip.compress(f"card {PAN}".encode(), mtime=0), mtime=0)
     assert _refused_in(body, content_encoding="gzip, gzip") == "body>gzip>gzip"
+
+
+def test_a_value_split_over_two_lines_of_one_header_is_refused() -> None:
+    headers = [("X-Note", "card 4111 1111"), ("X-Note", "1111 1111")]
+    assert _refused_in(b"{}", headers=headers) == "header"
+    # Each line alone holds no value.
+    _verify(b"{}", headers=headers[:1])
+    _verify(b"{}", headers=headers[1:])
