@@ -225,12 +225,8 @@ def _report(outcomes: list[Outcome]) -> str:
 # Bypasses found and not closed yet: (class, a substring of the request's name) -> why.
 # Every other leak fails the test; each fix removes its line.
 KNOWN_OPEN: dict[tuple[str, str], str] = {
-    ("behind-label", "untyped"): "\\uXXXX escapes written out in text that is no JSON document",
-    ("behind-label", "jsonjson"): "\\uXXXX escapes written out in text that is no JSON document",
-    ("nested", "json-esc"): "\\uXXXX escapes written out in text that is no JSON document",
     ("charsets", "sjis"): "undeclared Shift_JIS / EUC-JP text with fullwidth digits",
     ("folding", "gap"): "long space runs before each line break between groups",
-    ("html", "css-esc"): "CSS escapes in a style sheet's content string",
     ("nested", "rfc2047"): "encoded words",
     ("params", "2231"): "RFC 2231 continuations cut inside a percent escape",
     ("params", "h:Authorization"): "credential headers are neither redacted nor verified",

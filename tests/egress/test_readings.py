@@ -360,3 +360,41 @@ def test_a_value_split_over_two_lines_of_one_header_is_refused() -> None:
     # Each line alone holds no value.
     _verify(b"{}", headers=headers[:1])
     _verify(b"{}", headers=headers[1:])
+
+
+def _escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reading"),
+    [
+        # `\uXXXX` written out in text that is no JSON document: a form field, a log line.
+        (("note=" + quote(_escaped(f"card {PAN}"))).encode(), None, "body>percent>escapes"),
+        (_escaped(f"ssn {SSN}").encode(), "text/plain", "body>escapes"),
+        # A JSON string that holds the escapes written out (escaped twice).
+        (json.dumps({"n": _escaped(f"card {PAN}")}).encode(), None, "body>json>escapes"),
+        # Mathematical digits as surrogate pairs: `\ud835\udfd2` is one digit.
+        (
+            ("x=" + "".join(f"\\ud835\\u{0xDFCE + int(d):04x}" for d in PAN)).encode(),
+            "text/plain",
+            "body>escapes",
+        ),
+        ("x=\\x34\\x31\\x31\\x31 \\u{31}111 1111 1111 card".encode(), "text/plain", "body>escapes"),
+        # CSS escapes in a style sheet's content string: a browser shows the digits.
+        (
+            ('<style>p::after{content:"card '
+             + "".join(f"\\{ord(c):x} " for c in PAN)
+             + '"}</style><p>hi</p>').encode(),
+            "text/html",
+            "body>css",
+        ),
+    ],
+)
+def test_escapes_written_out_are_read(body: bytes, content_type: str | None, reading: str) -> None:
+    assert _refused_in(body, content_type=content_type) == reading
+
+
+def test_css_escapes_outside_a_style_sheet_are_not_read() -> None:
+    # In plain text `\34 \31` is not an escape to anyone.
+    _verify(("note " + "".join(f"\\{ord(c):x} " for c in PAN)).encode(), content_type="text/plain")
