@@ -124,17 +124,22 @@ def _skipped(drop: frozenset[str]) -> frozenset[str]:
 
 
 def add_forwarded_headers(request: web.Request, headers: CIMultiDict[str]) -> None:
-    """Append this hop to `X-Forwarded-*` and RFC 7239 `Forwarded`."""
+    """Append this hop to `X-Forwarded-*` and RFC 7239 `Forwarded`.
+
+    The prior hops are read from `headers`, the outgoing (redacted) ones, never from the
+    request: a value a sender wrote into `Forwarded` was tokenised there, and the request's
+    own copy still holds it (issue 18's second round found it forwarded raw). Every line of a
+    repeated header is kept, joined, as RFC 9110 allows."""
     peer = request.remote or "unknown"
     proto = request.scheme
     host = request.host
-    prior = request.headers.get("X-Forwarded-For")
+    prior = ", ".join(headers.getall("X-Forwarded-For", []))
     headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     headers["X-Forwarded-Proto"] = proto
     headers["X-Forwarded-Host"] = host
     node = f'"[{peer}]"' if ":" in peer else peer
     forwarded = f'for={node};proto={proto};host="{host}"'
-    prior_fwd = request.headers.get("Forwarded")
+    prior_fwd = ", ".join(headers.getall("Forwarded", []))
     headers["Forwarded"] = f"{prior_fwd}, {forwarded}" if prior_fwd else forwarded
 
 

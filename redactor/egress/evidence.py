@@ -122,8 +122,10 @@ _PRINTED = frozenset({(4, 6, 5), (4, 6, 4), (6, 13), (4, 6, 6), (4, 6, 9)})
 _NUMBER_SEPARATORS = frozenset({" ", "-", ".", "/", "_", "\x00"})
 
 
-def find_strong(text: str) -> list[tuple[str, str]]:
-    """(kind, ASCII digits) of each strong value in normalized `text`, in order.
+def find_strong(text: str) -> list[tuple[str, str, bool]]:
+    """(kind, ASCII digits, inside) of each strong value in normalized `text`, in order;
+    `inside` is True when more digits of the same chain stand beside it (a window of a longer
+    grouped number), False when the value is the whole chain.
 
     A window of a chain's groups is one number when its separators are all of one kind
     (lists mix them: `757-490-8708, 420-781-6711`, `$350.39, $8609.44`, `22:39:27, 09:24:56`
@@ -133,7 +135,7 @@ def find_strong(text: str) -> list[tuple[str, str]]:
     """
     if not could_hold(text):
         return []
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, bool]] = []
     for chain in _CHAIN.finditer(text):
         chain_text = chain.group()
         base = chain.start()
@@ -155,15 +157,16 @@ def find_strong(text: str) -> list[tuple[str, str]]:
                     break
                 sizes = tuple(len(g) for g in groups[i : j + 1])
                 sep = seps[i] if j > i else ""
+                inside = i > 0 or j < n - 1
                 if size >= 13:
                     if (
                         _card_grouping(sizes, sep)
                         and _luhn(digits)
                         and scheme_for(digits) is not None
                     ):
-                        found.append((CARD, digits))
+                        found.append((CARD, digits, inside))
                 elif size == 9 and _ssn_valid(digits):
                     start, end = spans[i][0] + base, spans[j][1] + base
                     if sizes == (3, 2, 4) or _near_ssn_word(text, start, end):
-                        found.append((SSN, digits))
+                        found.append((SSN, digits, inside))
     return found

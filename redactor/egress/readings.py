@@ -45,8 +45,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = ["Check", "EgressLimits", "Reader"]
 
-# (kind, digits, reading path): raises when the value may not leave.
-Check = Callable[[str, str, str], None]
+# (kind, digits, reading path, inside a longer chain): raises when the value may not leave.
+Check = Callable[[str, str, str, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,12 +493,14 @@ class Reader:
         else:
             stretch = could_hold(text)
         if stretch:
-            for kind, digits in find_strong(text):
-                self._check(kind, digits, path)
+            for kind, digits, inside in find_strong(text):
+                self._check(kind, digits, path, inside)
         next_depth = depth + 1
         if unicode_escape or ("\\" in text and stretch):
             # Short escapes only move separators; `\uXXXX` may spell anything.
             self._read_json(text, path + ">json", next_depth)
+        if "\\" in text:
+            self._read_escapes(text, path, next_depth)
         if "%" in text and _PERCENT.search(text):
             raw = unquote_to_bytes(text.replace("+", " "))
             self.read_bytes(raw, path + ">percent", next_depth)
@@ -508,6 +510,19 @@ class Reader:
             raw = binascii.a2b_qp(encoded)
             self.read_bytes(raw, path + ">quoted-printable", next_depth)
         self._read_base64(encoded, path, next_depth)
+
+    def _read_escapes(self, text: str, path: str, depth: int) -> None:
+        """Escapes written out in text that is no JSON document (a log line, a form field, a
+        string that was escaped twice): `\\u0034`, `\\x34`, `\\u{34}` as a JavaScript or
+        Python reader takes them; in a style sheet, CSS escapes (`\\34 `) as a browser shows
+        a `content:` string."""
+        if _ESCAPE.search(text):
+            decoded = _ESCAPE.sub(_escaped_char, text)
+            # `\\ud835\\udfd2`: a surrogate pair read as the one character it spells.
+            decoded = decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            self.read_text(decoded, path + ">escapes", depth)
+        if _CSS_CONTEXT.search(text) and _CSS_ESCAPE.search(text):
+            self.read_text(_CSS_ESCAPE.sub(_css_char, text), path + ">css", depth)
 
     def _read_json(self, text: str, path: str, depth: int) -> None:
         docs: list[Any] = []
@@ -569,6 +584,23 @@ class Reader:
                         # by the percent reading of the whole text).
                         uri = encoded[max(0, start - 8) : start] == b";base64,"
                         self.read_bytes(decoded, path + (">data-uri" if uri else ">base64"), depth)
+
+
+_ESCAPE = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|u([0-9A-Fa-f]{4})|x([0-9A-Fa-f]{2}))")
+_CSS_CONTEXT = re.compile(r"(?i)<style|style\s*=|content\s*:")
+_CSS_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{1,6})[ \t\n\f]?|\\\r\n")
+
+
+def _code_point(code: int) -> str:
+    return chr(code) if code <= 0x10FFFF else "\ufffd"
+
+
+def _escaped_char(match: re.Match[str]) -> str:
+    return _code_point(int(match.group(1) or match.group(2) or match.group(3), 16))
+
+
+def _css_char(match: re.Match[str]) -> str:
+    return _code_point(int(match.group(1), 16)) if match.group(1) else ""
 
 
 def _unescape_blob(blob: bytes) -> bytes:

@@ -47,8 +47,14 @@ class SeenValues:
         """Candidates and runs weighed, to send back from a scan worker (its pipe only)."""
         return frozenset(self._read), frozenset(self._runs)
 
-    def kept(self, digits: str) -> bool:
-        """True when the detector weighed this value and deliberately left it: it may leave."""
+    def kept(self, digits: str, *, inside: bool = True) -> bool:
+        """True when the detector weighed this value and deliberately left it: it may leave.
+
+        `inside`: the verifier read the value beside more digits of one grouped number. Only
+        then may a longer number the detector weighed vouch for it; a value standing alone in
+        some reading was not read by redaction just because its digits also occur glued to
+        others elsewhere (`card%204111...` holds the run `204111...` in the raw text, and the
+        card alone in the percent reading)."""
         # A tokenised value has no business in the outgoing bytes: a copy of it that is still
         # there was hidden where redaction did not read.
         if digits in self._tokenised:
@@ -59,6 +65,8 @@ class SeenValues:
         # tracking number holds Luhn-valid 16-digit windows): that number was seen. A run of
         # exactly these digits with no candidate was not weighed (glued to a letter: `%3A536-
         # 90-4399`), and is not kept.
+        if not inside:
+            return False
         return any(digits in c for c in (*self._read, *self._runs) if len(c) > len(digits))
 
     def __repr__(self) -> str:

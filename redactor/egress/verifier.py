@@ -42,18 +42,26 @@ def _verify(
     seen: SeenValues | None,
     limits: EgressLimits | None,
 ) -> None:
-    def check(_kind: str, digits: str, path: str) -> None:
-        if seen is None or not seen.kept(digits):
+    def check(_kind: str, digits: str, path: str, inside: bool) -> None:
+        if seen is None or not seen.kept(digits, inside=inside):
             raise error(path)
 
     reader = Reader(check, limits or EgressLimits.for_message(len(body)))
     reader.read_text(url, "url")
+    lines: dict[str, list[str]] = {}
     for name, value in headers:
         reader.read_text(name, "header-name")
         # Structural headers (signatures, validators, credentials) are not read by redaction
         # on purpose, so a value there cannot be told from an id: they are not verified either.
         if name.lower() not in unscanned_headers:
             reader.read_text(value, "header")
+            lines.setdefault(name.lower(), []).append(value)
+    for values in lines.values():
+        if len(values) > 1:
+            # A reader joins the lines of one name (RFC 9110, 5.3: with `, `): a value split
+            # over two `X-Note` lines is one value to it. Joined by a space here, so the
+            # comma does not make the two halves a list of two numbers.
+            reader.read_text(" ".join(values), "header")
     path = "body"
     data = body
     if content_encoding:

@@ -330,7 +330,71 @@ def test_a_run_of_exactly_the_value_that_the_detector_did_not_weigh_is_refused()
     assert _refused_in(text.encode(), seen=seen) == "body"
 
 
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("cc%23%20" + PAN, "body>percent"),  # `%20` glues `20` to the card in the raw text
+        ("social=20security=20number=20536904399", "body>quoted-printable"),
+        ("note=card%20no.%20" + PAN + "&x=1", "body>percent"),
+    ],
+)
+def test_a_value_alone_in_a_reading_is_not_vouched_for_by_a_longer_run(
+    text: str, reading: str
+) -> None:
+    # The detector read `20` + the value as one longer run in the raw text and weighed it as
+    # no candidate; the value itself, alone in the decoded reading, was never weighed.
+    seen = SeenValues()
+    default_detector().find(text, considered=seen.considered, runs=seen.runs)
+    assert _refused_in(text.encode(), seen=seen) == reading
+
+
 def test_two_content_encoding_lines_joined_are_both_undone() -> None:
     # Two Content-Encoding lines arrive joined: both layers are undone.
     body = gzip.compress(gzip.compress(f"card {PAN}".encode(), mtime=0), mtime=0)
     assert _refused_in(body, content_encoding="gzip, gzip") == "body>gzip>gzip"
+
+
+def test_a_value_split_over_two_lines_of_one_header_is_refused() -> None:
+    headers = [("X-Note", "card 4111 1111"), ("X-Note", "1111 1111")]
+    assert _refused_in(b"{}", headers=headers) == "header"
+    # Each line alone holds no value.
+    _verify(b"{}", headers=headers[:1])
+    _verify(b"{}", headers=headers[1:])
+
+
+def _escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reading"),
+    [
+        # `\uXXXX` written out in text that is no JSON document: a form field, a log line.
+        (("note=" + quote(_escaped(f"card {PAN}"))).encode(), None, "body>percent>escapes"),
+        (_escaped(f"ssn {SSN}").encode(), "text/plain", "body>escapes"),
+        # A JSON string that holds the escapes written out (escaped twice).
+        (json.dumps({"n": _escaped(f"card {PAN}")}).encode(), None, "body>json>escapes"),
+        # Mathematical digits as surrogate pairs: `\ud835\udfd2` is one digit.
+        (
+            ("x=" + "".join(f"\\ud835\\u{0xDFCE + int(d):04x}" for d in PAN)).encode(),
+            "text/plain",
+            "body>escapes",
+        ),
+        ("x=\\x34\\x31\\x31\\x31 \\u{31}111 1111 1111 card".encode(), "text/plain", "body>escapes"),
+        # CSS escapes in a style sheet's content string: a browser shows the digits.
+        (
+            ('<style>p::after{content:"card '
+             + "".join(f"\\{ord(c):x} " for c in PAN)
+             + '"}</style><p>hi</p>').encode(),
+            "text/html",
+            "body>css",
+        ),
+    ],
+)
+def test_escapes_written_out_are_read(body: bytes, content_type: str | None, reading: str) -> None:
+    assert _refused_in(body, content_type=content_type) == reading
+
+
+def test_css_escapes_outside_a_style_sheet_are_not_read() -> None:
+    # In plain text `\34 \31` is not an escape to anyone.
+    _verify(("note " + "".join(f"\\{ord(c):x} " for c in PAN)).encode(), content_type="text/plain")
