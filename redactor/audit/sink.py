@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -369,6 +370,12 @@ class AuditSink:
         self._flushing = False
         # The off-loop write in flight, held here: the loop keeps only a weak reference.
         self._writer: asyncio.Task[None] | None = None
+        # The batches written off the loop go to one thread of the sink's own, not to the
+        # loop's default pool: its threads, once two exist, take turns on every batch (each
+        # turn a cold thread woken, more GIL hand-offs: under the proxy's load a third more
+        # context switches per message), and any other work queued there would delay an
+        # audit record that a request is waiting for.
+        self._executor: ThreadPoolExecutor | None = None
         self._reopen_requested = False
         self._checkpointed_seq = -1
         self._ticker: asyncio.Task[None] | None = None
@@ -613,7 +620,7 @@ class AuditSink:
                 batch, self._pending = self._pending, []
                 records = [record for records, _ in batch for record in records]
                 try:
-                    await asyncio.to_thread(self._write_records, records)
+                    await self._in_writer_thread(records)
                 except (OSError, ValueError):
                     self._failed(records)
                     _settle(batch, AuditWriteError())
@@ -628,6 +635,12 @@ class AuditSink:
         finally:
             self._flushing = False
             self._writer = None
+
+    def _in_writer_thread(self, records: list[dict[str, Any]]) -> asyncio.Future[None]:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
+        loop = self._loop or asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, self._write_records, records)
 
     def _failed(self, records: list[dict[str, Any]]) -> None:
         # No traceback: the cause is the disk, and it is the same for every batch.
@@ -919,6 +932,10 @@ class AuditSink:
         self._closed = True
         if self._fd is not None:
             await asyncio.to_thread(self._close_fd)
+        if self._executor is not None:
+            # Its last batch is written (close waited for the final checkpoint): no wait here.
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
 
 def _settle(

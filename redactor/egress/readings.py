@@ -86,7 +86,9 @@ _HIDING = re.compile(
 # search for a lowercase letter before an uppercase one, which base64 of text always holds
 # (`NDExMTEx`) and prose, dates and ids seldom do. Only the run around such a step, when 16+
 # long (12 bytes, fewer than any strong value with its separators), is decoded. A regex over
-# the text itself costs five times more.
+# the text itself costs five times more. The search starts at the uppercase letter and looks
+# back: sre skips ahead to its first literal, and lowercase letters are most of any prose,
+# uppercase ones a few percent (a 20 KB e-mail thread: 68 -> 26 us for this search).
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
 _B64_CLASSES = bytes(
     ord("U") if 65 <= b <= 90
@@ -95,7 +97,7 @@ _B64_CLASSES = bytes(
     else ord(" ")
     for b in range(256)
 )  # fmt: skip
-_B64_STEP = re.compile(rb"lU")  # a literal: sre finds it faster than bytes.find here
+_B64_STEP = re.compile(rb"U(?<=lU)")  # matches at the "U": the step starts one byte before
 _B64_MIN_RUN = 16
 _B64_STRIP = bytes.maketrans(b"-_", b"+/")
 # JSON's short escapes: their letters stand for separators (`4111\n1111`), so the marker test
@@ -568,7 +570,7 @@ class Reader:
         classes = encoded.translate(_B64_CLASSES)
         end = 0
         for step in _B64_STEP.finditer(classes):
-            at = step.start()
+            at = step.start() - 1
             if at < end:
                 continue  # in the run just read
             start = classes.rfind(b" ", 0, at) + 1
