@@ -235,7 +235,7 @@ def _serve(root: Path, during: Callable[[Callable[[int], None], Callable[[], Non
         proc.send_signal(signal.SIGHUP)
 
     try:
-        for _ in range(300):
+        for _ in range(1200):  # 60 s and more: a loaded CI machine starts slowly
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1):
                     break
