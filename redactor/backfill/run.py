@@ -226,6 +226,19 @@ def _check(request: RedactRequest) -> None:
     several = len(request.inputs) > 1
     if several and request.output not in (None, "-") and not Path(request.output).is_dir():
         raise RedactUsageError("with several inputs, -o must be an existing directory")
+    if request.output not in (None, "-") and not request.dry_run:
+        out = Path(request.output)
+        if request.output.endswith(("/", os.sep)) and not out.is_dir():
+            raise RedactUsageError("-o names a directory that does not exist")
+        if not out.is_dir() and not out.parent.is_dir():
+            raise RedactUsageError("the directory of -o OUTPUT does not exist")
+        if out.is_dir():
+            names = [Path(name).name for name in request.inputs]
+            if len(set(names)) < len(names):
+                # Each would be written to the same OUTPUT/NAME, the later over the earlier.
+                raise RedactUsageError(
+                    "two inputs have the same file name: -o DIR cannot hold both"
+                )
     for name in request.inputs:
         if name != "-" and not Path(name).is_file():
             raise RedactUsageError("an input is not a readable file")

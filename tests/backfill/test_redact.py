@@ -425,3 +425,34 @@ def test_in_place_warns_that_other_hard_links_keep_the_original(store: Store) ->
     assert result.code == 0, result.stderr
     assert "1 other hard link(s) to this file keep the original bytes" in result.stderr
     _no_value(source.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("output", "words"),
+    [
+        ("missing/out.jsonl", "the directory of -o OUTPUT does not exist"),
+        ("missing/", "-o names a directory that does not exist"),
+    ],
+)
+def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_anything_runs(
+    store: Store, output: str, words: str
+) -> None:
+    source = _write(store.root, "export.jsonl")
+    result = store.redact([source], output=f"{store.root}/{output}")
+    assert result.code == 2
+    assert words in result.stderr
+    assert store.audit_text() == ""
+    assert not (store.root / "missing").exists()
+
+
+def test_two_inputs_with_one_name_are_refused_for_one_output_folder(store: Store) -> None:
+    for folder in ("a", "b"):
+        (store.root / folder).mkdir()
+        (store.root / folder / "tickets.json").write_bytes(SAMPLES["tickets.json"])
+    outdir = store.root / "out"
+    outdir.mkdir()
+    inputs = [store.root / "a" / "tickets.json", store.root / "b" / "tickets.json"]
+    result = store.redact(inputs, output=str(outdir))
+    assert result.code == 2
+    assert "two inputs have the same file name" in result.stderr
+    assert list(outdir.iterdir()) == []
