@@ -20,6 +20,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import multiprocessing
 import os
@@ -52,7 +53,7 @@ log = structlog.get_logger()
 AUDIT_EVENT = "redact_files"
 PARTIAL_SUFFIX = ".redact-partial"
 CHECKPOINT_SUFFIX = ".redact-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: samples of the input's bytes
 _SNIFF_BYTES = 64 * 1024
 
 
@@ -306,10 +307,27 @@ class _Checkpoint:
     state: str
     output_offset: int
     tally: Tally
+    # SHA-256 of the input's last bytes before `offset`: a resume checks they are the same.
+    before: str = ""
 
 
-def _identity(st: os.stat_result, fmt: str) -> dict[str, Any]:
-    return {"input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns, "format": fmt}
+_SAMPLE_BYTES = 64 * 1024
+
+
+def _sample(fd: int, end: int) -> str:
+    """SHA-256 of the input's bytes in [end - 64 KiB, end) (read without moving the file's
+    position): with size and mtime, what tells an input edited since from the same one."""
+    start = max(0, end - _SAMPLE_BYTES)
+    return hashlib.sha256(os.pread(fd, end - start, start)).hexdigest()
+
+
+def _identity(st: os.stat_result, fmt: str, fd: int) -> dict[str, Any]:
+    return {
+        "input_size": st.st_size,
+        "input_mtime_ns": st.st_mtime_ns,
+        "format": fmt,
+        "input_head_sha256": _sample(fd, min(st.st_size, _SAMPLE_BYTES)),
+    }
 
 
 def _read_checkpoint(path: Path, identity: dict[str, Any]) -> _Checkpoint | None:
@@ -328,6 +346,7 @@ def _read_checkpoint(path: Path, identity: dict[str, Any]) -> _Checkpoint | None
         str(data["state"]),
         int(data["output_offset"]),
         Tally.from_data(data["tally"]),
+        str(data["input_before_sha256"]),
     )
 
 
@@ -339,6 +358,7 @@ def _write_checkpoint(path: Path, identity: dict[str, Any], cp: _Checkpoint) -> 
         "state": cp.state,
         "output_offset": cp.output_offset,
         "tally": cp.tally.to_data(),
+        "input_before_sha256": cp.before,
     }
     tmp = _beside(path, ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -479,7 +499,7 @@ class _Run:
                 source.seek(0)
             source_stat = os.fstat(source.fileno())
             total = source_stat.st_size
-            identity = _identity(source_stat, fmt)
+            identity = _identity(source_stat, fmt, source.fileno())
             if request.in_place and source_stat.st_nlink > 1:
                 print(
                     f"redactor: {shown}: {source_stat.st_nlink - 1} other hard link(s) to this "
@@ -510,6 +530,8 @@ class _Run:
             partial = _beside(target, PARTIAL_SUFFIX, self.detector)
             checkpoint = _beside(target, CHECKPOINT_SUFFIX, self.detector)
             resumed = _read_checkpoint(checkpoint, identity) if request.resume else None
+            if resumed is not None and resumed.before != _sample(source.fileno(), resumed.offset):
+                raise ResumeError()  # same size and time, other bytes: edited, time put back
             if resumed is not None and partial.exists():
                 start = resumed
                 sink = partial.open("r+b")
@@ -555,7 +577,13 @@ class _Run:
                     _write_checkpoint(
                         checkpoint,
                         identity,
-                        _Checkpoint(offset, batch[-1].state, output_offset, tally),
+                        _Checkpoint(
+                            offset,
+                            batch[-1].state,
+                            output_offset,
+                            tally,
+                            _sample(source.fileno(), offset) if identity else "",
+                        ),
                     )
                     synced_at = offset
             if sink is not None:

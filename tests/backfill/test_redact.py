@@ -456,3 +456,39 @@ def test_two_inputs_with_one_name_are_refused_for_one_output_folder(store: Store
     assert result.code == 2
     assert "two inputs have the same file name" in result.stderr
     assert list(outdir.iterdir()) == []
+
+
+def test_resume_refuses_an_input_edited_with_its_size_and_time_put_back(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    raw = _many_lines(300)
+    source = store.root / "big.jsonl"
+    source.write_bytes(raw)
+    out = store.root / "out.jsonl"
+    real = run_module.rebuild_item
+    calls = 0
+
+    def interrupted(*args: object) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 60:
+            raise KeyboardInterrupt
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "rebuild_item", interrupted)
+    small = {"batch_bytes": 200, "checkpoint_bytes": 400}
+    with pytest.raises(KeyboardInterrupt):
+        store.redact([source], output=str(out), tokens=FakeVault(), **small)
+    monkeypatch.setattr(run_module, "rebuild_item", real)
+    assert out.with_name(out.name + CHECKPOINT_SUFFIX).exists()
+    # Same size, same modification time (rsync -t, cp -p, touch -r), other bytes.
+    before = source.stat()
+    source.write_bytes(raw.replace(b'{"i": 1}', b'{"i": 7}', 1))
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert source.stat().st_size == before.st_size
+    result = store.redact([source], output=str(out), resume=True, tokens=FakeVault(), **small)
+    assert result.code == 1
+    assert "checkpoint does not belong to this input" in result.stderr
+    assert not out.exists()
