@@ -276,6 +276,9 @@ class _Backfill:
                 found.append((seg.index, seg.text, findings))
         if in_attribute:
             await self.review(ticket_id, comment_id, "value in an HTML attribute")
+        if self._value_in_attachment_names(comment):
+            # Only removing the whole file could take it out (external_attachment_urls).
+            await self.review(ticket_id, comment_id, "value in an attachment's file name")
         if not found:
             return
         counts = Counter(f.entity for _, _, findings in found for f in findings if f.lead)
@@ -320,6 +323,16 @@ class _Backfill:
             return
         self.result.comments_changed += 1
         self.out.write(f"ticket {ticket_id} comment {comment_id}: {verb} {summary}\n")
+
+    def _value_in_attachment_names(self, comment: dict[str, Any]) -> bool:
+        attachments = comment.get("attachments")
+        if not isinstance(attachments, list):
+            return False
+        return any(
+            find_windowed(self.detector, name, "file_name")
+            for attachment in attachments
+            if isinstance(attachment, dict) and isinstance(name := attachment.get("file_name"), str)
+        )
 
     async def review(self, ticket_id: int, comment_id: int, why: str) -> None:
         """List a comment whose values stay in Zendesk for a human, as it is met: printed at

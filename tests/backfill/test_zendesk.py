@@ -316,3 +316,20 @@ async def test_cursors_and_next_page_links_are_followed_as_zendesk_gives_them(
     again, _ = await _run(store, str(server.make_url("")))  # resumes from the saved cursor
     assert standin.export_queries[-1] == "cursor=c6%2B/%3D%3D"
     assert again.tickets == 0
+
+
+async def test_a_value_in_an_attachment_name_is_listed_for_a_human(
+    store: Store, aiohttp_server
+) -> None:
+    standin = _standin()
+    comment = standin.comment(7)
+    comment["attachments"] = [
+        {"id": 9001, "file_name": f"card {CARD_2}.pdf", "content_type": "application/pdf"}
+    ]
+    server = await aiohttp_server(standin.app())
+    result, out = await _run(store, str(server.make_url("")))
+    assert (105, 7, "value in an attachment's file name") in result.for_review
+    assert "review: ticket 105 comment 7: value in an attachment's file name\n" in out
+    assert 7 not in standin.redactions  # its text holds no value: nothing to redact there
+    _no_value(out)
+    _no_value(store.audit_text())
