@@ -318,6 +318,13 @@ class _Backfill:
             f"/api/v2/comment_redactions/{comment_id}",
             {"ticket_id": ticket_id, "html_body": new_markup},
         )
+        if status in (401, 403):
+            # The account, not the comment: redaction needs Agent Workspace and an agent
+            # allowed to redact. Every comment would fail alike: stop, the cursor stays.
+            raise ZendeskError(
+                f"Zendesk refused the redaction ({status}): the agent must be allowed to "
+                "redact (Agent Workspace; on Professional, agents may delete tickets)"
+            )
         if status != 200:
             await self.review(ticket_id, comment_id, f"redaction refused ({status})")
             return
@@ -530,8 +537,10 @@ async def _run(
         )
         code, failure = 0, None
     except (RedactorError, VaultError, aiohttp.ClientError, OSError) as exc:
-        reason = getattr(exc, "message", None) if isinstance(exc, RedactorError) else None
-        print(f"redactor: zendesk backfill stopped: {reason or type(exc).__name__}", file=err)
+        # Our errors' texts are fixed (with a fixed detail: what failed, what to do); any
+        # other exception is named by its type only.
+        reason = str(exc) if isinstance(exc, RedactorError | VaultError) else type(exc).__name__
+        print(f"redactor: zendesk backfill stopped: {reason}", file=err)
         code, failure = 1, getattr(exc, "code", None) or type(exc).__name__
     finally:
         if vault is not None:
