@@ -37,7 +37,7 @@ import structlog
 
 from redactor.audit import AuditSink, AuditWriteError, SystemEvent, now_iso
 from redactor.audit.registration import LazyStoreRegistry
-from redactor.backfill.formats import FORMATS, Piece, detect_format, read_pieces
+from redactor.backfill.formats import FORMATS, Piece, binary_kind, detect_format, read_pieces
 from redactor.backfill.progress import Progress, Tally, summary_line
 from redactor.backfill.scan import ItemFound, detector_for, rebuild_item, scan_items
 from redactor.detection import DetectionOptions, Detector
@@ -243,6 +243,26 @@ def _check(request: RedactRequest) -> None:
     for name in request.inputs:
         if name != "-" and not Path(name).is_file():
             raise RedactUsageError("an input is not a readable file")
+        if name != "-":
+            _refuse_binary(name, _head(name))
+
+
+def _head(name: str) -> bytes:
+    try:
+        with open(name, "rb") as f:
+            return f.read(16)
+    except OSError:
+        raise RedactUsageError("an input is not a readable file") from None
+
+
+def _refuse_binary(name: str, head: bytes) -> None:
+    kind = binary_kind(head)
+    if kind is not None:
+        # Its values cannot be seen: copying it through would report a clean file.
+        raise RedactUsageError(
+            f"an input is a {kind} file, whose values redact cannot read: extract or "
+            "decompress it first (e.g. zcat FILE | redactor redact - ...)"
+        )
 
 
 def _target(request: RedactRequest, name: str) -> Path | None:
@@ -487,6 +507,7 @@ class _Run:
         if name == "-":
             source: BinaryIO = sys.stdin.buffer
             head = source.peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(source, "peek") else b""
+            _refuse_binary(name, head)
             fmt = request.fmt if request.fmt != "auto" else detect_format("", head)
             total = None
             identity: dict[str, Any] = {}

@@ -492,3 +492,28 @@ def test_resume_refuses_an_input_edited_with_its_size_and_time_put_back(
     assert result.code == 1
     assert "checkpoint does not belong to this input" in result.stderr
     assert not out.exists()
+
+
+def test_an_archive_or_compressed_input_is_refused_not_passed_as_clean(store: Store) -> None:
+    import gzip
+    import io
+    import zipfile
+
+    text = f"card {CARD}\n".encode() * 50
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("tickets.txt", text)
+    for name, data, kind in (
+        ("tickets.zip", packed.getvalue(), "zip"),
+        ("dump.jsonl.gz", gzip.compress(text), "gzip"),
+        ("scan.pdf", b"%PDF-1.4\n" + text, "PDF"),
+    ):
+        source = store.root / name
+        source.write_bytes(data)
+        out = store.root / f"clean-{name}"
+        result = store.redact([source], output=str(out), tokens=FakeVault())
+        assert result.code == 2, name
+        assert f"an input is a {kind}" in result.stderr
+        assert "whose values redact cannot read" in result.stderr
+        assert not out.exists()
+    assert store.audit_text() == ""
