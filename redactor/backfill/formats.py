@@ -24,10 +24,10 @@ from redactor.errors import RedactorError
 __all__ = [
     "FORMATS",
     "InputFormatError",
-    "binary_kind",
     "ItemKind",
     "ItemTooLargeError",
     "Piece",
+    "binary_kind",
     "detect_format",
     "read_pieces",
 ]
