@@ -20,6 +20,8 @@ from redactor import __version__
 from redactor.errors import ConfigError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from vault.config import VaultConfig
 
 
@@ -401,16 +403,23 @@ def _backfill_trail(args: argparse.Namespace):  # -> (VaultConfig, trail path, a
     return vault_config, cli_trail(trail), cli_audit_key(trail)
 
 
-def _cmd_backfill_zendesk(args: argparse.Namespace) -> int:
+def since_date(text: str) -> datetime:
+    """`--since`: a date or time in ISO 8601, UTC unless it names its own offset (an offset
+    given is kept, not replaced). Raises ValueError."""
     from datetime import UTC, datetime
 
+    when = datetime.fromisoformat(text)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def _cmd_backfill_zendesk(args: argparse.Namespace) -> int:
     from redactor.backfill.zendesk import ZendeskRequest, credentials_from, run_zendesk
     from redactor.ops.logconfig import configure_logging
 
     configure_logging(level="warning", console=False)
     try:
         vault_config, trail, key = _backfill_trail(args)
-        since = datetime.fromisoformat(args.since).replace(tzinfo=UTC) if args.since else None
+        since = since_date(args.since) if args.since else None
     except ConfigError as exc:
         return _start_error(exc)
     except ValueError:
@@ -436,8 +445,6 @@ def _cmd_backfill_zendesk(args: argparse.Namespace) -> int:
 
 
 def _cmd_backfill_slack(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
     from redactor.backfill.slack import TOKEN_ENV, SlackRequest, credentials_from, run_slack
     from redactor.ops.logconfig import configure_logging
 
@@ -451,7 +458,7 @@ def _cmd_backfill_slack(args: argparse.Namespace) -> int:
     configure_logging(level="warning", console=False)
     try:
         vault_config, trail, key = _backfill_trail(args)
-        since = datetime.fromisoformat(args.since).replace(tzinfo=UTC) if args.since else None
+        since = since_date(args.since) if args.since else None
     except ConfigError as exc:
         return _start_error(exc)
     except ValueError:

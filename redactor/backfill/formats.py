@@ -27,6 +27,7 @@ __all__ = [
     "ItemKind",
     "ItemTooLargeError",
     "Piece",
+    "binary_kind",
     "detect_format",
     "read_pieces",
 ]
@@ -301,6 +302,27 @@ _BY_SUFFIX = {
     ".log": "text",
 }
 _HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
+
+
+# Files whose bytes are not text: redact cannot see the values inside, so it refuses them
+# rather than copy them through with "no values found".
+_NOT_TEXT = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"PK\x03\x04", "zip (or .xlsx, .docx)"),
+    (b"PK\x05\x06", "zip"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"Rar!\x1a\x07", "rar"),
+    (b"%PDF-", "PDF"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE (.xls, .doc, .msg)"),
+)
+
+
+def binary_kind(head: bytes) -> str | None:
+    """What kind of non-text file `head` starts (compressed, archive, document), or None."""
+    return next((kind for magic, kind in _NOT_TEXT if head.startswith(magic)), None)
 
 
 def detect_format(name: str, head: bytes) -> str:

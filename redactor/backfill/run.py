@@ -20,6 +20,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import multiprocessing
 import os
@@ -36,7 +37,7 @@ import structlog
 
 from redactor.audit import AuditSink, AuditWriteError, SystemEvent, now_iso
 from redactor.audit.registration import LazyStoreRegistry
-from redactor.backfill.formats import FORMATS, Piece, detect_format, read_pieces
+from redactor.backfill.formats import FORMATS, Piece, binary_kind, detect_format, read_pieces
 from redactor.backfill.progress import Progress, Tally, summary_line
 from redactor.backfill.scan import ItemFound, detector_for, rebuild_item, scan_items
 from redactor.detection import DetectionOptions, Detector
@@ -52,7 +53,7 @@ log = structlog.get_logger()
 AUDIT_EVENT = "redact_files"
 PARTIAL_SUFFIX = ".redact-partial"
 CHECKPOINT_SUFFIX = ".redact-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: samples of the input's bytes
 _SNIFF_BYTES = 64 * 1024
 
 
@@ -226,9 +227,42 @@ def _check(request: RedactRequest) -> None:
     several = len(request.inputs) > 1
     if several and request.output not in (None, "-") and not Path(request.output).is_dir():
         raise RedactUsageError("with several inputs, -o must be an existing directory")
+    if request.output not in (None, "-") and not request.dry_run:
+        out = Path(request.output)
+        if request.output.endswith(("/", os.sep)) and not out.is_dir():
+            raise RedactUsageError("-o names a directory that does not exist")
+        if not out.is_dir() and not out.parent.is_dir():
+            raise RedactUsageError("the directory of -o OUTPUT does not exist")
+        if out.is_dir():
+            names = [Path(name).name for name in request.inputs]
+            if len(set(names)) < len(names):
+                # Each would be written to the same OUTPUT/NAME, the later over the earlier.
+                raise RedactUsageError(
+                    "two inputs have the same file name: -o DIR cannot hold both"
+                )
     for name in request.inputs:
         if name != "-" and not Path(name).is_file():
             raise RedactUsageError("an input is not a readable file")
+        if name != "-":
+            _refuse_binary(name, _head(name))
+
+
+def _head(name: str) -> bytes:
+    try:
+        with open(name, "rb") as f:
+            return f.read(16)
+    except OSError:
+        raise RedactUsageError("an input is not a readable file") from None
+
+
+def _refuse_binary(name: str, head: bytes) -> None:
+    kind = binary_kind(head)
+    if kind is not None:
+        # Its values cannot be seen: copying it through would report a clean file.
+        raise RedactUsageError(
+            f"an input is a {kind} file, whose values redact cannot read: extract or "
+            "decompress it first (e.g. zcat FILE | redactor redact - ...)"
+        )
 
 
 def _target(request: RedactRequest, name: str) -> Path | None:
@@ -293,10 +327,27 @@ class _Checkpoint:
     state: str
     output_offset: int
     tally: Tally
+    # SHA-256 of the input's last bytes before `offset`: a resume checks they are the same.
+    before: str = ""
 
 
-def _identity(st: os.stat_result, fmt: str) -> dict[str, Any]:
-    return {"input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns, "format": fmt}
+_SAMPLE_BYTES = 64 * 1024
+
+
+def _sample(fd: int, end: int) -> str:
+    """SHA-256 of the input's bytes in [end - 64 KiB, end) (read without moving the file's
+    position): with size and mtime, what tells an input edited since from the same one."""
+    start = max(0, end - _SAMPLE_BYTES)
+    return hashlib.sha256(os.pread(fd, end - start, start)).hexdigest()
+
+
+def _identity(st: os.stat_result, fmt: str, fd: int) -> dict[str, Any]:
+    return {
+        "input_size": st.st_size,
+        "input_mtime_ns": st.st_mtime_ns,
+        "format": fmt,
+        "input_head_sha256": _sample(fd, min(st.st_size, _SAMPLE_BYTES)),
+    }
 
 
 def _read_checkpoint(path: Path, identity: dict[str, Any]) -> _Checkpoint | None:
@@ -315,6 +366,7 @@ def _read_checkpoint(path: Path, identity: dict[str, Any]) -> _Checkpoint | None
         str(data["state"]),
         int(data["output_offset"]),
         Tally.from_data(data["tally"]),
+        str(data["input_before_sha256"]),
     )
 
 
@@ -326,6 +378,7 @@ def _write_checkpoint(path: Path, identity: dict[str, Any], cp: _Checkpoint) -> 
         "state": cp.state,
         "output_offset": cp.output_offset,
         "tally": cp.tally.to_data(),
+        "input_before_sha256": cp.before,
     }
     tmp = _beside(path, ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -454,6 +507,7 @@ class _Run:
         if name == "-":
             source: BinaryIO = sys.stdin.buffer
             head = source.peek(_SNIFF_BYTES)[:_SNIFF_BYTES] if hasattr(source, "peek") else b""
+            _refuse_binary(name, head)
             fmt = request.fmt if request.fmt != "auto" else detect_format("", head)
             total = None
             identity: dict[str, Any] = {}
@@ -466,7 +520,7 @@ class _Run:
                 source.seek(0)
             source_stat = os.fstat(source.fileno())
             total = source_stat.st_size
-            identity = _identity(source_stat, fmt)
+            identity = _identity(source_stat, fmt, source.fileno())
             if request.in_place and source_stat.st_nlink > 1:
                 print(
                     f"redactor: {shown}: {source_stat.st_nlink - 1} other hard link(s) to this "
@@ -497,6 +551,8 @@ class _Run:
             partial = _beside(target, PARTIAL_SUFFIX, self.detector)
             checkpoint = _beside(target, CHECKPOINT_SUFFIX, self.detector)
             resumed = _read_checkpoint(checkpoint, identity) if request.resume else None
+            if resumed is not None and resumed.before != _sample(source.fileno(), resumed.offset):
+                raise ResumeError()  # same size and time, other bytes: edited, time put back
             if resumed is not None and partial.exists():
                 start = resumed
                 sink = partial.open("r+b")
@@ -542,7 +598,13 @@ class _Run:
                     _write_checkpoint(
                         checkpoint,
                         identity,
-                        _Checkpoint(offset, batch[-1].state, output_offset, tally),
+                        _Checkpoint(
+                            offset,
+                            batch[-1].state,
+                            output_offset,
+                            tally,
+                            _sample(source.fileno(), offset) if identity else "",
+                        ),
                     )
                     synced_at = offset
             if sink is not None:

@@ -296,6 +296,24 @@ def _rewrite_json(detector: Detector, node: Any, replace: Replace, key: str | No
     return node
 
 
+# The text of a file shared in a message (files.* objects): chat.update cannot change it.
+FILE_TEXT_KEYS = ("name", "title", "preview", "plain_text", "preview_plain_text")
+
+
+def _values_in_files(detector: Detector, message: Mapping[str, Any]) -> bool:
+    """True when a file shared in the message holds a value in its name, title or text."""
+    files = message.get("files")
+    if not isinstance(files, list):
+        return False
+    return any(
+        find_windowed(detector, value, key)
+        for shared in files
+        if isinstance(shared, dict)
+        for key in FILE_TEXT_KEYS
+        if isinstance(value := shared.get(key), str)
+    )
+
+
 def _parts(message: Mapping[str, Any]) -> dict[str, Any]:
     """What chat.update can rewrite: text, and blocks and attachments when present."""
     parts: dict[str, Any] = {"text": message.get("text") or ""}
@@ -457,6 +475,11 @@ class _Backfill:
             return
         parts = _parts(message)
         keys = find_values(self.detector, parts)
+        if _values_in_files(self.detector, message):
+            # chat.update cannot change a file: its name, title or preview stays for a human.
+            await self.review(
+                self.permalink(ts, thread_ts), ts, thread_ts, "value in a shared file's text"
+            )
         if not keys:
             return
         counts = Counter(entity for entity, _ in keys)
@@ -516,6 +539,9 @@ class _Backfill:
         once and audited, so a run killed later, whose cursor has moved past the message,
         does not lose it."""
         self.result.for_review.append((link, why))
+        if self.request.dry_run:
+            self.out.write(f"review: {link}: {why}\n")
+            return
         await self.audit.write(
             SystemEvent(
                 REVIEW_EVENT,

@@ -276,6 +276,9 @@ class _Backfill:
                 found.append((seg.index, seg.text, findings))
         if in_attribute:
             await self.review(ticket_id, comment_id, "value in an HTML attribute")
+        if self._value_in_attachment_names(comment):
+            # Only removing the whole file could take it out (external_attachment_urls).
+            await self.review(ticket_id, comment_id, "value in an attachment's file name")
         if not found:
             return
         counts = Counter(f.entity for _, _, findings in found for f in findings if f.lead)
@@ -315,11 +318,28 @@ class _Backfill:
             f"/api/v2/comment_redactions/{comment_id}",
             {"ticket_id": ticket_id, "html_body": new_markup},
         )
+        if status in (401, 403):
+            # The account, not the comment: redaction needs Agent Workspace and an agent
+            # allowed to redact. Every comment would fail alike: stop, the cursor stays.
+            raise ZendeskError(
+                f"Zendesk refused the redaction ({status}): the agent must be allowed to "
+                "redact (Agent Workspace; on Professional, agents may delete tickets)"
+            )
         if status != 200:
             await self.review(ticket_id, comment_id, f"redaction refused ({status})")
             return
         self.result.comments_changed += 1
         self.out.write(f"ticket {ticket_id} comment {comment_id}: {verb} {summary}\n")
+
+    def _value_in_attachment_names(self, comment: dict[str, Any]) -> bool:
+        attachments = comment.get("attachments")
+        if not isinstance(attachments, list):
+            return False
+        return any(
+            find_windowed(self.detector, name, "file_name")
+            for attachment in attachments
+            if isinstance(attachment, dict) and isinstance(name := attachment.get("file_name"), str)
+        )
 
     async def review(self, ticket_id: int, comment_id: int, why: str) -> None:
         """List a comment whose values stay in Zendesk for a human, as it is met: printed at
@@ -517,8 +537,10 @@ async def _run(
         )
         code, failure = 0, None
     except (RedactorError, VaultError, aiohttp.ClientError, OSError) as exc:
-        reason = getattr(exc, "message", None) if isinstance(exc, RedactorError) else None
-        print(f"redactor: zendesk backfill stopped: {reason or type(exc).__name__}", file=err)
+        # Our errors' texts are fixed (with a fixed detail: what failed, what to do); any
+        # other exception is named by its type only.
+        reason = str(exc) if isinstance(exc, RedactorError | VaultError) else type(exc).__name__
+        print(f"redactor: zendesk backfill stopped: {reason}", file=err)
         code, failure = 1, getattr(exc, "code", None) or type(exc).__name__
     finally:
         if vault is not None:

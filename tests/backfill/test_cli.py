@@ -240,3 +240,10 @@ def test_kill_9_after_checkpoints_then_resume_equals_an_uninterrupted_run(
     assert source.read_bytes() == reference.read_bytes()
     assert not partial.exists()
     assert not checkpoint.exists()
+
+
+def test_since_is_utc_unless_it_names_its_own_offset() -> None:
+    from redactor.cli import since_date
+
+    assert since_date("2024-01-31").timestamp() == 1706659200
+    assert since_date("2024-01-31T02:00:00+02:00").timestamp() == 1706659200

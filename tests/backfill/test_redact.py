@@ -425,3 +425,95 @@ def test_in_place_warns_that_other_hard_links_keep_the_original(store: Store) ->
     assert result.code == 0, result.stderr
     assert "1 other hard link(s) to this file keep the original bytes" in result.stderr
     _no_value(source.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("output", "words"),
+    [
+        ("missing/out.jsonl", "the directory of -o OUTPUT does not exist"),
+        ("missing/", "-o names a directory that does not exist"),
+    ],
+)
+def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_anything_runs(
+    store: Store, output: str, words: str
+) -> None:
+    source = _write(store.root, "export.jsonl")
+    result = store.redact([source], output=f"{store.root}/{output}")
+    assert result.code == 2
+    assert words in result.stderr
+    assert store.audit_text() == ""
+    assert not (store.root / "missing").exists()
+
+
+def test_two_inputs_with_one_name_are_refused_for_one_output_folder(store: Store) -> None:
+    for folder in ("a", "b"):
+        (store.root / folder).mkdir()
+        (store.root / folder / "tickets.json").write_bytes(SAMPLES["tickets.json"])
+    outdir = store.root / "out"
+    outdir.mkdir()
+    inputs = [store.root / "a" / "tickets.json", store.root / "b" / "tickets.json"]
+    result = store.redact(inputs, output=str(outdir))
+    assert result.code == 2
+    assert "two inputs have the same file name" in result.stderr
+    assert list(outdir.iterdir()) == []
+
+
+def test_resume_refuses_an_input_edited_with_its_size_and_time_put_back(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    raw = _many_lines(300)
+    source = store.root / "big.jsonl"
+    source.write_bytes(raw)
+    out = store.root / "out.jsonl"
+    real = run_module.rebuild_item
+    calls = 0
+
+    def interrupted(*args: object) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 60:
+            raise KeyboardInterrupt
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "rebuild_item", interrupted)
+    small = {"batch_bytes": 200, "checkpoint_bytes": 400}
+    with pytest.raises(KeyboardInterrupt):
+        store.redact([source], output=str(out), tokens=FakeVault(), **small)
+    monkeypatch.setattr(run_module, "rebuild_item", real)
+    assert out.with_name(out.name + CHECKPOINT_SUFFIX).exists()
+    # Same size, same modification time (rsync -t, cp -p, touch -r), other bytes.
+    before = source.stat()
+    source.write_bytes(raw.replace(b'{"i": 1}', b'{"i": 7}', 1))
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert source.stat().st_size == before.st_size
+    result = store.redact([source], output=str(out), resume=True, tokens=FakeVault(), **small)
+    assert result.code == 1
+    assert "checkpoint does not belong to this input" in result.stderr
+    assert not out.exists()
+
+
+def test_an_archive_or_compressed_input_is_refused_not_passed_as_clean(store: Store) -> None:
+    import gzip
+    import io
+    import zipfile
+
+    text = f"card {CARD}\n".encode() * 50
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("tickets.txt", text)
+    for name, data, kind in (
+        ("tickets.zip", packed.getvalue(), "zip"),
+        ("dump.jsonl.gz", gzip.compress(text), "gzip"),
+        ("scan.pdf", b"%PDF-1.4\n" + text, "PDF"),
+    ):
+        source = store.root / name
+        source.write_bytes(data)
+        out = store.root / f"clean-{name}"
+        result = store.redact([source], output=str(out), tokens=FakeVault())
+        assert result.code == 2, name
+        assert f"an input is a {kind}" in result.stderr
+        assert "whose values redact cannot read" in result.stderr
+        assert not out.exists()
+    assert store.audit_text() == ""

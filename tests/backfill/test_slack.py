@@ -364,3 +364,28 @@ async def test_a_ratelimited_error_in_the_envelope_is_waited_out_not_fatal(
     assert result.rate_limited == 2
     assert standin.updates == {M1: 1, R1: 1, M5: 1, M6: 1, M7: 1}
     assert await _cursor(store) == {"done_through": M8}
+
+
+async def test_a_value_in_a_shared_file_is_listed_for_a_human(store: Store, aiohttp_server) -> None:
+    # chat.update rewrites text, blocks and attachments; a file's name, title or preview
+    # (`files`) it cannot change: the message is listed, its text still redacted.
+    standin = _standin()
+    shared = {
+        "id": "F0FILE",
+        "name": "receipt.txt",
+        "title": "receipt",
+        "preview": f"paid with {CARD_2}",
+        "mimetype": "text/plain",
+    }
+    standin.messages[M8]["files"] = [shared]
+    standin.messages[M8]["text"] = f"see file, card {CARD}"
+    standin.original[M8] = copy.deepcopy(standin.messages[M8])
+    server = await aiohttp_server(standin.app())
+    result, out = await _run(store, str(server.make_url("/")))
+    link = "https://acme.slack.com/archives/C0SUPPORT/p1700000008000800"
+    assert (link, "value in a shared file's text") in result.for_review
+    assert f"review: {link}: value in a shared file's text\n" in out
+    assert standin.updates[M8] == 1  # the text is still redacted
+    _no_value(standin.messages[M8]["text"])
+    _no_value(out)
+    _no_value(store.audit_text())

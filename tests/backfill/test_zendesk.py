@@ -316,3 +316,58 @@ async def test_cursors_and_next_page_links_are_followed_as_zendesk_gives_them(
     again, _ = await _run(store, str(server.make_url("")))  # resumes from the saved cursor
     assert standin.export_queries[-1] == "cursor=c6%2B/%3D%3D"
     assert again.tickets == 0
+
+
+async def test_a_value_in_an_attachment_name_is_listed_for_a_human(
+    store: Store, aiohttp_server
+) -> None:
+    standin = _standin()
+    comment = standin.comment(7)
+    comment["attachments"] = [
+        {"id": 9001, "file_name": f"card {CARD_2}.pdf", "content_type": "application/pdf"}
+    ]
+    server = await aiohttp_server(standin.app())
+    result, out = await _run(store, str(server.make_url("")))
+    assert (105, 7, "value in an attachment's file name") in result.for_review
+    assert "review: ticket 105 comment 7: value in an attachment's file name\n" in out
+    assert 7 not in standin.redactions  # its text holds no value: nothing to redact there
+    _no_value(out)
+    _no_value(store.audit_text())
+
+
+async def test_an_agent_not_allowed_to_redact_stops_the_run_and_says_why(
+    store: Store, aiohttp_server
+) -> None:
+    # 403 is about the account, not one comment: listing every comment for review would
+    # bury the one thing to fix. The run stops before its first cursor, saying what to do.
+    import asyncio
+    import sys
+
+    from tests.backfill.test_cli import _env
+
+    standin = _standin()
+    standin.forbid_redactions = True
+    server = await aiohttp_server(standin.app())
+    env = {**_env(store), "REDACTOR_ZENDESK_EMAIL": EMAIL, "REDACTOR_ZENDESK_API_TOKEN": API_TOKEN}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "redactor",
+        "backfill",
+        "zendesk",
+        "--subdomain",
+        "acme",
+        "--base-url",
+        str(server.make_url("")),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 1
+    assert "Zendesk refused the redaction (403): the agent must be allowed to redact" in (
+        err.decode()
+    )
+    assert b"review:" not in out
+    assert standin.redactions == {}
+    assert await _saved_cursor(store) is None  # the next run starts on the same page

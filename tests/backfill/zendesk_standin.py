@@ -34,6 +34,7 @@ class Standin:
     tickets: dict[int, list[dict[str, Any]]]
     rate_limit_on: set[str] = field(default_factory=set)  # paths answered 429 once
     refuse_redaction_of: set[int] = field(default_factory=set)
+    forbid_redactions: bool = False  # an agent not allowed to redact: 403 for every comment
     fail_export_cursor_once: str | None = None
     redactions: dict[int, int] = field(default_factory=dict)  # comment id -> times redacted
     export_queries: list[str] = field(default_factory=list)
@@ -120,6 +121,8 @@ class Standin:
         comment_id = int(request.match_info["comment"])
         payload = await request.json()
         comment = self.comment(comment_id)
+        if self.forbid_redactions:
+            return web.json_response({"error": "Forbidden"}, status=403)
         if comment_id in self.refuse_redaction_of:
             return web.json_response({"error": "RecordInvalid"}, status=422)
         new = payload.get("html_body", "")
