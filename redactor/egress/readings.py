@@ -111,6 +111,10 @@ _MIN_CHARS = 9
 _MIN_DIGITS = 9
 _LATIN1_DIGITS = b"0123456789\xb2\xb3\xb9"
 _ANY_DIGIT = re.compile(r"\d")
+# The fullwidth digits ０-９ in Shift_JIS, in the EUC family (EUC-JP, EUC-KR, GB 2312 and
+# GB18030) and in Big5; the charsets that read them.
+_LEGACY_DIGIT = re.compile(rb"\x82[\x4f-\x58]|\xa3[\xb0-\xb9]|\xa2[\xaf-\xb8]")
+_LEGACY_CHARSETS = ("shift_jis", "euc_jp", "gb18030", "big5", "euc_kr")
 # Between JSON strings: a letter, so no chain runs from one into the next.
 _JOIN = "\n|j|\n"
 _UNICODE_ESCAPE = re.compile(r"\\u")
@@ -349,6 +353,12 @@ class Reader:
         if mime and self._read_mime(data, path, depth, boundary) and not _all_text(data):
             # A multipart body with binary parts: each part was read on its own terms.
             return
+        if len(_LEGACY_DIGIT.findall(data)) >= _MIN_DIGITS:
+            # Fullwidth digits in a double-byte charset a mail client or an editor sniffs when
+            # none is declared: as UTF-8 or latin-1 they are no digits at all. Read whatever
+            # the part's declared type (an attachment opened in a text editor).
+            for codec in _LEGACY_CHARSETS:
+                self.read_text(data.decode(codec, "replace"), f"{path}>{codec}", depth)
         if not text_like and not _has_text_layout(data):
             if binary_part:
                 return

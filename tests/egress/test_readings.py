@@ -398,3 +398,17 @@ def test_escapes_written_out_are_read(body: bytes, content_type: str | None, rea
 def test_css_escapes_outside_a_style_sheet_are_not_read() -> None:
     # In plain text `\34 \31` is not an escape to anyone.
     _verify(("note " + "".join(f"\\{ord(c):x} " for c in PAN)).encode(), content_type="text/plain")
+
+
+@pytest.mark.parametrize("codec", ["shift_jis", "euc_jp", "gb18030", "big5", "euc_kr"])
+@pytest.mark.parametrize("content_type", ["text/plain", None, "application/octet-stream"])
+def test_fullwidth_digits_in_an_undeclared_legacy_charset_are_read(
+    codec: str, content_type: str | None
+) -> None:
+    fullwidth = "".join(chr(0xFF10 + int(d)) if d.isdigit() else d for d in PAN_GROUPED)
+    body = f"card {fullwidth}".encode(codec)
+    assert _refused_in(body, content_type=content_type).startswith("body>")
+
+
+def test_legacy_text_without_a_value_passes() -> None:
+    _verify("注文番号は１２３４です。ありがとうございました。".encode("shift_jis"))
