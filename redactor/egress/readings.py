@@ -565,8 +565,11 @@ class Reader:
             if not _HIDING.search(text):
                 # Without markup that hides content, the rendering can only join what the
                 # markup parted: prove there is no stretch to join, in C, before parsing.
-                bare = html.unescape(_MARKUP.sub("", text))
-                if not could_hold(bare) and bare.isascii():
+                # Unless references were decoded: `&#061;&#063;...` may spell an encoded
+                # word, base64 or percent escapes that hold a value with no digit in sight.
+                stripped = _MARKUP.sub("", text)
+                bare = html.unescape(stripped) if "&" in stripped else stripped
+                if not could_hold(bare) and bare.isascii() and bare == stripped:
                     return
             rendered = _render_html(text)
             if _STYLE_SHEET.search(text):
