@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.message
 import email.parser
 import email.policy
 import html
@@ -459,6 +460,8 @@ class Reader:
             self._enter(path, depth, 0)
             for name, value in part.items():
                 self.read_text(f"{name}: {value}", path + ">header", depth + 1)
+                if "*" in value:
+                    self._read_extended_params(part, name, path, depth + 1)
             # Whatever the declared type: the transfer encoding undone, the bytes read (as
             # text when they are text, see read_bytes).
             try:
@@ -477,6 +480,27 @@ class Reader:
             if encoding in ("base64", "quoted-printable") and isinstance(raw, str) and raw:
                 # The encoded text itself, in case the decoder above was stricter than a reader.
                 self.read_text(raw, path + ">raw", depth + 1)
+
+    def _read_extended_params(
+        self, part: email.message.Message, name: str, path: str, depth: int
+    ) -> None:
+        """RFC 2231 parameters (`filename*0*=utf-8''...; filename*1*=...`) as a mail client
+        reads them: continuations joined before the escapes are decoded (a cut inside `%20`
+        hides the value from a reading of each piece), in the charset they name."""
+        try:
+            params = part.get_params(header=name) or []
+        except Exception:  # noqa: BLE001 - a malformed header: its raw text was read above
+            return
+        for _key, value in params:
+            if isinstance(value, tuple):
+                charset, _language, raw = value
+                data = unquote_to_bytes(raw)
+                for label, codec in (("", charset or "utf-8"), (">latin-1", "latin-1")):
+                    try:
+                        text = data.decode(codec, "replace")
+                    except LookupError:
+                        continue
+                    self.read_text(text, path + ">rfc2231" + label, depth)
 
     # --- text -------------------------------------------------------------------------------
 

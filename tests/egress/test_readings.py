@@ -430,3 +430,16 @@ def test_references_that_spell_an_encoding_inside_markup_are_read(inner: str) ->
     body = "<p>" + "".join(f"&#{ord(c)};" for c in inner) + "</p>"
     assert _refused_in(body.encode(), content_type="text/html").startswith("body>html")
 
+
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16-le"])
+def test_rfc2231_continuations_cut_inside_an_escape_are_read_joined(codec: str) -> None:
+    escaped = "".join(f"%{b:02X}" for b in f"ssn {SSN}".encode(codec))
+    cut = escaped.index("%", len(escaped) // 2) + 1  # inside an escape: `%` | `3x`
+    body = (
+        b'--b1\r\nContent-Disposition: form-data; name="f"; '
+        + f"filename*0*={codec}''{escaped[:cut]}; filename*1*={escaped[cut:]}\r\n".encode()
+        + b"Content-Type: text/plain\r\n\r\nhello\r\n--b1--\r\n"
+    )
+    reading = _refused_in(body, content_type="multipart/form-data; boundary=b1")
+    assert reading == "body>mime>rfc2231"
+
