@@ -27,8 +27,10 @@ import email.message
 import email.parser
 import email.policy
 import html
+import io
 import json
 import re
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,6 +113,7 @@ _NINE = b"1" * 9
 _MIN_CHARS = 9
 _MIN_DIGITS = 9
 _LATIN1_DIGITS = b"0123456789\xb2\xb3\xb9"
+_MAX_ZIP_MEMBERS = 500
 _ANY_DIGIT = re.compile(r"\d")
 # The fullwidth digits ０-９ in Shift_JIS, in the EUC family (EUC-JP, EUC-KR, GB 2312 and
 # GB18030) and in Big5; the charsets that read them.
@@ -344,6 +347,8 @@ class Reader:
             self._inflate(data, path + ">gzip", depth, 16 + zlib.MAX_WBITS)
         elif len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0:
             self._inflate(data, path + ">zlib", depth, zlib.MAX_WBITS)
+        elif data.startswith(b"PK\x03\x04"):
+            self._unzip(data, path + ">zip", depth)
         text_like = _looks_like_text(data)
         if not text_like:
             # Compressed bytes need not carry a magic number: raw deflate, brotli.
@@ -424,6 +429,28 @@ class Reader:
             return  # not compressed after all: the charset readings read it
         if out or not quiet:
             self.read_bytes(out, path, depth + 1)
+
+    def _unzip(self, data: bytes, path: str, depth: int) -> None:
+        """The members of a zip archive (an office document is one: its text is XML in
+        deflated members), each read like any bytes; bounded by the decoded budget."""
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            members = archive.infolist()
+        except Exception:  # noqa: BLE001 - not an archive after all, or a corrupt one
+            return
+        for info in members[:_MAX_ZIP_MEMBERS]:
+            if info.is_dir():
+                continue
+            if info.file_size > self._room():
+                raise UnverifiableMessageError(path)
+            try:
+                with archive.open(info) as member:
+                    content = member.read(self._room() + 1)
+            except Exception:  # noqa: BLE001, S112 - encrypted or corrupt member: nothing to read
+                continue
+            if len(content) > self._room():
+                raise UnverifiableMessageError(path)
+            self.read_bytes(content, path, depth + 1, binary_part=True)
 
     def _unbrotli(self, data: bytes, path: str, depth: int, *, quiet: bool) -> None:
         try:

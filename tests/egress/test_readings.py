@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import quopri
+import zipfile
 import zlib
 from urllib.parse import quote, quote_plus
 
@@ -442,4 +444,41 @@ def test_rfc2231_continuations_cut_inside_an_escape_are_read_joined(codec: str) 
     )
     reading = _refused_in(body, content_type="multipart/form-data; boundary=b1")
     assert reading == "body>mime>rfc2231"
+
+
+def _zip(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reading"),
+    [
+        # An office document: XML text in a deflated member.
+        (
+            _zip("word/document.xml", f"<w:t>card {PAN_GROUPED}</w:t>"),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "body>zip",
+        ),
+        (
+            json.dumps(
+                {"content": base64.b64encode(_zip("a.txt", f"ssn {SSN}")).decode()}
+            ).encode(),
+            "application/json",
+            "body>base64>zip",
+        ),
+    ],
+)
+def test_the_members_of_a_zip_archive_are_read(
+    body: bytes, content_type: str, reading: str
+) -> None:
+    assert _refused_in(body, content_type=content_type) == reading
+
+
+def test_a_zip_member_past_the_budget_is_unverifiable() -> None:
+    body = _zip("big.txt", "0" * (2 * 1024 * 1024))
+    with pytest.raises(UnverifiableMessageError):
+        _verify(body, limits=EgressLimits(max_decoded_bytes=1024 * 1024))
 
