@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.message
 import email.parser
 import email.policy
 import html
+import io
 import json
 import re
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,7 +115,12 @@ _NINE = b"1" * 9
 _MIN_CHARS = 9
 _MIN_DIGITS = 9
 _LATIN1_DIGITS = b"0123456789\xb2\xb3\xb9"
+_MAX_ZIP_MEMBERS = 500
 _ANY_DIGIT = re.compile(r"\d")
+# The fullwidth digits ０-９ in Shift_JIS, in the EUC family (EUC-JP, EUC-KR, GB 2312 and
+# GB18030) and in Big5; the charsets that read them.
+_LEGACY_DIGIT = re.compile(rb"\x82[\x4f-\x58]|\xa3[\xb0-\xb9]|\xa2[\xaf-\xb8]")
+_LEGACY_CHARSETS = ("shift_jis", "euc_jp", "gb18030", "big5", "euc_kr")
 # Between JSON strings: a letter, so no chain runs from one into the next.
 _JOIN = "\n|j|\n"
 _UNICODE_ESCAPE = re.compile(r"\\u")
@@ -341,6 +349,8 @@ class Reader:
             self._inflate(data, path + ">gzip", depth, 16 + zlib.MAX_WBITS)
         elif len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0:
             self._inflate(data, path + ">zlib", depth, zlib.MAX_WBITS)
+        elif data.startswith(b"PK\x03\x04"):
+            self._unzip(data, path + ">zip", depth)
         text_like = _looks_like_text(data)
         if not text_like:
             # Compressed bytes need not carry a magic number: raw deflate, brotli.
@@ -351,6 +361,12 @@ class Reader:
         if mime and self._read_mime(data, path, depth, boundary) and not _all_text(data):
             # A multipart body with binary parts: each part was read on its own terms.
             return
+        if len(_LEGACY_DIGIT.findall(data)) >= _MIN_DIGITS:
+            # Fullwidth digits in a double-byte charset a mail client or an editor sniffs when
+            # none is declared: as UTF-8 or latin-1 they are no digits at all. Read whatever
+            # the part's declared type (an attachment opened in a text editor).
+            for codec in _LEGACY_CHARSETS:
+                self.read_text(data.decode(codec, "replace"), f"{path}>{codec}", depth)
         if not text_like and not _has_text_layout(data):
             if binary_part:
                 return
@@ -416,6 +432,28 @@ class Reader:
         if out or not quiet:
             self.read_bytes(out, path, depth + 1)
 
+    def _unzip(self, data: bytes, path: str, depth: int) -> None:
+        """The members of a zip archive (an office document is one: its text is XML in
+        deflated members), each read like any bytes; bounded by the decoded budget."""
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            members = archive.infolist()
+        except Exception:  # noqa: BLE001 - not an archive after all, or a corrupt one
+            return
+        for info in members[:_MAX_ZIP_MEMBERS]:
+            if info.is_dir():
+                continue
+            if info.file_size > self._room():
+                raise UnverifiableMessageError(path)
+            try:
+                with archive.open(info) as member:
+                    content = member.read(self._room() + 1)
+            except Exception:  # noqa: BLE001, S112 - encrypted or corrupt member: nothing to read
+                continue
+            if len(content) > self._room():
+                raise UnverifiableMessageError(path)
+            self.read_bytes(content, path, depth + 1, binary_part=True)
+
     def _unbrotli(self, data: bytes, path: str, depth: int, *, quiet: bool) -> None:
         try:
             out = self._brotli(data, path)
@@ -451,6 +489,8 @@ class Reader:
             self._enter(path, depth, 0)
             for name, value in part.items():
                 self.read_text(f"{name}: {value}", path + ">header", depth + 1)
+                if "*" in value:
+                    self._read_extended_params(part, name, path, depth + 1)
             # Whatever the declared type: the transfer encoding undone, the bytes read (as
             # text when they are text, see read_bytes).
             try:
@@ -469,6 +509,27 @@ class Reader:
             if encoding in ("base64", "quoted-printable") and isinstance(raw, str) and raw:
                 # The encoded text itself, in case the decoder above was stricter than a reader.
                 self.read_text(raw, path + ">raw", depth + 1)
+
+    def _read_extended_params(
+        self, part: email.message.Message, name: str, path: str, depth: int
+    ) -> None:
+        """RFC 2231 parameters (`filename*0*=utf-8''...; filename*1*=...`) as a mail client
+        reads them: continuations joined before the escapes are decoded (a cut inside `%20`
+        hides the value from a reading of each piece), in the charset they name."""
+        try:
+            params = part.get_params(header=name) or []
+        except Exception:  # noqa: BLE001 - a malformed header: its raw text was read above
+            return
+        for _key, value in params:
+            if isinstance(value, tuple):
+                charset, _language, raw = value
+                data = unquote_to_bytes(raw)
+                for label, codec in (("", charset or "utf-8"), (">latin-1", "latin-1")):
+                    try:
+                        text = data.decode(codec, "replace")
+                    except LookupError:
+                        continue
+                    self.read_text(text, path + ">rfc2231" + label, depth)
 
     # --- text -------------------------------------------------------------------------------
 
@@ -557,8 +618,11 @@ class Reader:
             if not _HIDING.search(text):
                 # Without markup that hides content, the rendering can only join what the
                 # markup parted: prove there is no stretch to join, in C, before parsing.
-                bare = html.unescape(_MARKUP.sub("", text))
-                if not could_hold(bare) and bare.isascii():
+                # Unless references were decoded: `&#061;&#063;...` may spell an encoded
+                # word, base64 or percent escapes that hold a value with no digit in sight.
+                stripped = _MARKUP.sub("", text)
+                bare = html.unescape(stripped) if "&" in stripped else stripped
+                if not could_hold(bare) and bare.isascii() and bare == stripped:
                     return
             rendered = _render_html(text)
             if _STYLE_SHEET.search(text):

@@ -225,16 +225,12 @@ def _report(outcomes: list[Outcome]) -> str:
 # Bypasses found and not closed yet: (class, a substring of the request's name) -> why.
 # Every other leak fails the test; each fix removes its line.
 KNOWN_OPEN: dict[tuple[str, str], str] = {
-    ("charsets", "sjis"): "undeclared Shift_JIS / EUC-JP text with fullwidth digits",
     ("folding", "gap"): "long space runs before each line break between groups",
-    ("nested", "rfc2047"): "encoded words",
-    ("params", "2231"): "RFC 2231 continuations cut inside a percent escape",
     ("params", "h:Authorization"): "credential headers are neither redacted nor verified",
     ("params", "h:Cookie"): "credential headers are neither redacted nor verified",
     ("split", "form"): "form fields parted by `;`, an SSN over three fields",
     ("split", "objs"): "an SSN over three JSON objects, no SSN word",
     ("unread", "png-text"): "text chunks of an image",
-    ("unread", "docx"): "XML members of an archive",
 }
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import quopri
+import zipfile
 import zlib
 from urllib.parse import quote, quote_plus
 
@@ -380,12 +382,14 @@ def _escaped(text: str) -> str:
             "text/plain",
             "body>escapes",
         ),
-        ("x=\\x34\\x31\\x31\\x31 \\u{31}111 1111 1111 card".encode(), "text/plain", "body>escapes"),
+        (b"x=\\x34\\x31\\x31\\x31 \\u{31}111 1111 1111 card", "text/plain", "body>escapes"),
         # CSS escapes in a style sheet's content string: a browser shows the digits.
         (
-            ('<style>p::after{content:"card '
-             + "".join(f"\\{ord(c):x} " for c in PAN)
-             + '"}</style><p>hi</p>').encode(),
+            (
+                '<style>p::after{content:"card '
+                + "".join(f"\\{ord(c):x} " for c in PAN)
+                + '"}</style><p>hi</p>'
+            ).encode(),
             "text/html",
             "body>css",
         ),
@@ -398,3 +402,83 @@ def test_escapes_written_out_are_read(body: bytes, content_type: str | None, rea
 def test_css_escapes_outside_a_style_sheet_are_not_read() -> None:
     # In plain text `\34 \31` is not an escape to anyone.
     _verify(("note " + "".join(f"\\{ord(c):x} " for c in PAN)).encode(), content_type="text/plain")
+
+
+@pytest.mark.parametrize("codec", ["shift_jis", "euc_jp", "gb18030", "big5", "euc_kr"])
+@pytest.mark.parametrize("content_type", ["text/plain", None, "application/octet-stream"])
+def test_fullwidth_digits_in_an_undeclared_legacy_charset_are_read(
+    codec: str, content_type: str | None
+) -> None:
+    fullwidth = "".join(chr(0xFF10 + int(d)) if d.isdigit() else d for d in PAN_GROUPED)
+    body = f"card {fullwidth}".encode(codec)
+    assert _refused_in(body, content_type=content_type).startswith("body>")
+
+
+def test_legacy_text_without_a_value_passes() -> None:
+    _verify("注文番号は１２３４です。ありがとうございました。".encode("shift_jis"))
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "=?utf-8?b?" + base64.b64encode(f"card {PAN}".encode()).decode() + "?=",
+        base64.b64encode(f"card {PAN}".encode()).decode(),
+        quote(f"ssn {SSN}", safe=""),
+    ],
+)
+def test_references_that_spell_an_encoding_inside_markup_are_read(inner: str) -> None:
+    # No digit stretch in sight before the references are decoded: the markup shortcut must
+    # not skip the rendering.
+    body = "<p>" + "".join(f"&#{ord(c)};" for c in inner) + "</p>"
+    assert _refused_in(body.encode(), content_type="text/html").startswith("body>html")
+
+
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16-le"])
+def test_rfc2231_continuations_cut_inside_an_escape_are_read_joined(codec: str) -> None:
+    escaped = "".join(f"%{b:02X}" for b in f"ssn {SSN}".encode(codec))
+    cut = escaped.index("%", len(escaped) // 2) + 1  # inside an escape: `%` | `3x`
+    body = (
+        b'--b1\r\nContent-Disposition: form-data; name="f"; '
+        + f"filename*0*={codec}''{escaped[:cut]}; filename*1*={escaped[cut:]}\r\n".encode()
+        + b"Content-Type: text/plain\r\n\r\nhello\r\n--b1--\r\n"
+    )
+    reading = _refused_in(body, content_type="multipart/form-data; boundary=b1")
+    assert reading == "body>mime>rfc2231"
+
+
+def _zip(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reading"),
+    [
+        # An office document: XML text in a deflated member.
+        (
+            _zip("word/document.xml", f"<w:t>card {PAN_GROUPED}</w:t>"),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "body>zip",
+        ),
+        (
+            json.dumps(
+                {"content": base64.b64encode(_zip("a.txt", f"ssn {SSN}")).decode()}
+            ).encode(),
+            "application/json",
+            "body>base64>zip",
+        ),
+    ],
+)
+def test_the_members_of_a_zip_archive_are_read(
+    body: bytes, content_type: str, reading: str
+) -> None:
+    assert _refused_in(body, content_type=content_type) == reading
+
+
+def test_a_zip_member_past_the_budget_is_unverifiable() -> None:
+    body = _zip("big.txt", "0" * (2 * 1024 * 1024))
+    with pytest.raises(UnverifiableMessageError):
+        _verify(body, limits=EgressLimits(max_decoded_bytes=1024 * 1024))
+
