@@ -82,17 +82,20 @@ def _looks_like_document(text: str) -> bool:
     return stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]")
 
 
-def _may_hide_text(body: bytes, spaceless: list[bytes]) -> bool:
+def _may_hide_text(body: bytes) -> bool:
     """True when a string of the body may hide text behind percent escapes or base64 (a
     blob, or a `data:` URI's payload, in a string without a space that decodes to text): the
     glance at the raw bytes cannot vouch for it, the walk looks at each string
     (bodies.hidden). A `data:` URI in prose, after a space, is left to the walk's cousin, the
-    egress verifier: it refuses what redaction did not read. `spaceless`: the body's strings
-    of 16 or more bytes without a space (`_string_looks`); an id (a ULID, a hex digest) is no
-    blob."""
+    egress verifier: it refuses what redaction did not read."""
     if b"%" in body:
         return True
-    return any(_base64_of_text(m) for m in spaceless)
+    # Strings of 16 or more bytes without a space (prose has one early, so the search is a
+    # memchr for each quote and a few steps). An id (a ULID, a hex digest) is no blob.
+    return any(_base64_of_text(m) for m in _SPACELESS_STRING.findall(body))
+
+
+_SPACELESS_STRING = re.compile(rb'"([^" ]{16,})"')
 
 
 def _base64_of_text(run: bytes) -> bool:
@@ -148,15 +151,10 @@ def plain_json_texts(
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None  # the codec raises the proper error
-    named_pieces, spaceless = _string_looks(body)
-    if named_pieces:
+    if _named_pieces(body):
         return None  # short digit strings side by side under a card's or an SSN's name
     plain_ascii = _plain_ascii(body)
-    if (
-        plain_ascii
-        and not _may_hide_text(body, spaceless)
-        and _clean_at_a_glance(body, doc, limits)
-    ):
+    if plain_ascii and not _may_hide_text(body) and _clean_at_a_glance(body, doc, limits):
         return []
     if not _all_members_kept(body, doc):
         # A value in the first of two members with one name would never be looked at here,
@@ -185,16 +183,12 @@ def plain_json_texts(
 # carry ids as digit strings side by side (`"actor_id": "20978392", "assignee_id": ...`):
 # their names are looked up once (cached) and they stay on this path.
 _WS = rb"[ \t\r\n]*"
-# One C pass over the body (sre skips from quote to quote) for both looks at its strings, with
-# single-character repeats only (sre's fast path; an alternation repeated costs ten times more):
-# - a string of digits (or `\u003X` escapes) followed by another, as the next array item or
-#   the next member's value; group 1: that member's key (a key with an escape is not matched:
-#   no card's field is named that way);
-# - else a string of 16 or more bytes without a space (group 2) that may be base64 or a
-#   `data:` URI (prose has a space early: a few steps per string). Its closing quote is not
-#   consumed, so neither look ever misses a string the other one matched.
-_STRING_LOOKS = re.compile(
-    rb'"(?:[0-9\\u]{2,48}"(?='
+# A string of digits (or `\u003X` escapes) followed by another, as the next array item or the
+# next member's value (group 1: that member's key; a key with an escape is not matched: no
+# card's field is named that way): one C pass over the body with single-character repeats
+# only (sre's fast path; an alternation repeated costs ten times more).
+_PIECE_THEN_COMMA = re.compile(
+    rb'"[0-9\\u]{2,48}"(?='
     + _WS
     + rb","
     + _WS
@@ -203,7 +197,6 @@ _STRING_LOOKS = re.compile(
     + rb":"
     + _WS
     + rb')?"[0-9\\u]{2,48}")'
-    + rb'|([^" ]{16,})(?="))'
 )
 _ESCAPED_DIGIT = re.compile(rb"\\u003([0-9])")
 _JSON_SPACE = b" \t\r\n"
@@ -243,20 +236,15 @@ def _named(key: bytes | None) -> bool:
     return key is not None and names_kind(key.decode("utf-8", "replace")) is not None
 
 
-def _string_looks(body: bytes) -> tuple[bool, list[bytes]]:
-    """Whether two short digit strings stand side by side where a key names a card or an SSN
-    (every adjacent pair is tried, so a named piece anywhere in a run is seen), and the
-    strings of 16 or more bytes without a space (for `_may_hide_text`)."""
-    spaceless: list[bytes] = []
-    for match in _STRING_LOOKS.finditer(body):
-        blob = match.group(2)
-        if blob is not None:
-            spaceless.append(blob)
-        elif (_named(match.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
+def _named_pieces(body: bytes) -> bool:
+    """Two short digit strings side by side where a key names a card or an SSN (every
+    adjacent pair is tried, so a named piece anywhere in a run is seen)."""
+    for match in _PIECE_THEN_COMMA.finditer(body):
+        if (_named(match.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
             match.group()
         ):
-            return True, spaceless  # the body goes to the codec: the rest is not needed
-    return False, spaceless
+            return True
+    return False
 
 
 # From 9 digits a JSON number could be an SSN; past 19 digits the codec makes no segment of it.

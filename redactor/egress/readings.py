@@ -68,7 +68,13 @@ class EgressLimits:
     def for_message(cls, size: int) -> EgressLimits:
         """Limits for a message of `size` bytes: a large HTML e-mail with escapes is read a
         few times over (raw, percent, HTML, quoted-printable), so the bound grows with it."""
-        return cls(max_decoded_bytes=max(64 * 1024 * 1024, 8 * size))
+        if 8 * size <= _DEFAULT_MAX_DECODED:
+            return _DEFAULT_LIMITS  # frozen: one instance serves every message up to 8 MiB
+        return cls(max_decoded_bytes=8 * size)
+
+
+_DEFAULT_LIMITS = EgressLimits()
+_DEFAULT_MAX_DECODED = _DEFAULT_LIMITS.max_decoded_bytes
 
 
 # --- markers --------------------------------------------------------------------------------
@@ -572,7 +578,9 @@ class Reader:
         if "=" in text and _QP.search(text):
             raw = binascii.a2b_qp(encoded)
             self.read_bytes(raw, path + ">quoted-printable", next_depth)
-        self._read_base64(encoded, path, next_depth)
+        if len(encoded) >= _B64_MIN_RUN:
+            # A shorter text holds no run long enough to decode (a header name, a type).
+            self._read_base64(encoded, path, next_depth)
 
     def _read_escapes(self, text: str, path: str, depth: int) -> None:
         """Escapes written out in text that is no JSON document (a log line, a form field, a
