@@ -175,19 +175,23 @@ def plain_json_texts(
     return walk.texts
 
 
-# Strings of 2-8 digits side by side, digits escaped or not, in an array under a key or as
-# adjacent members (`"card": ["4111", "1111", ...]`, `"cc_first8": "41111111", "cc_last8": ...`):
-# under a name that names a card or an SSN, the codec reads them as a run of neighbours
-# (json_body.py, redaction/neighbours.py); this path does not. Every adjacent pair is tried
-# (the second member is a lookahead), so a named piece anywhere in a run is seen. Webhooks
-# carry ids as digit strings side by side (`"actor_id": "20978392", "assignee_id": ...`):
-# their names are looked up once (cached) and they stay on this path.
+# Strings of 2-17 digits side by side, digits escaped or not, or integers of 2-17 digits, in
+# an array under a key or as adjacent members (`"card": ["4111", "1111", ...]`, `"card": [4111,
+# 1111, ...]`, `"cc_first8": "41111111", "cc_last8": ...`): under a name that names a card or
+# an SSN, the codec reads them as a run of neighbours (json_body.py, redaction/neighbours.py);
+# this path does not. Every adjacent pair is tried (the second member is a lookahead), so a
+# named piece anywhere in a run is seen. Webhooks carry ids as digit strings side by side
+# (`"actor_id": "20978392", "assignee_id": ...`): their names are looked up once (cached) and
+# they stay on this path.
 _WS = rb"[ \t\r\n]*"
-# A string of digits (or `\u003X` escapes) followed by another, as the next array item or the
-# next member's value: one C pass over the body with single-character repeats only (sre's
-# fast path; an alternation repeated costs ten times more).
-_PIECE_THEN_COMMA = re.compile(
-    rb'"[0-9\\u]{2,48}"(?='
+# A piece: a string of digits (or `\u003X` escapes), or an integer (no fraction, exponent or
+# sign; JSON writes none with a leading zero).
+_PIECE = rb'(?:"[0-9\\u]{2,108}"|[0-9]{2,17}(?![0-9.eE]))'
+# A piece followed by another, as the next array item or the next member's value: C passes
+# over the body with single-character repeats only (sre's fast path; an alternation repeated
+# costs ten times more), one for strings, one for integers.
+_NEXT = (
+    rb"(?="
     + _WS
     + rb","
     + _WS
@@ -195,12 +199,16 @@ _PIECE_THEN_COMMA = re.compile(
     + _WS
     + rb":"
     + _WS
-    + rb')?"[0-9\\u]{2,48}")'
+    + rb")?"
+    + _PIECE
+    + rb")"
 )
-# From after such a string: the comma, the next member's key (captured) or nothing, a piece.
+_STRING_THEN_COMMA = re.compile(rb'"[0-9\\u]{2,108}"' + _NEXT)
+_INTEGER_THEN_COMMA = re.compile(rb"(?<![0-9.eE+\-])[0-9]{2,17}" + _NEXT)
+# From after such a piece: the comma, the next member's key (captured) or nothing, a piece.
 # (A key with an escape is not matched: no card's field is named that way.)
 _NEXT_PIECE = re.compile(
-    _WS + rb"," + _WS + rb'(?:"([^"\\]{1,128})"' + _WS + rb":" + _WS + rb')?"[0-9\\u]{2,48}"'
+    _WS + rb"," + _WS + rb'(?:"([^"\\]{1,128})"' + _WS + rb":" + _WS + rb")?" + _PIECE
 )
 _ESCAPED_DIGIT = re.compile(rb"\\u003([0-9])")
 _JSON_SPACE = b" \t\r\n"
@@ -208,8 +216,10 @@ _OPEN_BRACKET, _COLON, _QUOTE = ord("["), ord(":"), ord('"')
 
 
 def _is_piece(literal: bytes) -> bool:
+    if literal[:1] != b'"':
+        return True  # an integer the pattern matched: 2-17 digits
     digits = _ESCAPED_DIGIT.sub(rb"\1", literal[1:-1]) if b"\\" in literal else literal[1:-1]
-    return 2 <= len(digits) <= 8 and digits.isdigit()
+    return 2 <= len(digits) <= 17 and digits.isdigit()
 
 
 def _key_before(body: bytes, at: int) -> bytes | None:
@@ -241,14 +251,15 @@ def _named(key: bytes | None) -> bool:
 def _named_pieces(body: bytes) -> bool:
     """Two short digit strings side by side where a key names a card or an SSN (every
     adjacent pair is tried, so a named piece anywhere in a run is seen)."""
-    for match in _PIECE_THEN_COMMA.finditer(body):
-        after = _NEXT_PIECE.match(body, match.end())
-        if after is None:
-            continue
-        if (_named(after.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
-            match.group()
-        ):
-            return True
+    for pattern in (_STRING_THEN_COMMA, _INTEGER_THEN_COMMA):
+        for match in pattern.finditer(body):
+            after = _NEXT_PIECE.match(body, match.end())
+            if after is None:
+                continue
+            if (_named(after.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
+                match.group()
+            ):
+                return True
     return False
 
 
