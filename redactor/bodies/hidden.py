@@ -30,6 +30,7 @@ __all__ = [
     "DataUriView",
     "PercentView",
     "base64_text",
+    "has_data_scheme",
     "hidden_view",
     "may_hide_text",
     "raw_may_hide_text",
@@ -47,15 +48,23 @@ _DATA_URI = re.compile(
     re.IGNORECASE,
 )
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+# The scheme of a `data:` URI, in any case: browsers read `DATA:` and `Data:` alike (RFC 3986
+# schemes are case-insensitive), and so does the egress verifier.
+_DATA_SCHEME = re.compile(r"[dD][aA][tT][aA]:")
 # A stretch without spaces, quotes or angle brackets: a URL as it stands in text or markup.
 _URL_RUN = re.compile(r"[^\s\"'<>]*%[0-9A-Fa-f]{2}[^\s\"'<>]*")
 _URL_SHAPE = ("://", "?", "=", "/", "&", "www.")
 
 
+def has_data_scheme(text: str) -> bool:
+    """True when `text` holds `data:` in any case (one memchr for `:` when it holds none)."""
+    return ":" in text and _DATA_SCHEME.search(text) is not None
+
+
 def raw_may_hide_text(raw: str) -> bool:
     """A cheap first test on a value as written (escapes and all): True when it may hide
     text behind percent escapes, a `data:` URI or base64 (a long stretch without a space)."""
-    if "%" in raw or "data:" in raw or "DATA:" in raw:
+    if "%" in raw or has_data_scheme(raw):
         return True
     return len(raw) >= _MIN_BASE64 and " " not in raw
 
@@ -65,7 +74,7 @@ def may_hide_text(text: str) -> bool:
     cheap test: the views below decide)."""
     if "%" in text and _PERCENT.search(text) is not None:
         return True
-    if ("ata:" in text or "ATA:" in text) and _DATA_URI.search(text) is not None:
+    if has_data_scheme(text) and _DATA_URI.search(text) is not None:
         return True
     return base64_text(text) is not None
 
@@ -315,7 +324,7 @@ def hidden_view(
     decoded = base64_text(text)
     if decoded is not None:
         return Base64View(text, field_name, kind, decoded, inner)
-    if ("ata:" in text or "ATA:" in text) and _DATA_URI.search(text) is not None:
+    if has_data_scheme(text) and _DATA_URI.search(text) is not None:
         view = DataUriView(text, field_name, kind, inner)
         if len(view.segments) > 1:
             return view

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from redactor.bodies.attachments import text_charset
-from redactor.bodies.hidden import may_hide_text
+from redactor.bodies.hidden import has_data_scheme, may_hide_text
 from redactor.bodies.html_body import HtmlView, joined_text_runs, looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
@@ -83,12 +83,14 @@ def _looks_like_document(text: str) -> bool:
 
 
 def _may_hide_text(body: bytes) -> bool:
-    """True when a string of the body may hide text behind percent escapes or base64 (a
-    blob, or a `data:` URI's payload, in a string without a space that decodes to text): the
-    glance at the raw bytes cannot vouch for it, the walk looks at each string
-    (bodies.hidden). A `data:` URI in prose, after a space, is left to the walk's cousin, the
-    egress verifier: it refuses what redaction did not read."""
+    """True when a string of the body may hide text behind percent escapes, a `data:` URI
+    (in any case, in prose too) or base64 (a blob in a string without a space that decodes
+    to text): the glance at the raw bytes cannot vouch for it, the walk looks at each string
+    (bodies.hidden)."""
     if b"%" in body:
+        return True
+    # `a:`/`A:` is rare in JSON (keys end in `":`): two memchr-like passes spare the regex.
+    if (b"a:" in body or b"A:" in body) and _DATA_SCHEME.search(body) is not None:
         return True
     # Strings of 16 or more bytes without a space (prose has one early, so the search is a
     # memchr for each quote and a few steps). An id (a ULID, a hex digest) is no blob.
@@ -96,12 +98,15 @@ def _may_hide_text(body: bytes) -> bool:
 
 
 _SPACELESS_STRING = re.compile(rb'"([^" ]{16,})"')
+_DATA_SCHEME = re.compile(rb"[dD][aA][tT][aA]:")
+# A data: URI's `;base64,`, in any case (`;BASE64,` is one to a browser).
+_BASE64_MARKER = re.compile(rb"(?i);base64,")
 
 
 def _base64_of_text(run: bytes) -> bool:
-    _, comma, payload = run.partition(b";base64,")
-    if comma:
-        run = payload  # a data: URI: its payload (up to the closing quote or backslash)
+    marker = _BASE64_MARKER.search(run) if b";" in run else None
+    if marker is not None:
+        run = run[marker.end() :]  # a data: URI: its payload (up to the closing quote or backslash)
         run = run.split(b"\\", 1)[0] if run.count(b"\\") and b"\\n" not in run else run
     # JSON's `\n` between the lines of a wrapped blob; the first whole groups decide.
     whole = run.replace(b"\\n", b"").replace(b"\\r", b"")
@@ -411,7 +416,7 @@ class _Walk:
 
     def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
         if (
-            "%" in text or "ata:" in text or (len(text) >= _MIN_BASE64 and " " not in text)
+            "%" in text or has_data_scheme(text) or (len(text) >= _MIN_BASE64 and " " not in text)
         ) and may_hide_text(text):
             raise _NeedsCodec  # base64, a data: URI, percent escapes: the codec decodes
         if "<" in text and looks_like_html(text) and _html_may_hide_text(text):

@@ -97,3 +97,35 @@ async def test_each_class_reaches_the_upstream_with_a_token_and_no_raw_value(
     records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
     [record] = [r for r in records if r["event"] == "message_redacted"]
     assert record["counts"] == {"CREDIT_CARD": 1, "US_SSN": 1}
+
+
+_SCHEMES = ["DATA:text/plain;base64,", "Data:Text/Plain;Base64,", "dAtA:TEXT/PLAIN;BASE64,"]
+
+
+@pytest.mark.parametrize("scheme", _SCHEMES)
+@pytest.mark.parametrize("where", ["json value", "json prose", "html attribute", "html in json"])
+async def test_a_data_uri_is_read_whatever_the_case_of_its_scheme(
+    proxy: Proxy, scheme: str, where: str
+) -> None:
+    # Issue 18: browsers read `DATA:`/`Data:...;Base64,` as a data: URI, and so does the
+    # egress verifier; redaction read only some spellings, so the others were refused (422).
+    pan, _ssn = _values(len(scheme) + len(where))
+    uri = scheme + base64.b64encode(f"card {pan}".encode()).decode()
+    if where == "json value":
+        body, ctype = json.dumps({"image": uri}).encode(), "application/json"
+    elif where == "json prose":
+        body, ctype = json.dumps({"note": f"see {uri} thanks"}).encode(), "application/json"
+    elif where == "html attribute":
+        body, ctype = f'<p>hi</p><img src="{uri}">'.encode(), "text/html"
+    else:
+        body = json.dumps({"html_body": f'<p>hi</p><img src="{uri}">'}).encode()
+        ctype = "application/json"
+
+    resp = await proxy.client.post("/hook", data=body, headers={"Content-Type": ctype})
+
+    assert resp.status == 200, await resp.text()
+    got = proxy.upstream.received[0].body.decode()
+    payload = re.search(r"(?i)base64,([A-Za-z0-9+/=]+)", got).group(1)
+    decoded = base64.b64decode(payload).decode()
+    assert decoded.startswith("card tok_v1_"), where
+    assert pan not in got
