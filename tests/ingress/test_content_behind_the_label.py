@@ -129,3 +129,49 @@ async def test_a_data_uri_is_read_whatever_the_case_of_its_scheme(
     decoded = base64.b64decode(payload).decode()
     assert decoded.startswith("card tok_v1_"), where
     assert pan not in got
+
+
+def _wrapped(text: str, width: int, eol: str = "\n") -> str:
+    blob = base64.b64encode(text.encode()).decode()
+    return eol.join(blob[i : i + width] for i in range(0, len(blob), width))
+
+
+_BLOCK_BODIES = {
+    "pre after a greeting": "<p>Hi, the file:</p><pre>{}</pre><p>Thanks</p>",
+    "div after text": "<div>see below</div><div>{}</div>",
+    "one line per br": "<p>attached:<br>{br}</p>",
+    "crlf lines in a td": "<table><tr><td>log</td><td>{crlf}</td></tr></table>",
+}
+
+
+@pytest.mark.parametrize("width", [60, 64, 76])
+@pytest.mark.parametrize("shape", sorted(_BLOCK_BODIES))
+@pytest.mark.parametrize("in_json", [False, True])
+async def test_base64_wrapped_on_short_lines_inside_html_is_read(
+    proxy: Proxy, width: int, shape: str, in_json: bool
+) -> None:
+    # Issue 18: base64 on lines of its own inside a longer HTML text run was not decoded
+    # (only a text that is all base64 was); the verifier decodes it, so it was refused 422.
+    pan, _ssn = _values(width + len(shape))
+    secret = f"Customer wrote: my card is {pan}, please charge it today."
+    blob = _wrapped(secret, width)
+    html = _BLOCK_BODIES[shape].format(
+        blob, br=blob.replace("\n", "<br>"), crlf=_wrapped(secret, width, "\r\n")
+    )
+    if in_json:
+        body, ctype = json.dumps({"html_body": html}).encode(), "application/json"
+    else:
+        body, ctype = html.encode(), "text/html"
+
+    resp = await proxy.client.post("/hook", data=body, headers={"Content-Type": ctype})
+
+    assert resp.status == 200, await resp.text()
+    got = proxy.upstream.received[0].body.decode()
+    if in_json:
+        got = json.loads(got)["html_body"]
+    lines = [line.strip() for line in re.sub(r"<[^>]+>", "\n", got).splitlines()]
+    blob = "".join(line for line in lines if re.fullmatch(r"[A-Za-z0-9+/]{4,}=*", line))
+    decoded = base64.b64decode(blob).decode("utf-8", "replace")
+    assert "tok_v1_" in decoded
+    assert pan not in decoded
+    assert pan not in got
