@@ -175,3 +175,39 @@ async def test_base64_wrapped_on_short_lines_inside_html_is_read(
     assert "tok_v1_" in decoded
     assert pan not in decoded
     assert pan not in got
+
+
+@pytest.mark.parametrize(
+    "codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16", "utf-32"]
+)
+@pytest.mark.parametrize("where", ["json", "data uri", "wrapped in html"])
+async def test_utf16_and_utf32_text_behind_base64_is_redacted_with_or_without_a_mark(
+    proxy: Proxy, codec: str, where: str
+) -> None:
+    # Issue 18 gap f: the verifier now reads UTF-16/32 without a mark behind base64 (the
+    # most generous reader does); redaction reads them too, UTF-32 included, so honest
+    # traffic is redacted, not refused.
+    pan, ssn = _values(len(codec) * 3 + len(where))
+    secret = f"card {pan} and ssn {ssn}"
+    blob = base64.b64encode(secret.encode(codec)).decode()
+    if where == "json":
+        body, ctype = json.dumps({"a": blob}).encode(), "application/json"
+    elif where == "data uri":
+        body, ctype = f'<img src="data:text/plain;base64,{blob}">'.encode(), "text/html"
+    else:
+        lines = "\n".join(blob[i : i + 60] for i in range(0, len(blob), 60))
+        body, ctype = f"<p>file</p><pre>{lines}</pre>".encode(), "text/html"
+
+    resp = await proxy.client.post("/hook", data=body, headers={"Content-Type": ctype})
+
+    assert resp.status == 200, await resp.text()
+    got = proxy.upstream.received[0].body.decode()
+    if where == "json":
+        got = json.loads(got)["a"]
+    if where == "wrapped in html":
+        got = got.split("<pre>")[1].split("</pre>")[0]
+    payload = "".join(re.findall(r"[A-Za-z0-9+/=]+", got.split("base64,")[-1]))
+    # Written again in its style: unpadded when it was.
+    decoded = base64.b64decode(payload + "=" * (-len(payload) % 4)).decode(codec, "replace")
+    assert decoded.count("tok_v1_") == 2
+    assert pan.replace(" ", "") not in decoded.replace(" ", "")
