@@ -97,11 +97,16 @@ def text_charset(data: bytes) -> str | None:
     """How `data` reads as text, or None when it is not text: "" for a Unicode byte order
     mark or valid UTF-8 (ASCII included) without NUL bytes, the codec (`utf-16-le`,
     `utf-16-be`) for UTF-16 without a byte order mark, known by its NUL bytes at every other
-    position and its validity. An empty part is text (nothing to hide)."""
+    position and its validity, and (`utf-32-le`, `utf-32-be`) for UTF-32 with a mark or
+    without one. An empty part is text (nothing to hide)."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        # Before UTF-16's: UTF-32LE's mark starts with it. The mark stays in the text (and
+        # is written back), as UTF-8's does.
+        return _utf32(data, "utf-32-le" if data[0] == 0xFF else "utf-32-be")
     if data.startswith(_TEXT_BOMS):
         return ""
     if b"\x00" in data:
-        return _bomless_utf16(data)
+        return _bomless_utf16(data) or _bomless_utf32(data)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -123,6 +128,32 @@ def _bomless_utf16(data: bytes) -> str | None:
     except UnicodeDecodeError:
         return None
     if any(c < " " and c not in "\t\n\r\f" for c in text[:4096]):
+        return None
+    return codec
+
+
+def _bomless_utf32(data: bytes) -> str | None:
+    # UTF-32 text is known by its NUL bytes: the two high bytes of every unit are zero.
+    if len(data) % 4:
+        return None
+    head = data[:4096]
+    if head[2::4].count(0) != len(head[2::4]):
+        return None
+    if head[3::4].count(0) == len(head[3::4]):
+        codec = "utf-32-le"
+    elif head[1::4].count(0) == len(head[1::4]) and head[0::4].count(0) == len(head[0::4]):
+        codec = "utf-32-be"
+    else:
+        return None
+    return _utf32(data, codec)
+
+
+def _utf32(data: bytes, codec: str) -> str | None:
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    if any(c < " " and c not in "\t\n\r\f\ufeff" for c in text[:4096]):
         return None
     return codec
 

@@ -1,6 +1,6 @@
 """application/x-www-form-urlencoded bodies (Mailgun routes): each field value is a segment.
 
-Fields of 2-8 digits that follow each other (`cc1=4111&cc2=1111&...`) are named as a run of
+Fields of 2-17 digits that follow each other (`cc1=4111&cc2=1111&...`) are named as a run of
 neighbours: a reader may take them for one number (`redaction/neighbours.py`).
 
 Unchanged fields keep their bytes. A changed field is percent-encoded again in the style it

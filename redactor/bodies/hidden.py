@@ -29,7 +29,9 @@ __all__ = [
     "Base64View",
     "DataUriView",
     "PercentView",
+    "base64_blocks",
     "base64_text",
+    "has_data_scheme",
     "hidden_view",
     "may_hide_text",
     "raw_may_hide_text",
@@ -47,15 +49,23 @@ _DATA_URI = re.compile(
     re.IGNORECASE,
 )
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+# The scheme of a `data:` URI, in any case: browsers read `DATA:` and `Data:` alike (RFC 3986
+# schemes are case-insensitive), and so does the egress verifier.
+_DATA_SCHEME = re.compile(r"[dD][aA][tT][aA]:")
 # A stretch without spaces, quotes or angle brackets: a URL as it stands in text or markup.
 _URL_RUN = re.compile(r"[^\s\"'<>]*%[0-9A-Fa-f]{2}[^\s\"'<>]*")
 _URL_SHAPE = ("://", "?", "=", "/", "&", "www.")
 
 
+def has_data_scheme(text: str) -> bool:
+    """True when `text` holds `data:` in any case (one memchr for `:` when it holds none)."""
+    return ":" in text and _DATA_SCHEME.search(text) is not None
+
+
 def raw_may_hide_text(raw: str) -> bool:
     """A cheap first test on a value as written (escapes and all): True when it may hide
     text behind percent escapes, a `data:` URI or base64 (a long stretch without a space)."""
-    if "%" in raw or "data:" in raw or "DATA:" in raw:
+    if "%" in raw or has_data_scheme(raw):
         return True
     return len(raw) >= _MIN_BASE64 and " " not in raw
 
@@ -65,9 +75,9 @@ def may_hide_text(text: str) -> bool:
     cheap test: the views below decide)."""
     if "%" in text and _PERCENT.search(text) is not None:
         return True
-    if ("ata:" in text or "ATA:" in text) and _DATA_URI.search(text) is not None:
+    if has_data_scheme(text) and _DATA_URI.search(text) is not None:
         return True
-    return base64_text(text) is not None
+    return base64_text(text) is not None or bool(base64_blocks(text))
 
 
 # --- base64 ------------------------------------------------------------------------------------
@@ -203,7 +213,8 @@ class Base64View(_Readings):
 
 
 class DataUriView(_Readings):
-    """A text holding `data:` URIs: its plain reading and each text payload's."""
+    """A text holding `data:` URIs or blocks of base64 lines: its plain reading and each
+    text payload's."""
 
     __slots__ = ()
 
@@ -213,8 +224,16 @@ class DataUriView(_Readings):
         field_name: str | None,
         kind: str,
         inner: Callable[[str, str | None, str], TextView],
+        blocks: Sequence[tuple[int, int, tuple[str, str, _Base64Style]]] = (),
     ) -> None:
         super().__init__(text, field_name, kind)
+        for start, end, (content, codec, style) in blocks:
+            self.add(
+                start, end, inner(content, field_name, "base64_text"), content,
+                lambda new, s=style, c=codec: s.encode(_encode(new, c)),
+            )  # fmt: skip
+        if not has_data_scheme(text):
+            return
         for match in _DATA_URI.finditer(text):
             payload = match.group("payload")
             start, end = match.span("payload")
@@ -232,6 +251,50 @@ class DataUriView(_Readings):
             elif "%" in payload:
                 view = PercentView(payload, field_name, "data_uri", whole=True)
                 self.add(start, end, view, payload, lambda new: new)
+
+
+# Lines that are all base64, one after the other: a blob wrapped at any line length (60, 64,
+# 76) standing on lines of its own inside longer text (an HTML mail's `<pre>` after a
+# greeting, one line per `<br>` or `<div>`). Each line has 4+ characters; only the last may
+# have padding.
+_BASE64_BLOCK = re.compile(
+    r"(?m)^[A-Za-z0-9+/\-_]{4,}={0,2}\r?$(?:\n[A-Za-z0-9+/\-_]{4,}={0,2}\r?$)*"
+)
+_BLOCK_LINE = re.compile(r"[A-Za-z0-9+/\-_]+={0,2}")
+
+
+def base64_blocks(text: str) -> list[tuple[int, int, tuple[str, str, _Base64Style]]]:
+    """(start, end, decoded) of each block of base64 lines inside `text` that decodes to
+    text which could hold a value (`base64_text`), when `text` has more than one line.
+
+    A wrapped blob's lines have one length but the last, which may be shorter: so a word on a
+    line of its own before or after it (`Regards`) is not taken for part of it."""
+    if "\n" not in text:
+        return []
+    out: list[tuple[int, int, tuple[str, str, _Base64Style]]] = []
+    for match in _BASE64_BLOCK.finditer(text):
+        lines = [(m.start(), m.end()) for m in _BLOCK_LINE.finditer(text, *match.span())]
+        i = 0
+        while i < len(lines):
+            width = lines[i][1] - lines[i][0]
+            j = i + 1
+            while j < len(lines) and lines[j][1] - lines[j][0] == width:
+                j += 1
+            # With the shorter last line after the full ones, else without it.
+            ends = [j + 1, j] if j < len(lines) and lines[j][1] - lines[j][0] < width else [j]
+            for stop in ends:
+                start, end = lines[i][0], lines[stop - 1][1]
+                if start == 0 and end == len(text):
+                    break  # the whole text: `base64_text` reads it (or it is no blob)
+                if end - start < _MIN_BASE64:
+                    continue
+                decoded = base64_text(text[start:end])
+                if decoded is not None:
+                    out.append((start, end, decoded))
+                    j = stop
+                    break
+            i = j
+    return out
 
 
 def _short_base64(payload: str) -> tuple[str, str, _Base64Style] | None:
@@ -315,8 +378,9 @@ def hidden_view(
     decoded = base64_text(text)
     if decoded is not None:
         return Base64View(text, field_name, kind, decoded, inner)
-    if ("ata:" in text or "ATA:" in text) and _DATA_URI.search(text) is not None:
-        view = DataUriView(text, field_name, kind, inner)
+    blocks = base64_blocks(text)
+    if blocks or (has_data_scheme(text) and _DATA_URI.search(text) is not None):
+        view = DataUriView(text, field_name, kind, inner, blocks)
         if len(view.segments) > 1:
             return view
     if "%" in text and _PERCENT.search(text) is not None:

@@ -191,6 +191,7 @@ class HtmlView:
         "_at_break",
         "_field_name",
         "_hidden",
+        "_last_gt",
         "_rendered",
         "_run",
         "_slots",
@@ -227,6 +228,8 @@ class HtmlView:
         # Open hidden elements: [tag, depth of that tag inside, start, the run it interrupts,
         # _at_break then].
         self._hidden: list[list] = []
+        # A tag that starts after the last `>` cannot end: known without parsing it.
+        self._last_gt = source.rfind(">")
         self._scan(source)
         self.segments: Sequence[Segment] = self._table.segments
 
@@ -355,11 +358,15 @@ class HtmlView:
             # A lone `<` is text.
             self._add_text(source, lt, lt + 1)
             return lt + 1
-        scanned = self._scan_attributes(source, start_tag.end())
+        scanned = self._scan_attributes(source, start_tag.end()) if lt < self._last_gt else None
         if scanned is None:
-            # Unterminated tag: browsers drop it; we scan it as text so nothing hides in it.
-            self._add_text(source, lt, lt + 1)
-            return lt + 1
+            # Unterminated tag: it runs to the end of the source (no `>` outside a quoted
+            # value follows), so a browser drops all of it. We scan all of it as one text run,
+            # so nothing hides in it, and never parse it again from the next `<`: re-parsing
+            # from every `<` of `<a<a<a...` cost time quadratic in the body.
+            length = len(source)
+            self._add_text(source, lt, length)
+            return length
         tag_end, hides = scanned
         name = start_tag.group(1).lower()
         if (
@@ -446,14 +453,18 @@ class HtmlView:
 
     def _scan_attributes(self, source: str, pos: int) -> tuple[int, bool] | None:
         """Add a segment per attribute value; return (the index after `>`, whether the
-        attributes hide the element), or None if the tag is unterminated."""
+        attributes hide the element), or None if the tag is unterminated (then no segment is
+        added: its bytes are read as text)."""
         length = len(source)
         hides = False
+        values: list[tuple[str, TextMap, Callable[[str], str], str]] = []
         while True:
             pos = _ATTR_GAP.match(source, pos).end()  # type: ignore[union-attr]
             if pos >= length:
                 return None
             if source[pos] == ">":
+                for text, text_map, escape, attr_name in values:
+                    self._add_slot(text, text_map, escape, attr_name, "html_attr")
                 return pos + 1, hides
             attribute = _ATTRIBUTE.match(source, pos)
             if attribute is None:  # defensive: the pattern matches any non-gap character
@@ -468,7 +479,7 @@ class HtmlView:
                     _add_decoded(builder, source, start, end)
                     text, text_map = builder.build(end)
                     if text:
-                        self._add_slot(text, text_map, escape, attribute.group(1), "html_attr")
+                        values.append((text, text_map, escape, attribute.group(1)))
                         if name == "style" and _HIDING_STYLE.search(text):
                             hides = True
                     break

@@ -13,9 +13,11 @@ JSON and no member silently replaces another in the upstream's parser.
 A string that holds a document of its own (JSON in a JSON string, RFC 2047 encoded words, HTML)
 is scanned as that document and re-encoded in place (`bodies/nested.py`).
 
-Strings of 2-8 digits that follow each other in one array or object (`["4111", "1111", "1111",
-"1111"]`, `{"cc_first8": "41111111", "cc_last8": "11111111"}`) are segments too, named as a
-run of neighbours: a reader may take them for one number (`redaction/neighbours.py`).
+Strings and integers of 2-17 digits that follow each other in one array or object (`["4111",
+"1111", "1111", "1111"]`, `[4111, 1111, 1111, 1111]`, `{"cc_first8": "41111111", "cc_last8":
+"11111111"}`, `{"cc_first10": "4111111111", ...}`) are segments too, named as a run of
+neighbours: a reader may take them for one number (`redaction/neighbours.py`). A piece that
+is a token's first piece becomes a JSON string, like a long number (a token is no number).
 """
 
 from __future__ import annotations
@@ -211,8 +213,9 @@ class JsonView:
         # object start -> index after its `}`, for objects with a key segment.
         self._object_ends: dict[int, int] = {}
         self._table = SegmentTable()
-        # The run of neighbouring pieces being read: (string position, key), and its container.
-        self._pieces: list[tuple[int, str | None]] = []
+        # The run of neighbouring pieces being read: (position, key, end of an integer's
+        # literal or -1 for a string), and its container.
+        self._pieces: list[tuple[int, str | None, int]] = []
         self._piece_container = -1
         self._scan(source, start)
         self._end_pieces()
@@ -237,7 +240,7 @@ class JsonView:
         plain = _PLAIN_STRING.match(source, pos)
         if plain is not None:
             if is_piece(plain.group(1)):
-                self._add_piece(pos, field_name, container)
+                self._add_piece(pos, field_name, container, -1)
                 return plain.end()
             self._end_pieces()
             if self._min_digits and self._too_few_digits(plain.group(1)):
@@ -245,7 +248,7 @@ class JsonView:
         text, text_map, end = _scan_string(source, pos)
         if plain is None:
             if is_piece(text):
-                self._add_piece(pos, field_name, container)
+                self._add_piece(pos, field_name, container, -1)
                 return end
             self._end_pieces()
         if self._too_few_digits(source[pos + 1 : end - 1]):
@@ -256,24 +259,38 @@ class JsonView:
         self._table.add(slot_id, view.segments, neighbours=neighbours_of(view))
         return end
 
-    def _add_piece(self, pos: int, field_name: str | None, container: int) -> None:
-        """A short digit string: it continues the run of the value before it in its container."""
+    def _add_piece(self, pos: int, field_name: str | None, container: int, number_end: int) -> None:
+        """A digit string or integer (`is_piece`): it continues the run of the value before
+        it in its container. `number_end`: where an integer's literal ends (-1: a string)."""
         if self._pieces and self._piece_container != container:
             self._end_pieces()
-        self._pieces.append((pos, field_name))
+        self._pieces.append((pos, field_name, number_end))
         self._piece_container = container
 
     def _end_pieces(self) -> None:
         """Close the run of pieces: two or more, one of them under a name that names a card
-        or an SSN, become segments and one neighbour run (other pieces are segments only when
-        every string is: ids side by side, `"actor_id": "2097", "brand_id": "123"`)."""
+        or an SSN, become segments and one neighbour run. Other pieces are what they would be
+        alone: strings are segments when every string is (ids side by side, `"actor_id":
+        "2097", "brand_id": "123"`) or when they have enough digits, integers when they have
+        9 or more digits."""
         run, self._pieces = self._pieces, []
-        named = len(run) >= 2 and any(names_kind(key) is not None for _, key in run)
-        if not run or (not named and self._min_digits):
+        if not run:
             return
+        named = len(run) >= 2 and any(names_kind(key) is not None for _, key, _ in run)
         indices: list[int] = []
-        for pos, field_name in run:
+        for pos, field_name, number_end in run:
+            if number_end >= 0:
+                text = self._source[pos:number_end]
+                if not named and len(text) < _MIN_KEY_DIGITS:
+                    continue  # a short integer alone is no value
+                slot_id = len(self._slots)
+                self._slots.append(_NumberSlot(pos, number_end, text))
+                indices.append(len(self._table.segments))
+                self._table.add(slot_id, (Segment(0, text, field_name, "json_number"),))
+                continue
             text, text_map, end = _scan_string(self._source, pos)
+            if not named and self._min_digits and len(text) < self._min_digits:
+                continue
             view = PlainView(text, field_name, "json_string")
             slot_id = len(self._slots)
             self._slots.append(_StringSlot(pos + 1, end - 1, text, text_map, view))
@@ -297,10 +314,17 @@ class JsonView:
         self._table.add(slot_id, view.segments)
         return end
 
-    def _add_number(self, source: str, pos: int, field_name: str | None) -> int:
+    def _add_number(
+        self, source: str, pos: int, field_name: str | None, container: int = -1
+    ) -> int:
         match = _NUMBER.match(source, pos)
         if match is None or match.end() == pos:
             raise BodyUnparseableError("invalid JSON value")
+        if match.lastindex is None and is_piece(match.group()):
+            # An integer of 2-17 digits may be one piece of a value split over neighbours.
+            self._add_piece(pos, field_name, container, match.end())
+            return match.end()
+        self._end_pieces()
         text = integral_digits(match)
         if text is not None:
             slot_id = len(self._slots)
@@ -325,6 +349,10 @@ class JsonView:
                     pos = self._add_string(source, pos, key, stack[-1][2] if stack else -1)
                     expect_value = False
                     continue
+                if char == "-" or char.isdigit():
+                    pos = self._add_number(source, pos, key, stack[-1][2] if stack else -1)
+                    expect_value = False
+                    continue
                 self._end_pieces()
                 if char in "{[":
                     if len(stack) >= MAX_JSON_DEPTH:
@@ -341,8 +369,6 @@ class JsonView:
                         continue
                     else:
                         continue
-                elif char == "-" or char.isdigit():
-                    pos = self._add_number(source, pos, key)
                 else:
                     literal = next((w for w in _LITERALS if source.startswith(w, pos)), None)
                     if literal is None:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from redactor.bodies.attachments import text_charset
-from redactor.bodies.hidden import may_hide_text
+from redactor.bodies.hidden import has_data_scheme, may_hide_text
 from redactor.bodies.html_body import HtmlView, joined_text_runs, looks_like_html
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
@@ -83,12 +83,14 @@ def _looks_like_document(text: str) -> bool:
 
 
 def _may_hide_text(body: bytes) -> bool:
-    """True when a string of the body may hide text behind percent escapes or base64 (a
-    blob, or a `data:` URI's payload, in a string without a space that decodes to text): the
-    glance at the raw bytes cannot vouch for it, the walk looks at each string
-    (bodies.hidden). A `data:` URI in prose, after a space, is left to the walk's cousin, the
-    egress verifier: it refuses what redaction did not read."""
+    """True when a string of the body may hide text behind percent escapes, a `data:` URI
+    (in any case, in prose too) or base64 (a blob in a string without a space that decodes
+    to text): the glance at the raw bytes cannot vouch for it, the walk looks at each string
+    (bodies.hidden)."""
     if b"%" in body:
+        return True
+    # `a:`/`A:` is rare in JSON (keys end in `":`): two memchr-like passes spare the regex.
+    if (b"a:" in body or b"A:" in body) and _DATA_SCHEME.search(body) is not None:
         return True
     # Strings of 16 or more bytes without a space (prose has one early, so the search is a
     # memchr for each quote and a few steps). An id (a ULID, a hex digest) is no blob.
@@ -96,12 +98,15 @@ def _may_hide_text(body: bytes) -> bool:
 
 
 _SPACELESS_STRING = re.compile(rb'"([^" ]{16,})"')
+_DATA_SCHEME = re.compile(rb"[dD][aA][tT][aA]:")
+# A data: URI's `;base64,`, in any case (`;BASE64,` is one to a browser).
+_BASE64_MARKER = re.compile(rb"(?i);base64,")
 
 
 def _base64_of_text(run: bytes) -> bool:
-    _, comma, payload = run.partition(b";base64,")
-    if comma:
-        run = payload  # a data: URI: its payload (up to the closing quote or backslash)
+    marker = _BASE64_MARKER.search(run) if b";" in run else None
+    if marker is not None:
+        run = run[marker.end() :]  # a data: URI: its payload (up to the closing quote or backslash)
         run = run.split(b"\\", 1)[0] if run.count(b"\\") and b"\\n" not in run else run
     # JSON's `\n` between the lines of a wrapped blob; the first whole groups decide.
     whole = run.replace(b"\\n", b"").replace(b"\\r", b"")
@@ -175,20 +180,23 @@ def plain_json_texts(
     return walk.texts
 
 
-# Strings of 2-8 digits side by side, digits escaped or not, in an array under a key or as
-# adjacent members (`"card": ["4111", "1111", ...]`, `"cc_first8": "41111111", "cc_last8": ...`):
-# under a name that names a card or an SSN, the codec reads them as a run of neighbours
-# (json_body.py, redaction/neighbours.py); this path does not. Every adjacent pair is tried
-# (the second member is a lookahead), so a named piece anywhere in a run is seen. Webhooks
-# carry ids as digit strings side by side (`"actor_id": "20978392", "assignee_id": ...`):
-# their names are looked up once (cached) and they stay on this path.
+# Strings of 2-17 digits side by side, digits escaped or not, or integers of 2-17 digits, in
+# an array under a key or as adjacent members (`"card": ["4111", "1111", ...]`, `"card": [4111,
+# 1111, ...]`, `"cc_first8": "41111111", "cc_last8": ...`): under a name that names a card or
+# an SSN, the codec reads them as a run of neighbours (json_body.py, redaction/neighbours.py);
+# this path does not. Every adjacent pair is tried (the second member is a lookahead), so a
+# named piece anywhere in a run is seen. Webhooks carry ids as digit strings side by side
+# (`"actor_id": "20978392", "assignee_id": ...`): their names are looked up once (cached) and
+# they stay on this path.
 _WS = rb"[ \t\r\n]*"
-# A string of digits (or `\u003X` escapes) followed by another, as the next array item or the
-# next member's value (group 1: that member's key; a key with an escape is not matched: no
-# card's field is named that way): one C pass over the body with single-character repeats
-# only (sre's fast path; an alternation repeated costs ten times more).
-_PIECE_THEN_COMMA = re.compile(
-    rb'"[0-9\\u]{2,48}"(?='
+# A piece: a string of digits (or `\u003X` escapes), or an integer (no fraction, exponent or
+# sign; JSON writes none with a leading zero).
+_PIECE = rb'(?:"[0-9\\u]{2,108}"|[0-9]{2,17}(?![0-9.eE]))'
+# A piece followed by another, as the next array item or the next member's value: C passes
+# over the body with single-character repeats only (sre's fast path; an alternation repeated
+# costs ten times more), one for strings, one for integers.
+_NEXT = (
+    rb"(?="
     + _WS
     + rb","
     + _WS
@@ -196,7 +204,16 @@ _PIECE_THEN_COMMA = re.compile(
     + _WS
     + rb":"
     + _WS
-    + rb')?"[0-9\\u]{2,48}")'
+    + rb")?"
+    + _PIECE
+    + rb")"
+)
+_STRING_THEN_COMMA = re.compile(rb'"[0-9\\u]{2,108}"' + _NEXT)
+_INTEGER_THEN_COMMA = re.compile(rb"(?<![0-9.eE+\-])[0-9]{2,17}" + _NEXT)
+# From after such a piece: the comma, the next member's key (captured) or nothing, a piece.
+# (A key with an escape is not matched: no card's field is named that way.)
+_NEXT_PIECE = re.compile(
+    _WS + rb"," + _WS + rb'(?:"([^"\\]{1,128})"' + _WS + rb":" + _WS + rb")?" + _PIECE
 )
 _ESCAPED_DIGIT = re.compile(rb"\\u003([0-9])")
 _JSON_SPACE = b" \t\r\n"
@@ -204,8 +221,10 @@ _OPEN_BRACKET, _COLON, _QUOTE = ord("["), ord(":"), ord('"')
 
 
 def _is_piece(literal: bytes) -> bool:
+    if literal[:1] != b'"':
+        return True  # an integer the pattern matched: 2-17 digits
     digits = _ESCAPED_DIGIT.sub(rb"\1", literal[1:-1]) if b"\\" in literal else literal[1:-1]
-    return 2 <= len(digits) <= 8 and digits.isdigit()
+    return 2 <= len(digits) <= 17 and digits.isdigit()
 
 
 def _key_before(body: bytes, at: int) -> bytes | None:
@@ -239,11 +258,15 @@ def _named(key: bytes | None) -> bool:
 def _named_pieces(body: bytes) -> bool:
     """Two short digit strings side by side where a key names a card or an SSN (every
     adjacent pair is tried, so a named piece anywhere in a run is seen)."""
-    for match in _PIECE_THEN_COMMA.finditer(body):
-        if (_named(match.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
-            match.group()
-        ):
-            return True
+    for pattern in (_STRING_THEN_COMMA, _INTEGER_THEN_COMMA):
+        for match in pattern.finditer(body):
+            after = _NEXT_PIECE.match(body, match.end())
+            if after is None:
+                continue
+            if (_named(after.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
+                match.group()
+            ):
+                return True
     return False
 
 
@@ -395,7 +418,7 @@ class _Walk:
 
     def text(self, text: str, key: str | None, *, is_key: bool = False) -> None:
         if (
-            "%" in text or "ata:" in text or (len(text) >= _MIN_BASE64 and " " not in text)
+            "%" in text or has_data_scheme(text) or (len(text) >= _MIN_BASE64 and " " not in text)
         ) and may_hide_text(text):
             raise _NeedsCodec  # base64, a data: URI, percent escapes: the codec decodes
         if "<" in text and looks_like_html(text) and _html_may_hide_text(text):

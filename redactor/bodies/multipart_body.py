@@ -218,7 +218,7 @@ class MultipartFormBody:
         charsets, default_charset = _declared_charsets(raw, parts)
         self._headers: list[_PartHeaders] = []
         self._header_parts: list[_Part] = []
-        # Text fields of 2-8 digits one after the other (`cc1`..`cc4`): a neighbour run.
+        # Text fields of 2-17 digits one after the other (`cc1`..`cc4`): a neighbour run.
         self._pieces = PieceRun(self._table)
         for part in parts:
             headers = _PartHeaders(part)

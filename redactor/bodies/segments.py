@@ -29,10 +29,12 @@ __all__ = [
     "neighbours_of",
 ]
 
-# A piece of a value split over neighbouring fields: a string of 2-8 ASCII digits (a card in
-# four groups of 4, two halves of 8, an SSN as 3-2-4). Longer strings are segments of their own.
+# A piece of a value split over neighbouring fields: a string of 2-17 ASCII digits (a card in
+# four groups of 4, two halves of 8, 10 and 6, 12 and 4; an SSN as 3-2-4). A piece of 9 or
+# more digits is also a segment of its own (it may hold a value alone); a value has at most 19
+# digits, so no piece of a split one has more than 17.
 MIN_PIECE_DIGITS = 2
-MAX_PIECE_DIGITS = 8
+MAX_PIECE_DIGITS = 17
 
 
 def is_piece(text: str) -> bool:

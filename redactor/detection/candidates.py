@@ -9,7 +9,9 @@ Pure rules, no context words (see `context.py`) and no scores (see `recognizers.
   When nothing stricter is found, a whole run may still give a weak card candidate that the
   evidence table (`evidence.py`) decides on: Luhn-valid with an IIN outside the table, or a
   card-shaped number that fails the Luhn check.
-- US_SSN: `AAA-GG-SSSS` with one repeated separator (dash, space or dot), or 9 bare digits.
+- US_SSN: `AAA-GG-SSSS` with one repeated separator (dash, space or dot), or 9 bare digits;
+  or its three groups each on a line of their own (table cells, one `<div>` per line: grouping
+  "lines", which the evidence table reports only with an SSN word, see evidence.py).
   Area 000, 666 and 900-999, group 00 and serial 0000 are never issued (SSA, "Social Security
   Number Randomization", 2011), so they are never SSNs.
 
@@ -51,7 +53,7 @@ class Candidate:
     # shows all its digits but one. The evidence table decides (evidence.py).
     luhn_ok: bool = True
     # How the digits are grouped: "plain" (one group), "standard" (a grouping schemes print,
-    # 4-4-4-4, 4-6-5, ...) or "other".
+    # 4-4-4-4, 4-6-5, ...; AAA-GG-SSSS), "lines" (an SSN's groups on three lines) or "other".
     grouping: str = "plain"
     # Facts about the run around it (digit_runs.py).
     glued_card_word: bool = False
@@ -132,6 +134,7 @@ def _card(run: DigitRun, i: int, j: int, *, whole: bool, strict: bool = True) ->
 def _ssn(run: DigitRun, i: int, j: int) -> Candidate | None:
     groups = run.groups[i:j]
     count = j - i
+    newlines = False
     if count == 1:
         if len(groups[0].digits) != 9:
             return None
@@ -139,15 +142,17 @@ def _ssn(run: DigitRun, i: int, j: int) -> Candidate | None:
         if tuple(len(g.digits) for g in groups) != (3, 2, 4):
             return None
         first_sep, second_sep = run.sep_texts[i], run.sep_texts[i + 1]
-        # One separator, repeated: `123-45 6789` is not an SSN, nor is one split over lines.
-        if first_sep != second_sep or run.seps[i] is SepKind.NEWLINE:
+        newlines = run.seps[i] is SepKind.NEWLINE and run.seps[i + 1] is SepKind.NEWLINE
+        # One separator, repeated: `123-45 6789` is not an SSN, nor is `123-45\n6789`. Three
+        # lines (`536\n90\n4399`: table cells) are weighed, and kept without an SSN word.
+        if not newlines and (first_sep != second_sep or run.seps[i] is SepKind.NEWLINE):
             return None
     else:
         return None
     digits = "".join(g.digits for g in groups)
     if not ssn_structure_valid(digits):
         return None
-    grouping = "plain" if count == 1 else "standard"
+    grouping = "plain" if count == 1 else "lines" if newlines else "standard"
     return Candidate(
         US_SSN,
         groups[0].start,

@@ -162,6 +162,12 @@ def _decide_ssn(
         return False, 0.0, "ssn.1 url path segment"
     if ctx.rules_out_ssn:
         return False, 0.0, "ssn.2 another identifier's label"
+    if cand.grouping == "lines":
+        # Three cells or lines of 3, 2 and 4 digits: a table of codes and quantities has
+        # them too. An SSN only where an SSN word says so (a reader joins the cells then).
+        if ctx.ssn_word_in_clause or ctx.supports_ssn:
+            return True, SSN_BARE_WITH_CONTEXT_SCORE, "ssn.3b over lines with an ssn word"
+        return False, 0.0, "ssn.3c over lines without an ssn word"
     if cand.group_count == 3:
         boost = CONTEXT_BOOST if ctx.supports_ssn else 0.0
         return True, SSN_GROUPED_SCORE + boost, "ssn.3 separated"

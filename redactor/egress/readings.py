@@ -345,7 +345,9 @@ class Reader:
         if len(data) < _MIN_CHARS:
             return
         self._enter(path, depth, len(data))
-        if data.isascii():
+        # UTF-16/32 text of ASCII characters is ASCII bytes too, with NULs: such bytes take
+        # the charset readings below (the NUL pattern), not the ASCII shortcut.
+        if data.isascii() and b"\x00" not in data:
             # Parts first: a value in a part is then named by the part's reading.
             if boundary is not None or _may_be_mime(data):
                 self._read_mime(data, path, depth, boundary)

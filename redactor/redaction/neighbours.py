@@ -2,7 +2,7 @@
 (`["4111", "1111", "1111", "1111"]`, form fields `cc1`..`cc4`), two halves
 (`{"cc_first8": ..., "cc_last8": ...}`), an SSN as 3-2-4.
 
-The codecs name runs of neighbouring pieces (strings of 2-8 digits, one after the other in an
+The codecs name runs of neighbouring pieces (strings or JSON integers of 2-17 digits, one after the other in an
 array, an object or a form: `bodies/segments.py`). Each run is scanned as its pieces joined by
 a space, under the first piece's field name, and a finding must meet the evidence an unsplit
 value meets (Luhn and a known IIN for a card, the SSA ranges and a 3-2-4 grouping for an SSN)
@@ -19,7 +19,7 @@ document stays valid and a permitted agent resolves the token to all the digits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from redactor.bodies.segments import Segment
 from redactor.detection import CREDIT_CARD, Detector, Finding
@@ -35,7 +35,11 @@ _REACH = 9
 
 
 def _findings_of_run(
-    detector: Detector, pieces: Sequence[Segment], owned: int, seen: SeenValues | None
+    detector: Detector,
+    pieces: Sequence[Segment],
+    owned: int,
+    seen: SeenValues | None,
+    found_alone: Set[int],
 ) -> list[tuple[int, Finding]]:
     """(segment index, piece finding) for each value the joined run holds that starts in
     its first `owned` pieces."""
@@ -63,6 +67,8 @@ def _findings_of_run(
         kind = CARD_LABEL if f.entity == CREDIT_CARD else SSN_LABEL
         if not any(names_kind(p.field_name) == kind for p in covered):
             continue
+        if any(p.index in found_alone for p in covered):
+            continue  # a piece of 9+ digits holds a value of its own: that one is rewritten
         digits = "".join(p.text for p in covered)
         out.extend(
             (p.index, Finding(f.entity, 0, len(p.text), f.score, digits, k == 0))
@@ -76,10 +82,12 @@ def find_split_values(
     segments: Sequence[Segment],
     runs: Sequence[tuple[int, ...]],
     seen: SeenValues | None = None,
+    found_alone: Set[int] = frozenset(),
 ) -> dict[int, list[Finding]]:
     """Segment index -> findings for the pieces of split values in the neighbour `runs`.
 
     `seen` receives the joined digits the detector weighed (the egress verifier's rule).
+    `found_alone`: segments with findings of their own; a split value over one is left out.
     Raises DetectionError if detection fails.
     """
     out: dict[int, list[Finding]] = {}
@@ -89,7 +97,7 @@ def find_split_values(
             chunk = [segments[i] for i in run[start : start + CHUNK]]
             last_chunk = start + CHUNK >= len(run)
             owned = len(chunk) if last_chunk else CHUNK - _REACH
-            for index, finding in _findings_of_run(detector, chunk, owned, seen):
+            for index, finding in _findings_of_run(detector, chunk, owned, seen, found_alone):
                 out.setdefault(index, []).append(finding)
             if last_chunk:
                 break

@@ -286,11 +286,10 @@ def scan_body(
     runs = neighbours_of(parsed)
     if runs:
         # Values split over neighbouring fields, read joined (redaction/neighbours.py).
-        split = find_split_values(detector, parsed.segments, runs, seen)
         have = {index for index, _, _ in found}
+        split = find_split_values(detector, parsed.segments, runs, seen, have)
         for index, findings in split.items():
-            if index not in have:  # always: a piece holds fewer digits than any value
-                found.append((index, parsed.segments[index].text, findings))
+            found.append((index, parsed.segments[index].text, findings))
         found.sort(key=lambda item: item[0])
     return BodyScan(parsed, found, summarise_unread(detector, parsed))
 

@@ -254,3 +254,18 @@ def test_a_percent_escaped_url_in_an_e_mail_text_part(seed: int) -> None:
     message = f"From: a@example.com\r\nContent-Type: text/plain\r\n\r\nsee {url}\r\n".encode()
     out = _replace(parse_body(message, "message/rfc822"), pan)
     assert out == message.replace(quote(f"card {pan}").encode(), f"card%20{TOKEN}".encode())
+
+
+def test_base64_blocks_are_lines_of_base64_inside_longer_text() -> None:
+    from redactor.bodies.hidden import base64_blocks
+
+    blob = base64.b64encode(b"the card is 4111 1111 1111 1111, thanks").decode()
+    lines = "\n".join(blob[i : i + 20] for i in range(0, len(blob), 20))
+    text = f"Hello Sam,\nsee below:\n{lines}\nRegards\nJo"
+    [(start, end, (decoded, _codec, _style))] = base64_blocks(text)
+    assert text[start:end] == lines
+    assert decoded == "the card is 4111 1111 1111 1111, thanks"
+    # Words on lines of their own, a blob that is the whole text, one line: no block here.
+    assert base64_blocks("Hello\nThanks\nRegards\nAbcdEfghIjkl") == []
+    assert base64_blocks(lines) == []
+    assert base64_blocks(f"see {blob} ok") == []

@@ -79,7 +79,13 @@ HIDDEN = [
         "body>base64",
     ),
     ("UTF-16 with a BOM", f"card {PAN}".encode("utf-16"), "text/plain", "body>utf-16-le"),
-    ("UTF-16-BE without a BOM", f"card {PAN}".encode("utf-16-be"), "text/plain", "body"),
+    # ASCII bytes with NULs: read as UTF-16 by their NUL pattern (the reading says so).
+    (
+        "UTF-16-BE without a BOM",
+        f"card {PAN}".encode("utf-16-be"),
+        "text/plain",
+        "body>utf-16-be",
+    ),
     (
         "HTML comment parting the groups",
         b"<p>card 4111 1111 <!-- note --> 1111 1111</p>",
@@ -231,7 +237,7 @@ def test_a_value_the_detector_never_weighed_is_refused_even_in_its_own_reading()
     body = f"card {PAN}".encode("utf-16-le")
     seen = SeenValues()
     default_detector().find(body.decode("latin-1"), considered=seen.considered)
-    assert _refused_in(body, seen=seen) == "body"
+    assert _refused_in(body, seen=seen) == "body>utf-16-le"
 
 
 def test_seen_values_never_show_their_digits() -> None:
@@ -482,3 +488,24 @@ def test_a_zip_member_past_the_budget_is_unverifiable() -> None:
     with pytest.raises(UnverifiableMessageError):
         _verify(body, limits=EgressLimits(max_decoded_bytes=1024 * 1024))
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+@pytest.mark.parametrize("value", [f"card {PAN_GROUPED}", f"ssn {SSN}", PAN_GROUPED])
+@pytest.mark.parametrize("where", ["json", "data uri", "header", "wrapped in html"])
+def test_utf16_and_utf32_without_a_byte_order_mark_behind_base64_are_read(
+    codec: str, value: str, where: str
+) -> None:
+    # Issue 18: the bytes of UTF-16LE/BE text of ASCII characters are all ASCII (with NULs),
+    # and were read only as ASCII, where the NULs part `4111 1111` into a list: a reader that
+    # takes the UTF-16 (redaction does) saw the value, the verifier did not.
+    blob = base64.b64encode(value.encode(codec)).decode()
+    if where == "json":
+        body, kw = json.dumps({"a": blob}).encode(), {}
+    elif where == "data uri":
+        body, kw = f'<img src="data:text/plain;base64,{blob}">'.encode(), {}
+    elif where == "header":
+        body, kw = b"{}", {"headers": [("X-A", blob)]}
+    else:
+        lines = "\n".join(blob[i : i + 60] for i in range(0, len(blob), 60))
+        body, kw = f"<p>file</p><pre>{lines}</pre>".encode(), {}
+    reading = _refused_in(body, **kw)
+    assert codec in reading or "base64" in reading or "data-uri" in reading

@@ -97,3 +97,117 @@ async def test_each_class_reaches_the_upstream_with_a_token_and_no_raw_value(
     records = [json.loads(line) for line in proxy.audit_path.read_text().splitlines()]
     [record] = [r for r in records if r["event"] == "message_redacted"]
     assert record["counts"] == {"CREDIT_CARD": 1, "US_SSN": 1}
+
+
+_SCHEMES = ["DATA:text/plain;base64,", "Data:Text/Plain;Base64,", "dAtA:TEXT/PLAIN;BASE64,"]
+
+
+@pytest.mark.parametrize("scheme", _SCHEMES)
+@pytest.mark.parametrize("where", ["json value", "json prose", "html attribute", "html in json"])
+async def test_a_data_uri_is_read_whatever_the_case_of_its_scheme(
+    proxy: Proxy, scheme: str, where: str
+) -> None:
+    # Issue 18: browsers read `DATA:`/`Data:...;Base64,` as a data: URI, and so does the
+    # egress verifier; redaction read only some spellings, so the others were refused (422).
+    pan, _ssn = _values(len(scheme) + len(where))
+    uri = scheme + base64.b64encode(f"card {pan}".encode()).decode()
+    if where == "json value":
+        body, ctype = json.dumps({"image": uri}).encode(), "application/json"
+    elif where == "json prose":
+        body, ctype = json.dumps({"note": f"see {uri} thanks"}).encode(), "application/json"
+    elif where == "html attribute":
+        body, ctype = f'<p>hi</p><img src="{uri}">'.encode(), "text/html"
+    else:
+        body = json.dumps({"html_body": f'<p>hi</p><img src="{uri}">'}).encode()
+        ctype = "application/json"
+
+    resp = await proxy.client.post("/hook", data=body, headers={"Content-Type": ctype})
+
+    assert resp.status == 200, await resp.text()
+    got = proxy.upstream.received[0].body.decode()
+    payload = re.search(r"(?i)base64,([A-Za-z0-9+/=]+)", got).group(1)
+    decoded = base64.b64decode(payload).decode()
+    assert decoded.startswith("card tok_v1_"), where
+    assert pan not in got
+
+
+def _wrapped(text: str, width: int, eol: str = "\n") -> str:
+    blob = base64.b64encode(text.encode()).decode()
+    return eol.join(blob[i : i + width] for i in range(0, len(blob), width))
+
+
+_BLOCK_BODIES = {
+    "pre after a greeting": "<p>Hi, the file:</p><pre>{}</pre><p>Thanks</p>",
+    "div after text": "<div>see below</div><div>{}</div>",
+    "one line per br": "<p>attached:<br>{br}</p>",
+    "crlf lines in a td": "<table><tr><td>log</td><td>{crlf}</td></tr></table>",
+}
+
+
+@pytest.mark.parametrize("width", [60, 64, 76])
+@pytest.mark.parametrize("shape", sorted(_BLOCK_BODIES))
+@pytest.mark.parametrize("in_json", [False, True])
+async def test_base64_wrapped_on_short_lines_inside_html_is_read(
+    proxy: Proxy, width: int, shape: str, in_json: bool
+) -> None:
+    # Issue 18: base64 on lines of its own inside a longer HTML text run was not decoded
+    # (only a text that is all base64 was); the verifier decodes it, so it was refused 422.
+    pan, _ssn = _values(width + len(shape))
+    secret = f"Customer wrote: my card is {pan}, please charge it today."
+    blob = _wrapped(secret, width)
+    html = _BLOCK_BODIES[shape].format(
+        blob, br=blob.replace("\n", "<br>"), crlf=_wrapped(secret, width, "\r\n")
+    )
+    if in_json:
+        body, ctype = json.dumps({"html_body": html}).encode(), "application/json"
+    else:
+        body, ctype = html.encode(), "text/html"
+
+    resp = await proxy.client.post("/hook", data=body, headers={"Content-Type": ctype})
+
+    assert resp.status == 200, await resp.text()
+    got = proxy.upstream.received[0].body.decode()
+    if in_json:
+        got = json.loads(got)["html_body"]
+    lines = [line.strip() for line in re.sub(r"<[^>]+>", "\n", got).splitlines()]
+    blob = "".join(line for line in lines if re.fullmatch(r"[A-Za-z0-9+/]{4,}=*", line))
+    decoded = base64.b64decode(blob).decode("utf-8", "replace")
+    assert "tok_v1_" in decoded
+    assert pan not in decoded
+    assert pan not in got
+
+
+@pytest.mark.parametrize(
+    "codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16", "utf-32"]
+)
+@pytest.mark.parametrize("where", ["json", "data uri", "wrapped in html"])
+async def test_utf16_and_utf32_text_behind_base64_is_redacted_with_or_without_a_mark(
+    proxy: Proxy, codec: str, where: str
+) -> None:
+    # Issue 18 gap f: the verifier now reads UTF-16/32 without a mark behind base64 (the
+    # most generous reader does); redaction reads them too, UTF-32 included, so honest
+    # traffic is redacted, not refused.
+    pan, ssn = _values(len(codec) * 3 + len(where))
+    secret = f"card {pan} and ssn {ssn}"
+    blob = base64.b64encode(secret.encode(codec)).decode()
+    if where == "json":
+        body, ctype = json.dumps({"a": blob}).encode(), "application/json"
+    elif where == "data uri":
+        body, ctype = f'<img src="data:text/plain;base64,{blob}">'.encode(), "text/html"
+    else:
+        lines = "\n".join(blob[i : i + 60] for i in range(0, len(blob), 60))
+        body, ctype = f"<p>file</p><pre>{lines}</pre>".encode(), "text/html"
+
+    resp = await proxy.client.post("/hook", data=body, headers={"Content-Type": ctype})
+
+    assert resp.status == 200, await resp.text()
+    got = proxy.upstream.received[0].body.decode()
+    if where == "json":
+        got = json.loads(got)["a"]
+    if where == "wrapped in html":
+        got = got.split("<pre>")[1].split("</pre>")[0]
+    payload = "".join(re.findall(r"[A-Za-z0-9+/=]+", got.split("base64,")[-1]))
+    # Written again in its style: unpadded when it was.
+    decoded = base64.b64decode(payload + "=" * (-len(payload) % 4)).decode(codec, "replace")
+    assert decoded.count("tok_v1_") == 2
+    assert pan.replace(" ", "") not in decoded.replace(" ", "")

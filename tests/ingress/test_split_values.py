@@ -152,3 +152,107 @@ async def test_neighbours_that_are_not_a_split_value_pass_unchanged(proxy, body:
 
     assert resp.status == 200
     assert proxy.upstream.received[0].body == body
+
+
+# --- integers and long pieces (issue 18: the verifier refused these, or neither side read them)
+
+
+def _pans_as_integers(count: int, seed: int, sizes_of) -> list[tuple[str, list[str]]]:
+    # A JSON integer has no leading zero: only splits whose pieces start with 1-9.
+    rng = random.Random(seed)
+    out: list[tuple[str, list[str]]] = []
+    while len(out) < count:
+        spec = rng.choice(SPECS)
+        pan = make_pan(*spec[1:], rng)
+        pieces = _split(pan, sizes_of(pan))
+        if all(p[0] != "0" for p in pieces):
+            out.append((pan, pieces))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("pan", "pieces"), _pans_as_integers(4, seed=181, sizes_of=lambda p: PRINTED[len(p)])
+)
+@pytest.mark.parametrize("compact", [False, True])
+async def test_a_card_as_integers_in_an_array_becomes_one_token(
+    proxy, pan: str, pieces: list[str], compact: bool
+) -> None:
+    doc = {"payment": {"card": [int(p) for p in pieces], "amount": 12}}
+    body = json.dumps(doc, separators=(",", ":") if compact else None).encode()
+
+    resp = await proxy.client.post("/hook", data=body, headers=JSON)
+
+    assert resp.status == 200  # was 422 unreadable_value: the verifier reads `4111, 1111`
+    got = proxy.upstream.received[0].body
+    assert _no_run_of(pan, got)
+    card = json.loads(got)["payment"]["card"]
+    assert card[1:] == [""] * (len(pieces) - 1)
+    assert await _resolve(proxy, card[0]) == pan
+
+
+@pytest.mark.parametrize(
+    ("pan", "pieces"), _pans_as_integers(3, seed=182, sizes_of=lambda p: PRINTED[len(p)])
+)
+async def test_a_card_as_integer_members_cc1_to_cc4_becomes_one_token(
+    proxy, pan: str, pieces: list[str]
+) -> None:
+    doc = {"name": "Sam", **{f"cc{n}": int(p) for n, p in enumerate(pieces, start=1)}}
+
+    resp = await proxy.client.post("/hook", data=json.dumps(doc).encode(), headers=JSON)
+
+    assert resp.status == 200
+    got = json.loads(proxy.upstream.received[0].body)
+    assert all(got[f"cc{n}"] == "" for n in range(2, len(pieces) + 1))
+    assert await _resolve(proxy, got["cc1"]) == pan
+
+
+_LONG_SPLITS = [(10, 6), (12, 4), (6, 10), (8, 5, 3)]
+
+
+@pytest.mark.parametrize("sizes", _LONG_SPLITS)
+@pytest.mark.parametrize("as_integers", [False, True])
+async def test_a_card_split_into_pieces_of_more_than_8_digits_becomes_one_token(
+    proxy, sizes: tuple[int, ...], as_integers: bool
+) -> None:
+    [(pan, pieces)] = _pans_as_integers(
+        1,
+        seed=sum(sizes) * 7 + len(sizes),
+        sizes_of=lambda p: (*sizes[:-1], len(p) - sum(sizes[:-1])),
+    )
+    names = [f"cc_part{k}" for k in range(1, len(pieces) + 1)]
+    doc = {n: (int(p) if as_integers else p) for n, p in zip(names, pieces, strict=True)}
+
+    resp = await proxy.client.post("/hook", data=json.dumps(doc).encode(), headers=JSON)
+
+    assert resp.status == 200
+    got = proxy.upstream.received[0].body
+    assert _no_run_of(pan, got)
+    out = json.loads(got)
+    assert [out[n] for n in names[1:]] == [""] * (len(names) - 1)
+    assert await _resolve(proxy, out[names[0]]) == pan
+
+
+async def test_a_19_digit_card_in_two_halves_of_10_and_9(proxy) -> None:
+    pan = make_pan("4", 19, random.Random(19))
+    body = json.dumps({"card": [pan[:10], pan[10:]]}).encode()
+
+    resp = await proxy.client.post("/hook", data=body, headers=JSON)
+
+    assert resp.status == 200
+    card = json.loads(proxy.upstream.received[0].body)["card"]
+    assert card[1] == ""
+    assert await _resolve(proxy, card[0]) == pan
+
+
+async def test_a_long_piece_that_holds_a_value_alone_is_redacted_alone(proxy) -> None:
+    # Next to a named short piece, a 9-digit SSN string is still its own value: its token
+    # stands for it alone, and the short piece is left as it was.
+    ssn = make_ssn(random.Random(9))
+    body = json.dumps({"ssn": ssn, "ssn_suffix": "12"}).encode()
+
+    resp = await proxy.client.post("/hook", data=body, headers=JSON)
+
+    assert resp.status == 200
+    doc = json.loads(proxy.upstream.received[0].body)
+    assert doc["ssn_suffix"] == "12"
+    assert await _resolve(proxy, doc["ssn"]) == ssn
