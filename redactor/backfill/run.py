@@ -709,6 +709,13 @@ def redact_files(
     details: dict[str, Any] = {
         "operator": operator_name(),
         "inputs": shown,
+        # Where the redacted bytes went: a file or folder, "-" (standard output), or null
+        # (--in-place: over each input; --dry-run: nowhere).
+        "output": (
+            masked_name(detector, request.output)
+            if request.output is not None
+            else ("-" if request.inputs == ("-",) and not request.dry_run else None)
+        ),
         "tenant": request.tenant,
         "format": request.fmt,
         "dry_run": request.dry_run,

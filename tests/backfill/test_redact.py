@@ -269,6 +269,7 @@ def test_each_run_is_audited_with_operator_inputs_and_counts(store: Store) -> No
     assert "items" not in started
     assert finished["phase"] == "finished"
     assert finished["inputs"] == [str(source)]
+    assert finished["output"] == str(store.root / "o.csv")
     assert "@" in finished["operator"]
     assert finished["tenant"] == TENANT
     assert (finished["items"], finished["items_changed"]) == (4, 2)
