@@ -42,6 +42,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from redactor.audit import AuditSink, SystemEvent, now_iso
+from redactor.backfill.baseurl import base_url_problem
 from redactor.backfill.cursors import CursorStore, SavedCursor
 from redactor.bodies import parse_body
 from redactor.bodies.segments import Edit
@@ -476,6 +477,9 @@ def run_zendesk(
         return 2
     if not _SUBDOMAIN.fullmatch(request.subdomain):
         print("redactor: --subdomain takes letters, digits and '-'", file=err)
+        return 2
+    if request.base_url is not None and (problem := base_url_problem(request.base_url)):
+        print(f"redactor: {problem}", file=err)
         return 2
     detector = detector_for(options or DetectionOptions())
     details = {
