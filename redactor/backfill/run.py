@@ -381,7 +381,11 @@ def _write_checkpoint(path: Path, identity: dict[str, Any], cp: _Checkpoint) -> 
         "input_before_sha256": cp.before,
     }
     tmp = _beside(path, ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    # Owner-only: it holds digests of the input's bytes (64 KiB samples of a file of at least
+    # a checkpoint's size), which no one but the input's reader needs.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())

@@ -395,8 +395,11 @@ def test_in_place_keeps_mode_and_owner_and_the_partial_file_is_never_more_readab
     with pytest.raises(KeyboardInterrupt):
         store.redact([source], in_place=True, tokens=FakeVault(), **small)
     partial = source.with_name(source.name + PARTIAL_SUFFIX)
-    # Whatever the umask, the copy in progress is no more readable than its input.
+    # Whatever the umask, the copy in progress is no more readable than its input, and the
+    # checkpoint (digests of the input's bytes) is its owner's only.
     assert stat.S_IMODE(partial.stat().st_mode) == 0o640
+    checkpoint = source.with_name(source.name + CHECKPOINT_SUFFIX)
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == 0o600
 
     monkeypatch.setattr(run_module, "rebuild_item", real)
     done = store.redact([source], in_place=True, resume=True, tokens=FakeVault(), **small)
