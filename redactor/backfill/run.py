@@ -361,13 +361,16 @@ def _read_checkpoint(path: Path, identity: dict[str, Any]) -> _Checkpoint | None
         data.get(k) != v for k, v in identity.items()
     ):
         raise ResumeError()
-    return _Checkpoint(
-        int(data["offset"]),
-        str(data["state"]),
-        int(data["output_offset"]),
-        Tally.from_data(data["tally"]),
-        str(data["input_before_sha256"]),
-    )
+    try:
+        return _Checkpoint(
+            int(data["offset"]),
+            str(data["state"]),
+            int(data["output_offset"]),
+            Tally.from_data(data["tally"]),
+            str(data["input_before_sha256"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ResumeError() from None  # a damaged checkpoint is not applied
 
 
 def _write_checkpoint(path: Path, identity: dict[str, Any], cp: _Checkpoint) -> None:
