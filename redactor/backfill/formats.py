@@ -325,10 +325,32 @@ def binary_kind(head: bytes) -> str | None:
     return next((kind for magic, kind in _NOT_TEXT if head.startswith(magic)), None)
 
 
+# Names that say "text" without saying what is in it: the content decides if it is JSON Lines.
+_GENERIC_TEXT = ("text",)
+
+
+def _json_lines(head: bytes) -> bool:
+    """True when every whole line of `head` (at least one) is a JSON object or array."""
+    lines = [line for line in head[: head.rfind(b"\n") + 1].splitlines() if line.strip()]
+    if not lines:
+        return False
+    for line in lines:
+        if line.lstrip(b"\xef\xbb\xbf \t")[:1] not in (b"{", b"["):
+            return False
+        try:
+            json.loads(line)
+        except ValueError:
+            return False
+    return True
+
+
 def detect_format(name: str, head: bytes) -> str:
-    """The format of an input from its name, else from its first bytes (`head`)."""
+    """The format of an input from its name, else from its first bytes (`head`); a `.txt`
+    or `.log` whose lines are JSON documents is JSON Lines (each line an item)."""
     for suffix, fmt in _BY_SUFFIX.items():
         if name.lower().endswith(suffix):
+            if fmt in _GENERIC_TEXT and _json_lines(head):
+                return "jsonl"
             return fmt
     if name.lower().endswith("mbox"):
         return "mbox"

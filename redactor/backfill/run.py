@@ -361,13 +361,16 @@ def _read_checkpoint(path: Path, identity: dict[str, Any]) -> _Checkpoint | None
         data.get(k) != v for k, v in identity.items()
     ):
         raise ResumeError()
-    return _Checkpoint(
-        int(data["offset"]),
-        str(data["state"]),
-        int(data["output_offset"]),
-        Tally.from_data(data["tally"]),
-        str(data["input_before_sha256"]),
-    )
+    try:
+        return _Checkpoint(
+            int(data["offset"]),
+            str(data["state"]),
+            int(data["output_offset"]),
+            Tally.from_data(data["tally"]),
+            str(data["input_before_sha256"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ResumeError() from None  # a damaged checkpoint is not applied
 
 
 def _write_checkpoint(path: Path, identity: dict[str, Any], cp: _Checkpoint) -> None:
@@ -381,7 +384,11 @@ def _write_checkpoint(path: Path, identity: dict[str, Any], cp: _Checkpoint) -> 
         "input_before_sha256": cp.before,
     }
     tmp = _beside(path, ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    # Owner-only: it holds digests of the input's bytes (64 KiB samples of a file of at least
+    # a checkpoint's size), which no one but the input's reader needs.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
@@ -709,6 +716,13 @@ def redact_files(
     details: dict[str, Any] = {
         "operator": operator_name(),
         "inputs": shown,
+        # Where the redacted bytes went: a file or folder, "-" (standard output), or null
+        # (--in-place: over each input; --dry-run: nowhere).
+        "output": (
+            masked_name(detector, request.output)
+            if request.output is not None
+            else ("-" if request.inputs == ("-",) and not request.dry_run else None)
+        ),
         "tenant": request.tenant,
         "format": request.fmt,
         "dry_run": request.dry_run,

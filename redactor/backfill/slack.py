@@ -46,6 +46,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from redactor.audit import AuditSink, SystemEvent, now_iso
+from redactor.backfill.baseurl import base_url_problem
 from redactor.backfill.cursors import CursorStore, SavedCursor
 from redactor.detection import Detector, Finding
 from redactor.errors import RedactorError, VaultTimeoutError
@@ -623,6 +624,9 @@ def run_slack(
         return 2
     if not CHANNEL_PATTERN.fullmatch(request.channel):
         print("redactor: --channel takes a channel id such as C0123456789", file=err)
+        return 2
+    if request.base_url is not None and (problem := base_url_problem(request.base_url)):
+        print(f"redactor: {problem}", file=err)
         return 2
     details = {
         "operator": operator_name(),

@@ -42,6 +42,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from redactor.audit import AuditSink, SystemEvent, now_iso
+from redactor.backfill.baseurl import base_url_problem
 from redactor.backfill.cursors import CursorStore, SavedCursor
 from redactor.bodies import parse_body
 from redactor.bodies.segments import Edit
@@ -127,8 +128,8 @@ class ZendeskResult:
     comments: int = 0
     comments_changed: int = 0
     values: Counter[str] = field(default_factory=Counter)
-    # (ticket id, comment id, why) for a human: never a value.
-    for_review: list[tuple[int, int, str]] = field(default_factory=list)
+    # (ticket id, comment id or None for the ticket itself, why) for a human: never a value.
+    for_review: list[tuple[int, int | None, str]] = field(default_factory=list)
     rate_limited: int = 0
 
 
@@ -239,6 +240,10 @@ class _Backfill:
             if status != 200 or not isinstance(page, dict):
                 raise ZendeskError("the ticket export failed")
             for ticket in page.get("tickets", []):
+                subject = ticket.get("subject")
+                if isinstance(subject, str) and find_windowed(self.detector, subject, "subject"):
+                    # Comment redaction cannot reach it, and the ticket's history keeps it.
+                    await self.review(int(ticket["id"]), None, "value in the ticket's subject")
                 await self.ticket(int(ticket["id"]))
             after = page.get("after_cursor")
             if after:
@@ -341,7 +346,7 @@ class _Backfill:
             if isinstance(attachment, dict) and isinstance(name := attachment.get("file_name"), str)
         )
 
-    async def review(self, ticket_id: int, comment_id: int, why: str) -> None:
+    async def review(self, ticket_id: int, comment_id: int | None, why: str) -> None:
         """List a comment whose values stay in Zendesk for a human, as it is met: printed at
         once and (unless a dry run) audited, so a run killed later, whose cursor has moved
         past the comment, does not lose it."""
@@ -361,7 +366,8 @@ class _Backfill:
                     },
                 )
             )
-        self.out.write(f"review: ticket {ticket_id} comment {comment_id}: {why}\n")
+        where = f"ticket {ticket_id}" + (f" comment {comment_id}" if comment_id is not None else "")
+        self.out.write(f"review: {where}: {why}\n")
         self.out.flush()
 
     async def _tokenize(self, keys: list[TokenKey]) -> list[str]:
@@ -471,6 +477,9 @@ def run_zendesk(
         return 2
     if not _SUBDOMAIN.fullmatch(request.subdomain):
         print("redactor: --subdomain takes letters, digits and '-'", file=err)
+        return 2
+    if request.base_url is not None and (problem := base_url_problem(request.base_url)):
+        print(f"redactor: {problem}", file=err)
         return 2
     detector = detector_for(options or DetectionOptions())
     details = {

@@ -247,3 +247,32 @@ def test_since_is_utc_unless_it_names_its_own_offset() -> None:
 
     assert since_date("2024-01-31").timestamp() == 1706659200
     assert since_date("2024-01-31T02:00:00+02:00").timestamp() == 1706659200
+
+
+def test_credentials_never_go_over_plain_http_to_another_host(store: Store) -> None:
+    from redactor.backfill.baseurl import base_url_problem
+
+    env = {
+        "REDACTOR_ZENDESK_EMAIL": "agent@example.com",
+        "REDACTOR_ZENDESK_API_TOKEN": "zd-token",
+        "REDACTOR_SLACK_TOKEN": "xoxb-token",
+    }
+    for args in (
+        ("backfill", "zendesk", "--subdomain", "acme", "--base-url", "http://zd-proxy.internal"),
+        ("backfill", "slack", "--channel", "C0123456789", "--base-url", "http://10.0.0.7/api"),
+    ):
+        done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "redactor", *args],
+            env={**_env(store), **env},
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert "plain http is for this machine only" in done.stderr.decode()
+    assert not (store.root / "audit-cli.jsonl").exists()  # refused before anything ran
+    assert base_url_problem("https://zd-proxy.internal") is None
+    assert base_url_problem("http://127.0.0.1:8080/api") is None
+    assert base_url_problem("http://[::1]:8080") is None
+    assert base_url_problem("http://localhost:9") is None
+    assert base_url_problem("ftp://x") is not None

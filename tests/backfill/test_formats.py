@@ -108,6 +108,11 @@ def test_an_item_over_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
         ("-", b"Received: from x\r\nSubject: y\r\n\r\nbody", "eml"),
         ("-", b"<!doctype html><p>x</p>", "html"),
         ("-", b"just some notes", "text"),
+        ("export.txt", b'{"a": 1}\n[2]\n{"b": "x', "jsonl"),  # JSON Lines named .txt
+        ("app.log", b'{"level": "info"}\n', "jsonl"),
+        ("notes.txt", b'{"a": 1}\nthen prose\n', "text"),
+        ("notes.txt", b"[2023-01-01] started\n", "text"),
+        ("export", b'{"a": 1}\n{"a": 2}\n', "jsonl"),  # no extension: the content decides
     ],
 )
 def test_format_is_detected_from_the_name_then_the_content(

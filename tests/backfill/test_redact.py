@@ -269,6 +269,7 @@ def test_each_run_is_audited_with_operator_inputs_and_counts(store: Store) -> No
     assert "items" not in started
     assert finished["phase"] == "finished"
     assert finished["inputs"] == [str(source)]
+    assert finished["output"] == str(store.root / "o.csv")
     assert "@" in finished["operator"]
     assert finished["tenant"] == TENANT
     assert (finished["items"], finished["items_changed"]) == (4, 2)
@@ -394,8 +395,11 @@ def test_in_place_keeps_mode_and_owner_and_the_partial_file_is_never_more_readab
     with pytest.raises(KeyboardInterrupt):
         store.redact([source], in_place=True, tokens=FakeVault(), **small)
     partial = source.with_name(source.name + PARTIAL_SUFFIX)
-    # Whatever the umask, the copy in progress is no more readable than its input.
+    # Whatever the umask, the copy in progress is no more readable than its input, and the
+    # checkpoint (digests of the input's bytes) is its owner's only.
     assert stat.S_IMODE(partial.stat().st_mode) == 0o640
+    checkpoint = source.with_name(source.name + CHECKPOINT_SUFFIX)
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == 0o600
 
     monkeypatch.setattr(run_module, "rebuild_item", real)
     done = store.redact([source], in_place=True, resume=True, tokens=FakeVault(), **small)
@@ -517,3 +521,35 @@ def test_an_archive_or_compressed_input_is_refused_not_passed_as_clean(store: St
         assert "whose values redact cannot read" in result.stderr
         assert not out.exists()
     assert store.audit_text() == ""
+
+
+def test_resume_refuses_a_damaged_checkpoint_clearly(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = _many_lines(300)
+    source = store.root / "big.jsonl"
+    source.write_bytes(raw)
+    out = store.root / "out.jsonl"
+    real = run_module.rebuild_item
+    calls = 0
+
+    def interrupted(*args: object) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 60:
+            raise KeyboardInterrupt
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "rebuild_item", interrupted)
+    small = {"batch_bytes": 200, "checkpoint_bytes": 400}
+    with pytest.raises(KeyboardInterrupt):
+        store.redact([source], output=str(out), tokens=FakeVault(), **small)
+    monkeypatch.setattr(run_module, "rebuild_item", real)
+    checkpoint = out.with_name(out.name + CHECKPOINT_SUFFIX)
+    data = json.loads(checkpoint.read_text())
+    del data["tally"]  # a checkpoint cut by hand, or by a tool
+    checkpoint.write_text(json.dumps(data))
+    result = store.redact([source], output=str(out), resume=True, tokens=FakeVault(), **small)
+    assert result.code == 1
+    assert "checkpoint does not belong to this input" in result.stderr
+    assert "internal error" not in result.stderr

@@ -371,3 +371,23 @@ async def test_an_agent_not_allowed_to_redact_stops_the_run_and_says_why(
     assert b"review:" not in out
     assert standin.redactions == {}
     assert await _saved_cursor(store) is None  # the next run starts on the same page
+
+
+async def test_a_value_in_a_ticket_subject_is_listed_for_a_human(
+    store: Store, aiohttp_server
+) -> None:
+    standin = _standin()
+    standin.subjects[105] = f"Refund to card {CARD}"
+    server = await aiohttp_server(standin.app())
+    result, out = await _run(store, str(server.make_url("")))
+    assert (105, None, "value in the ticket's subject") in result.for_review
+    assert "review: ticket 105: value in the ticket's subject\n" in out
+    records = [json.loads(line) for line in store.audit_text().splitlines()]
+    assert any(
+        r.get("event") == "zendesk_comment_for_review"
+        and r["ticket_id"] == 105
+        and r["comment_id"] is None
+        for r in records
+    )
+    _no_value(out)
+    _no_value(store.audit_text())

@@ -34,6 +34,7 @@ class Standin:
     tickets: dict[int, list[dict[str, Any]]]
     rate_limit_on: set[str] = field(default_factory=set)  # paths answered 429 once
     refuse_redaction_of: set[int] = field(default_factory=set)
+    subjects: dict[int, str] = field(default_factory=dict)  # ticket id -> subject
     forbid_redactions: bool = False  # an agent not allowed to redact: 403 for every comment
     fail_export_cursor_once: str | None = None
     redactions: dict[int, int] = field(default_factory=dict)  # comment id -> times redacted
@@ -94,7 +95,9 @@ class Standin:
         after = f"c{start + 2}{self.cursor_tail}"
         return web.json_response(
             {
-                "tickets": [{"id": i, "subject": "s", "status": "open"} for i in page],
+                "tickets": [
+                    {"id": i, "subject": self.subjects.get(i, "s"), "status": "open"} for i in page
+                ],
                 "after_cursor": after,
                 "before_cursor": f"c{start}",
                 "after_url": str(request.url.with_query({"cursor": after})),
