@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (egress.json)")
     args = parser.parse_args(argv)
     # `vault` is the project's package, not benchmarks/vault.py beside this script.
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             ["git", "-C", str(_ROOT), "rev-parse", "--short", "HEAD"],
             capture_output=True, text=True, check=False,
         ).stdout.strip()  # fmt: skip
-        RESULTS.write_text(
+        args.out.write_text(
             json.dumps(
                 {
                     "commit": commit,
