@@ -537,6 +537,13 @@ class Reader:
             return
         if not counted:
             self._enter(path, depth, len(text))
+        if ("\u202e" in text or "\u2067" in text or "bdo" in text or "bidi-override" in text) and (
+            _BIDI.search(text)
+        ):
+            # Shown reversed: a right-to-left override (U+202E, an RLI isolate, `<bdo
+            # dir=rtl>`, CSS `unicode-bidi: bidi-override`) draws `1269 27 393` as `393 72
+            # 9621`. Read before normalizing, which deletes the override.
+            self.read_text(_BIDI.sub(_reversed, text), path + ">bidi", depth + 1)
         text = normalize(text)
         if depth:
             # Two decodings in either order often give the same text: read it once.
@@ -653,6 +660,18 @@ class Reader:
 _ESCAPE = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|u([0-9A-Fa-f]{4})|x([0-9A-Fa-f]{2}))")
 _CSS_CONTEXT = re.compile(r"(?i)<style|style\s*=|content\s*:")
 _CSS_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{1,6})[ \t\n\f]?|\\\r\n")
+
+
+# A run shown right to left: after an override or isolate up to its end (PDF, PDI, a line
+# break or the next tag), or the content of an element that overrides the direction.
+_BIDI = re.compile(
+    r"(?is)(?:[\u202e\u2067]|<bdo\b[^>]*\brtl\b[^>]*>|<[a-z][^>]*bidi-override[^>]*>)"
+    r"([^\u202a-\u202e\u2066-\u2069<\n]*)"
+)
+
+
+def _reversed(match: re.Match[str]) -> str:
+    return match.group(1)[::-1]
 
 
 def _code_point(code: int) -> str:

@@ -482,3 +482,26 @@ def test_a_zip_member_past_the_budget_is_unverifiable() -> None:
     with pytest.raises(UnverifiableMessageError):
         _verify(body, limits=EgressLimits(max_decoded_bytes=1024 * 1024))
 
+
+@pytest.mark.parametrize(
+    ("template", "content_type"),
+    [
+        ("ssn \u202e{}\u202c thanks", "text/plain"),
+        ('{{"note": "card \\u202e{}"}}', "application/json"),
+        ("<p>ssn <bdo dir=rtl>{}</bdo></p>", "text/html"),
+        (
+            "<p>card <span style='unicode-bidi:bidi-override;direction:rtl'>{}</span></p>",
+            "text/html",
+        ),
+    ],
+)
+@pytest.mark.parametrize("value", [SSN, PAN_GROUPED])
+def test_a_value_shown_reversed_by_a_bidi_override_is_read_as_shown(
+    template: str, content_type: str, value: str
+) -> None:
+    body = template.format(value[::-1]).encode()
+    assert _refused_in(body, content_type=content_type).endswith(">bidi")
+
+
+def test_digits_after_an_override_that_spell_nothing_pass() -> None:
+    _verify("name: \u202eabc 12 345 6789\u202c".encode(), content_type="text/plain")
