@@ -505,3 +505,17 @@ def test_a_value_shown_reversed_by_a_bidi_override_is_read_as_shown(
 
 def test_digits_after_an_override_that_spell_nothing_pass() -> None:
     _verify("name: \u202eabc 12 345 6789\u202c".encode(), content_type="text/plain")
+
+
+@pytest.mark.parametrize(
+    "separator", ["\u00b7", "\u205f", "\u2027", "\u30fc", "\u2e31", "\u00b7\u00b7"]
+)
+@pytest.mark.parametrize("content_type", ["application/json", "text/html"])
+def test_non_ascii_separators_do_not_hide_a_value(separator: str, content_type: str) -> None:
+    text = "card " + separator.join(("4111", "1111", "1111", "1111"))
+    if content_type == "text/html":
+        body = ("<p>" + "".join(f"&#{ord(c)};" if ord(c) > 127 else c for c in text)).encode()
+    else:
+        body = json.dumps({"note": text}, ensure_ascii=False).encode()
+    assert _refused_in(body, content_type=content_type).startswith("body")
+
