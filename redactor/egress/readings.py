@@ -574,6 +574,10 @@ class Reader:
             self.read_bytes(raw, path + ">percent", next_depth)
         if ("<" in text or "&" in text) and (_TAG.search(text) or _ENTITY.search(text)):
             self._read_html(text, path + ">html", next_depth)
+        if "BEGIN:V" in text and _FOLD.search(text):
+            # vCard and iCalendar lines folded anywhere, a digit group included, whatever
+            # type the body was sent as: a contacts or calendar client unfolds them.
+            self.read_text(_FOLD.sub("", text), path + ">unfolded", next_depth)
         if "=" in text and _QP.search(text):
             raw = binascii.a2b_qp(encoded)
             self.read_bytes(raw, path + ">quoted-printable", next_depth)
@@ -617,6 +621,12 @@ class Reader:
                 self._read_json(s, path + ">json", depth + 1)
 
     def _read_html(self, text: str, path: str, depth: int) -> None:
+        if "<!--" in text and "&" in text:
+            # A comment's text is read raw (above) but its references are not decoded by any
+            # rendering: a reader that unescapes before it strips tags shows them.
+            for comment in _COMMENT.findall(text):
+                if "&" in comment:
+                    self.read_text(html.unescape(comment), path + ">comment", depth)
         if not _TAG.search(text):
             rendered = html.unescape(text)
         else:
@@ -662,6 +672,8 @@ _CSS_CONTEXT = re.compile(r"(?i)<style|style\s*=|content\s*:")
 _CSS_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{1,6})[ \t\n\f]?|\\\r\n")
 
 
+_COMMENT = re.compile(r"<!--(.*?)(?:-->|\Z)", re.DOTALL)
+_FOLD = re.compile(r"\r?\n[ \t]")
 # A run shown right to left: after an override or isolate up to its end (PDF, PDI, a line
 # break or the next tag), or the content of an element that overrides the direction.
 _BIDI = re.compile(

@@ -519,3 +519,16 @@ def test_non_ascii_separators_do_not_hide_a_value(separator: str, content_type: 
         body = json.dumps({"note": text}, ensure_ascii=False).encode()
     assert _refused_in(body, content_type=content_type).startswith("body")
 
+
+def test_references_in_an_html_comment_are_read() -> None:
+    escaped = "".join(f"&#x{ord(c):05x};" for c in f"card {PAN_GROUPED}")
+    body = f"<p>hi</p><!-- {escaped} -->".encode()
+    assert _refused_in(body, content_type="text/html") == "body>html>comment"
+
+
+@pytest.mark.parametrize("content_type", ["text/vcard", "text/plain", None])
+def test_a_vcard_folded_inside_a_value_is_read_unfolded(content_type: str | None) -> None:
+    note = f"NOTE:ssn {SSN}"
+    folded = "\r\n ".join(note[i : i + 7] for i in range(0, len(note), 7))
+    body = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann\r\n{folded}\r\nEND:VCARD\r\n".encode()
+    assert _refused_in(body, content_type=content_type) == "body>unfolded"
