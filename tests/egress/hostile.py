@@ -255,9 +255,8 @@ def _(v, rng):
 @builder(C2, "two members")
 def _(v, rng):
     h = len(v.digits) // 2
-    return _req(
-        C2, "halves", v, JSON, json.dumps({"cc_first": v.digits[:h], "cc_last": v.digits[h:]})
-    )
+    first, last = ("cc_first8", "cc_last8") if v.kind == "card" else ("ssn_first", "ssn_last")
+    return _req(C2, "halves", v, JSON, json.dumps({first: v.digits[:h], last: v.digits[h:]}))
 
 
 def _piece_name(v: Value, i: int) -> str:
@@ -1001,7 +1000,7 @@ def _(v, rng):
 
 @builder(C8, "vCard NOTE folded")
 def _(v, rng):
-    text = f"NOTE:{v.spelt('')}"
+    text = f"NOTE:{v.word} {v.spelt('')}"
     fold = rng.choice(["\r\n ", "\r\n\t", "\n "])
     body = (
         "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann\r\n"
