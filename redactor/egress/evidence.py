@@ -30,6 +30,8 @@ _TABLE = bytes(
 ) + bytes(range(128, 256))
 _DELETE = bytes(b for b in range(128) if not chr(b).isalnum())
 _NINE = b"1" * MIN_DIGITS
+_NON_ALNUM = re.compile(r"[\W_]+")
+_NINE_DIGITS = re.compile(r"[0-9]{9}")
 
 # A chain: digits each parted from the next by 0-3 non-alphanumeric characters (`_` is a
 # separator too). Run on normalized text, where every digit is ASCII.
@@ -66,6 +68,8 @@ def normalize(text: str) -> str:
     if text.isascii():
         return text
     text = _IGNORABLE.sub("", unicodedata.normalize("NFKC", text))
+    # The katakana prolonged sound mark (a letter by category) typed as a dash: `2149ー1386`.
+    text = text.replace("\u30fc", "-")
     return _NON_ASCII_DIGIT.sub(_ascii_digit, text)
 
 
@@ -74,7 +78,14 @@ def could_hold(text: str) -> bool:
     if len(text) < MIN_DIGITS:
         return False
     raw = text.encode("utf-8", "surrogatepass")
-    return _NINE in raw.translate(_TABLE, _DELETE)
+    if _NINE in raw.translate(_TABLE, _DELETE):
+        return True
+    if text.isascii():
+        return False
+    # Non-ASCII separators (`·`, a medium mathematical space, `‧`) are separators to the
+    # chain rule too: deleted here, so they cannot hide a stretch the translation above
+    # breaks at their UTF-8 bytes.
+    return _NINE_DIGITS.search(_NON_ALNUM.sub("", text)) is not None
 
 
 def _luhn(digits: str) -> bool:

@@ -233,6 +233,10 @@ class Reader:
         if depth > MAX_DEPTH or len(text) < 9 or not self._add(label, text):
             return
         nd = depth + 1
+        if _RTL.search(text):
+            # As displayed: a right-to-left override (or `<bdo dir=rtl>`, CSS bidi-override)
+            # shows its run reversed.
+            self.read_text(_RTL.sub(lambda m: m.group(1)[::-1], text), label + ">bidi", nd)
         if "\n " in text or "\n\t" in text:
             self.read_text(re.sub(r"\r?\n[ \t]", "", text), label + ">unfold", nd)
         if "&" in text:
@@ -308,6 +312,9 @@ def _unescape_backslashes(text: str) -> str:
     return out.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+_RTL = re.compile(
+    r"(?is)(?:\u202e|<bdo[^>]*rtl[^>]*>|<[a-z]+[^>]*bidi-override[^>]*>)([^\u202c\u2069<\n]*)"
+)
 # An element a browser does not show, up to its closing tag (no nesting: enough here).
 _HIDDEN_ELEMENT = re.compile(
     r"(?is)<(\w+)[^>]*(?:none|hidden|font-size:\s*0|opacity:\s*0)[^>]*>.*?</\1\s*>"

@@ -255,21 +255,28 @@ def _(v, rng):
 @builder(C2, "two members")
 def _(v, rng):
     h = len(v.digits) // 2
-    return _req(
-        C2, "halves", v, JSON, json.dumps({"cc_first": v.digits[:h], "cc_last": v.digits[h:]})
-    )
+    first, last = ("cc_first8", "cc_last8") if v.kind == "card" else ("ssn_first", "ssn_last")
+    return _req(C2, "halves", v, JSON, json.dumps({first: v.digits[:h], last: v.digits[h:]}))
+
+
+def _piece_name(v: Value, i: int) -> str:
+    """The names forms give the pieces of a split value (`cc1`..`cc4`, `ssn_area`...)."""
+    if v.kind == "card":
+        return f"cc{i + 1}"
+    return ("ssn_area", "ssn_group", "ssn_serial")[i]
 
 
 @builder(C2, "form fields cc1..")
 def _(v, rng):
-    body = "&".join(f"cc{i + 1}={g}" for i, g in enumerate(v.groups))
+    body = "&".join(f"{_piece_name(v, i)}={g}" for i, g in enumerate(v.groups))
     return _req(C2, "form", v, FORM, body)
 
 
 @builder(C2, "form fields with ; separators")
 def _(v, rng):
-    body = ";".join(f"p{i + 1}={g}" for i, g in enumerate(v.groups))
-    return _req(C2, "form;", v, FORM, f"note={v.kind};" + body)
+    # Rack 2 (Rails) and older Python split fields on `;` too.
+    body = ";".join(f"{_piece_name(v, i)}={g}" for i, g in enumerate(v.groups))
+    return _req(C2, "form;", v, FORM, "note=hello;" + body)
 
 
 @builder(C2, "multipart fields")
@@ -304,7 +311,8 @@ def _(v, rng):
 
 @builder(C2, "JSON strings in a list of objects")
 def _(v, rng):
-    return _req(C2, "objs", v, JSON, json.dumps({"rows": [{"t": g} for g in v.groups]}))
+    rows = [{_piece_name(v, i): g} for i, g in enumerate(v.groups)]
+    return _req(C2, "objs", v, JSON, json.dumps({"rows": rows}))
 
 
 @builder(C2, "CSV row")
@@ -992,7 +1000,7 @@ def _(v, rng):
 
 @builder(C8, "vCard NOTE folded")
 def _(v, rng):
-    text = f"NOTE:{v.spelt('')}"
+    text = f"NOTE:{v.word} {v.spelt('')}"
     fold = rng.choice(["\r\n ", "\r\n\t", "\n "])
     body = (
         "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann\r\n"
@@ -1242,6 +1250,127 @@ def _(v, rng):
 def _(v, rng):
     v = make_value(rng, "card", rng.choice(_LEGACY))
     return _req(C13, "header", v, [*JSON, ("X-Note", v.written())], b"{}")
+
+
+# --- more readers: bidi, markup that draws attributes, links, rarer codings ---------------------
+
+C15 = "more-readers"
+
+
+def _rtl(text: str) -> str:
+    return text[::-1]
+
+
+@builder(C15, "right-to-left override in JSON text")
+def _(v, rng):
+    start, end = rng.choice([("\u202e", "\u202c"), ("\u202e", ""), ("\u2067\u202e", "\u2069")])
+    note = f"{v.word} {start}{_rtl(v.spelt(rng.choice([' ', '-'])))}{end} thanks"
+    return _req(C15, "rlo", v, JSON, json.dumps({"note": note}, ensure_ascii=rng.random() < 0.5))
+
+
+@builder(C15, "bdo dir=rtl")
+def _(v, rng):
+    return _req(C15, "bdo", v, HTML, f"<p>{v.word} <bdo dir=rtl>{_rtl(v.spelt(' '))}</bdo></p>")
+
+
+@builder(C15, "CSS bidi-override")
+def _(v, rng):
+    style = "unicode-bidi:bidi-override;direction:rtl"
+    return _req(
+        C15,
+        "css-rtl",
+        v,
+        HTML,
+        f"<p>{v.word} <span style='{style}'>{_rtl(v.spelt(' '))}</span></p>",
+    )
+
+
+@builder(C15, "ordered list start")
+def _(v, rng):
+    return _req(C15, "ol-start", v, HTML, f"<p>{v.word}</p><ol start={v.digits}><li>x</li></ol>")
+
+
+@builder(C15, "CSS attr() content")
+def _(v, rng):
+    body = (
+        f"<style>.n::after{{content:attr(data-n)}}</style>"
+        f'<p class=n data-n="{v.spelt(" ")}">{v.word}</p>'
+    )
+    return _req(C15, "attr()", v, HTML, body)
+
+
+@builder(C15, "hidden input value")
+def _(v, rng):
+    return _req(
+        C15, "input", v, HTML, f'<form><input type=hidden name=cc value="{v.written()}"></form>'
+    )
+
+
+@builder(C15, "link path in text")
+def _(v, rng):
+    return _req(
+        C15,
+        "link-path",
+        v,
+        JSON,
+        json.dumps({"text": f"{v.word} on file, see https://pay.example/c/{v.spelt('-')}"}),
+    )
+
+
+@builder(C15, "link query naming the value")
+def _(v, rng):
+    name = "cc" if v.kind == "card" else "ssn"
+    return _req(
+        C15,
+        "link-query",
+        v,
+        JSON,
+        json.dumps({"text": f"see https://pay.example/?{name}={v.spelt('')}"}),
+    )
+
+
+@builder(C15, "uuencoded e-mail part")
+def _(v, rng):
+    import binascii
+
+    data = v.written().encode()
+    uu = b"begin 644 note.txt\r\n" + binascii.b2a_uu(data) + b"`\r\nend\r\n"
+    return _req(
+        C15,
+        "uuencode",
+        v,
+        [("Content-Type", "message/rfc822")],
+        email_message(uu, "text/plain", "x-uuencode"),
+    )
+
+
+@builder(C15, "unknown content codings")
+def _(v, rng):
+    coding = rng.choice(["compress", "zstd", "br", "exi", "pack200-gzip", "aes128gcm"])
+    return _req(
+        C15,
+        "coding:" + coding,
+        v,
+        [*JSON, ("Content-Encoding", coding)],
+        gz(json.dumps({"n": v.written()}).encode()),
+    )
+
+
+@builder(C15, "JSON5-ish single quotes and hex escapes")
+def _(v, rng):
+    esc = "".join(f"\\x{ord(c):02x}" for c in v.spelt(" "))
+    return _req(C15, "json5", v, JSON, "{note: '" + v.word + " " + esc + "'}")
+
+
+@builder(C15, "Q-encoded word in JSON")
+def _(v, rng):
+    q = "".join(f"={b:02X}" if not chr(b).isalpha() else chr(b) for b in v.written().encode())
+    return _req(C15, "q-word", v, JSON, json.dumps({"subject": f"=?utf-8?q?{q}?="}))
+
+
+@builder(C15, "digit per line in HTML")
+def _(v, rng):
+    return _req(C15, "br-digits", v, HTML, f"<p>{v.word}<br>" + "<br>".join(v.spelt(" ")) + "</p>")
 
 
 # --- combinations: nested encodings -----------------------------------------------------------

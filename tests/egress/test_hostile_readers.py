@@ -228,9 +228,17 @@ KNOWN_OPEN: dict[tuple[str, str], str] = {
     ("folding", "gap"): "long space runs before each line break between groups",
     ("params", "h:Authorization"): "credential headers are neither redacted nor verified",
     ("params", "h:Cookie"): "credential headers are neither redacted nor verified",
-    ("split", "form"): "form fields parted by `;`, an SSN over three fields",
-    ("split", "objs"): "an SSN over three JSON objects, no SSN word",
-    ("unread", "png-text"): "text chunks of an image",
+    (
+        "split",
+        "form;",
+    ): "pieces named cc1.. or ssn_area.. in fields parted by `;` (Rack 2 splits there)",
+    ("split", "objs"): "an SSN's pieces under ssn_area/ssn_group/ssn_serial in three JSON objects",
+    ("vetoes", "label"): (
+        "an ungrouped 15-16 digit card after an attached generic label (`ticket no.`, `order #`) "
+        "is kept by the evidence table's row 2; issue 18 item 11 says such a label never vetoes "
+        "it (a policy change for detection, left to the lead)"
+    ),
+    ("unread", "png-text"): "text chunks of an image (images pass unread by the route's policy)",
 }
 
 

@@ -509,3 +509,53 @@ def test_utf16_and_utf32_without_a_byte_order_mark_behind_base64_are_read(
         body, kw = f"<p>file</p><pre>{lines}</pre>".encode(), {}
     reading = _refused_in(body, **kw)
     assert codec in reading or "base64" in reading or "data-uri" in reading
+
+@pytest.mark.parametrize(
+    ("template", "content_type"),
+    [
+        ("ssn \u202e{}\u202c thanks", "text/plain"),
+        ('{{"note": "card \\u202e{}"}}', "application/json"),
+        ("<p>ssn <bdo dir=rtl>{}</bdo></p>", "text/html"),
+        (
+            "<p>card <span style='unicode-bidi:bidi-override;direction:rtl'>{}</span></p>",
+            "text/html",
+        ),
+    ],
+)
+@pytest.mark.parametrize("value", [SSN, PAN_GROUPED])
+def test_a_value_shown_reversed_by_a_bidi_override_is_read_as_shown(
+    template: str, content_type: str, value: str
+) -> None:
+    body = template.format(value[::-1]).encode()
+    assert _refused_in(body, content_type=content_type).endswith(">bidi")
+
+
+def test_digits_after_an_override_that_spell_nothing_pass() -> None:
+    _verify("name: \u202eabc 12 345 6789\u202c".encode(), content_type="text/plain")
+
+
+@pytest.mark.parametrize(
+    "separator", ["\u00b7", "\u205f", "\u2027", "\u30fc", "\u2e31", "\u00b7\u00b7"]
+)
+@pytest.mark.parametrize("content_type", ["application/json", "text/html"])
+def test_non_ascii_separators_do_not_hide_a_value(separator: str, content_type: str) -> None:
+    text = "card " + separator.join(("4111", "1111", "1111", "1111"))
+    if content_type == "text/html":
+        body = ("<p>" + "".join(f"&#{ord(c)};" if ord(c) > 127 else c for c in text)).encode()
+    else:
+        body = json.dumps({"note": text}, ensure_ascii=False).encode()
+    assert _refused_in(body, content_type=content_type).startswith("body")
+
+
+def test_references_in_an_html_comment_are_read() -> None:
+    escaped = "".join(f"&#x{ord(c):05x};" for c in f"card {PAN_GROUPED}")
+    body = f"<p>hi</p><!-- {escaped} -->".encode()
+    assert _refused_in(body, content_type="text/html") == "body>html>comment"
+
+
+@pytest.mark.parametrize("content_type", ["text/vcard", "text/plain", None])
+def test_a_vcard_folded_inside_a_value_is_read_unfolded(content_type: str | None) -> None:
+    note = f"NOTE:ssn {SSN}"
+    folded = "\r\n ".join(note[i : i + 7] for i in range(0, len(note), 7))
+    body = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann\r\n{folded}\r\nEND:VCARD\r\n".encode()
+    assert _refused_in(body, content_type=content_type) == "body>unfolded"
