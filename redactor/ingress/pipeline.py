@@ -263,7 +263,10 @@ class Pipeline:
         """The egress verifier on what is about to leave (after redaction, before the audit
         record and the forward). Raises UnreadableValueError / UnreadableAnswerError or
         UnverifiableMessageError: nothing may leave. A large body is read in a scan worker."""
-        pool = self.scan_pool if len(body) > max(self.offload_bytes, VERIFY_OFFLOAD_BYTES) else None
+        # A dense small body is verified in the worker too: its readings are many (tags,
+        # escapes), and the loop has no time budget.
+        large = len(body) > max(self.offload_bytes, VERIFY_OFFLOAD_BYTES)
+        pool = self.scan_pool if large or dense(body) else None
         args = (answer, body, content_type, content_encoding, url, tuple(headers))
         if pool is not None:
             await pool.run(verify_in_worker, *args, unscanned_headers, seen, size=len(body))
