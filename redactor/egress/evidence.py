@@ -135,9 +135,9 @@ def find_strong(text: str) -> list[tuple[str, str]]:
     if not could_hold(text):
         return []
     found: list[tuple[str, str]] = []
-    # Whether any SSN word is there at all: most texts have none, and then no window needs
-    # a look around it.
-    ssn_word = _SSN_WORD.search(text) is not None
+    # Whether any SSN word is there at all, asked once and only when a window needs it:
+    # most texts have none, and then no window needs a look around it.
+    ssn_word: bool | None = None
     for chain in _CHAIN.finditer(text):
         chain_text = chain.group()
         base = chain.start()
@@ -153,8 +153,12 @@ def find_strong(text: str) -> list[tuple[str, str]]:
         offsets = [0]
         for g in groups:
             offsets.append(offsets[-1] + len(g))
-        luhn = _LuhnSums("".join(groups))
         n = len(groups)
+        # Prefix sums pay off past a few dozen windows; a chain of a few groups (the common
+        # case: a phone number, a date) is checked window by window.
+        luhn: _LuhnSums | _LuhnDirect = (
+            _LuhnSums("".join(groups)) if n > _SUMS_FROM_GROUPS else _LuhnDirect("".join(groups))
+        )
         # reach[i]: the last group a window starting at i may end at (its separators all of
         # one kind), found backwards in one pass.
         reach = [n - 1] * n
@@ -179,6 +183,8 @@ def find_strong(text: str) -> list[tuple[str, str]]:
                     if _ssn_valid(digits):
                         start_at, end_at = spans[i][0] + base, spans[j][1] + base
                         grouped = j - i == 2 and _sizes(groups, i, j) == (3, 2, 4)
+                        if not grouped and ssn_word is None:
+                            ssn_word = _SSN_WORD.search(text) is not None
                         if grouped or (ssn_word and _near_ssn_word(text, start_at, end_at)):
                             found.append((SSN, digits))
     return found
@@ -189,6 +195,21 @@ _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 def _sizes(groups: list[str], i: int, j: int) -> tuple[int, ...]:
     return tuple(len(g) for g in groups[i : j + 1])
+
+
+_SUMS_FROM_GROUPS = 24
+
+
+class _LuhnDirect:
+    """`_LuhnSums`' interface, computed per window (cheaper for a short chain)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def valid(self, start: int, end: int) -> bool:
+        return _luhn(self.digits[start:end])
 
 
 class _LuhnSums:
