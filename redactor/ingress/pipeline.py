@@ -167,7 +167,8 @@ class Pipeline:
                 if findings:
                     spans = [seg.text[f.start : f.end] for f in findings]
                     found.append((number, seg.index, findings, spans))
-        pool = self.scan_pool if len(body) > self.offload_bytes or dense(body) else None
+        small = len(body) <= self.offload_bytes
+        pool = self.scan_pool if not small or dense(body) else None
         local_scan = None
         unread: tuple[UnreadSummary, ...] = ()
         if (
@@ -266,7 +267,8 @@ class Pipeline:
         # A dense small body is verified in the worker too: its readings are many (tags,
         # escapes), and the loop has no time budget.
         large = len(body) > max(self.offload_bytes, VERIFY_OFFLOAD_BYTES)
-        pool = self.scan_pool if large or dense(body) else None
+        small = len(body) <= self.offload_bytes
+        pool = self.scan_pool if large or (small and dense(body)) else None
         args = (answer, body, content_type, content_encoding, url, tuple(headers))
         if pool is not None:
             await pool.run(verify_in_worker, *args, unscanned_headers, seen, size=len(body))
