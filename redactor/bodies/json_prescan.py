@@ -89,8 +89,7 @@ def _may_hide_text(body: bytes) -> bool:
     (bodies.hidden)."""
     if b"%" in body:
         return True
-    # `a:`/`A:` is rare in JSON (keys end in `":`): two memchr-like passes spare the regex.
-    if (b"a:" in body or b"A:" in body) and _DATA_SCHEME.search(body) is not None:
+    if has_data_scheme(body):
         return True
     # Strings of 16 or more bytes without a space (prose has one early, so the search is a
     # memchr for each quote and a few steps). An id (a ULID, a hex digest) is no blob.
@@ -98,7 +97,6 @@ def _may_hide_text(body: bytes) -> bool:
 
 
 _SPACELESS_STRING = re.compile(rb'"([^" ]{16,})"')
-_DATA_SCHEME = re.compile(rb"[dD][aA][tT][aA]:")
 # A data: URI's `;base64,`, in any case (`;BASE64,` is one to a browser).
 _BASE64_MARKER = re.compile(rb"(?i);base64,")
 
@@ -192,9 +190,9 @@ _WS = rb"[ \t\r\n]*"
 # A piece: a string of digits (or `\u003X` escapes), or an integer (no fraction, exponent or
 # sign; JSON writes none with a leading zero).
 _PIECE = rb'(?:"[0-9\\u]{2,108}"|[0-9]{2,17}(?![0-9.eE]))'
-# A piece followed by another, as the next array item or the next member's value: C passes
-# over the body with single-character repeats only (sre's fast path; an alternation repeated
-# costs ten times more), one for strings, one for integers.
+# A string piece followed by another piece, as the next array item or the next member's
+# value: one C pass over the body with single-character repeats only (sre's fast path; an
+# alternation repeated costs ten times more), found from its opening quote (a literal).
 _NEXT = (
     rb"(?="
     + _WS
@@ -209,7 +207,14 @@ _NEXT = (
     + rb")"
 )
 _STRING_THEN_COMMA = re.compile(rb'"[0-9\\u]{2,108}"' + _NEXT)
-_INTEGER_THEN_COMMA = re.compile(rb"(?<![0-9.eE+\-])[0-9]{2,17}" + _NEXT)
+# An integer piece as a member's value or the first item of a member's array, found from the
+# `":` after the key (a literal): a pass that tries every digit (`[0-9]` first) costs ten
+# times more on an e-mail thread full of dates. Only a named key is looked at further.
+_INTEGER_MEMBER = re.compile(rb'":' + _WS + rb"(?:\[" + _WS + rb")?[0-9]{2,17}(?![0-9.eE])")
+# A piece at the end of a window that ends at a member's key: `4111, "cc2": 1111`.
+_PIECE_BEFORE = re.compile(
+    rb'(?:"[0-9\\u]{2,108}"|(?<![0-9.eE+\-])[0-9]{2,17})' + _WS + rb"," + _WS + rb"\Z"
+)
 # From after such a piece: the comma, the next member's key (captured) or nothing, a piece.
 # (A key with an escape is not matched: no card's field is named that way.)
 _NEXT_PIECE = re.compile(
@@ -258,15 +263,24 @@ def _named(key: bytes | None) -> bool:
 def _named_pieces(body: bytes) -> bool:
     """Two short digit strings side by side where a key names a card or an SSN (every
     adjacent pair is tried, so a named piece anywhere in a run is seen)."""
-    for pattern in (_STRING_THEN_COMMA, _INTEGER_THEN_COMMA):
-        for match in pattern.finditer(body):
-            after = _NEXT_PIECE.match(body, match.end())
-            if after is None:
-                continue
-            if (_named(after.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
-                match.group()
-            ):
-                return True
+    for match in _STRING_THEN_COMMA.finditer(body):
+        after = _NEXT_PIECE.match(body, match.end())
+        if after is None:
+            continue
+        if (_named(after.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
+            match.group()
+        ):
+            return True
+    # Integer pieces: under a named key, with a piece after them or before the key.
+    for match in _INTEGER_MEMBER.finditer(body):
+        key_start = body.rfind(b'"', max(0, match.start() - 129), match.start())
+        if key_start < 0 or not _named(body[key_start + 1 : match.start()]):
+            continue
+        if _NEXT_PIECE.match(body, match.end()) is not None:
+            return True
+        window = body[max(0, match.start() - 160) : match.start()]
+        if _PIECE_BEFORE.search(window) is not None:
+            return True
     return False
 
 

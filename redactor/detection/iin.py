@@ -144,14 +144,28 @@ def _index(
 
 
 _BY_WIDTH = _index(IIN_RANGES)
+# The same rows, per width, under the first digit their range can start a number with (a
+# range's bounds share it, or it spans first digits: then it is listed under each): a lookup
+# compares a handful of rows instead of all of them (the egress verifier weighs thousands of
+# windows in a hostile body).
+_BY_WIDTH_FIRST: dict[int, dict[str, tuple[tuple[str, str, frozenset[int], str], ...]]] = {
+    width: {
+        first: tuple(row for row in rows if row[0][0] <= first <= row[1][0])
+        for first in "0123456789"
+    }
+    for width, rows in _BY_WIDTH.items()
+}
 
 
 def scheme_for(digits: str) -> str | None:
     """The scheme whose IIN range and lengths fit these ASCII digits, or None."""
     n = len(digits)
-    for width, rows in _BY_WIDTH.items():
+    if not n:
+        return None
+    first = digits[0]
+    for width, by_first in _BY_WIDTH_FIRST.items():
         prefix = digits[:width]
-        for low, high, lengths, scheme in rows:
+        for low, high, lengths, scheme in by_first.get(first, ()):
             if n in lengths and low <= prefix <= high:
                 return scheme
     return None

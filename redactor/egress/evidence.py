@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 
 from redactor.detection.iin import scheme_for
 
@@ -147,6 +148,9 @@ def find_strong(text: str) -> list[tuple[str, str, bool]]:
     if not could_hold(text):
         return []
     found: list[tuple[str, str, bool]] = []
+    # Whether any SSN word is there at all, asked once and only when a window needs it:
+    # most texts have none, and then no window needs a look around it.
+    ssn_word: bool | None = None
     for chain in _CHAIN.finditer(text):
         chain_text = chain.group()
         base = chain.start()
@@ -156,28 +160,93 @@ def find_strong(text: str) -> list[tuple[str, str, bool]]:
             _separator_class(chain_text[spans[k][1] : spans[k + 1][0]])
             for k in range(len(spans) - 1)
         ]
+        # The Luhn sum of any window of the chain's digits in O(1), from prefix sums per
+        # position parity: a chain of 8,000 one-digit groups (`4\n4\n...`, 16 KB) has
+        # 50,000 windows, and a Luhn loop over each cost a second on the event loop.
+        offsets = [0]
+        for g in groups:
+            offsets.append(offsets[-1] + len(g))
         n = len(groups)
+        # Prefix sums pay off past a few dozen windows; a chain of a few groups (the common
+        # case: a phone number, a date) is checked window by window.
+        luhn: _LuhnSums | _LuhnDirect = (
+            _LuhnSums("".join(groups)) if n > _SUMS_FROM_GROUPS else _LuhnDirect("".join(groups))
+        )
+        # reach[i]: the last group a window starting at i may end at (its separators all of
+        # one kind), found backwards in one pass.
+        reach = [n - 1] * n
+        for k in range(n - 2, -1, -1):
+            reach[k] = reach[k + 1] if k + 1 < n - 1 and seps[k + 1] == seps[k] else k + 1
         for i in range(n):
-            digits = ""
-            for j in range(i, n):
-                if j > i and seps[j - 1] != seps[i]:
-                    break  # separators of two kinds: a list, not one number
-                digits += groups[j]
-                size = len(digits)
-                if size > 19:
-                    break
-                sizes = tuple(len(g) for g in groups[i : j + 1])
-                sep = seps[i] if j > i else ""
-                inside = i > 0 or j < n - 1
+            first = offsets[i]
+            # Only windows of 9 or 13-19 digits are weighed: found by bisection.
+            lo = bisect_left(offsets, first + MIN_DIGITS, i + 1) - 1
+            hi = min(reach[i], bisect_right(offsets, first + 19, i + 1) - 2)
+            for j in range(lo, hi + 1):
+                end = offsets[j + 1]
+                size = end - first
                 if size >= 13:
-                    if (
-                        _card_grouping(sizes, sep)
-                        and _luhn(digits)
-                        and scheme_for(digits) is not None
-                    ):
-                        found.append((CARD, digits, inside))
-                elif size == 9 and _ssn_valid(digits):
-                    start, end = spans[i][0] + base, spans[j][1] + base
-                    if sizes == (3, 2, 4) or _near_ssn_word(text, start, end):
-                        found.append((SSN, digits, inside))
+                    sep = seps[i] if j > i else ""
+                    if luhn.valid(first, end) and _card_grouping(_sizes(groups, i, j), sep):
+                        digits = luhn.digits[first:end]
+                        if scheme_for(digits) is not None:
+                            found.append((CARD, digits, i > 0 or j < n - 1))
+                elif size == MIN_DIGITS:
+                    digits = luhn.digits[first:end]
+                    if _ssn_valid(digits):
+                        start_at, end_at = spans[i][0] + base, spans[j][1] + base
+                        grouped = j - i == 2 and _sizes(groups, i, j) == (3, 2, 4)
+                        if not grouped and ssn_word is None:
+                            ssn_word = _SSN_WORD.search(text) is not None
+                        if grouped or (ssn_word and _near_ssn_word(text, start_at, end_at)):
+                            found.append((SSN, digits, i > 0 or j < n - 1))
     return found
+
+
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def _sizes(groups: list[str], i: int, j: int) -> tuple[int, ...]:
+    return tuple(len(g) for g in groups[i : j + 1])
+
+
+_SUMS_FROM_GROUPS = 24
+
+
+class _LuhnDirect:
+    """`_LuhnSums`' interface, computed per window (cheaper for a short chain)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def valid(self, start: int, end: int) -> bool:
+        return _luhn(self.digits[start:end])
+
+
+class _LuhnSums:
+    """Prefix sums of a digit string's digits, plain and doubled, per position parity."""
+
+    __slots__ = ("_doubled", "_plain", "digits")
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+        plain: tuple[list[int], list[int]] = ([0], [0])
+        doubled: tuple[list[int], list[int]] = ([0], [0])
+        for p, char in enumerate(digits):
+            d = ord(char) - 48
+            for parity in (0, 1):
+                own = p % 2 == parity
+                plain[parity].append(plain[parity][-1] + (d if own else 0))
+                doubled[parity].append(doubled[parity][-1] + (_DOUBLED[d] if own else 0))
+        self._plain = plain
+        self._doubled = doubled
+
+    def valid(self, start: int, end: int) -> bool:
+        """The Luhn check of digits[start:end]: from the right, every second digit doubled
+        (those with the parity of `end`)."""
+        par = end % 2
+        doubled = self._doubled[par][end] - self._doubled[par][start]
+        plain = self._plain[1 - par][end] - self._plain[1 - par][start]
+        return (doubled + plain) % 10 == 0

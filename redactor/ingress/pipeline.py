@@ -61,6 +61,25 @@ INLINE_PROOF_BUDGET_CHARS = 8 * 1024
 # worker's round trip (pickling the body, the pipe) costs more than reading a 20 KB thread on
 # the loop, so only bodies above this size are verified in a worker.
 VERIFY_OFFLOAD_BYTES = 128 * 1024
+# A body under `offload_bytes` is scanned on the loop with no time budget, so it must be
+# cheap whatever it holds. Dense bodies are not: 16 KB of one digit per line cost 1.7 s of
+# detection, 16 KB of references, table cells of digits or pieces side by side 0.1 s, 16 KB
+# of attributes 70 ms (benchmarks/inline_hostile.py). Past these counts of digits, tags or
+# `=` a small body goes to the scan worker (and its time budget) as a large one does; a
+# webhook holds a few dozen digits and `=`, an HTML mail a few hundred tags.
+DENSE_DIGITS = 1024
+DENSE_TAGS = 2048
+DENSE_EQUALS = 1024
+_DIGIT_BYTES = b"0123456789"
+
+
+def dense(body: bytes) -> bool:
+    """True when a small body holds more digits or markup than inline scanning may cost."""
+    if len(body) <= DENSE_EQUALS:
+        return False
+    if body.count(b"<") > DENSE_TAGS or body.count(b"=") > DENSE_EQUALS:
+        return True
+    return len(body) - len(body.translate(None, _DIGIT_BYTES)) > DENSE_DIGITS
 
 
 class TokenVault(Protocol):
@@ -148,7 +167,8 @@ class Pipeline:
                 if findings:
                     spans = [seg.text[f.start : f.end] for f in findings]
                     found.append((number, seg.index, findings, spans))
-        pool = self.scan_pool if len(body) > self.offload_bytes else None
+        small = len(body) <= self.offload_bytes
+        pool = self.scan_pool if not small or dense(body) else None
         local_scan = None
         unread: tuple[UnreadSummary, ...] = ()
         if (
@@ -244,7 +264,11 @@ class Pipeline:
         """The egress verifier on what is about to leave (after redaction, before the audit
         record and the forward). Raises UnreadableValueError / UnreadableAnswerError or
         UnverifiableMessageError: nothing may leave. A large body is read in a scan worker."""
-        pool = self.scan_pool if len(body) > max(self.offload_bytes, VERIFY_OFFLOAD_BYTES) else None
+        # A dense small body is verified in the worker too: its readings are many (tags,
+        # escapes), and the loop has no time budget.
+        large = len(body) > max(self.offload_bytes, VERIFY_OFFLOAD_BYTES)
+        small = len(body) <= self.offload_bytes
+        pool = self.scan_pool if large or (small and dense(body)) else None
         args = (answer, body, content_type, content_encoding, url, tuple(headers))
         if pool is not None:
             await pool.run(verify_in_worker, *args, unscanned_headers, seen, size=len(body))

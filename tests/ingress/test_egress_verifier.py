@@ -105,6 +105,71 @@ def _ungz(text: str) -> str:
         return ""
 
 
+def _digits(written: str) -> str:
+    return re.sub(r"\D", "", written)
+
+
+def _is_ssn(written: str) -> bool:
+    return written.startswith("ssn")
+
+
+def _name(written: str) -> str:
+    return "ssn" if _is_ssn(written) else "card"
+
+
+def _word(written: str) -> str:
+    return "SSN" if _is_ssn(written) else "card"
+
+
+def _pieces(written: str) -> list[str]:
+    digits = _digits(written)
+    sizes = (3, 2, 4) if _is_ssn(written) else (4,) * (len(digits) // 4) + (len(digits) % 4,)
+    out, at = [], 0
+    for size in sizes:
+        if size:
+            out.append(digits[at : at + size])
+            at += size
+    return out
+
+
+def _as_numbers(pieces: list[str]) -> list[int | str]:
+    # A JSON integer has no leading zero: such a piece stays a string.
+    return [int(p) if p[0] != "0" else p for p in pieces]
+
+
+def _long_pieces(written: str) -> dict[str, int | str]:
+    # A card in pieces of 10 and the rest (an integer first); an SSN has no piece over 4
+    # digits, so it stands in its three members.
+    digits = _digits(written)
+    if _is_ssn(written):
+        return dict(zip(("ssn_area", "ssn_group", "ssn_serial"), _pieces(written), strict=True))
+    first, second = digits[:10], digits[10:]
+    return {"cc_first": int(first) if first[0] != "0" else first, "cc_last": second}
+
+
+def _values_joined(body: bytes) -> str:
+    # A reader that joins the values of a document in order, numbers as written.
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ""
+    items = list(doc.values()) if isinstance(doc, dict) else [doc]
+    flat: list[object] = []
+    for item in items:
+        flat.extend(item if isinstance(item, list) else [item])
+    return " ".join(str(x) for x in flat)
+
+
+def _lines(written: str, width: int = 60) -> str:
+    blob = _b64(f"Customer wrote: {written}, thanks")
+    return "\n".join(blob[i : i + width] for i in range(0, len(blob), width))
+
+
+def _b64_lines(text: str) -> list[str]:
+    inside = re.findall(r"<pre>(.*?)</pre>", text, re.DOTALL)
+    return [line.strip() for block in inside for line in block.splitlines()]
+
+
 @dataclass(frozen=True)
 class Hiding:
     build: Callable[[str], Sent]
@@ -219,6 +284,54 @@ HIDINGS: dict[str, Hiding] = {
     "percent-encoded path": Hiding(
         lambda v: Sent("/hook/" + "".join(f"%{b:02X}" for b in v.encode()), JSON, b"{}"),
         lambda g: [unquote_to_bytes(g.path).decode("utf-8", "replace")],
+    ),
+    # Issue 18, the decoding gaps: shapes a reader (and the verifier) reads and redaction
+    # now reads too.
+    "integers side by side in a named array": Hiding(
+        lambda v: Sent("/hook", JSON, json.dumps({_name(v): _as_numbers(_pieces(v))}).encode()),
+        lambda g: [_values_joined(g.body)],
+    ),
+    "long pieces in named members": Hiding(
+        lambda v: Sent("/hook", JSON, json.dumps(_long_pieces(v)).encode()),
+        lambda g: [_values_joined(g.body)],
+    ),
+    "groups in table cells": Hiding(
+        lambda v: Sent(
+            "/hook",
+            {"Content-Type": "text/html"},
+            (
+                f"<table><tr><td>{_word(v)}</td>"
+                + "".join(f"<td>{p}</td>" for p in _pieces(v))
+                + "</tr></table>"
+            ).encode(),
+        ),
+        lambda g: [re.sub(r"<[^>]+>", " ", g.body.decode("utf-8", "replace"))],
+    ),
+    "base64 lines inside HTML": Hiding(
+        lambda v: Sent(
+            "/hook", {"Content-Type": "text/html"}, f"<p>file</p><pre>{_lines(v)}</pre>".encode()
+        ),
+        lambda g: [_unb64("".join(_b64_lines(g.body.decode("utf-8", "replace"))))],
+    ),
+    "base64 lines in an HTML string in JSON": Hiding(
+        lambda v: Sent(
+            "/hook", JSON, json.dumps({"html_body": f"<p>file</p><pre>{_lines(v)}</pre>"}).encode()
+        ),
+        lambda g: [_unb64("".join(_b64_lines(s))) for s in _json_strings(g.body)],
+    ),
+    "uppercase DATA: URI in JSON prose": Hiding(
+        lambda v: Sent(
+            "/hook", JSON, json.dumps({"note": f"see DATA:TEXT/PLAIN;BASE64,{_b64(v)} ok"}).encode()
+        ),
+        lambda g: [
+            _unb64(m)
+            for s in _json_strings(g.body)
+            for m in re.findall(r"(?i)base64,([A-Za-z0-9+/=]+)", s)
+        ],
+    ),
+    "base64 of UTF-16BE in a JSON string": Hiding(
+        lambda v: Sent("/hook", JSON, json.dumps({"attachment": _b64(v, "utf-16-be")}).encode()),
+        lambda g: [_unb64(s, "utf-16-be") for s in _json_strings(g.body)],
     ),
 }
 
