@@ -20,6 +20,7 @@ Sources:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 _ANY_12_19 = frozenset(range(12, 20))
@@ -146,9 +147,18 @@ def _index(
 _BY_WIDTH = _index(IIN_RANGES)
 
 
+_WIDEST = max(_BY_WIDTH)
+
+
 def scheme_for(digits: str) -> str | None:
     """The scheme whose IIN range and lengths fit these ASCII digits, or None."""
-    n = len(digits)
+    # The answer depends only on the length and the widest prefix: cached (a table walk is
+    # ~10 us, and digit-dense text asks about the same few prefixes again and again).
+    return _scheme_for(digits[:_WIDEST], len(digits))
+
+
+@functools.lru_cache(maxsize=16384)
+def _scheme_for(digits: str, n: int) -> str | None:
     for width, rows in _BY_WIDTH.items():
         prefix = digits[:width]
         for low, high, lengths, scheme in rows:
