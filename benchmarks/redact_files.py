@@ -162,8 +162,13 @@ def run_once(source: Path, out: Path, env: dict[str, str], jobs: int) -> dict[st
     command = [sys.executable, "-m", "redactor", "redact", str(source), "-o", str(out)]
     command += ["--jobs", str(jobs)]
     started = time.perf_counter()
+    # In this checkout's folder: `-m` puts the working directory first on the path.
     done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *command], env=env, capture_output=True, check=False
+        [sys.executable, "-c", _MEASURE, *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=False,
     )
     wall = time.perf_counter() - started
     stderr = done.stderr.decode()
@@ -222,8 +227,10 @@ def scan_only(source: Path, roots: list[Path], rounds: int) -> None:
     for round_ in range(rounds):
         for root in roots:
             env = {**os.environ, "PYTHONPATH": str(root)}
+            # In the tree's own folder: `-c` puts the working directory first on the path.
             done = subprocess.run(
                 [sys.executable, "-c", _SCAN, str(source)],
+                cwd=root,
                 env=env,
                 capture_output=True,
                 text=True,
@@ -243,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=24)
     ap.add_argument("--rounds", type=int, default=2, help="runs per job count; the best is kept")
     ap.add_argument("--quick", action="store_true", help="5 MB, one round, nothing written")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     ap.add_argument(
         "--scan-only", action="store_true", help="time scan_items alone (CPU), nothing written"
     )
@@ -279,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if not same:
         raise SystemExit("1 and 2 jobs wrote different outputs")
     if not args.quick:
-        RESULTS.write_text(
+        args.out.write_text(
             json.dumps(
                 {
                     "machine": {
