@@ -150,8 +150,26 @@ _BY_WIDTH = _index(IIN_RANGES)
 _WIDEST = max(_BY_WIDTH)
 
 
+def _two_digit_prefixes(ranges: tuple[IinRange, ...]) -> dict[int, frozenset[str]]:
+    # Per length, the first two digits any range issuing that length can start with: a prefix
+    # inside [low, high] starts inside [low[:2], high[:2]] (equal widths compare in order).
+    out: dict[int, set[str]] = {}
+    for r in ranges:
+        for p in (f"{i:02d}" for i in range(100)):
+            if r.low[:2] <= p[: len(r.low)] <= r.high[:2]:
+                for n in r.lengths:
+                    out.setdefault(n, set()).add(p)
+    return {n: frozenset(ps) for n, ps in out.items()}
+
+
+_STARTS = _two_digit_prefixes(IIN_RANGES)
+_NONE: frozenset[str] = frozenset()
+
+
 def scheme_for(digits: str) -> str | None:
     """The scheme whose IIN range and lengths fit these ASCII digits, or None."""
+    if digits[:2] not in _STARTS.get(len(digits), _NONE):
+        return None  # no range issues this length from these first digits
     # The answer depends only on the length and the widest prefix: cached (a table walk is
     # ~10 us, and digit-dense text asks about the same few prefixes again and again).
     return _scheme_for(digits[:_WIDEST], len(digits))
