@@ -3,6 +3,8 @@
     python benchmarks/redact_files.py                 # 150 MB export; writes results/redact_files.json
     python benchmarks/redact_files.py --mb 1000       # the issue's 1 GB (about 4 x as long)
     python benchmarks/redact_files.py --quick         # 5 MB smoke run, nothing written
+    python benchmarks/redact_files.py --scan-only --mb 20 --compare /tmp/before
+                                                      # the scan alone, CPU time, two trees
 
 The export is JSON Lines shaped like Zendesk's incremental ticket export: one ticket per line
 with its fields and 1-4 comments, each comment with a plain `body` and an `html_body` (texts
@@ -17,6 +19,10 @@ subprocess, end to end: start-up, vault, audit records, writing the output. `MB/
 figure from its summary line (from start-up done to the end); `MB per CPU s` divides by the
 CPU time of all its processes, the figure that holds on a machine other work loads too. Peak
 RSS is the largest `ru_maxrss` among the command's processes (main and workers).
+
+`--scan-only` times the CPU half alone: `scan_items` over every item of the export in one
+process (`time.process_time`, after start-up), for this checkout and, with `--compare DIR`,
+another one, alternated round by round so both see the same load.
 """
 
 from __future__ import annotations
@@ -156,8 +162,13 @@ def run_once(source: Path, out: Path, env: dict[str, str], jobs: int) -> dict[st
     command = [sys.executable, "-m", "redactor", "redact", str(source), "-o", str(out)]
     command += ["--jobs", str(jobs)]
     started = time.perf_counter()
+    # In this checkout's folder: `-m` puts the working directory first on the path.
     done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *command], env=env, capture_output=True, check=False
+        [sys.executable, "-c", _MEASURE, *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=False,
     )
     wall = time.perf_counter() - started
     stderr = done.stderr.decode()
@@ -185,12 +196,67 @@ def run_once(source: Path, out: Path, env: dict[str, str], jobs: int) -> dict[st
     }
 
 
+# Scans every item of an export with `scan_items` in one batch per MiB; prints MB per CPU s.
+_SCAN = """
+import sys, time
+from redactor.backfill.formats import read_pieces
+from redactor.backfill.scan import detector_for, scan_items
+from redactor.detection import DetectionOptions
+options = DetectionOptions()
+detector_for(options)
+with open(sys.argv[1], "rb") as f:
+    items = [(p.raw, p.kind) for p in read_pieces("jsonl", f) if p.kind is not None]
+size = sum(len(raw) for raw, _ in items)
+started = time.process_time()
+found = 0
+batch, batch_size = [], 0
+for item in items:
+    batch.append(item)
+    batch_size += len(item[0])
+    if batch_size >= 1 << 20:
+        found += len(scan_items(options, batch)[0])
+        batch, batch_size = [], 0
+found += len(scan_items(options, batch)[0]) if batch else 0
+cpu = time.process_time() - started
+print(f"{size / 1e6 / cpu:.2f} {cpu:.2f} {found}")
+"""
+
+
+def scan_only(source: Path, roots: list[Path], rounds: int) -> None:
+    """The scan alone, in a fresh process per tree and round, alternated."""
+    for round_ in range(rounds):
+        for root in roots:
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            # In the tree's own folder: `-c` puts the working directory first on the path.
+            done = subprocess.run(
+                [sys.executable, "-c", _SCAN, str(source)],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rate, cpu, found = done.stdout.split()
+            print(
+                f"round {round_ + 1} {root}: {rate} MB/CPU s ({cpu} CPU s, "
+                f"{found} items with values), load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mb", type=int, default=150, help="export size in MB (default 150)")
     ap.add_argument("--seed", type=int, default=24)
     ap.add_argument("--rounds", type=int, default=2, help="runs per job count; the best is kept")
     ap.add_argument("--quick", action="store_true", help="5 MB, one round, nothing written")
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
+    ap.add_argument(
+        "--scan-only", action="store_true", help="time scan_items alone (CPU), nothing written"
+    )
+    ap.add_argument(
+        "--compare", type=Path, metavar="DIR", help="with --scan-only: another checkout too"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.mb, args.rounds = 5, 1
@@ -200,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         corpus = generate_export(source, args.mb * 1_000_000, args.seed)
         print(f"export: {json.dumps(corpus)} in {time.perf_counter() - t0:.1f} s", flush=True)
+        if args.scan_only:
+            roots = [ROOT] + ([args.compare.resolve()] if args.compare else [])
+            scan_only(source, roots, args.rounds)
+            return 0
         env = _prepare_vault(folder)
         rows = []
         for jobs in (1, 2):
@@ -217,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if not same:
         raise SystemExit("1 and 2 jobs wrote different outputs")
     if not args.quick:
-        RESULTS.write_text(
+        args.out.write_text(
             json.dumps(
                 {
                     "machine": {

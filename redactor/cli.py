@@ -312,6 +312,10 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_redact(args: argparse.Namespace) -> int:
+    from redactor.backfill.workers import start_scan_pool
+
+    # The workers import detection while this process does (`backfill/workers.py`).
+    pool = start_scan_pool(args.jobs) if args.jobs > 1 else None
     from redactor.backfill.run import AuditTarget, RedactRequest, redact_files, registry_for
     from redactor.ops.logconfig import configure_logging
 
@@ -319,6 +323,8 @@ def _cmd_redact(args: argparse.Namespace) -> int:
     try:
         vault_config, trail, key = _backfill_trail(args)
     except ConfigError as exc:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         return _start_error(exc)
     audit = AuditTarget(trail, key, registry_for(vault_config))
     request = RedactRequest(
@@ -338,6 +344,7 @@ def _cmd_redact(args: argparse.Namespace) -> int:
         stdout=sys.stdout.buffer,
         stderr=sys.stderr,
         tty=sys.stderr.isatty(),
+        pool=pool,
     )
 
 

@@ -22,7 +22,6 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import socket
 import stat
@@ -39,7 +38,15 @@ from redactor.audit import AuditSink, AuditWriteError, SystemEvent, now_iso
 from redactor.audit.registration import LazyStoreRegistry
 from redactor.backfill.formats import FORMATS, Piece, binary_kind, detect_format, read_pieces
 from redactor.backfill.progress import Progress, Tally, summary_line
-from redactor.backfill.scan import ItemFound, detector_for, rebuild_item, scan_items
+from redactor.backfill.scan import (
+    ItemFound,
+    RangeFound,
+    detector_for,
+    rebuild_item,
+    scan_items,
+    scan_jsonl_range,
+)
+from redactor.backfill.workers import start_scan_pool
 from redactor.detection import DetectionOptions, Detector
 from redactor.errors import RedactorError, VaultTimeoutError
 from redactor.redaction.rewrite import Rewriter, TokenKey, finding_value
@@ -71,6 +78,12 @@ class ResumeError(RedactorError):
     message = (
         "the checkpoint does not belong to this input (it changed since): run without --resume"
     )
+
+
+class InputChangedError(RedactorError):
+    status = 409
+    code = "input_changed"
+    message = "the input changed while it was being redacted"
 
 
 class TokenVault(Protocol):
@@ -485,25 +498,105 @@ class _Run:
         out = [p.raw for p in batch]
         for item in found:
             at = item_pieces[item.number]
-            for _, findings, _ in item.found:
-                tally.values.update(f.entity for f in findings if f.lead)
-            if self.request.dry_run:
-                tally.items_changed += 1
-                continue
-            keys = dict.fromkeys(
-                (f.entity, finding_value(f, span))
-                for _, findings, spans in item.found
-                for f, span in zip(findings, spans, strict=True)
-            )
-            ordered = list(keys)
-            # One vault round trip per item: what the proxy does per message.
-            tokens = self.runner.run(self._tokenize(ordered))
-            token_of = dict(zip(ordered, tokens, strict=True))
-            new = rebuild_item(self.rewriter, batch[at].raw, item, token_of)
-            if new != batch[at].raw:
-                tally.items_changed += 1
-                out[at] = new
+            out[at] = self._redact_item(batch[at].raw, item, tally)
         return b"".join(out), tally
+
+    def _redact_item(self, raw: bytes, item: ItemFound, tally: Tally) -> bytes:
+        """The item with its values replaced by tokens (as it was on a dry run), counted."""
+        for _, findings, _ in item.found:
+            tally.values.update(f.entity for f in findings if f.lead)
+        if self.request.dry_run:
+            tally.items_changed += 1
+            return raw
+        keys = dict.fromkeys(
+            (f.entity, finding_value(f, span))
+            for _, findings, spans in item.found
+            for f, span in zip(findings, spans, strict=True)
+        )
+        ordered = list(keys)
+        # One vault round trip per item: what the proxy does per message.
+        tokens = self.runner.run(self._tokenize(ordered))
+        token_of = dict(zip(ordered, tokens, strict=True))
+        new = rebuild_item(self.rewriter, raw, item, token_of)
+        if new != raw:
+            tally.items_changed += 1
+        return new
+
+    # --- JSON Lines with workers: each reads its own byte range ---------------------------
+
+    def _scanned_ranges(
+        self, pool: concurrent.futures.Executor, path: str, start: int, total: int
+    ) -> Iterator[RangeFound]:
+        """Each range's scan, in file order, with up to 2 x jobs ranges in flight. Ranges are
+        cut every `batch_bytes` and moved by the workers to the next line start."""
+        step = self.request.batch_bytes
+        nominal = range(start, total, step)
+        pending: collections.deque[Any] = collections.deque()
+        try:
+            for at in nominal:
+                pending.append(
+                    pool.submit(
+                        scan_jsonl_range,
+                        self.request.options,
+                        path,
+                        at,
+                        min(at + step, total),
+                        at == start,
+                    )
+                )
+                if len(pending) >= 2 * self.request.jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def _redact_range(self, source: BinaryIO, scanned: RangeFound) -> tuple[bytes, Tally]:
+        """The range's bytes as read by this process, with each item that holds values
+        rebuilt: the bytes between them are copied as they are."""
+        source.seek(scanned.start)
+        data = source.read(scanned.end - scanned.start)
+        if len(data) != scanned.end - scanned.start:
+            raise InputChangedError()
+        tally = Tally(items=scanned.items, items_as_text=scanned.as_text, bytes_read=len(data))
+        if not scanned.found:
+            return data, tally
+        out: list[bytes] = []
+        cursor = 0
+        for offset, length, item in scanned.found:
+            out.append(data[cursor:offset])
+            out.append(self._redact_item(data[offset : offset + length], item, tally))
+            cursor = offset + length
+        out.append(data[cursor:])
+        return b"".join(out), tally
+
+    def _redacted(
+        self,
+        source: BinaryIO,
+        fmt: str,
+        start: _Checkpoint,
+        total: int | None,
+        path: str | None,
+    ) -> Iterator[tuple[bytes, Tally, str]]:
+        """(output bytes, counts, reader state after them) for each batch, in input order."""
+        if self.pool is not None and fmt == "jsonl" and path is not None and total is not None:
+            # Workers read their own ranges: this process only copies bytes and rebuilds the
+            # few items with values (issue 24: it was parsing and pickling every item).
+            at = start.offset
+            for scanned in self._scanned_ranges(self.pool, path, start.offset, total):
+                if scanned.start != at:
+                    raise InputChangedError()  # the ranges no longer tile the file
+                data, tally = self._redact_range(source, scanned)
+                at = scanned.end
+                yield data, tally, ""
+            if at != total:
+                raise InputChangedError()
+            return
+        pieces = read_pieces(fmt, source, start.offset, start.state)
+        for batch, result in self._scanned(_batches(pieces, self.request.batch_bytes)):
+            data, tally = self._redact_batch(batch, result)
+            yield data, tally, batch[-1].state
 
     # --- one input ------------------------------------------------------------------------
 
@@ -535,7 +628,10 @@ class _Run:
                     file=self.stderr,
                 )
         try:
-            return self._redact_stream(source, fmt, target, shown, total, identity, source_stat)
+            path = None if name == "-" else name
+            return self._redact_stream(
+                source, fmt, target, shown, total, identity, source_stat, path
+            )
         finally:
             if name != "-":
                 source.close()
@@ -549,6 +645,7 @@ class _Run:
         total: int | None,
         identity: dict[str, Any],
         source_stat: os.stat_result | None = None,
+        path: str | None = None,
     ) -> Tally:
         request = self.request
         checkpoint = partial = None
@@ -586,9 +683,7 @@ class _Run:
         tally.add(start.tally)
         offset, output_offset, synced_at = start.offset, start.output_offset, start.offset
         try:
-            pieces = read_pieces(fmt, source, start.offset, start.state)
-            for batch, result in self._scanned(_batches(pieces, request.batch_bytes)):
-                data, batch_tally = self._redact_batch(batch, result)
+            for data, batch_tally, state in self._redacted(source, fmt, start, total, path):
                 if sink is not None:
                     sink.write(data)
                 offset += batch_tally.bytes_read
@@ -607,7 +702,7 @@ class _Run:
                         identity,
                         _Checkpoint(
                             offset,
-                            batch[-1].state,
+                            state,
                             output_offset,
                             tally,
                             _sample(source.fileno(), offset) if identity else "",
@@ -698,17 +793,22 @@ def redact_files(
     stderr: TextIO,
     tty: bool,
     tokens: TokenVault | None = None,
+    pool: concurrent.futures.ProcessPoolExecutor | None = None,
 ) -> int:
     """Run `redactor redact`; the exit code: 0 done, 1 an input failed (outputs already
     done stay, the failed one is untouched and resumable), 2 nothing could start.
 
     `tokens` is an open token source to use instead of opening `vault_config`'s vault (a
-    test's stand-in); it must work on any event loop.
+    test's stand-in); it must work on any event loop. `pool` is the scan workers for
+    `--jobs` above 1 when the caller started them already (`workers.start_scan_pool`); the
+    run shuts it down.
     """
     try:
         _check(request)
     except RedactorError as exc:
         print(f"redactor: {exc}", file=stderr)
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         return 2
     started = time.monotonic()
     detector = detector_for(request.options)
@@ -731,12 +831,11 @@ def redact_files(
         "jobs": request.jobs,
     }
     total = Tally()
-    pool: concurrent.futures.ProcessPoolExecutor | None = None
-    if request.jobs > 1:
-        # spawn: a worker must not inherit the vault's threads or the event loop.
-        pool = concurrent.futures.ProcessPoolExecutor(
-            request.jobs, mp_context=multiprocessing.get_context("spawn")
-        )
+    if request.jobs > 1 and pool is None:
+        pool = start_scan_pool(request.jobs)
+    elif request.jobs == 1 and pool is not None:
+        pool.shutdown(cancel_futures=True)
+        pool = None
     with asyncio.Runner() as runner:
         # A dry run needs no vault: its chain is registered at close if the vault is there.
         sink = AuditSink(

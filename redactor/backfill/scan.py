@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from redactor.backfill.formats import TEXT, ItemKind
+from redactor.backfill.formats import JSON, TEXT, ItemKind, read_jsonl
 from redactor.bodies.csv_body import parse_csv_record
 from redactor.detection import DetectionOptions, Detector, Finding
 from redactor.errors import BodyError
@@ -27,7 +28,14 @@ from redactor.redaction.scanning import (
     scan_body,
 )
 
-__all__ = ["ItemFound", "parse_item", "rebuild_item", "scan_items"]
+__all__ = [
+    "ItemFound",
+    "RangeFound",
+    "parse_item",
+    "rebuild_item",
+    "scan_items",
+    "scan_jsonl_range",
+]
 
 # The proxy's default decoded-body limit is 10 MiB; a stored item is bounded by the reader.
 _MAX_DECODED_BYTES = 256 * 1024 * 1024
@@ -118,6 +126,61 @@ def scan_items(
         if item is not None:
             result.append(item)
     return result, as_text
+
+
+@dataclass(frozen=True, slots=True)
+class RangeFound:
+    """What a worker found in its byte range of a JSON Lines file: the lines that start in
+    the range, as [start, end) of the file, and the items among them that hold values (each
+    with its offset from `start` and its length). Crosses a process pipe, never a disk."""
+
+    start: int
+    end: int
+    items: int
+    as_text: int
+    found: list[tuple[int, int, ItemFound]] = field(repr=False)
+
+
+def _first_line_start(stream: Any, at: int) -> int:
+    """The offset of the first line that starts at or after `at` (`at` > 0)."""
+    stream.seek(at - 1)
+    pos = at - 1
+    while True:
+        block = stream.read(64 * 1024)
+        if not block:
+            return pos
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return pos + cut + 1
+        pos += len(block)
+
+
+def scan_jsonl_range(
+    options: DetectionOptions, path: str, start: int, end: int, aligned: bool
+) -> RangeFound:
+    """Scan the lines of a JSON Lines file that start in [start, end): a worker reads its own
+    range (`redact --jobs N`), so no item crosses a pipe. `aligned`: a line starts at `start`
+    (the run's first range); otherwise the range begins at the first line after `start - 1`.
+    The ranges of consecutive calls tile the file. Raises ItemTooLargeError, DetectionError."""
+    detector = detector_for(options)
+    found: list[tuple[int, int, ItemFound]] = []
+    items = as_text = 0
+    with Path(path).open("rb") as stream:
+        first = start if aligned or start == 0 else _first_line_start(stream, start)
+        pos = first
+        if first < end:
+            for piece in read_jsonl(stream, first):
+                if pos >= end:
+                    break
+                length = len(piece.raw)
+                if piece.kind is not None:
+                    item, fell_back = scan_item(detector, items, piece.raw, JSON)
+                    items += 1
+                    as_text += fell_back
+                    if item is not None:
+                        found.append((pos - first, length, item))
+                pos += length
+    return RangeFound(first, max(pos, first), items, as_text, found)
 
 
 def rebuild_item(

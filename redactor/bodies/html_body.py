@@ -28,6 +28,7 @@ change bytes it was not asked to change.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -170,11 +171,16 @@ def _hidden_or_plain(text: str, field_name: str | None, kind: str) -> TextView:
     )
 
 
+# A reference's reading depends on the reference alone, and HTML repeats a few (`&#x27;`,
+# `&amp;`, `&nbsp;`): html.unescape is a regex substitution with a Python callback per call.
+_unescape_reference = functools.lru_cache(maxsize=4096)(html.unescape)
+
+
 def _add_decoded(builder: TextMapBuilder, source: str, start: int, end: int) -> None:
     """Append source[start:end] to `builder`, decoding character references as units."""
     cursor = start
     for match in _CHARREF.finditer(source, start, end):
-        decoded = html.unescape(match.group())
+        decoded = _unescape_reference(match.group())
         if decoded == match.group():
             continue  # not a reference (e.g. `&foo` with no such name): plain text
         count_entities()

@@ -435,10 +435,9 @@ class _Walk:
             "%" in text or has_data_scheme(text) or (len(text) >= _MIN_BASE64 and " " not in text)
         ) and may_hide_text(text):
             raise _NeedsCodec  # base64, a data: URI, percent escapes: the codec decodes
-        if "<" in text and looks_like_html(text) and _html_may_hide_text(text):
-            # HtmlView reads an attribute value or a text run (tags read as nothing) through
-            # a decoding view (bodies.hidden), whatever digits the string shows: the codec.
-            raise _NeedsCodec
+        if "<" in text and looks_like_html(text):
+            self._html(text, key)
+            return
         if self.plain_ascii:
             if ascii_may_hold_value(text.encode("ascii")):
                 self._maybe(text, key)
@@ -458,18 +457,28 @@ class _Walk:
         # it as a document of its own.
         if _looks_like_document(text):
             raise _NeedsCodec
-        if looks_like_html(text):
-            self._html(text, key)
-            return
         self.texts.append((text, key))
 
     def _html(self, text: str, key: str | None) -> None:
         # Zendesk's and Intercom's `html_body`: dates and order numbers give most of them 9
         # digits. The codec reads such a string with HtmlView(text, key) (`nested.value_view`:
         # not a document, no encoded words, so HTML): the same view here gives its segments
-        # exactly, and the screen first spares the parse where no segment can hold a value.
-        if not html_may_hold_value(text):
-            return
+        # exactly. It is spared only where no segment can hold a value (the digit screen) and
+        # no attribute value or text run may hide text behind base64, a `data:` URI or percent
+        # escapes (HtmlView reads those through a decoding view, whatever digits the string
+        # shows). Either screen saying "maybe" is enough, so the second runs only when the
+        # first clears the string (issue 24: both cost as much as HtmlView on an html_body,
+        # and a table's `ItemQtyPrice` looked like base64 to the second, which sent a fifth of
+        # Zendesk's html_bodies to the whole codec while it was the codec's cue).
+        if "=" in text and "=?" in text:
+            raise _NeedsCodec  # maybe encoded words, whose base64 hides digits: the codec decodes
+        digits = digit_count(text) >= MIN_DIGITS
+        if _looks_like_document(text) and (digits or _html_may_hide_text(text)):
+            raise _NeedsCodec  # a document of its own: nested.value_view reads it so
+        if (digits and html_may_hold_value(text)) or _html_may_hide_text(text):
+            self._html_segments(text, key)
+
+    def _html_segments(self, text: str, key: str | None) -> None:
         try:
             view = HtmlView(text, key)
         except RedactorError:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
+from redactor.detection.candidates import luhn_valid
 from redactor.detection.explain import RunExplanation, explain
 from redactor.detection.findings import ENTITIES, Finding
+from redactor.detection.iin import scheme_for
 from redactor.detection.options import DetectionOptions
 from redactor.detection.recognizers import (
     LANGUAGE,
@@ -18,6 +20,22 @@ from redactor.detection.recognizers import (
 from redactor.detection.screen import may_hold_value
 from redactor.detection.textview import TextView, has_odd_breaks, view_of
 from redactor.errors import DetectionError
+
+
+def bare_number_may_hold_value(text: str) -> bool:
+    """For a text that is only ASCII digits (a JSON integer, an id): False only when it
+    cannot give a candidate, so `find` has nothing to report.
+
+    Such a text is one digit run of one group, whole and untainted (candidates.py): it is a
+    candidate only as a 9-digit SSN, a 12-19 digit card (Luhn-valid with an IIN that issues
+    its length), or a 13-19 digit weak card. So 10, 11 and 20+ digits never are, nor 12
+    digits that fail the Luhn check or have no scheme (issue 24: Zendesk's 12-digit ids).
+    """
+    n = len(text)
+    if n == 9 or n >= 13:
+        return n <= 19
+    return n == 12 and scheme_for(text) is not None and luhn_valid(text)
+
 
 # The view of every ASCII text without a backslash: itself (no Cf character, no escape).
 _PLAIN = TextView("")
@@ -79,6 +97,14 @@ class Detector:
         # The screen: no letter-free stretch of 9+ digits, no value (two C passes, screen.py).
         if not may_hold_value(text):
             return []
+        if (
+            considered is None
+            and runs is None
+            and text.isdigit()
+            and text.isascii()
+            and not bare_number_may_hold_value(text)
+        ):
+            return []  # an id of 10, 11, 12 or 20+ digits (the egress verifier reads runs)
         try:
             # Invisible format characters and literal escapes read as what they stand for;
             # spans map back onto `text` (textview.py).

@@ -20,6 +20,7 @@ Sources:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 _ANY_12_19 = frozenset(range(12, 20))
@@ -157,11 +158,36 @@ _BY_WIDTH_FIRST: dict[int, dict[str, tuple[tuple[str, str, frozenset[int], str],
 }
 
 
+_WIDEST = max(_BY_WIDTH)
+
+
+def _two_digit_prefixes(ranges: tuple[IinRange, ...]) -> dict[int, frozenset[str]]:
+    # Per length, the first two digits any range issuing that length can start with: a prefix
+    # inside [low, high] starts inside [low[:2], high[:2]] (equal widths compare in order).
+    out: dict[int, set[str]] = {}
+    for r in ranges:
+        for p in (f"{i:02d}" for i in range(100)):
+            if r.low[:2] <= p[: len(r.low)] <= r.high[:2]:
+                for n in r.lengths:
+                    out.setdefault(n, set()).add(p)
+    return {n: frozenset(ps) for n, ps in out.items()}
+
+
+_STARTS = _two_digit_prefixes(IIN_RANGES)
+_NONE: frozenset[str] = frozenset()
+
+
 def scheme_for(digits: str) -> str | None:
     """The scheme whose IIN range and lengths fit these ASCII digits, or None."""
-    n = len(digits)
-    if not n:
-        return None
+    if digits[:2] not in _STARTS.get(len(digits), _NONE):
+        return None  # no range issues this length from these first digits
+    # The answer depends only on the length and the widest prefix: cached (a table walk is
+    # ~10 us, and digit-dense text asks about the same few prefixes again and again).
+    return _scheme_for(digits[:_WIDEST], len(digits))
+
+
+@functools.lru_cache(maxsize=16384)
+def _scheme_for(digits: str, n: int) -> str | None:
     first = digits[0]
     for width, by_first in _BY_WIDTH_FIRST.items():
         prefix = digits[:width]

@@ -553,3 +553,101 @@ def test_resume_refuses_a_damaged_checkpoint_clearly(
     assert result.code == 1
     assert "checkpoint does not belong to this input" in result.stderr
     assert "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("batch_bytes", [7, 64, 333, 1 << 20])
+def test_two_jobs_reading_their_own_ranges_write_what_one_job_writes(
+    store: Store, batch_bytes: int
+) -> None:
+    # Ranges smaller than a line, cut inside CRLF, blank lines, a line that is not JSON and a
+    # last line without its line end: the workers' ranges must tile the lines exactly.
+    raw = (
+        SAMPLES["export.jsonl"] * 3
+        + b"\r\n\n"
+        + _many_lines(60)
+        + f'{{"last": "card {CARD}"}}'.encode()
+    )
+    source = store.root / "mixed.jsonl"
+    source.write_bytes(raw)
+    one, two = store.root / "one.jsonl", store.root / "two.jsonl"
+    first = store.redact([source], output=str(one), tokens=FakeVault())
+    assert first.code == 0, first.stderr
+    second = store.redact(
+        [source], output=str(two), jobs=2, batch_bytes=batch_bytes, tokens=FakeVault()
+    )
+    assert second.code == 0, second.stderr
+    assert two.read_bytes() == one.read_bytes()
+    assert restore(two.read_bytes()) == raw
+
+    # The same counts: items, bytes, values, items changed (all but the time).
+    def counts(stderr: str) -> str:
+        import re
+
+        return re.sub(r"; [\d.]+ s \([\d.]+ MB/s\)", "", stderr.strip().splitlines()[-1])
+
+    assert counts(second.stderr) == counts(first.stderr)
+
+
+def test_an_interrupted_two_job_run_in_place_resumes_to_what_one_job_writes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = _many_lines(300)
+    source = store.root / "big.jsonl"
+    source.write_bytes(raw)
+    expected = store.root / "one.jsonl"
+    assert store.redact([source], output=str(expected), tokens=FakeVault()).code == 0
+    small = {"jobs": 2, "batch_bytes": 200, "checkpoint_bytes": 400}
+    real = run_module.rebuild_item
+    calls = 0
+
+    def interrupted(*args: object) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 40:
+            raise KeyboardInterrupt
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "rebuild_item", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.redact([source], in_place=True, tokens=FakeVault(), **small)
+    assert source.read_bytes() == raw
+    assert source.with_name(source.name + CHECKPOINT_SUFFIX).exists()
+    monkeypatch.setattr(run_module, "rebuild_item", real)
+    vault = FakeVault()
+    resumed = store.redact([source], in_place=True, resume=True, tokens=vault, **small)
+    assert resumed.code == 0, resumed.stderr
+    assert 0 < vault.calls < 100  # from the checkpoint, not from the start
+    assert source.read_bytes() == expected.read_bytes()
+    assert "300 items scanned" in resumed.stderr
+    assert "100 items changed" in resumed.stderr
+
+
+def test_byte_ranges_tile_a_json_lines_file_whatever_the_cuts(tmp_path: Path) -> None:
+    import itertools
+    import random
+
+    from redactor.backfill.scan import scan_jsonl_range
+
+    rng = random.Random(24)
+    lines = [
+        rng.choice([b"\n", b"\r\n", b'{"a": 1}\n', b'{"b": "' + b"x" * rng.randrange(90) + b'"}\n'])
+        for _ in range(200)
+    ]
+    raw = b"".join(lines) + b'{"end": true}'
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(raw)
+    items = sum(1 for line in raw.split(b"\n") if line.strip())
+    for _ in range(20):
+        cuts = sorted(
+            {0, len(raw), *(rng.randrange(len(raw)) for _ in range(rng.randrange(1, 30)))}
+        )
+        at, counted = 0, 0
+        for lo, hi in itertools.pairwise(cuts):
+            scanned = scan_jsonl_range(DetectionOptions(), str(path), lo, hi, lo == 0)
+            assert scanned.start == at
+            # A range starts at a line start (or at the end of the file).
+            assert scanned.start in (0, len(raw)) or raw[scanned.start - 1] == ord("\n")
+            at = scanned.end
+            counted += scanned.items
+        assert at == len(raw)
+        assert counted == items

@@ -84,6 +84,11 @@ def test_fast_path_reads_html_and_long_integers_as_codec_segments_and_steps_asid
     ]
     clean_html = json.dumps({"body": "<p>Order 5521 of 2024-03-12 at 10:30</p>"}).encode()
     assert plain_json_texts(clean_html, "application/json", None) == []
+    # Cells joined with their tags read as nothing look like base64 (`ItemQtyPriceMugs`):
+    # HtmlView reads the string here, as the codec would, and finds nothing to hand on.
+    table = "<table><tr><th>Item</th><th>Qty</th><th>Price</th></tr><tr><td>Mugs</td></tr>"
+    body = json.dumps({"html_body": table + "</table>"}).encode()
+    assert plain_json_texts(body, "application/json", None) == []
     number = json.dumps({"pan": 4111111111111111, "n": -536904399}).encode()
     assert plain_json_texts(number, "application/json", None) == [
         ("4111111111111111", "pan"),
@@ -229,6 +234,11 @@ HTML_VALUES = [
     "<p>a < b 1234 5678 9</p><!-- 536-90-4399 -->",
     "<p>4111<br>1111<br>1111<br>1111</p>",
     "<p>order&#32;123456789&#32;shipped</p>",
+    # Base64 of text in an attribute and in a run split by tags (the fast path reads them
+    # with HtmlView's decoding views), and a table whose joined cells look like base64.
+    '<p>Hi <span title="Y2FyZCA0MTExIDExMTEgMTExMSAxMTEx">there</span> 2024-01-01</p>',
+    "<div><b>Y2FyZCA0MTEx</b>IDExMTEgMTExMSAxMTEx</div>",
+    "<table><tr><th>Item</th><th>Qty</th><th>Price</th></tr>\n<tr><td>Mugs</td></tr></table>",
 ]
 INTEGERS = [4111111111111111, -4111111111111111, 360123456789, 536904399, 123456789012345678]
 codec_leaves = st.one_of(
