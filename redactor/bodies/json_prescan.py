@@ -209,7 +209,24 @@ _NEXT = (
     + rb")"
 )
 _STRING_THEN_COMMA = re.compile(rb'"[0-9\\u]{2,108}"' + _NEXT)
-_INTEGER_THEN_COMMA = re.compile(rb"(?<![0-9.eE+\-])[0-9]{2,17}" + _NEXT)
+# The integers' pass reads the body with every character class it tells apart folded to one
+# byte (digits to `0`, `.eE` to `.`, `+-` to `+`; one C translate, positions unchanged), so
+# the pattern starts with a literal and sre skips to each `0` instead of trying the lookbehind
+# at every byte: `(?<![0-9.eE+\-])[0-9]{2,17}` + `_NEXT` over the body, matched at the same
+# spans (~1 ms -> ~80 us on the 20 KB thread under load). Keys and literals are read back from
+# the body itself.
+_INTEGER_CLASSES = bytes.maketrans(b"0123456789eE-", b"0000000000..+")
+_INTEGER_THEN_COMMA = re.compile(
+    rb"0(?<![0.+]0)0{1,16}(?="
+    + _WS
+    + rb","
+    + _WS
+    + rb'(?:"([^"\\]{1,128})"'
+    + _WS
+    + rb":"
+    + _WS
+    + rb')?(?:"[0\\u]{2,108}"|0{2,17}(?![0.])))'
+)
 # From after such a piece: the comma, the next member's key (captured) or nothing, a piece.
 # (A key with an escape is not matched: no card's field is named that way.)
 _NEXT_PIECE = re.compile(
@@ -258,13 +275,17 @@ def _named(key: bytes | None) -> bool:
 def _named_pieces(body: bytes) -> bool:
     """Two short digit strings side by side where a key names a card or an SSN (every
     adjacent pair is tried, so a named piece anywhere in a run is seen)."""
-    for pattern in (_STRING_THEN_COMMA, _INTEGER_THEN_COMMA):
-        for match in pattern.finditer(body):
-            after = _NEXT_PIECE.match(body, match.end())
+    for pattern, read in (
+        (_STRING_THEN_COMMA, body),
+        (_INTEGER_THEN_COMMA, body.translate(_INTEGER_CLASSES)),
+    ):
+        for match in pattern.finditer(read):
+            start, end = match.span()
+            after = _NEXT_PIECE.match(body, end)
             if after is None:
                 continue
-            if (_named(after.group(1)) or _named(_key_before(body, match.start()))) and _is_piece(
-                match.group()
+            if (_named(after.group(1)) or _named(_key_before(body, start))) and _is_piece(
+                body[start:end]
             ):
                 return True
     return False

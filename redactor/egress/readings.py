@@ -594,7 +594,7 @@ class Reader:
             # `\\ud835\\udfd2`: a surrogate pair read as the one character it spells.
             decoded = decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
             self.read_text(decoded, path + ">escapes", depth)
-        if _CSS_CONTEXT.search(text) and _CSS_ESCAPE.search(text):
+        if _may_be_css(text) and _CSS_CONTEXT.search(text) and _CSS_ESCAPE.search(text):
             self.read_text(_CSS_ESCAPE.sub(_css_char, text), path + ">css", depth)
 
     def _read_json(self, text: str, path: str, depth: int) -> None:
@@ -665,6 +665,16 @@ class Reader:
 _ESCAPE = re.compile(r"\\(?:u\{([0-9A-Fa-f]{1,6})\}|u([0-9A-Fa-f]{4})|x([0-9A-Fa-f]{2}))")
 _CSS_CONTEXT = re.compile(r"(?i)<style|style\s*=|content\s*:")
 _CSS_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{1,6})[ \t\n\f]?|\\\r\n")
+
+
+def _may_be_css(text: str) -> bool:
+    """False only when `_CSS_CONTEXT` cannot match: it needs `style` or `content` in any case.
+    Its case-blind alternation is tried at every character (~1 ms on a 20 KB e-mail thread
+    under load); a case fold and two substring searches are C passes (~15-45 us). Every
+    character that `(?i)` matches to a letter of the two words folds to that letter (`ſ` to
+    `s` too), so the fold finds each word the pattern would."""
+    folded = text.lower() if text.isascii() else text.casefold()
+    return "style" in folded or "content" in folded
 
 
 def _code_point(code: int) -> str:
