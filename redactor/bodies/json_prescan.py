@@ -89,8 +89,10 @@ def _may_hide_text(body: bytes) -> bool:
     (bodies.hidden)."""
     if b"%" in body:
         return True
-    # `a:`/`A:` is rare in JSON (keys end in `":`): two memchr-like passes spare the regex.
-    if (b"a:" in body or b"A:" in body) and _DATA_SCHEME.search(body) is not None:
+    # `[dD][aA][tT][aA]:` is `data:` in the body with ASCII letters lowered: one C pass to
+    # lower and one search (the regex costs ~200 us on a 20 KB thread, and two searches for
+    # `a:`, a letter of most words, ~55 us under load; this ~30 us).
+    if b"data:" in body.lower():
         return True
     # Strings of 16 or more bytes without a space (prose has one early, so the search is a
     # memchr for each quote and a few steps). An id (a ULID, a hex digest) is no blob.
@@ -98,7 +100,6 @@ def _may_hide_text(body: bytes) -> bool:
 
 
 _SPACELESS_STRING = re.compile(rb'"([^" ]{16,})"')
-_DATA_SCHEME = re.compile(rb"[dD][aA][tT][aA]:")
 # A data: URI's `;base64,`, in any case (`;BASE64,` is one to a browser).
 _BASE64_MARKER = re.compile(rb"(?i);base64,")
 
