@@ -26,6 +26,7 @@ import functools
 import html
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -195,7 +196,8 @@ _WS = rb"[ \t\r\n]*"
 _PIECE = rb'(?:"[0-9\\u]{2,108}"|[0-9]{2,17}(?![0-9.eE]))'
 # A piece followed by another, as the next array item or the next member's value: C passes
 # over the body with single-character repeats only (sre's fast path; an alternation repeated
-# costs ten times more), one for strings, one for integers.
+# costs ten times more), one for strings, one for integers. Group 1 is the next member's key
+# (a key with an escape is not matched: no card's field is named that way).
 _NEXT = (
     rb"(?="
     + _WS
@@ -227,11 +229,6 @@ _INTEGER_THEN_COMMA = re.compile(
     + rb":"
     + _WS
     + rb')?(?:"[0\\u]{2,108}"|0{2,17}(?![0.])))'
-)
-# From after such a piece: the comma, the next member's key (captured) or nothing, a piece.
-# (A key with an escape is not matched: no card's field is named that way.)
-_NEXT_PIECE = re.compile(
-    _WS + rb"," + _WS + rb'(?:"([^"\\]{1,128})"' + _WS + rb":" + _WS + rb")?" + _PIECE
 )
 _ESCAPED_DIGIT = re.compile(rb"\\u003([0-9])")
 _JSON_SPACE = b" \t\r\n"
@@ -276,19 +273,20 @@ def _named(key: bytes | None) -> bool:
 def _named_pieces(body: bytes) -> bool:
     """Two short digit strings side by side where a key names a card or an SSN (every
     adjacent pair is tried, so a named piece anywhere in a run is seen)."""
-    for pattern, read in (
-        (_STRING_THEN_COMMA, body),
-        (_INTEGER_THEN_COMMA, body.translate(_INTEGER_CLASSES)),
-    ):
-        for match in pattern.finditer(read):
-            start, end = match.span()
-            after = _NEXT_PIECE.match(body, end)
-            if after is None:
-                continue
-            if (_named(after.group(1)) or _named(_key_before(body, start))) and _is_piece(
-                body[start:end]
-            ):
-                return True
+    return _named_pair(body, _STRING_THEN_COMMA.finditer(body)) or _named_pair(
+        body, _INTEGER_THEN_COMMA.finditer(body.translate(_INTEGER_CLASSES))
+    )
+
+
+def _named_pair(body: bytes, matches: Iterator[re.Match[bytes]]) -> bool:
+    # Each match's lookahead holds the next member's key (group 1, at the same span in the
+    # body for the integers' folded copy): the pair is not matched a second time to read it.
+    for match in matches:
+        start, end = match.span()
+        key_start, key_end = match.span(1)
+        key = body[key_start:key_end] if key_start >= 0 else None
+        if (_named(key) or _named(_key_before(body, start))) and _is_piece(body[start:end]):
+            return True
     return False
 
 
