@@ -27,10 +27,10 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol, TextIO
+from typing import IO, Any, BinaryIO, Protocol, TextIO, TypeVar
 
 import structlog
 
@@ -113,6 +113,9 @@ def registry_for(vault_config: VaultConfig | None) -> LazyStoreRegistry | None:
         return await open_existing_store(vault_config)
 
     return LazyStoreRegistry(opener)
+
+
+_Result = TypeVar("_Result")
 
 
 @dataclass(slots=True)
@@ -782,6 +785,63 @@ async def open_tokens(config: VaultConfig) -> tuple[Any, Any]:
     # Never creates a vault: a backfill must use the one the proxy uses, or stop.
     vault = await open_vault(config, create=False)
     return VaultAdapter(vault), vault
+
+
+async def run_backfill(
+    *,
+    source: str,
+    event: str,
+    vault_config: VaultConfig,
+    audit_path: Path,
+    audit_key: bytes,
+    details: dict[str, Any],
+    dry_run: bool,
+    walk: Callable[[Any, Any, AuditSink], Awaitable[_Result]],
+    counts: Callable[[_Result | None], dict[str, Any]],
+    stops: tuple[type[BaseException], ...],
+    err: TextIO,
+) -> tuple[int, _Result | None]:
+    """A helpdesk backfill's run, shared by zendesk and slack: its audit chain opened, the
+    vault opened (not on a dry run), `walk(tokens, store, sink)` run, the run's end audited with
+    `counts` of its result. (exit code, result): 0 done, 1 stopped by one of `stops`, 2
+    nothing could start (result None), 130 interrupted."""
+    try:
+        run = await RunAudit.start(
+            vault_config,
+            audit_path,
+            audit_key,
+            command=f"backfill {source}",
+            event=event,
+            details=details,
+            dry_run=dry_run,
+        )
+    except AuditWriteError as exc:
+        print(
+            f"redactor: cannot start: cannot write the audit record ({exc}); nothing was changed",
+            file=err,
+        )
+        return 2, None
+    vault = None
+    result: _Result | None = None
+    code, failure = 130, "interrupted"
+    try:
+        tokens = store = None
+        if not dry_run:
+            tokens, vault = await open_tokens(vault_config)
+            store = vault.store
+        result = await walk(tokens, store, run.sink)
+        code, failure = 0, None
+    except (RedactorError, VaultError, *stops) as exc:
+        # Our errors' texts are fixed (with a fixed detail: what failed, what to do); any
+        # other exception is named by its type only.
+        reason = str(exc) if isinstance(exc, RedactorError | VaultError) else type(exc).__name__
+        print(f"redactor: {source} backfill stopped: {reason}", file=err)
+        code, failure = 1, getattr(exc, "code", None) or type(exc).__name__
+    finally:
+        if vault is not None:
+            await vault.close()
+        await run.finish(code, failure, counts(result))
+    return code, result
 
 
 def redact_files(

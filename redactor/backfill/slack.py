@@ -652,35 +652,10 @@ async def _run(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    from redactor.audit import AuditWriteError
-    from redactor.backfill.run import RunAudit, open_tokens
+    from redactor.backfill.run import run_backfill
 
-    try:
-        run = await RunAudit.start(
-            vault_config,
-            audit_path,
-            audit_key,
-            command="backfill slack",
-            event=RUN_EVENT,
-            details=details,
-            dry_run=request.dry_run,
-        )
-    except AuditWriteError as exc:
-        print(
-            f"redactor: cannot start: cannot write the audit record ({exc}); nothing was changed",
-            file=err,
-        )
-        return 2
-    sink = run.sink
-    vault = None
-    result = SlackResult()
-    code, failure = 130, "interrupted"
-    try:
-        tokens = store = None
-        if not request.dry_run:
-            tokens, vault = await open_tokens(vault_config)
-            store = vault.store
-        result = await backfill_slack(
+    async def walk(tokens: Any, store: Any, sink: Any) -> SlackResult:
+        return await backfill_slack(
             request,
             credentials,
             detector=detector,
@@ -689,26 +664,34 @@ async def _run(
             out=out,
             cursors=store,
         )
-        code, failure = 0, None
-    except (RedactorError, VaultError, aiohttp.ClientError, OSError) as exc:
-        reason = str(exc) if isinstance(exc, RedactorError | VaultError) else type(exc).__name__
-        print(f"redactor: slack backfill stopped: {reason}", file=err)
-        code, failure = 1, getattr(exc, "code", None) or type(exc).__name__
-    finally:
-        if vault is not None:
-            await vault.close()
-        await run.finish(
-            code,
-            failure,
-            {
-                "messages": result.messages,
-                "threads": result.threads,
-                "messages_changed": result.messages_changed,
-                "values": dict(sorted(result.values.items())),
-                "for_review": len(result.for_review),
-                "rate_limited": result.rate_limited,
-            },
-        )
+
+    def counts(result: SlackResult | None) -> dict[str, Any]:
+        result = result or SlackResult()
+        return {
+            "messages": result.messages,
+            "threads": result.threads,
+            "messages_changed": result.messages_changed,
+            "values": dict(sorted(result.values.items())),
+            "for_review": len(result.for_review),
+            "rate_limited": result.rate_limited,
+        }
+
+    code, result = await run_backfill(
+        source="slack",
+        event=RUN_EVENT,
+        vault_config=vault_config,
+        audit_path=audit_path,
+        audit_key=audit_key,
+        details=details,
+        dry_run=request.dry_run,
+        walk=walk,
+        counts=counts,
+        stops=(aiohttp.ClientError, OSError),
+        err=err,
+    )
+    if code == 2:  # nothing started: no summary
+        return code
+    result = result or SlackResult()
     values = ", ".join(f"{k} {v}" for k, v in sorted(result.values.items())) or "none"
     verb = "would change" if request.dry_run else "changed"
     print(

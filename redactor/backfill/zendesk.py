@@ -505,37 +505,12 @@ async def _run(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    from redactor.audit import AuditWriteError
-    from redactor.backfill.run import RunAudit, open_tokens
+    from redactor.backfill.run import run_backfill
 
-    try:
-        run = await RunAudit.start(
-            vault_config,
-            audit_path,
-            audit_key,
-            command="backfill zendesk",
-            event=RUN_EVENT,
-            details=details,
-            dry_run=request.dry_run,
-        )
-    except AuditWriteError as exc:
-        print(
-            f"redactor: cannot start: cannot write the audit record ({exc}); nothing was changed",
-            file=err,
-        )
-        return 2
-    sink = run.sink
-    vault = None
-    result = ZendeskResult()
-    code, failure = 130, "interrupted"
-    try:
-        tokens = store = None
-        if not request.dry_run:
-            tokens, vault = await open_tokens(vault_config)
-            store = vault.store
-            if await adopt_legacy_cursor(request, store):
-                print("redactor: the cursor file was moved into the vault's database", file=err)
-        result = await backfill_zendesk(
+    async def walk(tokens: Any, store: Any, sink: Any) -> ZendeskResult:
+        if store is not None and await adopt_legacy_cursor(request, store):
+            print("redactor: the cursor file was moved into the vault's database", file=err)
+        return await backfill_zendesk(
             request,
             credentials,
             detector=detector,
@@ -544,28 +519,34 @@ async def _run(
             out=out,
             cursors=store,
         )
-        code, failure = 0, None
-    except (RedactorError, VaultError, aiohttp.ClientError, OSError) as exc:
-        # Our errors' texts are fixed (with a fixed detail: what failed, what to do); any
-        # other exception is named by its type only.
-        reason = str(exc) if isinstance(exc, RedactorError | VaultError) else type(exc).__name__
-        print(f"redactor: zendesk backfill stopped: {reason}", file=err)
-        code, failure = 1, getattr(exc, "code", None) or type(exc).__name__
-    finally:
-        if vault is not None:
-            await vault.close()
-        await run.finish(
-            code,
-            failure,
-            {
-                "tickets": result.tickets,
-                "comments": result.comments,
-                "comments_changed": result.comments_changed,
-                "values": dict(sorted(result.values.items())),
-                "for_review": len(result.for_review),
-                "rate_limited": result.rate_limited,
-            },
-        )
+
+    def counts(result: ZendeskResult | None) -> dict[str, Any]:
+        result = result or ZendeskResult()
+        return {
+            "tickets": result.tickets,
+            "comments": result.comments,
+            "comments_changed": result.comments_changed,
+            "values": dict(sorted(result.values.items())),
+            "for_review": len(result.for_review),
+            "rate_limited": result.rate_limited,
+        }
+
+    code, result = await run_backfill(
+        source="zendesk",
+        event=RUN_EVENT,
+        vault_config=vault_config,
+        audit_path=audit_path,
+        audit_key=audit_key,
+        details=details,
+        dry_run=request.dry_run,
+        walk=walk,
+        counts=counts,
+        stops=(aiohttp.ClientError, OSError),
+        err=err,
+    )
+    if code == 2:  # nothing started: no summary
+        return code
+    result = result or ZendeskResult()
     values = ", ".join(f"{k} {v}" for k, v in sorted(result.values.items())) or "none"
     verb = "would change" if request.dry_run else "changed"
     print(
