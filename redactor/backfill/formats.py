@@ -79,25 +79,34 @@ Reader = Callable[[BinaryIO, int, str], Iterator[Piece]]
 
 def _lines(stream: BinaryIO) -> Iterator[bytes]:
     """The stream's lines, each with its `\\n` (the last one may lack it)."""
-    rest = b""
+    # The blocks of a line longer than a block are kept apart and joined once, when its end
+    # comes: joining them block by block copied a 64 MiB line 64 times.
+    pending: list[bytes] = []
+    pending_size = 0
     while True:
         block = stream.read(BLOCK_BYTES)
         if not block:
-            if rest:
-                yield rest
+            if pending:
+                yield b"".join(pending)
             return
-        data = rest + block if rest else block
-        cut = data.rfind(b"\n") + 1
+        cut = block.rfind(b"\n") + 1
         if cut == 0:
-            if len(data) > MAX_ITEM_BYTES:
+            pending_size += len(block)
+            if pending_size > MAX_ITEM_BYTES:
                 raise ItemTooLargeError()
-            rest = data
+            pending.append(block)
             continue
-        lines = data[:cut].split(b"\n")
-        lines.pop()  # empty: the block was cut after a newline
+        if pending:
+            pending.append(block[:cut])
+            data = b"".join(pending)
+        else:
+            data = block[:cut]
+        lines = data.split(b"\n")
+        lines.pop()  # empty: the data ends after a newline
         for line in lines:
             yield line + b"\n"
-        rest = data[cut:]
+        rest = block[cut:]
+        pending, pending_size = ([rest], len(rest)) if rest else ([], 0)
 
 
 def _seek(stream: BinaryIO, offset: int) -> None:
@@ -125,11 +134,16 @@ def read_json(stream: BinaryIO, offset: int = 0, state: str = "") -> Iterator[Pi
     decoder = json.JSONDecoder()
     _seek(stream, offset)
     mode = state  # "" at the start, "array" inside the top array, "values" for a sequence
-    buf = b""
+    buf = bytearray()  # grows in place: `bytes +=` copied the whole buffer at every block
+    # After an element was found cut by the buffer's end, it is tried again only once the buffer
+    # has doubled (or the input ended): retrying at every block parsed a 64 MiB element 64 times.
+    retry_at = 0
     while True:
         block = stream.read(BLOCK_BYTES)
         eof = not block
         buf += block
+        if not eof and len(buf) < retry_at:
+            continue
         # UTF-8 by RFC 8259; surrogateescape keeps any byte and a block cut inside a character.
         text = buf.decode("utf-8", "surrogateescape")
         i = 0
@@ -182,6 +196,7 @@ def read_json(stream: BinaryIO, offset: int = 0, state: str = "") -> Iterator[Pi
             return
         if len(buf) > MAX_ITEM_BYTES:
             raise ItemTooLargeError()
+        retry_at = min(2 * len(buf), MAX_ITEM_BYTES + 1)
 
 
 def _record_lines(stream: BinaryIO) -> Iterator[bytes]:

@@ -119,3 +119,52 @@ def test_format_is_detected_from_the_name_then_the_content(
     name: str, head: bytes, expected: str
 ) -> None:
     assert detect_format(name, head) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"\n", b"x", b"ab", b"\r\n", b"{}", b"\xe2\x82\xac"]), max_size=60
+    ),
+    block=st.integers(min_value=1, max_value=9),
+)
+def test_lines_are_the_same_whatever_the_block_size(data: list[bytes], block: int) -> None:
+    # Long lines span many blocks, short ones share a block: the items and their bytes must not
+    # depend on where the blocks fall.
+    raw = b"".join(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(formats, "BLOCK_BYTES", block)
+        lines = list(formats._lines(io.BytesIO(raw)))
+    *whole, last = raw.split(b"\n")
+    assert lines == [line + b"\n" for line in whole] + ([last] if last else [])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    items=st.lists(
+        st.recursive(
+            st.none() | st.integers() | st.text(max_size=12),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+            ),
+            max_leaves=12,
+        ),
+        max_size=6,
+    ),
+    block=st.integers(min_value=1, max_value=7),
+    as_array=st.booleans(),
+)
+def test_json_elements_are_the_same_whatever_the_block_size(
+    items: list[object], block: int, as_array: bool
+) -> None:
+    # An element longer than many blocks is retried only as the buffer doubles: the elements
+    # found, and every byte between them, must not depend on where the blocks fall.
+    # A sequence of documents starting with `[` reads as one array: there, each is an object.
+    docs = [json.dumps(item if as_array else {"v": item}).encode() for item in items]
+    raw = b"[" + b", ".join(docs) + b"]\n" if as_array else b"\n".join(docs) + b"\n"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(formats, "BLOCK_BYTES", block)
+        pieces = list(read_pieces("json", io.BytesIO(raw)))
+    assert b"".join(p.raw for p in pieces) == raw
+    assert [p.raw for p in pieces if p.kind is not None] == docs
