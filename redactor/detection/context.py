@@ -86,35 +86,35 @@ def _kind_of(word: str) -> str | None:
     return None
 
 
-def _label(clause: str, clause_words: list[str]) -> tuple[str | None, bool]:
-    """The kind the label in front of the number names, if any, and whether it is attached to
+def _label(clause: str, clause_words: list[str]) -> tuple[str | None, bool, str | None]:
+    """The kind the label in front of the number names, if any, whether it is attached to
     the number (only punctuation and `number`, `is`, `#`, `no.` and their kin between, and not a
-    phone word naming how the number was given: `over the phone: ...`)."""
+    phone word naming how the number was given: `over the phone: ...`), and the label's word."""
     if not clause.isascii():
         ja = _ja_label(clause)
         if ja is not None:
-            return ja, True
+            return ja[0], True, ja[1]
     nonfiller = [w for w in clause_words if w not in _FILLER_WORDS and len(w) > 2]
     if not nonfiller:
-        return None, False
+        return None, False, None
     last = nonfiller[-1]
     kind = _kind_of(last)
     if kind is None:
         if len(nonfiller) >= 2 and _PHRASES.get((nonfiller[-2], last)):
-            return _PHRASES[(nonfiller[-2], last)], True
-        return None, False
+            return _PHRASES[(nonfiller[-2], last)], True, last
+        return None, False, None
     # Only filler words (by construction: `last` is the last other word) and punctuation may
     # stand between the label and the number: not `$`, `@` or digits.
     label_end = clause.rfind(last) + len(last)
     if _FILLER.fullmatch(clause, label_end) is None:
-        return None, False
+        return None, False, None
     attached = words.ATTACHING.issuperset(_WORD.findall(clause, label_end)) and not _channel(
         clause_words, last
     )
     if kind == ACCOUNT_LABEL and len(nonfiller) >= 2 and _kind_of(nonfiller[-2]) == CARD_LABEL:
         # `credit card account 4111 ...`: the account is a card's.
-        return CARD_LABEL, attached
-    return kind, attached
+        return CARD_LABEL, attached, last
+    return kind, attached, last
 
 
 def _channel(clause_words: list[str], label: str) -> bool:
@@ -127,15 +127,16 @@ def _channel(clause_words: list[str], label: str) -> bool:
     return bool(before) and before[-1] in words.CHANNEL_PREPOSITIONS
 
 
-def _ja_label(clause: str) -> str | None:
+def _ja_label(clause: str) -> tuple[str, str] | None:
     stripped = clause.rstrip(_JA_FILLER)
     for kind, labels in (
         (CARD_LABEL, words.JA_CARD),
         (SSN_LABEL, words.JA_SSN),
         (OTHER_LABEL, words.JA_OTHER),
     ):
-        if stripped.endswith(labels):
-            return kind
+        for label in labels:
+            if stripped.endswith(label):
+                return kind, label
     return None
 
 
@@ -151,7 +152,16 @@ class Context:
     runs for every candidate of every message.
     """
 
-    __slots__ = ("_after", "_after_clause", "_attached", "_before", "_clause", "_label", "_near")
+    __slots__ = (
+        "_after",
+        "_after_clause",
+        "_attached",
+        "_before",
+        "_clause",
+        "_label",
+        "_label_word",
+        "_near",
+    )
 
     def __init__(self, text: str, start: int, end: int, field_name: str | None) -> None:
         before = text[max(0, start - BEFORE_CHARS) : start].lower()
@@ -164,6 +174,7 @@ class Context:
         self._after_clause: tuple[str, list[str]] | None = None
         self._label: str | bool | None = False  # False: not read yet
         self._attached = False
+        self._label_word: str | None = None
 
     def _near_words(self) -> tuple[list[str], set[str]]:
         # Every word of the window, whatever its clause: what raises a score.
@@ -246,13 +257,20 @@ class Context:
         ACCOUNT_LABEL or None."""
         if self._label is False:
             clause, ws = self._clause_words()
-            self._label, self._attached = _label(clause, ws)
+            self._label, self._attached, self._label_word = _label(clause, ws)
         return self._label  # type: ignore[return-value]
 
     @property
     def label_attached(self) -> bool:
         """The label in front is attached to the number (see `_label`)."""
         return self.label is not None and self._attached
+
+    def label_fits(self, digit_count: int) -> bool:
+        """The label in front names an identifier with a structure of its own that an
+        all-digit number of `digit_count` digits fits (an IMEI, a phone number: see
+        `words.STRUCTURED_ID_DIGITS`); False for a generic label (order, ticket, id, ...)."""
+        fits = words.STRUCTURED_ID_DIGITS.get(self._label_word or "") if self.label else None
+        return fits is not None and digit_count in fits
 
     @property
     def other_label(self) -> bool:

@@ -7,7 +7,9 @@ table per entity, first matching row wins. The README shows the same tables in w
 CREDIT_CARD
   1. a whole URL path segment (`/tickets/4111111111111111`), not labelled by a card word -> no
   2. another identifier's label in front, no card grouping and no glued card word, and
-     the label attached to the number or no card word in the clause                      -> no
+     the label attached to the number or no card word in the clause, unless the number is
+     15-16 digits, Luhn and IIN valid, and the label's identifier cannot have its length
+     (a generic label: order, ticket, id; not an IMEI, nor a phone at 15 digits)          -> no
   3. Luhn and IIN valid, but in phone/other-id context with a grouping no scheme prints
      and no card word in the clause                                                      -> no
   4. Luhn and IIN valid                                                                  -> yes
@@ -113,6 +115,11 @@ def ssn_evidence(cand: Candidate, ctx: Context) -> tuple[list[str], list[str]]:
     return pro, con
 
 
+def _strong_card(cand: Candidate) -> bool:
+    # Issue 18, item 11: the evidence a generic label (order, ticket, id) never outweighs.
+    return cand.luhn_ok and cand.scheme is not None and len(cand.digits) in (15, 16)
+
+
 def _decide_card(
     cand: Candidate, ctx: Context, options: DetectionOptions
 ) -> tuple[bool, float, str]:
@@ -120,7 +127,12 @@ def _decide_card(
     # (context.py), and a card in a scheme's grouping needs little of it.
     if cand.url_path and not cand.url_card_label:
         return False, 0.0, "card.1 url path segment"
-    if cand.grouping != "standard" and not cand.glued_card_word and ctx.rules_out_card:
+    if (
+        cand.grouping != "standard"
+        and not cand.glued_card_word
+        and ctx.rules_out_card
+        and not (_strong_card(cand) and not ctx.label_fits(len(cand.digits)))
+    ):
         return False, 0.0, "card.2 another identifier's label"
     boost = CONTEXT_BOOST if cand.glued_card_word or ctx.supports_card else 0.0
     if cand.luhn_ok and cand.scheme:

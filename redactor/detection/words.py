@@ -148,6 +148,27 @@ ABBREVIATIONS = (
     "nº",
     "art",
 )
+# Identifiers with a structure of their own (issue 18, item 11). A generic label (order,
+# ticket, invoice, reference, transaction, id, tracking, ...) no longer keeps a 15-16 digit
+# Luhn-and-IIN-valid number: only a label whose identifier an all-digit number of that length
+# can be still does. The digit counts an all-digit identifier of each kind has, from the
+# published formats: IMEI 15 and IMEISV 16 (3GPP TS 23.003), MEID 18 in decimal; E.164 phone
+# numbers at most 15 digits (ITU-T E.164); ICCID 18-22 (ITU-T E.118); ABA routing 9; CUSIP 9;
+# SEDOL 7. IBAN and ISIN start with letters: no all-digit number is one.
+_PHONE_LABELS = _words(
+    "phone tel telephone fax mobile cell whatsapp teléfono telefono móvil movil celular "
+    "téléphone portable tél telefon handy telefonnummer telefone cellulare telefoon mobiel "
+    "電話番号 電話"
+)
+STRUCTURED_ID_DIGITS: dict[str, range] = {
+    **dict.fromkeys(_words("imei imei-nummer imeisv meid"), range(14, 19)),
+    **dict.fromkeys(_PHONE_LABELS, range(7, 16)),
+    **dict.fromkeys(_words("iccid sim"), range(18, 23)),
+    **dict.fromkeys(_words("routing aba rtn cusip"), range(9, 10)),
+    **dict.fromkeys(_words("sedol"), range(7, 8)),
+    **dict.fromkeys(_words("iban isin"), range(0)),
+}
+
 # "Number", abbreviated: `no.4111...` is a label and a number, not a code `INV.4111...`.
 NUMBER_ABBREVIATIONS = frozenset(("no", "nr", "num", "nro", "n"))
 # Words that may stand between a label and its number ("number", "is", "no", "de").

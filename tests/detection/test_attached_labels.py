@@ -92,11 +92,81 @@ def test_an_unattached_label_without_a_card_word_still_rules_out_an_odd_number(
     ("text", "rule"),
     [
         ("the customer read the card number over the phone: 4111111111111111", "card.4"),
-        ("I read it over the phone: 4111111111111111", "card.2"),
+        # Issue 18, item 11: no phone number has 16 digits; a 15-digit one may be a phone's.
+        ("I read it over the phone: 4111111111111111", "card.4"),
+        ("I read it over the phone: 378282246310005", "card.2"),
         ("card on file, order ending in 4111111111111111", "card.4"),
-        ("tracking number: 4111111111111111 for the card", "card.2"),
+        ("tracking number: 4111111111111111 for the card", "card.4"),
+        ("IMEI: 4111111111111111", "card.2"),
+        ("IBAN 4111111111111111", "card.4"),
     ],
 )
 def test_explain_names_the_row_that_decided(detector: Detector, text: str, rule: str) -> None:
     (run,) = detector.explain(text)
     assert run.candidates[0].rule.startswith(rule)
+
+
+# Generic labels: identifiers with no structure an all-digit 15-16 digit number could not fit.
+GENERIC_LABELS = (
+    "Order #{}",
+    "order number {}",
+    "Ticket {}",
+    "invoice: {}",
+    "Reference {}",
+    "transaction id {}",
+    "ID {}",
+    "Tracking: {}",
+    "customer number {}",
+    "Bestellnummer {}",
+    "pedido {}",
+    "注文番号 {}",
+)
+# Structured labels whose identifier a 15-16 digit number fits: they still keep it.
+FITTING_LABELS = ("IMEI: {}", "imei {}", "MEID {}")
+
+
+@SETTINGS
+@given(
+    template=st.sampled_from(GENERIC_LABELS),
+    spec=st.sampled_from(COMMON),
+    seed=st.integers(0, 2**32),
+)
+def test_a_generic_label_never_keeps_a_luhn_and_iin_valid_15_or_16_digit_number(
+    detector: Detector, template: str, spec: tuple[str, str, int], seed: int
+) -> None:
+    # Issue 18, item 11: "order 4111..." was kept, so a card pasted after an order number's
+    # label reached the helpdesk in clear.
+    _scheme, prefix, length = spec
+    pan = make_pan(prefix, length, random.Random(seed))
+    text = template.format(pan)
+    found = detector.find(text)
+    assert [f.entity for f in found] == [CREDIT_CARD]
+    assert _digits(text, found[0].start, found[0].end) == pan
+
+
+@SETTINGS
+@given(
+    template=st.sampled_from(FITTING_LABELS),
+    spec=st.sampled_from(COMMON),
+    seed=st.integers(0, 2**32),
+)
+def test_a_label_whose_identifier_the_number_fits_still_keeps_it(
+    detector: Detector, template: str, spec: tuple[str, str, int], seed: int
+) -> None:
+    _scheme, prefix, length = spec
+    assert detector.find(template.format(make_pan(prefix, length, random.Random(seed)))) == []
+
+
+@SETTINGS
+@given(
+    template=st.sampled_from(("Phone: {}", "call my mobile {}", "fax {}")),
+    spec=st.sampled_from(COMMON),
+    seed=st.integers(0, 2**32),
+)
+def test_a_phone_label_keeps_15_digits_but_not_16(
+    detector: Detector, template: str, spec: tuple[str, str, int], seed: int
+) -> None:
+    # E.164 numbers have at most 15 digits.
+    _scheme, prefix, length = spec
+    found = detector.find(template.format(make_pan(prefix, length, random.Random(seed))))
+    assert [f.entity for f in found] == ([] if length == 15 else [CREDIT_CARD])

@@ -530,11 +530,14 @@ async def test_a_hidden_value_is_refused_with_its_reading_in_the_audit_record(
 
 
 async def test_a_value_the_detector_read_and_kept_is_forwarded(proxy: Proxy) -> None:
-    body = json.dumps({"note": f"order number {PAN}"}).encode()
+    # A 15-digit Luhn-and-IIN-valid number after an IMEI label: an IMEI has 15 digits, so
+    # the detector keeps it (issue 18, item 11) and the verifier, finding it, lets it pass.
+    imei = "378282246310005"
+    body = json.dumps({"note": f"IMEI {imei}"}).encode()
     resp = await proxy.client.post("/hook", data=body, headers=JSON)
     assert resp.status == 200
     [got] = proxy.upstream.received
-    assert PAN.encode() in got.body
+    assert imei.encode() in got.body
 
 
 async def test_a_copy_of_a_tokenised_value_hidden_elsewhere_is_refused(proxy: Proxy) -> None:
@@ -568,7 +571,7 @@ async def test_a_large_body_is_verified_in_the_scan_worker_with_what_redaction_w
     # Over the verifier's worker threshold: the values weighed and the refusal (with its
     # reading) cross the worker's pipe.
     filler = [f"line {i} of a long thread" for i in range(8000)]
-    kept = json.dumps({"notes": filler, "ref": f"order number {PAN}"}).encode()
+    kept = json.dumps({"notes": filler, "ref": "IMEI 378282246310005"}).encode()  # kept
     assert len(kept) > 128 * 1024
     resp = await proxy.client.post("/hook", data=kept, headers=JSON)
     assert resp.status == 200
