@@ -6,8 +6,9 @@ or valid UTF-8 without NUL bytes), whatever its declared type or none: a `.log` 
 image, an archive or any other binary part cannot be rewritten in place: it is an
 `UnreadPart`, listed in the audit record, and the route's `unreadable_parts` policy passes,
 strips or refuses it (item 9). Where a library reads a text layer cheaply (a PDF's text with
-pypdf, the names and text members of a zip archive), that text is scanned: a value found in it
-cannot be replaced, so the part is stripped or the message refused even under `pass`.
+pypdf, the names and text members of a zip archive, the text an image carries for its viewers:
+PNG text chunks, JPEG comments and XMP, GIF comments), that text is scanned: a value found in
+it cannot be replaced, so the part is stripped or the message refused even under `pass`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from __future__ import annotations
 import codecs
 import io
 import logging
+import struct
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -187,6 +190,8 @@ def text_layer(part: UnreadPart) -> str | None:
         return _pdf_text(part.data)
     if part.kind == "archive":
         return _zip_text(part.data)
+    if part.kind == "image":
+        return _image_text(part.data)
     return None
 
 
@@ -234,6 +239,94 @@ def _zip_text(data: bytes) -> str | None:
     except Exception:  # noqa: BLE001 - a corrupt or encrypted archive: no text layer
         return None
     return "\n".join(texts) or None
+
+
+def _image_text(data: bytes) -> str | None:
+    # The text an image carries for whoever views its details (an image viewer's "comment" or
+    # "description", exiftool, a helpdesk's preview): a card typed into a screenshot's caption.
+    # Pixels are not read (no OCR).
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n"):
+            texts = _png_texts(data)
+        elif data.startswith(b"\xff\xd8\xff"):
+            texts = _jpeg_texts(data)
+        elif data.startswith((b"GIF87a", b"GIF89a")):
+            texts = _gif_texts(data)
+        else:
+            return None
+    except (ValueError, struct.error, zlib.error, IndexError):
+        return None  # a damaged image: no text layer, the policy decides
+    return "\n".join(texts) or None
+
+
+def _inflate(data: bytes) -> bytes:
+    # Bounded: a small chunk may inflate to gigabytes.
+    return zlib.decompressobj().decompress(data, _MAX_LAYER_CHARS)
+
+
+def _png_texts(data: bytes) -> list[str]:
+    # Chunks: length, type, data, CRC (PNG spec 11.3.4: tEXt, zTXt, iTXt; keyword NUL text).
+    texts: list[str] = []
+    size = 0
+    at = 8
+    while at + 8 <= len(data) and size <= _MAX_LAYER_CHARS:
+        length, kind = struct.unpack_from(">I4s", data, at)
+        body = data[at + 8 : at + 8 + length]
+        at += 12 + length
+        if kind == b"IEND":
+            break
+        if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        keyword, _, rest = body.partition(b"\0")
+        if kind == b"tEXt":
+            text = rest.decode("latin-1")
+        elif kind == b"zTXt":
+            text = _inflate(rest[1:]).decode("latin-1")  # after the compression method byte
+        else:
+            # Compression flag and method, language tag, translated keyword, then the text.
+            compressed = rest[:1] == b"\1"
+            _language, _, rest = rest[2:].partition(b"\0")
+            translated, _, raw = rest.partition(b"\0")
+            raw = _inflate(raw) if compressed else raw
+            text = translated.decode("utf-8", "replace") + " " + raw.decode("utf-8", "replace")
+        texts.append(keyword.decode("latin-1") + ": " + text)
+        size += len(texts[-1])
+    return texts
+
+
+def _jpeg_texts(data: bytes) -> list[str]:
+    # Segments up to the scan: COM comments and APP1 XMP (an XML packet, as text).
+    texts: list[str] = []
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            break
+        marker = data[at + 1]
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no more metadata
+            break
+        (length,) = struct.unpack_from(">H", data, at + 2)
+        body = data[at + 4 : at + 2 + length]
+        at += 2 + length
+        if marker == 0xFE:
+            texts.append(body.decode("utf-8", "replace"))
+        elif marker == 0xE1 and body.startswith(b"http://ns.adobe.com/xap/1.0/\0"):
+            texts.append(body.split(b"\0", 1)[1].decode("utf-8", "replace"))
+    return texts
+
+
+def _gif_texts(data: bytes) -> list[str]:
+    # Comment extensions (0x21 0xFE) anywhere: their text is sub-blocks of up to 255 bytes.
+    texts: list[str] = []
+    at = data.find(b"\x21\xfe")
+    while at != -1 and len(texts) < 64:
+        pieces: list[bytes] = []
+        i = at + 2
+        while i < len(data) and data[i] != 0:
+            pieces.append(data[i + 1 : i + 1 + data[i]])
+            i += 1 + data[i]
+        texts.append(b"".join(pieces).decode("latin-1"))
+        at = data.find(b"\x21\xfe", i)
+    return texts
 
 
 def _decode_text(data: bytes, charset: str) -> str:

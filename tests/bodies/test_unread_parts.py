@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import base64
 import gzip
+import zlib
+
+import pytest
 
 from redactor.bodies import parse_body
 from redactor.bodies.attachments import is_text
 from redactor.bodies.segments import rebuild_stripped, unread_parts_of
-from tests.bodies.documents import PNG, pdf_with_text
+from tests.bodies.documents import (
+    PNG,
+    gif_with_comment,
+    jpeg_with_comment,
+    pdf_with_text,
+    png_with_text,
+)
 
 
 def _message(attachment: bytes, ctype: str) -> bytes:
@@ -64,3 +73,41 @@ def test_text_is_known_by_its_bytes() -> None:
     assert not is_text(PNG)
     assert not is_text(b"abc\x00def")
     assert not is_text(b"\xe9t\xe9 latin-1")
+
+
+# An image's text layer: what its viewers show as a caption, a comment or a description.
+def _layer(data: bytes) -> str | None:
+    from redactor.bodies.attachments import UnreadPart, text_layer
+
+    return text_layer(UnreadPart("image/png", len(data), "image", data))
+
+
+@pytest.mark.parametrize("kind", ["tEXt", "zTXt", "iTXt"])
+def test_a_png_text_chunk_is_its_text_layer(kind: str) -> None:
+    layer = _layer(png_with_text("Description", "card 4000 0566 5566 5556", kind))
+    assert layer is not None
+    assert "4000 0566 5566 5556" in layer
+
+
+def test_jpeg_and_gif_comments_are_their_text_layer() -> None:
+    assert "4000 0566 5566 5556" in (_layer(jpeg_with_comment("card 4000 0566 5566 5556")) or "")
+    assert "4000 0566 5566 5556" in (_layer(gif_with_comment("card 4000 0566 5566 5556")) or "")
+
+
+def test_an_image_without_text_has_no_layer_and_a_damaged_one_raises_nothing() -> None:
+    assert _layer(PNG) is None
+    damaged = png_with_text("Comment", "hello", "zTXt")
+    for cut in range(8, len(damaged), 3):
+        _layer(damaged[:cut])  # no exception whatever is missing
+    assert _layer(b"\x89PNG\r\n\x1a\n" + b"\xff" * 40) is None
+
+
+def test_a_png_chunk_that_inflates_to_gigabytes_is_read_only_up_to_the_bound() -> None:
+    from redactor.bodies.attachments import _MAX_LAYER_CHARS
+
+    bomb = png_with_text("Comment", "x", "zTXt").replace(
+        zlib.compress(b"x"), zlib.compress(b"0" * (64 * 1024 * 1024), 9)
+    )
+    layer = _layer(bomb)
+    assert layer is not None
+    assert len(layer) <= _MAX_LAYER_CHARS + 100

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.bodies.documents import PNG, pdf_with_text, zip_of
+from tests.bodies.documents import PNG, pdf_with_text, png_with_text, zip_of
 from tests.ingress.conftest import Proxy
 
 BOUNDARY = "xYzZY"
@@ -237,3 +237,31 @@ async def test_a_broken_pdf_holding_a_value_leaks_it_to_no_log(
     out = capsys.readouterr()
     for text in (caplog.text, repr(logs), out.out, out.err, proxy.audit_path.read_text()):
         assert pan not in text
+
+
+@pytest.mark.parametrize("kind", ["tEXt", "zTXt", "iTXt"])
+async def test_a_value_in_an_image_caption_strips_the_image_even_under_pass(
+    proxy: Proxy, kind: str
+) -> None:
+    # A screenshot whose description holds the card: any image viewer shows it.
+    pan = _spaced(_pan(random.Random(kind)))
+    image = png_with_text("Description", f"customer card {pan}", kind)
+    body = _form(("text", None, None, b"see screenshot"), ("shot", "s.png", "image/png", image))
+    resp = await proxy.client.post("/x", data=body, headers=FORM)
+    assert resp.status == 200
+    [got] = proxy.upstream.received
+    assert image not in got.body
+    assert b"[redactor removed a part it cannot read: image/png" in got.body
+    [part] = _scanned_record(proxy)["unread_parts"]
+    assert (part["action"], part["kind"], part["value_found"]) == ("stripped", "image", True)
+    assert pan not in proxy.audit_path.read_text()
+
+
+async def test_an_image_with_a_harmless_caption_passes_as_it_came(proxy: Proxy) -> None:
+    image = png_with_text("Software", "Screenshot tool 2.4, order 31651809")
+    body = _form(("shot", "s.png", "image/png", image))
+    assert (await proxy.client.post("/x", data=body, headers=FORM)).status == 200
+    [got] = proxy.upstream.received
+    assert image in got.body
+    [part] = _scanned_record(proxy)["unread_parts"]
+    assert (part["action"], part["value_found"]) == ("passed", False)
