@@ -233,12 +233,6 @@ KNOWN_OPEN: dict[tuple[str, str], str] = {
         "form;",
     ): "pieces named cc1.. or ssn_area.. in fields parted by `;` (Rack 2 splits there)",
     ("split", "objs"): "an SSN's pieces under ssn_area/ssn_group/ssn_serial in three JSON objects",
-    ("vetoes", "label"): (
-        "an ungrouped 15-16 digit card after an attached generic label (`ticket no.`, `order #`) "
-        "is kept by the evidence table's row 2; issue 18 item 11 says such a label never vetoes "
-        "it (a policy change for detection, left to the lead)"
-    ),
-    ("unread", "png-text"): "text chunks of an image (images pass unread by the route's policy)",
 }
 
 
