@@ -39,6 +39,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from redactor.egress import evidence
 from redactor.egress.evidence import could_hold, find_strong, normalize
 from redactor.errors import UnverifiableMessageError
 
@@ -551,7 +552,7 @@ class Reader:
             self._enter(path, depth, len(text))
         # Single-character tests first: a substring search costs tens of microseconds on a
         # 20 KB thread, `isascii` and `in` of one character almost nothing.
-        if (not text.isascii() or "<" in text) and _BIDI.search(text):
+        if (not text.isascii() or "<" in text) and _has_bidi(text):
             # Shown reversed: a right-to-left override (U+202E, an RLI isolate, `<bdo
             # dir=rtl>`, CSS `unicode-bidi: bidi-override`) draws `1269 27 393` as `393 72
             # 9621`. Read before normalizing, which deletes the override.
@@ -713,6 +714,23 @@ _BIDI = re.compile(
     r"(?is)(?:[\u202e\u2067]|<bdo\b[^>]*\brtl\b[^>]*>|<[a-z][^>]*bidi-override[^>]*>)"
     r"([^\u202a-\u202e\u2066-\u2069<\n]*)"
 )
+
+
+# `_BIDI`'s tag alternatives alone: led by the literal `<`, which sre skips to in C. `_BIDI`
+# starts with a class (its characters or `<`) and is tried at every character: ~0.2 ms on a
+# 20 KB e-mail thread with one curly apostrophe in it (non-ASCII text is always asked).
+_BIDI_TAG = re.compile(r"(?is)<(?:bdo\b[^>]*\brtl\b[^>]*>|[a-z][^>]*bidi-override[^>]*>)")
+
+
+def _has_bidi(text: str) -> bool:
+    """`_BIDI.search(text) is not None`, asked alternative by alternative."""
+    if not evidence.SHORTCUTS:
+        return _BIDI.search(text) is not None
+    return (
+        "\u202e" in text
+        or "\u2067" in text
+        or ("<" in text and _BIDI_TAG.search(text) is not None)
+    )
 
 
 def _reversed(match: re.Match[str]) -> str:
