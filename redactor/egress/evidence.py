@@ -50,9 +50,13 @@ _CHAIN = re.compile(r"[0-9](?:[\W_]{0,3}[0-9]){8,}")
 # runs inside each span found here. The lookahead is implied by the rest (8 more characters
 # of the chain follow its first digit) and fails most digits of prose at once; the
 # quantifiers are possessive (a separator is never a digit: giving one back never helps).
-_CHAIN_CLASSES = bytes(
-    ord("1") if 48 <= b <= 57 else ord("a") if chr(b).isalpha() else ord(" ") for b in range(128)
-) + b" " * 128
+_CHAIN_CLASSES = (
+    bytes(
+        ord("1") if 48 <= b <= 57 else ord("a") if chr(b).isalpha() else ord(" ")
+        for b in range(128)
+    )
+    + b" " * 128
+)
 _CHAIN_IN_CLASSES = re.compile(rb"1(?=[1 ]{8})(?: {0,3}+1){8,}+")
 _GROUP = re.compile(r"[0-9]+")
 # Words that name an SSN, before or after nine digits (`SSN: 536904399`, `536904399 (ssn)`).

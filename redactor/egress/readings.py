@@ -727,9 +727,7 @@ def _has_bidi(text: str) -> bool:
     if not evidence.SHORTCUTS:
         return _BIDI.search(text) is not None
     return (
-        "\u202e" in text
-        or "\u2067" in text
-        or ("<" in text and _BIDI_TAG.search(text) is not None)
+        "\u202e" in text or "\u2067" in text or ("<" in text and _BIDI_TAG.search(text) is not None)
     )
 
 
