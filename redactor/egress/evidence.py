@@ -16,7 +16,7 @@ from bisect import bisect_left, bisect_right
 
 from redactor.detection.iin import scheme_for
 
-__all__ = ["CARD", "SSN", "could_hold", "find_strong", "normalize"]
+__all__ = ["CARD", "SSN", "could_hold", "find_strong", "normalize", "normalize_encoded"]
 
 CARD = "card"
 # Off only in tests: every screen below that only saves work is skipped, and each answer is
@@ -89,47 +89,60 @@ def _ascii_digit(match: re.Match[str]) -> str:
 _ASCII_BYTES = bytes(range(128))
 
 
-def _non_ascii(text: str) -> str:
-    """The characters of `text` that are not ASCII, in order, in three C passes. Both patterns
-    `normalize` substitutes match non-ASCII characters only, and a class-led pattern is tried
-    at every character (an e-mail thread of 20 KB with one curly apostrophe: ~1 ms each); over
-    these few characters they answer whether the text holds any match at all."""
-    data = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
-    return data.decode("utf-8", "surrogatepass")
+def _non_ascii(data: bytes) -> str:
+    """The characters that are not ASCII of the text whose UTF-8 bytes are `data`, in order,
+    in two C passes. Both patterns `normalize` substitutes match non-ASCII characters only,
+    and a class-led pattern is tried at every character (an e-mail thread of 20 KB with one
+    curly apostrophe: ~1 ms each); over these few characters they answer whether the text
+    holds any match at all."""
+    return data.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
 
 
 def normalize(text: str) -> str:
     """`text` as a reader sees its digits: NFKC (fullwidth, superscript, circled forms),
     every decimal digit of any script as ASCII, Default_Ignorable characters removed."""
+    return normalize_encoded(text)[0]
+
+
+def normalize_encoded(text: str) -> tuple[str, bytes]:
+    """`normalize(text)` and its UTF-8 bytes (surrogates passed), encoded once."""
     if text.isascii():
-        return text
+        return text, text.encode("ascii")
     text = unicodedata.normalize("NFKC", text)
+    data = text.encode("utf-8", "surrogatepass")
     # Each step runs only when its characters are there (the same text either way).
-    rest = _non_ascii(text) if SHORTCUTS else text
+    rest = _non_ascii(data) if SHORTCUTS else text
+    changed = False
     if _IGNORABLE.search(rest) is not None:
         text = _IGNORABLE.sub("", text)
+        changed = True
     # The katakana prolonged sound mark (a letter by category) typed as a dash: `2149ー1386`.
-    text = text.replace("\u30fc", "-")
+    if "\u30fc" in rest:
+        text = text.replace("\u30fc", "-")
+        changed = True
     if _NON_ASCII_DIGIT.search(rest) is not None:
         text = _NON_ASCII_DIGIT.sub(_ascii_digit, text)
-    return text
+        changed = True
+    return text, text.encode("utf-8", "surrogatepass") if changed else data
 
 
-def could_hold(text: str) -> bool:
-    """False only when normalized `text` certainly holds no strong value (one C pass)."""
+def could_hold(text: str, raw: bytes | None = None) -> bool:
+    """False only when normalized `text` certainly holds no strong value (one C pass).
+    `raw`: its UTF-8 bytes (surrogates passed), when the caller has them."""
     if len(text) < MIN_DIGITS:
         return False
-    raw = text.encode("utf-8", "surrogatepass")
-    if _NINE in raw.translate(_TABLE, _DELETE):
-        return True
+    if raw is None:
+        raw = text.encode("utf-8", "surrogatepass")
     if text.isascii():
-        return False
+        return _NINE in raw.translate(_TABLE, _DELETE)
     # Non-ASCII separators (`·`, a medium mathematical space, `‧`) are separators to the
-    # chain rule too: deleted here, so they cannot hide a stretch the translation above
-    # breaks at their UTF-8 bytes. First with every non-ASCII character deleted (broader:
-    # letters too), in C; the class-led regex below costs ~1 ms on a 20 KB thread.
+    # chain rule too: deleted below, so they cannot hide a stretch the translation breaks
+    # at their UTF-8 bytes. First with every non-ASCII character deleted (broader than both
+    # tests below: letters too), in C; the class-led regex costs ~1 ms on a 20 KB thread.
     if SHORTCUTS and _NINE not in raw.translate(_TABLE, _DELETE_WIDE):
         return False
+    if _NINE in raw.translate(_TABLE, _DELETE):
+        return True
     return _NINE_DIGITS.search(_NON_ALNUM.sub("", text)) is not None
 
 
