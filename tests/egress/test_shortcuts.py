@@ -59,7 +59,8 @@ _PIECES = st.sampled_from(
         "itin", "ITIN", "social security", "Social  Security", "soc. sec", "SSA", "classn",
         "\u202e", "\u2067", "\u202c", "<bdo dir=rtl>", "<BDO DIR='RTL'>", "</bdo>",
         "<span style='unicode-bidi:bidi-override'>", "<b>", "<", ">", "&amp;", "’", "“", "—",
-        "\ud800", "\U0001d7d2",
+        "\ud800", "\U0001d7d2", "\u017fsn", "\u0130T\u0130N", "\u0131tin", "\u212a", "\u1e9e",
+        "message", "SSNs", "ssnx", "Soc.Sec", "socialsecurity",
     ]
 )  # fmt: skip
 _TEXTS = st.lists(st.one_of(_DIGITS, _PIECES), max_size=60).map("".join)
@@ -115,6 +116,12 @@ def test_normalize_and_could_hold_are_the_long_ways(text: str) -> None:
     assert fast_bytes == fast_text.encode("utf-8", "surrogatepass")
     fast, slow = _both(evidence.could_hold, fast_text)
     assert fast == slow
+
+
+@SETTINGS
+@given(st.one_of(_TEXTS, _texts_with_values(), st.text(st.characters(), max_size=80)))
+def test_ssn_word_look_is_the_long_ways(text: str) -> None:
+    assert evidence._has_ssn_word(text) == (evidence._SSN_WORD.search(text) is not None)
 
 
 @SETTINGS
