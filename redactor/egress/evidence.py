@@ -72,12 +72,13 @@ _SSN_WORD_REACH = 24
 # send the text the long way.
 _SSN_WORD_S = re.compile(r"s(?<![a-z]s)(?:sns?|s#|sa|ocial\s*security|oc\.?\s*sec)(?![a-z])")
 _SSN_WORD_ITIN = re.compile(r"itin(?<![a-z]itin)(?![a-z])")
-_CASE_SPECIAL = ("\u0130", "\u0131", "\u017f", "\u212a")
+# The characters `(?i)` matches to an ASCII letter that `str.lower` does not lower to it.
+CASE_SPECIAL = ("\u0130", "\u0131", "\u017f", "\u212a")
 
 
 def _has_ssn_word(text: str) -> bool:
     """`_SSN_WORD.search(text) is not None`."""
-    if not SHORTCUTS or (not text.isascii() and any(c in text for c in _CASE_SPECIAL)):
+    if not SHORTCUTS or (not text.isascii() and any(c in text for c in CASE_SPECIAL)):
         return _SSN_WORD.search(text) is not None
     low = text.lower()
     return _SSN_WORD_ITIN.search(low) is not None or _SSN_WORD_S.search(low) is not None

@@ -10,6 +10,7 @@ with the same reading named, either way.
 
 from __future__ import annotations
 
+import html
 import json
 import random
 import re
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from redactor.egress import evidence, readings, verify_request
@@ -122,6 +123,118 @@ def test_normalize_and_could_hold_are_the_long_ways(text: str) -> None:
 @given(st.one_of(_TEXTS, _texts_with_values(), st.text(st.characters(), max_size=80)))
 def test_ssn_word_look_is_the_long_ways(text: str) -> None:
     assert evidence._has_ssn_word(text) == (evidence._SSN_WORD.search(text) is not None)
+
+
+_MARKUP = st.lists(
+    st.one_of(
+        _PIECES,
+        st.sampled_from(
+            [
+                "<p>",
+                "</p>",
+                "<SCRIPT>",
+                "<Style",
+                "< style",
+                "<tItLe>",
+                "<head",
+                "<header>",
+                "<iframe",
+                "<object",
+                "<noscript>",
+                "<template>",
+                "hidden",
+                "HIDDEN",
+                "Display",
+                "visibility",
+                "opacity",
+                "font-size",
+                "font size",
+                "fontsize",
+                "hid\u0131en",
+                "d\u0131splay",
+                "\u017ftyle",
+                "<\u017fcript",
+                "\u0130FRAME",
+                "<t\u0130tle>",
+                "\u212a",
+                "&gt;",
+                "&amp;",
+                "hidde",
+                "idden",
+            ]
+        ),
+    ),
+    max_size=30,
+).map("".join)
+
+
+_REFERENCES = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "&",
+                "&amp;",
+                "&amp",
+                "&gt;",
+                "&gt",
+                "&gtfoo;",
+                "&GT;",
+                "&lt;",
+                "&#",
+                "&#x",
+                "&#62;",
+                "&#x3e;",
+                "&#X3E",
+                "&#0;",
+                "&#1;",
+                "&#128;",
+                "&#xd800;",
+                "&#1114112;",
+                "&amp;gt;",
+                "&&gt;",
+                "&nbsp;",
+                "&notin;",
+                "&notit;",
+                "&not",
+                ";",
+                "#",
+                "x",
+                "3",
+                "gt",
+                " ",
+                "\t",
+                "é",
+                "&é;",
+                "&" + "a" * 40 + ";",
+                "<",
+                ">",
+            ]
+        ),
+        st.text(st.sampled_from("&#;xX0123456789abgtlmpqu ;é"), max_size=6),
+    ),
+    max_size=30,
+).map("".join)
+
+
+@SETTINGS
+@given(st.one_of(_REFERENCES, _MARKUP))
+@example("&amp;gt; &gt;")
+@example("&gtfoo; &gt &gt;")
+@example("&#x26;#52; &#52;")
+def test_references_unescaped_are_the_long_ways(text: str) -> None:
+    bare, spelt = readings._unescape(text)
+    assert bare == html.unescape(text)
+    assert readings._spells_inert(bare, text, spelt) == (
+        set(bare).difference(text) <= readings._INERT
+    )
+    with _long_way():
+        assert readings._unescape(text) == (html.unescape(text), None)
+
+
+@SETTINGS
+@given(st.one_of(_MARKUP, st.text(st.characters(), max_size=80)))
+def test_hiding_look_is_the_long_ways(text: str) -> None:
+    assert readings._has_hiding(text) == (readings._HIDING.search(text) is not None)
 
 
 @SETTINGS
