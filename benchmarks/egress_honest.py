@@ -8,7 +8,9 @@ the thread of `proxy.py` changed in one way a real thread is, holding no value:
 - `curly-utf8`: typographic apostrophes and dashes (`I’ve`, `Hello —`), sent as UTF-8;
 - `curly-escaped`: the same sent as `\\u2019` escapes (Python's `json.dumps` default);
 - `phone`: one phone number, `(415) 555-0100`;
-- `order9`: one nine-digit order number, `order 123456789`.
+- `order9`: one nine-digit order number, `order 123456789`;
+- `html`: the thread's comment as an HTML mail (a paragraph a line, `>` quote marks as
+  `&gt;`), sent as `text/html` (about 32 KB).
 
 `verify_request` is called as the proxy calls it (body, URL, the JSON content type header).
 Each tree runs in a subprocess with its own `redactor` first on the path, pinned to one CPU,
@@ -22,6 +24,7 @@ Figures only, never a value.
 from __future__ import annotations
 
 import argparse
+import html
 import importlib.util
 import json
 import os
@@ -33,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 _HERE = Path(__file__).resolve().parent
-VARIANTS = ("thread", "curly-utf8", "curly-escaped", "phone", "order9")
-HEADERS = [("Content-Type", "application/json")]
+VARIANTS = ("thread", "curly-utf8", "curly-escaped", "phone", "order9", "html")
 
 
 def _threads(count: int) -> list[bytes]:
@@ -67,6 +69,10 @@ def variant(name: str, body: bytes) -> bytes:
         return body.replace(b"Kind regards,", b"Call me at (415) 555-0100. Kind regards,", 1)
     if name == "order9":
         return body.replace(b"order A-", b"order 123456789 A-", 1)
+    if name == "html":
+        lines = json.loads(body)["event"]["comment"]["body"].split("\n")
+        paragraphs = "".join(f"<p>{html.escape(line)}</p>\n" for line in lines)
+        return f"<html><body>{paragraphs}</body></html>".encode()
     return body
 
 
@@ -77,14 +83,15 @@ def measure(names: list[str], count: int, rounds: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in names:
         bodies = [variant(name, body) for body in threads]
+        ctype = "text/html" if name == "html" else "application/json"
+        headers = [("Content-Type", ctype)]
         best = float("inf")
         for _ in range(rounds):
             started = time.process_time()
             for body in bodies:
                 verify_request(
-                    body, content_type="application/json", content_encoding=None,
-                    url="/hook", headers=HEADERS,
-                )  # fmt: skip
+                    body, content_type=ctype, content_encoding=None, url="/hook", headers=headers
+                )
             best = min(best, (time.process_time() - started) / len(bodies))
         out[name] = round(best * 1e6, 1)
     return out
