@@ -599,7 +599,9 @@ class Reader:
             self._read_json(text, path + ">json", next_depth)
         if escape or ("\\" in text and "<" in text):
             self._read_escapes(text, path, next_depth)
-        if "%" in text and _PERCENT.search(text):
+        # A form reader takes `+` for a space with no `%XX` in sight either: `411111+1111111111`
+        # is `411111 1111111111` to it, a grouping `+` does not make (read when a stretch is).
+        if ("%" in text and _PERCENT.search(text)) or ("+" in text and stretch):
             raw = unquote_to_bytes(text.replace("+", " "))
             self.read_bytes(raw, path + ">percent", next_depth)
         if ("<" in text or "&" in text) and (_TAG.search(text) or _ENTITY.search(text)):
