@@ -738,6 +738,9 @@ _BIDI = re.compile(
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 
 
+_DISTINCT_REFERENCES = 32
+
+
 def _unescape(text: str) -> tuple[str, str | None]:
     """`html.unescape(text)`, and the characters its references spelt (None: not known).
 
@@ -749,7 +752,12 @@ def _unescape(text: str) -> tuple[str, str | None]:
     unless some reference spells an `&`, writing one out makes no new one."""
     if not evidence.SHORTCUTS:
         return html.unescape(text), None
-    spelt = {"&" + ref: html.unescape("&" + ref) for ref in set(_CHARREF.findall(text))}
+    refs = set(_CHARREF.findall(text))
+    # Each `replace` reads the whole text: past a few dozen distinct references (a hostile
+    # text of thousands of different ones) one pass with a call per reference is cheaper.
+    if len(refs) > _DISTINCT_REFERENCES:
+        return html.unescape(text), None
+    spelt = {"&" + ref: html.unescape("&" + ref) for ref in refs}
     if any("&" in char for char in spelt.values()):
         return html.unescape(text), None
     for ref in sorted(spelt, key=len, reverse=True):

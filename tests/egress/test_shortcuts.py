@@ -400,3 +400,12 @@ def test_each_bidi_alternative_is_looked_for(text: str) -> None:
     assert readings._has_bidi(text)
     fast, slow = _both_outcomes(text.encode(), content_type="text/plain", headers=[])
     assert fast == slow
+
+
+def test_many_distinct_references_are_unescaped_in_one_pass() -> None:
+    # One `replace` per distinct reference reads the text each time: thousands of different
+    # references (a hostile text) take html.unescape's single pass instead.
+    text = " ".join(f"&#{code};&q{code};" for code in range(0x2000, 0x2400))
+    assert readings._unescape(text) == (html.unescape(text), None)
+    few = " ".join(f"&#{code};" for code in range(0x2000, 0x2010))
+    assert readings._unescape(few)[0] == html.unescape(few)
