@@ -599,9 +599,11 @@ class Reader:
             self._read_json(text, path + ">json", next_depth)
         if escape or ("\\" in text and "<" in text):
             self._read_escapes(text, path, next_depth)
-        # A form reader takes `+` for a space with no `%XX` in sight either: `411111+1111111111`
-        # is `411111 1111111111` to it, a grouping `+` does not make (read when a stretch is).
-        if ("%" in text and _PERCENT.search(text)) or ("+" in text and stretch):
+        # A form reader takes `+` for a space with no `%XX` in sight either: `a=411111+1111111111`
+        # is `a=411111 1111111111` to it, a grouping `+` does not make; `social+security` an
+        # SSN word. Read when a stretch and a `key=` are there (a phone number's `+1` in a
+        # mail is not sent through a second reading).
+        if ("%" in text and _PERCENT.search(text)) or ("+" in text and stretch and "=" in text):
             raw = unquote_to_bytes(text.replace("+", " "))
             self.read_bytes(raw, path + ">percent", next_depth)
         if ("<" in text or "&" in text) and (_TAG.search(text) or _ENTITY.search(text)):

@@ -563,7 +563,14 @@ def test_a_vcard_folded_inside_a_value_is_read_unfolded(content_type: str | None
     assert _refused_in(body, content_type=content_type) == "body>unfolded"
 
 
-@pytest.mark.parametrize("body", [b"note=pay+411111+1111111111", b"x=1&note=4111111+111111111"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"note=pay+411111+1111111111",
+        b"x=1&note=4111111+111111111",
+        b"note=my+social+security+number+536904399",
+    ],
+)
 def test_a_plus_read_as_a_space_by_a_form_reader_is_read_so_without_any_percent_escape(
     body: bytes,
 ) -> None:
