@@ -39,7 +39,8 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from redactor.egress.evidence import could_hold, find_strong, normalize
+from redactor.egress import evidence
+from redactor.egress.evidence import could_hold, find_strong, normalize_encoded
 from redactor.errors import UnverifiableMessageError
 
 try:  # brotli is optional: without it a body declared `br` cannot be verified (refused)
@@ -116,6 +117,7 @@ _JSON_TABLE = bytes(
     ord("1") if chr(b).isdigit() else ord("\n") if chr(b).isalpha() else b for b in range(128)
 ) + bytes(range(128, 256))
 _JSON_DELETE = bytes(b for b in range(128) if not chr(b).isalnum()) + b"nrtbf"
+_JSON_DELETE_WIDE = _JSON_DELETE + bytes(range(128, 256))
 _NINE = b"1" * 9
 # No reading of fewer characters can spell nine digits (no decoding here expands short input:
 # the smallest gzip stream is 18 bytes).
@@ -127,11 +129,12 @@ _ANY_DIGIT = re.compile(r"\d")
 # The fullwidth digits ０-９ in Shift_JIS, in the EUC family (EUC-JP, EUC-KR, GB 2312 and
 # GB18030) and in Big5; the charsets that read them.
 _LEGACY_DIGIT = re.compile(rb"\x82[\x4f-\x58]|\xa3[\xb0-\xb9]|\xa2[\xaf-\xb8]")
+_LEGACY_LEADS = b"\x82\xa2\xa3"
 _LEGACY_CHARSETS = ("shift_jis", "euc_jp", "gb18030", "big5", "euc_kr")
 # Between JSON strings: a letter, so no chain runs from one into the next.
 _JOIN = "\n|j|\n"
-_UNICODE_ESCAPE = re.compile(r"\\u")
-_ESCAPE_START = re.compile(r"\\[ux]")
+_UNICODE_ESCAPE_BYTES = re.compile(rb"\\u")
+_ESCAPE_START_BYTES = re.compile(rb"\\[ux]")
 _FIRST_BOUNDARY = re.compile(rb"(?m)^--([^\s]{1,200})\r?$")
 
 _BLOCK_TAGS = frozenset(
@@ -265,6 +268,15 @@ def _charset_readings(data: bytes) -> list[tuple[str, str]]:
     return readings
 
 
+def _legacy_digits(data: bytes) -> bool:
+    """Nine or more fullwidth digits in a double-byte charset. Each starts with one of three
+    lead bytes: counted first in one C pass (`_LEGACY_DIGIT` starts with a class, tried at
+    every byte: ~0.6 ms on a 20 KB UTF-8 thread)."""
+    if evidence.SHORTCUTS and len(data) - len(data.translate(None, _LEGACY_LEADS)) < _MIN_DIGITS:
+        return False
+    return len(_LEGACY_DIGIT.findall(data)) >= _MIN_DIGITS
+
+
 def _may_be_mime(data: bytes) -> bool:
     # `b"\n" in` is one memchr; a JSON body has no raw line break and skips the slower search.
     return data.startswith(b"--") or (b"\n" in data and b"\n--" in data)
@@ -371,7 +383,7 @@ class Reader:
         if mime and self._read_mime(data, path, depth, boundary) and not _all_text(data):
             # A multipart body with binary parts: each part was read on its own terms.
             return
-        if len(_LEGACY_DIGIT.findall(data)) >= _MIN_DIGITS:
+        if _legacy_digits(data):
             # Fullwidth digits in a double-byte charset a mail client or an editor sniffs when
             # none is declared: as UTF-8 or latin-1 they are no digits at all. Read whatever
             # the part's declared type (an attachment opened in a text editor).
@@ -551,28 +563,33 @@ class Reader:
             self._enter(path, depth, len(text))
         # Single-character tests first: a substring search costs tens of microseconds on a
         # 20 KB thread, `isascii` and `in` of one character almost nothing.
-        if (not text.isascii() or "<" in text) and _BIDI.search(text):
+        if (not text.isascii() or "<" in text) and _has_bidi(text):
             # Shown reversed: a right-to-left override (U+202E, an RLI isolate, `<bdo
             # dir=rtl>`, CSS `unicode-bidi: bidi-override`) draws `1269 27 393` as `393 72
             # 9621`. Read before normalizing, which deletes the override.
             self.read_text(_BIDI.sub(_reversed, text), path + ">bidi", depth + 1)
-        text = normalize(text)
+        text, encoded = normalize_encoded(text)
         if depth:
             # Two decodings in either order often give the same text: read it once.
             key = hash(text)
             if key in self._done:
                 return
             self._done.add(key)
-        encoded = text.encode("utf-8", "surrogatepass")
         unicode_escape = escape = False
         if "\\" in text:
-            escape = _ESCAPE_START.search(text) is not None
-            unicode_escape = escape and _UNICODE_ESCAPE.search(text) is not None
+            # On the UTF-8 bytes (the same matches: a multi-byte character holds no ASCII
+            # byte), one byte a character where the text's are two or four.
+            escape = _ESCAPE_START_BYTES.search(encoded) is not None
+            unicode_escape = escape and _UNICODE_ESCAPE_BYTES.search(encoded) is not None
             # With every short escape's letter read as a separator: broader than the text
-            # itself and than its JSON decoding, so one C pass screens both.
-            stretch = _NINE in encoded.translate(_JSON_TABLE, _JSON_DELETE)
+            # itself and than its JSON decoding, so one C pass screens both. Non-ASCII
+            # characters are deleted too (broader again): `·` or a thin space between
+            # digits is a separator to the chain rule, and their UTF-8 bytes would break
+            # the stretch here (`x\\n 4111·1111·1111·1111` went unread before).
+            deleted = _JSON_DELETE if text.isascii() else _JSON_DELETE_WIDE
+            stretch = _NINE in encoded.translate(_JSON_TABLE, deleted)
         else:
-            stretch = could_hold(text)
+            stretch = could_hold(text, encoded)
         if stretch:
             for kind, digits, inside in find_strong(text):
                 self._check(kind, digits, path, inside)
@@ -582,7 +599,11 @@ class Reader:
             self._read_json(text, path + ">json", next_depth)
         if escape or ("\\" in text and "<" in text):
             self._read_escapes(text, path, next_depth)
-        if "%" in text and _PERCENT.search(text):
+        # A form reader takes `+` for a space with no `%XX` in sight either: `a=411111+1111111111`
+        # is `a=411111 1111111111` to it, a grouping `+` does not make; `social+security` an
+        # SSN word. Read when a stretch and a `key=` are there (a phone number's `+1` in a
+        # mail is not sent through a second reading).
+        if ("%" in text and _PERCENT.search(text)) or ("+" in text and stretch and "=" in text):
             raw = unquote_to_bytes(text.replace("+", " "))
             self.read_bytes(raw, path + ">percent", next_depth)
         if ("<" in text or "&" in text) and (_TAG.search(text) or _ENTITY.search(text)):
@@ -654,19 +675,19 @@ class Reader:
                 if "&" in comment:
                     self.read_text(html.unescape(comment), path + ">comment", depth)
         if not _TAG.search(text):
-            rendered = html.unescape(text)
+            rendered = _unescape(text)[0]
         else:
-            if not _HIDING.search(text):
+            if not _has_hiding(text):
                 # Without markup that hides content, the rendering can only join what the
                 # markup parted: prove there is no stretch to join, in C, before parsing.
                 # Unless references were decoded: `&#061;&#063;...` may spell an encoded
                 # word, base64 or percent escapes that hold a value with no digit in sight.
                 stripped = _MARKUP.sub("", text)
-                bare = html.unescape(stripped) if "&" in stripped else stripped
+                bare, spelt = _unescape(stripped) if "&" in stripped else (stripped, "")
                 if (
                     not could_hold(bare)
                     and bare.isascii()
-                    and (bare == stripped or set(bare).difference(stripped) <= _INERT)
+                    and (bare == stripped or _spells_inert(bare, stripped, spelt))
                 ):
                     return
             rendered = _render_html(text)
@@ -713,6 +734,79 @@ _BIDI = re.compile(
     r"(?is)(?:[\u202e\u2067]|<bdo\b[^>]*\brtl\b[^>]*>|<[a-z][^>]*bidi-override[^>]*>)"
     r"([^\u202a-\u202e\u2066-\u2069<\n]*)"
 )
+
+
+# `html`'s own pattern for a character reference (`html._charref`), copied.
+_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
+
+
+_DISTINCT_REFERENCES = 32
+
+
+def _unescape(text: str) -> tuple[str, str | None]:
+    """`html.unescape(text)`, and the characters its references spelt (None: not known).
+
+    `html.unescape` calls a Python function for every reference (a quoted thread in HTML
+    holds thousands of `&gt;`: ~8 ms per 32 KB). Each reference's text alone decides what
+    it spells, so each distinct one is unescaped once and written out with `replace`,
+    longest first. Every reference starts with the only `&` it holds: no two overlap, a
+    shorter one found inside a longer one's place is gone before it is looked for, and
+    unless some reference spells an `&`, writing one out makes no new one."""
+    if not evidence.SHORTCUTS:
+        return html.unescape(text), None
+    refs = set(_CHARREF.findall(text))
+    # Each `replace` reads the whole text: past a few dozen distinct references (a hostile
+    # text of thousands of different ones) one pass with a call per reference is cheaper.
+    if len(refs) > _DISTINCT_REFERENCES:
+        return html.unescape(text), None
+    spelt = {"&" + ref: html.unescape("&" + ref) for ref in refs}
+    if any("&" in char for char in spelt.values()):
+        return html.unescape(text), None
+    for ref in sorted(spelt, key=len, reverse=True):
+        text = text.replace(ref, spelt[ref])
+    return text, "".join(spelt.values())
+
+
+def _spells_inert(bare: str, stripped: str, spelt: str | None) -> bool:
+    """`set(bare).difference(stripped) <= _INERT`: what the references spelt is inert or
+    was in the text already (every other character of `bare` is one of `stripped`'s)."""
+    if spelt is None:
+        return set(bare).difference(stripped) <= _INERT
+    return all(char in _INERT or char in stripped for char in set(spelt))
+
+
+# `_HIDING` asked of the lowercased text, led by literals: its tags by `<`, its words one
+# substring test each. `_HIDING` is a case-blind alternation with no literal to skip to,
+# tried at every character (~9 ms on a 32 KB HTML e-mail). For every character but four
+# (`evidence.CASE_SPECIAL`), `(?i)` matches an ASCII letter exactly when the character's
+# lowercase is that letter, and lowercasing keeps every position.
+_HIDING_TAG = re.compile(r"<(?:script|style|template|noscript|head|title|object|iframe)")
+_HIDING_WORDS = ("hidden", "display", "visibility", "opacity", "font-size")
+
+
+def _has_hiding(text: str) -> bool:
+    """`_HIDING.search(text) is not None`."""
+    if not evidence.SHORTCUTS or (
+        not text.isascii() and any(c in text for c in evidence.CASE_SPECIAL)
+    ):
+        return _HIDING.search(text) is not None
+    low = text.lower()
+    return any(word in low for word in _HIDING_WORDS) or _HIDING_TAG.search(low) is not None
+
+
+# `_BIDI`'s tag alternatives alone: led by the literal `<`, which sre skips to in C. `_BIDI`
+# starts with a class (its characters or `<`) and is tried at every character: ~0.2 ms on a
+# 20 KB e-mail thread with one curly apostrophe in it (non-ASCII text is always asked).
+_BIDI_TAG = re.compile(r"(?is)<(?:bdo\b[^>]*\brtl\b[^>]*>|[a-z][^>]*bidi-override[^>]*>)")
+
+
+def _has_bidi(text: str) -> bool:
+    """`_BIDI.search(text) is not None`, asked alternative by alternative."""
+    if not evidence.SHORTCUTS:
+        return _BIDI.search(text) is not None
+    return (
+        "\u202e" in text or "\u2067" in text or ("<" in text and _BIDI_TAG.search(text) is not None)
+    )
 
 
 def _reversed(match: re.Match[str]) -> str:

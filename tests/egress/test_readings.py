@@ -490,6 +490,7 @@ def test_a_zip_member_past_the_budget_is_unverifiable() -> None:
     with pytest.raises(UnverifiableMessageError):
         _verify(body, limits=EgressLimits(max_decoded_bytes=1024 * 1024))
 
+
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
 @pytest.mark.parametrize("value", [f"card {PAN_GROUPED}", f"ssn {SSN}", PAN_GROUPED])
 @pytest.mark.parametrize("where", ["json", "data uri", "header", "wrapped in html"])
@@ -511,6 +512,7 @@ def test_utf16_and_utf32_without_a_byte_order_mark_behind_base64_are_read(
         body, kw = f"<p>file</p><pre>{lines}</pre>".encode(), {}
     reading = _refused_in(body, **kw)
     assert codec in reading or "base64" in reading or "data-uri" in reading
+
 
 @pytest.mark.parametrize(
     ("template", "content_type"),
@@ -561,3 +563,19 @@ def test_a_vcard_folded_inside_a_value_is_read_unfolded(content_type: str | None
     folded = "\r\n ".join(note[i : i + 7] for i in range(0, len(note), 7))
     body = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ann\r\n{folded}\r\nEND:VCARD\r\n".encode()
     assert _refused_in(body, content_type=content_type) == "body>unfolded"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"note=pay+411111+1111111111",
+        b"x=1&note=4111111+111111111",
+        b"note=my+social+security+number+536904399",
+    ],
+)
+def test_a_plus_read_as_a_space_by_a_form_reader_is_read_so_without_any_percent_escape(
+    body: bytes,
+) -> None:
+    # `+` groups no number (`411111+1111111111` is two numbers to the chain rule's groupings);
+    # a form reader shows `411111 1111111111`, one card as a number is written.
+    assert _refused_in(body, content_type="application/x-www-form-urlencoded") == "body>percent"
