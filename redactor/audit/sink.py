@@ -141,19 +141,28 @@ class DeliveryEvent:
 
     def to_data(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
-        data = {name: getattr(self, name) for name in _DELIVERY_FIELDS}
-        for optional in _OPTIONAL_DELIVERY_FIELDS:
-            if data[optional] is None:
-                del data[optional]
+        # Fields read directly (a comprehension of getattr was a fifth of a record's cost).
+        data: dict[str, Any] = {
+            "event": self.event,
+            "time": self.time,
+            "request_id": self.request_id,
+            "route": self.route,
+            "tenant": self.tenant,
+            "outcome": self.outcome,
+            "status": self.status,
+            "code": self.code,
+        }
+        if self.reading is not None:
+            data["reading"] = self.reading
+        if self.outbox_id is not None:
+            data["outbox_id"] = self.outbox_id
+        if self.attempt is not None:
+            data["attempt"] = self.attempt
         return data
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no spaces, UTF-8."""
         return canonical_json(self.to_data())
-
-
-_DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryEvent))
-_OPTIONAL_DELIVERY_FIELDS = ("reading", "outbox_id", "attempt")
 
 
 @dataclass(frozen=True, slots=True)
