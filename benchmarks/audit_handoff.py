@@ -90,7 +90,9 @@ async def _run(sink: AuditSink | None, messages: int, work_us: float) -> tuple[f
     return (cpu1 - cpu0) * 1e6 / n, (sw1 - sw0) / n
 
 
-async def _measure(policy: str | None, messages: int, work_us: float, tmp: Path) -> tuple[float, float]:
+async def _measure(
+    policy: str | None, messages: int, work_us: float, tmp: Path
+) -> tuple[float, float]:
     if policy is None:
         return await _run(None, messages, work_us)
     sink = AuditSink(tmp / f"audit-{policy}.jsonl", KEY, fsync=policy, checkpoint_interval_s=0)

@@ -82,7 +82,11 @@ def _sample(pid: int) -> dict[int, tuple[float, int]]:
 
 
 def spawn_tree(
-    tree: Path, workdir: Path, upstream: str, extra: list[str], env_extra: dict[str, str] | None = None
+    tree: Path,
+    workdir: Path,
+    upstream: str,
+    extra: list[str],
+    env_extra: dict[str, str] | None = None,
 ) -> Proc:
     """`redactor serve --dev` of `tree` (its own package first on the path), pinned."""
     port, admin = _free_ports(2)
@@ -92,7 +96,12 @@ def spawn_tree(
         "--upstream", upstream, "--data-dir", str(workdir / "data"),
         "--audit-log", str(workdir / "audit.jsonl"), "--workers", "1", *extra,
     ]  # fmt: skip
-    env = _clean_env() | {"REDACTOR_EVENT_LOOP": "uvloop", "PYTHONPATH": str(tree), **ENV, **(env_extra or {})}
+    env = _clean_env() | {
+        "REDACTOR_EVENT_LOOP": "uvloop",
+        "PYTHONPATH": str(tree),
+        **ENV,
+        **(env_extra or {}),
+    }
     log_path = workdir / "redactor.log"
     with log_path.open("wb") as err:
         popen = subprocess.Popen(
