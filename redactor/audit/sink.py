@@ -569,7 +569,8 @@ class AuditSink:
 
     async def write(self, event: AuditRecord) -> None:
         """Write and flush one record. Raises AuditWriteError: the caller must not act."""
-        await self.write_many((event,))
+        # Straight to the queue (twice per message): not through write_many's tuple and list.
+        await self._submit([event.to_data()])
 
     async def write_many(self, events: Sequence[AuditRecord]) -> None:
         """Write and flush several records (one thread hop for a batch of decisions).
