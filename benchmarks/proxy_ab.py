@@ -51,6 +51,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 _TICK = os.sysconf("SC_CLK_TCK")
 # REDACTOR_* settings for every tree (--env); _clean_env drops the caller's own.
 ENV: dict[str, str] = {}
+# REDACTOR_* settings for one tree only (--tree-env NAME:REDACTOR_X=VALUE).
+TREE_ENV: dict[str, dict[str, str]] = {}
 CONNECTIONS = [16]
 
 
@@ -79,7 +81,13 @@ def _sample(pid: int) -> dict[int, tuple[float, int]]:
     return out
 
 
-def spawn_tree(tree: Path, workdir: Path, upstream: str, extra: list[str]) -> Proc:
+def spawn_tree(
+    tree: Path,
+    workdir: Path,
+    upstream: str,
+    extra: list[str],
+    env_extra: dict[str, str] | None = None,
+) -> Proc:
     """`redactor serve --dev` of `tree` (its own package first on the path), pinned."""
     port, admin = _free_ports(2)
     argv = [
@@ -88,7 +96,12 @@ def spawn_tree(tree: Path, workdir: Path, upstream: str, extra: list[str]) -> Pr
         "--upstream", upstream, "--data-dir", str(workdir / "data"),
         "--audit-log", str(workdir / "audit.jsonl"), "--workers", "1", *extra,
     ]  # fmt: skip
-    env = _clean_env() | {"REDACTOR_EVENT_LOOP": "uvloop", "PYTHONPATH": str(tree), **ENV}
+    env = _clean_env() | {
+        "REDACTOR_EVENT_LOOP": "uvloop",
+        "PYTHONPATH": str(tree),
+        **ENV,
+        **(env_extra or {}),
+    }
     log_path = workdir / "redactor.log"
     with log_path.open("wb") as err:
         popen = subprocess.Popen(
@@ -103,7 +116,7 @@ async def measure_tree(
     bodies: list[str], seconds: float, extra: list[str],
 ) -> dict[str, Any]:  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
-    proc = spawn_tree(tree, workdir, upstream, extra)
+    proc = spawn_tree(tree, workdir, upstream, extra, TREE_ENV.get(name))
     out: dict[str, Any] = {}
     try:
         await _wait_ready(proc, f"http://{HOST}:{proc.admin_port}/readyz", timeout_s=90)
@@ -208,12 +221,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bodies", help="comma-separated: " + ",".join(BODIES))
     p.add_argument("--serve-arg", action="append", default=[], help="extra flag for serve")
     p.add_argument("--env", action="append", default=[], help="REDACTOR_X=VALUE for serve")
+    p.add_argument(
+        "--tree-env", action="append", default=[], help="NAME:REDACTOR_X=VALUE for one tree"
+    )
     p.add_argument("--connections", type=int, default=16, help="wrk's connections (16)")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     if not (args.tree or args.rev):
         p.error("give --tree or --rev")
     ENV.update(item.split("=", 1) for item in args.env)
+    for item in args.tree_env:
+        name, _, setting = item.partition(":")
+        key, _, value = setting.partition("=")
+        TREE_ENV.setdefault(name, {})[key] = value
     CONNECTIONS[0] = args.connections
     with tempfile.TemporaryDirectory(prefix="proxy-ab-") as tmp:
         work = Path(tmp)

@@ -30,11 +30,13 @@ def new_request_id() -> str:
     the log leak guard passes it whole (a run of 13+ digits is masked as a possible PAN)."""
     while True:
         candidate = os.urandom(16).hex()
-        if _REQUEST_ID_OK.fullmatch(candidate):
+        # Hex digits only, so "a letter" is "not all digits"; one linear search for the run
+        # (the lookaheads of one pattern tried `.*` from every position: ~10 us an id).
+        if not candidate.isdigit() and _THIRTEEN_DIGITS.search(candidate) is None:
             return candidate
 
 
-_REQUEST_ID_OK = re.compile(r"(?=.*[a-f])(?!.*\d{13})[0-9a-f]{32}")
+_THIRTEEN_DIGITS = re.compile(r"[0-9]{13}")
 
 
 def _request_id(request: web.Request) -> str:

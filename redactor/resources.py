@@ -122,11 +122,15 @@ async def open_resources(
     try:
         metrics = Metrics(multiprocess_dir=settings.metrics_dir)
         audit = await open_audit_sink(settings, metrics, StoreChainRegistry(vault.store))
-        # auto_decompress: responses reach redact_responses routes already decoded.
+        # auto_decompress: responses reach redact_responses routes already decoded. No cookie
+        # jar: a cookie an upstream sets is the client's (it gets the Set-Cookie header); kept
+        # here, it went out again with every later request, whoever sent it. (And each request
+        # and answer skips the jar's look-ups.)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=settings.upstream_pool_size),
             auto_decompress=True,
             raise_for_status=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         shared = SharedResources(
             vault,

@@ -57,9 +57,13 @@ class LineSigner:
     the cost of `hmac.digest` with the key each time; the sink signs every message twice)."""
 
     __slots__ = ("_keyed",)
+    _keyed: Any
 
     def __init__(self, key: bytes) -> None:
-        self._keyed = hmac.new(key, digestmod="sha256")
+        keyed = hmac.new(key, digestmod="sha256")
+        # The OpenSSL state under hmac.HMAC when there is one: copy, update and digest are then
+        # three C calls, not three Python methods around them (~3 us less a line); the same MAC.
+        self._keyed = getattr(keyed, "_hmac", None) or keyed
 
     def sign(self, previous_mac: bytes, record: Mapping[str, Any]) -> tuple[bytes, bytes]:
         """The chained line (without newline) for a record, in canonical JSON, and its MAC."""

@@ -167,6 +167,27 @@ def test_every_field_of_an_audit_event_is_in_its_record() -> None:
     assert json.loads(with_part.to_json())["unread_parts"] == [part]
 
 
+def test_every_field_of_a_delivery_event_is_in_its_record_and_unset_extras_are_not() -> None:
+    from dataclasses import fields
+
+    from redactor.audit import DeliveryEvent
+
+    names = {f.name for f in fields(DeliveryEvent)}
+    extras = {"reading", "outbox_id", "attempt"}
+    plain = DeliveryEvent("message_delivered", "t", "req-1", "hook", "acme", "forwarded", 200)
+    # `code` is written even when None (records before the extras kept that form).
+    assert json.loads(plain.to_json()) == {
+        "event": "message_delivered", "time": "t", "request_id": "req-1", "route": "hook",
+        "tenant": "acme", "outcome": "forwarded", "status": 200, "code": None,
+    }  # fmt: skip
+    full = replace(plain, code="x", reading="body>gzip", outbox_id="ob1", attempt=0)
+    record = json.loads(full.to_json())
+    assert set(record) == names
+    assert {name: record[name] for name in extras} == {
+        "reading": "body>gzip", "outbox_id": "ob1", "attempt": 0,
+    }  # fmt: skip
+
+
 async def test_checkpoints_are_written_at_an_interval_and_signed_beside_the_log(
     tmp_path: Path,
 ) -> None:
@@ -211,12 +232,16 @@ def test_canonical_json_is_what_the_stdlib_writes_sorted_and_compact(data: dict)
 def test_a_signed_line_is_the_canonical_record_with_the_mac_of_the_chain_last() -> None:
     from redactor.audit.chain import LineSigner, compute_mac, split_line
 
-    record = {"z": 1, "event": "message_scanned", "tokens": ["tok_ü"], "counts": {}}
+    signer = LineSigner(KEY)
     previous = bytes(32)
-    line, mac = LineSigner(KEY).sign(previous, record)
-    canonical, written_mac = split_line(line)
-    assert canonical == canonical_json(record).encode()
-    assert written_mac == mac == compute_mac(KEY, previous, canonical)
+    # Line after line from one signer: each MAC is over its own chain link, nothing carried.
+    for n in range(3):
+        record = {"z": n, "event": "message_scanned", "tokens": ["tok_ü"], "counts": {}}
+        line, mac = signer.sign(previous, record)
+        canonical, written_mac = split_line(line)
+        assert canonical == canonical_json(record).encode()
+        assert written_mac == mac == compute_mac(KEY, previous, canonical)
+        previous = mac
 
 
 def test_record_times_are_spelled_like_isoformat_in_milliseconds(monkeypatch) -> None:

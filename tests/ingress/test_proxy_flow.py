@@ -329,3 +329,38 @@ async def test_every_request_id_in_the_logs_is_the_one_in_the_response_header(
     assert "4111111111111111" not in stream.getvalue()
     forwarded = [r.headers.get("X-Request-ID") for r in proxy.upstream.received]
     assert forwarded == answered
+
+
+async def test_a_cookie_the_upstream_sets_goes_to_the_client_and_never_back_on_its_own(
+    start_proxy, make_settings, upstream
+) -> None:
+    # A name, not an address: a cookie jar would keep a cookie from `localhost`.
+    from dataclasses import replace
+
+    from redactor.settings import with_routes
+
+    named = upstream.url.replace("127.0.0.1", "localhost")
+    settings = make_settings()
+    routes = tuple(replace(route, upstream=named) for route in settings.routes)
+    proxy = await start_proxy(with_routes(settings, routes))
+    upstream.reply = (
+        200,
+        {"Content-Type": "application/json", "Set-Cookie": "session=s3cr3t; Path=/"},
+        b'{"ok":true}',
+    )
+    for sender in ("a", "b"):
+        resp = await proxy.client.post(
+            f"/from/{sender}", data=b'{"n":1}', headers={"Content-Type": "application/json"}
+        )
+        assert resp.status == 200
+        assert resp.headers["Set-Cookie"] == "session=s3cr3t; Path=/"
+        # Each sender is another client: the test client's own jar must not send it back.
+        proxy.client.session.cookie_jar.clear()
+    # The proxy is not a browser: one sender's session cookie is never sent for another.
+    assert [r.headers.get("Cookie") for r in upstream.received] == [None, None]
+    # A cookie the sender sends itself goes on as any header does.
+    resp = await proxy.client.post(
+        "/from/c", data=b'{"n":1}', headers={"Content-Type": "application/json", "Cookie": "k=v"}
+    )
+    assert resp.status == 200
+    assert upstream.received[-1].headers.get("Cookie") == "k=v"

@@ -114,3 +114,27 @@ def test_a_senders_request_id_is_adopted_only_without_nine_digits_once_separator
     assert adopted("a1b2c3d4e5f6a7b8c9d0")
     for hidden in ("4111_1111/1111~1111", "536.90.4399", "x5-3-6-9-0-4-3-9-9y", "ssn:536904399"):
         assert not adopted(hidden), hidden
+
+
+def test_a_fresh_request_id_has_a_letter_and_no_run_of_thirteen_digits(monkeypatch) -> None:
+    import os
+    import re
+
+    from redactor import middleware
+
+    # Ids as drawn: 32 hex digits the log leak guard passes whole.
+    for _ in range(5000):
+        got = middleware.new_request_id()
+        assert re.fullmatch(r"[0-9a-f]{32}", got)
+        assert re.search(r"[a-f]", got)
+        assert not re.search(r"[0-9]{13}", got)
+    # Draws that would not pass are drawn again: all digits, then a run of thirteen.
+    draws = iter(
+        [
+            bytes.fromhex("1234567890" * 3 + "12"),
+            bytes.fromhex("a" + "1" * 13 + "b" * 18),
+            bytes.fromhex("a" + "1" * 12 + "b" * 19),
+        ]
+    )
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
+    assert middleware.new_request_id() == "a" + "1" * 12 + "b" * 19
