@@ -37,7 +37,11 @@ from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
 from redactor.detection.context import names_kind
 from redactor.detection.digits import digit_count
-from redactor.detection.screen import ascii_may_hold_value, raw_json_may_hold_value
+from redactor.detection.screen import (
+    plain_may_hold_value,
+    raw_json_may_hold_value,
+    stretch_may_hold_value,
+)
 from redactor.errors import NestingTooDeepError, RedactorError, TooManyFieldsError
 
 __all__ = ["html_may_hold_value", "plain_json_texts"]
@@ -130,12 +134,16 @@ def plain_json_texts(
     content_type: str | None,
     content_encoding: str | None,
     limits: BodyLimits | None = None,
+    *,
+    every_run: bool = False,
 ) -> list[tuple[str, str | None]] | None:
     """(text, field name) of every string in a JSON body that has enough digits to hold a
     value, when each is plain text; None when the body needs the full codec.
 
     With `limits`, raises TooManyFieldsError or NestingTooDeepError as the codec would; a
     body longer than the digit limit goes to the codec, which counts digits as it scans.
+    `every_run`: a plain text with any digit run of 9+ digits is handed on, candidate or not
+    (the detector records every run it reads for the egress verifier: screen.py).
     """
     if (content_encoding or "").strip().lower() not in _ENCODINGS_WE_SKIP:
         return None
@@ -170,7 +178,7 @@ def plain_json_texts(
             )
         except (ValueError, RecursionError):
             return None
-    walk = _Walk(limits, plain_ascii=plain_ascii)
+    walk = _Walk(limits, plain_ascii=plain_ascii, every_run=every_run)
     try:
         walk.value(doc, None, 0)
     except (_NeedsCodec, RecursionError):
@@ -310,10 +318,9 @@ def _clean_at_a_glance(body: bytes, doc: Any, limits: BodyLimits | None) -> bool
     (issue 14: a chat webhook, an e-mail thread of dates and order numbers).
 
     Every string and key stands in the body as it reads (a member that a parser would drop for
-    a later one of the same name too), and the markup around them (quotes, colons, commas,
-    brackets, spaces) has no letter. `raw_json_may_hold_value` reads an escape's letter as
-    the separator it stands for, so a text with a letter-free stretch of 9 digits leaves one
-    in the body.
+    a later one of the same name too), between quotes. `raw_json_may_hold_value` reads an
+    escape's backslash and letter as the separator it may stand for, so a text with a stretch
+    of 9 digits that only characters of digit runs part (screen.py) leaves one in the body.
     """
     if raw_json_may_hold_value(body):
         return False
@@ -382,10 +389,13 @@ class _Walk:
     object sits under. A string shorter than MIN_DIGITS holds no value and is not looked at.
     """
 
-    __slots__ = ("fields", "limits", "plain_ascii", "texts")
+    __slots__ = ("every_run", "fields", "limits", "plain_ascii", "texts")
 
-    def __init__(self, limits: BodyLimits | None, *, plain_ascii: bool = False) -> None:
+    def __init__(
+        self, limits: BodyLimits | None, *, plain_ascii: bool = False, every_run: bool = False
+    ) -> None:
         self.limits = limits
+        self.every_run = every_run
         # Every text is ASCII without `\\`, `&`, `<` or `=?` (`_plain_ascii`): the screen
         # alone decides.
         self.plain_ascii = plain_ascii
@@ -439,7 +449,7 @@ class _Walk:
             self._html(text, key)
             return
         if self.plain_ascii:
-            if ascii_may_hold_value(text.encode("ascii")):
+            if plain_may_hold_value(text, every_run=self.every_run):
                 self._maybe(text, key)
             return
         if "=" in text and "=?" in text:
@@ -447,7 +457,7 @@ class _Walk:
         if text.isascii() and "\\" not in text and "&" not in text and "<" not in text:
             # Plain ASCII that is its own reading: the screen's answer is final, and a text it
             # clears is not handed on (issue 14: a 20 KB e-mail thread of dates and numbers).
-            if ascii_may_hold_value(text.encode("ascii")):
+            if plain_may_hold_value(text, every_run=self.every_run):
                 self._maybe(text, key)
         elif digit_count(text) >= MIN_DIGITS:
             self._maybe(text, key)
@@ -543,10 +553,13 @@ def html_may_hold_value(text: str) -> bool:
 
     HtmlView's segments are comments and scripts read as written, attribute values and
     textareas with references decoded, and text runs with references decoded in which inline
-    tags read as nothing and `<br>` as a newline. So a stretch of any segment is a stretch, at
-    least as long and with at least as many digits, of the text as written, of the text with
-    every reference made digits, or of its `joined_text_runs`: three screens, after every
-    non-ASCII character is made a digit. A backslash or an unterminated tag is "maybe".
+    tags read as nothing and `<br>` as a newline. So a stretch of any segment (characters a
+    digit run may hold: screen.py) is a stretch, at least as long and with at least as many
+    digits, of the text as written, of the text with every reference made digits, or of its
+    `joined_text_runs` (tags read as nothing where HtmlView reads some as a line break, itself
+    a character of runs): three screens, after every non-ASCII character is made a digit. A
+    backslash or an unterminated tag is "maybe". Only the stretch step of the screen holds
+    for such readings, which add digits: the parts of a run are not asked here.
     """
     if len(text) < MIN_DIGITS:
         return False
@@ -554,9 +567,9 @@ def html_may_hold_value(text: str) -> bool:
         return True  # a literal escape (`\\u200b`) that detection reads as a separator
     if not text.isascii():
         text = _NON_ASCII.sub("1", text)
-    if ascii_may_hold_value(text.encode("ascii")):
+    if stretch_may_hold_value(text.encode("ascii")):
         return True  # in a comment or a script a reference is text, its digits too
-    if "&" in text and ascii_may_hold_value(_references_as_digits(text).encode("ascii")):
+    if "&" in text and stretch_may_hold_value(_references_as_digits(text).encode("ascii")):
         return True
     runs = joined_text_runs(text, _references_as_digits)
-    return runs is None or ascii_may_hold_value(runs.encode("ascii"))
+    return runs is None or stretch_may_hold_value(runs.encode("ascii"))

@@ -261,7 +261,11 @@ def scan_body(
     # Fast path for the common case, a JSON webhook with no value in it: when every string
     # that could hold one is plain text and none does, the body goes on as it came.
     plain = plain_json_texts(
-        request.body, request.content_type, request.content_encoding, request.limits
+        request.body,
+        request.content_type,
+        request.content_encoding,
+        request.limits,
+        every_run=seen is not None,
     )
     # What the fast path found is reused below: a plain string is its codec segment.
     known: dict[tuple[str, str | None], list[Finding]] = {}
@@ -303,12 +307,17 @@ def proves_clean(
     A large webhook is mostly text that the screen clears in C: proving it clean this way on
     the event loop costs less than handing it to a scan worker (issue 14: a 20 KB e-mail thread).
     """
+    every_run = seen is not None
     plain = plain_json_texts(
-        request.body, request.content_type, request.content_encoding, request.limits
+        request.body,
+        request.content_type,
+        request.content_encoding,
+        request.limits,
+        every_run=every_run,
     )
     if plain is None:
         return False
-    maybe = [(t, k) for t, k in plain if may_hold_value(t)]
+    maybe = [(t, k) for t, k in plain if may_hold_value(t, every_run=every_run)]
     if sum(len(t) for t, _ in maybe) > budget_chars:
         return False
     return not any(find_windowed(detector, t, k, seen) for t, k in maybe)
