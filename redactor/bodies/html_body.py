@@ -42,8 +42,8 @@ from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
 
 __all__ = [
     "HtmlView",
-    "joined_text_runs",
     "looks_like_html",
+    "marked_text_runs",
     "parse_html",
     "parse_xml",
     "reads_as_text",
@@ -511,21 +511,6 @@ class HtmlView:
         return result
 
 
-def _attributes_end(source: str, pos: int) -> int | None:
-    """`HtmlView._scan_attributes` without the segments: the index after the tag's `>`."""
-    length = len(source)
-    while True:
-        pos = _ATTR_GAP.match(source, pos).end()  # type: ignore[union-attr]
-        if pos >= length:
-            return None
-        if source[pos] == ">":
-            return pos + 1
-        attribute = _ATTRIBUTE.match(source, pos)
-        if attribute is None:
-            return None
-        pos = attribute.end()
-
-
 # Markup whose content a rendered run may step over (comments, declarations, raw-text and
 # RCDATA elements, elements a `hidden` attribute or a style hides): the screen leaves such
 # text to HtmlView rather than follow its every rule.
@@ -534,23 +519,52 @@ _MAY_BE_STEPPED_OVER = re.compile(
 )
 
 
-def joined_text_runs(source: str, decode: Callable[[str], str]) -> str | None:
-    """An upper bound of the text runs HtmlView makes of `source`, for the JSON fast path's
-    screen (json_prescan.py): every tag read as nothing, each piece of text passed through
-    `decode`. HtmlView joins text over inline and unknown tags and breaks it at blocks; a run
-    with every tag deleted holds every stretch of digits any of its runs holds, and longer.
-    None ("maybe") for markup whose content a run may step over, or a style that could hide
-    an element, and for an unterminated tag."""
+def _attribute_values(source: str, pos: int) -> tuple[int, list[str]] | None:
+    """`HtmlView._scan_attributes` without the segments: (the index after the tag's `>`, the
+    attribute values as written), or None if the tag is unterminated."""
+    length = len(source)
+    values: list[str] = []
+    while True:
+        pos = _ATTR_GAP.match(source, pos).end()  # type: ignore[union-attr]
+        if pos >= length:
+            return None
+        if source[pos] == ">":
+            return pos + 1, values
+        attribute = _ATTRIBUTE.match(source, pos)
+        if attribute is None:
+            return None
+        value = attribute.group(2)
+        if value is None:
+            value = attribute.group(3)
+            if value is None:
+                value = attribute.group(4)
+        if value:
+            values.append(value)
+        pos = attribute.end()
+
+
+def marked_text_runs(source: str, mark: str) -> tuple[str, list[str]] | None:
+    """HtmlView's text runs and attribute values of `source`, for the JSON fast path's screen
+    (json_prescan.py): (the text with `mark` in place of every tag, the attribute values),
+    each piece of text and each value with its character references decoded as HtmlView
+    decodes them. Between two marks the text is exactly what HtmlView's run holds there (a
+    tag reads as nothing or a line break, and whitespace right after a line break as
+    nothing: only where a mark is). None for markup whose content a run may step over (the
+    screen leaves such text to HtmlView rather than follow its every rule), a style that could
+    hide an element, and an unterminated tag."""
     if _MAY_BE_STEPPED_OVER.search(source) is not None:
         return None
     if "style" in source.lower() and ("&" in source or _HIDING_STYLE.search(source)):
         return None
+    decode = _decode_references if "&" in source else _keep
     out: list[str] = []
+    values: list[str] = []
     pos = 0
     while (lt := source.find("<", pos)) >= 0:
         out.append(decode(source[pos:lt]))
         end_tag = _END_TAG.match(source, lt)
         if end_tag is not None:
+            out.append(mark)
             pos = end_tag.end()
             continue
         if source.startswith("</", lt):
@@ -560,12 +574,19 @@ def joined_text_runs(source: str, decode: Callable[[str], str]) -> str | None:
             out.append("<")  # a lone `<` is text
             pos = lt + 1
             continue
-        tag_end = _attributes_end(source, start_tag.end())
-        if tag_end is None:
+        scanned = _attribute_values(source, start_tag.end())
+        if scanned is None:
             return None
-        pos = tag_end
+        pos, written = scanned
+        values.extend(map(decode, written))
+        out.append(mark)
     out.append(decode(source[pos:]))
-    return "".join(out)
+    return "".join(out), values
+
+
+def _decode_references(text: str) -> str:
+    # As `_add_decoded` reads them: a reference that decodes to itself stays as written.
+    return _CHARREF.sub(lambda m: _unescape_reference(m.group()), text) if "&" in text else text
 
 
 def parse_html(body: bytes, charset: str | None = None) -> TextBody:

@@ -32,12 +32,19 @@ import orjson
 
 from redactor.bodies.attachments import text_charset
 from redactor.bodies.hidden import has_data_scheme, may_hide_text
-from redactor.bodies.html_body import HtmlView, joined_text_runs, looks_like_html
+from redactor.bodies.html_body import (
+    HtmlView,
+    looks_like_html,
+    marked_text_runs,
+)
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
 from redactor.detection.context import names_kind
 from redactor.detection.digits import digit_count
 from redactor.detection.screen import (
+    as_plain,
+    marked_may_hold_value,
+    may_hold_value,
     plain_may_hold_value,
     raw_json_may_hold_value,
     stretch_may_hold_value,
@@ -485,7 +492,9 @@ class _Walk:
         digits = digit_count(text) >= MIN_DIGITS
         if _looks_like_document(text) and (digits or _html_may_hide_text(text)):
             raise _NeedsCodec  # a document of its own: nested.value_view reads it so
-        if (digits and html_may_hold_value(text)) or _html_may_hide_text(text):
+        if (digits and html_may_hold_value(text, every_run=self.every_run)) or (
+            _html_may_hide_text(text)
+        ):
             self._html_segments(text, key)
 
     def _html_segments(self, text: str, key: str | None) -> None:
@@ -528,48 +537,48 @@ def _html_may_hide_text(text: str) -> bool:
     return False
 
 
-# HtmlView's character references (html_body._CHARREF). Each is read here as a digit followed
-# by the digits it is written with: at least what it adds to a stretch whether it decodes
-# (`&#52;`, `&sup2;`, `&amp4399` as `&4399`) or stays as written (`&foo4399`), never a letter.
-_CHARREF = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
-_NOT_DIGIT = re.compile(r"[^0-9]")
-
-
-def _as_digits(reference: re.Match[str]) -> str:
-    return "1" + _NOT_DIGIT.sub("", reference.group())
-
-
-def _references_as_digits(text: str) -> str:
-    return _CHARREF.sub(_as_digits, text) if "&" in text else text
-
-
 # Any character outside ASCII read as a digit: whether it is a digit of another script, a
 # separator or a letter, a digit is at least what it adds to a stretch, and never ends one.
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
-def html_may_hold_value(text: str) -> bool:
+def html_may_hold_value(text: str, *, every_run: bool = False) -> bool:
     """False only when no segment HtmlView makes of `text` can hold a card number or SSN.
 
     HtmlView's segments are comments and scripts read as written, attribute values and
     textareas with references decoded, and text runs with references decoded in which inline
-    tags read as nothing and `<br>` as a newline. So a stretch of any segment (characters a
-    digit run may hold: screen.py) is a stretch, at least as long and with at least as many
-    digits, of the text as written, of the text with every reference made digits, or of its
-    `joined_text_runs` (tags read as nothing where HtmlView reads some as a line break, itself
-    a character of runs): three screens, after every non-ASCII character is made a digit. A
-    backslash or an unterminated tag is "maybe". Only the stretch step of the screen holds
-    for such readings, which add digits: the parts of a run are not asked here.
+    tags read as nothing and `<br>` and blocks as a line break. HTML whose runs no comment,
+    raw or hidden content interrupts (`marked_text_runs`; else "maybe") is read exactly as
+    those segments: each attribute value, and the text runs with each tag marked, as the
+    detector's screen reads them (screen.py: a digit run of 9+ digits with a part that could
+    be a candidate; with `every_run`, any run of 9+ digits), "maybe" where a tag stands
+    between the digits of a long stretch. Non-ASCII characters that detection reads as
+    letters are read so (`as_plain`); where others stand (`&nbsp;`, a Unicode dash) the text
+    runs are read approximately: each such character made a digit, each mark deleted, the
+    stretch screen alone (it holds for readings that only add digits). A backslash (written,
+    or decoded from `&#92;`) is "maybe".
     """
     if len(text) < MIN_DIGITS:
         return False
     if "\\" in text:
         return True  # a literal escape (`\\u200b`) that detection reads as a separator
-    if not text.isascii():
-        text = _NON_ASCII.sub("1", text)
-    if stretch_may_hold_value(text.encode("ascii")):
-        return True  # in a comment or a script a reference is text, its digits too
-    if "&" in text and stretch_may_hold_value(_references_as_digits(text).encode("ascii")):
-        return True
-    runs = joined_text_runs(text, _references_as_digits)
-    return runs is None or stretch_may_hold_value(runs.encode("ascii"))
+    walked = marked_text_runs(text, _MARK)
+    if walked is None:
+        return True  # a comment, a script, a hidden element, an unterminated tag
+    runs, values = walked
+    if "\\" in runs:
+        return True  # `&#92;`: a backslash, which detection may read as an escape
+    plain = runs if runs.isascii() else as_plain(runs)
+    if plain is not None:
+        if marked_may_hold_value(plain, every_run=every_run):
+            return True
+    else:
+        # A mark reads as a soft character or as nothing: deleted, it joins what it may join.
+        approximate = _NON_ASCII.sub("1", runs.replace(_MARK, ""))
+        if stretch_may_hold_value(approximate.encode("ascii")):
+            return True
+    return any(may_hold_value(value, every_run=every_run) for value in values)
+
+
+# What stands for a tag in the text runs `marked_text_runs` gives (screen.marked_may_hold_value).
+_MARK = "\x00"

@@ -35,7 +35,8 @@ import re
 
 from redactor.detection.candidates import run_may_give_candidate
 from redactor.detection.digit_runs import DIGIT_RUN_ASCII, SEPARATOR_PATTERN
-from redactor.detection.textview import has_odd_breaks, view_of
+from redactor.detection.digit_runs import NON_ASCII as _NON_ASCII
+from redactor.detection.textview import ends_every_run, has_odd_breaks, view_of
 
 MIN_DIGITS = 9
 
@@ -69,9 +70,24 @@ def may_hold_value(text: str, *, every_run: bool = False) -> bool:
     """
     if len(text) < MIN_DIGITS:
         return False
-    if not text.isascii() or "\\" in text:
+    if "\\" in text:
         return True
+    if not text.isascii():
+        plain = as_plain(text)
+        if plain is None:
+            return True
+        text = plain
     return plain_may_hold_value(text, every_run=every_run)
+
+
+def as_plain(text: str) -> str | None:
+    """`text` with each non-ASCII character as `#`, when each is one that detection's view
+    keeps as it is and no digit run may hold (`ends_every_run`: `£`, `é`, `’`, `€`, a CJK
+    ideograph): its digit runs are those of `text`. None when any other is there (a digit of
+    another script, a Unicode space or dash, an invisible character, a combining mark)."""
+    if all(map(ends_every_run, set(_NON_ASCII.findall(text)))):
+        return _NON_ASCII.sub("#", text)
+    return None
 
 
 def plain_may_hold_value(text: str, *, every_run: bool = False) -> bool:
@@ -103,6 +119,35 @@ def stretch_may_hold_value(reading: bytes) -> bool:
     detection for any reading that keeps every digit and soft character of the text (or
     turns them into digits) and adds only digits or soft characters."""
     return _NINE in reading.translate(_TABLE, _SOFT)
+
+
+# A mark (NUL) where a reader sees a soft character or nothing (a tag in HTML): "m".
+_MARKED_TABLE = bytes([ord("m")]) + _TABLE[1:]
+# A stretch of 9+ digits, marks between them allowed: found from its first digit to its last.
+_NINE_ACROSS_MARKS = re.compile(rb"1(?:m*1){8,}")
+
+
+def marked_may_hold_value(text: str, *, every_run: bool = False) -> bool:
+    """`plain_may_hold_value` for ASCII text without a backslash in which each NUL marks a
+    place where the text as read holds a soft character or nothing, and between two marks is
+    exactly the text as read (HTML's text runs with every tag marked: html_body.py).
+
+    A stretch of 9+ digits with a mark between two of its digits is "maybe" (how the mark
+    reads decides how its digits group). Every other stretch lies between two marks, where
+    the text is exact: each piece is asked as plain text (all three steps)."""
+    across = _NINE_ACROSS_MARKS.finditer(text.encode("ascii").translate(_MARKED_TABLE, _SOFT))
+    long_stretch = False
+    for stretch in across:
+        if b"m" in stretch.group():
+            return True
+        long_stretch = True
+    if not long_stretch:
+        return False
+    return any(
+        plain_may_hold_value(piece, every_run=every_run)
+        for piece in text.split("\x00")
+        if len(piece) >= MIN_DIGITS
+    )
 
 
 # JSON's short escapes (`\n`, `\r`, `\t`, `\b`, `\f`) and `\"`, `\/`: in raw JSON the backslash
