@@ -492,8 +492,10 @@ class _Walk:
         digits = digit_count(text) >= MIN_DIGITS
         if _looks_like_document(text) and (digits or _html_may_hide_text(text)):
             raise _NeedsCodec  # a document of its own: nested.value_view reads it so
-        if (digits and html_may_hold_value(text, every_run=self.every_run)) or (
-            _html_may_hide_text(text)
+        # Both screens read the same runs and values, walked once.
+        walked = marked_text_runs(text, _MARK) if len(text) >= MIN_DIGITS else None
+        if (digits and _walked_may_hold_value(text, walked, self.every_run)) or (
+            _html_may_hide_text(text, walked)
         ):
             self._html_segments(text, key)
 
@@ -520,15 +522,26 @@ _BASE64_STRETCH = re.compile(r"[A-Za-z0-9+/\-_=\r\n]{16,}")
 _TAG = re.compile(r"<[^>]*>")
 
 
-def _html_may_hide_text(text: str) -> bool:
+def _html_may_hide_text(text: str, walked: _Walked | bool | None = False) -> bool:
     """True when an HTML string may hold text behind base64, a `data:` URI or percent escapes
     in a text run (tags read as nothing) or an attribute value, references decoded. Broader
-    than HtmlView's decoding views, never narrower."""
+    than HtmlView's decoding views, never narrower.
+
+    `walked`: `marked_text_runs(text, _MARK)` when the caller has it (False: not yet)."""
     readings = [text, _TAG.sub("", text)]
     if "&" in text:
         readings = [html.unescape(reading) for reading in readings]
+    if any("%" in reading for reading in readings):
+        # HtmlView reads a percent escape (`%34`, bodies.hidden), not a `25% discount`: in its
+        # runs, exact between tags, the escape's three characters stand with at most tags
+        # between them (one that reads as a line break only breaks it); in an attribute value
+        # as they are.
+        if walked is False:
+            walked = marked_text_runs(text, _MARK)
+        if not isinstance(walked, tuple) or _holds_percent_escape(walked):
+            return True
     for reading in readings:
-        if "%" in reading or "ata:" in reading.lower():
+        if "ata:" in reading.lower():
             return True
         for match in _BASE64_STRETCH.finditer(reading):
             stretch = match.group()
@@ -540,6 +553,18 @@ def _html_may_hide_text(text: str) -> bool:
 # Any character outside ASCII read as a digit: whether it is a digit of another script, a
 # separator or a letter, a digit is at least what it adds to a stretch, and never ends one.
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+_Walked = tuple[str, list[str]]
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_PERCENT_ACROSS_MARKS = re.compile("%\x00*[0-9A-Fa-f]\x00*[0-9A-Fa-f]")
+
+
+def _holds_percent_escape(walked: _Walked) -> bool:
+    runs, values = walked
+    if "%" in runs and _PERCENT_ACROSS_MARKS.search(runs) is not None:
+        return True
+    return any("%" in value and _PERCENT_ESCAPE.search(value) is not None for value in values)
 
 
 def html_may_hold_value(text: str, *, every_run: bool = False) -> bool:
@@ -562,7 +587,15 @@ def html_may_hold_value(text: str, *, every_run: bool = False) -> bool:
         return False
     if "\\" in text:
         return True  # a literal escape (`\\u200b`) that detection reads as a separator
-    walked = marked_text_runs(text, _MARK)
+    return _walked_may_hold_value(text, marked_text_runs(text, _MARK), every_run)
+
+
+def _walked_may_hold_value(text: str, walked: _Walked | None, every_run: bool) -> bool:
+    # `html_may_hold_value` past its first checks, on `marked_text_runs(text, _MARK)`.
+    if len(text) < MIN_DIGITS:
+        return False
+    if "\\" in text:
+        return True
     if walked is None:
         return True  # a comment, a script, a hidden element, an unterminated tag
     runs, values = walked
