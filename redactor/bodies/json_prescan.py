@@ -492,11 +492,14 @@ class _Walk:
         digits = digit_count(text) >= MIN_DIGITS
         if _looks_like_document(text) and (digits or _html_may_hide_text(text)):
             raise _NeedsCodec  # a document of its own: nested.value_view reads it so
-        # Both screens read the same runs and values, walked once.
-        walked = marked_text_runs(text, _MARK) if len(text) >= MIN_DIGITS else None
-        if (digits and _walked_may_hold_value(text, walked, self.every_run)) or (
-            _html_may_hide_text(text, walked)
-        ):
+        # Both screens read the same runs and values, walked once (and only when needed).
+        walked: _Walked | bool | None = False
+        if digits:
+            walked = marked_text_runs(text, _MARK)
+            if _walked_may_hold_value(text, walked, self.every_run):
+                self._html_segments(text, key)
+                return
+        if _html_may_hide_text(text, walked):
             self._html_segments(text, key)
 
     def _html_segments(self, text: str, key: str | None) -> None:

@@ -93,6 +93,11 @@ def as_plain(text: str) -> str | None:
 def plain_may_hold_value(text: str, *, every_run: bool = False) -> bool:
     """`may_hold_value` for ASCII text without a backslash that the caller vouches is the text
     itself, not an encoding of it (the digit runs are read as detection reads them)."""
+    if text.isdigit():
+        # One group (an id, a JSON integer): the run is the text itself.
+        if len(text) < MIN_DIGITS:
+            return False
+        return every_run or run_may_give_candidate((len(text),), text)
     if not stretch_may_hold_value(text.encode("ascii")):
         return False
     if has_odd_breaks(text):
