@@ -42,6 +42,7 @@ from redactor.bodies.mime import parse_content_type
 from redactor.detection.context import names_kind
 from redactor.detection.digits import digit_count
 from redactor.detection.screen import (
+    WINDOW_CHARS,
     as_plain,
     marked_may_hold_value,
     may_hold_value,
@@ -601,6 +602,8 @@ def _walked_may_hold_value(text: str, walked: _Walked | None, every_run: bool) -
         return True
     if walked is None:
         return True  # a comment, a script, a hidden element, an unterminated tag
+    # A segment is no longer than the string: past the window, any long run goes on.
+    every_run = every_run or len(text) > WINDOW_CHARS
     runs, values = walked
     if "\\" in runs:
         return True  # `&#92;`: a backslash, which detection may read as an escape

@@ -39,6 +39,10 @@ from redactor.detection.digit_runs import NON_ASCII as _NON_ASCII
 from redactor.detection.textview import ends_every_run, has_odd_breaks, view_of
 
 MIN_DIGITS = 9
+# Texts longer than this are scanned in windows (redaction/scanning.py), and a window's edge
+# can cut a long run into a part that is a candidate on its own: the screen reads such a
+# text as with `every_run` (any run of 9+ digits goes on), which holds for every window.
+WINDOW_CHARS = 64 * 1024
 
 # What may stand between two digits of one run (digit_runs.py), in ASCII: spaces and tabs,
 # `-` and `.`, line breaks and the `>` of quoted lines. VT, FF and a lone CR read as line
@@ -93,6 +97,7 @@ def as_plain(text: str) -> str | None:
 def plain_may_hold_value(text: str, *, every_run: bool = False) -> bool:
     """`may_hold_value` for ASCII text without a backslash that the caller vouches is the text
     itself, not an encoding of it (the digit runs are read as detection reads them)."""
+    every_run = every_run or len(text) > WINDOW_CHARS
     if text.isdigit():
         # One group (an id, a JSON integer): the run is the text itself.
         if len(text) < MIN_DIGITS:

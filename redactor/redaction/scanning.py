@@ -28,7 +28,7 @@ from redactor.bodies.segments import (
     unread_parts_of,
 )
 from redactor.detection import DetectionOptions, Detector, Finding
-from redactor.detection.screen import may_hold_value
+from redactor.detection.screen import WINDOW_CHARS, may_hold_value
 from redactor.egress import SeenValues
 from redactor.redaction.neighbours import find_split_values
 from redactor.redaction.rewrite import Rewriter, TokenKey
@@ -50,7 +50,7 @@ __all__ = [
 # the next by WINDOW_OVERLAP. A value (19 digits with separators as wide as `\n> ` is under
 # 80 characters) is owned by the window whose core holds its start, and lies whole inside it
 # with at least WINDOW_OVERLAP / 2 characters of context before it: never split at an edge.
-WINDOW_CHARS = 64 * 1024
+# (The screen knows the window too: a window can cut a long run into a candidate.)
 WINDOW_OVERLAP = 512
 
 

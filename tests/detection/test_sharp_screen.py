@@ -184,3 +184,14 @@ def test_letters_of_other_scripts_read_as_letters_and_look_alikes_of_digits_do_n
     assert as_plain("£12 é’") == "#12 ##"
     for char in ("\u00a0", "\u2013", "\u200b", "\u0664", "\uff14", "\u00b2", "\u0301"):
         assert as_plain(f"12{char}34") is None, repr(char)
+
+
+def test_a_text_scanned_in_windows_goes_on_with_any_long_run() -> None:
+    from redactor.redaction.scanning import WINDOW_CHARS
+
+    # A window's edge may cut a long run into a part that is a candidate on its own: past
+    # the window, the screen does not ask for parts.
+    phone = " call 555-123-4567 "
+    assert may_hold_value(phone) is False
+    assert may_hold_value(phone + "a" * WINDOW_CHARS) is True
+    assert may_hold_value(phone + "a" * (WINDOW_CHARS - len(phone))) is False
