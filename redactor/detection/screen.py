@@ -14,8 +14,8 @@ The screen now asks what detection asks, in three steps, each broader than the n
    nothing to find. One `bytes.translate` and one search, in C. Broader than a digit run
    however the text around is read, so it also serves readings that only approximate the
    text (the JSON fast path's HTML screens, raw JSON bytes).
-2. The digit runs themselves: a regex search for nine digits joined as runs join them (the
-   same separators), in C; only the rare runs of 9+ digits reach Python.
+2. The digit runs themselves: in each such stretch (found with its place, in C), detection's
+   own run pattern (digit_runs.DIGIT_RUN); only the rare runs of 9+ digits reach Python.
 3. Each such run: is any part of it a candidate at all (`run_may_give_candidate`,
    candidates.py: a 12-19 digit part that is Luhn-valid with a known IIN, a 9-digit group or
    a 3-2-4 grouping in the SSA's ranges, or a whole run of 13-19 digits that could be a weak
@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 
 from redactor.detection.candidates import run_may_give_candidate
-from redactor.detection.digit_runs import DIGIT_RUN_ASCII, SEPARATOR_PATTERN
+from redactor.detection.digit_runs import DIGIT_RUN_ASCII
 from redactor.detection.digit_runs import NON_ASCII as _NON_ASCII
 from redactor.detection.textview import ends_every_run, has_odd_breaks, view_of
 
@@ -56,9 +56,14 @@ _TABLE = bytes(
 ) + bytes(range(128, 256))
 _NINE = b"1" * MIN_DIGITS
 
-# Nine digits joined as a digit run joins them. The leftmost match starts where a run of 9 or
-# more digits starts (a match lies inside one run, and such a run matches from its start).
-_NINE_IN_A_RUN = re.compile(f"[0-9](?:{SEPARATOR_PATTERN}?[0-9]){{{MIN_DIGITS - 1}}}")
+# The same characters, one for one: a digit "1", a soft character "s", any other "x".
+_CLASSES = (
+    bytes(
+        ord("1") if chr(b).isdigit() else ord("s") if b in _SOFT else ord("x") for b in range(128)
+    )
+    + b"x" * 128
+)
+_LONG_STRETCH = re.compile(rb"1(?:s*1){%d}[1s]*" % (MIN_DIGITS - 1))
 _DIGITS = re.compile("[0-9]+")
 # Past this many groups a run is left to detection: the check below is per part, in Python.
 _MAX_GROUPS = 256
@@ -103,23 +108,24 @@ def plain_may_hold_value(text: str, *, every_run: bool = False) -> bool:
         if len(text) < MIN_DIGITS:
             return False
         return every_run or run_may_give_candidate((len(text),), text)
-    if not stretch_may_hold_value(text.encode("ascii")):
-        return False
+    raw = text.encode("ascii")
+    if _NINE not in raw.translate(_TABLE, _SOFT):
+        return False  # step 1, the cheapest pass: most texts end here
     if has_odd_breaks(text):
         text = view_of(text).text  # VT, FF, a lone CR: line breaks, one for one
-    pos = 0
-    while (nine := _NINE_IN_A_RUN.search(text, pos)) is not None:
-        if every_run:
-            return True
-        run = DIGIT_RUN_ASCII.match(text, nine.start())
-        if run is None:  # defensive: a run starts where nine of its digits do
-            return True
-        groups = _DIGITS.findall(run.group())
-        if len(groups) > _MAX_GROUPS:
-            return True
-        if run_may_give_candidate([len(g) for g in groups], "".join(groups)):
-            return True
-        pos = run.end()
+        raw = text.encode("ascii")
+    # Step 1 again, with positions kept: each stretch of 9+ digits, from its first digit to its last
+    # (every run lies inside one stretch, and detection's tokens start afresh in each).
+    classes = raw.translate(_CLASSES)
+    for stretch in _LONG_STRETCH.finditer(classes):
+        for run in DIGIT_RUN_ASCII.finditer(text, stretch.start(), stretch.end()):
+            groups = _DIGITS.findall(run.group())
+            if sum(map(len, groups)) < MIN_DIGITS:
+                continue
+            if every_run or len(groups) > _MAX_GROUPS:
+                return True
+            if run_may_give_candidate([len(g) for g in groups], "".join(groups)):
+                return True
     return False
 
 
