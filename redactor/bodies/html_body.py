@@ -556,32 +556,45 @@ def marked_text_runs(source: str, mark: str) -> tuple[str, list[str]] | None:
         return None
     if "style" in source.lower() and ("&" in source or _HIDING_STYLE.search(source)):
         return None
-    decode = _decode_references if "&" in source else _keep
-    out: list[str] = []
+    wanted: list[int] = []
+
+    def tag(match: re.Match[str]) -> str:
+        attributes = match.group(1)
+        if attributes and _MAY_FEED_A_VALUE.search(attributes) is not None:
+            wanted.append(match.start(1))
+        return mark
+
+    marked = _ANY_TAG.sub(tag, source)
+    if _UNREAD_TAG.search(marked) is not None:
+        # A tag HtmlView does not end where the pattern could (an unterminated one: the rest
+        # is text to HtmlView), or a bogus end tag (read as a comment).
+        return None
     values: list[str] = []
-    pos = 0
-    while (lt := source.find("<", pos)) >= 0:
-        out.append(decode(source[pos:lt]))
-        end_tag = _END_TAG.match(source, lt)
-        if end_tag is not None:
-            out.append(mark)
-            pos = end_tag.end()
-            continue
-        if source.startswith("</", lt):
+    for at in wanted:
+        scanned = _attribute_values(source, at)
+        if scanned is None:  # defensive: the pattern matched this tag whole
             return None
-        start_tag = _START_TAG.match(source, lt)
-        if start_tag is None:
-            out.append("<")  # a lone `<` is text
-            pos = lt + 1
-            continue
-        scanned = _attribute_values(source, start_tag.end())
-        if scanned is None:
-            return None
-        pos, written = scanned
-        values.extend(map(decode, written))
-        out.append(mark)
-    out.append(decode(source[pos:]))
-    return "".join(out), values
+        values.extend(scanned[1])
+    if "&" in source:
+        return _decode_references(marked), [_decode_references(v) for v in values]
+    return marked, values
+
+
+# A tag as HtmlView reads it, whole: an end tag (`_END_TAG`), or a start tag with its
+# attributes (group 1) as `_scan_attributes` walks them (`_ATTR_GAP`, `_ATTRIBUTE`), each
+# step taken once, never given back, so the match ends where HtmlView's walk does.
+_ANY_TAG = re.compile(
+    r"</[A-Za-z][^\t\n\f\r />]*[^>]*>"
+    r"|<[A-Za-z][^\t\n\f\r />]*+"
+    r"((?:[\t\n\f\r /]*+(?>[^\t\n\f\r />][^\t\n\f\r /=>]*"
+    r"""(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:"[^"]*"|'[^']*'|[^\t\n\f\r >]*))?))*+)"""
+    r"[\t\n\f\r /]*+>"
+)
+# Left after every tag is marked: a start or end tag HtmlView reads otherwise.
+_UNREAD_TAG = re.compile(r"<[A-Za-z/]")
+# Attributes whose values may give the screen something to read: digits (of any script), a
+# reference (that may decode to one), a percent escape, a backslash.
+_MAY_FEED_A_VALUE = re.compile(r"[0-9&%\\]|[^\x00-\x7f]")
 
 
 def _decode_references(text: str) -> str:

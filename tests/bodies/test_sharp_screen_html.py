@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from redactor.bodies import parse_body
-from redactor.bodies.html_body import HtmlView
+from redactor.bodies.html_body import HtmlView, marked_text_runs
 from redactor.bodies.json_prescan import _html_may_hide_text, html_may_hold_value, plain_json_texts
 from redactor.detection import Detector, default_detector
 from redactor.detection.digits import digit_count
@@ -161,3 +161,31 @@ def test_the_fast_path_finds_rewrites_and_records_what_the_codec_does(
     codec_read, codec_runs = codec.read_digits()
     assert codec_read <= fast_read
     assert codec_runs <= fast_runs
+
+
+def _without_space(text: str) -> str:
+    return "".join(text.split())
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(html_texts)
+@example("<p title='a>b'>1<b c=\"x>y\">2</b></p>")
+@example("<a b=x>1<a b='x>2</a>")
+def test_the_screen_walks_the_tags_and_values_htmlview_reads(text: str) -> None:
+    # Where it walks at all, the screen's reading of the tags is HtmlView's: the same text
+    # runs (but for the line breaks and spaces a tag makes), every attribute value that
+    # could give it digits.
+    walked = marked_text_runs(text, "\x00")
+    if walked is None or "%" in text or "data:" in text.lower():
+        return  # (text behind percent escapes: HtmlView adds decoded segments)
+    runs, values = walked
+    segments = HtmlView(text, "body").segments
+    shown = "".join(s.text for s in segments if s.kind == "html_text")
+    assert _without_space(runs.replace("\x00", "")) == _without_space(shown)
+    wanted = [
+        s.text
+        for s in segments
+        if s.kind == "html_attr"
+        and (not s.text.isascii() or any(c in s.text for c in "0123456789&%\\"))
+    ]
+    assert all(v in values for v in wanted)
