@@ -514,9 +514,9 @@ class HtmlView:
 # Markup whose content a rendered run may step over (comments, declarations, raw-text and
 # RCDATA elements, elements a `hidden` attribute or a style hides): the screen leaves such
 # text to HtmlView rather than follow its every rule.
-_MAY_BE_STEPPED_OVER = re.compile(
-    r"(?i)<[!?]|hidden|<(?:script|style|xmp|noembed|noframes|textarea|title|plaintext)"
-)
+# Asked of the lowered text (HtmlView lowers tag and attribute names), with `hidden` as a
+# substring: searched from each `<` (a literal), not with a case-folding alternation.
+_RAW_OR_ASIDE = re.compile(r"<(?:[!?]|script|style|xmp|noembed|noframes|textarea|title|plaintext)")
 
 
 def _attribute_values(source: str, pos: int) -> tuple[int, list[str]] | None:
@@ -552,9 +552,10 @@ def marked_text_runs(source: str, mark: str) -> tuple[str, list[str]] | None:
     nothing: only where a mark is). None for markup whose content a run may step over (the
     screen leaves such text to HtmlView rather than follow its every rule), a style that could
     hide an element, and an unterminated tag."""
-    if _MAY_BE_STEPPED_OVER.search(source) is not None:
+    lower = source.lower()
+    if "hidden" in lower or _RAW_OR_ASIDE.search(lower) is not None:
         return None
-    if "style" in source.lower() and ("&" in source or _HIDING_STYLE.search(source)):
+    if "style" in lower and ("&" in source or _HIDING_STYLE.search(source)):
         return None
     wanted: list[int] = []
 
