@@ -42,8 +42,8 @@ from redactor.bodies.textmap import TextMap, TextMapBuilder, map_edits
 
 __all__ = [
     "HtmlView",
-    "joined_text_runs",
     "looks_like_html",
+    "marked_text_runs",
     "parse_html",
     "parse_xml",
     "reads_as_text",
@@ -511,61 +511,96 @@ class HtmlView:
         return result
 
 
-def _attributes_end(source: str, pos: int) -> int | None:
-    """`HtmlView._scan_attributes` without the segments: the index after the tag's `>`."""
+# Markup whose content a rendered run may step over (comments, declarations, raw-text and
+# RCDATA elements, elements a `hidden` attribute or a style hides): the screen leaves such
+# text to HtmlView rather than follow its every rule.
+# Asked of the lowered text (HtmlView lowers tag and attribute names), with `hidden` as a
+# substring: searched from each `<` (a literal), not with a case-folding alternation.
+_RAW_OR_ASIDE = re.compile(r"<(?:[!?]|script|style|xmp|noembed|noframes|textarea|title|plaintext)")
+
+
+def _attribute_values(source: str, pos: int) -> tuple[int, list[str]] | None:
+    """`HtmlView._scan_attributes` without the segments: (the index after the tag's `>`, the
+    attribute values as written), or None if the tag is unterminated."""
     length = len(source)
+    values: list[str] = []
     while True:
         pos = _ATTR_GAP.match(source, pos).end()  # type: ignore[union-attr]
         if pos >= length:
             return None
         if source[pos] == ">":
-            return pos + 1
+            return pos + 1, values
         attribute = _ATTRIBUTE.match(source, pos)
         if attribute is None:
             return None
+        value = attribute.group(2)
+        if value is None:
+            value = attribute.group(3)
+            if value is None:
+                value = attribute.group(4)
+        if value:
+            values.append(value)
         pos = attribute.end()
 
 
-# Markup whose content a rendered run may step over (comments, declarations, raw-text and
-# RCDATA elements, elements a `hidden` attribute or a style hides): the screen leaves such
-# text to HtmlView rather than follow its every rule.
-_MAY_BE_STEPPED_OVER = re.compile(
-    r"(?i)<[!?]|hidden|<(?:script|style|xmp|noembed|noframes|textarea|title|plaintext)"
+def marked_text_runs(source: str, mark: str) -> tuple[str, list[str]] | None:
+    """HtmlView's text runs and attribute values of `source`, for the JSON fast path's screen
+    (json_prescan.py): (the text with `mark` in place of every tag, the attribute values),
+    each piece of text and each value with its character references decoded as HtmlView
+    decodes them. Between two marks the text is exactly what HtmlView's run holds there (a
+    tag reads as nothing or a line break, and whitespace right after a line break as
+    nothing: only where a mark is). None for markup whose content a run may step over (the
+    screen leaves such text to HtmlView rather than follow its every rule), a style that could
+    hide an element, and an unterminated tag."""
+    lower = source.lower()
+    if "hidden" in lower or _RAW_OR_ASIDE.search(lower) is not None:
+        return None
+    if "style" in lower and ("&" in source or _HIDING_STYLE.search(source)):
+        return None
+    wanted: list[int] = []
+
+    def tag(match: re.Match[str]) -> str:
+        attributes = match.group(1)
+        if attributes and _MAY_FEED_A_VALUE.search(attributes) is not None:
+            wanted.append(match.start(1))
+        return mark
+
+    marked = _ANY_TAG.sub(tag, source)
+    if _UNREAD_TAG.search(marked) is not None:
+        # A tag HtmlView does not end where the pattern could (an unterminated one: the rest
+        # is text to HtmlView), or a bogus end tag (read as a comment).
+        return None
+    values: list[str] = []
+    for at in wanted:
+        scanned = _attribute_values(source, at)
+        if scanned is None:  # defensive: the pattern matched this tag whole
+            return None
+        values.extend(scanned[1])
+    if "&" in source:
+        return _decode_references(marked), [_decode_references(v) for v in values]
+    return marked, values
+
+
+# A tag as HtmlView reads it, whole: an end tag (`_END_TAG`), or a start tag with its
+# attributes (group 1) as `_scan_attributes` walks them (`_ATTR_GAP`, `_ATTRIBUTE`), each
+# step taken once, never given back, so the match ends where HtmlView's walk does.
+_ANY_TAG = re.compile(
+    r"</[A-Za-z][^\t\n\f\r />]*[^>]*>"
+    r"|<[A-Za-z][^\t\n\f\r />]*+"
+    r"((?:[\t\n\f\r /]*+(?>[^\t\n\f\r />][^\t\n\f\r /=>]*"
+    r"""(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:"[^"]*"|'[^']*'|[^\t\n\f\r >]*))?))*+)"""
+    r"[\t\n\f\r /]*+>"
 )
+# Left after every tag is marked: a start or end tag HtmlView reads otherwise.
+_UNREAD_TAG = re.compile(r"<[A-Za-z/]")
+# Attributes whose values may give the screen something to read: digits (of any script), a
+# reference (that may decode to one), a percent escape, a backslash.
+_MAY_FEED_A_VALUE = re.compile(r"[0-9&%\\]|[^\x00-\x7f]")
 
 
-def joined_text_runs(source: str, decode: Callable[[str], str]) -> str | None:
-    """An upper bound of the text runs HtmlView makes of `source`, for the JSON fast path's
-    screen (json_prescan.py): every tag read as nothing, each piece of text passed through
-    `decode`. HtmlView joins text over inline and unknown tags and breaks it at blocks; a run
-    with every tag deleted holds every stretch of digits any of its runs holds, and longer.
-    None ("maybe") for markup whose content a run may step over, or a style that could hide
-    an element, and for an unterminated tag."""
-    if _MAY_BE_STEPPED_OVER.search(source) is not None:
-        return None
-    if "style" in source.lower() and ("&" in source or _HIDING_STYLE.search(source)):
-        return None
-    out: list[str] = []
-    pos = 0
-    while (lt := source.find("<", pos)) >= 0:
-        out.append(decode(source[pos:lt]))
-        end_tag = _END_TAG.match(source, lt)
-        if end_tag is not None:
-            pos = end_tag.end()
-            continue
-        if source.startswith("</", lt):
-            return None
-        start_tag = _START_TAG.match(source, lt)
-        if start_tag is None:
-            out.append("<")  # a lone `<` is text
-            pos = lt + 1
-            continue
-        tag_end = _attributes_end(source, start_tag.end())
-        if tag_end is None:
-            return None
-        pos = tag_end
-    out.append(decode(source[pos:]))
-    return "".join(out)
+def _decode_references(text: str) -> str:
+    # As `_add_decoded` reads them: a reference that decodes to itself stays as written.
+    return _CHARREF.sub(lambda m: _unescape_reference(m.group()), text) if "&" in text else text
 
 
 def parse_html(body: bytes, charset: str | None = None) -> TextBody:

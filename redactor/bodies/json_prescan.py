@@ -32,12 +32,24 @@ import orjson
 
 from redactor.bodies.attachments import text_charset
 from redactor.bodies.hidden import has_data_scheme, may_hide_text
-from redactor.bodies.html_body import HtmlView, joined_text_runs, looks_like_html
+from redactor.bodies.html_body import (
+    HtmlView,
+    looks_like_html,
+    marked_text_runs,
+)
 from redactor.bodies.limits import BodyLimits
 from redactor.bodies.mime import parse_content_type
 from redactor.detection.context import names_kind
 from redactor.detection.digits import digit_count
-from redactor.detection.screen import ascii_may_hold_value, raw_json_may_hold_value
+from redactor.detection.screen import (
+    WINDOW_CHARS,
+    as_plain,
+    marked_may_hold_value,
+    may_hold_value,
+    plain_may_hold_value,
+    raw_json_may_hold_value,
+    stretch_may_hold_value,
+)
 from redactor.errors import NestingTooDeepError, RedactorError, TooManyFieldsError
 
 __all__ = ["html_may_hold_value", "plain_json_texts"]
@@ -130,12 +142,16 @@ def plain_json_texts(
     content_type: str | None,
     content_encoding: str | None,
     limits: BodyLimits | None = None,
+    *,
+    every_run: bool = False,
 ) -> list[tuple[str, str | None]] | None:
     """(text, field name) of every string in a JSON body that has enough digits to hold a
     value, when each is plain text; None when the body needs the full codec.
 
     With `limits`, raises TooManyFieldsError or NestingTooDeepError as the codec would; a
     body longer than the digit limit goes to the codec, which counts digits as it scans.
+    `every_run`: a plain text with any digit run of 9+ digits is handed on, candidate or not
+    (the detector records every run it reads for the egress verifier: screen.py).
     """
     if (content_encoding or "").strip().lower() not in _ENCODINGS_WE_SKIP:
         return None
@@ -170,7 +186,7 @@ def plain_json_texts(
             )
         except (ValueError, RecursionError):
             return None
-    walk = _Walk(limits, plain_ascii=plain_ascii)
+    walk = _Walk(limits, plain_ascii=plain_ascii, every_run=every_run)
     try:
         walk.value(doc, None, 0)
     except (_NeedsCodec, RecursionError):
@@ -310,10 +326,9 @@ def _clean_at_a_glance(body: bytes, doc: Any, limits: BodyLimits | None) -> bool
     (issue 14: a chat webhook, an e-mail thread of dates and order numbers).
 
     Every string and key stands in the body as it reads (a member that a parser would drop for
-    a later one of the same name too), and the markup around them (quotes, colons, commas,
-    brackets, spaces) has no letter. `raw_json_may_hold_value` reads an escape's letter as
-    the separator it stands for, so a text with a letter-free stretch of 9 digits leaves one
-    in the body.
+    a later one of the same name too), between quotes. `raw_json_may_hold_value` reads an
+    escape's backslash and letter as the separator it may stand for, so a text with a stretch
+    of 9 digits that only characters of digit runs part (screen.py) leaves one in the body.
     """
     if raw_json_may_hold_value(body):
         return False
@@ -382,10 +397,13 @@ class _Walk:
     object sits under. A string shorter than MIN_DIGITS holds no value and is not looked at.
     """
 
-    __slots__ = ("fields", "limits", "plain_ascii", "texts")
+    __slots__ = ("every_run", "fields", "limits", "plain_ascii", "texts")
 
-    def __init__(self, limits: BodyLimits | None, *, plain_ascii: bool = False) -> None:
+    def __init__(
+        self, limits: BodyLimits | None, *, plain_ascii: bool = False, every_run: bool = False
+    ) -> None:
         self.limits = limits
+        self.every_run = every_run
         # Every text is ASCII without `\\`, `&`, `<` or `=?` (`_plain_ascii`): the screen
         # alone decides.
         self.plain_ascii = plain_ascii
@@ -439,7 +457,7 @@ class _Walk:
             self._html(text, key)
             return
         if self.plain_ascii:
-            if ascii_may_hold_value(text.encode("ascii")):
+            if plain_may_hold_value(text, every_run=self.every_run):
                 self._maybe(text, key)
             return
         if "=" in text and "=?" in text:
@@ -447,7 +465,7 @@ class _Walk:
         if text.isascii() and "\\" not in text and "&" not in text and "<" not in text:
             # Plain ASCII that is its own reading: the screen's answer is final, and a text it
             # clears is not handed on (issue 14: a 20 KB e-mail thread of dates and numbers).
-            if ascii_may_hold_value(text.encode("ascii")):
+            if plain_may_hold_value(text, every_run=self.every_run):
                 self._maybe(text, key)
         elif digit_count(text) >= MIN_DIGITS:
             self._maybe(text, key)
@@ -475,7 +493,14 @@ class _Walk:
         digits = digit_count(text) >= MIN_DIGITS
         if _looks_like_document(text) and (digits or _html_may_hide_text(text)):
             raise _NeedsCodec  # a document of its own: nested.value_view reads it so
-        if (digits and html_may_hold_value(text)) or _html_may_hide_text(text):
+        # Both screens read the same runs and values, walked once (and only when needed).
+        walked: _Walked | bool | None = False
+        if digits:
+            walked = marked_text_runs(text, _MARK)
+            if _walked_may_hold_value(text, walked, self.every_run):
+                self._html_segments(text, key)
+                return
+        if _html_may_hide_text(text, walked):
             self._html_segments(text, key)
 
     def _html_segments(self, text: str, key: str | None) -> None:
@@ -501,15 +526,26 @@ _BASE64_STRETCH = re.compile(r"[A-Za-z0-9+/\-_=\r\n]{16,}")
 _TAG = re.compile(r"<[^>]*>")
 
 
-def _html_may_hide_text(text: str) -> bool:
+def _html_may_hide_text(text: str, walked: _Walked | bool | None = False) -> bool:
     """True when an HTML string may hold text behind base64, a `data:` URI or percent escapes
     in a text run (tags read as nothing) or an attribute value, references decoded. Broader
-    than HtmlView's decoding views, never narrower."""
+    than HtmlView's decoding views, never narrower.
+
+    `walked`: `marked_text_runs(text, _MARK)` when the caller has it (False: not yet)."""
     readings = [text, _TAG.sub("", text)]
     if "&" in text:
         readings = [html.unescape(reading) for reading in readings]
+    if any("%" in reading for reading in readings):
+        # HtmlView reads a percent escape (`%34`, bodies.hidden), not a `25% discount`: in its
+        # runs, exact between tags, the escape's three characters stand with at most tags
+        # between them (one that reads as a line break only breaks it); in an attribute value
+        # as they are.
+        if walked is False:
+            walked = marked_text_runs(text, _MARK)
+        if not isinstance(walked, tuple) or _holds_percent_escape(walked):
+            return True
     for reading in readings:
-        if "%" in reading or "ata:" in reading.lower():
+        if "ata:" in reading.lower():
             return True
         for match in _BASE64_STRETCH.finditer(reading):
             stretch = match.group()
@@ -518,45 +554,70 @@ def _html_may_hide_text(text: str) -> bool:
     return False
 
 
-# HtmlView's character references (html_body._CHARREF). Each is read here as a digit followed
-# by the digits it is written with: at least what it adds to a stretch whether it decodes
-# (`&#52;`, `&sup2;`, `&amp4399` as `&4399`) or stays as written (`&foo4399`), never a letter.
-_CHARREF = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
-_NOT_DIGIT = re.compile(r"[^0-9]")
-
-
-def _as_digits(reference: re.Match[str]) -> str:
-    return "1" + _NOT_DIGIT.sub("", reference.group())
-
-
-def _references_as_digits(text: str) -> str:
-    return _CHARREF.sub(_as_digits, text) if "&" in text else text
-
-
 # Any character outside ASCII read as a digit: whether it is a digit of another script, a
 # separator or a letter, a digit is at least what it adds to a stretch, and never ends one.
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
-def html_may_hold_value(text: str) -> bool:
+_Walked = tuple[str, list[str]]
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_PERCENT_ACROSS_MARKS = re.compile("%\x00*[0-9A-Fa-f]\x00*[0-9A-Fa-f]")
+
+
+def _holds_percent_escape(walked: _Walked) -> bool:
+    runs, values = walked
+    if "%" in runs and _PERCENT_ACROSS_MARKS.search(runs) is not None:
+        return True
+    return any("%" in value and _PERCENT_ESCAPE.search(value) is not None for value in values)
+
+
+def html_may_hold_value(text: str, *, every_run: bool = False) -> bool:
     """False only when no segment HtmlView makes of `text` can hold a card number or SSN.
 
     HtmlView's segments are comments and scripts read as written, attribute values and
     textareas with references decoded, and text runs with references decoded in which inline
-    tags read as nothing and `<br>` as a newline. So a stretch of any segment is a stretch, at
-    least as long and with at least as many digits, of the text as written, of the text with
-    every reference made digits, or of its `joined_text_runs`: three screens, after every
-    non-ASCII character is made a digit. A backslash or an unterminated tag is "maybe".
+    tags read as nothing and `<br>` and blocks as a line break. HTML whose runs no comment,
+    raw or hidden content interrupts (`marked_text_runs`; else "maybe") is read exactly as
+    those segments: each attribute value, and the text runs with each tag marked, as the
+    detector's screen reads them (screen.py: a digit run of 9+ digits with a part that could
+    be a candidate; with `every_run`, any run of 9+ digits), "maybe" where a tag stands
+    between the digits of a long stretch. Non-ASCII characters that detection reads as
+    letters are read so (`as_plain`); where others stand (`&nbsp;`, a Unicode dash) the text
+    runs are read approximately: each such character made a digit, each mark deleted, the
+    stretch screen alone (it holds for readings that only add digits). A backslash (written,
+    or decoded from `&#92;`) is "maybe".
     """
     if len(text) < MIN_DIGITS:
         return False
     if "\\" in text:
         return True  # a literal escape (`\\u200b`) that detection reads as a separator
-    if not text.isascii():
-        text = _NON_ASCII.sub("1", text)
-    if ascii_may_hold_value(text.encode("ascii")):
-        return True  # in a comment or a script a reference is text, its digits too
-    if "&" in text and ascii_may_hold_value(_references_as_digits(text).encode("ascii")):
+    return _walked_may_hold_value(text, marked_text_runs(text, _MARK), every_run)
+
+
+def _walked_may_hold_value(text: str, walked: _Walked | None, every_run: bool) -> bool:
+    # `html_may_hold_value` past its first checks, on `marked_text_runs(text, _MARK)`.
+    if len(text) < MIN_DIGITS:
+        return False
+    if "\\" in text:
         return True
-    runs = joined_text_runs(text, _references_as_digits)
-    return runs is None or ascii_may_hold_value(runs.encode("ascii"))
+    if walked is None:
+        return True  # a comment, a script, a hidden element, an unterminated tag
+    # A segment is no longer than the string: past the window, any long run goes on.
+    every_run = every_run or len(text) > WINDOW_CHARS
+    runs, values = walked
+    if "\\" in runs:
+        return True  # `&#92;`: a backslash, which detection may read as an escape
+    plain = runs if runs.isascii() else as_plain(runs)
+    if plain is not None:
+        if marked_may_hold_value(plain, every_run=every_run):
+            return True
+    else:
+        # A mark reads as a soft character or as nothing: deleted, it joins what it may join.
+        approximate = _NON_ASCII.sub("1", runs.replace(_MARK, ""))
+        if stretch_may_hold_value(approximate.encode("ascii")):
+            return True
+    return any(may_hold_value(value, every_run=every_run) for value in values)
+
+
+# What stands for a tag in the text runs `marked_text_runs` gives (screen.marked_may_hold_value).
+_MARK = "\x00"

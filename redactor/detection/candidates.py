@@ -26,6 +26,7 @@ of its own (the middle group of `12345 536904399 12345` is not).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from redactor.detection.digit_runs import DigitRun, Group, SepKind
@@ -315,3 +316,44 @@ def find_candidates(run: DigitRun) -> list[Candidate]:
         if weak is not None:
             return [weak]
     return found
+
+
+def run_may_give_candidate(sizes: Sequence[int], digits: str) -> bool:
+    """False only when `find_candidates` gives nothing for any digit run with these group
+    sizes and these (ASCII) digits, whatever its separators, taint and URL facts.
+
+    For the text screen (screen.py): a necessary condition of every candidate, read off the
+    rules above. A candidate is a run of consecutive groups (`_classify`) that is
+    - a strict card: 12-19 digits, Luhn-valid, with an IIN that issues that length;
+    - an SSN: one group of 9 digits, or groups of 3, 2 and 4, in the SSA's ranges;
+    or the whole run as a weak card (`_weak_card`): 13-19 digits, no placeholder, and
+    Luhn-valid or (when it fails) in one group or a printed grouping with a scheme's prefix
+    and length, or 16 digits.
+    Separators, taint, URL segments and the grouping rules only ever take candidates away,
+    so they are not asked.
+    """
+    n = len(digits)
+    count = len(sizes)
+    if 13 <= n <= 19 and not _placeholder(digits):
+        if luhn_valid(digits):
+            return True
+        printed = count == 1 or tuple(sizes) in STANDARD_GROUPINGS
+        if printed and (n == 16 or scheme_for(digits) is not None):
+            return True
+    start = 0
+    for i in range(count):
+        total = 0
+        for j in range(i, count):
+            total += sizes[j]
+            if total > 19:
+                break
+            if total == 9:
+                shaped = j == i or (j == i + 2 and tuple(sizes[i : j + 1]) == (3, 2, 4))
+                if shaped and ssn_structure_valid(digits[start : start + 9]):
+                    return True
+            elif total >= 12:
+                part = digits[start : start + total]
+                if luhn_valid(part) and scheme_for(part) is not None:
+                    return True
+        start += sizes[i]
+    return False

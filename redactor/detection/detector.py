@@ -94,8 +94,10 @@ class Detector:
         value leave only when the detector weighed it, or read it inside a longer number.
         Raises DetectionError if the engine fails (callers fail closed).
         """
-        # The screen: no letter-free stretch of 9+ digits, no value (two C passes, screen.py).
-        if not may_hold_value(text):
+        # The screen: no digit run of 9+ digits with a part that could be a candidate, no
+        # value (C passes, and Python only for the rare long runs: screen.py).
+        # With `runs` asked (the egress verifier), every run of 9+ digits is read and recorded.
+        if not may_hold_value(text, every_run=runs is not None or considered is not None):
             return []
         if (
             considered is None

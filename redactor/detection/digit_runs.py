@@ -36,6 +36,9 @@ DIGIT_RUN = re.compile(_DIGIT_RUN_PATTERN)
 # Most messages are ASCII: there `\d` can be the byte class [0-9], which the regex engine scans
 # about 1.5x faster than the Unicode digit category (benchmarks/README.md).
 _DIGIT_RUN_ASCII = re.compile(_DIGIT_RUN_PATTERN.replace("\\d", "[0-9]"))
+# For the text screen (screen.py), which must join digits exactly as runs do.
+SEPARATOR_PATTERN = _SEPARATOR
+DIGIT_RUN_ASCII = _DIGIT_RUN_ASCII
 # Texts with an accent or an emoji but no digit outside ASCII (full-width, Arabic-Indic, ...)
 # can take the ASCII path too: their few non-ASCII characters are checked one by one.
 NON_ASCII = re.compile(r"[^\x00-\x7f]")

@@ -18,6 +18,7 @@ import re
 import unicodedata
 
 from redactor.detection.digit_runs import NON_ASCII as _NON_ASCII
+from redactor.detection.digit_runs import SEPARATOR_PATTERN
 from redactor.detection.unicode_tables import (
     DASH_NEXT_TO_DIGIT,
     IGNORABLE_RANGES,
@@ -54,6 +55,8 @@ _INVISIBLE_RUN = re.compile(char_class(FORMAT_CHAR_RANGES + IGNORABLE_RANGES) + 
 _DIGIT_THEN_NON_ASCII = re.compile(r"\d([^\x00-\x7f]+)")
 _MARK_OR_INVISIBLE: dict[str, bool] = {}
 _MARK_CACHE_MAX = 1 << 16
+# A character a digit run may hold: a digit, or one of its separators' characters.
+_RUN_CHARACTER = re.compile(f"\\d|{SEPARATOR_PATTERN}")
 
 
 class TextView:
@@ -120,6 +123,32 @@ def view_of(text: str) -> TextView:
     pieces.append(text[pos:])
     origin.extend(range(pos, len(text)))
     return TextView("".join(pieces), tuple(origin), ascii_digits)
+
+
+_ENDS_EVERY_RUN: dict[str, bool] = {}
+
+
+def ends_every_run(char: str) -> bool:
+    """True for a non-ASCII character that `view_of` keeps as it is, in place, and that no
+    digit run may hold (digit_runs.py): a letter, a symbol or a punctuation mark that is not
+    a digit, a digit form, a space, a dash, a line break, invisible or a combining mark. In
+    the view of a text whose non-ASCII characters all are such, each reads as any other
+    character that ends runs (the text screen reads it as `#`: screen.py)."""
+    found = _ENDS_EVERY_RUN.get(char)
+    if found is None:
+        found = (
+            unicodedata.category(char)[0] in "LSP"
+            and not char.isdigit()
+            and not char.isnumeric()
+            and not char.isspace()
+            and char not in _MAPPED
+            and char not in _KANA_DASHES
+            and char not in _INVISIBLE
+            and _RUN_CHARACTER.match(char) is None
+        )
+        if len(_ENDS_EVERY_RUN) < _MARK_CACHE_MAX:
+            _ENDS_EVERY_RUN[char] = found
+    return found
 
 
 def has_odd_breaks(text: str) -> bool:

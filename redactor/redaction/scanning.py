@@ -28,7 +28,7 @@ from redactor.bodies.segments import (
     unread_parts_of,
 )
 from redactor.detection import DetectionOptions, Detector, Finding
-from redactor.detection.screen import may_hold_value
+from redactor.detection.screen import WINDOW_CHARS, may_hold_value
 from redactor.egress import SeenValues
 from redactor.redaction.neighbours import find_split_values
 from redactor.redaction.rewrite import Rewriter, TokenKey
@@ -50,7 +50,7 @@ __all__ = [
 # the next by WINDOW_OVERLAP. A value (19 digits with separators as wide as `\n> ` is under
 # 80 characters) is owned by the window whose core holds its start, and lies whole inside it
 # with at least WINDOW_OVERLAP / 2 characters of context before it: never split at an edge.
-WINDOW_CHARS = 64 * 1024
+# (The screen knows the window too: a window can cut a long run into a candidate.)
 WINDOW_OVERLAP = 512
 
 
@@ -261,7 +261,11 @@ def scan_body(
     # Fast path for the common case, a JSON webhook with no value in it: when every string
     # that could hold one is plain text and none does, the body goes on as it came.
     plain = plain_json_texts(
-        request.body, request.content_type, request.content_encoding, request.limits
+        request.body,
+        request.content_type,
+        request.content_encoding,
+        request.limits,
+        every_run=seen is not None,
     )
     # What the fast path found is reused below: a plain string is its codec segment.
     known: dict[tuple[str, str | None], list[Finding]] = {}
@@ -303,12 +307,17 @@ def proves_clean(
     A large webhook is mostly text that the screen clears in C: proving it clean this way on
     the event loop costs less than handing it to a scan worker (issue 14: a 20 KB e-mail thread).
     """
+    every_run = seen is not None
     plain = plain_json_texts(
-        request.body, request.content_type, request.content_encoding, request.limits
+        request.body,
+        request.content_type,
+        request.content_encoding,
+        request.limits,
+        every_run=every_run,
     )
     if plain is None:
         return False
-    maybe = [(t, k) for t, k in plain if may_hold_value(t)]
+    maybe = [(t, k) for t, k in plain if may_hold_value(t, every_run=every_run)]
     if sum(len(t) for t, _ in maybe) > budget_chars:
         return False
     return not any(find_windowed(detector, t, k, seen) for t, k in maybe)
