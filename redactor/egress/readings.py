@@ -82,6 +82,8 @@ _DEFAULT_MAX_DECODED = _DEFAULT_LIMITS.max_decoded_bytes
 # --- markers --------------------------------------------------------------------------------
 
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+# A form field whose value holds a `+` (no space, `&` or `=` in the value: form-encoded).
+_FORM_PLUS = re.compile(r"[A-Za-z0-9_.\-\[\]]+=[^\s&=]*\+")
 _QP = re.compile(r"=(?:[0-9A-Fa-f]{2}|\r?\n)")
 _TAG = re.compile(r"<[A-Za-z!/?]")
 _ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]{1,31});?")
@@ -601,9 +603,12 @@ class Reader:
             self._read_escapes(text, path, next_depth)
         # A form reader takes `+` for a space with no `%XX` in sight either: `a=411111+1111111111`
         # is `a=411111 1111111111` to it, a grouping `+` does not make; `social+security` an
-        # SSN word. Read when a stretch and a `key=` are there (a phone number's `+1` in a
-        # mail is not sent through a second reading).
-        if ("%" in text and _PERCENT.search(text)) or ("+" in text and stretch and "=" in text):
+        # SSN word. Read when a stretch and a `key=value` with a `+` in its value are there (a
+        # phone number's `+1` in a mail, or `=` of quoted-printable beside a `+`, is not sent
+        # through a second reading: mail nests QP, HTML and MIME deep enough as it is).
+        if ("%" in text and _PERCENT.search(text)) or (
+            "+" in text and stretch and "=" in text and _FORM_PLUS.search(text)
+        ):
             raw = unquote_to_bytes(text.replace("+", " "))
             self.read_bytes(raw, path + ">percent", next_depth)
         if ("<" in text or "&" in text) and (_TAG.search(text) or _ENTITY.search(text)):
