@@ -501,12 +501,7 @@ class _Backfill:
                 AUDIT_EVENT,
                 now_iso(),
                 {
-                    "source": "slack",
-                    "team": self.team,
-                    "channel": self.request.channel,
-                    "ts": ts,
-                    "thread_ts": thread_ts,
-                    "tenant": self.request.tenant,
+                    **self._message_place(ts, thread_ts),
                     "counts": dict(counts),
                     "tokens": sorted(set(tokens)),
                 },
@@ -535,6 +530,17 @@ class _Backfill:
         self.result.messages_changed += 1
         self.out.write(f"{link}: redacted {summary}\n")
 
+    def _message_place(self, ts: str, thread_ts: str | None) -> dict[str, Any]:
+        """Which message an audit record is about (its redaction, or its listing for review)."""
+        return {
+            "source": "slack",
+            "team": self.team,
+            "channel": self.request.channel,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "tenant": self.request.tenant,
+        }
+
     async def review(self, link: str, ts: str, thread_ts: str | None, why: str) -> None:
         """List a message whose values stay in Slack for a human, as it is met: printed at
         once and audited, so a run killed later, whose cursor has moved past the message,
@@ -547,16 +553,7 @@ class _Backfill:
             SystemEvent(
                 REVIEW_EVENT,
                 now_iso(),
-                {
-                    "source": "slack",
-                    "team": self.team,
-                    "channel": self.request.channel,
-                    "ts": ts,
-                    "thread_ts": thread_ts,
-                    "tenant": self.request.tenant,
-                    "permalink": link,
-                    "reason": why,
-                },
+                {**self._message_place(ts, thread_ts), "permalink": link, "reason": why},
             )
         )
         self.out.write(f"review: {link}: {why}\n")

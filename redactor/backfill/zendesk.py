@@ -307,11 +307,7 @@ class _Backfill:
                 AUDIT_EVENT,
                 now_iso(),
                 {
-                    "source": "zendesk",
-                    "subdomain": self.request.subdomain,
-                    "tenant": self.request.tenant,
-                    "ticket_id": ticket_id,
-                    "comment_id": comment_id,
+                    **self._comment_place(ticket_id, comment_id),
                     "counts": dict(counts),
                     "tokens": sorted(set(tokens)),
                 },
@@ -346,6 +342,16 @@ class _Backfill:
             if isinstance(attachment, dict) and isinstance(name := attachment.get("file_name"), str)
         )
 
+    def _comment_place(self, ticket_id: int, comment_id: int | None) -> dict[str, Any]:
+        """Which comment an audit record is about (its redaction, or its listing for review)."""
+        return {
+            "source": "zendesk",
+            "subdomain": self.request.subdomain,
+            "tenant": self.request.tenant,
+            "ticket_id": ticket_id,
+            "comment_id": comment_id,
+        }
+
     async def review(self, ticket_id: int, comment_id: int | None, why: str) -> None:
         """List a comment whose values stay in Zendesk for a human, as it is met: printed at
         once and (unless a dry run) audited, so a run killed later, whose cursor has moved
@@ -356,14 +362,7 @@ class _Backfill:
                 SystemEvent(
                     REVIEW_EVENT,
                     now_iso(),
-                    {
-                        "source": "zendesk",
-                        "subdomain": self.request.subdomain,
-                        "tenant": self.request.tenant,
-                        "ticket_id": ticket_id,
-                        "comment_id": comment_id,
-                        "reason": why,
-                    },
+                    {**self._comment_place(ticket_id, comment_id), "reason": why},
                 )
             )
         where = f"ticket {ticket_id}" + (f" comment {comment_id}" if comment_id is not None else "")
